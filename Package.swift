@@ -1,0 +1,106 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// The target graph points one way: down. See DESIGN.md's module table, mirrored in README.md.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "tollgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tollgated", targets: ["tollgated"]),
+        .executable(name: "tollgate", targets: ["tollgate"]),
+        .library(name: "TollgateClient", targets: ["TollgateClient"]),
+        .library(name: "TollgateTesting", targets: ["TollgateTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    ],
+    targets: [
+        // Pure domain: ids, Money, usage, cap ledger, hierarchy. Foundation only.
+        .target(name: "TollgateCore", swiftSettings: swiftSettings),
+        // The PricingStrategy protocol, the registry, plan documents, rating.
+        .target(name: "TollgatePricing", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
+        // Pricing strategy plug-ins: one target each, depending only on TollgatePricing.
+        .target(name: "PerToolStrategy", dependencies: ["TollgatePricing"], path: "Plugins/PerToolStrategy",
+                swiftSettings: swiftSettings),
+        // The list of built-in strategies: the one place a new plug-in is registered.
+        .target(name: "TollgateStrategies", dependencies: ["TollgatePricing", "PerToolStrategy"],
+                path: "Plugins/TollgateStrategies", swiftSettings: swiftSettings),
+        // The storage protocol, records and the in-memory store.
+        .target(name: "TollgateStorage", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
+        .target(name: "TollgateSQLite", dependencies: [
+            "TollgateStorage",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "TollgatePostgres", dependencies: [
+            "TollgateStorage",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+        // Framing, the JSON-RPC envelope and error codes.
+        .target(name: "TollgateWire", dependencies: [
+            "TollgateCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
+        // Supervisor, tenant actors, the ledger writer.
+        .target(name: "TollgateRuntime", dependencies: [
+            "TollgateCore", "TollgatePricing", "TollgateStorage",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        // The NIO server, connection handling, method routing, authentication, configuration.
+        .target(name: "TollgateServer", dependencies: [
+            "TollgateWire", "TollgateRuntime", "TollgateSQLite", "TollgatePostgres", "TollgateStrategies",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Configuration", package: "swift-configuration"),
+        ], swiftSettings: swiftSettings),
+        // The Swift client: one persistent connection, pipelining.
+        .target(name: "TollgateClient", dependencies: [
+            "TollgateWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
+        // In-process server helpers for tests, shipped as a library.
+        .target(name: "TollgateTesting", dependencies: [
+            "TollgateServer", "TollgateClient",
+        ], swiftSettings: swiftSettings),
+        .executableTarget(name: "tollgated", dependencies: [
+            "TollgateServer",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+        .executableTarget(name: "tollgate", dependencies: [
+            "TollgateClient",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: swiftSettings),
+        // Benchmark: 64 pipelining agent connections against a live server on SQLite.
+        .executableTarget(name: "TollgateBench", dependencies: ["TollgateTesting"], path: "Integration/Bench",
+                          swiftSettings: swiftSettings),
+
+        .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
+        .testTarget(name: "TollgatePricingTests", dependencies: ["TollgatePricing", "TollgateStrategies"]),
+        .testTarget(name: "TollgateStorageTests", dependencies: [
+            "TollgateStorage", "TollgateSQLite", "TollgatePostgres",
+        ]),
+        .testTarget(name: "TollgateWireTests", dependencies: [
+            "TollgateWire",
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+        .testTarget(name: "TollgateServerTests", dependencies: ["TollgateTesting"]),
+        .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting"]),
+    ]
+)

@@ -1,0 +1,82 @@
+import Foundation
+
+/// The tenant's hierarchy: customer → team → agent → credential. These are plain values; the tenant actor
+/// caches them and storage persists them.
+public struct Customer: Sendable, Hashable, Codable {
+    public var id: String
+    public var tenantId: String
+    public var name: String
+    public var externalId: String?
+    public init(id: String, tenantId: String, name: String, externalId: String?) {
+        self.id = id; self.tenantId = tenantId; self.name = name; self.externalId = externalId
+    }
+}
+
+public struct Team: Sendable, Hashable, Codable {
+    public var id: String
+    public var tenantId: String
+    public var customerId: String
+    public var name: String
+    public init(id: String, tenantId: String, customerId: String, name: String) {
+        self.id = id; self.tenantId = tenantId; self.customerId = customerId; self.name = name
+    }
+}
+
+public struct Agent: Sendable, Hashable, Codable {
+    public var id: String
+    public var tenantId: String
+    public var teamId: String
+    public var name: String
+    public var agentType: String?
+    /// The OAuth-style client id used by `auth.token`; its secret is stored only as a hash.
+    public var clientId: String
+    public init(id: String, tenantId: String, teamId: String, name: String, agentType: String?, clientId: String) {
+        self.id = id; self.tenantId = tenantId; self.teamId = teamId; self.name = name
+        self.agentType = agentType; self.clientId = clientId
+    }
+}
+
+/// An agent credential (`AGT-…` token). Only the token's hash is ever stored.
+public struct Credential: Sendable, Hashable, Codable {
+    public var id: String
+    public var tenantId: String
+    public var agentId: String
+    public var scopes: [String]
+    public var expiresAt: Date
+    public var revokedAt: Date?
+    /// An optional lifetime spend limit on this credential, in the plan's currency.
+    public var spendLimit: Money?
+    public init(id: String, tenantId: String, agentId: String, scopes: [String], expiresAt: Date,
+                revokedAt: Date?, spendLimit: Money?) {
+        self.id = id; self.tenantId = tenantId; self.agentId = agentId; self.scopes = scopes
+        self.expiresAt = expiresAt; self.revokedAt = revokedAt; self.spendLimit = spendLimit
+    }
+
+    /// A credential is usable until it expires or is revoked, whichever comes first.
+    public func isUsable(at now: Date) -> Bool { revokedAt == nil && now < expiresAt }
+}
+
+/// The scopes an agent credential may hold. `meter:write` is what `meter.*` needs.
+public enum AgentScope {
+    public static let meterWrite = "meter:write"
+    public static let all: Set<String> = [meterWrite, "usage:read"]
+}
+
+/// The path of a charge up the hierarchy: what every cap check walks.
+public struct ChargePath: Sendable, Hashable {
+    public var customerId: String
+    public var teamId: String
+    public var agentId: String
+    public var sessionId: String
+    public var credentialId: String
+    public init(customerId: String, teamId: String, agentId: String, sessionId: String, credentialId: String) {
+        self.customerId = customerId; self.teamId = teamId; self.agentId = agentId; self.sessionId = sessionId
+        self.credentialId = credentialId
+    }
+
+    /// The capped scopes on this path, tightest first (credential → session → agent → team → customer).
+    public var scopes: [ScopeRef] {
+        [ScopeRef(.credential, credentialId), ScopeRef(.session, sessionId), ScopeRef(.agent, agentId),
+         ScopeRef(.team, teamId), ScopeRef(.customer, customerId)]
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+
+/// What one scope has spent: over its lifetime, in the current UTC month, and today.
+/// Kept per scope so that a cap set at any moment sees the exact spend of its period without a query.
+public struct ScopeSpend: Sendable, Hashable {
+    public var lifetime = Money.zero
+    public var monthIndex: Int64 = -1
+    public var month = Money.zero
+    public var dayIndex: Int64 = -1
+    public var day = Money.zero
+
+    public init() {}
+
+    /// The spend in `period` as of `now`; a month or day that has rolled over counts as zero.
+    public func spent(in period: CapPeriod, at now: Date) -> Money {
+        switch period {
+        case .lifetime, .session: return lifetime
+        case .month: return monthIndex == PeriodCalendar.monthIndex(now) ? month : .zero
+        case .day: return dayIndex == PeriodCalendar.dayIndex(now) ? day : .zero
+        }
+    }
+
+    /// Adds a committed charge made at `at` to every window it falls in.
+    public mutating func add(_ amount: Money, at: Date) throws(MoneyError) {
+        lifetime = try lifetime.adding(amount)
+        let month = PeriodCalendar.monthIndex(at)
+        if month == monthIndex { self.month = try self.month.adding(amount) } else if month > monthIndex {
+            monthIndex = month; self.month = amount
+        }
+        let day = PeriodCalendar.dayIndex(at)
+        if day == dayIndex { self.day = try self.day.adding(amount) } else if day > dayIndex {
+            dayIndex = day; self.day = amount
+        }
+    }
+}
+
+/// The cap arithmetic of one tenant, as a pure value: committed spend per scope, plus amounts reserved by
+/// calls that have been admitted but whose records are not yet durable.
+///
+/// Admission is `reserve` (check every cap on the path, then hold the amount on every scope of the path),
+/// then exactly one of `commit` (the record is durable: move the hold into spend) or `release` (the write
+/// failed: drop the hold). Because holds count against caps, racing callers can never together cross one.
+public struct CapLedger: Sendable {
+    public private(set) var spend: [ScopeRef: ScopeSpend] = [:]
+    public private(set) var held: [ScopeRef: Money] = [:]
+    /// Caps by the scope they limit; a scope may carry one cap per period.
+    public private(set) var caps: [ScopeRef: [CapPeriod: Cap]] = [:]
+
+    public init() {}
+
+    public mutating func setCap(_ cap: Cap) {
+        caps[cap.target, default: [:]][cap.period] = cap
+    }
+
+    public func caps(on target: ScopeRef) -> [Cap] {
+        (caps[target] ?? [:]).values.sorted { $0.period.rawValue < $1.period.rawValue }
+    }
+
+    /// Seeds committed spend loaded from storage (at start-up).
+    public mutating func load(_ target: ScopeRef, _ loaded: ScopeSpend) { spend[target] = loaded }
+
+    /// What remains under `cap` at `now`, counting holds; never below zero.
+    public func remaining(_ cap: Cap, at now: Date) -> Money {
+        let used = (spend[cap.target]?.spent(in: cap.period, at: now).nanos ?? 0) + (held[cap.target]?.nanos ?? 0)
+        return Money(nanos: max(0, cap.limit.nanos - used))
+    }
+
+    /// Checks every cap on `path` and, if none would be crossed, holds `amount` on each scope.
+    /// The first cap that would be crossed, walking tightest scope first, is returned as the refusal.
+    public mutating func reserve(_ amount: Money, on path: [ScopeRef], at now: Date) -> CapRefusal? {
+        for target in path {
+            for cap in caps(on: target) {
+                let spent = spend[target]?.spent(in: cap.period, at: now) ?? .zero
+                let holding = held[target] ?? .zero
+                let used = spent.nanos &+ holding.nanos
+                let (after, overflow) = used.addingReportingOverflow(amount.nanos)
+                if overflow || after > cap.limit.nanos {
+                    return CapRefusal(cap: cap, spent: Money(nanos: used), requested: amount,
+                                      resetsAt: cap.period.end(containing: now))
+                }
+            }
+        }
+        for target in path { held[target] = Money(nanos: (held[target]?.nanos ?? 0) + amount.nanos) }
+        return nil
+    }
+
+    /// The held amount's record is durable: it becomes spend of the period containing `at`.
+    public mutating func commit(_ amount: Money, on path: [ScopeRef], at: Date) {
+        for target in path {
+            dropHold(amount, on: target)
+            // Overflow here would need more than 9.2 billion units spent on one scope; the cap check above
+            // refuses long before that for any capped scope, so an uncapped scope saturates instead.
+            do { try spend[target, default: ScopeSpend()].add(amount, at: at) } catch {
+                spend[target]?.lifetime = Money(nanos: .max)
+            }
+        }
+    }
+
+    /// The held amount's record was not written: give the hold back.
+    public mutating func release(_ amount: Money, on path: [ScopeRef]) {
+        for target in path { dropHold(amount, on: target) }
+    }
+
+    private mutating func dropHold(_ amount: Money, on target: ScopeRef) {
+        let left = (held[target]?.nanos ?? 0) - amount.nanos
+        precondition(left >= 0, "released more than was held on \(target)")
+        held[target] = left == 0 ? nil : Money(nanos: left)
+    }
+}
+
+/// Why a reservation was refused: the cap it would have crossed and by how much.
+public struct CapRefusal: Sendable, Hashable {
+    public var cap: Cap
+    /// Spent in the cap's period, counting holds of calls still being recorded.
+    public var spent: Money
+    public var requested: Money
+    /// When the cap's period ends and spend starts again from zero; nil for lifetime caps.
+    public var resetsAt: Date?
+}

@@ -1,0 +1,215 @@
+import Foundation
+import TollgateCore
+
+/// A store that keeps everything in memory: for unit tests only. It keeps every rule of the protocol
+/// (tenant scoping, uniqueness, all-or-nothing commits) so that the conformance suite holds for it too.
+public actor InMemoryStore: TollgateStore {
+    private var settings: [String: String] = [:]
+    private var tenantsById: [String: TenantRecord] = [:]
+    private var customers: [String: Customer] = [:]
+    private var teams: [String: Team] = [:]
+    private var agents: [String: (agent: Agent, secretHash: String)] = [:]
+    private var credentials: [String: (credential: Credential, tokenHash: String)] = [:]
+    private var plans: [PlanRecord] = []
+    private var subscriptions: [String: SubscriptionRecord] = [:]
+    private var caps: [String: Cap] = [:]
+    private var charges: [ChargeRecord] = []
+    private var idempotency: [String: IdempotencyRecord] = [:]
+    private var closed = false
+
+    public init() {}
+
+    public func close() async throws { closed = true }
+
+    private func open() throws(StorageError) {
+        if closed { throw .backend("store is closed") }
+    }
+
+    public func setting(_ key: String) async throws(StorageError) -> String? { try open(); return settings[key] }
+    public func putSetting(_ key: String, _ value: String) async throws(StorageError) { try open(); settings[key] = value }
+
+    public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) {
+        try open()
+        guard tenantsById[tenant.id] == nil else { throw .duplicate("tenant") }
+        tenantsById[tenant.id] = tenant
+    }
+
+    public func tenant(id: String) async throws(StorageError) -> TenantRecord? { try open(); return tenantsById[id] }
+
+    public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
+        try open()
+        return tenantsById.values.first { $0.operatorTokenHash == operatorTokenHash }
+    }
+
+    public func tenants() async throws(StorageError) -> [TenantRecord] {
+        try open()
+        return tenantsById.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? {
+        try open()
+        guard let tenant = tenantsById[tenantId] else { return nil }
+        var snapshot = TenantSnapshot(tenant: tenant)
+        snapshot.customers = customers.values.filter { $0.tenantId == tenantId }
+        snapshot.teams = teams.values.filter { $0.tenantId == tenantId }
+        snapshot.agents = agents.values.map(\.agent).filter { $0.tenantId == tenantId }
+        snapshot.credentials = credentials.values.map(\.credential).filter { $0.tenantId == tenantId }
+        snapshot.caps = caps.values.filter { $0.tenantId == tenantId }
+        snapshot.plans = plans.filter { $0.tenantId == tenantId }
+        snapshot.subscriptions = subscriptions.values.filter { $0.tenantId == tenantId }
+        return snapshot
+    }
+
+    public func insertCustomer(_ customer: Customer) async throws(StorageError) {
+        try open()
+        guard customers[customer.id] == nil else { throw .duplicate("customer") }
+        customers[customer.id] = customer
+    }
+
+    public func insertTeam(_ team: Team) async throws(StorageError) {
+        try open()
+        guard teams[team.id] == nil else { throw .duplicate("team") }
+        teams[team.id] = team
+    }
+
+    public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
+        try open()
+        guard agents[agent.id] == nil, !agents.values.contains(where: { $0.agent.clientId == agent.clientId }) else {
+            throw .duplicate("agent")
+        }
+        agents[agent.id] = (agent, clientSecretHash)
+    }
+
+    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
+        try open()
+        return agents.values.first { $0.agent.clientId == clientId }.map { ($0.agent, $0.secretHash) }
+    }
+
+    public func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError) {
+        try open()
+        guard credentials[credential.id] == nil, !credentials.values.contains(where: { $0.tokenHash == tokenHash })
+        else { throw .duplicate("credential") }
+        credentials[credential.id] = (credential, tokenHash)
+    }
+
+    public func credential(tokenHash: String) async throws(StorageError) -> Credential? {
+        try open()
+        return credentials.values.first { $0.tokenHash == tokenHash }?.credential
+    }
+
+    public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
+        try open()
+        guard var entry = credentials[credentialId], entry.credential.tenantId == tenantId else { return }
+        if entry.credential.revokedAt == nil { entry.credential.revokedAt = at }
+        credentials[credentialId] = entry
+    }
+
+    public func insertPlan(_ plan: PlanRecord) async throws(StorageError) {
+        try open()
+        guard !plans.contains(where: { $0.tenantId == plan.tenantId && $0.name == plan.name && $0.version == plan.version })
+        else { throw .duplicate("plan version") }
+        plans.append(plan)
+    }
+
+    public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
+        try open()
+        guard subscriptions[subscription.id] == nil else { throw .duplicate("subscription") }
+        subscriptions[subscription.id] = subscription
+    }
+
+    public func upsertCap(_ cap: Cap) async throws(StorageError) {
+        try open()
+        if let existing = caps.values.first(where: {
+            $0.tenantId == cap.tenantId && $0.target == cap.target && $0.period == cap.period
+        }) {
+            caps[existing.id] = nil
+        }
+        caps[cap.id] = cap
+    }
+
+    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) {
+        try open()
+        // All or nothing: check every rule before changing anything.
+        var keys = Set<String>()
+        for entry in entries {
+            let key = entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key
+            guard idempotency[key] == nil, keys.insert(key).inserted else { throw .duplicate("idempotency key") }
+        }
+        for entry in entries {
+            charges.append(entry.charge)
+            idempotency[entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key] = entry.idempotency
+        }
+    }
+
+    public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
+        try open()
+        return idempotency[tenantId + "\u{0}" + key]
+    }
+
+    public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
+        try open()
+        var totals: [ScopeRef: ScopeSpend] = [:]
+        for charge in charges where charge.tenantId == tenantId {
+            for (scope, id) in [(CapScope.credential, charge.credentialId), (.agent, charge.agentId),
+                                (.team, charge.teamId), (.customer, charge.customerId)] {
+                do { try totals[ScopeRef(scope, id), default: ScopeSpend()].add(charge.cost, at: charge.at) } catch {
+                    throw .backend("spend total out of range")
+                }
+            }
+        }
+        return totals.map { target, spend in
+            SpendRow(target: target, lifetime: spend.lifetime, month: spend.spent(in: .month, at: now),
+                     day: spend.spent(in: .day, at: now))
+        }
+    }
+
+    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow] {
+        try open()
+        var rows: [[String]: UsageRow] = [:]
+        for charge in charges where charge.tenantId == tenantId && UsageQuery.matches(charge, filter) {
+            let keys = groupBy.map { UsageQuery.key(of: charge, $0) }
+            var row = rows[keys] ?? UsageRow(keys: keys, currency: charge.currency, calls: 0, quantity: 0,
+                                             inputTokens: 0, outputTokens: 0, cost: .zero, providerCost: .zero)
+            row.calls += 1
+            row.quantity += charge.quantity
+            row.inputTokens += charge.inputTokens
+            row.outputTokens += charge.outputTokens
+            do {
+                row.cost = try row.cost.adding(charge.cost)
+                row.providerCost = try row.providerCost.adding(charge.providerCost)
+            } catch { throw .backend("usage total out of range") }
+            rows[keys] = row
+        }
+        return rows.values.sorted { $0.keys.lexicographicallyPrecedes($1.keys) }
+    }
+}
+
+/// Usage filtering and grouping shared by the in-memory store and the tests.
+public enum UsageQuery {
+    public static func matches(_ charge: ChargeRecord, _ filter: UsageFilter) -> Bool {
+        if let id = filter.customerId, charge.customerId != id { return false }
+        if let id = filter.teamId, charge.teamId != id { return false }
+        if let id = filter.agentId, charge.agentId != id { return false }
+        if let id = filter.sessionId, charge.sessionId != id { return false }
+        if let from = filter.from, charge.at < from { return false }
+        if let to = filter.to, charge.at >= to { return false }
+        return true
+    }
+
+    public static func key(of charge: ChargeRecord, _ group: UsageGroup) -> String {
+        switch group {
+        case .tool: charge.tool
+        case .agent: charge.agentId
+        case .session: charge.sessionId
+        case .team: charge.teamId
+        case .day: dayString(PeriodCalendar.dayIndex(charge.at))
+        }
+    }
+
+    /// `YYYY-MM-DD` of a day index (days since 1970-01-01, UTC).
+    public static func dayString(_ dayIndex: Int64) -> String {
+        let date = Date(timeIntervalSince1970: Double(dayIndex) * 86_400)
+        let parts = PeriodCalendar.utc.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+    }
+}

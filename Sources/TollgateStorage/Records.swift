@@ -1,0 +1,176 @@
+import Foundation
+import TollgateCore
+
+/// A tenant and the hash of its operator token.
+public struct TenantRecord: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    /// SHA-256 of the tenant operator token, hex. The token itself is never stored.
+    public var operatorTokenHash: String
+    public var createdAt: Date
+    public init(id: String, name: String, operatorTokenHash: String, createdAt: Date) {
+        self.id = id; self.name = name; self.operatorTokenHash = operatorTokenHash; self.createdAt = createdAt
+    }
+}
+
+/// One version of a plan, as stored. The document is kept as the JSON text the operator's plan was validated
+/// from; the runtime re-validates it into a `Plan` when it loads (storage does not know pricing).
+public struct PlanRecord: Sendable, Hashable {
+    public var tenantId: String
+    public var planId: String
+    public var name: String
+    public var version: Int
+    public var document: String
+    public var createdAt: Date
+    public init(tenantId: String, planId: String, name: String, version: Int, document: String, createdAt: Date) {
+        self.tenantId = tenantId; self.planId = planId; self.name = name; self.version = version
+        self.document = document; self.createdAt = createdAt
+    }
+}
+
+/// A customer's subscription to one version of a plan.
+public struct SubscriptionRecord: Sendable, Hashable {
+    public var id: String
+    public var tenantId: String
+    public var customerId: String
+    public var planId: String
+    public var version: Int
+    public var startsAt: Date
+    public init(id: String, tenantId: String, customerId: String, planId: String, version: Int, startsAt: Date) {
+        self.id = id; self.tenantId = tenantId; self.customerId = customerId; self.planId = planId
+        self.version = version; self.startsAt = startsAt
+    }
+}
+
+/// One priced, accepted call: the row every later total, summary and invoice is derived from.
+public struct ChargeRecord: Sendable, Hashable {
+    public var receiptId: String
+    public var tenantId: String
+    public var customerId: String
+    public var teamId: String
+    public var agentId: String
+    public var credentialId: String
+    public var sessionId: String
+    public var subscriptionId: String
+    public var planId: String
+    public var planVersion: Int
+    public var tool: String
+    public var quantity: Int64
+    public var inputTokens: Int64
+    public var outputTokens: Int64
+    public var reasoningTokens: Int64
+    public var durationMs: Int64
+    public var status: String?
+    public var cost: Money
+    public var providerCost: Money
+    public var currency: String
+    public var idempotencyKey: String
+    public var at: Date
+
+    public init(receiptId: String, tenantId: String, path: ChargePath, subscriptionId: String, planId: String,
+                planVersion: Int, tool: String, quantity: Int64, inputTokens: Int64 = 0, outputTokens: Int64 = 0,
+                reasoningTokens: Int64 = 0, durationMs: Int64 = 0, status: String? = nil, cost: Money,
+                providerCost: Money = .zero, currency: String, idempotencyKey: String, at: Date) {
+        self.receiptId = receiptId; self.tenantId = tenantId
+        self.customerId = path.customerId; self.teamId = path.teamId; self.agentId = path.agentId
+        self.credentialId = path.credentialId; self.sessionId = path.sessionId
+        self.subscriptionId = subscriptionId; self.planId = planId; self.planVersion = planVersion
+        self.tool = tool; self.quantity = quantity; self.inputTokens = inputTokens
+        self.outputTokens = outputTokens; self.reasoningTokens = reasoningTokens
+        self.durationMs = durationMs; self.providerCost = providerCost; self.status = status
+        self.cost = cost; self.currency = currency; self.idempotencyKey = idempotencyKey; self.at = at
+    }
+
+    public var path: ChargePath {
+        ChargePath(customerId: customerId, teamId: teamId, agentId: agentId, sessionId: sessionId,
+                   credentialId: credentialId)
+    }
+}
+
+/// The first answer to an idempotent write, kept so that a retry with the same key gets it back unchanged.
+public struct IdempotencyRecord: Sendable, Hashable {
+    public var tenantId: String
+    public var key: String
+    public var method: String
+    /// The request's params as canonical JSON (sorted keys), to detect a key reused with other params.
+    public var params: String
+    /// The result as JSON, with any secret removed before it was stored.
+    public var result: String
+    public var createdAt: Date
+    public init(tenantId: String, key: String, method: String, params: String, result: String, createdAt: Date) {
+        self.tenantId = tenantId; self.key = key; self.method = method; self.params = params
+        self.result = result; self.createdAt = createdAt
+    }
+}
+
+/// What the group-commit writer hands storage: everything one accepted call writes, in one transaction.
+public struct LedgerEntry: Sendable, Hashable {
+    public var charge: ChargeRecord
+    public var idempotency: IdempotencyRecord
+    public init(charge: ChargeRecord, idempotency: IdempotencyRecord) {
+        self.charge = charge; self.idempotency = idempotency
+    }
+}
+
+/// Everything a tenant actor caches, loaded in one call when it starts.
+public struct TenantSnapshot: Sendable {
+    public var tenant: TenantRecord
+    public var customers: [Customer] = []
+    public var teams: [Team] = []
+    public var agents: [Agent] = []
+    public var credentials: [Credential] = []
+    public var caps: [Cap] = []
+    public var plans: [PlanRecord] = []
+    public var subscriptions: [SubscriptionRecord] = []
+    public init(tenant: TenantRecord) { self.tenant = tenant }
+}
+
+/// Committed spend of one scope in one window, as loaded at start-up.
+public struct SpendRow: Sendable, Hashable {
+    public var target: ScopeRef
+    public var lifetime: Money
+    /// Spend in the current UTC month and day, relative to the `now` the query was given.
+    public var month: Money
+    public var day: Money
+    public init(target: ScopeRef, lifetime: Money, month: Money, day: Money) {
+        self.target = target; self.lifetime = lifetime; self.month = month; self.day = day
+    }
+}
+
+/// The dimensions `usage.summary` can group by.
+public enum UsageGroup: String, Sendable, Hashable, CaseIterable, Codable {
+    case tool, agent, session, team, day
+}
+
+public struct UsageFilter: Sendable, Hashable {
+    public var customerId: String?
+    public var teamId: String?
+    public var agentId: String?
+    public var sessionId: String?
+    /// Inclusive lower and exclusive upper bound on the charge time.
+    public var from: Date?
+    public var to: Date?
+    public init(customerId: String? = nil, teamId: String? = nil, agentId: String? = nil, sessionId: String? = nil,
+                from: Date? = nil, to: Date? = nil) {
+        self.customerId = customerId; self.teamId = teamId; self.agentId = agentId; self.sessionId = sessionId
+        self.from = from; self.to = to
+    }
+}
+
+public struct UsageRow: Sendable, Hashable {
+    /// The group's key values, in the order of `groupBy`. A `day` key is `YYYY-MM-DD`.
+    public var keys: [String]
+    public var currency: String
+    public var calls: Int64
+    public var quantity: Int64
+    public var inputTokens: Int64
+    public var outputTokens: Int64
+    public var cost: Money
+    public var providerCost: Money
+    public init(keys: [String], currency: String, calls: Int64, quantity: Int64, inputTokens: Int64,
+                outputTokens: Int64, cost: Money, providerCost: Money) {
+        self.keys = keys; self.currency = currency; self.calls = calls; self.quantity = quantity
+        self.inputTokens = inputTokens; self.outputTokens = outputTokens; self.cost = cost
+        self.providerCost = providerCost
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import TollgateCore
+
+/// The one storage protocol. Every backend (in-memory for unit tests, SQLite, PostgreSQL) passes the same
+/// conformance suite (`Tests/TollgateStorageTests`).
+///
+/// Rules every backend keeps:
+/// - every query names its tenant; nothing reads across tenants except the two global look-ups by secret hash
+///   (`tenant(operatorTokenHash:)`, `credential(tokenHash:)`), which is how a token finds its tenant;
+/// - a method returns only after its writes are committed durably;
+/// - `commit(_:)` writes all its entries in one transaction, or none.
+public protocol TollgateStore: Sendable {
+    /// Releases connections and files. No method may be called afterwards.
+    func close() async throws
+
+    func setting(_ key: String) async throws(StorageError) -> String?
+    func putSetting(_ key: String, _ value: String) async throws(StorageError)
+
+    func insertTenant(_ tenant: TenantRecord) async throws(StorageError)
+    func tenant(id: String) async throws(StorageError) -> TenantRecord?
+    func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord?
+    func tenants() async throws(StorageError) -> [TenantRecord]
+    /// Everything the tenant actor caches. Nil when there is no such tenant.
+    func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot?
+
+    func insertCustomer(_ customer: Customer) async throws(StorageError)
+    func insertTeam(_ team: Team) async throws(StorageError)
+    func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError)
+    func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)?
+    func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError)
+    func credential(tokenHash: String) async throws(StorageError) -> Credential?
+    func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError)
+
+    func insertPlan(_ plan: PlanRecord) async throws(StorageError)
+    func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError)
+    /// Creates or replaces the cap of `cap.target` for `cap.period`.
+    func upsertCap(_ cap: Cap) async throws(StorageError)
+
+    /// Writes the entries of one group commit in a single transaction.
+    func commit(_ entries: [LedgerEntry]) async throws(StorageError)
+    func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord?
+    /// Committed spend per agent, team, customer and credential of the tenant: lifetime, and within the UTC
+    /// month and day containing `now`.
+    func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow]
+    func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow]
+}
+
+/// Storage failures. `description` is for logs; the wire only ever says "unavailable" or names the conflict.
+public enum StorageError: Error, Sendable, CustomStringConvertible {
+    /// A uniqueness rule was broken (e.g. a plan version that already exists).
+    case duplicate(String)
+    /// The backend failed: I/O, connection, constraint the caller should not have hit.
+    case backend(String)
+
+    public var description: String {
+        switch self {
+        case .duplicate(let what): "duplicate \(what)"
+        case .backend(let detail): "storage failure: \(detail)"
+        }
+    }
+}
+
+/// The scope columns spend is summed over, shared by the SQL backends.
+public enum SpendColumns {
+    public static let all: [(scope: CapScope, column: String)] = [
+        (.credential, "credential_id"), (.agent, "agent_id"), (.team, "team_id"), (.customer, "customer_id"),
+    ]
+}
