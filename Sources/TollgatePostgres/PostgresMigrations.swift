@@ -1,0 +1,146 @@
+/// The PostgreSQL schema, as named migrations applied in order and recorded in `tollgate_migrations`.
+/// A migration that has shipped is never edited; a change is a new entry at the end.
+/// Every table is keyed by `tenant_id` first, so the schema can be distributed by tenant.
+enum PostgresMigrations {
+    static let all: [(name: String, sql: [String])] = [
+        ("v1-walking-skeleton", [
+            """
+            CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+            """,
+            """
+            CREATE TABLE tenants (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                operator_token_hash TEXT NOT NULL UNIQUE,
+                created_at_ms BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE customers (
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                external_id TEXT,
+                PRIMARY KEY (tenant_id, id)
+            )
+            """,
+            """
+            CREATE TABLE teams (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, customer_id) REFERENCES customers(tenant_id, id)
+            )
+            """,
+            """
+            CREATE TABLE agents (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                team_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                agent_type TEXT,
+                client_id TEXT NOT NULL UNIQUE,
+                client_secret_hash TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, team_id) REFERENCES teams(tenant_id, id)
+            )
+            """,
+            """
+            CREATE TABLE credentials (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                agent_id TEXT NOT NULL,
+                scopes TEXT NOT NULL,
+                expires_at_ms BIGINT NOT NULL,
+                revoked_at_ms BIGINT,
+                spend_limit_nanos BIGINT CHECK (spend_limit_nanos IS NULL OR spend_limit_nanos >= 0),
+                token_hash TEXT NOT NULL UNIQUE,
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, agent_id) REFERENCES agents(tenant_id, id)
+            )
+            """,
+            """
+            CREATE TABLE plans (
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                plan_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                version BIGINT NOT NULL CHECK (version >= 1),
+                document TEXT NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, name, version),
+                UNIQUE (tenant_id, plan_id, version)
+            )
+            """,
+            """
+            CREATE TABLE subscriptions (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                plan_id TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                starts_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, customer_id) REFERENCES customers(tenant_id, id),
+                FOREIGN KEY (tenant_id, plan_id, version) REFERENCES plans(tenant_id, plan_id, version)
+            )
+            """,
+            """
+            CREATE TABLE caps (
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                id TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                scope_id TEXT NOT NULL,
+                period TEXT NOT NULL,
+                limit_nanos BIGINT NOT NULL CHECK (limit_nanos >= 0),
+                warn_at_percent BIGINT CHECK (warn_at_percent BETWEEN 1 AND 100),
+                PRIMARY KEY (tenant_id, id),
+                UNIQUE (tenant_id, scope, scope_id, period)
+            )
+            """,
+            """
+            CREATE TABLE charges (
+                tenant_id TEXT NOT NULL,
+                receipt_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                team_id TEXT NOT NULL,
+                agent_id TEXT NOT NULL,
+                credential_id TEXT NOT NULL,
+                session_id TEXT NOT NULL,
+                subscription_id TEXT NOT NULL,
+                plan_id TEXT NOT NULL,
+                plan_version BIGINT NOT NULL,
+                tool TEXT NOT NULL,
+                quantity BIGINT NOT NULL CHECK (quantity >= 0),
+                input_tokens BIGINT NOT NULL CHECK (input_tokens >= 0),
+                output_tokens BIGINT NOT NULL CHECK (output_tokens >= 0),
+                reasoning_tokens BIGINT NOT NULL CHECK (reasoning_tokens >= 0),
+                duration_ms BIGINT NOT NULL CHECK (duration_ms >= 0),
+                status TEXT,
+                cost_nanos BIGINT NOT NULL,
+                provider_cost_nanos BIGINT NOT NULL,
+                currency TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                at_ms BIGINT NOT NULL,
+                day BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, receipt_id),
+                UNIQUE (tenant_id, idempotency_key)
+            )
+            """,
+            "CREATE INDEX charges_by_agent ON charges(tenant_id, agent_id, at_ms)",
+            "CREATE INDEX charges_by_customer ON charges(tenant_id, customer_id, at_ms)",
+            """
+            CREATE TABLE idempotency (
+                tenant_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                method TEXT NOT NULL,
+                params TEXT NOT NULL,
+                result TEXT NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, key)
+            )
+            """,
+        ]),
+    ]
+}

@@ -1,0 +1,358 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TollgateCore
+import TollgateStorage
+
+/// The production store: PostgreSQL through postgres-nio's connection pool. Several `tollgated` nodes may
+/// share one database. A group commit is one transaction with one multi-row insert per table (`UNNEST`),
+/// so it costs a few round trips however many calls it carries.
+public final class PostgresStore: TollgateStore {
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+
+    /// Connects, and applies pending migrations under an advisory lock so that nodes starting together
+    /// do not race each other.
+    public init(url: String, logger: Logger = Logger(label: "tollgate.postgres")) async throws(StorageError) {
+        var configuration = try PostgresURL.configuration(url)
+        configuration.options.maximumConnections = 8
+        let client = PostgresClient(configuration: configuration)
+        self.client = client
+        self.logger = logger
+        runner = Task { await client.run() }
+        do {
+            try await migrate()
+        } catch {
+            runner.cancel()
+            throw error
+        }
+    }
+
+    public func close() async throws {
+        runner.cancel()
+        await runner.value
+    }
+
+    private static let migrationLock: Int64 = 0x746f_6c6c_6761_7465 // "tollgate"
+
+    private func migrate() async throws(StorageError) {
+        try await run { client, logger in
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+                try await connection.query("""
+                    CREATE TABLE IF NOT EXISTS tollgate_migrations (name TEXT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)
+                    """, logger: logger)
+                var applied = Set<String>()
+                for try await name in try await connection.query("SELECT name FROM tollgate_migrations", logger: logger)
+                    .decode(String.self) { applied.insert(name) }
+                for migration in PostgresMigrations.all where !applied.contains(migration.name) {
+                    for statement in migration.sql {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    let now = Timestamp.millis(Date())
+                    try await connection.query("INSERT INTO tollgate_migrations(name, applied_at_ms) VALUES (\(migration.name), \(now))",
+                                               logger: logger)
+                }
+            }
+        }
+    }
+
+    // MARK: helpers
+
+    private func run<T>(_ body: (PostgresClient, Logger) async throws -> T) async throws(StorageError) -> T {
+        do { return try await body(client, logger) } catch { throw Self.translate(error) }
+    }
+
+    private func rows<each T: PostgresDecodable>(_ query: PostgresQuery, as: (repeat each T).Type)
+        async throws(StorageError) -> [(repeat each T)] {
+        try await run { client, logger in
+            var result: [(repeat each T)] = []
+            for try await row in try await client.query(query, logger: logger).decode((repeat each T).self) {
+                result.append(row)
+            }
+            return result
+        }
+    }
+
+    private func execute(_ query: PostgresQuery) async throws(StorageError) {
+        try await run { client, logger in _ = try await client.query(query, logger: logger) }
+    }
+
+    static func translate(_ error: any Error) -> StorageError {
+        if let error = error as? StorageError { return error }
+        if let error = error as? PSQLError {
+            if error.serverInfo?[.sqlState] == "23505" { return .duplicate(error.serverInfo?[.constraintName] ?? "row") }
+            // PSQLError's own description is redacted; the server's message is what helps an operator.
+            return .backend("postgres: \(error.code) \(error.serverInfo?[.message] ?? "")")
+        }
+        return .backend(String(describing: error))
+    }
+
+    // MARK: settings and tenants
+
+    public func setting(_ key: String) async throws(StorageError) -> String? {
+        try await rows("SELECT value FROM settings WHERE key = \(key)", as: (String).self).first
+    }
+
+    public func putSetting(_ key: String, _ value: String) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO settings(key, value) VALUES (\(key), \(value)) ON CONFLICT(key) DO UPDATE SET value = excluded.value
+            """)
+    }
+
+    public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO tenants(id, name, operator_token_hash, created_at_ms)
+            VALUES (\(tenant.id), \(tenant.name), \(tenant.operatorTokenHash), \(Timestamp.millis(tenant.createdAt)))
+            """)
+    }
+
+    private typealias TenantColumns = (String, String, String, Int64)
+    private static let tenantColumns = "id, name, operator_token_hash, created_at_ms"
+    private static func tenant(_ row: TenantColumns) -> TenantRecord {
+        TenantRecord(id: row.0, name: row.1, operatorTokenHash: row.2, createdAt: Timestamp.date(millis: row.3))
+    }
+
+    public func tenant(id: String) async throws(StorageError) -> TenantRecord? {
+        try await rows("SELECT id, name, operator_token_hash, created_at_ms FROM tenants WHERE id = \(id)",
+                       as: (String, String, String, Int64).self).first.map(Self.tenant)
+    }
+
+    public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
+        try await rows("""
+            SELECT id, name, operator_token_hash, created_at_ms FROM tenants WHERE operator_token_hash = \(operatorTokenHash)
+            """, as: (String, String, String, Int64).self).first.map(Self.tenant)
+    }
+
+    public func tenants() async throws(StorageError) -> [TenantRecord] {
+        try await rows("SELECT id, name, operator_token_hash, created_at_ms FROM tenants ORDER BY created_at_ms, id",
+                       as: (String, String, String, Int64).self).map(Self.tenant)
+    }
+
+    public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? {
+        guard let tenant = try await tenant(id: tenantId) else { return nil }
+        var snapshot = TenantSnapshot(tenant: tenant)
+        snapshot.customers = try await rows("SELECT id, name, external_id FROM customers WHERE tenant_id = \(tenantId)",
+                                            as: (String, String, String?).self).map {
+            Customer(id: $0.0, tenantId: tenantId, name: $0.1, externalId: $0.2)
+        }
+        snapshot.teams = try await rows("SELECT id, customer_id, name FROM teams WHERE tenant_id = \(tenantId)",
+                                        as: (String, String, String).self).map {
+            Team(id: $0.0, tenantId: tenantId, customerId: $0.1, name: $0.2)
+        }
+        snapshot.agents = try await rows("""
+            SELECT id, team_id, name, agent_type, client_id FROM agents WHERE tenant_id = \(tenantId)
+            """, as: (String, String, String, String?, String).self).map {
+            Agent(id: $0.0, tenantId: tenantId, teamId: $0.1, name: $0.2, agentType: $0.3, clientId: $0.4)
+        }
+        snapshot.credentials = try await rows("""
+            SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE tenant_id = \(tenantId)
+            """, as: CredentialColumns.self).map(Self.credential)
+        snapshot.caps = try await rows("""
+            SELECT id, scope, scope_id, period, limit_nanos, warn_at_percent FROM caps WHERE tenant_id = \(tenantId)
+            """, as: (String, String, String, String, Int64, Int64?).self).map { row throws(StorageError) in
+            guard let scope = CapScope(rawValue: row.1), let period = CapPeriod(rawValue: row.3) else {
+                throw .backend("cap row with unknown scope or period")
+            }
+            return Cap(id: row.0, tenantId: tenantId, target: ScopeRef(scope, row.2), limit: Money(nanos: row.4),
+                       period: period, warnAtPercent: row.5.map(Int.init))
+        }
+        snapshot.plans = try await rows("""
+            SELECT plan_id, name, version, document, created_at_ms FROM plans WHERE tenant_id = \(tenantId) ORDER BY name, version
+            """, as: (String, String, Int64, String, Int64).self).map {
+            PlanRecord(tenantId: tenantId, planId: $0.0, name: $0.1, version: Int($0.2), document: $0.3,
+                       createdAt: Timestamp.date(millis: $0.4))
+        }
+        snapshot.subscriptions = try await rows("""
+            SELECT id, customer_id, plan_id, version, starts_at_ms FROM subscriptions WHERE tenant_id = \(tenantId)
+            """, as: (String, String, String, Int64, Int64).self).map {
+            SubscriptionRecord(id: $0.0, tenantId: tenantId, customerId: $0.1, planId: $0.2, version: Int($0.3),
+                               startsAt: Timestamp.date(millis: $0.4))
+        }
+        return snapshot
+    }
+
+    private typealias CredentialColumns = (String, String, String, String, Int64, Int64?, Int64?)
+    private static let credentialColumns = "tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos"
+    private static func credential(_ row: CredentialColumns) -> Credential {
+        Credential(id: row.1, tenantId: row.0, agentId: row.2, scopes: row.3.split(separator: " ").map(String.init),
+                   expiresAt: Timestamp.date(millis: row.4), revokedAt: row.5.map(Timestamp.date(millis:)),
+                   spendLimit: row.6.map(Money.init(nanos:)))
+    }
+
+    // MARK: hierarchy
+
+    public func insertCustomer(_ customer: Customer) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO customers(tenant_id, id, name, external_id)
+            VALUES (\(customer.tenantId), \(customer.id), \(customer.name), \(customer.externalId))
+            """)
+    }
+
+    public func insertTeam(_ team: Team) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (\(team.tenantId), \(team.id), \(team.customerId), \(team.name))
+            """)
+    }
+
+    public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO agents(tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash)
+            VALUES (\(agent.tenantId), \(agent.id), \(agent.teamId), \(agent.name), \(agent.agentType), \(agent.clientId),
+                    \(clientSecretHash))
+            """)
+    }
+
+    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
+        try await rows("""
+            SELECT tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash FROM agents WHERE client_id = \(clientId)
+            """, as: (String, String, String, String, String?, String, String).self).first.map {
+            (Agent(id: $0.1, tenantId: $0.0, teamId: $0.2, name: $0.3, agentType: $0.4, clientId: $0.5), $0.6)
+        }
+    }
+
+    public func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos, token_hash)
+            VALUES (\(credential.tenantId), \(credential.id), \(credential.agentId), \(credential.scopes.joined(separator: " ")),
+                    \(Timestamp.millis(credential.expiresAt)), \(credential.revokedAt.map(Timestamp.millis)),
+                    \(credential.spendLimit?.nanos), \(tokenHash))
+            """)
+    }
+
+    public func credential(tokenHash: String) async throws(StorageError) -> Credential? {
+        try await rows("SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE token_hash = \(tokenHash)",
+                       as: CredentialColumns.self).first.map(Self.credential)
+    }
+
+    public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
+        try await execute("""
+            UPDATE credentials SET revoked_at_ms = \(Timestamp.millis(at))
+            WHERE tenant_id = \(tenantId) AND id = \(credentialId) AND revoked_at_ms IS NULL
+            """)
+    }
+
+    // MARK: plans, subscriptions, caps
+
+    public func insertPlan(_ plan: PlanRecord) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms)
+            VALUES (\(plan.tenantId), \(plan.planId), \(plan.name), \(Int64(plan.version)), \(plan.document),
+                    \(Timestamp.millis(plan.createdAt)))
+            """)
+    }
+
+    public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms)
+            VALUES (\(subscription.tenantId), \(subscription.id), \(subscription.customerId), \(subscription.planId),
+                    \(Int64(subscription.version)), \(Timestamp.millis(subscription.startsAt)))
+            """)
+    }
+
+    public func upsertCap(_ cap: Cap) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO caps(tenant_id, id, scope, scope_id, period, limit_nanos, warn_at_percent)
+            VALUES (\(cap.tenantId), \(cap.id), \(cap.target.scope.rawValue), \(cap.target.id), \(cap.period.rawValue),
+                    \(cap.limit.nanos), \(cap.warnAtPercent.map(Int64.init)))
+            ON CONFLICT(tenant_id, scope, scope_id, period)
+            DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos, warn_at_percent = excluded.warn_at_percent
+            """)
+    }
+
+    // MARK: ledger
+
+    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) {
+        guard !entries.isEmpty else { return }
+        let c = entries.map(\.charge)
+        let i = entries.map(\.idempotency)
+        try await run { client, logger in
+            try await client.withTransaction(logger: logger) { connection in
+                // Arrays, one per column, unnested into rows: two statements per group, whatever its size.
+                try await connection.query("""
+                    INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
+                        subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
+                        duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day)
+                    SELECT t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, NULLIF(st, ''), co, pc, cy, ik, at, dy
+                    FROM UNNEST(\(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)), \(c.map(\.teamId)),
+                        \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)), \(c.map(\.subscriptionId)),
+                        \(c.map(\.planId)), \(c.map { Int64($0.planVersion) }), \(c.map(\.tool)), \(c.map(\.quantity)),
+                        \(c.map(\.inputTokens)), \(c.map(\.outputTokens)), \(c.map(\.reasoningTokens)), \(c.map(\.durationMs)),
+                        \(c.map { $0.status ?? "" }), \(c.map(\.cost.nanos)), \(c.map(\.providerCost.nanos)), \(c.map(\.currency)),
+                        \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }), \(c.map { PeriodCalendar.dayIndex($0.at) }))
+                        AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy)
+                    """, logger: logger)
+                try await connection.query("""
+                    INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
+                    SELECT * FROM UNNEST(\(i.map(\.tenantId)), \(i.map(\.key)), \(i.map(\.method)), \(i.map(\.params)),
+                        \(i.map(\.result)), \(i.map { Timestamp.millis($0.createdAt) }))
+                    """, logger: logger)
+            }
+        }
+    }
+
+    public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
+        try await rows("""
+            SELECT method, params, result, created_at_ms FROM idempotency WHERE tenant_id = \(tenantId) AND key = \(key)
+            """, as: (String, String, String, Int64).self).first.map {
+            IdempotencyRecord(tenantId: tenantId, key: key, method: $0.0, params: $0.1, result: $0.2,
+                              createdAt: Timestamp.date(millis: $0.3))
+        }
+    }
+
+    public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
+        let monthStart = Timestamp.millis(PeriodCalendar.startOfMonth(now))
+        let dayStart = Timestamp.millis(PeriodCalendar.startOfDay(now))
+        var result: [SpendRow] = []
+        for (scope, column) in SpendColumns.all {
+            let rows = try await rows("""
+                SELECT \(unescaped: column), SUM(cost_nanos)::BIGINT,
+                    SUM(CASE WHEN at_ms >= \(monthStart) THEN cost_nanos ELSE 0 END)::BIGINT,
+                    SUM(CASE WHEN at_ms >= \(dayStart) THEN cost_nanos ELSE 0 END)::BIGINT
+                FROM charges WHERE tenant_id = \(tenantId) GROUP BY \(unescaped: column)
+                """, as: (String, Int64, Int64, Int64).self)
+            result += rows.map {
+                SpendRow(target: ScopeRef(scope, $0.0), lifetime: Money(nanos: $0.1), month: Money(nanos: $0.2),
+                         day: Money(nanos: $0.3))
+            }
+        }
+        return result
+    }
+
+    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow] {
+        let query = UsageSQL(tenantId: tenantId, filter: filter, groupBy: groupBy, placeholder: { "$\($0)" })
+        var binds = PostgresBindings()
+        for argument in query.arguments {
+            switch argument {
+            case .text(let text): binds.append(text)
+            case .integer(let number): binds.append(number)
+            }
+        }
+        // Keys come back as text whatever their column type, so one decode shape serves every grouping.
+        let keyCasts = (0..<groupBy.count).map { "k\($0)::TEXT" }
+        let sql = """
+            SELECT \((keyCasts + ["currency", "calls", "quantity::BIGINT", "input_tokens::BIGINT", "output_tokens::BIGINT",
+                                  "cost::BIGINT", "provider_cost::BIGINT"]).joined(separator: ", "))
+            FROM (\(query.sql)) AS grouped
+            """
+        return try await run { client, logger in
+            var result: [UsageRow] = []
+            for try await row in try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+                var cells = row.makeIterator()
+                var keys: [String] = []
+                for group in groupBy {
+                    let text = try cells.next()!.decode(String.self)
+                    keys.append(group == .day ? UsageQuery.dayString(Int64(text) ?? 0) : text)
+                }
+                let currency = try cells.next()!.decode(String.self)
+                var numbers: [Int64] = []
+                while let cell = cells.next() { numbers.append(try cell.decode(Int64.self)) }
+                result.append(try query.row(keys: keys, currency: currency, calls: numbers[0], quantity: numbers[1],
+                                            inputTokens: numbers[2], outputTokens: numbers[3], cost: numbers[4],
+                                            providerCost: numbers[5]))
+            }
+            return result
+        }
+    }
+}

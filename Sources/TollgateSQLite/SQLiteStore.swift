@@ -1,0 +1,315 @@
+import Foundation
+import GRDB
+import TollgateCore
+import TollgateStorage
+
+/// The embedded default store: one SQLite file in WAL mode with `synchronous=FULL`, so that a committed
+/// transaction survives power loss, not just a crash of the process. Writes are serialised by GRDB's
+/// writer queue; reads run concurrently on the pool's readers.
+public final class SQLiteStore: TollgateStore {
+    private let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    public init(path: String) throws(StorageError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // FULL: every commit is fsynced, so an acknowledged write survives `kill -9` and power loss.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try SQLiteMigrations.migrator.migrate(pool)
+        } catch {
+            throw .backend("opening \(path): \(error)")
+        }
+    }
+
+    public func close() async throws { try pool.close() }
+
+    // MARK: helpers
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+        do { return try await pool.write(body) } catch { throw Self.translate(error) }
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+        do { return try await pool.read(body) } catch { throw Self.translate(error) }
+    }
+
+    static func translate(_ error: any Error) -> StorageError {
+        if let error = error as? StorageError { return error }
+        if let error = error as? DatabaseError, error.resultCode == .SQLITE_CONSTRAINT {
+            return .duplicate(error.message ?? "row")
+        }
+        return .backend(String(describing: error))
+    }
+
+    // MARK: settings and tenants
+
+    public func setting(_ key: String) async throws(StorageError) -> String? {
+        try await read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) }
+    }
+
+    public func putSetting(_ key: String, _ value: String) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                           arguments: [key, value])
+        }
+    }
+
+    public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO tenants(id, name, operator_token_hash, created_at_ms) VALUES (?, ?, ?, ?)",
+                           arguments: [tenant.id, tenant.name, tenant.operatorTokenHash, Timestamp.millis(tenant.createdAt)])
+        }
+    }
+
+    private static func tenant(_ row: Row) -> TenantRecord {
+        TenantRecord(id: row["id"], name: row["name"], operatorTokenHash: row["operator_token_hash"],
+                     createdAt: Timestamp.date(millis: row["created_at_ms"]))
+    }
+
+    public func tenant(id: String) async throws(StorageError) -> TenantRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [id]).map(Self.tenant) }
+    }
+
+    public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE operator_token_hash = ?", arguments: [operatorTokenHash])
+                .map(Self.tenant)
+        }
+    }
+
+    public func tenants() async throws(StorageError) -> [TenantRecord] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM tenants ORDER BY created_at_ms, id").map(Self.tenant) }
+    }
+
+    public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? {
+        try await read { db in
+            guard let tenantRow = try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [tenantId]) else {
+                return nil
+            }
+            var snapshot = TenantSnapshot(tenant: Self.tenant(tenantRow))
+            let args: StatementArguments = [tenantId]
+            snapshot.customers = try Row.fetchAll(db, sql: "SELECT * FROM customers WHERE tenant_id = ?", arguments: args).map {
+                Customer(id: $0["id"], tenantId: tenantId, name: $0["name"], externalId: $0["external_id"])
+            }
+            snapshot.teams = try Row.fetchAll(db, sql: "SELECT * FROM teams WHERE tenant_id = ?", arguments: args).map {
+                Team(id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], name: $0["name"])
+            }
+            snapshot.agents = try Row.fetchAll(db, sql: "SELECT * FROM agents WHERE tenant_id = ?", arguments: args).map {
+                Agent(id: $0["id"], tenantId: tenantId, teamId: $0["team_id"], name: $0["name"],
+                      agentType: $0["agent_type"], clientId: $0["client_id"])
+            }
+            snapshot.credentials = try Row.fetchAll(db, sql: "SELECT * FROM credentials WHERE tenant_id = ?", arguments: args)
+                .map(Self.credential)
+            snapshot.caps = try Row.fetchAll(db, sql: "SELECT * FROM caps WHERE tenant_id = ?", arguments: args).map { row in
+                try Self.cap(row, tenantId: tenantId)
+            }
+            snapshot.plans = try Row.fetchAll(db, sql: "SELECT * FROM plans WHERE tenant_id = ? ORDER BY name, version",
+                                              arguments: args).map {
+                PlanRecord(tenantId: tenantId, planId: $0["plan_id"], name: $0["name"], version: $0["version"],
+                           document: $0["document"], createdAt: Timestamp.date(millis: $0["created_at_ms"]))
+            }
+            snapshot.subscriptions = try Row.fetchAll(db, sql: "SELECT * FROM subscriptions WHERE tenant_id = ?",
+                                                      arguments: args).map {
+                SubscriptionRecord(id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], planId: $0["plan_id"],
+                                   version: $0["version"], startsAt: Timestamp.date(millis: $0["starts_at_ms"]))
+            }
+            return snapshot
+        }
+    }
+
+    private static func credential(_ row: Row) -> Credential {
+        let scopes: String = row["scopes"]
+        let revoked: Int64? = row["revoked_at_ms"]
+        let limit: Int64? = row["spend_limit_nanos"]
+        return Credential(id: row["id"], tenantId: row["tenant_id"], agentId: row["agent_id"],
+                          scopes: scopes.split(separator: " ").map(String.init),
+                          expiresAt: Timestamp.date(millis: row["expires_at_ms"]),
+                          revokedAt: revoked.map(Timestamp.date(millis:)), spendLimit: limit.map(Money.init(nanos:)))
+    }
+
+    private static func cap(_ row: Row, tenantId: String) throws -> Cap {
+        guard let scope = CapScope(rawValue: row["scope"]), let period = CapPeriod(rawValue: row["period"]) else {
+            throw StorageError.backend("cap row with unknown scope or period")
+        }
+        return Cap(id: row["id"], tenantId: tenantId, target: ScopeRef(scope, row["scope_id"]),
+                   limit: Money(nanos: row["limit_nanos"]), period: period, warnAtPercent: row["warn_at_percent"])
+    }
+
+    // MARK: hierarchy
+
+    public func insertCustomer(_ customer: Customer) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO customers(tenant_id, id, name, external_id) VALUES (?, ?, ?, ?)",
+                           arguments: [customer.tenantId, customer.id, customer.name, customer.externalId])
+        }
+    }
+
+    public func insertTeam(_ team: Team) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (?, ?, ?, ?)",
+                           arguments: [team.tenantId, team.id, team.customerId, team.name])
+        }
+    }
+
+    public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO agents(tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [agent.tenantId, agent.id, agent.teamId, agent.name, agent.agentType, agent.clientId,
+                                 clientSecretHash])
+        }
+    }
+
+    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE client_id = ?", arguments: [clientId]).map {
+                (Agent(id: $0["id"], tenantId: $0["tenant_id"], teamId: $0["team_id"], name: $0["name"],
+                       agentType: $0["agent_type"], clientId: $0["client_id"]), $0["client_secret_hash"])
+            }
+        }
+    }
+
+    public func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos, token_hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [credential.tenantId, credential.id, credential.agentId,
+                                 credential.scopes.joined(separator: " "), Timestamp.millis(credential.expiresAt),
+                                 credential.revokedAt.map(Timestamp.millis), credential.spendLimit?.nanos, tokenHash])
+        }
+    }
+
+    public func credential(tokenHash: String) async throws(StorageError) -> Credential? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE token_hash = ?", arguments: [tokenHash]).map(Self.credential)
+        }
+    }
+
+    public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE credentials SET revoked_at_ms = ? WHERE tenant_id = ? AND id = ? AND revoked_at_ms IS NULL
+                """, arguments: [Timestamp.millis(at), tenantId, credentialId])
+        }
+    }
+
+    // MARK: plans, subscriptions, caps
+
+    public func insertPlan(_ plan: PlanRecord) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [plan.tenantId, plan.planId, plan.name, plan.version, plan.document,
+                                 Timestamp.millis(plan.createdAt)])
+        }
+    }
+
+    public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [subscription.tenantId, subscription.id, subscription.customerId, subscription.planId,
+                                 subscription.version, Timestamp.millis(subscription.startsAt)])
+        }
+    }
+
+    public func upsertCap(_ cap: Cap) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO caps(tenant_id, id, scope, scope_id, period, limit_nanos, warn_at_percent)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(tenant_id, scope, scope_id, period)
+                DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos, warn_at_percent = excluded.warn_at_percent
+                """, arguments: [cap.tenantId, cap.id, cap.target.scope.rawValue, cap.target.id, cap.period.rawValue,
+                                 cap.limit.nanos, cap.warnAtPercent])
+        }
+    }
+
+    // MARK: ledger
+
+    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) {
+        try await write { db in
+            // One transaction (GRDB's `write`), one fsync, for the whole group; statements are prepared once.
+            let charge = try db.cachedStatement(sql: """
+                INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
+                    subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
+                    duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            let key = try db.cachedStatement(sql: """
+                INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)
+                """)
+            for entry in entries {
+                let c = entry.charge
+                try charge.execute(arguments: [
+                    c.tenantId, c.receiptId, c.customerId, c.teamId, c.agentId, c.credentialId, c.sessionId,
+                    c.subscriptionId, c.planId, c.planVersion, c.tool, c.quantity, c.inputTokens, c.outputTokens,
+                    c.reasoningTokens, c.durationMs, c.status, c.cost.nanos, c.providerCost.nanos, c.currency,
+                    c.idempotencyKey, Timestamp.millis(c.at), PeriodCalendar.dayIndex(c.at),
+                ])
+                let i = entry.idempotency
+                try key.execute(arguments: [i.tenantId, i.key, i.method, i.params, i.result, Timestamp.millis(i.createdAt)])
+            }
+        }
+    }
+
+    public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM idempotency WHERE tenant_id = ? AND key = ?", arguments: [tenantId, key]).map {
+                IdempotencyRecord(tenantId: tenantId, key: key, method: $0["method"], params: $0["params"],
+                                  result: $0["result"], createdAt: Timestamp.date(millis: $0["created_at_ms"]))
+            }
+        }
+    }
+
+    public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
+        let monthStart = Timestamp.millis(PeriodCalendar.startOfMonth(now))
+        let dayStart = Timestamp.millis(PeriodCalendar.startOfDay(now))
+        return try await read { db in
+            var rows: [SpendRow] = []
+            for (scope, column) in SpendColumns.all {
+                let sql = """
+                    SELECT \(column) AS id, SUM(cost_nanos) AS lifetime,
+                        SUM(CASE WHEN at_ms >= ? THEN cost_nanos ELSE 0 END) AS month,
+                        SUM(CASE WHEN at_ms >= ? THEN cost_nanos ELSE 0 END) AS day
+                    FROM charges WHERE tenant_id = ? GROUP BY \(column)
+                    """
+                for row in try Row.fetchAll(db, sql: sql, arguments: [monthStart, dayStart, tenantId]) {
+                    rows.append(SpendRow(target: ScopeRef(scope, row["id"]), lifetime: Money(nanos: row["lifetime"]),
+                                         month: Money(nanos: row["month"]), day: Money(nanos: row["day"])))
+                }
+            }
+            return rows
+        }
+    }
+
+    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow] {
+        let query = UsageSQL(tenantId: tenantId, filter: filter, groupBy: groupBy, placeholder: { _ in "?" })
+        return try await read { db in
+            let arguments = StatementArguments(query.arguments.map { value -> (any DatabaseValueConvertible)? in
+                switch value {
+                case .text(let text): text
+                case .integer(let number): number
+                }
+            })
+            return try Row.fetchAll(db, sql: query.sql, arguments: arguments).map { row in
+                try query.row(
+                    keys: (0..<groupBy.count).map { index -> String in
+                        if groupBy[index] == .day { return UsageQuery.dayString(row["k\(index)"]) }
+                        return row["k\(index)"]
+                    },
+                    currency: row["currency"], calls: row["calls"], quantity: row["quantity"],
+                    inputTokens: row["input_tokens"], outputTokens: row["output_tokens"],
+                    cost: row["cost"], providerCost: row["provider_cost"])
+            }
+        }
+    }
+}
