@@ -5,7 +5,8 @@ public enum TollgateError: Error, Sendable, Equatable {
     case forbidden(String)
     case notFound(String)
     case validation(field: String, rule: String)
-    case budgetExceeded(CapRefusal)
+    /// A cap would be crossed; `currency` is the plan currency the amounts are in.
+    case budgetExceeded(CapRefusal, currency: String)
     case idempotencyMismatch(fields: [String])
     case inProgress
     case conflict(String)
