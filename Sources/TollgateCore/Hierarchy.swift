@@ -74,9 +74,10 @@ public struct ChargePath: Sendable, Hashable {
         self.credentialId = credentialId
     }
 
-    /// The capped scopes on this path, tightest first (credential → session → agent → team → customer).
+    /// The scopes spend is counted on, tightest first (credential → agent → team → customer).
+    /// Sessions join this path with the session lifecycle, whose actors own session spend.
     public var scopes: [ScopeRef] {
-        [ScopeRef(.credential, credentialId), ScopeRef(.session, sessionId), ScopeRef(.agent, agentId),
-         ScopeRef(.team, teamId), ScopeRef(.customer, customerId)]
+        [ScopeRef(.credential, credentialId), ScopeRef(.agent, agentId), ScopeRef(.team, teamId),
+         ScopeRef(.customer, customerId)]
     }
 }

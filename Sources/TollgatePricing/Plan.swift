@@ -72,3 +72,34 @@ public enum Currency {
         code.utf8.count == 3 && code.utf8.allSatisfy { $0 >= 0x41 && $0 <= 0x5A }
     }
 }
+
+extension PlanDocument {
+    /// Reads a plan document from JSON, naming the first field that has the wrong shape.
+    public init(json: JSONValue) throws(PlanValidationError) {
+        guard let object = json.objectValue else { throw PlanValidationError(field: "plan", rule: "an object") }
+        for key in object.keys where !["name", "currency", "charges", "modifiers"].contains(key) {
+            throw PlanValidationError(field: key, rule: "not a plan field (name, currency, charges, modifiers)")
+        }
+        guard let name = object["name"]?.stringValue else { throw PlanValidationError(field: "name", rule: "a string") }
+        guard let currency = object["currency"]?.stringValue else {
+            throw PlanValidationError(field: "currency", rule: "a string")
+        }
+        guard case .array(let charges)? = object["charges"] else {
+            throw PlanValidationError(field: "charges", rule: "an array of charges")
+        }
+        var modifiers: [JSONValue]?
+        switch object["modifiers"] {
+        case nil, .null?: modifiers = nil
+        case .array(let items)?: modifiers = items
+        default: throw PlanValidationError(field: "modifiers", rule: "an array of modifiers")
+        }
+        self.init(name: name, currency: currency, charges: charges, modifiers: modifiers)
+    }
+
+    /// The document as canonical JSON: how it is stored and shown.
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["name": .string(name), "currency": .string(currency), "charges": .array(charges)]
+        if let modifiers { object["modifiers"] = .array(modifiers) }
+        return .object(object)
+    }
+}

@@ -1,0 +1,130 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TollgateCore
+import TollgateStorage
+
+/// The single writer of charge records for one store, committing them in groups.
+///
+/// Callers `submit` an entry and wait; the writer takes everything queued, commits it in one transaction
+/// (one fsync), then answers all those callers at once. While a group is being committed the next one
+/// accumulates, so under load groups grow by themselves and durability costs one fsync per group, not
+/// per call; under light load a lone call is committed at once, without waiting for a timer.
+///
+/// A caller is answered only after its entry is committed, so an answered call survives `kill -9`.
+/// If a commit fails, every caller in that group gets `unavailable` and nothing of the group was written.
+public final class LedgerWriter: Service, Sendable {
+    public struct Limits: Sendable {
+        /// Most entries committed in one transaction.
+        public var groupEntriesMax: Int
+        /// Most entries waiting to be committed; beyond it `submit` is refused with `unavailable`.
+        public var queueEntriesMax: Int
+        public init(groupEntriesMax: Int = 1000, queueEntriesMax: Int = 50_000) {
+            self.groupEntriesMax = groupEntriesMax; self.queueEntriesMax = queueEntriesMax
+        }
+    }
+
+    private struct Waiting {
+        var entry: LedgerEntry
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var queue: [Waiting] = []
+        var writerWaiting: CheckedContinuation<Void, Never>?
+        /// Set once shutdown starts: new submissions are refused, queued ones are still committed.
+        var draining = false
+        var stopped = false
+    }
+
+    private let store: any TollgateStore
+    private let limits: Limits
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    public init(store: any TollgateStore, limits: Limits = Limits(), logger: Logger = Logger(label: "tollgate.ledger")) {
+        self.store = store; self.limits = limits; self.logger = logger
+    }
+
+    /// Queues `entry` and returns once it is durably committed.
+    public func submit(_ entry: LedgerEntry) async throws(TollgateError) {
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let (refusal, wake) = state.withLock { state -> (TollgateError?, CheckedContinuation<Void, Never>?) in
+                    if state.draining || state.stopped { return (.unavailable("the server is shutting down"), nil) }
+                    if state.queue.count >= limits.queueEntriesMax { return (.unavailable("the ledger queue is full"), nil) }
+                    state.queue.append(Waiting(entry: entry, continuation: continuation))
+                    defer { state.writerWaiting = nil }
+                    return (nil, state.writerWaiting)
+                }
+                if let refusal { continuation.resume(throwing: refusal) }
+                wake?.resume()
+            }
+        } catch let error as TollgateError {
+            throw error
+        } catch {
+            throw .unavailable("recording failed; nothing was recorded")
+        }
+    }
+
+    /// The number of entries waiting to be committed.
+    public var queuedCount: Int { state.withLock { $0.queue.count } }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await self.writeLoop()
+        } onGracefulShutdown: {
+            let wake = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.draining = true
+                defer { state.writerWaiting = nil }
+                return state.writerWaiting
+            }
+            wake?.resume()
+        }
+    }
+
+    private func writeLoop() async {
+        while true {
+            let group = await nextGroup()
+            if group.isEmpty { break }
+            do {
+                try await store.commit(group.map(\.entry))
+                for waiting in group { waiting.continuation.resume() }
+            } catch {
+                logger.error("group commit failed", metadata: ["entries": "\(group.count)", "error": "\(error)"])
+                for waiting in group {
+                    waiting.continuation.resume(throwing: TollgateError.unavailable("recording failed; nothing was recorded"))
+                }
+            }
+        }
+        let leftovers = state.withLock { state -> [Waiting] in
+            state.stopped = true
+            defer { state.queue.removeAll() }
+            return state.queue
+        }
+        for waiting in leftovers { waiting.continuation.resume(throwing: TollgateError.unavailable("the server is shutting down")) }
+    }
+
+    /// Waits for work and takes up to `groupEntriesMax` entries; empty means drained and shutting down.
+    private func nextGroup() async -> [Waiting] {
+        while true {
+            let taken: [Waiting]? = state.withLock { state in
+                if !state.queue.isEmpty {
+                    let count = min(state.queue.count, limits.groupEntriesMax)
+                    defer { state.queue.removeFirst(count) }
+                    return Array(state.queue.prefix(count))
+                }
+                return state.draining ? [] : nil
+            }
+            if let taken { return taken }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if !state.queue.isEmpty || state.draining { return true }
+                    state.writerWaiting = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+    }
+}

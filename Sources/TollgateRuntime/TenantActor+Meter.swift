@@ -1,0 +1,122 @@
+import Foundation
+import TollgateCore
+import TollgatePricing
+import TollgateStorage
+
+/// `meter.verify`: authenticate, price, check every cap, record durably, answer — or refuse and record nothing.
+extension TenantActor {
+    public func verify(_ request: MeterRequest, credentialId: String) async throws(TollgateError) -> JSONValue {
+        let credential = try usableCredential(credentialId)
+        guard credential.scopes.contains(AgentScope.meterWrite) else {
+            throw .forbidden("credential lacks scope \(AgentScope.meterWrite)")
+        }
+        let key = request.idempotencyKey
+        let fingerprint = Fingerprint.make(params: request.params, agentId: credential.agentId)
+        if let replay = try recall(key, fingerprint) { return replay }
+
+        // Claim the key before the first suspension point: a concurrent retry now sees IN_PROGRESS.
+        recentKeys.set(key, .inFlight(fingerprint: fingerprint))
+        let stored: IdempotencyRecord?
+        do { stored = try await store.idempotencyRecord(tenantId: tenantId, key: key) } catch {
+            recentKeys.remove(key)
+            logger.error("idempotency look-up failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
+            throw .unavailable("storage is unavailable; nothing was recorded")
+        }
+        if let stored {
+            // Answered before a restart (or evicted from memory): replay it from storage.
+            guard let result = try? JSONCodec.parse(stored.result) else {
+                recentKeys.remove(key)
+                throw .unavailable("stored answer unreadable")
+            }
+            recentKeys.set(key, .done(fingerprint: stored.params, result: result))
+            return try replay(storedFingerprint: stored.params, result: result, fingerprint: fingerprint)
+        }
+
+        do {
+            return try await charge(request, credential: credential, fingerprint: fingerprint)
+        } catch {
+            recentKeys.remove(key)
+            throw error
+        }
+    }
+
+    /// A replay, a mismatch or `IN_PROGRESS` from memory; nil when the key is not known here.
+    private func recall(_ key: String, _ fingerprint: String) throws(TollgateError) -> JSONValue? {
+        switch recentKeys[key] {
+        case nil: return nil
+        case .inFlight?: throw .inProgress
+        case .done(let storedFingerprint, let result)?:
+            return try replay(storedFingerprint: storedFingerprint, result: result, fingerprint: fingerprint)
+        }
+    }
+
+    private func replay(storedFingerprint: String, result: JSONValue, fingerprint: String) throws(TollgateError) -> JSONValue {
+        guard storedFingerprint == fingerprint else {
+            throw .idempotencyMismatch(fields: Fingerprint.differingFields(storedFingerprint, fingerprint))
+        }
+        guard case .object(var object) = result else { return result }
+        object["replayed"] = true
+        return .object(object)
+    }
+
+    private func charge(_ request: MeterRequest, credential: Credential, fingerprint: String)
+        async throws(TollgateError) -> JSONValue {
+        let now = clock.now()
+        let agent = try agent(credential.agentId)
+        let team = try team(agent.teamId)
+        guard let subscription = subscription(for: team.customerId, at: now),
+              let plan = plans[subscription.planId]?[subscription.version] else {
+            throw .conflict("customer \(team.customerId) has no active subscription to a plan")
+        }
+        let event = RatedEvent(tool: request.tool, quantity: request.quantity, inputTokens: request.inputTokens,
+                               outputTokens: request.outputTokens, reasoningTokens: request.reasoningTokens,
+                               durationMs: request.durationMs, providerCost: request.providerCost)
+        let cost: Money
+        do { cost = try plan.price(of: event) } catch {
+            throw .validation(field: "quantity", rule: "small enough that the price stays within range")
+        }
+        let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id,
+                              sessionId: request.sessionId, credentialId: credential.id)
+        let scopes = path.scopes
+        // Check and hold in one synchronous step: no other call can run between the two.
+        if let refusal = capLedger.reserve(cost, on: scopes, at: now) {
+            throw .budgetExceeded(refusal, currency: plan.currency)
+        }
+        let receiptId = Identifiers.make(.receipt)
+        let result = receipt(receiptId: receiptId, cost: cost, currency: plan.currency, path: path, at: now)
+        let record = ChargeRecord(
+            receiptId: receiptId, tenantId: tenantId, path: path, subscriptionId: subscription.id, planId: plan.id,
+            planVersion: plan.version, tool: request.tool, quantity: request.quantity, inputTokens: request.inputTokens,
+            outputTokens: request.outputTokens, reasoningTokens: request.reasoningTokens, durationMs: request.durationMs,
+            status: request.status, cost: cost, providerCost: request.providerCost, currency: plan.currency,
+            idempotencyKey: request.idempotencyKey, at: now)
+        let idempotency = IdempotencyRecord(tenantId: tenantId, key: request.idempotencyKey, method: "meter.verify",
+                                            params: fingerprint, result: JSONCodec.string(result), createdAt: now)
+        do {
+            try await ledger.submit(LedgerEntry(charge: record, idempotency: idempotency))
+        } catch {
+            capLedger.release(cost, on: scopes)
+            throw error
+        }
+        capLedger.commit(cost, on: scopes, at: now)
+        recentKeys.set(request.idempotencyKey, .done(fingerprint: fingerprint, result: result))
+        return result
+    }
+
+    /// The answer to an accepted call. `remaining` names each capped scope on the path with what is left
+    /// under its tightest cap once this call is counted.
+    private func receipt(receiptId: String, cost: Money, currency: String, path: ChargePath, at now: Date) -> JSONValue {
+        var remaining: [String: JSONValue] = [:]
+        for target in path.scopes {
+            let caps = capLedger.caps(on: target)
+            guard !caps.isEmpty else { continue }
+            let tightest = caps.map { capLedger.remaining($0, at: now) }.min()!
+            remaining[target.scope.rawValue] = .string(tightest.decimalString)
+        }
+        return [
+            "allowed": true, "receiptId": .string(receiptId), "cost": .string(cost.decimalString),
+            "currency": .string(currency), "sessionId": .string(path.sessionId), "remaining": .object(remaining),
+            "at": .string(Timestamp.format(now)),
+        ]
+    }
+}

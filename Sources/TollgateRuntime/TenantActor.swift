@@ -1,0 +1,122 @@
+import Foundation
+import Logging
+import TollgateCore
+import TollgatePricing
+import TollgateStorage
+
+/// Owns one tenant: its hierarchy (customers → teams → agents → credentials), plans, subscriptions, caps and
+/// the spend behind them. Every request for the tenant passes through this actor, which is what makes cap
+/// checks exact: admission (check + hold) happens within one actor turn, before any suspension point.
+///
+/// Re-entrancy rule, relied on throughout: state read before an `await` may have changed after it, so each
+/// method checks and reserves synchronously, then awaits storage, then re-reads what it needs.
+public actor TenantActor {
+    public struct Limits: Sendable {
+        /// Recent idempotency keys kept in memory (older ones are looked up in storage).
+        public var recentKeysMax: Int
+        /// Longest credential lifetime an operator may issue, in seconds.
+        public var credentialTTLSecondsMax: Int64
+        public init(recentKeysMax: Int = 100_000, credentialTTLSecondsMax: Int64 = 366 * 86_400) {
+            self.recentKeysMax = recentKeysMax; self.credentialTTLSecondsMax = credentialTTLSecondsMax
+        }
+    }
+
+    public let tenantId: String
+    let store: any TollgateStore
+    let ledger: LedgerWriter
+    let registry: StrategyRegistry
+    let clock: any WallClock
+    let limits: Limits
+    let logger: Logger
+
+    var tenant: TenantRecord
+    var customers: [String: Customer] = [:]
+    var teams: [String: Team] = [:]
+    var agents: [String: Agent] = [:]
+    var credentials: [String: Credential] = [:]
+    /// Plans by id, then version.
+    var plans: [String: [Int: Plan]] = [:]
+    var planIdsByName: [String: String] = [:]
+    var subscriptions: [String: [SubscriptionRecord]] = [:]
+    var capLedger = CapLedger()
+    var recentKeys: RecentKeys
+
+    init(snapshot: TenantSnapshot, spend: [SpendRow], store: any TollgateStore, ledger: LedgerWriter,
+         registry: StrategyRegistry, clock: any WallClock, limits: Limits, logger: Logger) throws {
+        tenantId = snapshot.tenant.id
+        tenant = snapshot.tenant
+        self.store = store; self.ledger = ledger; self.registry = registry; self.clock = clock
+        self.limits = limits; self.logger = logger
+        recentKeys = RecentKeys(capacity: limits.recentKeysMax)
+        for customer in snapshot.customers { customers[customer.id] = customer }
+        for team in snapshot.teams { teams[team.id] = team }
+        for agent in snapshot.agents { agents[agent.id] = agent }
+        for credential in snapshot.credentials {
+            credentials[credential.id] = credential
+            if let limit = credential.spendLimit { capLedger.setCap(Self.credentialCap(credential, limit)) }
+        }
+        for record in snapshot.plans {
+            let document = try PlanDocument(json: JSONCodec.parse(record.document))
+            let plan = try document.compile(id: record.planId, version: record.version, registry: registry)
+            plans[record.planId, default: [:]][record.version] = plan
+            planIdsByName[record.name] = record.planId
+        }
+        for subscription in snapshot.subscriptions { subscriptions[subscription.customerId, default: []].append(subscription) }
+        for cap in snapshot.caps { capLedger.setCap(cap) }
+        let now = clock.now()
+        for row in spend {
+            var scopeSpend = ScopeSpend()
+            // Seed the three windows as of `now`; older months and days are not needed for any cap.
+            scopeSpend.lifetime = row.lifetime
+            scopeSpend.monthIndex = PeriodCalendar.monthIndex(now); scopeSpend.month = row.month
+            scopeSpend.dayIndex = PeriodCalendar.dayIndex(now); scopeSpend.day = row.day
+            capLedger.load(row.target, scopeSpend)
+        }
+    }
+
+    /// A credential's `spendLimit` is enforced as a lifetime cap on the credential scope.
+    static func credentialCap(_ credential: Credential, _ limit: Money) -> Cap {
+        Cap(id: "caplimit_\(credential.id)", tenantId: credential.tenantId, target: ScopeRef(.credential, credential.id),
+            limit: limit, period: .lifetime, warnAtPercent: nil)
+    }
+
+    // MARK: lookups shared by the operations
+
+    func customer(_ id: String) throws(TollgateError) -> Customer {
+        guard let customer = customers[id] else { throw .notFound("no customer \(id) in this tenant") }
+        return customer
+    }
+
+    func team(_ id: String) throws(TollgateError) -> Team {
+        guard let team = teams[id] else { throw .notFound("no team \(id) in this tenant") }
+        return team
+    }
+
+    func agent(_ id: String) throws(TollgateError) -> Agent {
+        guard let agent = agents[id] else { throw .notFound("no agent \(id) in this tenant") }
+        return agent
+    }
+
+    /// The credential if it is still usable now. Checked on every agent request, so a revocation or expiry
+    /// takes effect at the very next request of an open connection.
+    public func usableCredential(_ id: String) throws(TollgateError) -> Credential {
+        guard let credential = credentials[id], credential.isUsable(at: clock.now()) else {
+            throw .unauthenticated("credential expired or revoked")
+        }
+        return credential
+    }
+
+    /// The subscription in force for `customerId` at `date`: the latest one that has started.
+    func subscription(for customerId: String, at date: Date) -> SubscriptionRecord? {
+        subscriptions[customerId]?.filter { $0.startsAt <= date }.max { ($0.startsAt, $0.id) < ($1.startsAt, $1.id) }
+    }
+
+    func write(_ body: () async throws(StorageError) -> Void) async throws(TollgateError) {
+        do { try await body() } catch {
+            logger.error("storage write failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
+            if case .duplicate = error { throw .conflict("an object with this identity already exists") }
+            throw .unavailable("storage is unavailable; nothing was recorded")
+        }
+    }
+}
+
