@@ -80,6 +80,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "tollgated", dependencies: [
             "TollgateServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),

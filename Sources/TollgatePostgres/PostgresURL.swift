@@ -20,14 +20,6 @@ public enum PostgresURL {
         return PostgresClient.Configuration(host: url.host, port: url.port ?? 5432, username: user,
                                             password: url.password, database: database, tls: tls)
     }
-
-    /// The URL with its password replaced by `***`, for logs.
-    public static func redacted(_ text: String) -> String {
-        guard let at = text.lastIndex(of: "@"), let schemeEnd = text.range(of: "://") else { return text }
-        let credentials = text[schemeEnd.upperBound..<at]
-        guard let colon = credentials.firstIndex(of: ":") else { return text }
-        return String(text[..<colon]) + ":***" + String(text[at...])
-    }
 }
 
 /// A small URL splitter: Foundation's URL is not needed for this one well-known shape, and percent-decoding

@@ -1,0 +1,147 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+import TollgateCore
+import TollgateRuntime
+import TollgateWire
+
+/// The TCP side of the server: accepts connections and runs each one until it closes.
+///
+/// Channel handlers do framing only; everything else happens behind `NIOAsyncChannel`. Connections run
+/// in a discarding task group, each in a handler that cannot throw, so one failing connection never
+/// affects another. On graceful shutdown the listener stops accepting, every connection stops reading,
+/// answers what it has in flight and closes.
+public final class Listener: Service, Sendable {
+    typealias Connection = NIOAsyncChannel<InboundFrame, ByteBuffer>
+
+    let configuration: ServerConfiguration
+    let router: Router
+    let supervisor: Supervisor
+    let logger: Logger
+    let version: String
+    private let bound = Mutex<BoundState>(BoundState())
+    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let connectionCount = Atomic<Int>(0)
+
+    struct BoundState {
+        var address: SocketAddress?
+        var failure: (any Error)?
+        var waiters: [CheckedContinuation<SocketAddress, any Error>] = []
+    }
+
+    init(configuration: ServerConfiguration, router: Router, supervisor: Supervisor, version: String, logger: Logger) {
+        self.configuration = configuration; self.router = router; self.supervisor = supervisor
+        self.version = version; self.logger = logger
+    }
+
+    /// The address the listener is bound to, once it is (with the real port when configured with port 0).
+    public func boundAddress() async throws -> SocketAddress {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = bound.withLock { state -> Result<SocketAddress, any Error>? in
+                if let address = state.address { return .success(address) }
+                if let failure = state.failure { return .failure(failure) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    private func publish(_ result: Result<SocketAddress, any Error>) {
+        let waiters = bound.withLock { state in
+            switch result {
+            case .success(let address): state.address = address
+            case .failure(let error): state.failure = error
+            }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(with: result) }
+    }
+
+    public func run() async throws {
+        let limits = configuration.limits
+        let (host, port) = try configuration.listenAddress()
+        let server: NIOAsyncChannel<Connection, Never>
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .bind(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(FrameDecoder(frameBytesMax: limits.frameBytesMax)))
+                        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+                        return try Connection(wrappingChannelSynchronously: channel, configuration: .init(
+                            backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64),
+                            isOutboundHalfClosureEnabled: false,
+                            inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
+                    }
+                }
+        } catch {
+            publish(.failure(error))
+            throw error
+        }
+        let address = server.channel.localAddress!
+        publish(.success(address))
+        logger.info("listening", metadata: ["address": "\(address)"])
+        let node = "\(host):\(address.port ?? port)"
+
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await self.serve(connection, node: node) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            self.logger.info("draining: no new connections; answering what is in flight")
+            server.channel.close(promise: nil)
+            self.stopReadingAll()
+        }
+    }
+
+    /// Stops every open connection from reading further requests; each then answers what it has and
+    /// closes. Connections still open after `drainTimeoutMs` are closed outright.
+    private func stopReadingAll() {
+        let channels = open.withLock { Array($0.values) }
+        for channel in channels { channel.close(mode: .input, promise: nil) }
+        let drainTimeout = TimeAmount.milliseconds(Int64(configuration.limits.drainTimeoutMs))
+        MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: drainTimeout) {
+            for channel in self.open.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+        }
+    }
+
+    private func serve(_ connection: Connection, node: String) async {
+        let channel = connection.channel
+        let key = ObjectIdentifier(channel)
+        let count = connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { connectionCount.wrappingSubtract(1, ordering: .relaxed) }
+        open.withLock { $0[key] = channel }
+        defer { open.withLock { $0[key] = nil } }
+
+        if count > configuration.limits.connectionsMax {
+            try? await connection.executeThenClose { _, outbound in
+                try await outbound.write(Envelope.buffer(Envelope.failure(
+                    id: .null, error: .unavailable("connection limit reached; try again later"))))
+            }
+            return
+        }
+        let context = RequestContext(connection: ConnectionState(defaultSessionId: Identifiers.make(.session)),
+                                     supervisor: supervisor, configuration: configuration,
+                                     serverInfo: ServerInfo(version: version, node: node))
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                try await ConnectionLoop(router: router, context: context, logger: logger)
+                    .run(inbound: inbound, outbound: outbound)
+            }
+        } catch {
+            logger.debug("connection ended with an error", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import Configuration
+import Foundation
+import SystemPackage
+import TollgateRuntime
+
+/// Everything `tollgated` can be told, with the defaults it uses when told nothing. `Config/tollgate.json`
+/// documents every key; a test checks that the file's values equal these defaults.
+public struct ServerConfiguration: Sendable, Equatable {
+    /// `host:port` to listen on. Port 0 picks a free port (tests).
+    public var listen = "127.0.0.1:7420"
+    /// `sqlite:PATH` (the default, a file in the working directory) or `postgres://user:pass@host:port/db`.
+    public var storageURL = "sqlite:tollgate.sqlite"
+    public var limits = Limits()
+
+    /// Every named limit. Units are in the names.
+    public struct Limits: Sendable, Equatable {
+        /// Largest frame body accepted, in bytes.
+        public var frameBytesMax = 1_048_576
+        /// Most requests in one JSON-RPC batch.
+        public var batchMax = 1000
+        /// Unanswered requests per connection before the server stops reading from it.
+        public var inFlightMax = 1024
+        /// Open connections; further ones are answered `UNAVAILABLE` and closed.
+        public var connectionsMax = 4096
+        /// Most charge records committed in one transaction.
+        public var ledgerGroupEntriesMax = 1000
+        /// Most charge records waiting for commit before calls are refused with `UNAVAILABLE`.
+        public var ledgerQueueEntriesMax = 65_536
+        /// Recent idempotency keys per tenant kept in memory; older keys are found in storage.
+        public var recentKeysMax = 100_000
+        /// Longest agent credential lifetime, in seconds.
+        public var credentialTTLSecondsMax = 31_622_400
+        /// How long a graceful shutdown waits for in-flight requests, in milliseconds.
+        public var drainTimeoutMs = 10_000
+
+        public init() {}
+    }
+
+    public init() {}
+
+    /// Reads the JSON file at `filePath` (if given) under environment overrides (`TOLLGATE_LISTEN`,
+    /// `TOLLGATE_STORAGE_URL`, `TOLLGATE_LIMITS_FRAME_BYTES_MAX`, …): environment first, then file, then default.
+    public static func load(filePath: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+        async throws -> ServerConfiguration {
+        var providers: [any ConfigProvider] = [
+            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "tollgate"),
+        ]
+        if let filePath {
+            do {
+                providers.append(try await FileProvider<JSONSnapshot>(filePath: FilePath(filePath)))
+            } catch {
+                throw ConfigurationError.invalid(key: "config file", rule: "a readable JSON file at \(filePath) (\(error))")
+            }
+        }
+        let reader = ConfigReader(providers: providers)
+        var config = ServerConfiguration()
+        config.listen = reader.string(forKey: "listen", default: config.listen)
+        config.storageURL = reader.string(forKey: "storage.url", default: config.storageURL)
+        let limits = reader.scoped(to: "limits")
+        func read(_ key: ConfigKey, _ value: inout Int) { value = limits.int(forKey: key, default: value) }
+        read("frameBytesMax", &config.limits.frameBytesMax)
+        read("batchMax", &config.limits.batchMax)
+        read("inFlightMax", &config.limits.inFlightMax)
+        read("connectionsMax", &config.limits.connectionsMax)
+        read("ledgerGroupEntriesMax", &config.limits.ledgerGroupEntriesMax)
+        read("ledgerQueueEntriesMax", &config.limits.ledgerQueueEntriesMax)
+        read("recentKeysMax", &config.limits.recentKeysMax)
+        read("credentialTTLSecondsMax", &config.limits.credentialTTLSecondsMax)
+        read("drainTimeoutMs", &config.limits.drainTimeoutMs)
+        try config.validate()
+        return config
+    }
+
+    /// Checks each limit and the limits against each other; the first violation is thrown.
+    public func validate() throws(ConfigurationError) {
+        _ = try listenAddress()
+        let l = limits
+        func check(_ ok: Bool, _ key: String, _ rule: String) throws(ConfigurationError) {
+            if !ok { throw .invalid(key: key, rule: rule) }
+        }
+        try check((64...Int(UInt32.max)).contains(l.frameBytesMax), "limits.frameBytesMax", "from 64 to 4294967295")
+        try check(l.batchMax >= 1, "limits.batchMax", "at least 1")
+        try check(l.inFlightMax >= 1, "limits.inFlightMax", "at least 1")
+        try check(l.batchMax <= l.inFlightMax, "limits.batchMax", "at most limits.inFlightMax, so one batch fits in flight")
+        try check(l.connectionsMax >= 1, "limits.connectionsMax", "at least 1")
+        try check(l.ledgerGroupEntriesMax >= 1, "limits.ledgerGroupEntriesMax", "at least 1")
+        try check(l.ledgerQueueEntriesMax >= l.ledgerGroupEntriesMax, "limits.ledgerQueueEntriesMax",
+                  "at least limits.ledgerGroupEntriesMax")
+        try check(l.recentKeysMax >= 1, "limits.recentKeysMax", "at least 1")
+        try check(l.credentialTTLSecondsMax >= 60, "limits.credentialTTLSecondsMax", "at least 60")
+        try check(l.drainTimeoutMs >= 0, "limits.drainTimeoutMs", "not negative")
+        _ = try storage()
+    }
+
+    public func listenAddress() throws(ConfigurationError) -> (host: String, port: Int) {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+              (0...65535).contains(port) else {
+            throw .invalid(key: "listen", rule: "host:port with a port from 0 to 65535")
+        }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw .invalid(key: "listen", rule: "host:port with a non-empty host") }
+        return (host, port)
+    }
+
+    public enum Storage: Sendable, Equatable {
+        case sqlite(path: String)
+        case postgres(url: String)
+        /// Unit tests only: nothing survives the process.
+        case memory
+    }
+
+    public func storage() throws(ConfigurationError) -> Storage {
+        if storageURL == "memory:" { return .memory }
+        if storageURL.hasPrefix("postgres://") || storageURL.hasPrefix("postgresql://") { return .postgres(url: storageURL) }
+        for prefix in ["sqlite://", "sqlite:"] where storageURL.hasPrefix(prefix) {
+            let path = String(storageURL.dropFirst(prefix.count))
+            guard !path.isEmpty else { break }
+            return .sqlite(path: path)
+        }
+        throw .invalid(key: "storage.url", rule: "sqlite:PATH, postgres://user:password@host:port/database or memory:")
+    }
+
+    var runtimeLimits: Supervisor.Limits {
+        Supervisor.Limits(tenant: .init(recentKeysMax: limits.recentKeysMax,
+                                        credentialTTLSecondsMax: Int64(limits.credentialTTLSecondsMax)))
+    }
+}
+
+public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalid(key: String, rule: String)
+    public var description: String {
+        switch self { case .invalid(let key, let rule): "configuration \(key) must be \(rule)" }
+    }
+}
+
+extension ServerConfiguration {
+    /// The storage URL with any password replaced by `***`: the only form that is logged.
+    public var redactedStorageURL: String {
+        guard let schemeEnd = storageURL.range(of: "://"), let at = storageURL.lastIndex(of: "@"),
+              at > schemeEnd.upperBound else { return storageURL }
+        let credentials = storageURL[schemeEnd.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return storageURL }
+        return String(storageURL[..<colon]) + ":***" + String(storageURL[at...])
+    }
+}

@@ -1,0 +1,26 @@
+import ServiceLifecycle
+import TollgatePostgres
+import TollgateSQLite
+import TollgateStorage
+
+/// Keeps the store open for the life of the service group and closes it last, after the listener has
+/// drained and the ledger writer has flushed (services shut down in reverse start order).
+final class StoreService: Service, Sendable {
+    let store: any TollgateStore
+
+    init(store: any TollgateStore) { self.store = store }
+
+    func run() async throws {
+        // Sleeps until shutdown (graceful or cancellation), then closes.
+        try? await gracefulShutdown()
+        try await store.close()
+    }
+
+    static func open(_ storage: ServerConfiguration.Storage) async throws -> any TollgateStore {
+        switch storage {
+        case .sqlite(let path): try SQLiteStore(path: path)
+        case .postgres(let url): try await PostgresStore(url: url)
+        case .memory: InMemoryStore()
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import TollgateCore
+import TollgatePricing
+import TollgateRuntime
+import TollgateStorage
+import TollgateStrategies
+
+/// A whole Tollgate node, assembled: storage, the ledger writer, the actor tree and the listener, as one
+/// service group started in that order and stopped in reverse (stop accepting and answer what is in
+/// flight; flush the ledger; close storage).
+public struct TollgateApp: Sendable {
+    public static let version = "0.1.0"
+
+    public let configuration: ServerConfiguration
+    public let store: any TollgateStore
+    public let listener: Listener
+    public let ledger: LedgerWriter
+    public let supervisor: Supervisor
+    /// The root token if this start generated it (first start without `TOLLGATE_ADMIN_TOKEN`); print it once.
+    public let generatedRootToken: String?
+    let services: [any Service]
+
+    public static func make(configuration: ServerConfiguration,
+                            environment: [String: String] = ProcessInfo.processInfo.environment,
+                            clock: any WallClock = SystemWallClock(),
+                            registry: StrategyRegistry = .builtIn,
+                            logger: Logger = Logger(label: "tollgate")) async throws -> TollgateApp {
+        try configuration.validate()
+        let store = try await StoreService.open(try configuration.storage())
+        let root: (hash: String, generated: String?)
+        do { root = try await RootToken.resolve(environment: environment, store: store) } catch {
+            try? await store.close()
+            throw error
+        }
+        let limits = configuration.limits
+        let ledger = LedgerWriter(store: store, limits: .init(groupEntriesMax: limits.ledgerGroupEntriesMax,
+                                                              queueEntriesMax: limits.ledgerQueueEntriesMax),
+                                  logger: logger)
+        let supervisor = Supervisor(store: store, ledger: ledger, registry: registry, rootTokenHash: root.hash,
+                                    clock: clock, limits: configuration.runtimeLimits, logger: logger)
+        let listener = Listener(configuration: configuration, router: Router(logger: logger), supervisor: supervisor,
+                                version: version, logger: logger)
+        return TollgateApp(configuration: configuration, store: store, listener: listener, ledger: ledger,
+                           supervisor: supervisor, generatedRootToken: root.generated,
+                           services: [StoreService(store: store), ledger, listener])
+    }
+
+    /// Runs until SIGTERM/SIGINT (when `signals` is true) or until the calling task is cancelled.
+    public func run(signals: Bool = true, logger: Logger = Logger(label: "tollgate")) async throws {
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: signals ? [.sigterm, .sigint] : [],
+            cancellationSignals: [],
+            logger: logger))
+        try await group.run()
+    }
+
+    /// A service group the caller controls (tests trigger graceful shutdown on it).
+    public func serviceGroup(logger: Logger = Logger(label: "tollgate")) -> ServiceGroup {
+        ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
+    }
+}
