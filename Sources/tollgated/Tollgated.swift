@@ -48,6 +48,7 @@ struct Tollgated: AsyncParsableCommand {
         if let token = app.generatedRootToken {
             // Printed once, on standard output (never to the log); only its hash is stored.
             print("Root operator token (shown once; store it safely): \(token)")
+            fflush(nil) // stdout is block-buffered when it is not a terminal
         }
         logger.info("starting", metadata: ["config": "\(file ?? "built-in defaults")",
                                            "storage": "\(configuration.redactedStorageURL)",
