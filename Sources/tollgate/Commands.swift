@@ -1,0 +1,220 @@
+import ArgumentParser
+import Foundation
+import TollgateCore
+
+struct Hello: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Authenticate and show who the token belongs to.")
+    @OptionGroup var options: GlobalOptions
+    func run() async throws {
+        let result = try await options.request("auth.hello", [:], tenantScoped: false)
+        try Output.print(result["principal"] ?? result, json: options.json, field: options.get)
+    }
+}
+
+struct Tenants: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Tenants (root operator).", subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a tenant; prints its operator token once.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The tenant's name.") var name: String
+        func run() async throws { try await options.call("tenants.create", ["name": .string(name)], tenantScoped: false) }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tenants.")
+        @OptionGroup var options: GlobalOptions
+        func run() async throws { try await options.call("tenants.list", [:], tenantScoped: false) }
+    }
+}
+
+struct Customers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Customers.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a customer.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The customer's name.") var name: String
+        @Option(name: .long, help: "Your own id for this customer.") var externalId: String?
+        func run() async throws {
+            var params: [String: JSONValue] = ["name": .string(name)]
+            params.set("externalId", externalId)
+            try await options.call("customers.create", params)
+        }
+    }
+}
+
+struct Teams: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Teams.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a team under a customer.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "The customer id.") var customer: String
+        @Argument(help: "The team's name.") var name: String
+        func run() async throws {
+            try await options.call("teams.create", ["customerId": .string(customer), "name": .string(name)])
+        }
+    }
+}
+
+struct Agents: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Agents.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an agent; prints its client secret once.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "The team id.") var team: String
+        @Option(name: .long, help: "A free-form agent type.") var type: String?
+        @Argument(help: "The agent's name.") var name: String
+        func run() async throws {
+            var params: [String: JSONValue] = ["teamId": .string(team), "name": .string(name)]
+            params.set("agentType", type)
+            try await options.call("agents.create", params)
+        }
+    }
+}
+
+struct Credentials: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Agent credentials.", subcommands: [Issue.self, Revoke.self])
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue an AGT- token for an agent; printed once.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "The agent id.") var agent: String
+        @Option(name: .long, help: "A scope to grant (repeatable; default meter:write).") var scope: [String] = []
+        @Option(name: .long, help: "Lifetime in seconds.") var ttl: Int = 86_400
+        @Option(name: .long, help: "Lifetime spend limit of this credential, a decimal amount.") var spendLimit: String?
+        func run() async throws {
+            var params: [String: JSONValue] = ["agentId": .string(agent), "ttlSeconds": .integer(Int64(ttl)),
+                                               "scopes": .array((scope.isEmpty ? ["meter:write"] : scope).map(JSONValue.string))]
+            params.set("spendLimit", spendLimit)
+            try await options.call("credentials.issue", params)
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a credential; open connections fail at their next request.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The credential id.") var credentialId: String
+        func run() async throws { try await options.call("credentials.revoke", ["credentialId": .string(credentialId)]) }
+    }
+}
+
+struct Plans: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Rate plans.", subcommands: [Put.self, List.self, Show.self])
+
+    struct Put: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Put a plan document (JSON file); makes the next version of its name.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Path of the plan's JSON file.") var file: String
+        func run() async throws {
+            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+            let document: JSONValue
+            do { document = try JSONCodec.parse(Array(data)) } catch { throw CLIError("\(file) is not valid JSON: \(error)") }
+            guard let object = document.objectValue else { throw CLIError("\(file) must hold a JSON object") }
+            try await options.call("plans.put", object)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List plan versions.")
+        @OptionGroup var options: GlobalOptions
+        func run() async throws { try await options.call("plans.list", [:]) }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one plan version (the latest by default).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The plan id.") var planId: String
+        @Option(name: .long, help: "The version.") var version: Int?
+        func run() async throws {
+            var params: [String: JSONValue] = ["planId": .string(planId)]
+            params.set("version", version)
+            try await options.call("plans.get", params)
+        }
+    }
+}
+
+struct Subscriptions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Subscriptions.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Subscribe a customer to a plan version (latest by default).")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "The customer id.") var customer: String
+        @Option(name: .long, help: "The plan id.") var plan: String
+        @Option(name: .long, help: "The plan version.") var version: Int?
+        @Option(name: .long, help: "When it starts (RFC 3339; default now).") var startsAt: String?
+        func run() async throws {
+            var params: [String: JSONValue] = ["customerId": .string(customer), "planId": .string(plan)]
+            params.set("version", version)
+            params.set("startsAt", startsAt)
+            try await options.call("subscriptions.create", params)
+        }
+    }
+}
+
+struct Caps: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Spend caps.", subcommands: [Set.self])
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set the cap of a customer, team or agent for a period.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "customer, team or agent.") var scope: String
+        @Option(name: .long, help: "The id of the customer, team or agent.") var id: String
+        @Option(name: .long, help: "The limit, a decimal amount in the plan's currency.") var limit: String
+        @Option(name: .long, help: "lifetime, month or day.") var period: String = "month"
+        @Option(name: .long, help: "Warn at this percentage of the limit.") var warnAt: Int?
+        func run() async throws {
+            var params: [String: JSONValue] = ["scope": .string(scope), "scopeId": .string(id), "limit": .string(limit),
+                                               "period": .string(period)]
+            params.set("warnAtPercent", warnAt)
+            try await options.call("caps.set", params)
+        }
+    }
+}
+
+struct Usage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Usage reports.", subcommands: [Summary.self])
+
+    struct Summary: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Usage and cost, filtered and grouped.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "Group by tool, agent, session, team or day (repeatable).") var groupBy: [String] = []
+        @Option(name: .long) var customer: String?
+        @Option(name: .long) var team: String?
+        @Option(name: .long) var agent: String?
+        @Option(name: .long, help: "From this time (RFC 3339, inclusive).") var from: String?
+        @Option(name: .long, help: "To this time (RFC 3339, exclusive).") var to: String?
+        func run() async throws {
+            var params: [String: JSONValue] = ["groupBy": .array(groupBy.map(JSONValue.string))]
+            params.set("customerId", customer)
+            params.set("teamId", team)
+            params.set("agentId", agent)
+            params.set("from", from)
+            params.set("to", to)
+            try await options.call("usage.summary", params)
+        }
+    }
+}
+
+struct Meter: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Meter calls as an agent (with an AGT- token).",
+                                                    subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Price, cap-check and record one tool call.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "The tool's name.") var tool: String
+        @Option(name: .long, help: "Idempotency key: retrying with the same key never charges twice.") var key: String
+        @Option(name: .long, help: "Session id.") var session: String?
+        @Option(name: .long, help: "Units used (default 1).") var quantity: Int?
+        func run() async throws {
+            var params: [String: JSONValue] = ["tool": .string(tool), "idempotencyKey": .string(key)]
+            params.set("sessionId", session)
+            params.set("quantity", quantity)
+            try await options.call("meter.verify", params, tenantScoped: false)
+        }
+    }
+}
