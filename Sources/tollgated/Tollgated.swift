@@ -12,7 +12,7 @@ struct Tollgated: AsyncParsableCommand {
         abstract: "The Tollgate metering and spend-control server.",
         discussion: """
             Configuration comes from a JSON file (default: Config/tollgate.json when it exists) with environment
-            overrides: TOLLGATE_LISTEN, TOLLGATE_STORAGE_URL, TOLLGATE_LIMITS_<NAME> (e.g. TOLLGATE_LIMITS_INFLIGHT_MAX).
+            overrides: TOLLGATE_LISTEN, TOLLGATE_STORAGE_URL, TOLLGATE_LIMITS_<NAME> (e.g. TOLLGATE_LIMITS_IN_FLIGHT_MAX).
             TOLLGATE_ADMIN_TOKEN sets the root operator token; without it one is generated on first start and printed once.
             """,
         version: TollgateApp.version)

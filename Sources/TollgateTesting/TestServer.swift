@@ -1,0 +1,56 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import TollgateClient
+import TollgateCore
+import TollgateServer
+
+/// A real Tollgate node running in-process on a free loopback port: real TCP, real storage. Tests and
+/// users' own test suites start one, talk to it with `TollgateConnection`, and stop it gracefully.
+public final class TestServer: Sendable {
+    /// The root token every test server accepts.
+    public static let rootToken = "test-root-token-0123456789"
+
+    public let app: TollgateApp
+    public let host: String
+    public let port: Int
+    private let group: ServiceGroup
+    private let runner: Task<Void, any Error>
+
+    /// Starts a node. `storageURL` is `memory:` (default), `sqlite:PATH` or a `postgres://` URL.
+    public static func start(storageURL: String = "memory:", clock: any WallClock = SystemWallClock(),
+                             configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+        var configuration = ServerConfiguration()
+        configuration.listen = "127.0.0.1:0"
+        configuration.storageURL = storageURL
+        configure(&configuration)
+        var logger = Logger(label: "tollgate.test")
+        logger.logLevel = .critical
+        let app = try await TollgateApp.make(configuration: configuration,
+                                             environment: ["TOLLGATE_ADMIN_TOKEN": rootToken], clock: clock, logger: logger)
+        let group = app.serviceGroup(logger: logger)
+        let runner = Task { try await group.run() }
+        let address = try await app.listener.boundAddress()
+        return TestServer(app: app, host: "127.0.0.1", port: address.port!, group: group, runner: runner)
+    }
+
+    private init(app: TollgateApp, host: String, port: Int, group: ServiceGroup, runner: Task<Void, any Error>) {
+        self.app = app; self.host = host; self.port = port; self.group = group; self.runner = runner
+    }
+
+    public var address: String { "\(host):\(port)" }
+
+    /// A new connection, already authenticated with `token` when one is given.
+    public func connect(token: String? = nil) async throws -> TollgateConnection {
+        let connection = try await TollgateConnection.connect(host: host, port: port)
+        if let token { _ = try await connection.call("auth.hello", ["token": .string(token)]) }
+        return connection
+    }
+
+    /// Graceful shutdown, as on SIGTERM: stop accepting, answer in-flight requests, flush the ledger,
+    /// close storage. Returns when the node has stopped.
+    public func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await runner.value
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+@testable import TollgateCore
+
+@Suite struct CapLedgerTests {
+    let now = Date(timeIntervalSince1970: 1_795_000_000) // 2026-11-18
+    let agent = ScopeRef(.agent, "agt_a")
+    let team = ScopeRef(.team, "team_t")
+
+    func ledger(limit: String, period: CapPeriod = .lifetime, on target: ScopeRef? = nil) throws -> CapLedger {
+        var ledger = CapLedger()
+        ledger.setCap(Cap(id: "cap_1", tenantId: "ten", target: target ?? agent, limit: try Money(decimal: limit),
+                          period: period, warnAtPercent: nil))
+        return ledger
+    }
+
+    @Test func reserve_withinCap_holdsOnEveryScopeOfThePath() throws {
+        var ledger = try ledger(limit: "1")
+        #expect(ledger.reserve(try Money(decimal: "0.4"), on: [agent, team], at: now) == nil)
+        #expect(ledger.held[agent] == (try Money(decimal: "0.4")))
+        #expect(ledger.held[team] == (try Money(decimal: "0.4")))
+    }
+
+    @Test func reserve_whenHoldsWouldCrossCap_refusesWithSpentIncludingHolds() throws {
+        var ledger = try ledger(limit: "1")
+        #expect(ledger.reserve(try Money(decimal: "0.6"), on: [agent], at: now) == nil)
+        let refused = ledger.reserve(try Money(decimal: "0.5"), on: [agent], at: now)
+        let refusal = try #require(refused)
+        #expect(refusal.spent == (try Money(decimal: "0.6")))
+        #expect(refusal.requested == (try Money(decimal: "0.5")))
+        #expect(refusal.resetsAt == nil)
+    }
+
+    @Test func reserve_exactlyToTheLimit_isAllowed() throws {
+        var ledger = try ledger(limit: "1")
+        #expect(ledger.reserve(try Money(decimal: "1"), on: [agent], at: now) == nil)
+        #expect(ledger.reserve(Money(nanos: 1), on: [agent], at: now) != nil)
+    }
+
+    @Test func release_givesTheHoldBack() throws {
+        var ledger = try ledger(limit: "1")
+        let amount = try Money(decimal: "0.7")
+        #expect(ledger.reserve(amount, on: [agent], at: now) == nil)
+        ledger.release(amount, on: [agent])
+        #expect(ledger.held[agent] == nil)
+        #expect(ledger.reserve(amount, on: [agent], at: now) == nil)
+    }
+
+    @Test func commit_movesHoldIntoSpend() throws {
+        var ledger = try ledger(limit: "1")
+        let amount = try Money(decimal: "0.7")
+        _ = ledger.reserve(amount, on: [agent], at: now)
+        ledger.commit(amount, on: [agent], at: now)
+        #expect(ledger.held[agent] == nil)
+        #expect(ledger.spend[agent]?.lifetime == amount)
+        #expect(ledger.reserve(try Money(decimal: "0.31"), on: [agent], at: now) != nil)
+    }
+
+    @Test func dayCap_resetsAtMidnightUTC() throws {
+        var ledger = try ledger(limit: "1", period: .day)
+        _ = ledger.reserve(try Money(decimal: "1"), on: [agent], at: now)
+        ledger.commit(try Money(decimal: "1"), on: [agent], at: now)
+        let refused = ledger.reserve(Money(nanos: 1), on: [agent], at: now)
+        let refusal = try #require(refused)
+        #expect(refusal.resetsAt == PeriodCalendar.startOfDay(now).addingTimeInterval(86_400))
+        let tomorrow = PeriodCalendar.startOfDay(now).addingTimeInterval(86_400)
+        #expect(ledger.reserve(try Money(decimal: "1"), on: [agent], at: tomorrow) == nil)
+    }
+
+    @Test func monthCap_countsOnlyTheCurrentMonth() throws {
+        var ledger = try ledger(limit: "1", period: .month)
+        let lastMonth = PeriodCalendar.startOfMonth(now).addingTimeInterval(-1)
+        var seeded = ScopeSpend()
+        try seeded.add(try Money(decimal: "0.9"), at: lastMonth)
+        ledger.load(agent, seeded)
+        #expect(ledger.spend[agent]?.lifetime == (try Money(decimal: "0.9")))
+        #expect(ledger.remaining(ledger.caps(on: agent)[0], at: now) == (try Money(decimal: "1")))
+    }
+
+    @Test func capOnTeam_limitsEveryAgentUnderIt() throws {
+        var ledger = try ledger(limit: "1", on: team)
+        let other = ScopeRef(.agent, "agt_b")
+        #expect(ledger.reserve(try Money(decimal: "0.6"), on: [agent, team], at: now) == nil)
+        let refused = ledger.reserve(try Money(decimal: "0.6"), on: [other, team], at: now)
+        let refusal = try #require(refused)
+        #expect(refusal.cap.target == team)
+    }
+}

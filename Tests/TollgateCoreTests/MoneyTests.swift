@@ -1,0 +1,42 @@
+import Testing
+@testable import TollgateCore
+
+@Suite struct MoneyTests {
+    @Test(arguments: [
+        ("0.1027", Int64(102_700_000)), ("1", 1_000_000_000), ("-3.5", -3_500_000_000), ("0.000000001", 1),
+        ("12.000000000", 12_000_000_000), ("0", 0),
+    ])
+    func parse_acceptsPlainDecimals(text: String, nanos: Int64) throws {
+        #expect(try Money(decimal: text).nanos == nanos)
+    }
+
+    @Test(arguments: ["", ".5", "5.", "1e3", "1.0000000001", "abc", "--1", "1.2.3", " 1", "+1", "0x10", "١"])
+    func parse_refusesAnythingElse(text: String) {
+        #expect(throws: MoneyError.self) { try Money(decimal: text) }
+    }
+
+    @Test func parse_refusesAmountsBeyondRange() {
+        #expect(throws: MoneyError.overflow) { try Money(decimal: "9223372037") }
+    }
+
+    @Test func decimalString_isCanonical() throws {
+        #expect(try Money(decimal: "0.1000").decimalString == "0.1")
+        #expect(try Money(decimal: "-0.5").decimalString == "-0.5")
+        #expect(Money(nanos: 1).decimalString == "0.000000001")
+        #expect(Money.zero.decimalString == "0")
+    }
+
+    @Test func arithmetic_overflowIsAnErrorNeverAWrap() {
+        #expect(throws: MoneyError.overflow) { try Money(nanos: .max).adding(Money(nanos: 1)) }
+        #expect(throws: MoneyError.overflow) { try Money(nanos: .min).subtracting(Money(nanos: 1)) }
+        #expect(throws: MoneyError.overflow) { try Money(nanos: .max / 2 + 1).multiplied(by: 2) }
+    }
+
+    @Test func dimensionExample_addsUpExactly() throws {
+        // Seed 001, "Dimension 2": tool 0.10 + 2,400 input tokens × 0.000001 + 150 output tokens × 0.000002.
+        let tool = try Money(decimal: "0.10")
+        let input = try Money(decimal: "0.000001").multiplied(by: 2400)
+        let output = try Money(decimal: "0.000002").multiplied(by: 150)
+        #expect(try tool.adding(input).adding(output).decimalString == "0.1027")
+    }
+}
