@@ -1,0 +1,243 @@
+import Foundation
+import Testing
+import TollgateCore
+import TollgateSQLite
+import TollgateStorage
+
+/// One suite of behaviour tests, run against every backend. Each test makes its own tenants (ids are random),
+/// so runs against a shared PostgreSQL database never see each other's rows.
+@Suite struct StoreConformanceTests {
+    let now = Date(timeIntervalSince1970: 1_795_000_000.123) // 2026-11-18T…
+
+    struct World {
+        var tenant: TenantRecord
+        var customer: Customer
+        var team: Team
+        var agent: Agent
+        var credential: Credential
+        var plan: PlanRecord
+        var subscription: SubscriptionRecord
+        var path: ChargePath
+    }
+
+    func makeWorld(_ store: any TollgateStore, name: String = "t") async throws -> World {
+        let tenant = TenantRecord(id: Identifiers.make(.tenant), name: name,
+                                  operatorTokenHash: Identifiers.randomString(count: 64), createdAt: now)
+        try await store.insertTenant(tenant)
+        let customer = Customer(id: Identifiers.make(.customer), tenantId: tenant.id, name: "c", externalId: "ext-1")
+        try await store.insertCustomer(customer)
+        let team = Team(id: Identifiers.make(.team), tenantId: tenant.id, customerId: customer.id, name: "team")
+        try await store.insertTeam(team)
+        let agent = Agent(id: Identifiers.make(.agent), tenantId: tenant.id, teamId: team.id, name: "a", agentType: nil,
+                          clientId: Identifiers.make(.client))
+        try await store.insertAgent(agent, clientSecretHash: "secret-hash-\(agent.id)")
+        let credential = Credential(id: Identifiers.make(.credential), tenantId: tenant.id, agentId: agent.id,
+                                    scopes: ["meter:write"], expiresAt: now.addingTimeInterval(3600), revokedAt: nil,
+                                    spendLimit: try Money(decimal: "5"))
+        try await store.insertCredential(credential, tokenHash: "token-hash-\(credential.id)")
+        let plan = PlanRecord(tenantId: tenant.id, planId: Identifiers.make(.plan), name: "p", version: 1,
+                              document: #"{"name":"p"}"#, createdAt: now)
+        try await store.insertPlan(plan)
+        let subscription = SubscriptionRecord(id: Identifiers.make(.subscription), tenantId: tenant.id,
+                                              customerId: customer.id, planId: plan.planId, version: 1, startsAt: now)
+        try await store.insertSubscription(subscription)
+        let path = ChargePath(customerId: customer.id, teamId: team.id, agentId: agent.id, sessionId: "ses_1",
+                              credentialId: credential.id)
+        return World(tenant: tenant, customer: customer, team: team, agent: agent, credential: credential, plan: plan,
+                     subscription: subscription, path: path)
+    }
+
+    func entry(_ world: World, key: String, tool: String = "search", cost: String, at: Date? = nil,
+               agentId: String? = nil) throws -> LedgerEntry {
+        var path = world.path
+        if let agentId { path.agentId = agentId }
+        let charge = ChargeRecord(
+            receiptId: Identifiers.make(.receipt), tenantId: world.tenant.id, path: path,
+            subscriptionId: world.subscription.id, planId: world.plan.planId, planVersion: 1, tool: tool, quantity: 1,
+            inputTokens: 10, outputTokens: 5, cost: try Money(decimal: cost), providerCost: try Money(decimal: "0.0001"),
+            currency: "USD", idempotencyKey: key, at: at ?? now)
+        return LedgerEntry(charge: charge, idempotency: IdempotencyRecord(
+            tenantId: world.tenant.id, key: key, method: "meter.verify", params: #"{"k":"\#(key)"}"#,
+            result: #"{"cost":"\#(cost)"}"#, createdAt: at ?? now))
+    }
+
+    @Test(arguments: StoreKind.available)
+    func hierarchy_roundTripsAndLoadsOnlyItsTenant(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        let other = try await makeWorld(store, name: "other")
+        let snapshot = try #require(try await store.loadTenant(world.tenant.id))
+        #expect(snapshot.tenant == world.tenant)
+        #expect(snapshot.customers == [world.customer])
+        #expect(snapshot.teams == [world.team])
+        #expect(snapshot.agents == [world.agent])
+        #expect(snapshot.credentials == [world.credential])
+        #expect(snapshot.plans == [world.plan])
+        #expect(snapshot.subscriptions == [world.subscription])
+        #expect(!snapshot.customers.contains(other.customer))
+        #expect(try await store.loadTenant("ten_missing") == nil)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func tokens_areFoundByHashOnly(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        #expect(try await store.tenant(operatorTokenHash: world.tenant.operatorTokenHash) == world.tenant)
+        #expect(try await store.tenant(operatorTokenHash: "nope") == nil)
+        #expect(try await store.credential(tokenHash: "token-hash-\(world.credential.id)") == world.credential)
+        let found = try #require(try await store.agent(clientId: world.agent.clientId))
+        #expect(found.agent == world.agent && found.clientSecretHash == "secret-hash-\(world.agent.id)")
+        #expect(try await store.tenants().contains(world.tenant))
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func revoke_isScopedByTenant(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        let other = try await makeWorld(store, name: "other")
+        // Another tenant naming this credential changes nothing.
+        try await store.revokeCredential(tenantId: other.tenant.id, credentialId: world.credential.id, at: now)
+        #expect(try await store.credential(tokenHash: "token-hash-\(world.credential.id)")?.revokedAt == nil)
+        try await store.revokeCredential(tenantId: world.tenant.id, credentialId: world.credential.id, at: now)
+        let revoked = try await store.credential(tokenHash: "token-hash-\(world.credential.id)")?.revokedAt
+        #expect(revoked.map(Timestamp.millis) == Timestamp.millis(now))
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func duplicates_areRefused(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        await #expect(throws: StorageError.self) { try await store.insertPlan(world.plan) }
+        await #expect(throws: StorageError.self) { try await store.insertTenant(world.tenant) }
+        await #expect(throws: StorageError.self) { try await store.insertCustomer(world.customer) }
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func caps_upsertReplacesTheCapOfAScopeAndPeriod(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        let target = ScopeRef(.agent, world.agent.id)
+        try await store.upsertCap(Cap(id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "1"),
+                                      period: .day, warnAtPercent: 80))
+        try await store.upsertCap(Cap(id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "2"),
+                                      period: .day, warnAtPercent: nil))
+        try await store.upsertCap(Cap(id: "cap_b", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "9"),
+                                      period: .month, warnAtPercent: nil))
+        let caps = try #require(try await store.loadTenant(world.tenant.id)).caps.sorted { $0.id < $1.id }
+        #expect(caps.map(\.limit) == [try Money(decimal: "2"), try Money(decimal: "9")])
+        #expect(caps[0].warnAtPercent == nil)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func commit_writesTheGroupAndItsIdempotencyRecords(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        try await store.commit([try entry(world, key: "k1", cost: "0.25"), try entry(world, key: "k2", cost: "0.001")])
+        let record = try #require(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k1"))
+        #expect(record.result == #"{"cost":"0.25"}"#)
+        #expect(record.method == "meter.verify")
+        let other = try await makeWorld(store, name: "other")
+        #expect(try await store.idempotencyRecord(tenantId: other.tenant.id, key: "k1") == nil)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func commit_isAllOrNothing(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        try await store.commit([try entry(world, key: "k1", cost: "1")])
+        // The second entry reuses k1: the whole group must be refused, k3 included.
+        await #expect(throws: StorageError.self) {
+            try await store.commit([try entry(world, key: "k3", cost: "1"), try entry(world, key: "k1", cost: "1")])
+        }
+        #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k3") == nil)
+        let usage = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(), groupBy: [])
+        #expect(usage.map(\.calls) == [1])
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func spend_sumsEachScopeByWindow(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        let lastMonth = PeriodCalendar.startOfMonth(now).addingTimeInterval(-10)
+        let earlierToday = PeriodCalendar.startOfDay(now).addingTimeInterval(1)
+        let yesterday = PeriodCalendar.startOfDay(now).addingTimeInterval(-1)
+        try await store.commit([
+            try entry(world, key: "a", cost: "1", at: lastMonth),
+            try entry(world, key: "b", cost: "0.5", at: yesterday),
+            try entry(world, key: "c", cost: "0.25", at: earlierToday),
+        ])
+        let rows = try await store.spend(tenantId: world.tenant.id, now: now)
+        let agent = try #require(rows.first { $0.target == ScopeRef(.agent, world.agent.id) })
+        #expect(agent.lifetime == (try Money(decimal: "1.75")))
+        if PeriodCalendar.startOfMonth(now) <= yesterday {
+            #expect(agent.month == (try Money(decimal: "0.75")))
+        }
+        #expect(agent.day == (try Money(decimal: "0.25")))
+        #expect(rows.contains { $0.target == ScopeRef(.customer, world.customer.id) && $0.lifetime == agent.lifetime })
+        #expect(rows.contains { $0.target == ScopeRef(.credential, world.credential.id) })
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func usage_groupsAndFiltersWithinTheTenant(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        let other = try await makeWorld(store, name: "other")
+        try await store.commit([
+            try entry(world, key: "1", tool: "search", cost: "0.001"),
+            try entry(world, key: "2", tool: "search", cost: "0.001"),
+            try entry(world, key: "3", tool: "transform", cost: "0.25"),
+            try entry(other, key: "1", tool: "search", cost: "7"),
+        ])
+        let byTool = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(), groupBy: [.tool])
+        #expect(byTool.map(\.keys) == [["search"], ["transform"]])
+        #expect(byTool.map(\.calls) == [2, 1])
+        #expect(byTool.map(\.cost) == [try Money(decimal: "0.002"), try Money(decimal: "0.25")])
+        #expect(byTool[0].inputTokens == 20 && byTool[0].outputTokens == 10)
+        #expect(byTool[0].providerCost == (try Money(decimal: "0.0002")))
+        let byAgentDay = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(customerId: world.customer.id),
+                                               groupBy: [.agent, .day])
+        #expect(byAgentDay.map(\.keys) == [[world.agent.id, UsageQuery.dayString(PeriodCalendar.dayIndex(now))]])
+        let none = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(to: now), groupBy: [.tool])
+        #expect(none.isEmpty)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func settings_roundTrip(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let key = "test-\(UUID().uuidString)"
+        #expect(try await store.setting(key) == nil)
+        try await store.putSetting(key, "one")
+        try await store.putSetting(key, "two")
+        #expect(try await store.setting(key) == "two")
+        try await store.close()
+    }
+
+    @Test func sqlite_committedGroupsSurviveReopening() async throws {
+        let path = StoreKind.temporarySQLitePath()
+        var store: any TollgateStore = try SQLiteStore(path: path)
+        let world = try await makeWorld(store)
+        try await store.commit([try entry(world, key: "durable", cost: "0.5")])
+        try await store.close()
+        store = try SQLiteStore(path: path)
+        #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "durable") != nil)
+        #expect(try await store.loadTenant(world.tenant.id)?.agents == [world.agent])
+        try await store.close()
+    }
+
+    @Test(.enabled(if: StoreKind.postgresURL != nil, "set TOLLGATE_TEST_POSTGRES_URL to run PostgreSQL tests"))
+    func postgres_migrationsAreIdempotentAcrossOpens() async throws {
+        let first = try await StoreKind.postgres.open()
+        let second = try await StoreKind.postgres.open()
+        try await first.close()
+        try await second.close()
+    }
+}
