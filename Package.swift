@@ -76,7 +76,9 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // In-process server helpers for tests, shipped as a library.
         .target(name: "TollgateTesting", dependencies: [
-            "TollgateServer", "TollgateClient",
+            "TollgateServer", "TollgateClient", "TollgateStorage", "TollgateCore",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "tollgated", dependencies: [
             "TollgateServer",
@@ -101,7 +103,7 @@ let package = Package(
             "TollgateWire",
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "TollgateServerTests", dependencies: ["TollgateTesting"]),
+        .testTarget(name: "TollgateServerTests", dependencies: ["TollgateTesting", "TollgateSQLite"]),
         .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting"]),
     ]
 )

@@ -26,9 +26,11 @@ public struct TollgateApp: Sendable {
                             environment: [String: String] = ProcessInfo.processInfo.environment,
                             clock: any WallClock = SystemWallClock(),
                             registry: StrategyRegistry = .builtIn,
+                            store givenStore: (any TollgateStore)? = nil,
                             logger: Logger = Logger(label: "tollgate")) async throws -> TollgateApp {
         try configuration.validate()
-        let store = try await StoreService.open(try configuration.storage())
+        // A given store (tests wrapping a real one to inject faults) replaces the configured one.
+        let store = if let givenStore { givenStore } else { try await StoreService.open(try configuration.storage()) }
         let root: (hash: String, generated: String?)
         do { root = try await RootToken.resolve(environment: environment, store: store) } catch {
             try? await store.close()

@@ -4,6 +4,7 @@ import ServiceLifecycle
 import TollgateClient
 import TollgateCore
 import TollgateServer
+import TollgateStorage
 
 /// A real Tollgate node running in-process on a free loopback port: real TCP, real storage. Tests and
 /// users' own test suites start one, talk to it with `TollgateConnection`, and stop it gracefully.
@@ -19,6 +20,7 @@ public final class TestServer: Sendable {
 
     /// Starts a node. `storageURL` is `memory:` (default), `sqlite:PATH` or a `postgres://` URL.
     public static func start(storageURL: String = "memory:", clock: any WallClock = SystemWallClock(),
+                             store: (any TollgateStore)? = nil,
                              configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         var configuration = ServerConfiguration()
         configuration.listen = "127.0.0.1:0"
@@ -27,7 +29,8 @@ public final class TestServer: Sendable {
         var logger = Logger(label: "tollgate.test")
         logger.logLevel = .critical
         let app = try await TollgateApp.make(configuration: configuration,
-                                             environment: ["TOLLGATE_ADMIN_TOKEN": rootToken], clock: clock, logger: logger)
+                                             environment: ["TOLLGATE_ADMIN_TOKEN": rootToken], clock: clock,
+                                             store: store, logger: logger)
         let group = app.serviceGroup(logger: logger)
         let runner = Task { try await group.run() }
         let address = try await app.listener.boundAddress()

@@ -1,0 +1,99 @@
+import Foundation
+import Synchronization
+import TollgateCore
+import TollgateStorage
+
+/// Wraps a real store and lets a test hold group commits at a gate, or make them fail: how tests observe
+/// in-flight requests (`IN_PROGRESS`, out-of-order answers, back-pressure, draining on shutdown) and
+/// failed writes (the hold is released, nothing is recorded) deterministically.
+public final class GatedStore: TollgateStore, Sendable {
+    public let inner: any TollgateStore
+    private let state = Mutex(State())
+
+    struct State {
+        var closed = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var failCommits = false
+        var idempotencyLookups = 0
+        var commitsStarted = 0
+    }
+
+    public init(wrapping inner: any TollgateStore = InMemoryStore()) { self.inner = inner }
+
+    /// Holds every commit from now on until `openGate()`.
+    public func closeGate() { state.withLock { $0.closed = true } }
+
+    /// Lets held and future commits through.
+    public func openGate() {
+        let waiting = state.withLock { state in
+            state.closed = false
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for waiter in waiting { waiter.resume() }
+    }
+
+    /// Makes every commit fail, as a full disk or a lost database would.
+    public func failCommits(_ fail: Bool) { state.withLock { $0.failCommits = fail } }
+
+    /// How many `meter.verify` calls reached storage: each looks up its idempotency key once.
+    public var idempotencyLookups: Int { state.withLock { $0.idempotencyLookups } }
+    public var commitsStarted: Int { state.withLock { $0.commitsStarted } }
+
+    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) {
+        state.withLock { $0.commitsStarted += 1 }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let pass = state.withLock { state in
+                if !state.closed { return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if pass { continuation.resume() }
+        }
+        if state.withLock({ $0.failCommits }) { throw .backend("injected failure") }
+        try await inner.commit(entries)
+    }
+
+    public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
+        state.withLock { $0.idempotencyLookups += 1 }
+        return try await inner.idempotencyRecord(tenantId: tenantId, key: key)
+    }
+
+    // Everything else passes straight through.
+    public func close() async throws { openGate(); try await inner.close() }
+    public func setting(_ key: String) async throws(StorageError) -> String? { try await inner.setting(key) }
+    public func putSetting(_ key: String, _ value: String) async throws(StorageError) { try await inner.putSetting(key, value) }
+    public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) { try await inner.insertTenant(tenant) }
+    public func tenant(id: String) async throws(StorageError) -> TenantRecord? { try await inner.tenant(id: id) }
+    public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
+        try await inner.tenant(operatorTokenHash: operatorTokenHash)
+    }
+    public func tenants() async throws(StorageError) -> [TenantRecord] { try await inner.tenants() }
+    public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? { try await inner.loadTenant(tenantId) }
+    public func insertCustomer(_ customer: Customer) async throws(StorageError) { try await inner.insertCustomer(customer) }
+    public func insertTeam(_ team: Team) async throws(StorageError) { try await inner.insertTeam(team) }
+    public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
+        try await inner.insertAgent(agent, clientSecretHash: clientSecretHash)
+    }
+    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
+        try await inner.agent(clientId: clientId)
+    }
+    public func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError) {
+        try await inner.insertCredential(credential, tokenHash: tokenHash)
+    }
+    public func credential(tokenHash: String) async throws(StorageError) -> Credential? { try await inner.credential(tokenHash: tokenHash) }
+    public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
+        try await inner.revokeCredential(tenantId: tenantId, credentialId: credentialId, at: at)
+    }
+    public func insertPlan(_ plan: PlanRecord) async throws(StorageError) { try await inner.insertPlan(plan) }
+    public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
+        try await inner.insertSubscription(subscription)
+    }
+    public func upsertCap(_ cap: Cap) async throws(StorageError) { try await inner.upsertCap(cap) }
+    public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
+        try await inner.spend(tenantId: tenantId, now: now)
+    }
+    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow] {
+        try await inner.usage(tenantId: tenantId, filter: filter, groupBy: groupBy)
+    }
+}
