@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+import TollgateClient
+import TollgateCore
+import TollgateTesting
+
+/// Many connections race for one cap: the accepted total never exceeds it, on every backend.
+@Suite struct ConcurrencyTests {
+    static var backends: [String] {
+        var urls = ["memory:", "sqlite:" + FileManager.default.temporaryDirectory
+            .appendingPathComponent("tollgate-race-\(UUID().uuidString).sqlite").path]
+        if let postgres = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"] { urls.append(postgres) }
+        return urls
+    }
+
+    @Test(arguments: backends)
+    func manyConnectionsAgainstOneCap_neverOverrunIt(storageURL: String) async throws {
+        let server = try await TestServer.start(storageURL: storageURL)
+        let world = try await Fixture.make(on: server, name: "race-\(UUID().uuidString)")
+        let op = try await server.connect(token: world.operatorToken)
+        // 0.25 per call, a cap of 10.1: exactly 40 calls fit, the 41st would cross.
+        _ = try await op.call("caps.set", ["scope": "customer", "scopeId": .string(world.customerId), "limit": "10.1",
+                                           "period": "lifetime"])
+        let connections = 64
+        let callsPerConnection = 4
+        let accepted = try await withThrowingTaskGroup(of: Int.self) { group in
+            for c in 0..<connections {
+                group.addTask {
+                    let agent = try await server.connect(token: world.agentToken)
+                    // Each connection pipelines its calls: all in flight at once.
+                    let outcomes = await withTaskGroup(of: Bool.self) { calls in
+                        for n in 0..<callsPerConnection {
+                            calls.addTask {
+                                do {
+                                    _ = try await agent.call("meter.verify", verifyParams("c\(c)-\(n)"))
+                                    return true
+                                } catch let error as RPCError {
+                                    #expect(error.reason == "BUDGET_EXCEEDED")
+                                    return false
+                                } catch {
+                                    Issue.record("unexpected \(error)")
+                                    return false
+                                }
+                            }
+                        }
+                        return await calls.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+                    }
+                    await agent.close()
+                    return outcomes
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(accepted == 40)
+        let usage = try await op.call("usage.summary")
+        #expect(usage["total"]?["calls"] == 40)
+        #expect(usage["total"]?["cost"] == "10")
+        try await server.stop()
+    }
+}
