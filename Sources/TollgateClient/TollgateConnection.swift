@@ -30,8 +30,8 @@ public final class TollgateConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Outbound frames are length-prefixed by `call` itself, so that `sendRaw` can write bytes as they are.
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: frameBytesMax)))
-                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
                     return try Channel(wrappingChannelSynchronously: channel, configuration: .init(
                         inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
                 }
@@ -81,19 +81,25 @@ public final class TollgateConnection: Sendable {
 
     private func deliver(_ payload: ByteBuffer) {
         guard let message = try? JSONCodec.parse(payload.readableBytesView) else { return }
-        let messages: [JSONValue] = if case .array(let items) = message { items } else { [message] }
-        for message in messages {
-            guard case .integer(let id)? = message["id"],
-                  let continuation = pending.withLock({ $0.calls.removeValue(forKey: id) }) else {
-                notificationSink.yield(message)
-                continue
-            }
-            if let error = message["error"] {
-                continuation.resume(throwing: RPCError(error))
-            } else {
-                continuation.resume(returning: message["result"] ?? .null)
-            }
+        guard case .array(let items) = message else {
+            if !resume(message) { notificationSink.yield(message) }
+            return
         }
+        // A batch answer: entries matching calls resume them; the rest arrive together, as an array.
+        let unmatched = items.filter { !resume($0) }
+        if !unmatched.isEmpty { notificationSink.yield(.array(unmatched)) }
+    }
+
+    /// Resumes the call `message` answers; false when it answers none.
+    private func resume(_ message: JSONValue) -> Bool {
+        guard case .integer(let id)? = message["id"],
+              let continuation = pending.withLock({ $0.calls.removeValue(forKey: id) }) else { return false }
+        if let error = message["error"] {
+            continuation.resume(throwing: RPCError(error))
+        } else {
+            continuation.resume(returning: message["result"] ?? .null)
+        }
+        return true
     }
 
     private func finish(_ error: TollgateClientError) {
@@ -110,7 +116,10 @@ public final class TollgateConnection: Sendable {
     /// Calls `method` and waits for its answer. Throws `RPCError` when the server answers with an error.
     public func call(_ method: String, _ params: JSONValue = [:]) async throws -> JSONValue {
         let id = nextId.wrappingAdd(1, ordering: .relaxed).oldValue
-        let frame = Envelope.buffer(Envelope.request(id: .integer(id), method: method, params: params))
+        let payload = JSONCodec.serialize(Envelope.request(id: .integer(id), method: method, params: params))
+        var frame = ByteBufferAllocator().buffer(capacity: FrameDecoder.headerBytes + payload.count)
+        frame.writeInteger(UInt32(payload.count), endianness: .big)
+        frame.writeBytes(payload)
         return try await withCheckedThrowingContinuation { continuation in
             let closed = pending.withLock { state -> TollgateClientError? in
                 if let closed = state.closed { return closed }
