@@ -104,6 +104,6 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "TollgateServerTests", dependencies: ["TollgateTesting", "TollgateSQLite"]),
-        .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting"]),
+        .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer"]),
     ]
 )
