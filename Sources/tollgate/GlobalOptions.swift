@@ -20,7 +20,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: "Print only this field of the result (e.g. --get customerId).")
     var get: String?
 
-    var resolvedToken: String? { token ?? ProcessInfo.processInfo.environment["TOLLGATE_TOKEN"] }
+    var resolvedToken: String? {
+        token ?? ProcessInfo.processInfo.environment["TOLLGATE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    }
 
     /// Connects, authenticates, calls `method`, prints the result, and closes.
     func call(_ method: String, _ params: [String: JSONValue], tenantScoped: Bool = true) async throws {

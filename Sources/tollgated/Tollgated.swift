@@ -34,8 +34,8 @@ struct Tollgated: AsyncParsableCommand {
         }
         let logger = Logger(label: "tollgated")
         let defaultFile = "Config/tollgate.json"
-        let file = config ?? ProcessInfo.processInfo.environment["TOLLGATE_CONFIG"]
-            ?? (FileManager.default.fileExists(atPath: defaultFile) ? defaultFile : nil)
+        let fromEnvironment = ProcessInfo.processInfo.environment["TOLLGATE_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        let file = config ?? fromEnvironment ?? (FileManager.default.fileExists(atPath: defaultFile) ? defaultFile : nil)
         let configuration: ServerConfiguration
         let app: TollgateApp
         do {
