@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+import TollgateClient
+import TollgateCore
+
+/// `tollgated` as a real process: first-start token, signals, and durability across `kill -9`.
+@Suite struct ServerProcessTests {
+    @Test func firstStartWithoutAdminToken_printsARootTokenOnce_thatThenWorks() async throws {
+        let directory = try temporaryDirectory()
+        let environment = ["TOLLGATE_STORAGE_URL": "sqlite:first.sqlite", "TOLLGATE_ADMIN_TOKEN": ""]
+        let first = try ServerProcess(directory: directory, environment: environment)
+        first.signal(SIGTERM)
+        #expect(first.wait() == 0)
+        let printed = first.standardOutput()
+        let token = try #require(printed.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
+        #expect(token.hasPrefix("TGR-"))
+
+        let second = try ServerProcess(directory: directory, environment: environment)
+        let connection = try await TollgateConnection.connect(address: second.address)
+        let hello = try await connection.call("auth.hello", ["token": .string(token)])
+        #expect(hello["principal"]?["kind"] == "operator")
+        await connection.close()
+        second.signal(SIGINT)
+        #expect(second.wait() == 0)
+        #expect(!second.standardOutput().contains("TGR-"), "the root token was printed twice")
+    }
+
+    @Test func answeredCalls_surviveKillDashNine() async throws {
+        let directory = try temporaryDirectory()
+        let environment = ["TOLLGATE_STORAGE_URL": "sqlite:durable.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"]
+        var server = try ServerProcess(directory: directory, environment: environment)
+        let setup = try await setUpAgent(address: server.address)
+        let agent = try await TollgateConnection.connect(address: server.address)
+        _ = try await agent.call("auth.hello", ["token": .string(setup.agentToken)])
+        var receipts: [String: JSONValue] = [:]
+        // Pipeline a burst, so that answers come from group commits of several entries.
+        try await withThrowingTaskGroup(of: (String, JSONValue).self) { group in
+            for n in 0..<50 {
+                group.addTask { ("k\(n)", try await agent.call("meter.verify", ["tool": "search", "idempotencyKey": .string("k\(n)")])) }
+            }
+            for try await (key, receipt) in group { receipts[key] = receipt }
+        }
+        server.signal(SIGKILL)
+        _ = server.wait()
+        await agent.close()
+
+        server = try ServerProcess(directory: directory, environment: environment)
+        let again = try await TollgateConnection.connect(address: server.address)
+        _ = try await again.call("auth.hello", ["token": .string(setup.agentToken)])
+        for (key, receipt) in receipts {
+            let replay = try await again.call("meter.verify", ["tool": "search", "idempotencyKey": .string(key)])
+            #expect(replay["receiptId"] == receipt["receiptId"])
+            #expect(replay["replayed"] == true)
+        }
+        let op = try await TollgateConnection.connect(address: server.address)
+        _ = try await op.call("auth.hello", ["token": .string(setup.operatorToken)])
+        let usage = try await op.call("usage.summary")
+        #expect(usage["total"]?["calls"] == 50)
+        #expect(usage["total"]?["cost"] == "0.05")
+        server.signal(SIGTERM)
+        #expect(server.wait() == 0)
+    }
+
+    @Test func cliErrors_printTheReasonAndExitNonZero() throws {
+        let port = try freePort()
+        let unreachable = try run(Products.path("tollgate"), ["tenants", "list", "--token", "x", "--address", "127.0.0.1:\(port)"])
+        #expect(unreachable.status != 0)
+        #expect(unreachable.error.contains("cannot connect"))
+        let noToken = try run(Products.path("tollgate"), ["tenants", "list"], environment: ["TOLLGATE_TOKEN": ""])
+        #expect(noToken.status != 0)
+        #expect(noToken.error.contains("no token"))
+    }
+
+    @Test func cliErrorsFromTheServer_showTheReason() async throws {
+        let directory = try temporaryDirectory()
+        let server = try ServerProcess(directory: directory, environment: [
+            "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"])
+        let denied = try run(Products.path("tollgate"), ["tenants", "list", "--token", "TGO-nope", "--address", server.address])
+        #expect(denied.status != 0)
+        #expect(denied.error.contains("UNAUTHENTICATED"))
+        #expect(!denied.error.contains("TGO-nope"), "the token was echoed")
+        let created = try run(Products.path("tollgate"), ["tenants", "create", "acme", "--token", "process-test-root-token",
+                                                          "--address", server.address, "--json"])
+        #expect(created.status == 0)
+        let json = try JSONCodec.parse(created.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        let operatorToken = try #require(json["operatorToken"]?.stringValue)
+        let badPlan = directory.appendingPathComponent("bad.json")
+        try Data(#"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"x":"-1","*":"1"}}]}"#.utf8).write(to: badPlan)
+        let refused = try run(Products.path("tollgate"), ["plans", "put", badPlan.path, "--token", operatorToken, "--address", server.address])
+        #expect(refused.status != 0)
+        #expect(refused.error.contains("VALIDATION_FAILED"))
+        #expect(refused.error.contains("charges[0].rates.x"))
+        server.signal(SIGTERM)
+        #expect(server.wait() == 0)
+    }
+
+    struct Setup { var operatorToken: String; var agentToken: String }
+
+    func setUpAgent(address: String) async throws -> Setup {
+        let root = try await TollgateConnection.connect(address: address)
+        _ = try await root.call("auth.hello", ["token": "process-test-root-token"])
+        let operatorToken = try await root.call("tenants.create", ["name": "t"])["operatorToken"]!
+        await root.close()
+        let op = try await TollgateConnection.connect(address: address)
+        _ = try await op.call("auth.hello", ["token": operatorToken])
+        let customer = try await op.call("customers.create", ["name": "c"])["customerId"]!
+        let team = try await op.call("teams.create", ["customerId": customer, "name": "t"])["teamId"]!
+        let agent = try await op.call("agents.create", ["teamId": team, "name": "a"])["agentId"]!
+        let plan = try await op.call("plans.put", ["name": "p", "currency": "USD",
+                                                   "charges": [["strategy": "per_tool", "rates": ["search": "0.001", "*": "1"]]]])
+        _ = try await op.call("subscriptions.create", ["customerId": customer, "planId": plan["planId"]!])
+        let token = try await op.call("credentials.issue", ["agentId": agent, "ttlSeconds": 3600])["token"]!
+        await op.close()
+        return Setup(operatorToken: operatorToken.stringValue!, agentToken: token.stringValue!)
+    }
+}
