@@ -1,1 +1,87 @@
-@main struct M { static func main() {} }
+import Foundation
+import TollgateClient
+import TollgateCore
+import TollgateTesting
+
+/// Throughput and latency of durable `meter.verify` calls.
+///
+/// Starts a server on a fresh SQLite file (WAL, synchronous=FULL), sets up one tenant with an agent under a
+/// customer cap, opens `connections` agent connections that each keep `depth` calls in flight (pipelining),
+/// runs for `seconds`, and prints calls/s and latency percentiles. Client and server share this process and
+/// the machine's cores, so the figures are a floor for a server on its own machine.
+///
+///     swift run -c release TollgateBench [--seconds 10] [--connections 64] [--depth 8] [--storage URL]
+@main
+struct Bench {
+    static func main() async throws {
+        var options = ["seconds": "10", "connections": "64", "depth": "8", "storage": "", "warmup": "2"]
+        var arguments = CommandLine.arguments.dropFirst()
+        while let flag = arguments.popFirst() {
+            guard flag.hasPrefix("--"), let value = arguments.popFirst(), options[String(flag.dropFirst(2))] != nil else {
+                print("usage: TollgateBench [--seconds N] [--connections N] [--depth N] [--warmup N] [--storage URL]")
+                exit(64)
+            }
+            options[String(flag.dropFirst(2))] = value
+        }
+        let seconds = Double(options["seconds"]!)!, warmup = Double(options["warmup"]!)!
+        let connections = Int(options["connections"]!)!, depth = Int(options["depth"]!)!
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let storage = options["storage"]!.isEmpty ? "sqlite:" + directory.appendingPathComponent("bench.sqlite").path
+            : options["storage"]!
+        print("storage: \(storage.hasPrefix("sqlite") ? storage : "postgres") (group commit, synchronous=FULL)")
+        print("connections: \(connections), in flight per connection: \(depth), warm-up: \(warmup) s, measured: \(seconds) s")
+
+        let server = try await TestServer.start(storageURL: storage)
+        let world = try await Fixture.make(on: server, name: "bench")
+        let op = try await server.connect(token: world.operatorToken)
+        // A cap that is checked on every call but never reached.
+        _ = try await op.call("caps.set", ["scope": "customer", "scopeId": .string(world.customerId),
+                                           "limit": "1000000000", "period": "month"])
+        var agents: [TollgateConnection] = []
+        for _ in 0..<connections { agents.append(try await server.connect(token: world.agentToken)) }
+
+        let start = ContinuousClock.now
+        let measureFrom = start.advanced(by: .seconds(warmup))
+        let stopAt = measureFrom.advanced(by: .seconds(seconds))
+        let samples = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for (c, agent) in agents.enumerated() {
+                for lane in 0..<depth {
+                    group.addTask {
+                        var latencies: [Int64] = []
+                        var n = 0
+                        while true {
+                            let sent = ContinuousClock.now
+                            if sent >= stopAt { break }
+                            _ = try await agent.call("meter.verify", [
+                                "tool": "search", "idempotencyKey": .string("b\(c)-\(lane)-\(n)"),
+                            ])
+                            n += 1
+                            if sent >= measureFrom {
+                                let elapsed = ContinuousClock.now - sent
+                                latencies.append(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)
+                            }
+                        }
+                        return latencies
+                    }
+                }
+            }
+            var all: [Int64] = []
+            for try await latencies in group { all += latencies }
+            return all.sorted()
+        }
+        for agent in agents { await agent.close() }
+        let usage = try await op.call("usage.summary")
+        try await server.stop()
+
+        func percentile(_ p: Double) -> String {
+            guard !samples.isEmpty else { return "-" }
+            let index = min(samples.count - 1, Int((Double(samples.count) * p).rounded(.up)) - 1)
+            return String(format: "%.2f ms", Double(samples[max(0, index)]) / 1000)
+        }
+        print(String(format: "calls/s: %.0f (%d durable verified calls in %.0f s)", Double(samples.count) / seconds, samples.count, seconds))
+        print("latency p50: \(percentile(0.50))  p99: \(percentile(0.99))  p999: \(percentile(0.999))  max: \(percentile(1.0))")
+        print("recorded in storage: \(usage["total"]?["calls"].map { "\($0)" } ?? "?") calls (warm-up included)")
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
