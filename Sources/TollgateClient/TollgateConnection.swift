@@ -12,7 +12,7 @@ import TollgateWire
 public final class TollgateConnection: Sendable {
     private typealias Channel = NIOAsyncChannel<InboundFrame, ByteBuffer>
 
-    private let outbound: AsyncStream<ByteBuffer>.Continuation
+    private let outbound = OutboundQueue()
     private let pending = Mutex<Pending>(Pending())
     private let nextId = Atomic<Int64>(1)
     private let notificationSink: AsyncStream<JSONValue>.Continuation
@@ -48,28 +48,28 @@ public final class TollgateConnection: Sendable {
     }
 
     private init(channel: Channel) {
-        let (stream, outbound) = AsyncStream.makeStream(of: ByteBuffer.self)
         let (notifications, sink) = AsyncStream.makeStream(of: JSONValue.self)
-        self.outbound = outbound
         self.notifications = notifications
         notificationSink = sink
-        startIO(channel: channel, writes: stream)
+        startIO(channel: channel)
     }
 
     private let io = Mutex<Task<Void, Never>?>(nil)
 
-    private func startIO(channel: Channel, writes: AsyncStream<ByteBuffer>) {
+    private func startIO(channel: Channel) {
         let task = Task {
             do {
                 try await channel.executeThenClose { inbound, outbound in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
-                            for await buffer in writes { try await outbound.write(buffer) }
+                            while let frames = await self.outbound.next() { try await outbound.write(contentsOf: frames) }
                         }
                         for try await frame in inbound {
                             guard case .payload(let payload) = frame else { break }
                             self.deliver(payload)
                         }
+                        // The server closed: stop the writer too.
+                        self.outbound.finish()
                         group.cancelAll()
                     }
                 }
@@ -127,7 +127,7 @@ public final class TollgateConnection: Sendable {
                 return nil
             }
             if let closed { continuation.resume(throwing: closed); return }
-            outbound.yield(frame)
+            outbound.enqueue(frame)
         }
     }
 
@@ -135,7 +135,7 @@ public final class TollgateConnection: Sendable {
     public func sendRaw(_ bytes: [UInt8]) {
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        outbound.yield(buffer)
+        outbound.enqueue(buffer)
     }
 
     /// Closes the connection; calls still waiting fail with `connectionClosed`.
@@ -146,7 +146,6 @@ public final class TollgateConnection: Sendable {
         await task?.value
     }
 
-    deinit { outbound.finish() }
 }
 
 /// An error answer from the server.

@@ -263,31 +263,76 @@ public final class PostgresStore: TollgateStore {
 
     // MARK: ledger
 
-    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) {
-        guard !entries.isEmpty else { return }
-        let c = entries.map(\.charge)
-        let i = entries.map(\.idempotency)
-        try await run { client, logger in
+    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
+        guard !entries.isEmpty else { return [] }
+        // Within one group a key counts once: the first entry carries it, later ones are its duplicates.
+        var firstIndexByKey: [String: Int] = [:]
+        for (index, entry) in entries.enumerated() {
+            let key = entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key
+            if firstIndexByKey[key] == nil { firstIndexByKey[key] = index }
+        }
+        let candidates = firstIndexByKey.values.sorted().map { entries[$0] }
+        let i = candidates.map(\.idempotency)
+        return try await run { client, logger in
             try await client.withTransaction(logger: logger) { connection in
-                // Arrays, one per column, unnested into rows: two statements per group, whatever its size.
-                try await connection.query("""
-                    INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
-                        subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
-                        duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day)
-                    SELECT t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, NULLIF(st, ''), co, pc, cy, ik, at, dy
-                    FROM UNNEST(\(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)), \(c.map(\.teamId)),
-                        \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)), \(c.map(\.subscriptionId)),
-                        \(c.map(\.planId)), \(c.map { Int64($0.planVersion) }), \(c.map(\.tool)), \(c.map(\.quantity)),
-                        \(c.map(\.inputTokens)), \(c.map(\.outputTokens)), \(c.map(\.reasoningTokens)), \(c.map(\.durationMs)),
-                        \(c.map { $0.status ?? "" }), \(c.map(\.cost.nanos)), \(c.map(\.providerCost.nanos)), \(c.map(\.currency)),
-                        \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }), \(c.map { PeriodCalendar.dayIndex($0.at) }))
-                        AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy)
-                    """, logger: logger)
-                try await connection.query("""
+                // Arrays, one per column, unnested into rows: a few statements per group, whatever its size.
+                var inserted = Set<String>()
+                let keys = try await connection.query("""
                     INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
                     SELECT * FROM UNNEST(\(i.map(\.tenantId)), \(i.map(\.key)), \(i.map(\.method)), \(i.map(\.params)),
                         \(i.map(\.result)), \(i.map { Timestamp.millis($0.createdAt) }))
+                    ON CONFLICT (tenant_id, key) DO NOTHING
+                    RETURNING tenant_id, key
                     """, logger: logger)
+                for try await (tenant, key) in keys.decode((String, String).self) { inserted.insert(tenant + "\u{0}" + key) }
+                let c = candidates.filter { inserted.contains($0.idempotency.tenantId + "\u{0}" + $0.idempotency.key) }.map(\.charge)
+                if !c.isEmpty {
+                    try await connection.query("""
+                        INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
+                            subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
+                            duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day)
+                        SELECT t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, NULLIF(st, ''), co, pc, cy, ik, at, dy
+                        FROM UNNEST(\(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)), \(c.map(\.teamId)),
+                            \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)), \(c.map(\.subscriptionId)),
+                            \(c.map(\.planId)), \(c.map { Int64($0.planVersion) }), \(c.map(\.tool)), \(c.map(\.quantity)),
+                            \(c.map(\.inputTokens)), \(c.map(\.outputTokens)), \(c.map(\.reasoningTokens)), \(c.map(\.durationMs)),
+                            \(c.map { $0.status ?? "" }), \(c.map(\.cost.nanos)), \(c.map(\.providerCost.nanos)), \(c.map(\.currency)),
+                            \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }), \(c.map { PeriodCalendar.dayIndex($0.at) }))
+                            AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy)
+                        """, logger: logger)
+                }
+                // Keys that were already stored answer with their stored record.
+                var stored: [String: IdempotencyRecord] = [:]
+                let missing = entries.filter { !inserted.contains($0.idempotency.tenantId + "\u{0}" + $0.idempotency.key) }
+                    .map(\.idempotency)
+                if !missing.isEmpty {
+                    let rows = try await connection.query("""
+                        SELECT d.tenant_id, d.key, d.method, d.params, d.result, d.created_at_ms
+                        FROM idempotency d JOIN UNNEST(\(missing.map(\.tenantId)), \(missing.map(\.key))) AS m(t, k)
+                            ON d.tenant_id = m.t AND d.key = m.k
+                        """, logger: logger)
+                    for try await (tenant, key, method, params, result, created) in rows.decode(
+                        (String, String, String, String, String, Int64).self) {
+                        stored[tenant + "\u{0}" + key] = IdempotencyRecord(
+                            tenantId: tenant, key: key, method: method, params: params, result: result,
+                            createdAt: Timestamp.date(millis: created))
+                    }
+                }
+                var outcomes: [CommitOutcome] = []
+                for (index, entry) in entries.enumerated() {
+                    let key = entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key
+                    if inserted.contains(key), firstIndexByKey[key] == index {
+                        outcomes.append(.recorded)
+                    } else if inserted.contains(key) {
+                        // A second entry with a key first written in this very group.
+                        outcomes.append(.duplicate(entries[firstIndexByKey[key]!].idempotency))
+                    } else if let record = stored[key] {
+                        outcomes.append(.duplicate(record))
+                    } else {
+                        throw StorageError.backend("idempotency key neither inserted nor found")
+                    }
+                }
+                return outcomes
             }
         }
     }

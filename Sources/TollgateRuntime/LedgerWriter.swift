@@ -26,7 +26,7 @@ public final class LedgerWriter: Service, Sendable {
 
     private struct Waiting {
         var entry: LedgerEntry
-        var continuation: CheckedContinuation<Void, any Error>
+        var continuation: CheckedContinuation<CommitOutcome, any Error>
     }
 
     private struct State {
@@ -46,10 +46,11 @@ public final class LedgerWriter: Service, Sendable {
         self.store = store; self.limits = limits; self.logger = logger
     }
 
-    /// Queues `entry` and returns once it is durably committed.
-    public func submit(_ entry: LedgerEntry) async throws(TollgateError) {
+    /// Queues `entry` and returns once its group is durably committed: `.recorded`, or `.duplicate` with
+    /// the stored answer when its idempotency key was already taken.
+    public func submit(_ entry: LedgerEntry) async throws(TollgateError) -> CommitOutcome {
         do {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommitOutcome, any Error>) in
                 let (refusal, wake) = state.withLock { state -> (TollgateError?, CheckedContinuation<Void, Never>?) in
                     if state.draining || state.stopped { return (.unavailable("the server is shutting down"), nil) }
                     if state.queue.count >= limits.queueEntriesMax { return (.unavailable("the ledger queue is full"), nil) }
@@ -88,8 +89,9 @@ public final class LedgerWriter: Service, Sendable {
             let group = await nextGroup()
             if group.isEmpty { break }
             do {
-                try await store.commit(group.map(\.entry))
-                for waiting in group { waiting.continuation.resume() }
+                let outcomes = try await store.commit(group.map(\.entry))
+                precondition(outcomes.count == group.count, "store answered \(outcomes.count) outcomes for \(group.count) entries")
+                for (waiting, outcome) in zip(group, outcomes) { waiting.continuation.resume(returning: outcome) }
             } catch {
                 logger.error("group commit failed", metadata: ["entries": "\(group.count)", "error": "\(error)"])
                 for waiting in group {

@@ -71,6 +71,10 @@ struct RecentKeys {
 
     mutating func remove(_ key: String) { states[key] = nil }
 
+    mutating func removeIfInFlight(_ key: String) {
+        if case .inFlight? = states[key] { states[key] = nil }
+    }
+
     private mutating func evict() {
         while states.count > capacity, head < order.count {
             let oldest = order[head]

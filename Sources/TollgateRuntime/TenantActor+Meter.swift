@@ -15,29 +15,26 @@ extension TenantActor {
         if let replay = try recall(key, fingerprint) { return replay }
 
         // Claim the key before the first suspension point: a concurrent retry now sees IN_PROGRESS.
+        // Keys recorded before this actor started (another process, or evicted from memory) are caught
+        // by the ledger writer, inside the very transaction that would record the charge.
         recentKeys.set(key, .inFlight(fingerprint: fingerprint))
-        let stored: IdempotencyRecord?
-        do { stored = try await store.idempotencyRecord(tenantId: tenantId, key: key) } catch {
-            recentKeys.remove(key)
-            logger.error("idempotency look-up failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
-            throw .unavailable("storage is unavailable; nothing was recorded")
-        }
-        if let stored {
-            // Answered before a restart (or evicted from memory): replay it from storage.
-            guard let result = try? JSONCodec.parse(stored.result) else {
-                recentKeys.remove(key)
-                throw .unavailable("stored answer unreadable")
-            }
-            recentKeys.set(key, .done(fingerprint: stored.params, result: result))
-            return try replay(storedFingerprint: stored.params, result: result, fingerprint: fingerprint)
-        }
-
         do {
             return try await charge(request, credential: credential, fingerprint: fingerprint)
         } catch {
-            recentKeys.remove(key)
+            // Nothing was recorded under this key by this call: let a retry try afresh.
+            recentKeys.removeIfInFlight(key)
             throw error
         }
+    }
+
+    /// The answer to a key found in storage: its replay, or a mismatch.
+    private func replay(stored: IdempotencyRecord, fingerprint: String) throws(TollgateError) -> JSONValue {
+        guard let result = try? JSONCodec.parse(stored.result) else {
+            recentKeys.remove(stored.key)
+            throw .unavailable("stored answer unreadable")
+        }
+        recentKeys.set(stored.key, .done(fingerprint: stored.params, result: result))
+        return try replay(storedFingerprint: stored.params, result: result, fingerprint: fingerprint)
     }
 
     /// A replay, a mismatch or `IN_PROGRESS` from memory; nil when the key is not known here.
@@ -80,6 +77,14 @@ extension TenantActor {
         let scopes = path.scopes
         // Check and hold in one synchronous step: no other call can run between the two.
         if let refusal = capLedger.reserve(cost, on: scopes, at: now) {
+            // Before refusing, make sure this is not the retry of a call answered before a restart: that one
+            // was already charged and must be replayed, not refused. Only refusals pay for this look-up.
+            let stored: IdempotencyRecord?
+            do { stored = try await store.idempotencyRecord(tenantId: tenantId, key: request.idempotencyKey) } catch {
+                logger.error("idempotency look-up failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
+                throw .unavailable("storage is unavailable; nothing was recorded")
+            }
+            if let stored { return try replay(stored: stored, fingerprint: fingerprint) }
             throw .budgetExceeded(refusal, currency: plan.currency)
         }
         let receiptId = Identifiers.make(.receipt)
@@ -92,15 +97,23 @@ extension TenantActor {
             idempotencyKey: request.idempotencyKey, at: now)
         let idempotency = IdempotencyRecord(tenantId: tenantId, key: request.idempotencyKey, method: "meter.verify",
                                             params: fingerprint, result: JSONCodec.string(result), createdAt: now)
+        let outcome: CommitOutcome
         do {
-            try await ledger.submit(LedgerEntry(charge: record, idempotency: idempotency))
+            outcome = try await ledger.submit(LedgerEntry(charge: record, idempotency: idempotency))
         } catch {
             capLedger.release(cost, on: scopes)
             throw error
         }
-        capLedger.commit(cost, on: scopes, at: now)
-        recentKeys.set(request.idempotencyKey, .done(fingerprint: fingerprint, result: result))
-        return result
+        switch outcome {
+        case .recorded:
+            capLedger.commit(cost, on: scopes, at: now)
+            recentKeys.set(request.idempotencyKey, .done(fingerprint: fingerprint, result: result))
+            return result
+        case .duplicate(let stored):
+            // Charged by an earlier call with this key: nothing new was written, so give the hold back.
+            capLedger.release(cost, on: scopes)
+            return try replay(stored: stored, fingerprint: fingerprint)
+        }
     }
 
     /// The answer to an accepted call. `remaining` names each capped scope on the path with what is left

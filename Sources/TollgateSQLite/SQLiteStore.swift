@@ -235,19 +235,32 @@ public final class SQLiteStore: TollgateStore {
 
     // MARK: ledger
 
-    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) {
+    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
         try await write { db in
             // One transaction (GRDB's `write`), one fsync, for the whole group; statements are prepared once.
+            let key = try db.cachedStatement(sql: """
+                INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(tenant_id, key) DO NOTHING
+                """)
             let charge = try db.cachedStatement(sql: """
                 INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
                     subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
                     duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-            let key = try db.cachedStatement(sql: """
-                INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)
-                """)
+            var outcomes: [CommitOutcome] = []
+            outcomes.reserveCapacity(entries.count)
             for entry in entries {
+                let i = entry.idempotency
+                try key.execute(arguments: [i.tenantId, i.key, i.method, i.params, i.result, Timestamp.millis(i.createdAt)])
+                guard db.changesCount == 1 else {
+                    // The key was already there: answer with what it recorded, write nothing.
+                    guard let stored = try Self.idempotencyRecord(db, tenantId: i.tenantId, key: i.key) else {
+                        throw StorageError.backend("idempotency key vanished inside a transaction")
+                    }
+                    outcomes.append(.duplicate(stored))
+                    continue
+                }
                 let c = entry.charge
                 try charge.execute(arguments: [
                     c.tenantId, c.receiptId, c.customerId, c.teamId, c.agentId, c.credentialId, c.sessionId,
@@ -255,19 +268,21 @@ public final class SQLiteStore: TollgateStore {
                     c.reasoningTokens, c.durationMs, c.status, c.cost.nanos, c.providerCost.nanos, c.currency,
                     c.idempotencyKey, Timestamp.millis(c.at), PeriodCalendar.dayIndex(c.at),
                 ])
-                let i = entry.idempotency
-                try key.execute(arguments: [i.tenantId, i.key, i.method, i.params, i.result, Timestamp.millis(i.createdAt)])
+                outcomes.append(.recorded)
             }
+            return outcomes
+        }
+    }
+
+    private static func idempotencyRecord(_ db: Database, tenantId: String, key: String) throws -> IdempotencyRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM idempotency WHERE tenant_id = ? AND key = ?", arguments: [tenantId, key]).map {
+            IdempotencyRecord(tenantId: tenantId, key: key, method: $0["method"], params: $0["params"],
+                              result: $0["result"], createdAt: Timestamp.date(millis: $0["created_at_ms"]))
         }
     }
 
     public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
-        try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM idempotency WHERE tenant_id = ? AND key = ?", arguments: [tenantId, key]).map {
-                IdempotencyRecord(tenantId: tenantId, key: key, method: $0["method"], params: $0["params"],
-                                  result: $0["result"], createdAt: Timestamp.date(millis: $0["created_at_ms"]))
-            }
-        }
+        try await read { db in try Self.idempotencyRecord(db, tenantId: tenantId, key: key) }
     }
 
     public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {

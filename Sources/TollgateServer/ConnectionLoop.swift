@@ -13,12 +13,12 @@ struct ConnectionLoop {
     func run(inbound: NIOAsyncChannelInboundStream<InboundFrame>,
              outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
         let limits = context.configuration.limits
-        // Answers are funnelled through one writer task, so frames never interleave.
-        let (answers, answer) = AsyncStream.makeStream(of: ByteBuffer.self)
+        // Answers are funnelled through one writer task, so frames never interleave and share flushes.
+        let answer = OutboundQueue()
         let window = InFlightWindow(limit: limits.inFlightMax)
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
-                for await buffer in answers { try await outbound.write(buffer) }
+                while let frames = await answer.next() { try await outbound.write(contentsOf: frames) }
             }
             var started = 0
             await withDiscardingTaskGroup { requests in
@@ -26,7 +26,7 @@ struct ConnectionLoop {
                     frames: for try await frame in inbound {
                         switch frame {
                         case .violation(let violation):
-                            answer.yield(Envelope.buffer(Envelope.failure(id: .null, error: .frame(violation))))
+                            answer.enqueue(Envelope.buffer(Envelope.failure(id: .null, error: .frame(violation))))
                             break frames
                         case .payload(let payload):
                             await take(payload, started: &started, window: window, requests: &requests, answer: answer)
@@ -43,25 +43,25 @@ struct ConnectionLoop {
     }
 
     private func take(_ payload: ByteBuffer, started: inout Int, window: InFlightWindow,
-                      requests: inout DiscardingTaskGroup, answer: AsyncStream<ByteBuffer>.Continuation) async {
+                      requests: inout DiscardingTaskGroup, answer: OutboundQueue) async {
         switch Envelope.parse(payload, batchMax: context.configuration.limits.batchMax) {
         case .unanswerable(let error):
-            answer.yield(Envelope.buffer(Envelope.failure(id: .null, error: error)))
+            answer.enqueue(Envelope.buffer(Envelope.failure(id: .null, error: error)))
 
         case .single(.failure(let failure)):
-            answer.yield(Envelope.buffer(Envelope.failure(id: failure.id, error: failure.error)))
+            answer.enqueue(Envelope.buffer(Envelope.failure(id: failure.id, error: failure.error)))
 
         case .single(.success(let request)):
             // auth.hello runs before the next frame is read, so requests pipelined behind it see its principal.
             if request.method == "auth.hello" {
                 let response = await router.respond(to: request, context: context)
-                if request.id != nil { answer.yield(Envelope.buffer(response)) }
+                if request.id != nil { answer.enqueue(Envelope.buffer(response)) }
                 return
             }
             await window.acquire(1, started: &started)
             requests.addTask { [router, context] in
                 let response = await router.respond(to: request, context: context)
-                if request.id != nil { answer.yield(Envelope.buffer(response)) }
+                if request.id != nil { answer.enqueue(Envelope.buffer(response)) }
                 window.release()
             }
 
@@ -85,7 +85,7 @@ struct ConnectionLoop {
                     return ordered.compactMap { $0 }
                 }
                 // A batch of notifications only gets no answer at all (JSON-RPC 2.0).
-                if !responses.isEmpty { answer.yield(Envelope.buffer(.array(responses))) }
+                if !responses.isEmpty { answer.enqueue(Envelope.buffer(.array(responses))) }
                 window.release(entries.count)
             }
         }

@@ -127,17 +127,14 @@ public actor InMemoryStore: TollgateStore {
         caps[cap.id] = cap
     }
 
-    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) {
+    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
         try open()
-        // All or nothing: check every rule before changing anything.
-        var keys = Set<String>()
-        for entry in entries {
+        return entries.map { entry in
             let key = entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key
-            guard idempotency[key] == nil, keys.insert(key).inserted else { throw .duplicate("idempotency key") }
-        }
-        for entry in entries {
+            if let stored = idempotency[key] { return .duplicate(stored) }
             charges.append(entry.charge)
-            idempotency[entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key] = entry.idempotency
+            idempotency[key] = entry.idempotency
+            return .recorded
         }
     }
 

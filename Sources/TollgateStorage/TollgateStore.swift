@@ -8,7 +8,8 @@ import TollgateCore
 /// - every query names its tenant; nothing reads across tenants except the two global look-ups by secret hash
 ///   (`tenant(operatorTokenHash:)`, `credential(tokenHash:)`), which is how a token finds its tenant;
 /// - a method returns only after its writes are committed durably;
-/// - `commit(_:)` writes all its entries in one transaction, or none.
+/// - `commit(_:)` writes all its entries in one transaction, or none; an entry whose idempotency key is
+///   already stored is not written again, and its outcome carries the stored record instead.
 public protocol TollgateStore: Sendable {
     /// Releases connections and files. No method may be called afterwards.
     func close() async throws
@@ -36,13 +37,23 @@ public protocol TollgateStore: Sendable {
     /// Creates or replaces the cap of `cap.target` for `cap.period`.
     func upsertCap(_ cap: Cap) async throws(StorageError)
 
-    /// Writes the entries of one group commit in a single transaction.
-    func commit(_ entries: [LedgerEntry]) async throws(StorageError)
+    /// Writes the entries of one group commit in a single transaction, returning one outcome per entry,
+    /// in order. The key check happens inside the transaction, so a retry that races its own first call,
+    /// or arrives after a restart, can never be charged twice.
+    func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome]
     func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord?
     /// Committed spend per agent, team, customer and credential of the tenant: lifetime, and within the UTC
     /// month and day containing `now`.
     func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow]
     func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow]
+}
+
+/// What became of one ledger entry in a group commit.
+public enum CommitOutcome: Sendable, Hashable {
+    /// The charge and its idempotency record were written.
+    case recorded
+    /// The key was already stored (by an earlier call, or earlier in the same group): nothing was written.
+    case duplicate(IdempotencyRecord)
 }
 
 /// Storage failures. `description` is for logs; the wire only ever says "unavailable" or names the conflict.

@@ -16,6 +16,7 @@ public final class GatedStore: TollgateStore, Sendable {
         var failCommits = false
         var idempotencyLookups = 0
         var commitsStarted = 0
+        var entriesAtCommit = 0
     }
 
     public init(wrapping inner: any TollgateStore = InMemoryStore()) { self.inner = inner }
@@ -36,12 +37,14 @@ public final class GatedStore: TollgateStore, Sendable {
     /// Makes every commit fail, as a full disk or a lost database would.
     public func failCommits(_ fail: Bool) { state.withLock { $0.failCommits = fail } }
 
-    /// How many `meter.verify` calls reached storage: each looks up its idempotency key once.
+    /// How many idempotency look-ups reached storage (the slow path of a refused call).
     public var idempotencyLookups: Int { state.withLock { $0.idempotencyLookups } }
     public var commitsStarted: Int { state.withLock { $0.commitsStarted } }
+    /// Ledger entries that have reached `commit` (held at the gate or written).
+    public var entriesAtCommit: Int { state.withLock { $0.entriesAtCommit } }
 
-    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) {
-        state.withLock { $0.commitsStarted += 1 }
+    public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
+        state.withLock { $0.commitsStarted += 1; $0.entriesAtCommit += entries.count }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let pass = state.withLock { state in
                 if !state.closed { return true }
@@ -51,7 +54,7 @@ public final class GatedStore: TollgateStore, Sendable {
             if pass { continuation.resume() }
         }
         if state.withLock({ $0.failCommits }) { throw .backend("injected failure") }
-        try await inner.commit(entries)
+        return try await inner.commit(entries)
     }
 
     public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {

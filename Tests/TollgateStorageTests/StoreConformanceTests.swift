@@ -137,7 +137,8 @@ import TollgateStorage
     func commit_writesTheGroupAndItsIdempotencyRecords(kind: StoreKind) async throws {
         let store = try await kind.open()
         let world = try await makeWorld(store)
-        try await store.commit([try entry(world, key: "k1", cost: "0.25"), try entry(world, key: "k2", cost: "0.001")])
+        let outcomes = try await store.commit([try entry(world, key: "k1", cost: "0.25"), try entry(world, key: "k2", cost: "0.001")])
+        #expect(outcomes == [.recorded, .recorded])
         let record = try #require(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k1"))
         #expect(record.result == #"{"cost":"0.25"}"#)
         #expect(record.method == "meter.verify")
@@ -147,17 +148,23 @@ import TollgateStorage
     }
 
     @Test(arguments: StoreKind.available)
-    func commit_isAllOrNothing(kind: StoreKind) async throws {
+    func commit_ofAKeyAlreadyStored_writesNothingAndAnswersTheStoredRecord(kind: StoreKind) async throws {
         let store = try await kind.open()
         let world = try await makeWorld(store)
-        try await store.commit([try entry(world, key: "k1", cost: "1")])
-        // The second entry reuses k1: the whole group must be refused, k3 included.
-        await #expect(throws: StorageError.self) {
-            try await store.commit([try entry(world, key: "k3", cost: "1"), try entry(world, key: "k1", cost: "1")])
-        }
-        #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k3") == nil)
+        _ = try await store.commit([try entry(world, key: "k1", cost: "1")])
+        let first = try #require(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k1"))
+        // k1 again (with another answer), k3 new, and k3 twice within the group.
+        let outcomes = try await store.commit([try entry(world, key: "k3", cost: "2"), try entry(world, key: "k1", cost: "9"),
+                                               try entry(world, key: "k3", cost: "5")])
+        #expect(outcomes.count == 3)
+        #expect(outcomes[0] == .recorded)
+        #expect(outcomes[1] == .duplicate(first))
+        guard case .duplicate(let repeated) = outcomes[2] else { Issue.record("k3 twice was written twice"); return }
+        #expect(repeated.result == #"{"cost":"2"}"#)
         let usage = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(), groupBy: [])
-        #expect(usage.map(\.calls) == [1])
+        #expect(usage.map(\.calls) == [2])
+        #expect(usage.map(\.cost) == [try Money(decimal: "3")])
+        #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k1")?.result == #"{"cost":"1"}"#)
         try await store.close()
     }
 
@@ -168,7 +175,7 @@ import TollgateStorage
         let lastMonth = PeriodCalendar.startOfMonth(now).addingTimeInterval(-10)
         let earlierToday = PeriodCalendar.startOfDay(now).addingTimeInterval(1)
         let yesterday = PeriodCalendar.startOfDay(now).addingTimeInterval(-1)
-        try await store.commit([
+        _ = try await store.commit([
             try entry(world, key: "a", cost: "1", at: lastMonth),
             try entry(world, key: "b", cost: "0.5", at: yesterday),
             try entry(world, key: "c", cost: "0.25", at: earlierToday),
@@ -190,7 +197,7 @@ import TollgateStorage
         let store = try await kind.open()
         let world = try await makeWorld(store)
         let other = try await makeWorld(store, name: "other")
-        try await store.commit([
+        _ = try await store.commit([
             try entry(world, key: "1", tool: "search", cost: "0.001"),
             try entry(world, key: "2", tool: "search", cost: "0.001"),
             try entry(world, key: "3", tool: "transform", cost: "0.25"),
@@ -225,7 +232,7 @@ import TollgateStorage
         let path = StoreKind.temporarySQLitePath()
         var store: any TollgateStore = try SQLiteStore(path: path)
         let world = try await makeWorld(store)
-        try await store.commit([try entry(world, key: "durable", cost: "0.5")])
+        _ = try await store.commit([try entry(world, key: "durable", cost: "0.5")])
         try await store.close()
         store = try SQLiteStore(path: path)
         #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "durable") != nil)
