@@ -9,8 +9,8 @@ import TollgateCore
         let directory = try temporaryDirectory()
         let environment = ["TOLLGATE_STORAGE_URL": "sqlite:first.sqlite", "TOLLGATE_ADMIN_TOKEN": ""]
         let first = try ServerProcess(directory: directory, environment: environment)
-        first.signal(SIGTERM)
-        #expect(first.wait() == 0)
+        let stopped = first.stop()
+        #expect(stopped.status == 0, "\(stopped.log)")
         let printed = first.standardOutput()
         let token = try #require(printed.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
         #expect(token.hasPrefix("TGR-"))
@@ -20,8 +20,8 @@ import TollgateCore
         let hello = try await connection.call("auth.hello", ["token": .string(token)])
         #expect(hello["principal"]?["kind"] == "operator")
         await connection.close()
-        second.signal(SIGINT)
-        #expect(second.wait() == 0)
+        let secondStop = second.stop(with: SIGINT)
+        #expect(secondStop.status == 0, "\(secondStop.log)")
         #expect(!second.standardOutput().contains("TGR-"), "the root token was printed twice")
     }
 
@@ -57,8 +57,8 @@ import TollgateCore
         let usage = try await op.call("usage.summary")
         #expect(usage["total"]?["calls"] == 50)
         #expect(usage["total"]?["cost"] == "0.05")
-        server.signal(SIGTERM)
-        #expect(server.wait() == 0)
+        let stopped = server.stop()
+        #expect(stopped.status == 0, "\(stopped.log)")
     }
 
     @Test func cliErrors_printTheReasonAndExitNonZero() throws {
@@ -90,8 +90,8 @@ import TollgateCore
         #expect(refused.status != 0)
         #expect(refused.error.contains("VALIDATION_FAILED"))
         #expect(refused.error.contains("charges[0].rates.x"))
-        server.signal(SIGTERM)
-        #expect(server.wait() == 0)
+        let stopped = server.stop()
+        #expect(stopped.status == 0, "\(stopped.log)")
     }
 
     struct Setup { var operatorToken: String; var agentToken: String }

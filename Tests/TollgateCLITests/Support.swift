@@ -125,6 +125,14 @@ final class ServerProcess {
     }
 
     func standardOutput() -> String { String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+    func standardError() -> String { String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+
+    /// Stops with `signal` and returns the exit status, with the server's log when it is not 0.
+    func stop(with signal: Int32 = SIGTERM) -> (status: Int32, log: String) {
+        self.signal(signal)
+        let status = wait()
+        return (status, status == 0 ? "" : standardError())
+    }
 
     deinit { if process.isRunning { process.terminate() } }
 }

@@ -40,3 +40,22 @@ import Testing
         #expect(try tool.adding(input).adding(output).decimalString == "0.1027")
     }
 }
+
+@Suite struct IdentifierTests {
+    @Test func ids_haveTheirPrefixAndAreUnique() {
+        let ids = (0..<10_000).map { _ in Identifiers.make(.receipt) }
+        #expect(Set(ids).count == ids.count)
+        #expect(ids.allSatisfy { $0.hasPrefix("rcp_") && $0.count == 28 })
+        #expect(ids.allSatisfy { Identifiers.hasKind($0, .receipt) })
+        // Every letter of the alphabet shows up: the bits are spread, not stuck.
+        #expect(Set(ids.joined().utf8).isSuperset(of: Identifiers.alphabet))
+    }
+
+    @Test func idempotencyKeys_arePrintableASCIIUpTo128() {
+        #expect(IdempotencyKey.isValid("order-42/retry 1"))
+        #expect(!IdempotencyKey.isValid(""))
+        #expect(!IdempotencyKey.isValid(String(repeating: "k", count: 129)))
+        #expect(!IdempotencyKey.isValid("tab\t"))
+        #expect(!IdempotencyKey.isValid("é"))
+    }
+}
