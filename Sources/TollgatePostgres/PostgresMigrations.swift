@@ -124,8 +124,7 @@ enum PostgresMigrations {
                 idempotency_key TEXT NOT NULL,
                 at_ms BIGINT NOT NULL,
                 day BIGINT NOT NULL,
-                PRIMARY KEY (tenant_id, receipt_id),
-                UNIQUE (tenant_id, idempotency_key)
+                PRIMARY KEY (tenant_id, receipt_id)
             )
             """,
             "CREATE INDEX charges_by_agent ON charges(tenant_id, agent_id, at_ms)",

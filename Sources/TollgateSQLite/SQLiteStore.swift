@@ -18,6 +18,8 @@ public final class SQLiteStore: TollgateStore {
         configuration.prepareDatabase { db in
             // FULL: every commit is fsynced, so an acknowledged write survives `kill -9` and power loss.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // 64 MiB of page cache (negative = KiB): the ledger's indexes stay in memory as they grow.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
