@@ -14,11 +14,11 @@ import TollgateTesting
 @main
 struct Bench {
     static func main() async throws {
-        var options = ["seconds": "10", "connections": "64", "depth": "8", "storage": "", "warmup": "2"]
+        var options = ["seconds": "10", "connections": "64", "depth": "8", "storage": "", "warmup": "2", "group": "1000"]
         var arguments = CommandLine.arguments.dropFirst()
         while let flag = arguments.popFirst() {
             guard flag.hasPrefix("--"), let value = arguments.popFirst(), options[String(flag.dropFirst(2))] != nil else {
-                print("usage: TollgateBench [--seconds N] [--connections N] [--depth N] [--warmup N] [--storage URL]")
+                print("usage: TollgateBench [--seconds N] [--connections N] [--depth N] [--warmup N] [--group N] [--storage URL]")
                 exit(64)
             }
             options[String(flag.dropFirst(2))] = value
@@ -32,7 +32,8 @@ struct Bench {
         print("storage: \(storage.hasPrefix("sqlite") ? storage : "postgres") (group commit, synchronous=FULL)")
         print("connections: \(connections), in flight per connection: \(depth), warm-up: \(warmup) s, measured: \(seconds) s")
 
-        let server = try await TestServer.start(storageURL: storage)
+        let groupMax = Int(options["group"]!)!
+        let server = try await TestServer.start(storageURL: storage) { $0.limits.ledgerGroupEntriesMax = groupMax }
         let world = try await Fixture.make(on: server, name: "bench")
         let op = try await server.connect(token: world.operatorToken)
         // A cap that is checked on every call but never reached.

@@ -23,6 +23,10 @@ public final class Listener: Service, Sendable {
     let version: String
     private let bound = Mutex<BoundState>(BoundState())
     private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+    /// Connections accepted but not yet taken by the accept loop. NIO may accept a connection just as the
+    /// listener closes and never hand it to the loop; such a connection must still be finished, or NIO
+    /// traps ("Deinited NIOAsyncWriter without calling finish()", swift-nio#2637).
+    private let unclaimed = Mutex<[ObjectIdentifier: Connection]>([:])
     private let connectionCount = Atomic<Int>(0)
 
     struct BoundState {
@@ -76,10 +80,12 @@ public final class Listener: Service, Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(FrameDecoder(frameBytesMax: limits.frameBytesMax)))
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
-                        return try Connection(wrappingChannelSynchronously: channel, configuration: .init(
+                        let connection = try Connection(wrappingChannelSynchronously: channel, configuration: .init(
                             backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64),
                             isOutboundHalfClosureEnabled: false,
                             inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
+                        self.unclaimed.withLock { $0[ObjectIdentifier(channel)] = connection }
+                        return connection
                     }
                 }
         } catch {
@@ -95,8 +101,14 @@ public final class Listener: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
+                        self.unclaimed.withLock { $0[ObjectIdentifier(connection.channel)] = nil }
                         group.addTask { await self.serve(connection, node: node) }
                     }
+                }
+                // The listener is closed, so no connection can be accepted any more: finish the stragglers.
+                try? await server.channel.closeFuture.get()
+                for straggler in self.unclaimed.withLock({ state in defer { state = [:] }; return Array(state.values) }) {
+                    try? await straggler.executeThenClose { _, _ in }
                 }
             }
         } onGracefulShutdown: {

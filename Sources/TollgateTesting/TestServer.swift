@@ -21,7 +21,7 @@ public final class TestServer: Sendable {
     /// Starts a node. `storageURL` is `memory:` (default), `sqlite:PATH` or a `postgres://` URL.
     public static func start(storageURL: String = "memory:", clock: any WallClock = SystemWallClock(),
                              store: (any TollgateStore)? = nil,
-                             configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+                             configure: @Sendable (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         var configuration = ServerConfiguration()
         configuration.listen = "127.0.0.1:0"
         configuration.storageURL = storageURL
