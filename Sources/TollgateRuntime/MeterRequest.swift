@@ -1,28 +1,22 @@
 import TollgateCore
+import TollgatePricing
 
-/// A `meter.verify` call as the runtime sees it: validated fields, plus the canonical form of its params for
-/// idempotency comparison.
+/// A `meter.verify` call as the runtime sees it: the event to rate, where to charge it, and the canonical
+/// form of its params for idempotency comparison.
 public struct MeterRequest: Sendable {
-    public var tool: String
+    /// The tool, quantity and usage to price.
+    public var event: RatedEvent
     public var idempotencyKey: String
     /// The session to charge; the server names one when the caller gave none.
     public var sessionId: String
-    public var quantity: Int64
-    public var inputTokens: Int64
-    public var outputTokens: Int64
-    public var reasoningTokens: Int64
-    public var durationMs: Int64
+    /// The caller's outcome of the call (`usage.status`), recorded as given.
     public var status: String?
-    public var providerCost: Money
     /// The request's `params` exactly as received; compared, canonicalised, with a retry's params.
     public var params: JSONValue
 
-    public init(tool: String, idempotencyKey: String, sessionId: String, quantity: Int64 = 1, inputTokens: Int64 = 0,
-                outputTokens: Int64 = 0, reasoningTokens: Int64 = 0, durationMs: Int64 = 0, status: String? = nil,
-                providerCost: Money = .zero, params: JSONValue) {
-        self.tool = tool; self.idempotencyKey = idempotencyKey; self.sessionId = sessionId; self.quantity = quantity
-        self.inputTokens = inputTokens; self.outputTokens = outputTokens; self.reasoningTokens = reasoningTokens
-        self.durationMs = durationMs; self.status = status; self.providerCost = providerCost; self.params = params
+    public init(event: RatedEvent, idempotencyKey: String, sessionId: String, status: String? = nil, params: JSONValue) {
+        self.event = event; self.idempotencyKey = idempotencyKey; self.sessionId = sessionId; self.status = status
+        self.params = params
     }
 }
 

@@ -65,9 +65,7 @@ extension TenantActor {
               let plan = plans[subscription.planId]?[subscription.version] else {
             throw .conflict("customer \(team.customerId) has no active subscription to a plan")
         }
-        let event = RatedEvent(tool: request.tool, quantity: request.quantity, inputTokens: request.inputTokens,
-                               outputTokens: request.outputTokens, reasoningTokens: request.reasoningTokens,
-                               durationMs: request.durationMs, providerCost: request.providerCost)
+        let event = request.event
         let cost: Money
         do { cost = try plan.price(of: event) } catch {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
@@ -91,9 +89,9 @@ extension TenantActor {
         let result = receipt(receiptId: receiptId, cost: cost, currency: plan.currency, path: path, at: now)
         let record = ChargeRecord(
             receiptId: receiptId, tenantId: tenantId, path: path, subscriptionId: subscription.id, planId: plan.id,
-            planVersion: plan.version, tool: request.tool, quantity: request.quantity, inputTokens: request.inputTokens,
-            outputTokens: request.outputTokens, reasoningTokens: request.reasoningTokens, durationMs: request.durationMs,
-            status: request.status, cost: cost, providerCost: request.providerCost, currency: plan.currency,
+            planVersion: plan.version, tool: event.tool, quantity: event.quantity, inputTokens: event.inputTokens,
+            outputTokens: event.outputTokens, reasoningTokens: event.reasoningTokens, durationMs: event.durationMs,
+            status: request.status, cost: cost, providerCost: event.providerCost, currency: plan.currency,
             idempotencyKey: request.idempotencyKey, at: now)
         let idempotency = IdempotencyRecord(tenantId: tenantId, key: request.idempotencyKey, method: "meter.verify",
                                             params: fingerprint, result: JSONCodec.string(result), createdAt: now)

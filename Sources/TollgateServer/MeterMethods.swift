@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgatePricing
 import TollgateRuntime
 import TollgateWire
 
@@ -19,18 +20,18 @@ enum MeterMethods {
                 throw TollgateError.validation(field: "idempotencyKey", rule: "1 to 128 printable ASCII characters")
             }
             let usage = try params.nested("usage")
-            let request = MeterRequest(
+            let event = RatedEvent(
                 tool: try params.string("tool", lengthMax: toolBytesMax),
-                idempotencyKey: key,
-                sessionId: try params.optionalString("sessionId", lengthMax: 128) ?? context.connection.defaultSessionId,
                 quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1,
                 inputTokens: try usage?.optionalInt("inputTokens", range: 0...countMax) ?? 0,
                 outputTokens: try usage?.optionalInt("outputTokens", range: 0...countMax) ?? 0,
                 reasoningTokens: try usage?.optionalInt("reasoningTokens", range: 0...countMax) ?? 0,
                 durationMs: try usage?.optionalInt("durationMs", range: 0...countMax) ?? 0,
-                status: try usage?.optionalString("status", lengthMax: 64),
-                providerCost: try usage?.optionalMoney("providerCost") ?? .zero,
-                params: .object(params.object))
+                providerCost: try usage?.optionalMoney("providerCost") ?? .zero)
+            let request = MeterRequest(
+                event: event, idempotencyKey: key,
+                sessionId: try params.optionalString("sessionId", lengthMax: 128) ?? context.connection.defaultSessionId,
+                status: try usage?.optionalString("status", lengthMax: 64), params: .object(params.object))
             return try await context.supervisor.tenant(tenantId).verify(request, credentialId: credentialId)
         }
     }
