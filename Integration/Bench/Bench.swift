@@ -82,7 +82,7 @@ struct Bench {
         }
         print(String(format: "calls/s: %.0f (%d durable verified calls in %.0f s)", Double(samples.count) / seconds, samples.count, seconds))
         print("latency p50: \(percentile(0.50))  p99: \(percentile(0.99))  p999: \(percentile(0.999))  max: \(percentile(1.0))")
-        print("recorded in storage: \(usage["total"]?["calls"].map { "\($0)" } ?? "?") calls (warm-up included)")
+        print("recorded in storage: \(usage["total"]?["calls"]?.int64Value.map(String.init) ?? "?") calls (warm-up included)")
         try? FileManager.default.removeItem(at: directory)
     }
 }
