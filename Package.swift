@@ -91,7 +91,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
         // Benchmark: 64 pipelining agent connections against a live server on SQLite.
-        .executableTarget(name: "TollgateBench", dependencies: ["TollgateTesting"], path: "Integration/Bench",
+        .executableTarget(name: "TollgateBench", dependencies: [
+            "TollgateTesting", "TollgateWire",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "Integration/Bench",
                           swiftSettings: swiftSettings),
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),

@@ -14,7 +14,7 @@ import TollgateTesting
 @main
 struct Bench {
     static func main() async throws {
-        var options = ["seconds": "10", "connections": "64", "depth": "8", "storage": "", "warmup": "2", "group": "1000"]
+        var options = ["seconds": "10", "connections": "64", "depth": "8", "storage": "", "warmup": "2", "group": "1000", "client": "lean"]
         var arguments = CommandLine.arguments.dropFirst()
         while let flag = arguments.popFirst() {
             guard flag.hasPrefix("--"), let value = arguments.popFirst(), options[String(flag.dropFirst(2))] != nil else {
@@ -39,12 +39,47 @@ struct Bench {
         // A cap that is checked on every call but never reached.
         _ = try await op.call("caps.set", ["scope": "customer", "scopeId": .string(world.customerId),
                                            "limit": "1000000000", "period": "month"])
-        var agents: [TollgateConnection] = []
-        for _ in 0..<connections { agents.append(try await server.connect(token: world.agentToken)) }
-
         let start = ContinuousClock.now
         let measureFrom = start.advanced(by: .seconds(warmup))
         let stopAt = measureFrom.advanced(by: .seconds(seconds))
+        let samples: [Int64]
+        if options["client"] == "lean" {
+            var channels: [LeanAgent.Channel] = []
+            for _ in 0..<connections { channels.append(try await LeanAgent.connect(host: server.host, port: server.port)) }
+            samples = try await withThrowingTaskGroup(of: [Int64].self) { group in
+                for (c, channel) in channels.enumerated() {
+                    group.addTask {
+                        try await LeanAgent.run(channel, token: world.agentToken, connection: c, depth: depth,
+                                                measureFrom: measureFrom, stopAt: stopAt)
+                    }
+                }
+                var all: [Int64] = []
+                for try await latencies in group { all += latencies }
+                return all.sorted()
+            }
+        } else {
+            samples = try await clientRun(server: server, token: world.agentToken, connections: connections, depth: depth,
+                                          measureFrom: measureFrom, stopAt: stopAt)
+        }
+        let usage = try await op.call("usage.summary")
+        try await server.stop()
+
+        func percentile(_ p: Double) -> String {
+            guard !samples.isEmpty else { return "-" }
+            let index = min(samples.count - 1, Int((Double(samples.count) * p).rounded(.up)) - 1)
+            return String(format: "%.2f ms", Double(samples[max(0, index)]) / 1000)
+        }
+        print(String(format: "calls/s: %.0f (%d durable verified calls in %.0f s)", Double(samples.count) / seconds, samples.count, seconds))
+        print("latency p50: \(percentile(0.50))  p99: \(percentile(0.99))  p999: \(percentile(0.999))  max: \(percentile(1.0))")
+        print("recorded in storage: \(usage["total"]?["calls"]?.int64Value.map(String.init) ?? "?") calls (warm-up included)")
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// The same load through `TollgateConnection`, the Swift client users get (`--client swift`).
+    static func clientRun(server: TestServer, token: String, connections: Int, depth: Int,
+                          measureFrom: ContinuousClock.Instant, stopAt: ContinuousClock.Instant) async throws -> [Int64] {
+        var agents: [TollgateConnection] = []
+        for _ in 0..<connections { agents.append(try await server.connect(token: token)) }
         let samples = try await withThrowingTaskGroup(of: [Int64].self) { group in
             for (c, agent) in agents.enumerated() {
                 for lane in 0..<depth {
@@ -72,17 +107,6 @@ struct Bench {
             return all.sorted()
         }
         for agent in agents { await agent.close() }
-        let usage = try await op.call("usage.summary")
-        try await server.stop()
-
-        func percentile(_ p: Double) -> String {
-            guard !samples.isEmpty else { return "-" }
-            let index = min(samples.count - 1, Int((Double(samples.count) * p).rounded(.up)) - 1)
-            return String(format: "%.2f ms", Double(samples[max(0, index)]) / 1000)
-        }
-        print(String(format: "calls/s: %.0f (%d durable verified calls in %.0f s)", Double(samples.count) / seconds, samples.count, seconds))
-        print("latency p50: \(percentile(0.50))  p99: \(percentile(0.99))  p999: \(percentile(0.999))  max: \(percentile(1.0))")
-        print("recorded in storage: \(usage["total"]?["calls"]?.int64Value.map(String.init) ?? "?") calls (warm-up included)")
-        try? FileManager.default.removeItem(at: directory)
+        return samples
     }
 }
