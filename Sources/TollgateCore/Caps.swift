@@ -1,7 +1,7 @@
 import Foundation
 
 /// A level of the hierarchy a cap can be set on.
-public enum CapScope: String, Sendable, Hashable, Codable, CaseIterable {
+public enum CapScope: String, Sendable, Hashable, CaseIterable {
     case session, agent, team, customer
     /// A credential's own `spendLimit` (set with `credentials.issue`, not with `caps.set`).
     case credential
@@ -11,7 +11,7 @@ public enum CapScope: String, Sendable, Hashable, Codable, CaseIterable {
 }
 
 /// One object at one scope, e.g. `(agent, agt_…)`.
-public struct ScopeRef: Sendable, Hashable, Codable, CustomStringConvertible {
+public struct ScopeRef: Sendable, Hashable, CustomStringConvertible {
     public var scope: CapScope
     public var id: String
     public init(_ scope: CapScope, _ id: String) { self.scope = scope; self.id = id }
@@ -19,7 +19,7 @@ public struct ScopeRef: Sendable, Hashable, Codable, CustomStringConvertible {
 }
 
 /// The window a cap's spend is counted over. Day and month are calendar periods in UTC.
-public enum CapPeriod: String, Sendable, Hashable, Codable, CaseIterable {
+public enum CapPeriod: String, Sendable, Hashable, CaseIterable {
     case lifetime, month, day, session
 
     /// The start of the period containing `date`, or nil for periods without calendar bounds.
@@ -67,8 +67,20 @@ public enum PeriodCalendar {
     }
 }
 
+/// The UTC month and day a moment falls in, as indices. Computed once per charge or check and handed down,
+/// because a calendar computation per scope and cap would sit on the hot path for nothing.
+public struct PeriodIndex: Sendable, Hashable {
+    public var month: Int64
+    public var day: Int64
+
+    public init(_ date: Date) {
+        month = PeriodCalendar.monthIndex(date)
+        day = PeriodCalendar.dayIndex(date)
+    }
+}
+
 /// A spend cap as configured with `caps.set`.
-public struct Cap: Sendable, Hashable, Codable {
+public struct Cap: Sendable, Hashable {
     public var id: String
     public var tenantId: String
     public var target: ScopeRef

@@ -2,7 +2,7 @@ import Foundation
 
 /// The tenant's hierarchy: customer → team → agent → credential. These are plain values; the tenant actor
 /// caches them and storage persists them.
-public struct Customer: Sendable, Hashable, Codable {
+public struct Customer: Sendable, Hashable {
     public var id: String
     public var tenantId: String
     public var name: String
@@ -12,7 +12,7 @@ public struct Customer: Sendable, Hashable, Codable {
     }
 }
 
-public struct Team: Sendable, Hashable, Codable {
+public struct Team: Sendable, Hashable {
     public var id: String
     public var tenantId: String
     public var customerId: String
@@ -22,7 +22,7 @@ public struct Team: Sendable, Hashable, Codable {
     }
 }
 
-public struct Agent: Sendable, Hashable, Codable {
+public struct Agent: Sendable, Hashable {
     public var id: String
     public var tenantId: String
     public var teamId: String
@@ -37,7 +37,7 @@ public struct Agent: Sendable, Hashable, Codable {
 }
 
 /// An agent credential (`AGT-…` token). Only the token's hash is ever stored.
-public struct Credential: Sendable, Hashable, Codable {
+public struct Credential: Sendable, Hashable {
     public var id: String
     public var tenantId: String
     public var agentId: String

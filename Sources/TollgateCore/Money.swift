@@ -4,7 +4,7 @@
 /// and an overflow is an error (`MoneyError.overflow`), never a wrap. The currency travels beside the amount
 /// (a plan's ISO 4217 code) rather than inside it, because every amount in one rating belongs to one plan.
 /// The largest representable amount is about 9.2 billion currency units.
-public struct Money: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Nano-units of the currency: `1_000_000_000` is one whole unit.
     public let nanos: Int64
 
@@ -72,20 +72,6 @@ public struct Money: Sendable, Hashable, Comparable, Codable, CustomStringConver
         let (product, overflow) = nanos.multipliedReportingOverflow(by: count)
         guard !overflow else { throw .overflow }
         return Money(nanos: product)
-    }
-
-    // Money is a decimal string on the wire and in files, never a JSON number.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        do { self = try Money(decimal: text) } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(decimalString)
     }
 }
 

@@ -11,25 +11,30 @@ public struct ScopeSpend: Sendable, Hashable {
 
     public init() {}
 
+    /// Spend loaded from storage: its lifetime total, and its totals in the month and day of `current`.
+    public init(lifetime: Money, month: Money, day: Money, current: PeriodIndex) {
+        self.lifetime = lifetime
+        self.monthIndex = current.month; self.month = month
+        self.dayIndex = current.day; self.day = day
+    }
+
     /// The spend in `period` as of `now`; a month or day that has rolled over counts as zero.
-    public func spent(in period: CapPeriod, at now: Date) -> Money {
+    public func spent(in period: CapPeriod, during now: PeriodIndex) -> Money {
         switch period {
         case .lifetime, .session: return lifetime
-        case .month: return monthIndex == PeriodCalendar.monthIndex(now) ? month : .zero
-        case .day: return dayIndex == PeriodCalendar.dayIndex(now) ? day : .zero
+        case .month: return monthIndex == now.month ? month : .zero
+        case .day: return dayIndex == now.day ? day : .zero
         }
     }
 
-    /// Adds a committed charge made at `at` to every window it falls in.
-    public mutating func add(_ amount: Money, at: Date) throws(MoneyError) {
+    /// Adds a committed charge made during `at` to every window it falls in.
+    public mutating func add(_ amount: Money, during at: PeriodIndex) throws(MoneyError) {
         lifetime = try lifetime.adding(amount)
-        let month = PeriodCalendar.monthIndex(at)
-        if month == monthIndex { self.month = try self.month.adding(amount) } else if month > monthIndex {
-            monthIndex = month; self.month = amount
+        if at.month == monthIndex { month = try month.adding(amount) } else if at.month > monthIndex {
+            monthIndex = at.month; month = amount
         }
-        let day = PeriodCalendar.dayIndex(at)
-        if day == dayIndex { self.day = try self.day.adding(amount) } else if day > dayIndex {
-            dayIndex = day; self.day = amount
+        if at.day == dayIndex { day = try day.adding(amount) } else if at.day > dayIndex {
+            dayIndex = at.day; day = amount
         }
     }
 }
@@ -61,16 +66,18 @@ public struct CapLedger: Sendable {
 
     /// What remains under `cap` at `now`, counting holds; never below zero.
     public func remaining(_ cap: Cap, at now: Date) -> Money {
-        let used = (spend[cap.target]?.spent(in: cap.period, at: now).nanos ?? 0) + (held[cap.target]?.nanos ?? 0)
+        let used = (spend[cap.target]?.spent(in: cap.period, during: PeriodIndex(now)).nanos ?? 0)
+            + (held[cap.target]?.nanos ?? 0)
         return Money(nanos: max(0, cap.limit.nanos - used))
     }
 
     /// Checks every cap on `path` and, if none would be crossed, holds `amount` on each scope.
     /// The first cap that would be crossed, walking tightest scope first, is returned as the refusal.
     public mutating func reserve(_ amount: Money, on path: [ScopeRef], at now: Date) -> CapRefusal? {
+        let period = PeriodIndex(now)
         for target in path {
             for cap in caps(on: target) {
-                let spent = spend[target]?.spent(in: cap.period, at: now) ?? .zero
+                let spent = spend[target]?.spent(in: cap.period, during: period) ?? .zero
                 let holding = held[target] ?? .zero
                 let used = spent.nanos &+ holding.nanos
                 let (after, overflow) = used.addingReportingOverflow(amount.nanos)
@@ -86,11 +93,12 @@ public struct CapLedger: Sendable {
 
     /// The held amount's record is durable: it becomes spend of the period containing `at`.
     public mutating func commit(_ amount: Money, on path: [ScopeRef], at: Date) {
+        let period = PeriodIndex(at)
         for target in path {
             dropHold(amount, on: target)
             // Overflow here would need more than 9.2 billion units spent on one scope; the cap check above
             // refuses long before that for any capped scope, so an uncapped scope saturates instead.
-            do { try spend[target, default: ScopeSpend()].add(amount, at: at) } catch {
+            do { try spend[target, default: ScopeSpend()].add(amount, during: period) } catch {
                 spend[target]?.lifetime = Money(nanos: .max)
             }
         }

@@ -393,7 +393,7 @@ public final class PostgresStore: TollgateStore {
                 let currency = try cells.next()!.decode(String.self)
                 var numbers: [Int64] = []
                 while let cell = cells.next() { numbers.append(try cell.decode(Int64.self)) }
-                result.append(try query.row(keys: keys, currency: currency, calls: numbers[0], quantity: numbers[1],
+                result.append(query.row(keys: keys, currency: currency, calls: numbers[0], quantity: numbers[1],
                                             inputTokens: numbers[2], outputTokens: numbers[3], cost: numbers[4],
                                             providerCost: numbers[5]))
             }

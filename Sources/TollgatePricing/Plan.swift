@@ -20,7 +20,7 @@ public struct Plan: Sendable {
 }
 
 /// A plan as written: `{name, currency, charges:[{strategy, …}], modifiers?:[…]}`.
-public struct PlanDocument: Sendable, Hashable, Codable {
+public struct PlanDocument: Sendable, Hashable {
     public var name: String
     public var currency: String
     public var charges: [JSONValue]

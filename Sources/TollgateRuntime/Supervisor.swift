@@ -14,23 +14,16 @@ public actor Supervisor {
         public init(tenant: TenantActor.Limits = .init()) { self.tenant = tenant }
     }
 
-    let store: any TollgateStore
-    let ledger: LedgerWriter
-    let registry: StrategyRegistry
-    let clock: any WallClock
+    let services: RuntimeServices
     let limits: Limits
-    let logger: Logger
     /// SHA-256 of the root operator token.
     let rootTokenHash: String
     private var tenants: [String: Task<TenantActor, any Error>] = [:]
     /// Operator token hash → tenant id: tenant operator tokens cannot be revoked, so this never goes stale.
     private var operatorTokens: [String: String] = [:]
 
-    public init(store: any TollgateStore, ledger: LedgerWriter, registry: StrategyRegistry, rootTokenHash: String,
-                clock: any WallClock = SystemWallClock(), limits: Limits = .init(),
-                logger: Logger = Logger(label: "tollgate.runtime")) {
-        self.store = store; self.ledger = ledger; self.registry = registry; self.rootTokenHash = rootTokenHash
-        self.clock = clock; self.limits = limits; self.logger = logger
+    public init(services: RuntimeServices, rootTokenHash: String, limits: Limits = .init()) {
+        self.services = services; self.rootTokenHash = rootTokenHash; self.limits = limits
     }
 
     /// Resolves a bearer token to a principal. Every failure says the same thing, so a caller learns nothing
@@ -42,14 +35,14 @@ public actor Supervisor {
         if token.hasPrefix(Secrets.operatorTokenPrefix) {
             if let tenantId = operatorTokens[hash] { return .tenantOperator(tenantId: tenantId) }
             guard let tenant = try await read({ () async throws(StorageError) in
-                try await store.tenant(operatorTokenHash: hash)
+                try await services.store.tenant(operatorTokenHash: hash)
             }) else { throw denied }
             operatorTokens[hash] = tenant.id
             return .tenantOperator(tenantId: tenant.id)
         }
         if token.hasPrefix(Secrets.agentTokenPrefix) {
             guard let stored = try await read({ () async throws(StorageError) in
-                try await store.credential(tokenHash: hash)
+                try await services.store.credential(tokenHash: hash)
             }) else { throw denied }
             // The tenant actor's copy is authoritative: it sees revocations made since the row was read.
             let credential: Credential
@@ -63,7 +56,7 @@ public actor Supervisor {
     /// The client-credentials exchange: an agent's client id and secret for a short-lived `AGT-` token.
     public func exchange(clientId: String, clientSecret: String, scopes: [String]?, ttlSeconds: Int64)
         async throws(TollgateError) -> (credential: Credential, token: String) {
-        guard let found = try await read({ () async throws(StorageError) in try await store.agent(clientId: clientId) }),
+        guard let found = try await read({ () async throws(StorageError) in try await services.store.agent(clientId: clientId) }),
               found.clientSecretHash == Secrets.hash(clientSecret) else {
             throw .unauthenticated("invalid client id or secret")
         }
@@ -75,16 +68,16 @@ public actor Supervisor {
     public func createTenant(name: String) async throws(TollgateError) -> (tenant: TenantRecord, operatorToken: String) {
         let token = Secrets.make(prefix: Secrets.operatorTokenPrefix)
         let tenant = TenantRecord(id: Identifiers.make(.tenant), name: name, operatorTokenHash: Secrets.hash(token),
-                                  createdAt: clock.now())
-        do { try await store.insertTenant(tenant) } catch {
-            logger.error("tenant insert failed", metadata: ["error": "\(error)"])
+                                  createdAt: services.clock.now())
+        do { try await services.store.insertTenant(tenant) } catch {
+            services.logger.error("tenant insert failed", metadata: ["error": "\(error)"])
             throw .unavailable("storage is unavailable; nothing was recorded")
         }
         return (tenant, token)
     }
 
     public func allTenants() async throws(TollgateError) -> [TenantRecord] {
-        try await read { () async throws(StorageError) in try await store.tenants() }
+        try await read { () async throws(StorageError) in try await services.store.tenants() }
     }
 
     /// The actor of `tenantId`, started from storage if it is not running. `NOT_FOUND` if no such tenant.
@@ -93,13 +86,12 @@ public actor Supervisor {
         if let running = tenants[tenantId] {
             task = running
         } else {
-            task = Task { [store, ledger, registry, clock, limits, logger] in
-                guard let snapshot = try await store.loadTenant(tenantId) else {
+            task = Task { [services, limits] in
+                guard let snapshot = try await services.store.loadTenant(tenantId) else {
                     throw TollgateError.notFound("no tenant \(tenantId)")
                 }
-                let spend = try await store.spend(tenantId: tenantId, now: clock.now())
-                return try TenantActor(snapshot: snapshot, spend: spend, store: store, ledger: ledger, registry: registry,
-                                       clock: clock, limits: limits.tenant, logger: logger)
+                let spend = try await services.store.spend(tenantId: tenantId, now: services.clock.now())
+                return try TenantActor(snapshot: snapshot, spend: spend, services: services, limits: limits.tenant)
             }
             tenants[tenantId] = task
         }
@@ -109,14 +101,14 @@ public actor Supervisor {
             // A failed start is not cached: the next request tries again.
             if tenants[tenantId] == task { tenants[tenantId] = nil }
             if let error = error as? TollgateError { throw error }
-            logger.error("tenant start failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
+            services.logger.error("tenant start failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
             throw .unavailable("tenant could not be loaded")
         }
     }
 
     private func read<T>(_ body: () async throws(StorageError) -> T) async throws(TollgateError) -> T {
         do { return try await body() } catch {
-            logger.error("storage read failed", metadata: ["error": "\(error)"])
+            services.logger.error("storage read failed", metadata: ["error": "\(error)"])
             throw .unavailable("storage is unavailable")
         }
     }

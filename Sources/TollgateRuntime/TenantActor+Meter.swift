@@ -58,7 +58,7 @@ extension TenantActor {
 
     private func charge(_ request: MeterRequest, credential: Credential, fingerprint: String)
         async throws(TollgateError) -> JSONValue {
-        let now = clock.now()
+        let now = services.clock.now()
         let agent = try agent(credential.agentId)
         let team = try team(agent.teamId)
         guard let subscription = subscription(for: team.customerId, at: now),
@@ -78,8 +78,8 @@ extension TenantActor {
             // Before refusing, make sure this is not the retry of a call answered before a restart: that one
             // was already charged and must be replayed, not refused. Only refusals pay for this look-up.
             let stored: IdempotencyRecord?
-            do { stored = try await store.idempotencyRecord(tenantId: tenantId, key: request.idempotencyKey) } catch {
-                logger.error("idempotency look-up failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
+            do { stored = try await services.store.idempotencyRecord(tenantId: tenantId, key: request.idempotencyKey) } catch {
+                services.logger.error("idempotency look-up failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
                 throw .unavailable("storage is unavailable; nothing was recorded")
             }
             if let stored { return try replay(stored: stored, fingerprint: fingerprint) }
@@ -97,7 +97,7 @@ extension TenantActor {
                                             params: fingerprint, result: JSONCodec.string(result), createdAt: now)
         let outcome: CommitOutcome
         do {
-            outcome = try await ledger.submit(LedgerEntry(charge: record, idempotency: idempotency))
+            outcome = try await services.ledger.submit(LedgerEntry(charge: record, idempotency: idempotency))
         } catch {
             capLedger.release(cost, on: scopes)
             throw error

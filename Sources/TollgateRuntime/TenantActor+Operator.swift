@@ -8,7 +8,7 @@ import TollgateStorage
 extension TenantActor {
     public func createCustomer(name: String, externalId: String?) async throws(TollgateError) -> Customer {
         let customer = Customer(id: Identifiers.make(.customer), tenantId: tenantId, name: name, externalId: externalId)
-        try await write { () async throws(StorageError) in try await store.insertCustomer(customer) }
+        try await write { () async throws(StorageError) in try await services.store.insertCustomer(customer) }
         customers[customer.id] = customer
         return customer
     }
@@ -16,7 +16,7 @@ extension TenantActor {
     public func createTeam(customerId: String, name: String) async throws(TollgateError) -> Team {
         _ = try customer(customerId)
         let team = Team(id: Identifiers.make(.team), tenantId: tenantId, customerId: customerId, name: name)
-        try await write { () async throws(StorageError) in try await store.insertTeam(team) }
+        try await write { () async throws(StorageError) in try await services.store.insertTeam(team) }
         teams[team.id] = team
         return team
     }
@@ -29,7 +29,7 @@ extension TenantActor {
                           agentType: agentType, clientId: Identifiers.make(.client))
         let secret = Secrets.make(prefix: Secrets.clientSecretPrefix)
         try await write { () async throws(StorageError) in
-            try await store.insertAgent(agent, clientSecretHash: Secrets.hash(secret))
+            try await services.store.insertAgent(agent, clientSecretHash: Secrets.hash(secret))
         }
         agents[agent.id] = agent
         return (agent, secret)
@@ -49,10 +49,10 @@ extension TenantActor {
         let token = Secrets.make(prefix: Secrets.agentTokenPrefix)
         let credential = Credential(id: Identifiers.make(.credential), tenantId: tenantId, agentId: agentId,
                                     scopes: Array(Set(scopes)).sorted(),
-                                    expiresAt: clock.now().addingTimeInterval(TimeInterval(ttlSeconds)),
+                                    expiresAt: services.clock.now().addingTimeInterval(TimeInterval(ttlSeconds)),
                                     revokedAt: nil, spendLimit: spendLimit)
         try await write { () async throws(StorageError) in
-            try await store.insertCredential(credential, tokenHash: Secrets.hash(token))
+            try await services.store.insertCredential(credential, tokenHash: Secrets.hash(token))
         }
         credentials[credential.id] = credential
         if let spendLimit { capLedger.setCap(Self.credentialCap(credential, spendLimit)) }
@@ -62,9 +62,9 @@ extension TenantActor {
     public func revokeCredential(_ credentialId: String) async throws(TollgateError) {
         guard let credential = credentials[credentialId] else { throw .notFound("no credential \(credentialId) in this tenant") }
         if credential.revokedAt != nil { return }
-        let now = clock.now()
+        let now = services.clock.now()
         try await write { () async throws(StorageError) in
-            try await store.revokeCredential(tenantId: tenantId, credentialId: credentialId, at: now)
+            try await services.store.revokeCredential(tenantId: tenantId, credentialId: credentialId, at: now)
         }
         credentials[credentialId]?.revokedAt = now
     }
@@ -77,15 +77,15 @@ extension TenantActor {
         // The version is claimed before the await so that two puts of one name cannot take the same number.
         let version = (plans[planId]?.keys.max() ?? 0) + 1
         let plan: Plan
-        do { plan = try document.compile(id: planId, version: version, registry: registry) } catch {
+        do { plan = try document.compile(id: planId, version: version, registry: services.registry) } catch {
             throw .validation(field: error.field, rule: error.rule)
         }
         planIdsByName[document.name] = planId
         plans[planId, default: [:]][version] = plan
         let record = PlanRecord(tenantId: tenantId, planId: planId, name: document.name, version: version,
-                                document: JSONCodec.string(document.json), createdAt: clock.now())
+                                document: JSONCodec.string(document.json), createdAt: services.clock.now())
         do {
-            try await write { () async throws(StorageError) in try await store.insertPlan(record) }
+            try await write { () async throws(StorageError) in try await services.store.insertPlan(record) }
         } catch {
             plans[planId]?[version] = nil
             if plans[planId]?.isEmpty ?? false { plans[planId] = nil; planIdsByName[document.name] = nil }
@@ -112,8 +112,8 @@ extension TenantActor {
         _ = try customer(customerId)
         let plan = try plan(id: planId, version: version)
         let subscription = SubscriptionRecord(id: Identifiers.make(.subscription), tenantId: tenantId, customerId: customerId,
-                                              planId: planId, version: plan.version, startsAt: startsAt ?? clock.now())
-        try await write { () async throws(StorageError) in try await store.insertSubscription(subscription) }
+                                              planId: planId, version: plan.version, startsAt: startsAt ?? services.clock.now())
+        try await write { () async throws(StorageError) in try await services.store.insertSubscription(subscription) }
         subscriptions[customerId, default: []].append(subscription)
         return subscription
     }
@@ -133,7 +133,7 @@ extension TenantActor {
         let existing = capLedger.caps(on: target).first { $0.period == period }
         let cap = Cap(id: existing?.id ?? Identifiers.make(.cap), tenantId: tenantId, target: target, limit: limit,
                       period: period, warnAtPercent: warnAtPercent)
-        try await write { () async throws(StorageError) in try await store.upsertCap(cap) }
+        try await write { () async throws(StorageError) in try await services.store.upsertCap(cap) }
         capLedger.setCap(cap)
         return cap
     }
@@ -142,8 +142,8 @@ extension TenantActor {
         if let id = filter.customerId { _ = try customer(id) }
         if let id = filter.teamId { _ = try team(id) }
         if let id = filter.agentId { _ = try agent(id) }
-        do { return try await store.usage(tenantId: tenantId, filter: filter, groupBy: groupBy) } catch {
-            logger.error("usage query failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
+        do { return try await services.store.usage(tenantId: tenantId, filter: filter, groupBy: groupBy) } catch {
+            services.logger.error("usage query failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
             throw .unavailable("storage is unavailable")
         }
     }

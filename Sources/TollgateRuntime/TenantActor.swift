@@ -22,12 +22,8 @@ public actor TenantActor {
     }
 
     public let tenantId: String
-    let store: any TollgateStore
-    let ledger: LedgerWriter
-    let registry: StrategyRegistry
-    let clock: any WallClock
+    let services: RuntimeServices
     let limits: Limits
-    let logger: Logger
 
     var tenant: TenantRecord
     var customers: [String: Customer] = [:]
@@ -41,12 +37,10 @@ public actor TenantActor {
     var capLedger = CapLedger()
     var recentKeys: RecentKeys
 
-    init(snapshot: TenantSnapshot, spend: [SpendRow], store: any TollgateStore, ledger: LedgerWriter,
-         registry: StrategyRegistry, clock: any WallClock, limits: Limits, logger: Logger) throws {
+    init(snapshot: TenantSnapshot, spend: [SpendRow], services: RuntimeServices, limits: Limits) throws {
         tenantId = snapshot.tenant.id
         tenant = snapshot.tenant
-        self.store = store; self.ledger = ledger; self.registry = registry; self.clock = clock
-        self.limits = limits; self.logger = logger
+        self.services = services; self.limits = limits
         recentKeys = RecentKeys(capacity: limits.recentKeysMax)
         for customer in snapshot.customers { customers[customer.id] = customer }
         for team in snapshot.teams { teams[team.id] = team }
@@ -57,20 +51,15 @@ public actor TenantActor {
         }
         for record in snapshot.plans {
             let document = try PlanDocument(json: JSONCodec.parse(record.document))
-            let plan = try document.compile(id: record.planId, version: record.version, registry: registry)
+            let plan = try document.compile(id: record.planId, version: record.version, registry: services.registry)
             plans[record.planId, default: [:]][record.version] = plan
             planIdsByName[record.name] = record.planId
         }
         for subscription in snapshot.subscriptions { subscriptions[subscription.customerId, default: []].append(subscription) }
         for cap in snapshot.caps { capLedger.setCap(cap) }
-        let now = clock.now()
+        let current = PeriodIndex(services.clock.now())
         for row in spend {
-            var scopeSpend = ScopeSpend()
-            // Seed the three windows as of `now`; older months and days are not needed for any cap.
-            scopeSpend.lifetime = row.lifetime
-            scopeSpend.monthIndex = PeriodCalendar.monthIndex(now); scopeSpend.month = row.month
-            scopeSpend.dayIndex = PeriodCalendar.dayIndex(now); scopeSpend.day = row.day
-            capLedger.load(row.target, scopeSpend)
+            capLedger.load(row.target, ScopeSpend(lifetime: row.lifetime, month: row.month, day: row.day, current: current))
         }
     }
 
@@ -100,7 +89,7 @@ public actor TenantActor {
     /// The credential if it is still usable now. Checked on every agent request, so a revocation or expiry
     /// takes effect at the very next request of an open connection.
     public func usableCredential(_ id: String) throws(TollgateError) -> Credential {
-        guard let credential = credentials[id], credential.isUsable(at: clock.now()) else {
+        guard let credential = credentials[id], credential.isUsable(at: services.clock.now()) else {
             throw .unauthenticated("credential expired or revoked")
         }
         return credential
@@ -113,7 +102,7 @@ public actor TenantActor {
 
     func write(_ body: () async throws(StorageError) -> Void) async throws(TollgateError) {
         do { try await body() } catch {
-            logger.error("storage write failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
+            services.logger.error("storage write failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
             if case .duplicate = error { throw .conflict("an object with this identity already exists") }
             throw .unavailable("storage is unavailable; nothing was recorded")
         }

@@ -318,7 +318,7 @@ public final class SQLiteStore: TollgateStore {
                 }
             })
             return try Row.fetchAll(db, sql: query.sql, arguments: arguments).map { row in
-                try query.row(
+                query.row(
                     keys: (0..<groupBy.count).map { index -> String in
                         if groupBy[index] == .day { return UsageQuery.dayString(row["k\(index)"]) }
                         return row["k\(index)"]

@@ -40,8 +40,8 @@ public struct TollgateApp: Sendable {
         let ledger = LedgerWriter(store: store, limits: .init(groupEntriesMax: limits.ledgerGroupEntriesMax,
                                                               queueEntriesMax: limits.ledgerQueueEntriesMax),
                                   logger: logger)
-        let supervisor = Supervisor(store: store, ledger: ledger, registry: registry, rootTokenHash: root.hash,
-                                    clock: clock, limits: configuration.runtimeLimits, logger: logger)
+        let services = RuntimeServices(store: store, ledger: ledger, registry: registry, clock: clock, logger: logger)
+        let supervisor = Supervisor(services: services, rootTokenHash: root.hash, limits: configuration.runtimeLimits)
         let listener = Listener(configuration: configuration, router: Router(logger: logger), supervisor: supervisor,
                                 version: version, logger: logger)
         return TollgateApp(configuration: configuration, store: store, listener: listener, ledger: ledger,

@@ -149,14 +149,14 @@ public actor InMemoryStore: TollgateStore {
         for charge in charges where charge.tenantId == tenantId {
             for (scope, id) in [(CapScope.credential, charge.credentialId), (.agent, charge.agentId),
                                 (.team, charge.teamId), (.customer, charge.customerId)] {
-                do { try totals[ScopeRef(scope, id), default: ScopeSpend()].add(charge.cost, at: charge.at) } catch {
+                do { try totals[ScopeRef(scope, id), default: ScopeSpend()].add(charge.cost, during: PeriodIndex(charge.at)) } catch {
                     throw .backend("spend total out of range")
                 }
             }
         }
         return totals.map { target, spend in
-            SpendRow(target: target, lifetime: spend.lifetime, month: spend.spent(in: .month, at: now),
-                     day: spend.spent(in: .day, at: now))
+            SpendRow(target: target, lifetime: spend.lifetime, month: spend.spent(in: .month, during: PeriodIndex(now)),
+                     day: spend.spent(in: .day, during: PeriodIndex(now)))
         }
     }
 

@@ -138,7 +138,7 @@ public struct SpendRow: Sendable, Hashable {
 }
 
 /// The dimensions `usage.summary` can group by.
-public enum UsageGroup: String, Sendable, Hashable, CaseIterable, Codable {
+public enum UsageGroup: String, Sendable, Hashable, CaseIterable {
     case tool, agent, session, team, day
 }
 

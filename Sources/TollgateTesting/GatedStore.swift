@@ -14,7 +14,6 @@ public final class GatedStore: TollgateStore, Sendable {
         var closed = false
         var waiting: [CheckedContinuation<Void, Never>] = []
         var failCommits = false
-        var idempotencyLookups = 0
         var commitsStarted = 0
         var entriesAtCommit = 0
     }
@@ -37,8 +36,6 @@ public final class GatedStore: TollgateStore, Sendable {
     /// Makes every commit fail, as a full disk or a lost database would.
     public func failCommits(_ fail: Bool) { state.withLock { $0.failCommits = fail } }
 
-    /// How many idempotency look-ups reached storage (the slow path of a refused call).
-    public var idempotencyLookups: Int { state.withLock { $0.idempotencyLookups } }
     public var commitsStarted: Int { state.withLock { $0.commitsStarted } }
     /// Ledger entries that have reached `commit` (held at the gate or written).
     public var entriesAtCommit: Int { state.withLock { $0.entriesAtCommit } }
@@ -58,8 +55,7 @@ public final class GatedStore: TollgateStore, Sendable {
     }
 
     public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
-        state.withLock { $0.idempotencyLookups += 1 }
-        return try await inner.idempotencyRecord(tenantId: tenantId, key: key)
+        try await inner.idempotencyRecord(tenantId: tenantId, key: key)
     }
 
     // Everything else passes straight through.

@@ -71,7 +71,7 @@ import Testing
         var ledger = try ledger(limit: "1", period: .month)
         let lastMonth = PeriodCalendar.startOfMonth(now).addingTimeInterval(-1)
         var seeded = ScopeSpend()
-        try seeded.add(try Money(decimal: "0.9"), at: lastMonth)
+        try seeded.add(try Money(decimal: "0.9"), during: PeriodIndex(lastMonth))
         ledger.load(agent, seeded)
         #expect(ledger.spend[agent]?.lifetime == (try Money(decimal: "0.9")))
         #expect(ledger.remaining(ledger.caps(on: agent)[0], at: now) == (try Money(decimal: "1")))
