@@ -23,6 +23,10 @@ public final class SQLiteStore: TollgateStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // GRDB's DatabasePool switches its writer to `synchronous = NORMAL` after `prepareDatabase` when it
+            // enables WAL; NORMAL loses the last commits on power loss, so FULL is set again here, on the one
+            // writer connection, which keeps it for the life of the pool.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try SQLiteMigrations.migrator.migrate(pool)
         } catch {
             throw .backend("opening \(path): \(error)")
@@ -30,6 +34,14 @@ public final class SQLiteStore: TollgateStore {
     }
 
     public func close() async throws { try pool.close() }
+
+    /// The writer connection's journal mode and `synchronous` level (2 = FULL), read back from SQLite so a
+    /// test can prove what commits actually do rather than what was asked for.
+    public func writerDurability() async throws(StorageError) -> (journalMode: String, synchronous: Int) {
+        try await write { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+        }
+    }
 
     // MARK: helpers
 
