@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "TollgateSQLite", dependencies: [
             "TollgateStorage",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "TollgatePostgres", dependencies: [
             "TollgateStorage",

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import TollgateCore
 import TollgateStorage
 
@@ -8,10 +9,13 @@ import TollgateStorage
 /// writer queue; reads run concurrently on the pool's readers.
 public final class SQLiteStore: TollgateStore {
     private let pool: DatabasePool
+    let checkpointer: WALCheckpointer
     public let path: String
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
-    public init(path: String) throws(StorageError) {
+    /// `walFramesMax`: how many frames (pages) the WAL may hold before the writer catches up on checkpointing
+    /// itself; 4,096 frames is 16 MiB at SQLite's default page size.
+    public init(path: String, walFramesMax: Int = 4096, logger: Logger = Logger(label: "tollgate.sqlite")) throws(StorageError) {
         self.path = path
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
@@ -27,13 +31,19 @@ public final class SQLiteStore: TollgateStore {
             // enables WAL; NORMAL loses the last commits on power loss, so FULL is set again here, on the one
             // writer connection, which keeps it for the life of the pool.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            // The writer never checkpoints; `WALCheckpointer` does, beside it (see there for why).
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
             try SQLiteMigrations.migrator.migrate(pool)
+            checkpointer = try WALCheckpointer(path: path, walFramesMax: walFramesMax, logger: logger)
         } catch {
             throw .backend("opening \(path): \(error)")
         }
     }
 
-    public func close() async throws { try pool.close() }
+    public func close() async throws {
+        try await checkpointer.close()
+        try pool.close()
+    }
 
     /// The writer connection's journal mode and `synchronous` level (2 = FULL), read back from SQLite so a
     /// test can prove what commits actually do rather than what was asked for.
@@ -250,7 +260,7 @@ public final class SQLiteStore: TollgateStore {
     // MARK: ledger
 
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
-        try await write { db in
+        let outcomes = try await write { db in
             // One transaction (GRDB's `write`), one fsync, for the whole group; statements are prepared once.
             let key = try db.cachedStatement(sql: """
                 INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)
@@ -286,6 +296,15 @@ public final class SQLiteStore: TollgateStore {
             }
             return outcomes
         }
+        if checkpointer.catchUpNeeded {
+            // Between two groups, so no write is in progress: this checkpoint finishes and the next
+            // transaction starts the WAL over. Busy (the background checkpoint holds the lock) just means later.
+            if let result = try? await pool.writeWithoutTransaction({ db in try db.checkpoint(.passive) }) {
+                checkpointer.caughtUp(walFrames: result.walFrameCount)
+            }
+        }
+        checkpointer.request()
+        return outcomes
     }
 
     private static func idempotencyRecord(_ db: Database, tenantId: String, key: String) throws -> IdempotencyRecord? {

@@ -1,5 +1,7 @@
+import Foundation
 import Testing
-import TollgateSQLite
+@testable import TollgateSQLite
+import TollgateStorage
 
 /// What the SQLite store promises about durability, read back from SQLite itself.
 @Suite struct SQLiteDurabilityTests {
@@ -18,6 +20,29 @@ import TollgateSQLite
         try await SQLiteStore(path: path).close()
         let store = try SQLiteStore(path: path)
         #expect(try await store.writerDurability().synchronous == 2)
+        try await store.close()
+    }
+}
+
+/// The writer never checkpoints; a connection beside it does. Without that, the WAL would grow by every page
+/// ever written, and opening the file after a crash would replay all of it.
+@Suite struct SQLiteCheckpointTests {
+    @Test func theWALIsCopiedBackWhileTheWriterKeepsCommitting() async throws {
+        let path = StoreKind.temporarySQLitePath()
+        let store = try SQLiteStore(path: path, walFramesMax: 500)
+        let conformance = StoreConformanceTests()
+        let world = try await conformance.makeWorld(store)
+        for group in 0..<200 {
+            let entries = try (0..<25).map { try conformance.entry(world, key: "k-\(group)-\($0)", cost: "0.01") }
+            _ = try await store.commit(entries)
+        }
+        try await store.checkpointer.idle()
+        let walBytes = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0
+        // 5,000 charges write over 4,000 pages (16 MB) to the WAL in all (18 MB with nobody checkpointing);
+        // checkpointed as they go, the WAL starts over whenever it passes 500 frames and stays near 2 MB.
+        #expect(walBytes < 4 << 20, "WAL is \(walBytes) bytes")
+        let usage = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(), groupBy: [])
+        #expect(usage.first?.calls == 5000)
         try await store.close()
     }
 }
