@@ -31,10 +31,16 @@ let package = Package(
         // The PricingStrategy protocol, the registry, plan documents, rating.
         .target(name: "TollgatePricing", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
         // Pricing strategy plug-ins: one target each, depending only on TollgatePricing.
-        .target(name: "PerToolStrategy", dependencies: ["TollgatePricing"], path: "Plugins/PerToolStrategy",
-                swiftSettings: swiftSettings),
+        .target(name: "PerToolStrategy", dependencies: ["TollgatePricing"], path: "Plugins/PerToolStrategy", swiftSettings: swiftSettings),
+        .target(name: "SessionBundleStrategy", dependencies: ["TollgatePricing"], path: "Plugins/SessionBundleStrategy", swiftSettings: swiftSettings),
+        .target(name: "TokenMultiplierStrategy", dependencies: ["TollgatePricing"], path: "Plugins/TokenMultiplierStrategy", swiftSettings: swiftSettings),
+        .target(name: "CommittedStrategy", dependencies: ["TollgatePricing"], path: "Plugins/CommittedStrategy", swiftSettings: swiftSettings),
+        .target(name: "GraduatedStrategy", dependencies: ["TollgatePricing"], path: "Plugins/GraduatedStrategy", swiftSettings: swiftSettings),
+        .target(name: "VolumeStrategy", dependencies: ["TollgatePricing"], path: "Plugins/VolumeStrategy", swiftSettings: swiftSettings),
+        .target(name: "DurationBucketsStrategy", dependencies: ["TollgatePricing"], path: "Plugins/DurationBucketsStrategy", swiftSettings: swiftSettings),
+        .target(name: "CostPlusStrategy", dependencies: ["TollgatePricing"], path: "Plugins/CostPlusStrategy", swiftSettings: swiftSettings),
         // The list of built-in strategies: the one place a new plug-in is registered.
-        .target(name: "TollgateStrategies", dependencies: ["TollgatePricing", "PerToolStrategy"],
+        .target(name: "TollgateStrategies", dependencies: ["TollgatePricing", "PerToolStrategy", "SessionBundleStrategy", "TokenMultiplierStrategy", "CommittedStrategy", "GraduatedStrategy", "VolumeStrategy", "DurationBucketsStrategy", "CostPlusStrategy"],
                 path: "Plugins/TollgateStrategies", swiftSettings: swiftSettings),
         // The storage protocol, records and the in-memory store.
         .target(name: "TollgateStorage", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),

@@ -10,39 +10,31 @@ import TollgatePricing
 /// free by omission; a tool meant to be free says `"0"` explicitly.
 public struct PerToolStrategy: PricingStrategy {
     public static let name = "per_tool"
-    public static let ratesMax = 10_000
 
     public let rates: [String: Money]
     public let defaultRate: Money
 
-    public init(charge: [String: JSONValue], currency: String, field: String) throws(PlanValidationError) {
-        for key in charge.keys where key != "strategy" && key != "rates" {
-            throw PlanValidationError(field: "\(field).\(key)", rule: "not a per_tool field (strategy, rates)")
-        }
-        guard let table = charge["rates"]?.objectValue else {
-            throw PlanValidationError(field: "\(field).rates", rule: "an object of tool name to decimal rate")
-        }
-        guard table.count <= Self.ratesMax else {
-            throw PlanValidationError(field: "\(field).rates", rule: "at most \(Self.ratesMax) tools")
-        }
-        var rates: [String: Money] = [:]
-        for (tool, value) in table {
-            let path = "\(field).rates.\(tool)"
-            guard !tool.isEmpty else { throw PlanValidationError(field: path, rule: "a non-empty tool name") }
-            guard let text = value.stringValue, let rate = try? Money(decimal: text) else {
-                throw PlanValidationError(field: path, rule: "a decimal string with at most 9 fractional digits")
-            }
-            guard rate >= .zero else { throw PlanValidationError(field: path, rule: "not negative") }
-            rates[tool] = rate
+    public init(charge: ChargeDocument) throws(PlanValidationError) {
+        try charge.allowOnly(["strategy", "rates"], kind: "per_tool")
+        var rates = try charge.table("rates") { value, field throws(PlanValidationError) in
+            try ChargeDocument.amount(value, field: field)
         }
         guard let defaultRate = rates.removeValue(forKey: "*") else {
-            throw PlanValidationError(field: "\(field).rates.*", rule: "a default rate for tools not listed")
+            throw charge.error("rates.*", "a default rate for tools not listed")
         }
         self.rates = rates
         self.defaultRate = defaultRate
     }
 
-    public func price(of event: RatedEvent) throws(MoneyError) -> Money {
+    public var initialState: Money { .zero }
+
+    public func quote(_ event: RatedEvent, given state: Money) throws(MoneyError) -> Money {
         try (rates[event.tool] ?? defaultRate).multiplied(by: event.quantity)
     }
+
+    public func accumulate(_ event: RatedEvent, into state: inout Money) throws(MoneyError) {
+        state = try state.adding(try quote(event, given: state))
+    }
+
+    public func total(of state: Money) throws(MoneyError) -> Money { state }
 }

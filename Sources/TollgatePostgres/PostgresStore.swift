@@ -346,6 +346,19 @@ public final class PostgresStore: TollgateStore {
         }
     }
 
+    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
+        try await rows("""
+            SELECT plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms, status,
+                provider_cost_nanos, agent_id, session_id, cost_nanos, at_ms
+            FROM charges WHERE tenant_id = \(tenantId) AND subscription_id = \(subscriptionId) AND at_ms >= \(Timestamp.millis(from))
+            ORDER BY at_ms, receipt_id
+            """, as: (Int, String, Int64, Int64, Int64, Int64, Int64, String?, Int64, String, String, Int64, Int64).self).map {
+            RatingRow(planVersion: $0.0, tool: $0.1, quantity: $0.2, inputTokens: $0.3, outputTokens: $0.4,
+                      reasoningTokens: $0.5, durationMs: $0.6, status: $0.7, providerCost: Money(nanos: $0.8),
+                      agentId: $0.9, sessionId: $0.10, cost: Money(nanos: $0.11), at: Timestamp.date(millis: $0.12))
+        }
+    }
+
     public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
         let monthStart = Timestamp.millis(PeriodCalendar.startOfMonth(now))
         let dayStart = Timestamp.millis(PeriodCalendar.startOfDay(now))

@@ -2,6 +2,7 @@ import TollgateCore
 
 /// A validated, immutable version of a rate plan: its document as the operator wrote it, and the strategies
 /// built from its charges. Putting a plan with the same name again makes the next version; a version never changes.
+/// Rating happens in a `PlanRating`, which holds one subscription's running totals for one period.
 public struct Plan: Sendable {
     public var id: String
     public var name: String
@@ -10,13 +11,7 @@ public struct Plan: Sendable {
     /// The document exactly as validated, for `plans.get` and for rebuilding after a restart.
     public var document: PlanDocument
     public var charges: [any PricingStrategy]
-
-    /// The price of one event: the sum of every charge's price for it.
-    public func price(of event: RatedEvent) throws(MoneyError) -> Money {
-        var total = Money.zero
-        for charge in charges { total = try total.adding(try charge.price(of: event)) }
-        return total
-    }
+    public var modifiers: Modifiers
 }
 
 /// A plan as written: `{name, currency, charges:[{strategy, …}], modifiers?:[…]}`.
@@ -25,9 +20,14 @@ public struct PlanDocument: Sendable, Hashable {
     public var currency: String
     public var charges: [JSONValue]
     public var modifiers: [JSONValue]?
+    /// Whether the operator accepts events priced below zero (credits), which volume tiers with falling rates
+    /// and both modifiers can produce. Without it such a plan is refused.
+    public var creditsAllowed: Bool
 
-    public init(name: String, currency: String, charges: [JSONValue], modifiers: [JSONValue]? = nil) {
+    public init(name: String, currency: String, charges: [JSONValue], modifiers: [JSONValue]? = nil,
+                creditsAllowed: Bool = false) {
         self.name = name; self.currency = currency; self.charges = charges; self.modifiers = modifiers
+        self.creditsAllowed = creditsAllowed
     }
 
     public static let nameLengthMax = 128
@@ -45,10 +45,9 @@ public struct PlanDocument: Sendable, Hashable {
         guard charges.count <= Self.chargesMax else {
             throw PlanValidationError(field: "charges", rule: "at most \(Self.chargesMax) charges")
         }
-        if let modifiers, !modifiers.isEmpty {
-            // Modifiers (error_rate_penalty, volume_discount) arrive with the rate-plans work; until then a
-            // plan that relies on one is refused rather than silently rated without it.
-            throw PlanValidationError(field: "modifiers[0]", rule: "no modifiers are supported by this server yet")
+        let modifiers = try Modifiers(self.modifiers ?? [], currency: currency)
+        if modifiers.mayCredit && !creditsAllowed {
+            throw PlanValidationError(field: "creditsAllowed", rule: "true: this plan's modifiers can price an event below zero (a credit)")
         }
         var built: [any PricingStrategy] = []
         for (index, charge) in charges.enumerated() {
@@ -61,9 +60,15 @@ public struct PlanDocument: Sendable, Hashable {
                 throw PlanValidationError(field: "\(field).strategy",
                                           rule: "one of: \(registry.names.joined(separator: ", "))")
             }
-            built.append(try strategy.init(charge: object, currency: currency, field: field))
+            let charge = try strategy.init(charge: ChargeDocument(object: object, path: field, currency: currency))
+            if charge.mayCredit && !creditsAllowed {
+                throw PlanValidationError(field: "creditsAllowed",
+                                          rule: "true: \(field) (\(name)) can price an event below zero (a credit)")
+            }
+            built.append(charge)
         }
-        return Plan(id: id, name: name, version: version, currency: currency, document: self, charges: built)
+        return Plan(id: id, name: name, version: version, currency: currency, document: self, charges: built,
+                    modifiers: modifiers)
     }
 }
 
@@ -77,8 +82,9 @@ extension PlanDocument {
     /// Reads a plan document from JSON, naming the first field that has the wrong shape.
     public init(json: JSONValue) throws(PlanValidationError) {
         guard let object = json.objectValue else { throw PlanValidationError(field: "plan", rule: "an object") }
-        for key in object.keys where !["name", "currency", "charges", "modifiers"].contains(key) {
-            throw PlanValidationError(field: key, rule: "not a plan field (name, currency, charges, modifiers)")
+        let fields = ["name", "currency", "charges", "modifiers", "creditsAllowed"]
+        for key in object.keys.sorted() where !fields.contains(key) {
+            throw PlanValidationError(field: key, rule: "not a plan field (\(fields.joined(separator: ", ")))")
         }
         guard let name = object["name"]?.stringValue else { throw PlanValidationError(field: "name", rule: "a string") }
         guard let currency = object["currency"]?.stringValue else {
@@ -93,13 +99,20 @@ extension PlanDocument {
         case .array(let items)?: modifiers = items
         default: throw PlanValidationError(field: "modifiers", rule: "an array of modifiers")
         }
-        self.init(name: name, currency: currency, charges: charges, modifiers: modifiers)
+        var creditsAllowed = false
+        switch object["creditsAllowed"] {
+        case nil: break
+        case .bool(let value)?: creditsAllowed = value
+        default: throw PlanValidationError(field: "creditsAllowed", rule: "true or false")
+        }
+        self.init(name: name, currency: currency, charges: charges, modifiers: modifiers, creditsAllowed: creditsAllowed)
     }
 
     /// The document as canonical JSON: how it is stored and shown.
     public var json: JSONValue {
         var object: [String: JSONValue] = ["name": .string(name), "currency": .string(currency), "charges": .array(charges)]
         if let modifiers { object["modifiers"] = .array(modifiers) }
+        if creditsAllowed { object["creditsAllowed"] = .bool(true) }
         return .object(object)
     }
 }

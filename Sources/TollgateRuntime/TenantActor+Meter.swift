@@ -65,11 +65,17 @@ extension TenantActor {
               let plan = plans[subscription.planId]?[subscription.version] else {
             throw .conflict("customer \(team.customerId) has no active subscription to a plan")
         }
-        let event = request.event
-        let cost: Money
-        do { cost = try plan.price(of: event) } catch {
+        var event = request.event
+        event.agentId = agent.id
+        event.sessionId = request.sessionId
+        let rating = try await rating(for: subscription, plan: plan, at: now)
+        // From here to the ledger submit there is no suspension point: the quote, the cap check and
+        // folding the call into the running totals happen in one actor turn.
+        let quote: PlanRating.Quote
+        do { quote = try rating.quote(event) } catch {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
         }
+        let cost = quote.price
         let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id,
                               sessionId: request.sessionId, credentialId: credential.id)
         let scopes = path.scopes
@@ -84,6 +90,10 @@ extension TenantActor {
             }
             if let stored { return try replay(stored: stored, fingerprint: fingerprint) }
             throw .budgetExceeded(refusal, currency: plan.currency)
+        }
+        do { try rating.apply(event, quote: quote) } catch {
+            capLedger.release(cost, on: scopes)
+            throw .validation(field: "quantity", rule: "small enough that the price stays within range")
         }
         let receiptId = Identifiers.make(.receipt)
         let result = receipt(receiptId: receiptId, cost: cost, currency: plan.currency, path: path, at: now)
@@ -100,6 +110,7 @@ extension TenantActor {
             outcome = try await services.ledger.submit(LedgerEntry(charge: record, idempotency: idempotency))
         } catch {
             capLedger.release(cost, on: scopes)
+            forgetRating(of: subscription.id)
             throw error
         }
         switch outcome {
@@ -110,6 +121,7 @@ extension TenantActor {
         case .duplicate(let stored):
             // Charged by an earlier call with this key: nothing new was written, so give the hold back.
             capLedger.release(cost, on: scopes)
+            forgetRating(of: subscription.id)
             return try replay(stored: stored, fingerprint: fingerprint)
         }
     }

@@ -35,6 +35,8 @@ public actor TenantActor {
     var planIdsByName: [String: String] = [:]
     var subscriptions: [String: [SubscriptionRecord]] = [:]
     var capLedger = CapLedger()
+    /// Running pricing totals per subscription for the current month (see `TenantActor+Rating`).
+    var ratings: [String: PlanRating] = [:]
     var recentKeys: RecentKeys
 
     init(snapshot: TenantSnapshot, spend: [SpendRow], services: RuntimeServices, limits: Limits) throws {

@@ -318,6 +318,20 @@ public final class SQLiteStore: TollgateStore {
         try await read { db in try Self.idempotencyRecord(db, tenantId: tenantId, key: key) }
     }
 
+    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT \(RatingRow.columns) FROM charges WHERE tenant_id = ? AND subscription_id = ? AND at_ms >= ?
+                ORDER BY at_ms, rowid
+                """, arguments: [tenantId, subscriptionId, Timestamp.millis(from)]).map { row in
+                RatingRow(planVersion: row[0], tool: row[1], quantity: row[2], inputTokens: row[3], outputTokens: row[4],
+                          reasoningTokens: row[5], durationMs: row[6], status: row[7], providerCost: Money(nanos: row[8]),
+                          agentId: row[9], sessionId: row[10], cost: Money(nanos: row[11]),
+                          at: Timestamp.date(millis: row[12]))
+            }
+        }
+    }
+
     public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
         let monthStart = Timestamp.millis(PeriodCalendar.startOfMonth(now))
         let dayStart = Timestamp.millis(PeriodCalendar.startOfDay(now))

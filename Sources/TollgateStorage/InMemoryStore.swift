@@ -143,6 +143,13 @@ public actor InMemoryStore: TollgateStore {
         return idempotency[tenantId + "\u{0}" + key]
     }
 
+    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
+        try open()
+        // Stable sort: charges recorded in the same millisecond keep the order they were committed in.
+        return charges.filter { $0.tenantId == tenantId && $0.subscriptionId == subscriptionId && $0.at >= from }
+            .enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map { RatingRow($0.element) }
+    }
+
     public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
         try open()
         var totals: [ScopeRef: ScopeSpend] = [:]

@@ -174,3 +174,43 @@ public struct UsageRow: Sendable, Hashable {
         self.providerCost = providerCost
     }
 }
+
+/// What rating needs of one recorded charge, to rebuild a subscription's running totals after a restart.
+public struct RatingRow: Sendable, Hashable {
+    public var planVersion: Int
+    public var tool: String
+    public var quantity: Int64
+    public var inputTokens: Int64
+    public var outputTokens: Int64
+    public var reasoningTokens: Int64
+    public var durationMs: Int64
+    public var status: String?
+    public var providerCost: Money
+    public var agentId: String
+    public var sessionId: String
+    public var cost: Money
+    public var at: Date
+
+    public init(planVersion: Int, tool: String, quantity: Int64, inputTokens: Int64, outputTokens: Int64,
+                reasoningTokens: Int64, durationMs: Int64, status: String?, providerCost: Money, agentId: String,
+                sessionId: String, cost: Money, at: Date) {
+        self.planVersion = planVersion; self.tool = tool; self.quantity = quantity; self.inputTokens = inputTokens
+        self.outputTokens = outputTokens; self.reasoningTokens = reasoningTokens; self.durationMs = durationMs
+        self.status = status; self.providerCost = providerCost; self.agentId = agentId; self.sessionId = sessionId
+        self.cost = cost; self.at = at
+    }
+
+    public init(_ charge: ChargeRecord) {
+        self.init(planVersion: charge.planVersion, tool: charge.tool, quantity: charge.quantity,
+                  inputTokens: charge.inputTokens, outputTokens: charge.outputTokens,
+                  reasoningTokens: charge.reasoningTokens, durationMs: charge.durationMs, status: charge.status,
+                  providerCost: charge.providerCost, agentId: charge.agentId, sessionId: charge.sessionId,
+                  cost: charge.cost, at: charge.at)
+    }
+
+    /// The columns, in this order, that the SQL backends select.
+    public static let columns = """
+        plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms, status, \
+        provider_cost_nanos, agent_id, session_id, cost_nanos, at_ms
+        """
+}

@@ -46,6 +46,8 @@ public protocol TollgateStore: Sendable {
     /// month and day containing `now`.
     func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow]
     func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow]
+    /// The charges of one subscription at or after `from`, oldest first: what a pricing state is rebuilt from.
+    func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
 }
 
 /// What became of one ledger entry in a group commit.

@@ -95,4 +95,8 @@ public final class GatedStore: TollgateStore, Sendable {
     public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow] {
         try await inner.usage(tenantId: tenantId, filter: filter, groupBy: groupBy)
     }
+
+    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
+        try await inner.charges(tenantId: tenantId, subscriptionId: subscriptionId, from: from)
+    }
 }

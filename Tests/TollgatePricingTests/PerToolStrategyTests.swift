@@ -4,14 +4,6 @@ import TollgateCore
 import TollgateStrategies
 
 @Suite struct PerToolStrategyTests {
-    func compile(_ json: String) throws -> Plan {
-        try PlanDocument(json: JSONCodec.parse(json)).compile(id: "plan_x", version: 1, registry: .builtIn)
-    }
-
-    func validationError(_ json: String) -> PlanValidationError? {
-        do { _ = try compile(json); return nil } catch let error as PlanValidationError { return error } catch { return nil }
-    }
-
     @Test func seedDimension1_namedToolsAndDefault() throws {
         // Seed 001, "Dimension 1: Tool-Specific Rates".
         let plan = try compile(#"""
@@ -45,7 +37,7 @@ import TollgateStrategies
         #expect(validationError(#"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"*":"1"},"extra":1}]}"#)?.field == "charges[0].extra")
         #expect(validationError(#"{"name":"","currency":"USD","charges":[]}"#)?.field == "name")
         #expect(validationError(#"{"name":"p","currency":"USD","charges":[1]}"#)?.field == "charges[0]")
-        #expect(validationError(#"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"*":"1"}}],"modifiers":[{"kind":"x"}]}"#)?.field == "modifiers[0]")
+        #expect(validationError(#"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"*":"1"}}],"modifiers":[{"kind":"x"}]}"#)?.field == "modifiers[0].type")
         #expect(validationError(#"{"name":"p","currency":"USD","charges":[],"colour":"red"}"#)?.field == "colour")
     }
 
@@ -55,7 +47,8 @@ import TollgateStrategies
     }
 
     @Test func registry_listsBuiltInStrategiesByName() {
-        #expect(StrategyRegistry.builtIn.names == ["per_tool"])
+        #expect(StrategyRegistry.builtIn.names == ["committed", "cost_plus", "duration_buckets", "graduated", "per_tool",
+                                                   "session_bundle", "token_multiplier", "volume"])
         #expect(StrategyRegistry.builtIn.strategy(named: "per_tool") != nil)
     }
 }

@@ -1,0 +1,30 @@
+import TollgateCore
+import TollgatePricing
+
+/// `cost_plus`: what the call cost the provider (`usage.providerCost`), times a markup.
+///
+/// ```json
+/// {"strategy":"cost_plus","markup":"1.25"}
+/// ```
+/// The marked-up sum is kept exact and rounded once, so a period's total is its provider cost × markup.
+public struct CostPlusStrategy: PricingStrategy {
+    public static let name = "cost_plus"
+    public let markup: Factor
+
+    public init(charge: ChargeDocument) throws(PlanValidationError) {
+        try charge.allowOnly(["strategy", "markup"], kind: "cost_plus")
+        markup = try charge.factor("markup")
+    }
+
+    public var initialState: ExactAmount { .zero }
+
+    public func quote(_ event: RatedEvent, given state: ExactAmount) throws(MoneyError) -> Money {
+        try state.adding(try ExactAmount(event.providerCost, times: markup)).rounded().subtracting(try state.rounded())
+    }
+
+    public func accumulate(_ event: RatedEvent, into state: inout ExactAmount) throws(MoneyError) {
+        state = try state.adding(try ExactAmount(event.providerCost, times: markup))
+    }
+
+    public func total(of state: ExactAmount) throws(MoneyError) -> Money { try state.rounded() }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import TollgateCore
+import TollgatePricing
+import TollgateStorage
+
+/// The pricing state of each subscription: a `PlanRating` holding the month's running totals, so that
+/// tiered, bundled and committed plans price each call marginally against everything before it.
+///
+/// The state lives in memory and is rebuilt from the month's recorded charges the first time a subscription
+/// is rated after a start (or after anything made it doubtful), so a restart never changes the next price.
+extension TenantActor {
+    /// The rating state of `subscription` under `plan` for the month containing `now`.
+    func rating(for subscription: SubscriptionRecord, plan: Plan, at now: Date) async throws(TollgateError) -> PlanRating {
+        let monthStart = PeriodCalendar.startOfMonth(now)
+        if let rating = ratings[subscription.id], rating.plan.version == plan.version,
+           rating.period == monthStart {
+            return rating
+        }
+        let rows: [RatingRow]
+        do {
+            rows = try await services.store.charges(tenantId: tenantId, subscriptionId: subscription.id, from: monthStart)
+        } catch {
+            services.logger.error("rebuilding pricing state failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
+            throw .unavailable("storage is unavailable; nothing was recorded")
+        }
+        // Another call may have rebuilt it while this one waited on storage: keep the first, which may
+        // already hold calls in flight.
+        if let rating = ratings[subscription.id], rating.plan.version == plan.version, rating.period == monthStart {
+            return rating
+        }
+        let rating = PlanRating(plan: plan, period: monthStart)
+        do {
+            for row in rows where row.planVersion == plan.version {
+                try rating.rate(RatedEvent(row))
+            }
+        } catch {
+            throw .unavailable("recorded charges of subscription \(subscription.id) cannot be re-rated")
+        }
+        ratings[subscription.id] = rating
+        return rating
+    }
+
+    /// Forgets a subscription's state after a call that was applied to it was not recorded (a failed
+    /// commit) or was recorded before (a duplicate): the next call rebuilds it from what storage holds.
+    func forgetRating(of subscriptionId: String) {
+        ratings[subscriptionId] = nil
+    }
+}
+
+extension RatedEvent {
+    init(_ row: RatingRow) {
+        self.init(tool: row.tool, quantity: row.quantity, inputTokens: row.inputTokens, outputTokens: row.outputTokens,
+                  reasoningTokens: row.reasoningTokens, durationMs: row.durationMs, providerCost: row.providerCost,
+                  agentId: row.agentId, sessionId: row.sessionId, status: row.status)
+    }
+}
