@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TollgateCore
 import TollgatePricing
@@ -111,5 +112,41 @@ import TollgatePricing
         // Closing the month bills what the allocations left unused, so the month costs at least 10,000.
         #expect(try rating.closingAdjustment() == usd("6990"))
         #expect(try rating.total.adding(rating.closingAdjustment()) == usd("10000.11"))
+    }
+}
+
+/// Plan documents that break a rule are refused naming the exact field and the rule.
+@Suite struct PlanValidationTests {
+    @Test func tiersAndModifiers_nameTheExactField() {
+        func graduated(_ tiers: String) -> PlanValidationError? {
+            validationError(#"{"name":"p","currency":"USD","charges":[{"strategy":"graduated","tiers":\#(tiers)}]}"#)
+        }
+        #expect(graduated(#"[{"upTo":100,"rate":"0.1"},{"upTo":100,"rate":"0.2"},{"rate":"0.3"}]"#)
+                == PlanValidationError(field: "charges[0].tiers[1].upTo", rule: "greater than the previous tier's upTo (100): tiers must not overlap"))
+        #expect(graduated(#"[{"upTo":100,"rate":"0.1"},{"upTo":200,"rate":"0.2"}]"#)?.field == "charges[0].tiers[1].upTo")
+        #expect(graduated(#"[{"rate":"0.1"},{"rate":"0.2"}]"#)?.field == "charges[0].tiers[0].upTo")
+        #expect(graduated(#"[{"upTo":10,"rate":"-0.1"},{"rate":"0.2"}]"#) == PlanValidationError(field: "charges[0].tiers[0].rate", rule: "not negative"))
+        #expect(graduated(#"[]"#)?.field == "charges[0].tiers")
+        #expect(validationError(#"{"name":"p","currency":"USD","charges":[{"strategy":"graduated","metric":"bananas","tiers":[{"rate":"1"}]}]}"#)?.field == "charges[0].metric")
+        #expect(validationError(#"{"name":"p","currency":"USD","charges":[{"strategy":"committed","amount":"10","includedCalls":10,"overageRate":"1","allocations":{"a":6,"b":5}}]}"#)?.field == "charges[0].allocations")
+        #expect(validationError(#"{"name":"p","currency":"USD","charges":[{"strategy":"session_bundle","fee":"5","includedCalls":-1,"overageRate":"1"}]}"#)?.field == "charges[0].includedCalls")
+        #expect(validationError(#"{"name":"p","currency":"USD","charges":[{"strategy":"token_multiplier","rates":{"cached":"0.1"}}]}"#)?.field == "charges[0].rates.cached")
+        #expect(validationError(#"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"*":"1"}}],"modifiers":[{"type":"error_rate_penalty","threshold":"0.05","multiplier":"1.5"}]}"#)?.field == "creditsAllowed")
+        #expect(validationError(#"{"name":"p","currency":"USD","creditsAllowed":true,"charges":[{"strategy":"per_tool","rates":{"*":"1"}}],"modifiers":[{"type":"error_rate_penalty","threshold":"1.5","multiplier":"1.5"}]}"#)?.field == "modifiers[0].threshold")
+        #expect(validationError(#"{"name":"p","currency":"USD","creditsAllowed":true,"charges":[{"strategy":"per_tool","rates":{"*":"1"}}],"modifiers":[{"type":"volume_discount","tiers":[{"percent":"101"}]}]}"#)?.field == "modifiers[0].tiers[0].percent")
+        #expect(validationError(#"{"name":"p","currency":"USD","creditsAllowed":"yes","charges":[]}"#)?.field == "creditsAllowed")
+    }
+}
+
+/// Every example plan shipped in `Config/plans/` compiles.
+@Suite struct ExamplePlanTests {
+    @Test func everyPlanInConfigCompiles() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Config/plans")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }
+        #expect(files.count >= 6)
+        for file in files {
+            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            #expect(throws: Never.self, "\(file)") { try compile(text) }
+        }
     }
 }
