@@ -19,7 +19,8 @@ public struct Fixture: Sendable {
         "charges": [["strategy": "per_tool", "rates": ["search": "0.001", "transform": "0.25", "*": "0.002"]]],
     ]
 
-    public static func make(on server: TestServer, name: String = "acme") async throws -> Fixture {
+    /// `plan` is the document the customer subscribes to (the `search` plan unless given).
+    public static func make(on server: TestServer, name: String = "acme", plan: JSONValue = searchPlan) async throws -> Fixture {
         let root = try await server.connect(token: TestServer.rootToken)
         let tenant = try await root.call("tenants.create", ["name": .string(name)])
         await root.close()
@@ -28,7 +29,7 @@ public struct Fixture: Sendable {
         let customerId = try await op.call("customers.create", ["name": "Customer"])["customerId"]!.stringValue!
         let teamId = try await op.call("teams.create", ["customerId": .string(customerId), "name": "Team"])["teamId"]!.stringValue!
         let agentId = try await op.call("agents.create", ["teamId": .string(teamId), "name": "Agent"])["agentId"]!.stringValue!
-        let planId = try await op.call("plans.put", searchPlan)["planId"]!.stringValue!
+        let planId = try await op.call("plans.put", plan)["planId"]!.stringValue!
         _ = try await op.call("subscriptions.create", ["customerId": .string(customerId), "planId": .string(planId)])
         let credential = try await op.call("credentials.issue", ["agentId": .string(agentId), "scopes": ["meter:write"],
                                                                  "ttlSeconds": 86_400])
