@@ -27,6 +27,13 @@ public enum Timestamp {
     }
 
     /// Milliseconds since the Unix epoch: how times are stored.
-    public static func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+    /// Whole milliseconds since 1970, rounded down. A time within a microsecond below a millisecond boundary
+    /// counts as that boundary: `date(millis:)` goes through a `Double` and may land a hair short of it, and
+    /// `millis(date(millis: m))` must give `m` back.
+    public static func millis(_ date: Date) -> Int64 {
+        let exact = date.timeIntervalSince1970 * 1000
+        let nearest = exact.rounded()
+        return Int64(abs(exact - nearest) < 0.001 ? nearest : exact.rounded(.down))
+    }
     public static func date(millis: Int64) -> Date { Date(timeIntervalSince1970: Double(millis) / 1000) }
 }

@@ -141,5 +141,21 @@ enum PostgresMigrations {
             )
             """,
         ]),
+        ("v2-plan-swaps", [
+            """
+            CREATE TABLE plan_swaps (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                subscription_id TEXT NOT NULL,
+                plan_id TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                effective_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, subscription_id) REFERENCES subscriptions(tenant_id, id),
+                FOREIGN KEY (tenant_id, plan_id, version) REFERENCES plans(tenant_id, plan_id, version)
+            )
+            """,
+            "CREATE INDEX charges_by_subscription ON charges(tenant_id, subscription_id, at_ms)",
+        ]),
     ]
 }

@@ -170,6 +170,12 @@ public final class PostgresStore: TollgateStore {
             SubscriptionRecord(id: $0.0, tenantId: tenantId, customerId: $0.1, planId: $0.2, version: Int($0.3),
                                startsAt: Timestamp.date(millis: $0.4))
         }
+        snapshot.planSwaps = try await rows("""
+            SELECT id, subscription_id, plan_id, version, effective_at_ms FROM plan_swaps WHERE tenant_id = \(tenantId)
+            """, as: (String, String, String, Int64, Int64).self).map {
+            PlanSwapRecord(id: $0.0, tenantId: tenantId, subscriptionId: $0.1, planId: $0.2, version: Int($0.3),
+                           effectiveAt: Timestamp.date(millis: $0.4))
+        }
         return snapshot
     }
 
@@ -248,6 +254,14 @@ public final class PostgresStore: TollgateStore {
             INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms)
             VALUES (\(subscription.tenantId), \(subscription.id), \(subscription.customerId), \(subscription.planId),
                     \(Int64(subscription.version)), \(Timestamp.millis(subscription.startsAt)))
+            """)
+    }
+
+    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms)
+            VALUES (\(swap.tenantId), \(swap.id), \(swap.subscriptionId), \(swap.planId), \(Int64(swap.version)),
+                    \(Timestamp.millis(swap.effectiveAt)))
             """)
     }
 
@@ -348,14 +362,14 @@ public final class PostgresStore: TollgateStore {
 
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
         try await rows("""
-            SELECT plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms, status,
+            SELECT plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms, status,
                 provider_cost_nanos, agent_id, session_id, cost_nanos, at_ms
             FROM charges WHERE tenant_id = \(tenantId) AND subscription_id = \(subscriptionId) AND at_ms >= \(Timestamp.millis(from))
             ORDER BY at_ms, receipt_id
-            """, as: (Int, String, Int64, Int64, Int64, Int64, Int64, String?, Int64, String, String, Int64, Int64).self).map {
-            RatingRow(planVersion: $0.0, tool: $0.1, quantity: $0.2, inputTokens: $0.3, outputTokens: $0.4,
-                      reasoningTokens: $0.5, durationMs: $0.6, status: $0.7, providerCost: Money(nanos: $0.8),
-                      agentId: $0.9, sessionId: $0.10, cost: Money(nanos: $0.11), at: Timestamp.date(millis: $0.12))
+            """, as: (String, Int, String, Int64, Int64, Int64, Int64, Int64, String?, Int64, String, String, Int64, Int64).self).map {
+            RatingRow(planId: $0.0, planVersion: $0.1, tool: $0.2, quantity: $0.3, inputTokens: $0.4, outputTokens: $0.5,
+                      reasoningTokens: $0.6, durationMs: $0.7, status: $0.8, providerCost: Money(nanos: $0.9),
+                      agentId: $0.10, sessionId: $0.11, cost: Money(nanos: $0.12), at: Timestamp.date(millis: $0.13))
         }
     }
 

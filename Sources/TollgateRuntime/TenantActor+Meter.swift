@@ -61,9 +61,12 @@ extension TenantActor {
         let now = services.clock.now()
         let agent = try agent(credential.agentId)
         let team = try team(agent.teamId)
-        guard let subscription = subscription(for: team.customerId, at: now),
-              let plan = plans[subscription.planId]?[subscription.version] else {
+        guard let subscription = subscription(for: team.customerId, at: now) else {
             throw .conflict("customer \(team.customerId) has no active subscription to a plan")
+        }
+        let inForce = planInForce(subscription, at: now)
+        guard let plan = plans[inForce.planId]?[inForce.version] else {
+            throw .conflict("subscription \(subscription.id) names a plan this tenant does not have")
         }
         var event = request.event
         event.agentId = agent.id

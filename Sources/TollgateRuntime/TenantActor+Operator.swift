@@ -118,6 +118,39 @@ extension TenantActor {
         return subscription
     }
 
+    /// Swaps the plan of a subscription from `effectiveAt` (now when nil; never in the past, since calls
+    /// before it were already rated). Without `planId` the subscription's current plan is kept and moved to
+    /// `version` (its latest by default). "Now" is the next whole millisecond, so every call the actor has
+    /// already rated falls before it and every later one after it.
+    public func swapPlan(subscriptionId: String, planId: String?, version: Int?, effectiveAt: Date?)
+        async throws(TollgateError) -> PlanSwapRecord {
+        guard let subscription = subscriptions.values.lazy.flatMap({ $0 }).first(where: { $0.id == subscriptionId }) else {
+            throw .notFound("no subscription \(subscriptionId) in this tenant")
+        }
+        let now = services.clock.now()
+        let current = planInForce(subscription, at: now)
+        let plan = try plan(id: planId ?? current.planId, version: version)
+        guard let currentPlan = plans[current.planId]?[current.version], currentPlan.currency == plan.currency else {
+            throw .validation(field: "planId", rule: "a plan in the subscription's currency")
+        }
+        let nextMillis = Timestamp.date(millis: Timestamp.millis(now) + 1)
+        let effective: Date
+        if let effectiveAt {
+            guard Timestamp.millis(effectiveAt) >= Timestamp.millis(nextMillis) else {
+                throw .validation(field: "effectiveAt", rule: "in the future (omit it for now): earlier calls are already rated")
+            }
+            effective = effectiveAt
+        } else {
+            effective = nextMillis
+        }
+        let swap = PlanSwapRecord(id: Identifiers.make(.planSwap), tenantId: tenantId, subscriptionId: subscriptionId,
+                                  planId: plan.id, version: plan.version, effectiveAt: effective)
+        try await write { () async throws(StorageError) in try await services.store.insertPlanSwap(swap) }
+        planSwaps[subscriptionId, default: []].append(swap)
+        planSwaps[subscriptionId]!.sort { (Timestamp.millis($0.effectiveAt), $0.id) < (Timestamp.millis($1.effectiveAt), $1.id) }
+        return swap
+    }
+
     /// Sets (or replaces) the cap of one scope for one period. Spend already recorded in the period counts.
     public func setCap(target: ScopeRef, limit: Money, period: CapPeriod, warnAtPercent: Int?) async throws(TollgateError) -> Cap {
         switch target.scope {

@@ -6,13 +6,16 @@ import TollgateStorage
 /// The pricing state of each subscription: a `PlanRating` holding the month's running totals, so that
 /// tiered, bundled and committed plans price each call marginally against everything before it.
 ///
+/// After a swap (`subscriptions.swap`) the new version starts totals of its own for the rest of the month;
+/// the calls before the swap stay priced as they were.
+///
 /// The state lives in memory and is rebuilt from the month's recorded charges the first time a subscription
 /// is rated after a start (or after anything made it doubtful), so a restart never changes the next price.
 extension TenantActor {
     /// The rating state of `subscription` under `plan` for the month containing `now`.
     func rating(for subscription: SubscriptionRecord, plan: Plan, at now: Date) async throws(TollgateError) -> PlanRating {
         let monthStart = PeriodCalendar.startOfMonth(now)
-        if let rating = ratings[subscription.id], rating.plan.version == plan.version,
+        if let rating = ratings[subscription.id], rating.plan.id == plan.id, rating.plan.version == plan.version,
            rating.period == monthStart {
             return rating
         }
@@ -25,12 +28,14 @@ extension TenantActor {
         }
         // Another call may have rebuilt it while this one waited on storage: keep the first, which may
         // already hold calls in flight.
-        if let rating = ratings[subscription.id], rating.plan.version == plan.version, rating.period == monthStart {
+        if let rating = ratings[subscription.id], rating.plan.id == plan.id, rating.plan.version == plan.version,
+           rating.period == monthStart {
             return rating
         }
         let rating = PlanRating(plan: plan, period: monthStart)
         do {
-            for row in rows where row.planVersion == plan.version {
+            // A plan version swapped in mid-month starts its own totals: each version rates its own calls.
+            for row in rows where row.planId == plan.id && row.planVersion == plan.version {
                 try rating.rate(RatedEvent(row))
             }
         } catch {

@@ -34,6 +34,8 @@ public actor TenantActor {
     var plans: [String: [Int: Plan]] = [:]
     var planIdsByName: [String: String] = [:]
     var subscriptions: [String: [SubscriptionRecord]] = [:]
+    /// Plan swaps per subscription id, in the order they take effect.
+    var planSwaps: [String: [PlanSwapRecord]] = [:]
     var capLedger = CapLedger()
     /// Running pricing totals per subscription for the current month (see `TenantActor+Rating`).
     var ratings: [String: PlanRating] = [:]
@@ -58,6 +60,8 @@ public actor TenantActor {
             planIdsByName[record.name] = record.planId
         }
         for subscription in snapshot.subscriptions { subscriptions[subscription.customerId, default: []].append(subscription) }
+        for swap in snapshot.planSwaps { planSwaps[swap.subscriptionId, default: []].append(swap) }
+        for id in planSwaps.keys { planSwaps[id]!.sort { (Timestamp.millis($0.effectiveAt), $0.id) < (Timestamp.millis($1.effectiveAt), $1.id) } }
         for cap in snapshot.caps { capLedger.setCap(cap) }
         let current = PeriodIndex(services.clock.now())
         for row in spend {
@@ -95,6 +99,17 @@ public actor TenantActor {
             throw .unauthenticated("credential expired or revoked")
         }
         return credential
+    }
+
+    /// The plan version rating `subscription`'s calls at `date`: the latest swap effective at or before that
+    /// millisecond, else the subscription's own. Compared in whole milliseconds, as times are stored, so the
+    /// answer is the same before and after a restart.
+    func planInForce(_ subscription: SubscriptionRecord, at date: Date) -> (planId: String, version: Int) {
+        let millis = Timestamp.millis(date)
+        if let swap = planSwaps[subscription.id]?.last(where: { Timestamp.millis($0.effectiveAt) <= millis }) {
+            return (swap.planId, swap.version)
+        }
+        return (subscription.planId, subscription.version)
     }
 
     /// The subscription in force for `customerId` at `date`: the latest one that has started.

@@ -128,6 +128,22 @@ enum SQLiteMigrations {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v2-plan-swaps") { db in
+            try db.execute(sql: """
+                CREATE TABLE plan_swaps (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    subscription_id TEXT NOT NULL,
+                    plan_id TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    effective_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id),
+                    FOREIGN KEY (tenant_id, subscription_id) REFERENCES subscriptions(tenant_id, id),
+                    FOREIGN KEY (tenant_id, plan_id, version) REFERENCES plans(tenant_id, plan_id, version)
+                );
+                CREATE INDEX charges_by_subscription ON charges(tenant_id, subscription_id, at_ms);
+                """)
+        }
         return migrator
     }
 }

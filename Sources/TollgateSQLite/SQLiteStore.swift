@@ -143,6 +143,10 @@ public final class SQLiteStore: TollgateStore {
                 SubscriptionRecord(id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], planId: $0["plan_id"],
                                    version: $0["version"], startsAt: Timestamp.date(millis: $0["starts_at_ms"]))
             }
+            snapshot.planSwaps = try Row.fetchAll(db, sql: "SELECT * FROM plan_swaps WHERE tenant_id = ?", arguments: args).map {
+                PlanSwapRecord(id: $0["id"], tenantId: tenantId, subscriptionId: $0["subscription_id"], planId: $0["plan_id"],
+                               version: $0["version"], effectiveAt: Timestamp.date(millis: $0["effective_at_ms"]))
+            }
             return snapshot
         }
     }
@@ -245,6 +249,15 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
+    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [swap.tenantId, swap.id, swap.subscriptionId, swap.planId, swap.version,
+                                 Timestamp.millis(swap.effectiveAt)])
+        }
+    }
+
     public func upsertCap(_ cap: Cap) async throws(StorageError) {
         try await write { db in
             try db.execute(sql: """
@@ -324,10 +337,10 @@ public final class SQLiteStore: TollgateStore {
                 SELECT \(RatingRow.columns) FROM charges WHERE tenant_id = ? AND subscription_id = ? AND at_ms >= ?
                 ORDER BY at_ms, rowid
                 """, arguments: [tenantId, subscriptionId, Timestamp.millis(from)]).map { row in
-                RatingRow(planVersion: row[0], tool: row[1], quantity: row[2], inputTokens: row[3], outputTokens: row[4],
-                          reasoningTokens: row[5], durationMs: row[6], status: row[7], providerCost: Money(nanos: row[8]),
-                          agentId: row[9], sessionId: row[10], cost: Money(nanos: row[11]),
-                          at: Timestamp.date(millis: row[12]))
+                RatingRow(planId: row[0], planVersion: row[1], tool: row[2], quantity: row[3], inputTokens: row[4],
+                          outputTokens: row[5], reasoningTokens: row[6], durationMs: row[7], status: row[8],
+                          providerCost: Money(nanos: row[9]), agentId: row[10], sessionId: row[11],
+                          cost: Money(nanos: row[12]), at: Timestamp.date(millis: row[13]))
             }
         }
     }

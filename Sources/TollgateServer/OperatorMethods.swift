@@ -110,6 +110,16 @@ enum OperatorMethods {
                     "startsAt": .string(Timestamp.format(subscription.startsAt))]
         }
 
+        router.register("subscriptions.swap") { params, context in
+            let tenant = try await operatorTenant(params, context)
+            let swap = try await tenant.swapPlan(
+                subscriptionId: try params.string("subscriptionId"), planId: try params.optionalString("planId", lengthMax: 128),
+                version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
+                effectiveAt: try params.optionalDate("effectiveAt"))
+            return ["subscriptionId": .string(swap.subscriptionId), "planId": .string(swap.planId),
+                    "version": .integer(Int64(swap.version)), "effectiveAt": .string(Timestamp.format(swap.effectiveAt))]
+        }
+
         router.register("caps.set") { params, context in
             let tenant = try await operatorTenant(params, context)
             let scopeName = try params.string("scope")

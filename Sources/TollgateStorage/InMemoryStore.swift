@@ -12,6 +12,7 @@ public actor InMemoryStore: TollgateStore {
     private var credentials: [String: (credential: Credential, tokenHash: String)] = [:]
     private var plans: [PlanRecord] = []
     private var subscriptions: [String: SubscriptionRecord] = [:]
+    private var planSwaps: [PlanSwapRecord] = []
     private var caps: [String: Cap] = [:]
     private var charges: [ChargeRecord] = []
     private var idempotency: [String: IdempotencyRecord] = [:]
@@ -57,6 +58,7 @@ public actor InMemoryStore: TollgateStore {
         snapshot.caps = caps.values.filter { $0.tenantId == tenantId }
         snapshot.plans = plans.filter { $0.tenantId == tenantId }
         snapshot.subscriptions = subscriptions.values.filter { $0.tenantId == tenantId }
+        snapshot.planSwaps = planSwaps.filter { $0.tenantId == tenantId }
         return snapshot
     }
 
@@ -115,6 +117,13 @@ public actor InMemoryStore: TollgateStore {
         try open()
         guard subscriptions[subscription.id] == nil else { throw .duplicate("subscription") }
         subscriptions[subscription.id] = subscription
+    }
+
+    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
+        try open()
+        guard subscriptions[swap.subscriptionId]?.tenantId == swap.tenantId else { throw .backend("no such subscription") }
+        guard !planSwaps.contains(where: { $0.id == swap.id }) else { throw .duplicate("plan swap") }
+        planSwaps.append(swap)
     }
 
     public func upsertCap(_ cap: Cap) async throws(StorageError) {

@@ -42,6 +42,21 @@ public struct SubscriptionRecord: Sendable, Hashable {
     }
 }
 
+/// A change of a subscription's plan from `effectiveAt` on (`subscriptions.swap`). The plan in force for a
+/// call is the latest swap effective at or before the call's millisecond, else the subscription's own.
+public struct PlanSwapRecord: Sendable, Hashable {
+    public var id: String
+    public var tenantId: String
+    public var subscriptionId: String
+    public var planId: String
+    public var version: Int
+    public var effectiveAt: Date
+    public init(id: String, tenantId: String, subscriptionId: String, planId: String, version: Int, effectiveAt: Date) {
+        self.id = id; self.tenantId = tenantId; self.subscriptionId = subscriptionId; self.planId = planId
+        self.version = version; self.effectiveAt = effectiveAt
+    }
+}
+
 /// One priced, accepted call: the row every later total, summary and invoice is derived from.
 public struct ChargeRecord: Sendable, Hashable {
     public var receiptId: String
@@ -122,6 +137,7 @@ public struct TenantSnapshot: Sendable {
     public var caps: [Cap] = []
     public var plans: [PlanRecord] = []
     public var subscriptions: [SubscriptionRecord] = []
+    public var planSwaps: [PlanSwapRecord] = []
     public init(tenant: TenantRecord) { self.tenant = tenant }
 }
 
@@ -177,6 +193,7 @@ public struct UsageRow: Sendable, Hashable {
 
 /// What rating needs of one recorded charge, to rebuild a subscription's running totals after a restart.
 public struct RatingRow: Sendable, Hashable {
+    public var planId: String
     public var planVersion: Int
     public var tool: String
     public var quantity: Int64
@@ -191,17 +208,17 @@ public struct RatingRow: Sendable, Hashable {
     public var cost: Money
     public var at: Date
 
-    public init(planVersion: Int, tool: String, quantity: Int64, inputTokens: Int64, outputTokens: Int64,
+    public init(planId: String, planVersion: Int, tool: String, quantity: Int64, inputTokens: Int64, outputTokens: Int64,
                 reasoningTokens: Int64, durationMs: Int64, status: String?, providerCost: Money, agentId: String,
                 sessionId: String, cost: Money, at: Date) {
-        self.planVersion = planVersion; self.tool = tool; self.quantity = quantity; self.inputTokens = inputTokens
+        self.planId = planId; self.planVersion = planVersion; self.tool = tool; self.quantity = quantity; self.inputTokens = inputTokens
         self.outputTokens = outputTokens; self.reasoningTokens = reasoningTokens; self.durationMs = durationMs
         self.status = status; self.providerCost = providerCost; self.agentId = agentId; self.sessionId = sessionId
         self.cost = cost; self.at = at
     }
 
     public init(_ charge: ChargeRecord) {
-        self.init(planVersion: charge.planVersion, tool: charge.tool, quantity: charge.quantity,
+        self.init(planId: charge.planId, planVersion: charge.planVersion, tool: charge.tool, quantity: charge.quantity,
                   inputTokens: charge.inputTokens, outputTokens: charge.outputTokens,
                   reasoningTokens: charge.reasoningTokens, durationMs: charge.durationMs, status: charge.status,
                   providerCost: charge.providerCost, agentId: charge.agentId, sessionId: charge.sessionId,
@@ -210,7 +227,7 @@ public struct RatingRow: Sendable, Hashable {
 
     /// The columns, in this order, that the SQL backends select.
     public static let columns = """
-        plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms, status, \
+        plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms, status, \
         provider_cost_nanos, agent_id, session_id, cost_nanos, at_ms
         """
 }

@@ -34,6 +34,7 @@ public protocol TollgateStore: Sendable {
 
     func insertPlan(_ plan: PlanRecord) async throws(StorageError)
     func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError)
+    func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError)
     /// Creates or replaces the cap of `cap.target` for `cap.period`.
     func upsertCap(_ cap: Cap) async throws(StorageError)
 

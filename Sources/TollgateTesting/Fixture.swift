@@ -12,6 +12,7 @@ public struct Fixture: Sendable {
     public var credentialId: String
     public var agentToken: String
     public var planId: String
+    public var subscriptionId: String
 
     /// The plan every fixture subscribes to: `search` 0.001, `transform` 0.25, anything else 0.002 (USD).
     public static let searchPlan: JSONValue = [
@@ -30,12 +31,14 @@ public struct Fixture: Sendable {
         let teamId = try await op.call("teams.create", ["customerId": .string(customerId), "name": "Team"])["teamId"]!.stringValue!
         let agentId = try await op.call("agents.create", ["teamId": .string(teamId), "name": "Agent"])["agentId"]!.stringValue!
         let planId = try await op.call("plans.put", plan)["planId"]!.stringValue!
-        _ = try await op.call("subscriptions.create", ["customerId": .string(customerId), "planId": .string(planId)])
+        let subscriptionId = try await op.call("subscriptions.create", ["customerId": .string(customerId),
+                                                                         "planId": .string(planId)])["subscriptionId"]!.stringValue!
         let credential = try await op.call("credentials.issue", ["agentId": .string(agentId), "scopes": ["meter:write"],
                                                                  "ttlSeconds": 86_400])
         await op.close()
         return Fixture(tenantId: tenant["tenantId"]!.stringValue!, operatorToken: operatorToken, customerId: customerId,
                        teamId: teamId, agentId: agentId, credentialId: credential["credentialId"]!.stringValue!,
-                       agentToken: credential["token"]!.stringValue!, planId: planId)
+                       agentToken: credential["token"]!.stringValue!, planId: planId,
+                       subscriptionId: subscriptionId)
     }
 }

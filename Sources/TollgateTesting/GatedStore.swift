@@ -88,6 +88,7 @@ public final class GatedStore: TollgateStore, Sendable {
     public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
         try await inner.insertSubscription(subscription)
     }
+    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) { try await inner.insertPlanSwap(swap) }
     public func upsertCap(_ cap: Cap) async throws(StorageError) { try await inner.upsertCap(cap) }
     public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
         try await inner.spend(tenantId: tenantId, now: now)

@@ -67,3 +67,15 @@ import Foundation
         #expect(!IdempotencyKey.isValid("é"))
     }
 }
+
+@Suite struct TimestampTests {
+    @Test func millisecondsRoundTripThroughDate() {
+        for millis: Int64 in [0, 1, 999, 1_795_000_000_123, 1_795_000_000_999, 1_798_761_599_999] {
+            #expect(Timestamp.millis(Timestamp.date(millis: millis)) == millis)
+        }
+        var mismatches = 0
+        for millis in stride(from: Int64(1_795_000_000_000), to: 1_795_000_010_000, by: 1)
+            where Timestamp.millis(Timestamp.date(millis: millis)) != millis { mismatches += 1 }
+        #expect(mismatches == 0)
+    }
+}

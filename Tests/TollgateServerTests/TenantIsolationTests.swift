@@ -16,7 +16,7 @@ import TollgateTesting
 
         // Naming tenant B outright is forbidden, for every tenant-scoped method.
         let methods = ["customers.create", "teams.create", "agents.create", "credentials.issue", "credentials.revoke",
-                       "plans.put", "plans.get", "plans.list", "subscriptions.create", "caps.set", "usage.summary"]
+                       "plans.put", "plans.get", "plans.list", "subscriptions.create", "subscriptions.swap", "caps.set", "usage.summary"]
         for method in methods {
             #expect(await reason { try await opA.call(method, ["tenantId": .string(b.tenantId), "name": "x"]) } == "FORBIDDEN",
                     "\(method) with tenantId of B")
@@ -30,6 +30,8 @@ import TollgateTesting
             ("plans.get", ["planId": .string(b.planId)]),
             ("subscriptions.create", ["customerId": .string(b.customerId), "planId": .string(a.planId)]),
             ("subscriptions.create", ["customerId": .string(a.customerId), "planId": .string(b.planId)]),
+            ("subscriptions.swap", ["subscriptionId": .string(b.subscriptionId)]),
+            ("subscriptions.swap", ["subscriptionId": .string(a.subscriptionId), "planId": .string(b.planId)]),
             ("caps.set", ["scope": "agent", "scopeId": .string(b.agentId), "limit": "0", "period": "day"]),
             ("caps.set", ["scope": "team", "scopeId": .string(b.teamId), "limit": "0", "period": "day"]),
             ("caps.set", ["scope": "customer", "scopeId": .string(b.customerId), "limit": "0", "period": "day"]),
