@@ -13,10 +13,10 @@ public enum IDKind: String, Sendable, CaseIterable {
     case client = "cli"
     case plan = "plan"
     case subscription = "sub"
-    case planSwap = "swp"
     case cap = "cap"
     case receipt = "rcp"
     case session = "ses"
+    case planSwap = "swp"
 }
 
 public enum Identifiers {

@@ -20,7 +20,7 @@ import TollgateTesting
         let first = try await agent.call("meter.verify", verifyParams("k2", tool: "other", extra: ["quantity": 3]))
         let second = try await agent.call("meter.verify", verifyParams("k3"))
         #expect(first["cost"] == "0.006")
-        #expect(first["sessionId"]?.string?.hasPrefix("ses_") == true)
+        #expect(first["sessionId"]?.string?.hasPrefix("ses_") == true, "\(first)")
         #expect(first["sessionId"] == second["sessionId"])
         try await server.stop()
     }
