@@ -94,7 +94,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "tollgate", dependencies: [
-            "TollgateClient",
+            "TollgateClient", "TollgatePricing", "TollgateStrategies",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
         // Benchmark: 64 pipelining agent connections against a live server on SQLite.

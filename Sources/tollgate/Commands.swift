@@ -102,7 +102,8 @@ struct Credentials: AsyncParsableCommand {
 }
 
 struct Plans: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Rate plans.", subcommands: [Put.self, List.self, Show.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Rate plans.", subcommands: [Put.self, List.self, Show.self, Diff.self, Simulate.self])
 
     struct Put: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Put a plan document (JSON file); makes the next version of its name.")
@@ -137,7 +138,24 @@ struct Plans: AsyncParsableCommand {
 }
 
 struct Subscriptions: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Subscriptions.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(abstract: "Subscriptions.", subcommands: [Create.self, Swap.self])
+
+    struct Swap: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Swap a subscription's plan version, now or from a future time; calls before it keep their prices.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "The subscription id.") var subscription: String
+        @Option(name: .long, help: "The plan id (default: the subscription's current plan).") var plan: String?
+        @Option(name: .long, help: "The plan version (default: the plan's latest).") var version: Int?
+        @Option(name: .long, help: "When it takes effect (RFC 3339, in the future; default now).") var effectiveAt: String?
+        func run() async throws {
+            var params: [String: JSONValue] = ["subscriptionId": .string(subscription)]
+            params.set("planId", plan)
+            params.set("version", version)
+            params.set("effectiveAt", effectiveAt)
+            try await options.call("subscriptions.swap", params)
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Subscribe a customer to a plan version (latest by default).")

@@ -150,3 +150,21 @@ import TollgatePricing
         }
     }
 }
+
+@Suite struct PlanDiffAndRoundingTests {
+    @Test func diffNamesEveryChangedField() throws {
+        let old = try JSONCodec.parse(#"{"name":"p","charges":[{"strategy":"per_tool","rates":{"a":"1","*":"2"}}]}"#)
+        let new = try JSONCodec.parse(#"{"name":"p","charges":[{"strategy":"per_tool","rates":{"*":"3"}},{"strategy":"cost_plus","markup":"1.1"}]}"#)
+        #expect(PlanDiff.changes(from: old, to: new).map(\.path) == ["charges[0].rates.*", "charges[0].rates.a", "charges[1]"])
+        #expect(PlanDiff.changes(from: old, to: old).isEmpty)
+    }
+
+    @Test func invoiceLinesRoundHalfEvenToTheMinorUnit() throws {
+        #expect(try usd("0.125").rounded(toFractionDigits: 2) == usd("0.12"))
+        #expect(try usd("0.135").rounded(toFractionDigits: 2) == usd("0.14"))
+        #expect(try usd("-0.125").rounded(toFractionDigits: 2) == usd("-0.12"))
+        #expect(try usd("0.1250001").rounded(toFractionDigits: 2) == usd("0.13"))
+        #expect(try usd("2.5").rounded(toFractionDigits: 0) == usd("2"))
+        #expect(Currency.minorUnitDigits("JPY") == 0 && Currency.minorUnitDigits("KWD") == 3 && Currency.minorUnitDigits("USD") == 2)
+    }
+}
