@@ -97,6 +97,9 @@ let package = Package(
             "TollgateClient", "TollgatePricing", "TollgateStrategies",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
+        // Benchmark: the cost of rating one event under each strategy and modifier.
+        .executableTarget(name: "TollgateRatingBench", dependencies: ["TollgatePricing", "TollgateStrategies"],
+                          path: "Integration/RatingBench", swiftSettings: swiftSettings),
         // Benchmark: 64 pipelining agent connections against a live server on SQLite.
         .executableTarget(name: "TollgateBench", dependencies: [
             "TollgateTesting", "TollgateWire",

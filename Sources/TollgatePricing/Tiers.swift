@@ -46,9 +46,12 @@ public struct Tiers<Value: Sendable & Hashable>: Sendable, Hashable {
         self.tiers = tiers
     }
 
-    /// The index of the tier that `count` falls in.
+    /// The index of the tier that `count` falls in. Inlinable so that the plug-ins get it specialised for
+    /// their tier values: rating is on every call's path.
+    @inlinable
     public func index(of count: Int64) -> Int {
-        for (index, tier) in tiers.enumerated() where tier.upTo.map({ count <= $0 }) ?? true { return index }
-        return tiers.count - 1
+        var index = 0
+        while index < tiers.count - 1, let upTo = tiers[index].upTo, count > upTo { index += 1 }
+        return index
     }
 }
