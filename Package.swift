@@ -1,10 +1,19 @@
 // swift-tools-version: 6.2
+import Foundation
 import PackageDescription
 
 // The target graph points one way: down. See DESIGN.md's module table, mirrored in README.md.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
+
+// Every folder under Plugins/ named `…Strategy` is a pricing-strategy plug-in target depending only on
+// TollgatePricing, so adding a strategy takes a folder there and one line in Plugins/TollgateStrategies.
+let strategyPlugins: [String] = {
+    let root = Context.packageDirectory + "/Plugins"
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+    return names.filter { $0.hasSuffix("Strategy") }.sorted()
+}()
 
 let package = Package(
     name: "tollgate",
@@ -30,17 +39,8 @@ let package = Package(
         .target(name: "TollgateCore", swiftSettings: swiftSettings),
         // The PricingStrategy protocol, the registry, plan documents, rating.
         .target(name: "TollgatePricing", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
-        // Pricing strategy plug-ins: one target each, depending only on TollgatePricing.
-        .target(name: "PerToolStrategy", dependencies: ["TollgatePricing"], path: "Plugins/PerToolStrategy", swiftSettings: swiftSettings),
-        .target(name: "SessionBundleStrategy", dependencies: ["TollgatePricing"], path: "Plugins/SessionBundleStrategy", swiftSettings: swiftSettings),
-        .target(name: "TokenMultiplierStrategy", dependencies: ["TollgatePricing"], path: "Plugins/TokenMultiplierStrategy", swiftSettings: swiftSettings),
-        .target(name: "CommittedStrategy", dependencies: ["TollgatePricing"], path: "Plugins/CommittedStrategy", swiftSettings: swiftSettings),
-        .target(name: "GraduatedStrategy", dependencies: ["TollgatePricing"], path: "Plugins/GraduatedStrategy", swiftSettings: swiftSettings),
-        .target(name: "VolumeStrategy", dependencies: ["TollgatePricing"], path: "Plugins/VolumeStrategy", swiftSettings: swiftSettings),
-        .target(name: "DurationBucketsStrategy", dependencies: ["TollgatePricing"], path: "Plugins/DurationBucketsStrategy", swiftSettings: swiftSettings),
-        .target(name: "CostPlusStrategy", dependencies: ["TollgatePricing"], path: "Plugins/CostPlusStrategy", swiftSettings: swiftSettings),
         // The list of built-in strategies: the one place a new plug-in is registered.
-        .target(name: "TollgateStrategies", dependencies: ["TollgatePricing", "PerToolStrategy", "SessionBundleStrategy", "TokenMultiplierStrategy", "CommittedStrategy", "GraduatedStrategy", "VolumeStrategy", "DurationBucketsStrategy", "CostPlusStrategy"],
+        .target(name: "TollgateStrategies", dependencies: ["TollgatePricing"] + strategyPlugins.map { .target(name: $0) },
                 path: "Plugins/TollgateStrategies", swiftSettings: swiftSettings),
         // The storage protocol, records and the in-memory store.
         .target(name: "TollgateStorage", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
@@ -118,5 +118,8 @@ let package = Package(
         ]),
         .testTarget(name: "TollgateServerTests", dependencies: ["TollgateTesting", "TollgateSQLite"]),
         .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer"]),
-    ]
+    ] + strategyPlugins.map { name in
+        // Pricing strategy plug-ins: one target each, depending only on TollgatePricing.
+        .target(name: name, dependencies: ["TollgatePricing"], path: "Plugins/\(name)", swiftSettings: swiftSettings)
+    }
 )
