@@ -73,7 +73,11 @@ public struct CapLedger: Sendable {
 
     /// Checks every cap on `path` and, if none would be crossed, holds `amount` on each scope.
     /// The first cap that would be crossed, walking tightest scope first, is returned as the refusal.
+    ///
+    /// A credit (a negative amount, from a plan that allows credits) can cross no cap and holds nothing: it
+    /// frees room only once it is committed, so no call can spend against a credit that is then not recorded.
     public mutating func reserve(_ amount: Money, on path: [ScopeRef], at now: Date) -> CapRefusal? {
+        if amount < .zero { return nil }
         let period = PeriodIndex(now)
         for target in path {
             for cap in caps(on: target) {
@@ -95,7 +99,7 @@ public struct CapLedger: Sendable {
     public mutating func commit(_ amount: Money, on path: [ScopeRef], at: Date) {
         let period = PeriodIndex(at)
         for target in path {
-            dropHold(amount, on: target)
+            if amount > .zero { dropHold(amount, on: target) }
             // Overflow here would need more than 9.2 billion units spent on one scope; the cap check above
             // refuses long before that for any capped scope, so an uncapped scope saturates instead.
             do { try spend[target, default: ScopeSpend()].add(amount, during: period) } catch {
@@ -106,6 +110,7 @@ public struct CapLedger: Sendable {
 
     /// The held amount's record was not written: give the hold back.
     public mutating func release(_ amount: Money, on path: [ScopeRef]) {
+        guard amount > .zero else { return }
         for target in path { dropHold(amount, on: target) }
     }
 

@@ -14,6 +14,21 @@ import Testing
         return ledger
     }
 
+    @Test func credit_holdsNothing_andFreesRoomOnlyOnceCommitted() throws {
+        var ledger = try ledger(limit: "1")
+        let credit = try Money(decimal: "-0.5")
+        #expect(ledger.reserve(try Money(decimal: "0.8"), on: [agent], at: now) == nil)
+        #expect(ledger.reserve(credit, on: [agent], at: now) == nil)
+        #expect(ledger.held[agent] == (try Money(decimal: "0.8")), "a credit in flight holds nothing")
+        // Room appears only when the credit is durable: a 0.5 call is still refused while it is in flight.
+        #expect(ledger.reserve(try Money(decimal: "0.5"), on: [agent], at: now) != nil)
+        ledger.release(try Money(decimal: "0.8"), on: [agent])
+        ledger.commit(credit, on: [agent], at: now)
+        #expect(ledger.held[agent] == nil)
+        #expect(ledger.reserve(try Money(decimal: "1.5"), on: [agent], at: now) == nil, "spend is -0.5 after the credit")
+        ledger.release(credit, on: [agent])
+    }
+
     @Test func reserve_withinCap_holdsOnEveryScopeOfThePath() throws {
         var ledger = try ledger(limit: "1")
         #expect(ledger.reserve(try Money(decimal: "0.4"), on: [agent, team], at: now) == nil)

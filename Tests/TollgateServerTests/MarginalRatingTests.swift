@@ -68,4 +68,21 @@ import TollgateTesting
         #expect(try await cost(agent, "k4", session: "s2") == "5.5")
         try await server.stop()
     }
+
+    @Test func aVolumePlanWithCreditsAnswersANegativeCost_andCapsCountIt() async throws {
+        let server = try await TestServer.start()
+        let plan: JSONValue = ["name": "volume", "currency": "USD", "creditsAllowed": true,
+                               "charges": [["strategy": "volume", "tiers": [["upTo": 2, "rate": "1"], ["rate": "0.5"]]]]]
+        let world = try await Fixture.make(on: server, plan: plan)
+        let op = try await server.connect(token: world.operatorToken)
+        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "2", "period": "month"])
+        let agent = try await server.connect(token: world.agentToken)
+        #expect(try await cost(agent, "k1") == "1")
+        #expect(try await cost(agent, "k2") == "1")
+        // The third call moves all three to 0.50: 1.50 in all, so it is priced -0.50, and it fits under the cap.
+        #expect(try await cost(agent, "k3") == "-0.5")
+        #expect(try await cost(agent, "k4") == "0.5")
+        #expect(try await op.call("usage.summary")["total"]?["cost"] == "2")
+        try await server.stop()
+    }
 }
