@@ -157,5 +157,44 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX charges_by_subscription ON charges(tenant_id, subscription_id, at_ms)",
         ]),
+        ("v3-sessions-alerts", [
+            """
+            CREATE TABLE sessions (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                agent_id TEXT NOT NULL,
+                team_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                opened_at_ms BIGINT NOT NULL,
+                closed_at_ms BIGINT,
+                outcome TEXT,
+                metadata TEXT,
+                calls BIGINT NOT NULL DEFAULT 0,
+                input_tokens BIGINT NOT NULL DEFAULT 0,
+                output_tokens BIGINT NOT NULL DEFAULT 0,
+                reasoning_tokens BIGINT NOT NULL DEFAULT 0,
+                duration_ms BIGINT NOT NULL DEFAULT 0,
+                cost_nanos BIGINT NOT NULL DEFAULT 0,
+                provider_cost_nanos BIGINT NOT NULL DEFAULT 0,
+                errors BIGINT NOT NULL DEFAULT 0,
+                last_call_at_ms BIGINT,
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, agent_id) REFERENCES agents(tenant_id, id)
+            )
+            """,
+            "CREATE INDEX sessions_open ON sessions(tenant_id, closed_at_ms, opened_at_ms)",
+            "CREATE INDEX charges_by_session ON charges(tenant_id, session_id, at_ms)",
+            """
+            CREATE TABLE alerts (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                at_ms BIGINT NOT NULL,
+                body TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, id)
+            )
+            """,
+            "CREATE INDEX alerts_by_time ON alerts(tenant_id, at_ms)",
+        ]),
     ]
 }

@@ -360,6 +360,94 @@ public final class PostgresStore: TollgateStore {
         }
     }
 
+    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
+        try await !rows("""
+            INSERT INTO sessions(tenant_id, id, agent_id, team_id, customer_id, opened_at_ms, metadata)
+            VALUES (\(session.tenantId), \(session.id), \(session.agentId), \(session.teamId), \(session.customerId),
+                    \(Timestamp.millis(session.openedAt)), \(session.metadata))
+            ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id
+            """, as: String.self).isEmpty
+    }
+
+    public func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
+        async throws(StorageError) {
+        let updated = try await rows("""
+            UPDATE sessions SET closed_at_ms = \(Timestamp.millis(closedAt)), outcome = \(outcome.rawValue),
+                calls = \(totals.calls), input_tokens = \(totals.inputTokens), output_tokens = \(totals.outputTokens),
+                reasoning_tokens = \(totals.reasoningTokens), duration_ms = \(totals.durationMs),
+                cost_nanos = \(totals.cost.nanos), provider_cost_nanos = \(totals.providerCost.nanos), errors = \(totals.errors),
+                last_call_at_ms = (SELECT MAX(at_ms) FROM charges WHERE tenant_id = \(tenantId) AND session_id = \(id))
+            WHERE tenant_id = \(tenantId) AND id = \(id) AND closed_at_ms IS NULL RETURNING id
+            """, as: String.self)
+        guard updated.count == 1 else { throw .backend("no open session \(id)") }
+    }
+
+    private typealias SessionColumns = (String, String, String, String, Int64, Int64?, String?, String?,
+                                        Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64?)
+
+    /// Sessions with their totals: the stored final record once closed, summed from the charges while open.
+    private func sessionRows(tenantId: String, id: String?, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
+        let query: PostgresQuery = """
+            SELECT s.id, s.agent_id, s.team_id, s.customer_id, s.opened_at_ms, s.closed_at_ms, s.outcome, s.metadata,
+                CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.calls, 0) ELSE s.calls END,
+                CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.input_tokens, 0) ELSE s.input_tokens END,
+                CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.output_tokens, 0) ELSE s.output_tokens END,
+                CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.reasoning_tokens, 0) ELSE s.reasoning_tokens END,
+                CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.duration_ms, 0) ELSE s.duration_ms END,
+                CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.cost_nanos, 0) ELSE s.cost_nanos END,
+                CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.provider_cost_nanos, 0) ELSE s.provider_cost_nanos END,
+                CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.errors, 0) ELSE s.errors END,
+                CASE WHEN s.closed_at_ms IS NULL THEN a.last_at ELSE s.last_call_at_ms END
+            FROM sessions s LEFT JOIN LATERAL (
+                SELECT COUNT(*)::BIGINT AS calls, SUM(input_tokens)::BIGINT AS input_tokens,
+                    SUM(output_tokens)::BIGINT AS output_tokens, SUM(reasoning_tokens)::BIGINT AS reasoning_tokens,
+                    SUM(duration_ms)::BIGINT AS duration_ms, SUM(cost_nanos)::BIGINT AS cost_nanos,
+                    SUM(provider_cost_nanos)::BIGINT AS provider_cost_nanos,
+                    SUM(CASE WHEN status IS NOT NULL AND status <> 'SUCCESS' THEN 1 ELSE 0 END)::BIGINT AS errors,
+                    MAX(at_ms) AS last_at
+                FROM charges c WHERE c.tenant_id = s.tenant_id AND c.session_id = s.id AND s.closed_at_ms IS NULL
+            ) a ON TRUE
+            WHERE s.tenant_id = \(tenantId) AND (\(id)::TEXT IS NULL OR s.id = \(id))
+                AND (NOT \(openOnly) OR s.closed_at_ms IS NULL)
+            ORDER BY s.opened_at_ms DESC, s.id DESC LIMIT \(Int64(limit))
+            """
+        return try await rows(query, as: SessionColumns.self).map { row in
+            var totals = SessionTotals()
+            totals.calls = row.8; totals.inputTokens = row.9; totals.outputTokens = row.10; totals.reasoningTokens = row.11
+            totals.durationMs = row.12; totals.cost = Money(nanos: row.13); totals.providerCost = Money(nanos: row.14)
+            totals.errors = row.15
+            return SessionRecord(tenantId: tenantId, id: row.0, agentId: row.1, teamId: row.2, customerId: row.3,
+                                 openedAt: Timestamp.date(millis: row.4), closedAt: row.5.map(Timestamp.date(millis:)),
+                                 outcome: row.6.flatMap(SessionOutcome.init(rawValue:)), metadata: row.7,
+                                 lastCallAt: row.16.map(Timestamp.date(millis:)), totals: totals)
+        }
+    }
+
+    public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
+        try await sessionRows(tenantId: tenantId, id: id, openOnly: false, limit: 1).first
+    }
+
+    public func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
+        try await sessionRows(tenantId: tenantId, id: nil, openOnly: openOnly, limit: limit)
+    }
+
+    public func insertAlert(_ alert: AlertRecord) async throws(StorageError) {
+        try await execute("""
+            INSERT INTO alerts(tenant_id, id, kind, at_ms, body)
+            VALUES (\(alert.tenantId), \(alert.id), \(alert.kind), \(Timestamp.millis(alert.at)), \(alert.body))
+            """)
+    }
+
+    public func alerts(tenantId: String, kinds: [String]?, limit: Int) async throws(StorageError) -> [AlertRecord] {
+        try await rows("""
+            SELECT id, kind, at_ms, body FROM alerts
+            WHERE tenant_id = \(tenantId) AND (\(kinds == nil) OR kind = ANY(\(kinds ?? [])))
+            ORDER BY at_ms DESC, id DESC LIMIT \(Int64(limit))
+            """, as: (String, String, Int64, String).self).map {
+            AlertRecord(tenantId: tenantId, id: $0.0, kind: $0.1, at: Timestamp.date(millis: $0.2), body: $0.3)
+        }
+    }
+
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
         try await rows("""
             SELECT plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms, status,

@@ -144,6 +144,44 @@ enum SQLiteMigrations {
                 CREATE INDEX charges_by_subscription ON charges(tenant_id, subscription_id, at_ms);
                 """)
         }
+        migrator.registerMigration("v3-sessions-alerts") { db in
+            try db.execute(sql: """
+                CREATE TABLE sessions (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    agent_id TEXT NOT NULL,
+                    team_id TEXT NOT NULL,
+                    customer_id TEXT NOT NULL,
+                    opened_at_ms INTEGER NOT NULL,
+                    closed_at_ms INTEGER,
+                    outcome TEXT,
+                    metadata TEXT,
+                    -- The final billing record, written when the session closes.
+                    calls INTEGER NOT NULL DEFAULT 0,
+                    input_tokens INTEGER NOT NULL DEFAULT 0,
+                    output_tokens INTEGER NOT NULL DEFAULT 0,
+                    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+                    duration_ms INTEGER NOT NULL DEFAULT 0,
+                    cost_nanos INTEGER NOT NULL DEFAULT 0,
+                    provider_cost_nanos INTEGER NOT NULL DEFAULT 0,
+                    errors INTEGER NOT NULL DEFAULT 0,
+                    last_call_at_ms INTEGER,
+                    PRIMARY KEY (tenant_id, id),
+                    FOREIGN KEY (tenant_id, agent_id) REFERENCES agents(tenant_id, id)
+                );
+                CREATE INDEX sessions_open ON sessions(tenant_id, closed_at_ms, opened_at_ms);
+                CREATE INDEX charges_by_session ON charges(tenant_id, session_id, at_ms);
+                CREATE TABLE alerts (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    at_ms INTEGER NOT NULL,
+                    body TEXT NOT NULL,
+                    PRIMARY KEY (tenant_id, id)
+                );
+                CREATE INDEX alerts_by_time ON alerts(tenant_id, at_ms);
+                """)
+        }
         return migrator
     }
 }

@@ -331,6 +331,105 @@ public final class SQLiteStore: TollgateStore {
         try await read { db in try Self.idempotencyRecord(db, tenantId: tenantId, key: key) }
     }
 
+    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO sessions(tenant_id, id, agent_id, team_id, customer_id, opened_at_ms, metadata)
+                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, id) DO NOTHING
+                """, arguments: [session.tenantId, session.id, session.agentId, session.teamId, session.customerId,
+                                 Timestamp.millis(session.openedAt), session.metadata])
+            return db.changesCount == 1
+        }
+    }
+
+    public func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
+        async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE sessions SET closed_at_ms = ?, outcome = ?, calls = ?, input_tokens = ?, output_tokens = ?,
+                    reasoning_tokens = ?, duration_ms = ?, cost_nanos = ?, provider_cost_nanos = ?, errors = ?,
+                    last_call_at_ms = (SELECT MAX(at_ms) FROM charges WHERE tenant_id = ? AND session_id = ?)
+                WHERE tenant_id = ? AND id = ? AND closed_at_ms IS NULL
+                """, arguments: [Timestamp.millis(closedAt), outcome.rawValue, totals.calls, totals.inputTokens,
+                                 totals.outputTokens, totals.reasoningTokens, totals.durationMs, totals.cost.nanos,
+                                 totals.providerCost.nanos, totals.errors, tenantId, id, tenantId, id])
+            guard db.changesCount == 1 else { throw StorageError.backend("no open session \(id)") }
+        }
+    }
+
+    /// Sessions with their totals: the stored final record once closed, summed from the charges while open.
+    private static let sessionSelect = """
+        SELECT s.*, agg.calls AS live_calls, agg.input_tokens AS live_input, agg.output_tokens AS live_output,
+            agg.reasoning_tokens AS live_reasoning, agg.duration_ms AS live_duration, agg.cost_nanos AS live_cost,
+            agg.provider_cost_nanos AS live_provider_cost, agg.errors AS live_errors, agg.last_at AS live_last_at
+        FROM sessions s LEFT JOIN (
+            SELECT session_id, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+                SUM(reasoning_tokens) AS reasoning_tokens, SUM(duration_ms) AS duration_ms, SUM(cost_nanos) AS cost_nanos,
+                SUM(provider_cost_nanos) AS provider_cost_nanos,
+                SUM(CASE WHEN status IS NOT NULL AND status <> 'SUCCESS' THEN 1 ELSE 0 END) AS errors, MAX(at_ms) AS last_at
+            FROM charges WHERE tenant_id = ?1 AND session_id IN (SELECT id FROM sessions WHERE tenant_id = ?1 AND closed_at_ms IS NULL)
+            GROUP BY session_id
+        ) agg ON agg.session_id = s.id AND s.closed_at_ms IS NULL
+        WHERE s.tenant_id = ?1
+        """
+
+    private static func sessionRecord(_ row: Row) -> SessionRecord {
+        let closed: Int64? = row["closed_at_ms"]
+        var totals = SessionTotals()
+        let open = closed == nil
+        totals.calls = open ? (row["live_calls"] ?? 0) : row["calls"]
+        totals.inputTokens = open ? (row["live_input"] ?? 0) : row["input_tokens"]
+        totals.outputTokens = open ? (row["live_output"] ?? 0) : row["output_tokens"]
+        totals.reasoningTokens = open ? (row["live_reasoning"] ?? 0) : row["reasoning_tokens"]
+        totals.durationMs = open ? (row["live_duration"] ?? 0) : row["duration_ms"]
+        totals.cost = Money(nanos: open ? (row["live_cost"] ?? 0) : row["cost_nanos"])
+        totals.providerCost = Money(nanos: open ? (row["live_provider_cost"] ?? 0) : row["provider_cost_nanos"])
+        totals.errors = open ? (row["live_errors"] ?? 0) : row["errors"]
+        let lastCall: Int64? = open ? row["live_last_at"] : row["last_call_at_ms"]
+        return SessionRecord(tenantId: row["tenant_id"], id: row["id"], agentId: row["agent_id"], teamId: row["team_id"],
+                             customerId: row["customer_id"], openedAt: Timestamp.date(millis: row["opened_at_ms"]),
+                             closedAt: closed.map(Timestamp.date(millis:)),
+                             outcome: (row["outcome"] as String?).flatMap(SessionOutcome.init(rawValue:)),
+                             metadata: row["metadata"], lastCallAt: lastCall.map(Timestamp.date(millis:)), totals: totals)
+    }
+
+    public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: Self.sessionSelect + " AND s.id = ?2", arguments: [tenantId, id]).map(Self.sessionRecord)
+        }
+    }
+
+    public func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: Self.sessionSelect + (openOnly ? " AND s.closed_at_ms IS NULL" : "")
+                                + " ORDER BY s.opened_at_ms DESC, s.id DESC LIMIT ?2", arguments: [tenantId, limit])
+                .map(Self.sessionRecord)
+        }
+    }
+
+    public func insertAlert(_ alert: AlertRecord) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO alerts(tenant_id, id, kind, at_ms, body) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [alert.tenantId, alert.id, alert.kind, Timestamp.millis(alert.at), alert.body])
+        }
+    }
+
+    public func alerts(tenantId: String, kinds: [String]?, limit: Int) async throws(StorageError) -> [AlertRecord] {
+        try await read { db in
+            var sql = "SELECT * FROM alerts WHERE tenant_id = ?"
+            var arguments: [any DatabaseValueConvertible] = [tenantId]
+            if let kinds {
+                sql += " AND kind IN (\(kinds.map { _ in "?" }.joined(separator: ", ")))"
+                arguments += kinds.map { $0 as any DatabaseValueConvertible }
+            }
+            sql += " ORDER BY at_ms DESC, id DESC LIMIT ?"
+            arguments.append(limit)
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map {
+                AlertRecord(tenantId: tenantId, id: $0["id"], kind: $0["kind"], at: Timestamp.date(millis: $0["at_ms"]), body: $0["body"])
+            }
+        }
+    }
+
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
         try await read { db in
             try Row.fetchAll(db, sql: """

@@ -13,6 +13,8 @@ public actor InMemoryStore: TollgateStore {
     private var plans: [PlanRecord] = []
     private var subscriptions: [String: SubscriptionRecord] = [:]
     private var planSwaps: [PlanSwapRecord] = []
+    private var sessionRows: [String: SessionRecord] = [:]
+    private var alertRows: [AlertRecord] = []
     private var caps: [String: Cap] = [:]
     private var charges: [ChargeRecord] = []
     private var idempotency: [String: IdempotencyRecord] = [:]
@@ -150,6 +152,62 @@ public actor InMemoryStore: TollgateStore {
     public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
         try open()
         return idempotency[tenantId + "\u{0}" + key]
+    }
+
+    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
+        try open()
+        let key = session.tenantId + "\u{0}" + session.id
+        guard sessionRows[key] == nil else { return false }
+        sessionRows[key] = session
+        return true
+    }
+
+    public func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
+        async throws(StorageError) {
+        try open()
+        let key = tenantId + "\u{0}" + id
+        guard sessionRows[key]?.closedAt == nil, sessionRows[key] != nil else { throw .backend("no open session \(id)") }
+        var live = sessionRows[key]!
+        try withCharges(&live)
+        sessionRows[key]!.lastCallAt = live.lastCallAt
+        sessionRows[key]!.closedAt = closedAt
+        sessionRows[key]!.outcome = outcome
+        sessionRows[key]!.totals = totals
+    }
+
+    public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
+        try open()
+        guard var session = sessionRows[tenantId + "\u{0}" + id] else { return nil }
+        if session.closedAt == nil { try withCharges(&session) }
+        return session
+    }
+
+    public func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
+        try open()
+        var found = sessionRows.values.filter { $0.tenantId == tenantId && (!openOnly || $0.closedAt == nil) }
+            .sorted { ($0.openedAt, $0.id) > ($1.openedAt, $1.id) }.prefix(limit).map { $0 }
+        for index in found.indices where found[index].closedAt == nil { try withCharges(&found[index]) }
+        return found
+    }
+
+    private func withCharges(_ session: inout SessionRecord) throws(StorageError) {
+        var totals = SessionTotals()
+        for charge in charges where charge.tenantId == session.tenantId && charge.sessionId == session.id {
+            do { try totals.add(charge) } catch { throw .backend("session total out of range") }
+            session.lastCallAt = max(session.lastCallAt ?? charge.at, charge.at)
+        }
+        session.totals = totals
+    }
+
+    public func insertAlert(_ alert: AlertRecord) async throws(StorageError) {
+        try open()
+        alertRows.append(alert)
+    }
+
+    public func alerts(tenantId: String, kinds: [String]?, limit: Int) async throws(StorageError) -> [AlertRecord] {
+        try open()
+        return alertRows.filter { $0.tenantId == tenantId && (kinds?.contains($0.kind) ?? true) }
+            .sorted { ($0.at, $0.id) > ($1.at, $1.id) }.prefix(limit).map { $0 }
     }
 
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {

@@ -47,6 +47,18 @@ public protocol TollgateStore: Sendable {
     /// month and day containing `now`.
     func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow]
     func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow]
+    /// Stores a newly opened session; false (and nothing written) when the tenant already has one with its id.
+    func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool
+    /// Writes a session's final billing record.
+    func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
+        async throws(StorageError)
+    /// One session with its totals (summed from its charges while open), or nil.
+    func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord?
+    /// Sessions of the tenant, newest first: the open ones only, or all; at most `limit`.
+    func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord]
+    func insertAlert(_ alert: AlertRecord) async throws(StorageError)
+    /// Alerts of the tenant, newest first, optionally of some kinds only; at most `limit`.
+    func alerts(tenantId: String, kinds: [String]?, limit: Int) async throws(StorageError) -> [AlertRecord]
     /// The charges of one subscription at or after `from`, oldest first: what a pricing state is rebuilt from.
     func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
 }

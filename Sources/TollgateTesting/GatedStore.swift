@@ -97,6 +97,22 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.usage(tenantId: tenantId, filter: filter, groupBy: groupBy)
     }
 
+    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool { try await inner.insertSession(session) }
+    public func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
+        async throws(StorageError) {
+        try await inner.closeSession(tenantId: tenantId, id: id, closedAt: closedAt, outcome: outcome, totals: totals)
+    }
+    public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
+        try await inner.session(tenantId: tenantId, id: id)
+    }
+    public func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
+        try await inner.sessions(tenantId: tenantId, openOnly: openOnly, limit: limit)
+    }
+    public func insertAlert(_ alert: AlertRecord) async throws(StorageError) { try await inner.insertAlert(alert) }
+    public func alerts(tenantId: String, kinds: [String]?, limit: Int) async throws(StorageError) -> [AlertRecord] {
+        try await inner.alerts(tenantId: tenantId, kinds: kinds, limit: limit)
+    }
+
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
         try await inner.charges(tenantId: tenantId, subscriptionId: subscriptionId, from: from)
     }

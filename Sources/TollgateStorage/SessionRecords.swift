@@ -1,0 +1,65 @@
+import Foundation
+import TollgateCore
+
+/// A session's totals: what `session.get` shows while it runs and the final billing record once closed.
+public struct SessionTotals: Sendable, Hashable {
+    public var calls: Int64 = 0
+    public var inputTokens: Int64 = 0
+    public var outputTokens: Int64 = 0
+    public var reasoningTokens: Int64 = 0
+    public var durationMs: Int64 = 0
+    public var cost = Money.zero
+    public var providerCost = Money.zero
+    /// Calls whose status was present and not `SUCCESS`.
+    public var errors: Int64 = 0
+
+    public init() {}
+
+    /// Adds one recorded call.
+    public mutating func add(_ charge: ChargeRecord) throws(MoneyError) {
+        calls += 1
+        inputTokens += charge.inputTokens; outputTokens += charge.outputTokens
+        reasoningTokens += charge.reasoningTokens; durationMs += charge.durationMs
+        cost = try cost.adding(charge.cost)
+        providerCost = try providerCost.adding(charge.providerCost)
+        if let status = charge.status, status != "SUCCESS" { errors += 1 }
+    }
+}
+
+/// One agent session as stored. Open sessions have no `closedAt`; their totals are summed from their charges.
+public struct SessionRecord: Sendable, Hashable {
+    public var tenantId: String
+    public var id: String
+    public var agentId: String
+    public var teamId: String
+    public var customerId: String
+    public var openedAt: Date
+    public var closedAt: Date?
+    public var outcome: SessionOutcome?
+    /// The caller's metadata, as canonical JSON.
+    public var metadata: String?
+    /// The last call's time, from the charges (nil before the first).
+    public var lastCallAt: Date?
+    public var totals: SessionTotals
+
+    public init(tenantId: String, id: String, agentId: String, teamId: String, customerId: String, openedAt: Date,
+                closedAt: Date? = nil, outcome: SessionOutcome? = nil, metadata: String? = nil, lastCallAt: Date? = nil,
+                totals: SessionTotals = SessionTotals()) {
+        self.tenantId = tenantId; self.id = id; self.agentId = agentId; self.teamId = teamId
+        self.customerId = customerId; self.openedAt = openedAt; self.closedAt = closedAt; self.outcome = outcome
+        self.metadata = metadata; self.lastCallAt = lastCallAt; self.totals = totals
+    }
+}
+
+/// One alert as stored for `alerts.list`: its kind, time and the whole notification body.
+public struct AlertRecord: Sendable, Hashable {
+    public var tenantId: String
+    public var id: String
+    public var kind: String
+    public var at: Date
+    /// The notification's params, as canonical JSON.
+    public var body: String
+    public init(tenantId: String, id: String, kind: String, at: Date, body: String) {
+        self.tenantId = tenantId; self.id = id; self.kind = kind; self.at = at; self.body = body
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+import TollgateCore
+import TollgateStorage
+
+/// Sessions and alerts behave the same on every backend, and stay within their tenant.
+@Suite struct SessionStoreTests {
+    let conformance = StoreConformanceTests()
+
+    func session(_ world: StoreConformanceTests.World, id: String) -> SessionRecord {
+        SessionRecord(tenantId: world.tenant.id, id: id, agentId: world.agent.id, teamId: world.team.id,
+                      customerId: world.customer.id, openedAt: conformance.now, metadata: #"{"task":"t"}"#)
+    }
+
+    @Test(arguments: StoreKind.available)
+    func openSessionsSumTheirCharges_closedOnesKeepTheirFinalRecord(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await conformance.makeWorld(store)
+        let other = try await conformance.makeWorld(store, name: "other")
+        #expect(try await store.insertSession(session(world, id: "ses_1")))
+        #expect(try await !store.insertSession(session(world, id: "ses_1")), "a second insert of the same id writes nothing")
+        #expect(try await store.insertSession(session(other, id: "ses_1")), "ids are scoped by tenant")
+        var first = try conformance.entry(world, key: "k1", cost: "0.25")
+        first.charge.sessionId = "ses_1"
+        first.charge.status = "FAILED"
+        var second = try conformance.entry(world, key: "k2", cost: "0.5", at: conformance.now.addingTimeInterval(30))
+        second.charge.sessionId = "ses_1"
+        _ = try await store.commit([first, second])
+
+        let open = try #require(try await store.session(tenantId: world.tenant.id, id: "ses_1"))
+        #expect(open.closedAt == nil)
+        #expect(open.metadata == #"{"task":"t"}"#)
+        let expectedCost = try Money(decimal: "0.75")
+        #expect(open.totals.calls == 2 && open.totals.cost == expectedCost && open.totals.errors == 1)
+        #expect(open.totals.inputTokens == 20 && open.totals.outputTokens == 10)
+        #expect(open.lastCallAt.map(Timestamp.millis) == Timestamp.millis(conformance.now.addingTimeInterval(30)))
+        #expect(try await store.sessions(tenantId: world.tenant.id, openOnly: true, limit: 10).map(\.id) == ["ses_1"])
+        #expect(try await store.session(tenantId: other.tenant.id, id: "ses_1")?.totals.calls == 0, "the other tenant's ses_1 has no calls")
+
+        var final = open.totals
+        final.calls = 2
+        try await store.closeSession(tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now.addingTimeInterval(60),
+                                     outcome: .completed, totals: final)
+        await #expect(throws: StorageError.self) {
+            try await store.closeSession(tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now, outcome: .failed, totals: final)
+        }
+        let closed = try #require(try await store.session(tenantId: world.tenant.id, id: "ses_1"))
+        #expect(closed.outcome == .completed && closed.totals == final)
+        #expect(closed.closedAt.map(Timestamp.millis) == Timestamp.millis(conformance.now.addingTimeInterval(60)))
+        #expect(try await store.sessions(tenantId: world.tenant.id, openOnly: true, limit: 10).isEmpty)
+        #expect(try await store.sessions(tenantId: world.tenant.id, openOnly: false, limit: 10).map(\.id) == ["ses_1"])
+        #expect(try await store.session(tenantId: world.tenant.id, id: "ses_missing") == nil)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func alertsAreListedNewestFirst_byKind_withinTheTenant(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await conformance.makeWorld(store)
+        let other = try await conformance.makeWorld(store, name: "other")
+        for (index, kind) in ["cap_warning", "cap_reached", "session_closed"].enumerated() {
+            try await store.insertAlert(AlertRecord(tenantId: world.tenant.id, id: "alr_\(index)", kind: kind,
+                                                    at: conformance.now.addingTimeInterval(Double(index)), body: #"{"n":\#(index)}"#))
+        }
+        try await store.insertAlert(AlertRecord(tenantId: other.tenant.id, id: "alr_x", kind: "cap_warning", at: conformance.now, body: "{}"))
+        #expect(try await store.alerts(tenantId: world.tenant.id, kinds: nil, limit: 10).map(\.id) == ["alr_2", "alr_1", "alr_0"])
+        #expect(try await store.alerts(tenantId: world.tenant.id, kinds: ["cap_warning", "cap_reached"], limit: 10).map(\.id) == ["alr_1", "alr_0"])
+        #expect(try await store.alerts(tenantId: world.tenant.id, kinds: nil, limit: 1).map(\.body) == [#"{"n":2}"#])
+        try await store.close()
+    }
+}
