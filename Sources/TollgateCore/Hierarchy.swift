@@ -74,10 +74,9 @@ public struct ChargePath: Sendable, Hashable {
         self.credentialId = credentialId
     }
 
-    /// The scopes spend is counted on, tightest first (credential → agent → team → customer).
-    /// Sessions join this path with the session lifecycle, whose actors own session spend.
+    /// The scopes spend is counted on, tightest first (session → credential → agent → team → customer).
     public var scopes: [ScopeRef] {
-        [ScopeRef(.credential, credentialId), ScopeRef(.agent, agentId), ScopeRef(.team, teamId),
-         ScopeRef(.customer, customerId)]
+        [ScopeRef(.session, sessionId), ScopeRef(.credential, credentialId), ScopeRef(.agent, agentId),
+         ScopeRef(.team, teamId), ScopeRef(.customer, customerId)]
     }
 }

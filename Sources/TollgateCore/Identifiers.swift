@@ -17,6 +17,7 @@ public enum IDKind: String, Sendable, CaseIterable {
     case receipt = "rcp"
     case session = "ses"
     case planSwap = "swp"
+    case alert = "alr"
 }
 
 public enum Identifiers {

@@ -61,15 +61,47 @@ public struct CapLedger: Sendable {
         (caps[target] ?? [:]).values.sorted { $0.period.rawValue < $1.period.rawValue }
     }
 
+    /// Forgets a closed session's spend, holds and caps: nothing can be charged to it any more.
+    public mutating func forget(_ target: ScopeRef) {
+        spend[target] = nil
+        held[target] = nil
+        caps[target] = nil
+    }
+
     /// Seeds committed spend loaded from storage (at start-up).
     public mutating func load(_ target: ScopeRef, _ loaded: ScopeSpend) { spend[target] = loaded }
 
-    /// What remains under `cap` at `now`, counting holds; never below zero.
-    public func remaining(_ cap: Cap, at now: Date) -> Money {
-        let used = (spend[cap.target]?.spent(in: cap.period, during: PeriodIndex(now)).nanos ?? 0)
-            + (held[cap.target]?.nanos ?? 0)
+    /// What `cap` counts against on a path: its own scope, except that a cap with the `session` period
+    /// counts the spend of the path's session (every session under the capped agent, team or customer gets
+    /// the limit). Nil when the cap does not apply (a session cap on a path without a session).
+    func counted(_ cap: Cap, on path: [ScopeRef]) -> ScopeRef? {
+        guard cap.period == .session else { return cap.target }
+        return path.first { $0.scope == .session }
+    }
+
+    /// Spend plus holds that `cap` counts on `path` at `period`.
+    func used(_ cap: Cap, on path: [ScopeRef], during period: PeriodIndex) -> Int64? {
+        guard let target = counted(cap, on: path) else { return nil }
+        let spent = spend[target]?.spent(in: cap.period == .session ? .lifetime : cap.period, during: period) ?? .zero
+        return spent.nanos &+ (held[target]?.nanos ?? 0)
+    }
+
+    /// What `cap` has counted on `path` at `now`, holds included; nil when the cap does not apply to the path.
+    public func used(_ cap: Cap, on path: [ScopeRef], at now: Date) -> Money? {
+        used(cap, on: path, during: PeriodIndex(now)).map(Money.init(nanos:))
+    }
+
+    /// What remains under `cap` at `now` for a call on `path`, counting holds; never below zero.
+    public func remaining(_ cap: Cap, on path: [ScopeRef], at now: Date) -> Money {
+        let used = used(cap, on: path, during: PeriodIndex(now)) ?? 0
         return Money(nanos: max(0, cap.limit.nanos - used))
     }
+
+    /// What remains under `cap` at `now`, for a cap counted on its own scope.
+    public func remaining(_ cap: Cap, at now: Date) -> Money { remaining(cap, on: [cap.target], at: now) }
+
+    /// Every cap that applies to a call on `path`, tightest scope first.
+    public func caps(on path: [ScopeRef]) -> [Cap] { path.flatMap { caps(on: $0) } }
 
     /// Checks every cap on `path` and, if none would be crossed, holds `amount` on each scope.
     /// The first cap that would be crossed, walking tightest scope first, is returned as the refusal.
@@ -81,9 +113,7 @@ public struct CapLedger: Sendable {
         let period = PeriodIndex(now)
         for target in path {
             for cap in caps(on: target) {
-                let spent = spend[target]?.spent(in: cap.period, during: period) ?? .zero
-                let holding = held[target] ?? .zero
-                let used = spent.nanos &+ holding.nanos
+                guard let used = used(cap, on: path, during: period) else { continue }
                 let (after, overflow) = used.addingReportingOverflow(amount.nanos)
                 if overflow || after > cap.limit.nanos {
                     return CapRefusal(cap: cap, spent: Money(nanos: used), requested: amount,

@@ -11,9 +11,12 @@ public struct RuntimeServices: Sendable {
     public let registry: StrategyRegistry
     public let clock: any WallClock
     public let logger: Logger
+    public let alerts: AlertHub
 
     public init(store: any TollgateStore, ledger: LedgerWriter, registry: StrategyRegistry,
-                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "tollgate.runtime")) {
+                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "tollgate.runtime"),
+                alerts: AlertHub = AlertHub()) {
         self.store = store; self.ledger = ledger; self.registry = registry; self.clock = clock; self.logger = logger
+        self.alerts = alerts
     }
 }

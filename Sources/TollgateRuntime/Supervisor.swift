@@ -14,7 +14,7 @@ public actor Supervisor {
         public init(tenant: TenantActor.Limits = .init()) { self.tenant = tenant }
     }
 
-    let services: RuntimeServices
+    public nonisolated let services: RuntimeServices
     let limits: Limits
     /// SHA-256 of the root operator token.
     let rootTokenHash: String
@@ -91,7 +91,11 @@ public actor Supervisor {
                     throw TollgateError.notFound("no tenant \(tenantId)")
                 }
                 let spend = try await services.store.spend(tenantId: tenantId, now: services.clock.now())
-                return try TenantActor(snapshot: snapshot, spend: spend, services: services, limits: limits.tenant)
+                let open = try await services.store.sessions(tenantId: tenantId, openOnly: true, limit: limits.tenant.openSessionsMax)
+                let recent = try await services.store.sessions(tenantId: tenantId, openOnly: false, limit: 1000)
+                let timeouts = try await services.store.setting(TenantActor.sessionTimeoutsKey(tenantId)).flatMap(TenantActor.sessionTimeouts(from:))
+                return try TenantActor(snapshot: snapshot, spend: spend, sessions: open + recent.filter { $0.closedAt != nil },
+                                       sessionTimeouts: timeouts, services: services, limits: limits.tenant)
             }
             tenants[tenantId] = task
         }
@@ -103,6 +107,14 @@ public actor Supervisor {
             if let error = error as? TollgateError { throw error }
             services.logger.error("tenant start failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
             throw .unavailable("tenant could not be loaded")
+        }
+    }
+
+    /// Lets every running tenant close its timed-out sessions. Called by the server's sweeper.
+    public func sweepSessions() async {
+        for task in tenants.values {
+            guard let tenant = try? await task.value else { continue }
+            await tenant.sweepSessions()
         }
     }
 

@@ -71,9 +71,13 @@ extension TenantActor {
         var event = request.event
         event.agentId = agent.id
         event.sessionId = request.sessionId
+        _ = try await session(request.sessionId, for: agent)
         let rating = try await rating(for: subscription, plan: plan, at: now)
-        // From here to the ledger submit there is no suspension point: the quote, the cap check and
-        // folding the call into the running totals happen in one actor turn.
+        // From here to the ledger submit there is no suspension point: the session's activity, the quote, the
+        // cap check and folding the call into the running totals happen in one actor turn.
+        try callStarted(in: request.sessionId, at: now)
+        var recorded: ChargeRecord?
+        defer { callEnded(in: request.sessionId, recorded: recorded) }
         let quote: PlanRating.Quote
         do { quote = try rating.quote(event) } catch {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
@@ -84,6 +88,7 @@ extension TenantActor {
         let scopes = path.scopes
         // Check and hold in one synchronous step: no other call can run between the two.
         if let refusal = capLedger.reserve(cost, on: scopes, at: now) {
+            capReached(refusal, path: path, at: now)
             // Before refusing, make sure this is not the retry of a call answered before a restart: that one
             // was already charged and must be replayed, not refused. Only refusals pay for this look-up.
             let stored: IdempotencyRecord?
@@ -119,6 +124,8 @@ extension TenantActor {
         switch outcome {
         case .recorded:
             capLedger.commit(cost, on: scopes, at: now)
+            recorded = record
+            capWarnings(after: cost, path: path, at: now)
             recentKeys.set(request.idempotencyKey, .done(fingerprint: fingerprint, result: result))
             return result
         case .duplicate(let stored):
@@ -136,7 +143,7 @@ extension TenantActor {
         for target in path.scopes {
             let caps = capLedger.caps(on: target)
             guard !caps.isEmpty else { continue }
-            let tightest = caps.map { capLedger.remaining($0, at: now) }.min()!
+            let tightest = caps.map { capLedger.remaining($0, on: path.scopes, at: now) }.min()!
             remaining[target.scope.rawValue] = .string(tightest.decimalString)
         }
         return [

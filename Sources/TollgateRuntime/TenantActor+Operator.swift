@@ -157,17 +157,21 @@ extension TenantActor {
         case .customer: _ = try customer(target.id)
         case .team: _ = try team(target.id)
         case .agent: _ = try agent(target.id)
-        case .session, .credential:
-            throw .validation(field: "scope", rule: "one of customer, team, agent (session caps come with sessions)")
-        }
-        guard period != .session else {
-            throw .validation(field: "period", rule: "one of lifetime, month, day (the session period comes with sessions)")
+        case .session:
+            // A session may be capped before its first call, so it need not exist yet; one that is open must
+            // not belong to another tenant's agent, which it cannot (ids are per tenant).
+            guard period == .session || period == .lifetime else {
+                throw .validation(field: "period", rule: "session or lifetime for a session-scope cap")
+            }
+        case .credential:
+            throw .validation(field: "scope", rule: "one of customer, team, agent, session")
         }
         let existing = capLedger.caps(on: target).first { $0.period == period }
         let cap = Cap(id: existing?.id ?? Identifiers.make(.cap), tenantId: tenantId, target: target, limit: limit,
                       period: period, warnAtPercent: warnAtPercent)
         try await write { () async throws(StorageError) in try await services.store.upsertCap(cap) }
         capLedger.setCap(cap)
+        clearMarks(of: cap.id)
         return cap
     }
 

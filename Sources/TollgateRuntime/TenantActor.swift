@@ -16,12 +16,18 @@ public actor TenantActor {
         public var recentKeysMax: Int
         /// Longest credential lifetime an operator may issue, in seconds.
         public var credentialTTLSecondsMax: Int64
-        public init(recentKeysMax: Int = 100_000, credentialTTLSecondsMax: Int64 = 366 * 86_400) {
+        /// Open sessions a tenant may have at once.
+        public var openSessionsMax: Int
+        /// Session idleness and timeout unless the tenant sets its own (`sessions.configure`).
+        public var sessionTimeouts: SessionTimeouts
+        public init(recentKeysMax: Int = 100_000, credentialTTLSecondsMax: Int64 = 366 * 86_400,
+                    openSessionsMax: Int = 100_000, sessionTimeouts: SessionTimeouts = SessionTimeouts()) {
             self.recentKeysMax = recentKeysMax; self.credentialTTLSecondsMax = credentialTTLSecondsMax
+            self.openSessionsMax = openSessionsMax; self.sessionTimeouts = sessionTimeouts
         }
     }
 
-    public let tenantId: String
+    public nonisolated let tenantId: String
     let services: RuntimeServices
     let limits: Limits
 
@@ -40,11 +46,19 @@ public actor TenantActor {
     /// Running pricing totals per subscription for the current month (see `TenantActor+Rating`).
     var ratings: [String: PlanRating] = [:]
     var recentKeys: RecentKeys
+    /// Open sessions by id (see `TenantActor+Sessions`).
+    var sessions: [String: OpenSession] = [:]
+    var sessionTimeouts: SessionTimeouts
+    var sessionLengths = SessionLengths()
+    /// Alerts already raised for the current crossing (cap, period, session), so each fires once.
+    var alertMarks: Set<String> = []
 
-    init(snapshot: TenantSnapshot, spend: [SpendRow], services: RuntimeServices, limits: Limits) throws {
+    init(snapshot: TenantSnapshot, spend: [SpendRow], sessions stored: [SessionRecord], sessionTimeouts: SessionTimeouts?,
+         services: RuntimeServices, limits: Limits) throws {
         tenantId = snapshot.tenant.id
         tenant = snapshot.tenant
         self.services = services; self.limits = limits
+        self.sessionTimeouts = sessionTimeouts ?? limits.sessionTimeouts
         recentKeys = RecentKeys(capacity: limits.recentKeysMax)
         for customer in snapshot.customers { customers[customer.id] = customer }
         for team in snapshot.teams { teams[team.id] = team }
@@ -66,6 +80,14 @@ public actor TenantActor {
         let current = PeriodIndex(services.clock.now())
         for row in spend {
             capLedger.load(row.target, ScopeSpend(lifetime: row.lifetime, month: row.month, day: row.day, current: current))
+        }
+        // Open sessions come back as they were; closed ones teach how long sessions last.
+        for record in stored {
+            if let closedAt = record.closedAt {
+                sessionLengths.record(agentId: record.agentId, seconds: closedAt.timeIntervalSince(record.openedAt))
+            } else {
+                Self.adopt(record, into: &sessions, ledger: &capLedger)
+            }
         }
     }
 

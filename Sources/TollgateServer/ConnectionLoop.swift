@@ -16,6 +16,13 @@ struct ConnectionLoop {
         // Answers are funnelled through one writer task, so frames never interleave and share flushes.
         let answer = OutboundQueue()
         let window = InFlightWindow(limit: limits.inFlightMax)
+        context.connection.notify.withLock { $0 = { answer.enqueue(Envelope.buffer($0)) } }
+        defer {
+            // A closed connection watches nothing any more.
+            let subscriptions = context.connection.alertSubscriptions.withLock { $0 }
+            for id in subscriptions { context.supervisor.services.alerts.unsubscribe(id) }
+            context.connection.notify.withLock { $0 = nil }
+        }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
                 while let frames = await answer.next() { try await outbound.write(contentsOf: frames) }

@@ -1,4 +1,5 @@
 import Synchronization
+import TollgateCore
 import TollgateRuntime
 
 /// What the server remembers about one connection between its requests.
@@ -7,6 +8,11 @@ final class ConnectionState: Sendable {
     let principal = Mutex<Principal?>(nil)
     /// The session a `meter.verify` without `sessionId` is charged to: one per connection, named lazily.
     let defaultSessionId: String
+
+    /// Writes a notification (an `alert`) on this connection; set by the connection loop.
+    let notify = Mutex<(@Sendable (JSONValue) -> Void)?>(nil)
+    /// Alert subscriptions to end when the connection closes.
+    let alertSubscriptions = Mutex<[UInt64]>([])
 
     init(defaultSessionId: String) { self.defaultSessionId = defaultSessionId }
 

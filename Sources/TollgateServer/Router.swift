@@ -31,6 +31,8 @@ struct Router: Sendable {
         AuthMethods.register(in: &self)
         OperatorMethods.register(in: &self)
         MeterMethods.register(in: &self)
+        SessionMethods.register(in: &self)
+        AlertMethods.register(in: &self)
     }
 
     mutating func register(_ method: String, open: Bool = false, _ handler: @escaping MethodHandler) {

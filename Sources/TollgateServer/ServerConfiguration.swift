@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import SystemPackage
+import TollgateCore
 import TollgateRuntime
 
 /// Everything `tollgated` can be told, with the defaults it uses when told nothing. `Config/tollgate.json`
@@ -32,6 +33,13 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var credentialTTLSecondsMax = 31_622_400
         /// How long a graceful shutdown waits for in-flight requests, in milliseconds.
         public var drainTimeoutMs = 10_000
+        /// Open sessions per tenant.
+        public var openSessionsMax = 100_000
+        /// Default session idleness and timeout (a tenant may set its own with `sessions.configure`).
+        public var sessionIdleAfterMs = 60_000
+        public var sessionTimeoutMs = 3_600_000
+        /// How often timed-out sessions are looked for and closed.
+        public var sessionSweepMs = 1000
 
         public init() {}
     }
@@ -67,6 +75,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         read("recentKeysMax", &config.limits.recentKeysMax)
         read("credentialTTLSecondsMax", &config.limits.credentialTTLSecondsMax)
         read("drainTimeoutMs", &config.limits.drainTimeoutMs)
+        read("openSessionsMax", &config.limits.openSessionsMax)
+        read("sessionIdleAfterMs", &config.limits.sessionIdleAfterMs)
+        read("sessionTimeoutMs", &config.limits.sessionTimeoutMs)
+        read("sessionSweepMs", &config.limits.sessionSweepMs)
         try config.validate()
         return config
     }
@@ -89,6 +101,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         try check(l.recentKeysMax >= 1, "limits.recentKeysMax", "at least 1")
         try check(l.credentialTTLSecondsMax >= 60, "limits.credentialTTLSecondsMax", "at least 60")
         try check(l.drainTimeoutMs >= 0, "limits.drainTimeoutMs", "not negative")
+        try check(l.openSessionsMax >= 1, "limits.openSessionsMax", "at least 1")
+        try check(l.sessionIdleAfterMs >= 1, "limits.sessionIdleAfterMs", "at least 1")
+        try check(l.sessionTimeoutMs >= l.sessionIdleAfterMs, "limits.sessionTimeoutMs", "at least limits.sessionIdleAfterMs")
+        try check(l.sessionSweepMs >= 1, "limits.sessionSweepMs", "at least 1")
         _ = try storage()
     }
 
@@ -123,7 +139,10 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     var runtimeLimits: Supervisor.Limits {
         Supervisor.Limits(tenant: .init(recentKeysMax: limits.recentKeysMax,
-                                        credentialTTLSecondsMax: Int64(limits.credentialTTLSecondsMax)))
+                                        credentialTTLSecondsMax: Int64(limits.credentialTTLSecondsMax),
+                                        openSessionsMax: limits.openSessionsMax,
+                                        sessionTimeouts: SessionTimeouts(idleAfter: Double(limits.sessionIdleAfterMs) / 1000,
+                                                                         sessionTimeout: Double(limits.sessionTimeoutMs) / 1000)))
     }
 }
 

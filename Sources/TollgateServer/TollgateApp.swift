@@ -46,7 +46,8 @@ public struct TollgateApp: Sendable {
                                 version: version, logger: logger)
         return TollgateApp(configuration: configuration, store: store, listener: listener, ledger: ledger,
                            supervisor: supervisor, generatedRootToken: root.generated,
-                           services: [StoreService(store: store), ledger, listener])
+                           services: [StoreService(store: store), ledger, listener,
+                                      SessionSweeper(supervisor: supervisor, intervalMs: limits.sessionSweepMs)])
     }
 
     /// Runs until SIGTERM/SIGINT (when `signals` is true) or until the calling task is cancelled.

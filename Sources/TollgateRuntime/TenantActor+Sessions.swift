@@ -1,0 +1,345 @@
+import Foundation
+import TollgateCore
+import TollgateStorage
+
+/// One open session as its tenant actor holds it: the stored record (with running totals), the lifecycle,
+/// and the calls admitted but not yet recorded, which a close waits for so that the final record is complete.
+struct OpenSession {
+    var record: SessionRecord
+    var lifecycle: SessionLifecycle
+    var inFlight = 0
+    /// The currency of its charges (a session's calls are all priced by one customer's plans).
+    var currency: String?
+    /// Set while the final record is being written, so that it is written once.
+    var finalizing = false
+    /// Closers waiting for the calls in flight.
+    var waiters: [CheckedContinuation<Void, Never>] = []
+}
+
+/// Sessions: opened explicitly (`session.open`) or by the first call naming them; IDLE after `idleAfter`;
+/// CLOSED by `session.close` or after `sessionTimeout` without a call, which writes the final billing
+/// record and raises `session_closed`. The lifecycle itself is the pure `SessionLifecycle`.
+///
+/// Open sessions live in this actor (not in actors of their own): a call's session cap is checked in the
+/// same turn as every other cap on its path, which is what keeps the caps exact under racing calls.
+extension TenantActor {
+    /// The session `id` of `agent`, opened now if it does not exist. Refuses a closed session (CONFLICT)
+    /// and another agent's (FORBIDDEN).
+    func session(_ id: String, for agent: Agent, metadata: String? = nil) async throws(TollgateError) -> OpenSession {
+        let now = services.clock.now()
+        if let open = try usableSession(id, agent: agent, at: now) { return open }
+        let existing: SessionRecord?
+        do { existing = try await services.store.session(tenantId: tenantId, id: id) } catch {
+            throw .unavailable("storage is unavailable; nothing was recorded")
+        }
+        // Another call may have opened or loaded it while this one waited.
+        if let open = try usableSession(id, agent: agent, at: services.clock.now()) { return open }
+        if let existing {
+            guard existing.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
+            guard existing.closedAt == nil else { throw .conflict("session \(id) is closed") }
+            adopt(existing)
+        } else {
+            guard sessions.count < limits.openSessionsMax else {
+                throw .conflict("the tenant has \(limits.openSessionsMax) open sessions, the most it may have; close some first")
+            }
+            let team = try team(agent.teamId)
+            let record = SessionRecord(tenantId: tenantId, id: id, agentId: agent.id, teamId: team.id,
+                                       customerId: team.customerId, openedAt: now, metadata: metadata)
+            let inserted: Bool
+            do { inserted = try await services.store.insertSession(record) } catch {
+                throw .unavailable("storage is unavailable; nothing was recorded")
+            }
+            if let open = try usableSession(id, agent: agent, at: services.clock.now()) { return open }
+            if inserted {
+                adopt(record)
+            } else {
+                // A concurrent call (pipelined on the same connection, say) stored it first: take what it stored.
+                let winner: SessionRecord?
+                do { winner = try await services.store.session(tenantId: tenantId, id: id) } catch {
+                    throw .unavailable("storage is unavailable; nothing was recorded")
+                }
+                if let open = try usableSession(id, agent: agent, at: services.clock.now()) { return open }
+                guard let winner else { throw .unavailable("session \(id) vanished while opening") }
+                guard winner.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
+                guard winner.closedAt == nil else { throw .conflict("session \(id) is closed") }
+                adopt(winner)
+            }
+        }
+        guard let open = try usableSession(id, agent: agent, at: services.clock.now()) else {
+            throw .conflict("session \(id) is closed")
+        }
+        return open
+    }
+
+    /// The open session from memory, advanced to `now`; nil when this actor does not hold it.
+    private func usableSession(_ id: String, agent: Agent, at now: Date) throws(TollgateError) -> OpenSession? {
+        guard var open = sessions[id] else { return nil }
+        guard open.record.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
+        open.lifecycle.advance(to: now, timeouts: sessionTimeouts)
+        sessions[id] = open
+        guard open.lifecycle.state != .closed else {
+            Task { await self.finalizeClosedSessions() }
+            throw .conflict("session \(id) is closed")
+        }
+        return open
+    }
+
+    /// Takes a stored open session into memory, its spend into the cap ledger.
+    func adopt(_ record: SessionRecord) {
+        guard sessions[record.id] == nil else { return }
+        Self.adopt(record, into: &sessions, ledger: &capLedger)
+    }
+
+    static func adopt(_ record: SessionRecord, into sessions: inout [String: OpenSession], ledger: inout CapLedger) {
+        let lifecycle = SessionLifecycle(openedAt: record.openedAt, lastActivityAt: record.lastCallAt, closedAt: nil, outcome: nil)
+        sessions[record.id] = OpenSession(record: record, lifecycle: lifecycle)
+        if record.totals.cost != .zero {
+            ledger.load(ScopeRef(.session, record.id),
+                        ScopeSpend(lifetime: record.totals.cost, month: .zero, day: .zero, current: PeriodIndex(record.openedAt)))
+        }
+    }
+
+    /// A call is about to be admitted in `id`: counts as activity, and as in flight until `callEnded`.
+    func callStarted(in id: String, at now: Date) throws(TollgateError) {
+        guard var open = sessions[id] else { throw .conflict("session \(id) is closed") }
+        do { try open.lifecycle.recordCall(at: now, timeouts: sessionTimeouts) } catch {
+            sessions[id] = open
+            throw .conflict("session \(id) is closed")
+        }
+        open.inFlight += 1
+        sessions[id] = open
+    }
+
+    /// The call admitted in `id` was recorded (`charge`) or not (nil).
+    func callEnded(in id: String, recorded charge: ChargeRecord?) {
+        guard var open = sessions[id] else { return }
+        open.inFlight -= 1
+        if let charge {
+            do { try open.record.totals.add(charge) } catch {
+                services.logger.error("session total out of range", metadata: ["session": "\(id)"])
+            }
+            open.record.lastCallAt = charge.at
+            open.currency = charge.currency
+        }
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        if open.inFlight == 0 { swap(&waiters, &open.waiters) }
+        sessions[id] = open
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// `session.close`: closes now with the caller's outcome and returns the final billing record.
+    func closeSession(_ id: String, outcome: SessionOutcome, agentId: String?, now: Date) async throws(TollgateError) -> JSONValue {
+        guard var open = sessions[id] else {
+            let stored: SessionRecord?
+            do { stored = try await services.store.session(tenantId: tenantId, id: id) } catch {
+                throw .unavailable("storage is unavailable")
+            }
+            guard let stored, agentId.map({ $0 == stored.agentId }) ?? true else { throw .notFound("no session \(id)") }
+            if stored.closedAt != nil { throw .conflict("session \(id) is already closed") }
+            adopt(stored)
+            return try await closeSession(id, outcome: outcome, agentId: agentId, now: now)
+        }
+        if let agentId, open.record.agentId != agentId { throw .notFound("no session \(id)") }
+        do { try open.lifecycle.close(at: now, outcome: outcome, timeouts: sessionTimeouts) } catch {
+            sessions[id] = open
+            await finalizeClosedSessions()
+            throw .conflict("session \(id) is already closed")
+        }
+        sessions[id] = open
+        guard let record = await finalize(id) else { throw .unavailable("the final record could not be written; it will be retried") }
+        return Self.describe(record, state: .closed, currency: open.currency)
+    }
+
+    /// Closes what has timed out by `now` and writes every pending final record. Called by the sweeper.
+    public func sweepSessions() async {
+        let now = services.clock.now()
+        for id in sessions.keys {
+            sessions[id]?.lifecycle.advance(to: now, timeouts: sessionTimeouts)
+        }
+        await finalizeClosedSessions()
+    }
+
+    func finalizeClosedSessions() async {
+        for (id, open) in sessions where open.lifecycle.state == .closed && !open.finalizing {
+            _ = await finalize(id)
+        }
+    }
+
+    /// Writes the final record of a closed session once its calls in flight are recorded, forgets the
+    /// session, and raises `session_closed`. Nil if the write failed (the next sweep retries).
+    private func finalize(_ id: String) async -> SessionRecord? {
+        guard let open = sessions[id], open.lifecycle.state == .closed, !open.finalizing else { return nil }
+        sessions[id]?.finalizing = true
+        if open.inFlight > 0 {
+            await withCheckedContinuation { continuation in sessions[id]?.waiters.append(continuation) }
+        }
+        guard var final = sessions[id] else { return nil }
+        let closedAt = final.lifecycle.closedAt!, outcome = final.lifecycle.outcome!
+        do {
+            try await services.store.closeSession(tenantId: tenantId, id: id, closedAt: closedAt, outcome: outcome,
+                                                  totals: final.record.totals)
+        } catch {
+            services.logger.error("writing a session's final record failed", metadata: ["session": "\(id)", "error": "\(error)"])
+            sessions[id]?.finalizing = false
+            return nil
+        }
+        final.record.closedAt = closedAt
+        final.record.outcome = outcome
+        sessions[id] = nil
+        capLedger.forget(ScopeRef(.session, id))
+        sessionLengths.record(agentId: final.record.agentId, seconds: closedAt.timeIntervalSince(final.record.openedAt))
+        var fields = Self.describe(final.record, state: .closed, currency: final.currency).objectValue ?? [:]
+        fields["sessionId"] = .string(id)
+        raise("session_closed", fields)
+        return final.record
+    }
+
+    /// `session.get`: state, totals so far and, while open, `projectedCost`.
+    func sessionInfo(_ id: String, agentId: String?, now: Date) async throws(TollgateError) -> JSONValue {
+        if var open = sessions[id] {
+            if let agentId, open.record.agentId != agentId { throw .notFound("no session \(id)") }
+            open.lifecycle.advance(to: now, timeouts: sessionTimeouts)
+            sessions[id] = open
+            var answer = Self.describe(open.record, state: open.lifecycle.state, currency: open.currency).objectValue ?? [:]
+            if open.lifecycle.state != .closed, let projected = projectedCost(of: open, at: now) {
+                answer["projectedCost"] = .string(projected.decimalString)
+            }
+            return .object(answer)
+        }
+        let stored: SessionRecord?
+        do { stored = try await services.store.session(tenantId: tenantId, id: id) } catch { throw .unavailable("storage is unavailable") }
+        guard let stored, agentId.map({ $0 == stored.agentId }) ?? true else { throw .notFound("no session \(id)") }
+        return Self.describe(stored, state: stored.closedAt == nil ? .active : .closed, currency: nil)
+    }
+
+    /// Cost so far × the agent's typical session length ÷ the time this one has run: what it will cost at its
+    /// current rate if it runs as long as the agent's sessions usually do. Nil without closed sessions to
+    /// learn from, or before a call.
+    private func projectedCost(of open: OpenSession, at now: Date) -> Money? {
+        guard let typical = sessionLengths.typicalSeconds(agentId: open.record.agentId) else { return nil }
+        let elapsedMs = Int64((now.timeIntervalSince(open.record.openedAt) * 1000).rounded(.down))
+        let typicalMs = Int64((typical * 1000).rounded())
+        guard elapsedMs > 0, open.record.totals.calls > 0 else { return nil }
+        guard typicalMs > elapsedMs else { return open.record.totals.cost }
+        let projected = (Int128(open.record.totals.cost.nanos) * Int128(typicalMs) + Int128(elapsedMs / 2)) / Int128(elapsedMs)
+        return Int64(exactly: projected).map(Money.init(nanos:))
+    }
+
+    /// The session fields of `session.get`, `session.close` and `session_closed`.
+    static func describe(_ record: SessionRecord, state: SessionState, currency: String?) -> JSONValue {
+        var fields: [String: JSONValue] = [
+            "sessionId": .string(record.id), "agentId": .string(record.agentId), "state": .string(state.rawValue),
+            "openedAt": .string(Timestamp.format(record.openedAt)),
+            "calls": .integer(record.totals.calls), "inputTokens": .integer(record.totals.inputTokens),
+            "outputTokens": .integer(record.totals.outputTokens), "reasoningTokens": .integer(record.totals.reasoningTokens),
+            "durationMs": .integer(record.totals.durationMs), "cost": .string(record.totals.cost.decimalString),
+            "providerCost": .string(record.totals.providerCost.decimalString), "errors": .integer(record.totals.errors),
+        ]
+        if let currency { fields["currency"] = .string(currency) }
+        if let closedAt = record.closedAt { fields["closedAt"] = .string(Timestamp.format(closedAt)) }
+        if let outcome = record.outcome { fields["outcome"] = .string(outcome.rawValue) }
+        if let metadata = record.metadata, let value = try? JSONCodec.parse(metadata) { fields["metadata"] = value }
+        return .object(fields)
+    }
+
+    /// `sessions.list` for operators: open sessions from memory, closed ones from storage.
+    public func listSessions(openOnly: Bool, limit: Int) async throws(TollgateError) -> [JSONValue] {
+        let stored: [SessionRecord]
+        do { stored = try await services.store.sessions(tenantId: tenantId, openOnly: openOnly, limit: limit) } catch {
+            throw .unavailable("storage is unavailable")
+        }
+        let now = services.clock.now()
+        return stored.map { record in
+            if var open = sessions[record.id] {
+                open.lifecycle.advance(to: now, timeouts: sessionTimeouts)
+                return Self.describe(open.record, state: open.lifecycle.state, currency: open.currency)
+            }
+            return Self.describe(record, state: record.closedAt == nil ? .active : .closed, currency: nil)
+        }
+    }
+}
+
+/// How long each agent's sessions usually last, learnt from the ones that closed: `projectedCost`'s horizon.
+struct SessionLengths {
+    private var totals: [String: (count: Int, seconds: Double)] = [:]
+
+    mutating func record(agentId: String, seconds: Double) {
+        var entry = totals[agentId] ?? (0, 0)
+        entry.count += 1
+        entry.seconds += max(0, seconds)
+        totals[agentId] = entry
+    }
+
+    func typicalSeconds(agentId: String) -> Double? {
+        guard let entry = totals[agentId], entry.count > 0 else { return nil }
+        return entry.seconds / Double(entry.count)
+    }
+}
+
+extension TenantActor {
+    static func sessionTimeoutsKey(_ tenantId: String) -> String { "sessionTimeouts:\(tenantId)" }
+
+    static func sessionTimeouts(from text: String) -> SessionTimeouts? {
+        guard let value = try? JSONCodec.parse(text), let idle = value["idleAfterMs"]?.int64Value,
+              let timeout = value["sessionTimeoutMs"]?.int64Value else { return nil }
+        return SessionTimeouts(idleAfter: Double(idle) / 1000, sessionTimeout: Double(timeout) / 1000)
+    }
+
+    /// `sessions.configure`: this tenant's idleness and timeout, stored so that they outlive a restart.
+    public func configureSessions(idleAfterMs: Int64?, sessionTimeoutMs: Int64?) async throws(TollgateError) -> SessionTimeouts {
+        var timeouts = sessionTimeouts
+        if let idleAfterMs { timeouts.idleAfter = Double(idleAfterMs) / 1000 }
+        if let sessionTimeoutMs { timeouts.sessionTimeout = Double(sessionTimeoutMs) / 1000 }
+        guard timeouts.idleAfter <= timeouts.sessionTimeout else {
+            throw .validation(field: "idleAfterMs", rule: "at most sessionTimeoutMs")
+        }
+        let text = JSONCodec.string(["idleAfterMs": .integer(Int64((timeouts.idleAfter * 1000).rounded())),
+                                     "sessionTimeoutMs": .integer(Int64((timeouts.sessionTimeout * 1000).rounded()))])
+        try await write { () async throws(StorageError) in
+            try await services.store.putSetting(Self.sessionTimeoutsKey(tenantId), text)
+        }
+        sessionTimeouts = timeouts
+        return timeouts
+    }
+}
+
+extension TenantActor {
+    /// `session.open`: opens (or returns, if this agent already has it open) the session `id`.
+    public func openSession(_ id: String, agentId: String, metadata: String?) async throws(TollgateError) -> JSONValue {
+        let agent = try agent(agentId)
+        let open = try await session(id, for: agent, metadata: metadata)
+        return Self.describe(open.record, state: open.lifecycle.state, currency: open.currency)
+    }
+
+    public func sessionInfo(_ id: String, agentId: String?) async throws(TollgateError) -> JSONValue {
+        try await sessionInfo(id, agentId: agentId, now: services.clock.now())
+    }
+
+    public func closeSession(_ id: String, outcome: SessionOutcome, agentId: String?) async throws(TollgateError) -> JSONValue {
+        try await closeSession(id, outcome: outcome, agentId: agentId, now: services.clock.now())
+    }
+
+    public func listAlerts(kinds: [String]?, limit: Int) async throws(TollgateError) -> [JSONValue] {
+        do {
+            return try await services.store.alerts(tenantId: tenantId, kinds: kinds, limit: limit).map {
+                (try? JSONCodec.parse($0.body)) ?? ["alertId": .string($0.id), "kind": .string($0.kind)]
+            }
+        } catch { throw .unavailable("storage is unavailable") }
+    }
+
+    public func listCaps() -> [JSONValue] {
+        capLedger.caps.values.flatMap(\.values).filter { $0.target.scope != .credential }
+            .sorted { ($0.target.scope.rawValue, $0.target.id, $0.period.rawValue) < ($1.target.scope.rawValue, $1.target.id, $1.period.rawValue) }
+            .map { cap in
+                var fields: [String: JSONValue] = [
+                    "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue), "scopeId": .string(cap.target.id),
+                    "period": .string(cap.period.rawValue), "limit": .string(cap.limit.decimalString),
+                ]
+                if let percent = cap.warnAtPercent { fields["warnAtPercent"] = .integer(Int64(percent)) }
+                if cap.period != .session, let used = capLedger.used(cap, on: [cap.target], at: services.clock.now()) {
+                    fields["spent"] = .string(used.decimalString)
+                }
+                return .object(fields)
+            }
+    }
+}
