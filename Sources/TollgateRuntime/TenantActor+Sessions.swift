@@ -307,7 +307,12 @@ extension TenantActor {
     /// `session.open`: opens (or returns, if this agent already has it open) the session `id`.
     public func openSession(_ id: String, agentId: String, metadata: String?) async throws(TollgateError) -> JSONValue {
         let agent = try agent(agentId)
-        let open = try await session(id, for: agent, metadata: metadata)
+        _ = try await session(id, for: agent, metadata: metadata)
+        // Opening is the session's first activity: it is ACTIVE at once, as the protocol answers.
+        let now = services.clock.now()
+        guard var open = sessions[id] else { throw .conflict("session \(id) is closed") }
+        do { try open.lifecycle.recordCall(at: now, timeouts: sessionTimeouts) } catch { throw .conflict("session \(id) is closed") }
+        sessions[id] = open
         return Self.describe(open.record, state: open.lifecycle.state, currency: open.currency)
     }
 

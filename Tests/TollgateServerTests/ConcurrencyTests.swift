@@ -15,12 +15,25 @@ import TollgateTesting
 
     @Test(arguments: backends)
     func manyConnectionsAgainstOneCap_neverOverrunIt(storageURL: String) async throws {
+        try await race(storageURL: storageURL, session: nil) { world in
+            ["scope": "customer", "scopeId": .string(world.customerId), "limit": "10.1", "period": "lifetime"]
+        }
+    }
+
+    /// The same race inside one session, against a per-session cap set on the agent.
+    @Test(arguments: backends)
+    func manyConnectionsInOneSessionAgainstItsSessionCap_neverOverrunIt(storageURL: String) async throws {
+        try await race(storageURL: storageURL, session: "ses_race") { world in
+            ["scope": "agent", "scopeId": .string(world.agentId), "limit": "10.1", "period": "session"]
+        }
+    }
+
+    func race(storageURL: String, session: String?, cap: (Fixture) -> JSONValue) async throws {
         let server = try await TestServer.start(storageURL: storageURL)
         let world = try await Fixture.make(on: server, name: "race-\(UUID().uuidString)")
         let op = try await server.connect(token: world.operatorToken)
         // 0.25 per call, a cap of 10.1: exactly 40 calls fit, the 41st would cross.
-        _ = try await op.call("caps.set", ["scope": "customer", "scopeId": .string(world.customerId), "limit": "10.1",
-                                           "period": "lifetime"])
+        _ = try await op.call("caps.set", cap(world))
         let connections = 64
         let callsPerConnection = 4
         let accepted = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -32,7 +45,8 @@ import TollgateTesting
                         for n in 0..<callsPerConnection {
                             calls.addTask {
                                 do {
-                                    _ = try await agent.call("meter.verify", verifyParams("c\(c)-\(n)"))
+                                    let extra: [String: JSONValue] = session.map { ["sessionId": .string($0)] } ?? [:]
+                                    _ = try await agent.call("meter.verify", verifyParams("c\(c)-\(n)", extra: extra))
                                     return true
                                 } catch let error as RPCError {
                                     #expect(error.reason == "BUDGET_EXCEEDED")
@@ -55,6 +69,10 @@ import TollgateTesting
         let usage = try await op.call("usage.summary")
         #expect(usage["total"]?["calls"] == 40)
         #expect(usage["total"]?["cost"] == "10")
+        if let session {
+            let record = try await op.call("session.get", ["sessionId": .string(session)])
+            #expect(record["calls"] == 40 && record["cost"] == "10")
+        }
         try await server.stop()
     }
 }

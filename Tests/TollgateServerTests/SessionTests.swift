@@ -1,0 +1,159 @@
+import Foundation
+import Testing
+import TollgateClient
+import TollgateCore
+import TollgateTesting
+
+/// Sessions over the wire: opened, billed, idle, closed by timeout or explicitly, with a final record that
+/// adds up to the receipts; kept across a restart; each agent sees only its own.
+@Suite struct SessionTests {
+    static func start(clock: ManualClock, storageURL: String = "memory:") async throws -> TestServer {
+        try await TestServer.start(storageURL: storageURL, clock: clock) { $0.limits.sessionSweepMs = 5 }
+    }
+
+    /// The next notification of `kind`, waiting at most 5 s.
+    static func next(_ kind: String, on connection: TollgateConnection) async throws -> JSONValue {
+        try await withThrowingTaskGroup(of: JSONValue?.self) { group in
+            group.addTask {
+                for await message in connection.notifications where message["params"]?["kind"]?.stringValue == kind {
+                    return message["params"]
+                }
+                return nil
+            }
+            group.addTask { try await Task.sleep(for: .seconds(5)); return nil }
+            let first = try await group.next()!
+            group.cancelAll()
+            return try #require(first, "no \(kind) alert arrived")
+        }
+    }
+
+    @Test func lifecycle_idle_timeout_andTheFinalRecordAddsUpToTheReceipts() async throws {
+        let clock = ManualClock()
+        let server = try await Self.start(clock: clock)
+        let world = try await Fixture.make(on: server)
+        let op = try await server.connect(token: world.operatorToken)
+        _ = try await op.call("alerts.subscribe", ["kinds": ["session_closed"]])
+        let agent = try await server.connect(token: world.agentToken)
+
+        let opened = try await agent.call("session.open", ["sessionId": "ses_a", "metadata": ["task": "import"]])
+        #expect(opened["state"] == "ACTIVE" && opened["sessionId"] == "ses_a")
+        var receipts: [String] = []
+        for (n, tool) in ["transform", "search", "transform"].enumerated() {
+            let usage: JSONValue = ["inputTokens": 100, "outputTokens": 10, "durationMs": 5, "providerCost": "0.01",
+                                    "status": n == 1 ? "FAILED" : "SUCCESS"]
+            let receipt = try await agent.call("meter.verify", verifyParams("k\(n)", tool: tool, extra: ["sessionId": "ses_a", "usage": usage]))
+            receipts.append(receipt["cost"]!.string!)
+        }
+        var live = try await agent.call("session.get", ["sessionId": "ses_a"])
+        #expect(live["state"] == "ACTIVE" && live["calls"] == 3 && live["cost"] == "0.501" && live["errors"] == 1)
+        #expect(live["metadata"] == ["task": "import"])
+
+        clock.advance(seconds: 61)
+        live = try await agent.call("session.get", ["sessionId": "ses_a"])
+        #expect(live["state"] == "IDLE")
+        _ = try await agent.call("meter.verify", verifyParams("k3", tool: "transform", extra: ["sessionId": "ses_a"]))
+        receipts.append("0.25")
+        let lastCall = clock.now()
+        #expect(try await agent.call("session.get", ["sessionId": "ses_a"])["state"] == "ACTIVE")
+
+        clock.advance(seconds: 3600)
+        let closed = try await Self.next("session_closed", on: op)
+        let total = try receipts.reduce(Money.zero) { try $0.adding(Money(decimal: $1)) }
+        #expect(closed["sessionId"] == "ses_a" && closed["outcome"] == "TIMED_OUT" && closed["state"] == "CLOSED")
+        #expect(closed["calls"] == 4 && closed["cost"]?.string == total.decimalString && closed["errors"] == 1)
+        #expect(closed["inputTokens"] == 300 && closed["providerCost"] == "0.03" && closed["currency"] == "USD")
+        #expect(closed["closedAt"]?.string == Timestamp.format(lastCall.addingTimeInterval(3600)))
+
+        let after = try await agent.call("session.get", ["sessionId": "ses_a"])
+        #expect(after["state"] == "CLOSED" && after["cost"]?.string == total.decimalString)
+        #expect(await reason { try await agent.call("meter.verify", verifyParams("k4", extra: ["sessionId": "ses_a"])) } == "CONFLICT")
+        #expect(await reason { try await agent.call("session.close", ["sessionId": "ses_a"]) } == "CONFLICT")
+        let listed = try await op.call("alerts.list", ["kinds": ["session_closed"]])
+        #expect(listed["alerts"] == .array([closed]))
+        try await server.stop()
+    }
+
+    @Test func explicitClose_waitsForCallsInFlight_soTheRecordIsComplete() async throws {
+        let store = GatedStore()
+        let server = try await TestServer.start(store: store) { $0.limits.sessionSweepMs = 5 }
+        let world = try await Fixture.make(on: server)
+        let agent = try await server.connect(token: world.agentToken)
+        _ = try await agent.call("meter.verify", verifyParams("k0", extra: ["sessionId": "ses_b"]))
+        store.closeGate()
+        let inFlight = Task { try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "ses_b"])) }
+        await eventually("the call to reach the ledger") { store.commitsStarted >= 2 }
+        let closing = Task { try await agent.call("session.close", ["sessionId": "ses_b", "outcome": "COMPLETED"]) }
+        try await Task.sleep(for: .milliseconds(100))
+        // No new call gets in once the close has begun.
+        #expect(await reason { try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "ses_b"])) } == "CONFLICT")
+        store.openGate()
+        #expect(try await inFlight.value["cost"] == "0.25")
+        let record = try await closing.value
+        #expect(record["state"] == "CLOSED" && record["outcome"] == "COMPLETED" && record["calls"] == 2 && record["cost"] == "0.5")
+        try await server.stop()
+    }
+
+    @Test func theServerNamesASessionForCallsWithoutOne_andAgentsSeeOnlyTheirOwn() async throws {
+        let server = try await Self.start(clock: ManualClock())
+        let world = try await Fixture.make(on: server)
+        let op = try await server.connect(token: world.operatorToken)
+        let other = try await op.call("agents.create", ["teamId": .string(world.teamId), "name": "other"])
+        let credential = try await op.call("credentials.issue", ["agentId": other["agentId"]!, "ttlSeconds": 3600])
+        let agent = try await server.connect(token: world.agentToken)
+        let stranger = try await server.connect(token: credential["token"]!.string!)
+
+        let receipt = try await agent.call("meter.verify", verifyParams("k1"))
+        let session = try #require(receipt["sessionId"]?.string)
+        #expect(session.hasPrefix("ses_"))
+        #expect(try await agent.call("session.get", ["sessionId": .string(session)])["calls"] == 1)
+        #expect(try await op.call("session.get", ["sessionId": .string(session)])["calls"] == 1)
+        #expect(await reason { try await stranger.call("session.get", ["sessionId": .string(session)]) } == "NOT_FOUND")
+        #expect(await reason { try await stranger.call("session.close", ["sessionId": .string(session)]) } == "NOT_FOUND")
+        #expect(await reason { try await stranger.call("meter.verify", verifyParams("s1", extra: ["sessionId": .string(session)])) } == "FORBIDDEN")
+        #expect(await reason { try await agent.call("session.get", ["sessionId": "ses_none"]) } == "NOT_FOUND")
+        let listed = try await op.call("sessions.list")
+        #expect(listed["sessions"].map { value -> Bool in
+            guard case .array(let rows) = value else { return false }
+            return rows.contains { $0["sessionId"]?.string == session }
+        } == true)
+        try await server.stop()
+    }
+
+    @Test func openSessionsSurviveARestart() async throws {
+        let clock = ManualClock()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite").path
+        var server = try await Self.start(clock: clock, storageURL: "sqlite:" + path)
+        let world = try await Fixture.make(on: server)
+        var agent = try await server.connect(token: world.agentToken)
+        _ = try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "ses_r"]))
+        _ = try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "ses_r"]))
+        try await server.stop()
+
+        server = try await Self.start(clock: clock, storageURL: "sqlite:" + path)
+        agent = try await server.connect(token: world.agentToken)
+        let live = try await agent.call("session.get", ["sessionId": "ses_r"])
+        #expect(live["state"] == "ACTIVE" && live["calls"] == 2 && live["cost"] == "0.5")
+        _ = try await agent.call("meter.verify", verifyParams("k3", extra: ["sessionId": "ses_r"]))
+        let record = try await agent.call("session.close", ["sessionId": "ses_r", "outcome": "FAILED"])
+        #expect(record["calls"] == 3 && record["cost"] == "0.75" && record["outcome"] == "FAILED")
+        try await server.stop()
+    }
+
+    @Test func tenantsSetTheirOwnTimeouts() async throws {
+        let clock = ManualClock()
+        let server = try await Self.start(clock: clock)
+        let world = try await Fixture.make(on: server)
+        let op = try await server.connect(token: world.operatorToken)
+        let set = try await op.call("sessions.configure", ["idleAfterMs": 5000, "sessionTimeoutMs": 20000])
+        #expect(set == ["idleAfterMs": 5000, "sessionTimeoutMs": 20000])
+        #expect(await rpcError { try await op.call("sessions.configure", ["idleAfterMs": 30000]) }?.data?["field"] == "idleAfterMs")
+        _ = try await op.call("alerts.subscribe", ["kinds": ["session_closed"]])
+        let agent = try await server.connect(token: world.agentToken)
+        _ = try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "ses_t"]))
+        clock.advance(seconds: 6)
+        #expect(try await agent.call("session.get", ["sessionId": "ses_t"])["state"] == "IDLE")
+        clock.advance(seconds: 15)
+        #expect(try await Self.next("session_closed", on: op)["sessionId"] == "ses_t")
+        try await server.stop()
+    }
+}
