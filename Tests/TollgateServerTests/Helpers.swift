@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TollgateClient
 import TollgateCore
@@ -32,4 +33,38 @@ func eventually(_ what: String, timeoutMs: Int = 5000, _ condition: () async -> 
         try? await Task.sleep(for: .milliseconds(10))
     }
     Issue.record("timed out waiting for \(what)")
+}
+
+/// Collects the `alert` notifications of one connection as they arrive, so a test can wait for one kind
+/// without losing the others.
+final class AlertInbox: Sendable {
+    private let received = Mutex<[JSONValue]>([])
+
+    init(_ connection: TollgateConnection) {
+        let stream = connection.notifications
+        Task { [weak self] in
+            for await message in stream where message["method"]?.stringValue == "alert" {
+                guard let params = message["params"] else { continue }
+                self?.received.withLock { $0.append(params) }
+            }
+        }
+    }
+
+    /// Every alert received and not yet taken.
+    var all: [JSONValue] { received.withLock { $0 } }
+
+    /// The first alert of `kind` not yet taken, waiting at most 5 s.
+    func next(_ kind: String) async throws -> JSONValue {
+        for _ in 0..<500 {
+            let found = received.withLock { list -> JSONValue? in
+                guard let index = list.firstIndex(where: { $0["kind"]?.stringValue == kind }) else { return nil }
+                return list.remove(at: index)
+            }
+            if let found { return found }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw AlertTimeout(kind: kind)
+    }
+
+    struct AlertTimeout: Error { var kind: String }
 }

@@ -11,27 +11,12 @@ import TollgateTesting
         try await TestServer.start(storageURL: storageURL, clock: clock) { $0.limits.sessionSweepMs = 5 }
     }
 
-    /// The next notification of `kind`, waiting at most 5 s.
-    static func next(_ kind: String, on connection: TollgateConnection) async throws -> JSONValue {
-        try await withThrowingTaskGroup(of: JSONValue?.self) { group in
-            group.addTask {
-                for await message in connection.notifications where message["params"]?["kind"]?.stringValue == kind {
-                    return message["params"]
-                }
-                return nil
-            }
-            group.addTask { try await Task.sleep(for: .seconds(5)); return nil }
-            let first = try await group.next()!
-            group.cancelAll()
-            return try #require(first, "no \(kind) alert arrived")
-        }
-    }
-
     @Test func lifecycle_idle_timeout_andTheFinalRecordAddsUpToTheReceipts() async throws {
         let clock = ManualClock()
         let server = try await Self.start(clock: clock)
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
+        let inbox = AlertInbox(op)
         _ = try await op.call("alerts.subscribe", ["kinds": ["session_closed"]])
         let agent = try await server.connect(token: world.agentToken)
 
@@ -57,7 +42,7 @@ import TollgateTesting
         #expect(try await agent.call("session.get", ["sessionId": "ses_a"])["state"] == "ACTIVE")
 
         clock.advance(seconds: 3600)
-        let closed = try await Self.next("session_closed", on: op)
+        let closed = try await inbox.next("session_closed")
         let total = try receipts.reduce(Money.zero) { try $0.adding(Money(decimal: $1)) }
         #expect(closed["sessionId"] == "ses_a" && closed["outcome"] == "TIMED_OUT" && closed["state"] == "CLOSED")
         #expect(closed["calls"] == 4 && closed["cost"]?.string == total.decimalString && closed["errors"] == 1)
@@ -147,13 +132,14 @@ import TollgateTesting
         let set = try await op.call("sessions.configure", ["idleAfterMs": 5000, "sessionTimeoutMs": 20000])
         #expect(set == ["idleAfterMs": 5000, "sessionTimeoutMs": 20000])
         #expect(await rpcError { try await op.call("sessions.configure", ["idleAfterMs": 30000]) }?.data?["field"] == "idleAfterMs")
+        let inbox = AlertInbox(op)
         _ = try await op.call("alerts.subscribe", ["kinds": ["session_closed"]])
         let agent = try await server.connect(token: world.agentToken)
         _ = try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "ses_t"]))
         clock.advance(seconds: 6)
         #expect(try await agent.call("session.get", ["sessionId": "ses_t"])["state"] == "IDLE")
         clock.advance(seconds: 15)
-        #expect(try await Self.next("session_closed", on: op)["sessionId"] == "ses_t")
+        #expect(try await inbox.next("session_closed")["sessionId"] == "ses_t")
         try await server.stop()
     }
 }
