@@ -174,15 +174,22 @@ struct Subscriptions: AsyncParsableCommand {
 }
 
 struct Caps: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Spend caps.", subcommands: [Set.self])
+    static let configuration = CommandConfiguration(abstract: "Spend caps.", subcommands: [Set.self, List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the tenant's caps with what each has counted so far.")
+        @OptionGroup var options: GlobalOptions
+        func run() async throws { try await options.call("caps.list", [:]) }
+    }
 
     struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Set the cap of a customer, team or agent for a period.")
         @OptionGroup var options: GlobalOptions
-        @Option(name: .long, help: "customer, team or agent.") var scope: String
-        @Option(name: .long, help: "The id of the customer, team or agent.") var id: String
+        @Option(name: .long, help: "customer, team, agent or session.") var scope: String
+        @Option(name: .long, help: "The id of the customer, team, agent or session.") var id: String
         @Option(name: .long, help: "The limit, a decimal amount in the plan's currency.") var limit: String
-        @Option(name: .long, help: "lifetime, month or day.") var period: String = "month"
+        @Option(name: .long, help: "lifetime, month, day, or session (each session under the scope gets the limit).")
+        var period: String = "month"
         @Option(name: .long, help: "Warn at this percentage of the limit.") var warnAt: Int?
         func run() async throws {
             var params: [String: JSONValue] = ["scope": .string(scope), "scopeId": .string(id), "limit": .string(limit),

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TollgateClient
 import TollgateCore
 
 /// `tollgate plans simulate`, `plans diff` and `subscriptions swap`, run as an operator would.
@@ -59,6 +60,65 @@ import TollgateCore
         let subscription = try tollgate(["subscriptions", "create", "--customer", customer, "--plan", planId, "--version", "1",
                                          "--get", "subscriptionId"], token: op)
         #expect(try tollgate(["subscriptions", "swap", "--subscription", subscription, "--get", "version"], token: op) == "2")
+        let stopped = server.stop()
+        #expect(stopped.status == 0, "\(stopped.log)")
+    }
+}
+
+/// `tollgate alerts tail` stays connected and prints alerts as they happen; `sessions` and `caps list` show
+/// what the server holds.
+@Suite struct SessionCommandsTests {
+    @Test func alertsTail_printsAlertsAsTheyHappen_andSessionCommandsWork() async throws {
+        let directory = try temporaryDirectory()
+        let server = try ServerProcess(directory: directory, environment: [
+            "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"])
+        let setup = try await ServerProcessTests().setUpAgent(address: server.address)
+        func tollgate(_ arguments: [String]) throws -> String {
+            let result = try run(Products.path("tollgate"), arguments + ["--token", setup.operatorToken, "--address", server.address])
+            #expect(result.status == 0, "\(arguments): \(result.error)")
+            return result.output
+        }
+        let hello = try await TollgateConnection.connect(address: server.address)
+        _ = try await hello.call("auth.hello", ["token": .string(setup.operatorToken)])
+
+        // Start tailing, then make the agent cross a warning threshold.
+        let tail = Process()
+        tail.executableURL = URL(fileURLWithPath: Products.path("tollgate"))
+        tail.arguments = ["alerts", "tail", "--kinds", "cap_warning", "session_closed", "--json",
+                          "--token", setup.operatorToken, "--address", server.address]
+        let output = Pipe()
+        tail.standardOutput = output
+        tail.standardError = Pipe()
+        try tail.run()
+        defer { if tail.isRunning { tail.terminate() } }
+        try await Task.sleep(for: .milliseconds(500))
+
+        let agent = try await TollgateConnection.connect(address: server.address)
+        _ = try await agent.call("auth.hello", ["token": .string(setup.agentToken)])
+        let receipt = try await agent.call("meter.verify", ["tool": "x", "idempotencyKey": "t1", "sessionId": "ses_cli"])
+        let agentOfCall = try await hello.call("session.get", ["sessionId": "ses_cli"])["agentId"]!.stringValue!
+        _ = try tollgate(["caps", "set", "--scope", "agent", "--id", agentOfCall, "--limit", "3", "--period", "month",
+                          "--warn-at", "50"])
+        _ = try await agent.call("meter.verify", ["tool": "x", "idempotencyKey": "t2", "sessionId": "ses_cli"])
+        #expect(receipt["cost"] == "1")
+
+        // One line per alert, as it happens.
+        var line = ""
+        let reader = output.fileHandleForReading
+        for _ in 0..<50 where !line.contains("\n") {
+            let chunk = reader.availableData
+            line += String(decoding: chunk, as: UTF8.self)
+            if chunk.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let alert = try JSONCodec.parse(String(line.prefix { $0 != "\n" }))
+        #expect(alert["kind"] == "cap_warning" && alert["spent"] == "2" && alert["scope"] == "agent")
+
+        #expect(try tollgate(["sessions", "list"]).contains("ses_cli"))
+        #expect(try tollgate(["caps", "list", "--json"]).contains("\"spent\":\"2\""))
+        let closed = try tollgate(["sessions", "close", "ses_cli", "--json"])
+        #expect(try JSONCodec.parse(closed.trimmingCharacters(in: .whitespacesAndNewlines))["calls"] == 2)
+        #expect(try tollgate(["sessions", "show", "ses_cli", "--get", "state"]).trimmingCharacters(in: .whitespacesAndNewlines) == "CLOSED")
+        tail.terminate()
         let stopped = server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
     }
