@@ -431,6 +431,62 @@ public final class PostgresStore: TollgateStore {
         try await sessionRows(tenantId: tenantId, id: nil, openOnly: openOnly, limit: limit)
     }
 
+    private typealias ReservationColumns = (String, String, String, String, String, String, String, String, Int64, String,
+                                            Int64, Int64, String, String?)
+
+    private func reservations(_ query: PostgresQuery, tenantId: String) async throws(StorageError) -> [ReservationRecord] {
+        try await rows(query, as: ReservationColumns.self).map { row in
+            ReservationRecord(
+                tenantId: tenantId, id: row.0, idempotencyKey: row.1,
+                path: ChargePath(customerId: row.2, teamId: row.3, agentId: row.4, sessionId: row.6, credentialId: row.5),
+                tool: row.7, held: Money(nanos: row.8), currency: row.9, createdAt: Timestamp.date(millis: row.10),
+                expiresAt: Timestamp.date(millis: row.11), state: ReservationRecord.State(rawValue: row.12) ?? .expired,
+                receiptId: row.13)
+        }
+    }
+
+    public func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord {
+        let r = reservation
+        try await execute("""
+            INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id, credential_id,
+                session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id)
+            VALUES (\(r.tenantId), \(r.id), \(r.idempotencyKey), \(r.path.customerId), \(r.path.teamId), \(r.path.agentId),
+                    \(r.path.credentialId), \(r.path.sessionId), \(r.tool), \(r.held.nanos), \(r.currency),
+                    \(Timestamp.millis(r.createdAt)), \(Timestamp.millis(r.expiresAt)), \(r.state.rawValue), \(r.receiptId))
+            ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+            """)
+        guard let stored = try await reservations("""
+            SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos, currency,
+                created_at_ms, expires_at_ms, state, receipt_id
+            FROM reservations WHERE tenant_id = \(r.tenantId) AND idempotency_key = \(r.idempotencyKey)
+            """, tenantId: r.tenantId).first else { throw .backend("reservation neither inserted nor found") }
+        return stored
+    }
+
+    public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
+        try await reservations("""
+            SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos, currency,
+                created_at_ms, expires_at_ms, state, receipt_id
+            FROM reservations WHERE tenant_id = \(tenantId) AND id = \(id)
+            """, tenantId: tenantId).first
+    }
+
+    public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
+        async throws(StorageError) -> Bool {
+        try await !rows("""
+            UPDATE reservations SET state = \(state.rawValue), receipt_id = \(receiptId)
+            WHERE tenant_id = \(tenantId) AND id = \(id) AND state = 'held' RETURNING id
+            """, as: String.self).isEmpty
+    }
+
+    public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {
+        try await reservations("""
+            SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos, currency,
+                created_at_ms, expires_at_ms, state, receipt_id
+            FROM reservations WHERE tenant_id = \(tenantId) AND state = 'held' ORDER BY id
+            """, tenantId: tenantId)
+    }
+
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) {
         try await execute("""
             INSERT INTO alerts(tenant_id, id, kind, at_ms, body)

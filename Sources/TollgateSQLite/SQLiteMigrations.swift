@@ -182,6 +182,30 @@ enum SQLiteMigrations {
                 CREATE INDEX alerts_by_time ON alerts(tenant_id, at_ms);
                 """)
         }
+        migrator.registerMigration("v4-reservations") { db in
+            try db.execute(sql: """
+                CREATE TABLE reservations (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    idempotency_key TEXT NOT NULL,
+                    customer_id TEXT NOT NULL,
+                    team_id TEXT NOT NULL,
+                    agent_id TEXT NOT NULL,
+                    credential_id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    tool TEXT NOT NULL,
+                    held_nanos INTEGER NOT NULL CHECK (held_nanos >= 0),
+                    currency TEXT NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    expires_at_ms INTEGER NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('held', 'committed', 'released', 'expired')),
+                    receipt_id TEXT,
+                    PRIMARY KEY (tenant_id, id),
+                    UNIQUE (tenant_id, idempotency_key)
+                );
+                CREATE INDEX reservations_held ON reservations(tenant_id, state);
+                """)
+        }
         return migrator
     }
 }

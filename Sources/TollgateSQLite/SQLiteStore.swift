@@ -407,6 +407,58 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
+    private static func reservationRecord(_ row: Row) -> ReservationRecord {
+        ReservationRecord(
+            tenantId: row["tenant_id"], id: row["id"], idempotencyKey: row["idempotency_key"],
+            path: ChargePath(customerId: row["customer_id"], teamId: row["team_id"], agentId: row["agent_id"],
+                             sessionId: row["session_id"], credentialId: row["credential_id"]),
+            tool: row["tool"], held: Money(nanos: row["held_nanos"]), currency: row["currency"],
+            createdAt: Timestamp.date(millis: row["created_at_ms"]), expiresAt: Timestamp.date(millis: row["expires_at_ms"]),
+            state: ReservationRecord.State(rawValue: row["state"]) ?? .expired, receiptId: row["receipt_id"])
+    }
+
+    public func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord {
+        try await write { db in
+            let r = reservation
+            try db.execute(sql: """
+                INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id, credential_id,
+                    session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, idempotency_key) DO NOTHING
+                """, arguments: [r.tenantId, r.id, r.idempotencyKey, r.path.customerId, r.path.teamId, r.path.agentId,
+                                 r.path.credentialId, r.path.sessionId, r.tool, r.held.nanos, r.currency,
+                                 Timestamp.millis(r.createdAt), Timestamp.millis(r.expiresAt), r.state.rawValue, r.receiptId])
+            guard let stored = try Row.fetchOne(db, sql: "SELECT * FROM reservations WHERE tenant_id = ? AND idempotency_key = ?",
+                                                arguments: [r.tenantId, r.idempotencyKey]) else {
+                throw StorageError.backend("reservation neither inserted nor found")
+            }
+            return Self.reservationRecord(stored)
+        }
+    }
+
+    public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM reservations WHERE tenant_id = ? AND id = ?", arguments: [tenantId, id])
+                .map(Self.reservationRecord)
+        }
+    }
+
+    public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
+        async throws(StorageError) -> Bool {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE reservations SET state = ?, receipt_id = ? WHERE tenant_id = ? AND id = ? AND state = 'held'
+                """, arguments: [state.rawValue, receiptId, tenantId, id])
+            return db.changesCount == 1
+        }
+    }
+
+    public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM reservations WHERE tenant_id = ? AND state = 'held' ORDER BY id",
+                             arguments: [tenantId]).map(Self.reservationRecord)
+        }
+    }
+
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) {
         try await write { db in
             try db.execute(sql: "INSERT INTO alerts(tenant_id, id, kind, at_ms, body) VALUES (?, ?, ?, ?, ?)",

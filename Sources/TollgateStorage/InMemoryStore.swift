@@ -15,6 +15,7 @@ public actor InMemoryStore: TollgateStore {
     private var planSwaps: [PlanSwapRecord] = []
     private var sessionRows: [String: SessionRecord] = [:]
     private var alertRows: [AlertRecord] = []
+    private var reservationRows: [String: ReservationRecord] = [:]
     private var caps: [String: Cap] = [:]
     private var charges: [ChargeRecord] = []
     private var idempotency: [String: IdempotencyRecord] = [:]
@@ -197,6 +198,35 @@ public actor InMemoryStore: TollgateStore {
             session.lastCallAt = max(session.lastCallAt ?? charge.at, charge.at)
         }
         session.totals = totals
+    }
+
+    public func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord {
+        try open()
+        if let existing = reservationRows.values.first(where: {
+            $0.tenantId == reservation.tenantId && $0.idempotencyKey == reservation.idempotencyKey
+        }) { return existing }
+        reservationRows[reservation.tenantId + "\u{0}" + reservation.id] = reservation
+        return reservation
+    }
+
+    public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
+        try open()
+        return reservationRows[tenantId + "\u{0}" + id]
+    }
+
+    public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
+        async throws(StorageError) -> Bool {
+        try open()
+        let key = tenantId + "\u{0}" + id
+        guard reservationRows[key]?.state == .held else { return false }
+        reservationRows[key]!.state = state
+        reservationRows[key]!.receiptId = receiptId
+        return true
+    }
+
+    public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {
+        try open()
+        return reservationRows.values.filter { $0.tenantId == tenantId && $0.state == .held }.sorted { $0.id < $1.id }
     }
 
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) {

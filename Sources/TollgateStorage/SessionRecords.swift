@@ -63,3 +63,29 @@ public struct AlertRecord: Sendable, Hashable {
         self.tenantId = tenantId; self.id = id; self.kind = kind; self.at = at; self.body = body
     }
 }
+
+/// A two-phase hold (`meter.authorize`): an estimate held against every cap on its path until it is
+/// committed with the actual usage, released, or expires.
+public struct ReservationRecord: Sendable, Hashable {
+    public enum State: String, Sendable { case held, committed, released, expired }
+
+    public var tenantId: String
+    public var id: String
+    public var idempotencyKey: String
+    public var path: ChargePath
+    public var tool: String
+    public var held: Money
+    public var currency: String
+    public var createdAt: Date
+    public var expiresAt: Date
+    public var state: State
+    /// The charge a commit recorded.
+    public var receiptId: String?
+
+    public init(tenantId: String, id: String, idempotencyKey: String, path: ChargePath, tool: String, held: Money,
+                currency: String, createdAt: Date, expiresAt: Date, state: State = .held, receiptId: String? = nil) {
+        self.tenantId = tenantId; self.id = id; self.idempotencyKey = idempotencyKey; self.path = path; self.tool = tool
+        self.held = held; self.currency = currency; self.createdAt = createdAt; self.expiresAt = expiresAt
+        self.state = state; self.receiptId = receiptId
+    }
+}

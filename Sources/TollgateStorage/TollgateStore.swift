@@ -56,6 +56,15 @@ public protocol TollgateStore: Sendable {
     func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord?
     /// Sessions of the tenant, newest first: the open ones only, or all; at most `limit`.
     func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord]
+    /// Stores a new hold; when the tenant already has one under the same idempotency key, writes nothing and
+    /// returns that one.
+    func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord
+    func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord?
+    /// Moves a held reservation to `state`; false (nothing written) when it was no longer held.
+    func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
+        async throws(StorageError) -> Bool
+    /// The tenant's reservations still held: what is held again after a restart.
+    func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord]
     func insertAlert(_ alert: AlertRecord) async throws(StorageError)
     /// Alerts of the tenant, newest first, optionally of some kinds only; at most `limit`.
     func alerts(tenantId: String, kinds: [String]?, limit: Int) async throws(StorageError) -> [AlertRecord]

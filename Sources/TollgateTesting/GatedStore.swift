@@ -109,6 +109,19 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.sessions(tenantId: tenantId, openOnly: openOnly, limit: limit)
     }
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) { try await inner.insertAlert(alert) }
+    public func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord {
+        try await inner.insertReservation(reservation)
+    }
+    public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
+        try await inner.reservation(tenantId: tenantId, id: id)
+    }
+    public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
+        async throws(StorageError) -> Bool {
+        try await inner.finishReservation(tenantId: tenantId, id: id, state: state, receiptId: receiptId)
+    }
+    public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {
+        try await inner.heldReservations(tenantId: tenantId)
+    }
     public func alerts(tenantId: String, kinds: [String]?, limit: Int) async throws(StorageError) -> [AlertRecord] {
         try await inner.alerts(tenantId: tenantId, kinds: kinds, limit: limit)
     }

@@ -69,3 +69,33 @@ import TollgateStorage
         try await store.close()
     }
 }
+
+@Suite struct ReservationStoreTests {
+    let conformance = StoreConformanceTests()
+
+    @Test(arguments: StoreKind.available)
+    func holdsAreKeyedByIdempotencyKey_finishOnce_andListWhileHeld(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await conformance.makeWorld(store)
+        let other = try await conformance.makeWorld(store, name: "other")
+        func hold(_ world: StoreConformanceTests.World, id: String, key: String) -> ReservationRecord {
+            ReservationRecord(tenantId: world.tenant.id, id: id, idempotencyKey: key, path: world.path, tool: "search",
+                              held: Money(nanos: 250_000_000), currency: "USD", createdAt: conformance.now,
+                              expiresAt: conformance.now.addingTimeInterval(300))
+        }
+        let first = try await store.insertReservation(hold(world, id: "rsv_1", key: "k1"))
+        #expect(first.id == "rsv_1")
+        // The same key again returns the first hold and writes nothing.
+        #expect(try await store.insertReservation(hold(world, id: "rsv_2", key: "k1")).id == "rsv_1")
+        #expect(try await store.insertReservation(hold(other, id: "rsv_3", key: "k1")).id == "rsv_3", "keys are per tenant")
+        _ = try await store.insertReservation(hold(world, id: "rsv_4", key: "k4"))
+        #expect(try await store.heldReservations(tenantId: world.tenant.id).map(\.id) == ["rsv_1", "rsv_4"])
+        #expect(try await store.finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .committed, receiptId: "rcp_1"))
+        #expect(try await !store.finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .released, receiptId: nil))
+        let stored = try #require(try await store.reservation(tenantId: world.tenant.id, id: "rsv_1"))
+        #expect(stored.state == .committed && stored.receiptId == "rcp_1" && stored.path == world.path && stored.held == first.held)
+        #expect(try await store.heldReservations(tenantId: world.tenant.id).map(\.id) == ["rsv_4"])
+        #expect(try await store.reservation(tenantId: other.tenant.id, id: "rsv_1") == nil)
+        try await store.close()
+    }
+}
