@@ -18,6 +18,7 @@ public enum IDKind: String, Sendable, CaseIterable {
     case session = "ses"
     case planSwap = "swp"
     case alert = "alr"
+    case reservation = "rsv"
 }
 
 public enum Identifiers {

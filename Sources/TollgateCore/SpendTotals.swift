@@ -125,6 +125,13 @@ public struct CapLedger: Sendable {
         return nil
     }
 
+    /// Holds `amount` on every scope of `path` without checking caps: a hold that was already admitted, given
+    /// back after a failed commit or loaded again after a restart.
+    public mutating func hold(_ amount: Money, on path: [ScopeRef]) {
+        guard amount > .zero else { return }
+        for target in path { held[target] = Money(nanos: (held[target]?.nanos ?? 0) + amount.nanos) }
+    }
+
     /// The held amount's record is durable: it becomes spend of the period containing `at`.
     public mutating func commit(_ amount: Money, on path: [ScopeRef], at: Date) {
         let period = PeriodIndex(at)

@@ -94,8 +94,19 @@ public actor Supervisor {
                 let open = try await services.store.sessions(tenantId: tenantId, openOnly: true, limit: limits.tenant.openSessionsMax)
                 let recent = try await services.store.sessions(tenantId: tenantId, openOnly: false, limit: 1000)
                 let timeouts = try await services.store.setting(TenantActor.sessionTimeoutsKey(tenantId)).flatMap(TenantActor.sessionTimeouts(from:))
+                // A hold whose commit was recorded just before a crash is done, not held.
+                var held: [ReservationRecord] = []
+                for reservation in try await services.store.heldReservations(tenantId: tenantId) {
+                    if let committed = try await services.store.idempotencyRecord(tenantId: tenantId, key: TenantActor.commitKey(reservation.id)) {
+                        let receipt = (try? JSONCodec.parse(committed.result))?["receiptId"]?.stringValue
+                        _ = try await services.store.finishReservation(tenantId: tenantId, id: reservation.id, state: .committed,
+                                                                        receiptId: receipt)
+                    } else {
+                        held.append(reservation)
+                    }
+                }
                 return try TenantActor(snapshot: snapshot, spend: spend, sessions: open + recent.filter { $0.closedAt != nil },
-                                       sessionTimeouts: timeouts, services: services, limits: limits.tenant)
+                                       sessionTimeouts: timeouts, reservations: held, services: services, limits: limits.tenant)
             }
             tenants[tenantId] = task
         }

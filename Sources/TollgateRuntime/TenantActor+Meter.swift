@@ -6,6 +6,13 @@ import TollgateStorage
 /// `meter.verify`: authenticate, price, check every cap, record durably, answer — or refuse and record nothing.
 extension TenantActor {
     public func verify(_ request: MeterRequest, credentialId: String) async throws(TollgateError) -> JSONValue {
+        try await verify(request, credentialId: credentialId, settling: nil)
+    }
+
+    /// `meter.verify`, or the commit of a reservation (`settling`), which is the same call with the
+    /// reservation's hold given back in the turn that checks the caps for the actual cost.
+    func verify(_ request: MeterRequest, credentialId: String, settling reservation: ReservationRecord?)
+        async throws(TollgateError) -> JSONValue {
         let credential = try usableCredential(credentialId)
         guard credential.scopes.contains(AgentScope.meterWrite) else {
             throw .forbidden("credential lacks scope \(AgentScope.meterWrite)")
@@ -19,7 +26,7 @@ extension TenantActor {
         // by the ledger writer, inside the very transaction that would record the charge.
         recentKeys.set(key, .inFlight(fingerprint: fingerprint))
         do {
-            return try await charge(request, credential: credential, fingerprint: fingerprint)
+            return try await charge(request, credential: credential, fingerprint: fingerprint, settling: reservation)
         } catch {
             // Nothing was recorded under this key by this call: let a retry try afresh.
             recentKeys.removeIfInFlight(key)
@@ -56,7 +63,7 @@ extension TenantActor {
         return .object(object)
     }
 
-    private func charge(_ request: MeterRequest, credential: Credential, fingerprint: String)
+    private func charge(_ request: MeterRequest, credential: Credential, fingerprint: String, settling reservation: ReservationRecord?)
         async throws(TollgateError) -> JSONValue {
         let now = services.clock.now()
         let agent = try agent(credential.agentId)
@@ -86,8 +93,22 @@ extension TenantActor {
         let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id,
                               sessionId: request.sessionId, credentialId: credential.id)
         let scopes = path.scopes
+        // A reservation being committed gives its hold back in this same turn, so the actual cost is checked
+        // against the caps as if the estimate had never been held; if it does not fit, the hold is restored.
+        if let reservation {
+            guard reservations.removeValue(forKey: reservation.id) != nil else {
+                throw .conflict("reservation \(reservation.id) is no longer held")
+            }
+            capLedger.release(reservation.held, on: reservation.path.scopes)
+        }
+        func restoreReservation() {
+            guard let reservation else { return }
+            capLedger.hold(reservation.held, on: reservation.path.scopes)
+            reservations[reservation.id] = reservation
+        }
         // Check and hold in one synchronous step: no other call can run between the two.
         if let refusal = capLedger.reserve(cost, on: scopes, at: now) {
+            restoreReservation()
             capReached(refusal, path: path, at: now)
             // Before refusing, make sure this is not the retry of a call answered before a restart: that one
             // was already charged and must be replayed, not refused. Only refusals pay for this look-up.
@@ -101,10 +122,16 @@ extension TenantActor {
         }
         do { try rating.apply(event, quote: quote) } catch {
             capLedger.release(cost, on: scopes)
+            restoreReservation()
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
         }
         let receiptId = Identifiers.make(.receipt)
-        let result = receipt(receiptId: receiptId, cost: cost, currency: plan.currency, path: path, at: now)
+        var result = receipt(receiptId: receiptId, cost: cost, currency: plan.currency, path: path, at: now)
+        if let reservation, case .object(var fields) = result {
+            fields["reservationId"] = .string(reservation.id)
+            fields["held"] = .string(reservation.held.decimalString)
+            result = .object(fields)
+        }
         let record = ChargeRecord(
             receiptId: receiptId, tenantId: tenantId, path: path, subscriptionId: subscription.id, planId: plan.id,
             planVersion: plan.version, tool: event.tool, quantity: event.quantity, inputTokens: event.inputTokens,
@@ -118,6 +145,7 @@ extension TenantActor {
             outcome = try await services.ledger.submit(LedgerEntry(charge: record, idempotency: idempotency))
         } catch {
             capLedger.release(cost, on: scopes)
+            restoreReservation()
             forgetRating(of: subscription.id)
             throw error
         }
@@ -126,12 +154,14 @@ extension TenantActor {
             capLedger.commit(cost, on: scopes, at: now)
             recorded = record
             capWarnings(after: cost, path: path, at: now)
+            if let reservation { await settled(reservation, receiptId: receiptId) }
             recentKeys.set(request.idempotencyKey, .done(fingerprint: fingerprint, result: result))
             return result
         case .duplicate(let stored):
             // Charged by an earlier call with this key: nothing new was written, so give the hold back.
             capLedger.release(cost, on: scopes)
             forgetRating(of: subscription.id)
+            if let reservation { await settled(reservation, receiptId: nil) }
             return try replay(stored: stored, fingerprint: fingerprint)
         }
     }

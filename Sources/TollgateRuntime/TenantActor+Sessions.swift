@@ -157,6 +157,7 @@ extension TenantActor {
             sessions[id]?.lifecycle.advance(to: now, timeouts: sessionTimeouts)
         }
         await finalizeClosedSessions()
+        await expireReservations()
     }
 
     func finalizeClosedSessions() async {

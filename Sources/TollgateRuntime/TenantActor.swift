@@ -20,10 +20,14 @@ public actor TenantActor {
         public var openSessionsMax: Int
         /// Session idleness and timeout unless the tenant sets its own (`sessions.configure`).
         public var sessionTimeouts: SessionTimeouts
+        /// Longest a `meter.authorize` hold lasts before it expires, in milliseconds.
+        public var reservationTTLMs: Int64
         public init(recentKeysMax: Int = 100_000, credentialTTLSecondsMax: Int64 = 366 * 86_400,
-                    openSessionsMax: Int = 100_000, sessionTimeouts: SessionTimeouts = SessionTimeouts()) {
+                    openSessionsMax: Int = 100_000, sessionTimeouts: SessionTimeouts = SessionTimeouts(),
+                    reservationTTLMs: Int64 = 300_000) {
             self.recentKeysMax = recentKeysMax; self.credentialTTLSecondsMax = credentialTTLSecondsMax
             self.openSessionsMax = openSessionsMax; self.sessionTimeouts = sessionTimeouts
+            self.reservationTTLMs = reservationTTLMs
         }
     }
 
@@ -50,11 +54,13 @@ public actor TenantActor {
     var sessions: [String: OpenSession] = [:]
     var sessionTimeouts: SessionTimeouts
     var sessionLengths = SessionLengths()
+    /// `meter.authorize` holds by reservation id (see `TenantActor+TwoPhase`).
+    var reservations: [String: ReservationRecord] = [:]
     /// Alerts already raised for the current crossing (cap, period, session), so each fires once.
     var alertMarks: Set<String> = []
 
     init(snapshot: TenantSnapshot, spend: [SpendRow], sessions stored: [SessionRecord], sessionTimeouts: SessionTimeouts?,
-         services: RuntimeServices, limits: Limits) throws {
+         reservations held: [ReservationRecord], services: RuntimeServices, limits: Limits) throws {
         tenantId = snapshot.tenant.id
         tenant = snapshot.tenant
         self.services = services; self.limits = limits
@@ -88,6 +94,11 @@ public actor TenantActor {
             } else {
                 Self.adopt(record, into: &sessions, ledger: &capLedger)
             }
+        }
+        // Holds come back as they were; expired ones are let go by the first sweep.
+        for reservation in held {
+            reservations[reservation.id] = reservation
+            capLedger.hold(reservation.held, on: reservation.path.scopes)
         }
     }
 

@@ -40,6 +40,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var sessionTimeoutMs = 3_600_000
         /// How often timed-out sessions are looked for and closed.
         public var sessionSweepMs = 1000
+        /// Longest a `meter.authorize` hold lasts before it expires.
+        public var reservationTTLMs = 300_000
 
         public init() {}
     }
@@ -79,6 +81,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         read("sessionIdleAfterMs", &config.limits.sessionIdleAfterMs)
         read("sessionTimeoutMs", &config.limits.sessionTimeoutMs)
         read("sessionSweepMs", &config.limits.sessionSweepMs)
+        read("reservationTTLMs", &config.limits.reservationTTLMs)
         try config.validate()
         return config
     }
@@ -105,6 +108,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         try check(l.sessionIdleAfterMs >= 1, "limits.sessionIdleAfterMs", "at least 1")
         try check(l.sessionTimeoutMs >= l.sessionIdleAfterMs, "limits.sessionTimeoutMs", "at least limits.sessionIdleAfterMs")
         try check(l.sessionSweepMs >= 1, "limits.sessionSweepMs", "at least 1")
+        try check(l.reservationTTLMs >= 1000, "limits.reservationTTLMs", "at least 1000")
         _ = try storage()
     }
 
@@ -142,7 +146,8 @@ public struct ServerConfiguration: Sendable, Equatable {
                                         credentialTTLSecondsMax: Int64(limits.credentialTTLSecondsMax),
                                         openSessionsMax: limits.openSessionsMax,
                                         sessionTimeouts: SessionTimeouts(idleAfter: Double(limits.sessionIdleAfterMs) / 1000,
-                                                                         sessionTimeout: Double(limits.sessionTimeoutMs) / 1000)))
+                                                                         sessionTimeout: Double(limits.sessionTimeoutMs) / 1000),
+                                        reservationTTLMs: Int64(limits.reservationTTLMs)))
     }
 }
 
