@@ -79,12 +79,14 @@ extension TenantActor {
         event.agentId = agent.id
         event.sessionId = request.sessionId
         _ = try await session(request.sessionId, for: agent)
+        try await loadCustomerMargin(team.customerId, at: now)
         let rating = try await rating(for: subscription, plan: plan, at: now)
         // From here to the ledger submit there is no suspension point: the session's activity, the quote, the
         // cap check and folding the call into the running totals happen in one actor turn.
         try callStarted(in: request.sessionId, at: now)
-        var recorded: ChargeRecord?
-        defer { callEnded(in: request.sessionId, recorded: recorded) }
+        // Every way out of here ends the call in its session exactly once: recorded below, or not on any other exit.
+        var ended = false
+        defer { if !ended { callEnded(in: request.sessionId, recorded: nil) } }
         let quote: PlanRating.Quote
         do { quote = try rating.quote(event) } catch {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
@@ -93,6 +95,7 @@ extension TenantActor {
         let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id,
                               sessionId: request.sessionId, credentialId: credential.id)
         let scopes = path.scopes
+        try marginGate(path: path, at: now)
         // A reservation being committed gives its hold back in this same turn, so the actual cost is checked
         // against the caps as if the estimate had never been held; if it does not fit, the hold is restored.
         if let reservation {
@@ -152,8 +155,11 @@ extension TenantActor {
         switch outcome {
         case .recorded:
             capLedger.commit(cost, on: scopes, at: now)
-            recorded = record
+            // Counted in the session now, so the guards below see its totals with this call.
+            callEnded(in: request.sessionId, recorded: record)
+            ended = true
             capWarnings(after: cost, path: path, at: now)
+            guardsAfter(record)
             if let reservation { await settled(reservation, receiptId: receiptId) }
             recentKeys.set(request.idempotencyKey, .done(fingerprint: fingerprint, result: result))
             return result

@@ -22,12 +22,14 @@ public actor TenantActor {
         public var sessionTimeouts: SessionTimeouts
         /// Longest a `meter.authorize` hold lasts before it expires, in milliseconds.
         public var reservationTTLMs: Int64
+        /// The velocity alert's and the margin guard's thresholds.
+        public var guards: GuardLimits
         public init(recentKeysMax: Int = 100_000, credentialTTLSecondsMax: Int64 = 366 * 86_400,
                     openSessionsMax: Int = 100_000, sessionTimeouts: SessionTimeouts = SessionTimeouts(),
-                    reservationTTLMs: Int64 = 300_000) {
+                    reservationTTLMs: Int64 = 300_000, guards: GuardLimits = GuardLimits()) {
             self.recentKeysMax = recentKeysMax; self.credentialTTLSecondsMax = credentialTTLSecondsMax
             self.openSessionsMax = openSessionsMax; self.sessionTimeouts = sessionTimeouts
-            self.reservationTTLMs = reservationTTLMs
+            self.reservationTTLMs = reservationTTLMs; self.guards = guards
         }
     }
 
@@ -54,6 +56,11 @@ public actor TenantActor {
     var sessions: [String: OpenSession] = [:]
     var sessionTimeouts: SessionTimeouts
     var sessionLengths = SessionLengths()
+    /// Calls per minute per agent, customers' month margins and the margin throttle (see `TenantActor+Guards`).
+    var callRates: [String: CallRate] = [:]
+    var customerMargins: [String: CustomerMargin] = [:]
+    var marginThrottle: [String: Date] = [:]
+    var guards: GuardLimits { limits.guards }
     /// `meter.authorize` holds by reservation id (see `TenantActor+TwoPhase`).
     var reservations: [String: ReservationRecord] = [:]
     /// Alerts already raised for the current crossing (cap, period, session), so each fires once.

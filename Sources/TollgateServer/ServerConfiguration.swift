@@ -42,6 +42,14 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var sessionSweepMs = 1000
         /// Longest a `meter.authorize` hold lasts before it expires.
         public var reservationTTLMs = 300_000
+        /// Velocity alert and margin guard thresholds (see `GuardLimits`).
+        public var velocityFactor = 3
+        public var velocityWindowMinutes = 60
+        public var velocityMinCallsPerMinute = 10
+        public var marginL1Percent = 100
+        public var marginL2Percent = 125
+        public var marginL3Percent = 150
+        public var marginThrottleMs = 1000
 
         public init() {}
     }
@@ -82,6 +90,13 @@ public struct ServerConfiguration: Sendable, Equatable {
         read("sessionTimeoutMs", &config.limits.sessionTimeoutMs)
         read("sessionSweepMs", &config.limits.sessionSweepMs)
         read("reservationTTLMs", &config.limits.reservationTTLMs)
+        read("velocityFactor", &config.limits.velocityFactor)
+        read("velocityWindowMinutes", &config.limits.velocityWindowMinutes)
+        read("velocityMinCallsPerMinute", &config.limits.velocityMinCallsPerMinute)
+        read("marginL1Percent", &config.limits.marginL1Percent)
+        read("marginL2Percent", &config.limits.marginL2Percent)
+        read("marginL3Percent", &config.limits.marginL3Percent)
+        read("marginThrottleMs", &config.limits.marginThrottleMs)
         try config.validate()
         return config
     }
@@ -109,6 +124,14 @@ public struct ServerConfiguration: Sendable, Equatable {
         try check(l.sessionTimeoutMs >= l.sessionIdleAfterMs, "limits.sessionTimeoutMs", "at least limits.sessionIdleAfterMs")
         try check(l.sessionSweepMs >= 1, "limits.sessionSweepMs", "at least 1")
         try check(l.reservationTTLMs >= 1000, "limits.reservationTTLMs", "at least 1000")
+        try check(l.velocityFactor >= 1, "limits.velocityFactor", "at least 1")
+        try check((1...10_080).contains(l.velocityWindowMinutes), "limits.velocityWindowMinutes", "from 1 to 10080 (a week)")
+        try check(l.velocityMinCallsPerMinute >= 1, "limits.velocityMinCallsPerMinute", "at least 1")
+        for (key, value) in [("marginL1Percent", l.marginL1Percent), ("marginL2Percent", l.marginL2Percent),
+                             ("marginL3Percent", l.marginL3Percent)] {
+            try check(value >= 0, "limits.\(key)", "0 (off) or a percentage")
+        }
+        try check(l.marginThrottleMs >= 1, "limits.marginThrottleMs", "at least 1")
         _ = try storage()
     }
 
@@ -147,7 +170,14 @@ public struct ServerConfiguration: Sendable, Equatable {
                                         openSessionsMax: limits.openSessionsMax,
                                         sessionTimeouts: SessionTimeouts(idleAfter: Double(limits.sessionIdleAfterMs) / 1000,
                                                                          sessionTimeout: Double(limits.sessionTimeoutMs) / 1000),
-                                        reservationTTLMs: Int64(limits.reservationTTLMs)))
+                                        reservationTTLMs: Int64(limits.reservationTTLMs),
+                                        guards: GuardLimits(velocityFactor: limits.velocityFactor,
+                                                            velocityWindowMinutes: limits.velocityWindowMinutes,
+                                                            velocityMinCallsPerMinute: limits.velocityMinCallsPerMinute,
+                                                            marginL1Percent: limits.marginL1Percent,
+                                                            marginL2Percent: limits.marginL2Percent,
+                                                            marginL3Percent: limits.marginL3Percent,
+                                                            marginThrottleMs: Int64(limits.marginThrottleMs))))
     }
 }
 

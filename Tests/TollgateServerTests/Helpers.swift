@@ -53,9 +53,9 @@ final class AlertInbox: Sendable {
     /// Every alert received and not yet taken.
     var all: [JSONValue] { received.withLock { $0 } }
 
-    /// The first alert of `kind` not yet taken, waiting at most 5 s.
-    func next(_ kind: String) async throws -> JSONValue {
-        for _ in 0..<500 {
+    /// The first alert of `kind` not yet taken, waiting at most `withinMs`.
+    func next(_ kind: String, withinMs: Int = 5000) async throws -> JSONValue {
+        for _ in 0..<(withinMs / 10) {
             let found = received.withLock { list -> JSONValue? in
                 guard let index = list.firstIndex(where: { $0["kind"]?.stringValue == kind }) else { return nil }
                 return list.remove(at: index)

@@ -1,0 +1,169 @@
+import Foundation
+import TollgateCore
+import TollgateStorage
+
+/// Thresholds of the velocity alert and the margin guard, server-wide.
+public struct GuardLimits: Sendable, Hashable {
+    /// `velocity` fires when an agent's calls in the current minute exceed this many times its average per
+    /// minute over the trailing window…
+    public var velocityFactor: Int
+    /// …measured over this many whole minutes before the current one…
+    public var velocityWindowMinutes: Int
+    /// …and only once the current minute has at least this many calls (a quiet agent's first burst is not news).
+    public var velocityMinCallsPerMinute: Int
+    /// Margin guard levels: provider cost above this percentage of revenue, for a session or a customer's
+    /// month. L1 raises an alert; L2 also throttles; L3 also blocks. 0 turns a level off.
+    public var marginL1Percent: Int
+    public var marginL2Percent: Int
+    public var marginL3Percent: Int
+    /// At L2, one call per this many milliseconds is let through; the others get RATE_LIMITED.
+    public var marginThrottleMs: Int64
+
+    public init(velocityFactor: Int = 3, velocityWindowMinutes: Int = 60, velocityMinCallsPerMinute: Int = 10,
+                marginL1Percent: Int = 100, marginL2Percent: Int = 125, marginL3Percent: Int = 150,
+                marginThrottleMs: Int64 = 1000) {
+        self.velocityFactor = velocityFactor; self.velocityWindowMinutes = velocityWindowMinutes
+        self.velocityMinCallsPerMinute = velocityMinCallsPerMinute
+        self.marginL1Percent = marginL1Percent; self.marginL2Percent = marginL2Percent
+        self.marginL3Percent = marginL3Percent; self.marginThrottleMs = marginThrottleMs
+    }
+
+    /// The margin level (0–3) of a scope that earned `revenue` and cost its providers `providerCost`.
+    func marginLevel(revenue: Money, providerCost: Money) -> Int {
+        guard providerCost > .zero else { return 0 }
+        func above(_ percent: Int) -> Bool {
+            percent > 0 && Int128(providerCost.nanos) * 100 > Int128(revenue.nanos) * Int128(percent)
+        }
+        return above(marginL3Percent) ? 3 : above(marginL2Percent) ? 2 : above(marginL1Percent) ? 1 : 0
+    }
+}
+
+/// Calls per minute of one agent over the trailing window.
+struct CallRate {
+    private(set) var perMinute: [Int64: Int] = [:]
+    /// The minute `velocity` last fired in, so it fires once per crossing.
+    var alertedMinute: Int64?
+
+    mutating func add(_ calls: Int, minute: Int64, window: Int) {
+        perMinute[minute, default: 0] += calls
+        let oldest = minute - Int64(window)
+        perMinute = perMinute.filter { $0.key >= oldest }
+    }
+
+    /// Calls in `minute`, and the average per minute over the `window` minutes before it (nil without any
+    /// call in the window: an agent without history has no average to be a multiple of).
+    func rate(minute: Int64, window: Int) -> (current: Int, average: Double?) {
+        let history = perMinute.filter { $0.key < minute && $0.key >= minute - Int64(window) }.values.reduce(0, +)
+        return (perMinute[minute] ?? 0, history == 0 ? nil : Double(history) / Double(window))
+    }
+}
+
+/// A customer's revenue and provider cost this month, for the margin guard.
+struct CustomerMargin {
+    var month: Int64
+    var revenue = Money.zero
+    var providerCost = Money.zero
+}
+
+/// The velocity alert and the margin guard.
+///
+/// Velocity: an agent whose calls this minute exceed `velocityFactor` × its average per minute over the
+/// trailing window raises `velocity` (once per crossing: again only after a minute below the threshold).
+///
+/// Margin guard: when provider cost exceeds revenue for a session, or for a customer's month, by the
+/// configured levels — L1 raises `margin_guard`; L2 also throttles that scope's calls to one per
+/// `marginThrottleMs` (the rest get `RATE_LIMITED` with `retryAfterMs`); L3 also blocks them (`CONFLICT`).
+/// Each level's alert fires once, when the scope first reaches it.
+extension TenantActor {
+    /// Refuses a call that a margin level throttles or blocks. Runs in the admission turn.
+    func marginGate(path: ChargePath, at now: Date) throws(TollgateError) {
+        let scopes: [(String, String, Int)] = [
+            ("session", path.sessionId, sessionMarginLevel(path.sessionId)),
+            ("customer", path.customerId, customerMarginLevel(path.customerId, at: now)),
+        ]
+        for (scope, id, level) in scopes where level >= 2 {
+            if level >= 3 {
+                throw .conflict("margin guard L3: provider cost exceeds revenue beyond \(guards.marginL3Percent)% for \(scope) \(id); calls are blocked until an operator acts")
+            }
+            let key = "\(scope):\(id)"
+            if let last = marginThrottle[key] {
+                let elapsed = Int64((now.timeIntervalSince(last) * 1000).rounded(.down))
+                if elapsed < guards.marginThrottleMs { throw .rateLimited(retryAfterMs: guards.marginThrottleMs - elapsed) }
+            }
+            marginThrottle[key] = now
+        }
+    }
+
+    /// Loads the customer's month of revenue and provider cost on its first call after a start.
+    func loadCustomerMargin(_ customerId: String, at now: Date) async throws(TollgateError) {
+        let month = PeriodCalendar.monthIndex(now)
+        if customerMargins[customerId]?.month == month { return }
+        let rows: [UsageRow]
+        do {
+            rows = try await services.store.usage(tenantId: tenantId, filter: UsageFilter(customerId: customerId,
+                                                                                           from: PeriodCalendar.startOfMonth(now)),
+                                                  groupBy: [])
+        } catch { throw .unavailable("storage is unavailable; nothing was recorded") }
+        if customerMargins[customerId]?.month == month { return }
+        var margin = CustomerMargin(month: month)
+        for row in rows {
+            margin.revenue = (try? margin.revenue.adding(row.cost)) ?? margin.revenue
+            margin.providerCost = (try? margin.providerCost.adding(row.providerCost)) ?? margin.providerCost
+        }
+        customerMargins[customerId] = margin
+    }
+
+    private func sessionMarginLevel(_ sessionId: String) -> Int {
+        guard let totals = sessions[sessionId]?.record.totals else { return 0 }
+        return guards.marginLevel(revenue: totals.cost, providerCost: totals.providerCost)
+    }
+
+    private func customerMarginLevel(_ customerId: String, at now: Date) -> Int {
+        guard let margin = customerMargins[customerId], margin.month == PeriodCalendar.monthIndex(now) else { return 0 }
+        return guards.marginLevel(revenue: margin.revenue, providerCost: margin.providerCost)
+    }
+
+    /// After a call was recorded: count it for velocity and margins, and raise what it crossed.
+    func guardsAfter(_ charge: ChargeRecord) {
+        let now = charge.at
+        // Velocity.
+        let minute = Int64((now.timeIntervalSince1970 / 60).rounded(.down))
+        var rate = callRates[charge.agentId] ?? CallRate()
+        rate.add(1, minute: minute, window: guards.velocityWindowMinutes)
+        let (current, average) = rate.rate(minute: minute, window: guards.velocityWindowMinutes)
+        if let average, current >= guards.velocityMinCallsPerMinute,
+           Double(current) > Double(guards.velocityFactor) * average, rate.alertedMinute.map({ $0 < minute - 1 }) ?? true {
+            rate.alertedMinute = minute
+            raise("velocity", ["agentId": .string(charge.agentId), "callsThisMinute": .integer(Int64(current)),
+                               "averagePerMinute": .string(String(format: "%.2f", average)),
+                               "factor": .integer(Int64(guards.velocityFactor)), "sessionId": .string(charge.sessionId)])
+        } else if rate.alertedMinute == minute - 1 || rate.alertedMinute == minute {
+            // Still above the threshold: keep the crossing open so it does not fire again every minute.
+            if let average, Double(current) > Double(guards.velocityFactor) * average { rate.alertedMinute = minute }
+        }
+        callRates[charge.agentId] = rate
+
+        // Margins: the customer's month here; the session's totals were updated by `callEnded`.
+        let month = PeriodCalendar.monthIndex(now)
+        var margin = customerMargins[charge.customerId].flatMap { $0.month == month ? $0 : nil } ?? CustomerMargin(month: month)
+        margin.revenue = (try? margin.revenue.adding(charge.cost)) ?? margin.revenue
+        margin.providerCost = (try? margin.providerCost.adding(charge.providerCost)) ?? margin.providerCost
+        customerMargins[charge.customerId] = margin
+        raiseMargin(scope: "customer", id: charge.customerId, revenue: margin.revenue, providerCost: margin.providerCost,
+                    period: "m\(month)", charge: charge)
+        if let totals = sessions[charge.sessionId]?.record.totals {
+            raiseMargin(scope: "session", id: charge.sessionId, revenue: totals.cost, providerCost: totals.providerCost,
+                        period: "", charge: charge)
+        }
+    }
+
+    private func raiseMargin(scope: String, id: String, revenue: Money, providerCost: Money, period: String, charge: ChargeRecord) {
+        let level = guards.marginLevel(revenue: revenue, providerCost: providerCost)
+        guard level > 0, alertMarks.insert("margin|\(scope)|\(id)|\(period)|L\(level)").inserted else { return }
+        let action = ["alert", "throttle", "block"][level - 1]
+        raise("margin_guard", ["level": .integer(Int64(level)), "action": .string(action), "scope": .string(scope),
+                               "scopeId": .string(id), "revenue": .string(revenue.decimalString),
+                               "providerCost": .string(providerCost.decimalString), "agentId": .string(charge.agentId),
+                               "sessionId": .string(charge.sessionId)])
+    }
+}
