@@ -142,4 +142,24 @@ import TollgateTesting
         #expect(try await inbox.next("session_closed")["sessionId"] == "ses_t")
         try await server.stop()
     }
+
+    @Test func projectedCost_scalesTheCostSoFarToTheAgentsTypicalSessionLength() async throws {
+        let clock = ManualClock()
+        let server = try await Self.start(clock: clock)
+        let world = try await Fixture.make(on: server)
+        let agent = try await server.connect(token: world.agentToken)
+        _ = try await agent.call("session.open", ["sessionId": "ses_first"])
+        _ = try await agent.call("meter.verify", verifyParams("k0", extra: ["sessionId": "ses_first"]))
+        #expect(try await agent.call("session.get", ["sessionId": "ses_first"])["projectedCost"] == nil, "nothing to learn from yet")
+        clock.advance(seconds: 100)
+        _ = try await agent.call("session.close", ["sessionId": "ses_first"])       // this agent's sessions last 100 s
+        _ = try await agent.call("session.open", ["sessionId": "ses_next"])
+        _ = try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "ses_next"]))
+        clock.advance(seconds: 25)
+        // 0.25 in 25 s, at that rate for 100 s: 1.00.
+        #expect(try await agent.call("session.get", ["sessionId": "ses_next"])["projectedCost"] == "1")
+        clock.advance(seconds: 100)
+        #expect(try await agent.call("session.get", ["sessionId": "ses_next"])["projectedCost"] == "0.25", "longer than typical: what it cost")
+        try await server.stop()
+    }
 }

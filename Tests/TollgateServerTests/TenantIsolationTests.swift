@@ -11,12 +11,19 @@ import TollgateTesting
         let a = try await Fixture.make(on: server, name: "a")
         let b = try await Fixture.make(on: server, name: "b")
         let bAgent = try await server.connect(token: b.agentToken)
-        _ = try await bAgent.call("meter.verify", verifyParams("b-1"))
+        let bSession = try await bAgent.call("meter.verify", verifyParams("b-1"))["sessionId"]!.string!
+        let bHold = try await bAgent.call("meter.authorize", ["tool": "search", "idempotencyKey": "b-hold"])["reservationId"]!
         let opA = try await server.connect(token: a.operatorToken)
+        // A's agent can neither commit nor release B's hold, nor charge to B's session.
+        let aAgent = try await server.connect(token: a.agentToken)
+        #expect(await reason { try await aAgent.call("meter.commit", ["reservationId": bHold]) } == "NOT_FOUND")
+        #expect(await reason { try await aAgent.call("meter.release", ["reservationId": bHold]) } == "NOT_FOUND")
+        #expect(await reason { try await aAgent.call("session.get", ["sessionId": .string(bSession)]) } == "NOT_FOUND")
 
         // Naming tenant B outright is forbidden, for every tenant-scoped method.
         let methods = ["customers.create", "teams.create", "agents.create", "credentials.issue", "credentials.revoke",
-                       "plans.put", "plans.get", "plans.list", "subscriptions.create", "subscriptions.swap", "caps.set", "usage.summary"]
+                       "plans.put", "plans.get", "plans.list", "subscriptions.create", "subscriptions.swap", "caps.set", "caps.list", "usage.summary",
+                       "sessions.list", "sessions.configure", "session.get", "session.close", "alerts.subscribe", "alerts.list"]
         for method in methods {
             #expect(await reason { try await opA.call(method, ["tenantId": .string(b.tenantId), "name": "x"]) } == "FORBIDDEN",
                     "\(method) with tenantId of B")
@@ -36,6 +43,8 @@ import TollgateTesting
             ("caps.set", ["scope": "team", "scopeId": .string(b.teamId), "limit": "0", "period": "day"]),
             ("caps.set", ["scope": "customer", "scopeId": .string(b.customerId), "limit": "0", "period": "day"]),
             ("usage.summary", ["customerId": .string(b.customerId)]),
+            ("session.get", ["sessionId": .string(bSession)]),
+            ("session.close", ["sessionId": .string(bSession)]),
             ("usage.summary", ["agentId": .string(b.agentId)]),
         ]
         for (method, params) in notFound {
@@ -45,6 +54,8 @@ import TollgateTesting
         let plans = try await opA.call("plans.list")
         #expect(plans["plans"] == [["planId": .string(a.planId), "name": "search", "version": 1, "currency": "USD"]])
         #expect(try await opA.call("usage.summary")["total"]?["calls"] == 0)
+        #expect(try await opA.call("sessions.list", ["state": "all"])["sessions"] == [])
+        #expect(try await opA.call("alerts.list")["alerts"] == [])
         #expect(try await opA.call("tenants.list")["tenants"] == [["tenantId": .string(a.tenantId)]])
         #expect(await reason { try await opA.call("tenants.create", ["name": "x"]) } == "FORBIDDEN")
 
