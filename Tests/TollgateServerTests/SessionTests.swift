@@ -160,6 +160,13 @@ import TollgateTesting
         #expect(try await agent.call("session.get", ["sessionId": "ses_next"])["projectedCost"] == "1")
         clock.advance(seconds: 100)
         #expect(try await agent.call("session.get", ["sessionId": "ses_next"])["projectedCost"] == "0.25", "longer than typical: what it cost")
+        // Usage by session, as the operator sees it.
+        let op = try await server.connect(token: world.operatorToken)
+        let bySession = try await op.call("usage.summary", ["groupBy": ["session"]])
+        #expect(bySession["rows"] == [
+            ["session": "ses_first", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0, "cost": "0.25", "providerCost": "0"],
+            ["session": "ses_next", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0, "cost": "0.25", "providerCost": "0"],
+        ])
         try await server.stop()
     }
 }
