@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A level of the hierarchy a cap can be set on.
 public enum CapScope: String, Sendable, Hashable, CaseIterable {
@@ -50,21 +51,29 @@ public enum PeriodCalendar {
 
     public static func startOfDay(_ date: Date) -> Date { utc.startOfDay(for: date) }
 
-    public static func startOfMonth(_ date: Date) -> Date {
-        utc.date(from: utc.dateComponents([.year, .month], from: date))!
+    public static func startOfMonth(_ date: Date) -> Date { month(containing: date).start }
+
+    public static func startOfNextMonth(_ date: Date) -> Date { month(containing: date).end }
+
+    /// The UTC month containing `date`: its bounds and its index. Every call's path asks for the month
+    /// several times (caps, pricing state, margins) and a calendar computation costs microseconds, so the
+    /// current month is remembered; a date outside it is computed afresh.
+    public static func month(containing date: Date) -> (start: Date, end: Date, index: Int64) {
+        if let cached = monthCache.withLock({ $0 }), date >= cached.start, date < cached.end { return cached }
+        let parts = utc.dateComponents([.year, .month], from: date)
+        let start = utc.date(from: parts)!
+        let month = (start: start, end: utc.date(byAdding: .month, value: 1, to: start)!,
+                     index: Int64((parts.year! - 1970) * 12 + (parts.month! - 1)))
+        monthCache.withLock { $0 = month }
+        return month
     }
 
-    public static func startOfNextMonth(_ date: Date) -> Date {
-        utc.date(byAdding: .month, value: 1, to: startOfMonth(date))!
-    }
+    private static let monthCache = Mutex<(start: Date, end: Date, index: Int64)?>(nil)
 
     /// Days since the Unix epoch (UTC): the bucket in which charges are summed for day caps.
     public static func dayIndex(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 / 86_400).rounded(.down)) }
     /// Months since January 1970: the bucket for month caps.
-    public static func monthIndex(_ date: Date) -> Int64 {
-        let parts = utc.dateComponents([.year, .month], from: date)
-        return Int64((parts.year! - 1970) * 12 + (parts.month! - 1))
-    }
+    public static func monthIndex(_ date: Date) -> Int64 { month(containing: date).index }
 }
 
 /// The UTC month and day a moment falls in, as indices. Computed once per charge or check and handed down,

@@ -155,7 +155,6 @@ enum PostgresMigrations {
                 FOREIGN KEY (tenant_id, plan_id, version) REFERENCES plans(tenant_id, plan_id, version)
             )
             """,
-            "CREATE INDEX charges_by_subscription ON charges(tenant_id, subscription_id, at_ms)",
         ]),
         ("v3-sessions-alerts", [
             """
@@ -183,7 +182,6 @@ enum PostgresMigrations {
             )
             """,
             "CREATE INDEX sessions_open ON sessions(tenant_id, closed_at_ms, opened_at_ms)",
-            "CREATE INDEX charges_by_session ON charges(tenant_id, session_id, at_ms)",
             """
             CREATE TABLE alerts (
                 tenant_id TEXT NOT NULL,

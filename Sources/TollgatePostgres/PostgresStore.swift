@@ -376,7 +376,8 @@ public final class PostgresStore: TollgateStore {
                 calls = \(totals.calls), input_tokens = \(totals.inputTokens), output_tokens = \(totals.outputTokens),
                 reasoning_tokens = \(totals.reasoningTokens), duration_ms = \(totals.durationMs),
                 cost_nanos = \(totals.cost.nanos), provider_cost_nanos = \(totals.providerCost.nanos), errors = \(totals.errors),
-                last_call_at_ms = (SELECT MAX(at_ms) FROM charges WHERE tenant_id = \(tenantId) AND session_id = \(id))
+                last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id
+                    AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
             WHERE tenant_id = \(tenantId) AND id = \(id) AND closed_at_ms IS NULL RETURNING id
             """, as: String.self)
         guard updated.count == 1 else { throw .backend("no open session \(id)") }
@@ -405,7 +406,8 @@ public final class PostgresStore: TollgateStore {
                     SUM(provider_cost_nanos)::BIGINT AS provider_cost_nanos,
                     SUM(CASE WHEN status IS NOT NULL AND status <> 'SUCCESS' THEN 1 ELSE 0 END)::BIGINT AS errors,
                     MAX(at_ms) AS last_at
-                FROM charges c WHERE c.tenant_id = s.tenant_id AND c.session_id = s.id AND s.closed_at_ms IS NULL
+                FROM charges c WHERE c.tenant_id = s.tenant_id AND c.agent_id = s.agent_id AND c.at_ms >= s.opened_at_ms
+                    AND c.session_id = s.id AND s.closed_at_ms IS NULL
             ) a ON TRUE
             WHERE s.tenant_id = \(tenantId) AND (\(id)::TEXT IS NULL OR s.id = \(id))
                 AND (NOT \(openOnly) OR s.closed_at_ms IS NULL)
@@ -509,6 +511,7 @@ public final class PostgresStore: TollgateStore {
             SELECT plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms, status,
                 provider_cost_nanos, agent_id, session_id, cost_nanos, at_ms
             FROM charges WHERE tenant_id = \(tenantId) AND subscription_id = \(subscriptionId) AND at_ms >= \(Timestamp.millis(from))
+                AND customer_id = (SELECT customer_id FROM subscriptions WHERE tenant_id = \(tenantId) AND id = \(subscriptionId))
             ORDER BY at_ms, receipt_id
             """, as: (String, Int, String, Int64, Int64, Int64, Int64, Int64, String?, Int64, String, String, Int64, Int64).self).map {
             RatingRow(planId: $0.0, planVersion: $0.1, tool: $0.2, quantity: $0.3, inputTokens: $0.4, outputTokens: $0.5,

@@ -16,7 +16,7 @@ extension TenantActor {
 
     /// After a call costing `cost` was recorded on `path`.
     func capWarnings(after cost: Money, path: ChargePath, at now: Date) {
-        guard cost > .zero else { return }
+        guard cost > .zero, !capLedger.caps.isEmpty else { return }
         for cap in capLedger.caps(on: path.scopes) {
             guard let used = capLedger.used(cap, on: path.scopes, at: now) else { continue }
             let before = Int128(used.nanos) - Int128(cost.nanos)

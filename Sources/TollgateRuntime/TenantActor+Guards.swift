@@ -38,23 +38,35 @@ public struct GuardLimits: Sendable, Hashable {
     }
 }
 
-/// Calls per minute of one agent over the trailing window.
+/// Calls per minute of one agent over the trailing window. On every call's path, so the window is pruned
+/// only when the minute changes, and its total is kept as it goes.
 struct CallRate {
-    private(set) var perMinute: [Int64: Int] = [:]
+    private var minute: Int64 = .min
+    private var current = 0
+    /// Earlier minutes' counts, and their sum.
+    private var history: [(minute: Int64, calls: Int)] = []
+    private var historyCalls = 0
     /// The minute `velocity` last fired in, so it fires once per crossing.
     var alertedMinute: Int64?
 
-    mutating func add(_ calls: Int, minute: Int64, window: Int) {
-        perMinute[minute, default: 0] += calls
-        let oldest = minute - Int64(window)
-        perMinute = perMinute.filter { $0.key >= oldest }
+    mutating func add(_ calls: Int, minute now: Int64, window: Int) {
+        if now != minute {
+            if current > 0 { history.append((minute, current)); historyCalls += current }
+            minute = now
+            current = 0
+            let oldest = now - Int64(window)
+            while let first = history.first, first.minute < oldest {
+                historyCalls -= first.calls
+                history.removeFirst()
+            }
+        }
+        current += calls
     }
 
-    /// Calls in `minute`, and the average per minute over the `window` minutes before it (nil without any
-    /// call in the window: an agent without history has no average to be a multiple of).
-    func rate(minute: Int64, window: Int) -> (current: Int, average: Double?) {
-        let history = perMinute.filter { $0.key < minute && $0.key >= minute - Int64(window) }.values.reduce(0, +)
-        return (perMinute[minute] ?? 0, history == 0 ? nil : Double(history) / Double(window))
+    /// Calls in the current minute, and the average per minute over the `window` minutes before it (nil
+    /// without any call in the window: an agent without history has no average to be a multiple of).
+    func rate(window: Int) -> (current: Int, average: Double?) {
+        (current, historyCalls == 0 ? nil : Double(historyCalls) / Double(window))
     }
 }
 
@@ -130,7 +142,7 @@ extension TenantActor {
         let minute = Int64((now.timeIntervalSince1970 / 60).rounded(.down))
         var rate = callRates[charge.agentId] ?? CallRate()
         rate.add(1, minute: minute, window: guards.velocityWindowMinutes)
-        let (current, average) = rate.rate(minute: minute, window: guards.velocityWindowMinutes)
+        let (current, average) = rate.rate(window: guards.velocityWindowMinutes)
         if let average, current >= guards.velocityMinCallsPerMinute,
            Double(current) > Double(guards.velocityFactor) * average, rate.alertedMinute.map({ $0 < minute - 1 }) ?? true {
             rate.alertedMinute = minute

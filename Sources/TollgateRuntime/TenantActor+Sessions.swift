@@ -73,10 +73,10 @@ extension TenantActor {
 
     /// The open session from memory, advanced to `now`; nil when this actor does not hold it.
     private func usableSession(_ id: String, agent: Agent, at now: Date) throws(TollgateError) -> OpenSession? {
-        guard var open = sessions[id] else { return nil }
-        guard open.record.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
-        open.lifecycle.advance(to: now, timeouts: sessionTimeouts)
-        sessions[id] = open
+        guard sessions[id] != nil else { return nil }
+        guard sessions[id]!.record.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
+        sessions[id]!.lifecycle.advance(to: now, timeouts: sessionTimeouts)
+        let open = sessions[id]!
         guard open.lifecycle.state != .closed else {
             Task { await self.finalizeClosedSessions() }
             throw .conflict("session \(id) is closed")
@@ -101,29 +101,28 @@ extension TenantActor {
 
     /// A call is about to be admitted in `id`: counts as activity, and as in flight until `callEnded`.
     func callStarted(in id: String, at now: Date) throws(TollgateError) {
-        guard var open = sessions[id] else { throw .conflict("session \(id) is closed") }
-        do { try open.lifecycle.recordCall(at: now, timeouts: sessionTimeouts) } catch {
-            sessions[id] = open
+        // Mutated in place: a copy out of the dictionary and back would copy the session on every call.
+        guard sessions[id] != nil else { throw .conflict("session \(id) is closed") }
+        do { try sessions[id]!.lifecycle.recordCall(at: now, timeouts: sessionTimeouts) } catch {
             throw .conflict("session \(id) is closed")
         }
-        open.inFlight += 1
-        sessions[id] = open
+        sessions[id]!.inFlight += 1
     }
 
     /// The call admitted in `id` was recorded (`charge`) or not (nil).
     func callEnded(in id: String, recorded charge: ChargeRecord?) {
-        guard var open = sessions[id] else { return }
-        open.inFlight -= 1
+        guard sessions[id] != nil else { return }
+        sessions[id]!.inFlight -= 1
         if let charge {
-            do { try open.record.totals.add(charge) } catch {
+            do { try sessions[id]!.record.totals.add(charge) } catch {
                 services.logger.error("session total out of range", metadata: ["session": "\(id)"])
             }
-            open.record.lastCallAt = charge.at
-            open.currency = charge.currency
+            sessions[id]!.record.lastCallAt = charge.at
+            sessions[id]!.currency = charge.currency
         }
-        var waiters: [CheckedContinuation<Void, Never>] = []
-        if open.inFlight == 0 { swap(&waiters, &open.waiters) }
-        sessions[id] = open
+        guard sessions[id]!.inFlight == 0, !sessions[id]!.waiters.isEmpty else { return }
+        let waiters = sessions[id]!.waiters
+        sessions[id]!.waiters = []
         for waiter in waiters { waiter.resume() }
     }
 

@@ -128,6 +128,9 @@ enum SQLiteMigrations {
                 ) WITHOUT ROWID;
                 """)
         }
+        // No index on charges by subscription or by session: every index is written by every charge, and the
+        // queries that need them (rebuilding pricing state, an open session's totals) go through the
+        // customer and agent indexes instead (a subscription has one customer, a session one agent and a start).
         migrator.registerMigration("v2-plan-swaps") { db in
             try db.execute(sql: """
                 CREATE TABLE plan_swaps (
@@ -141,7 +144,6 @@ enum SQLiteMigrations {
                     FOREIGN KEY (tenant_id, subscription_id) REFERENCES subscriptions(tenant_id, id),
                     FOREIGN KEY (tenant_id, plan_id, version) REFERENCES plans(tenant_id, plan_id, version)
                 );
-                CREATE INDEX charges_by_subscription ON charges(tenant_id, subscription_id, at_ms);
                 """)
         }
         migrator.registerMigration("v3-sessions-alerts") { db in
@@ -170,7 +172,6 @@ enum SQLiteMigrations {
                     FOREIGN KEY (tenant_id, agent_id) REFERENCES agents(tenant_id, id)
                 );
                 CREATE INDEX sessions_open ON sessions(tenant_id, closed_at_ms, opened_at_ms);
-                CREATE INDEX charges_by_session ON charges(tenant_id, session_id, at_ms);
                 CREATE TABLE alerts (
                     tenant_id TEXT NOT NULL,
                     id TEXT NOT NULL,

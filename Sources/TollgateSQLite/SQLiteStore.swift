@@ -348,28 +348,25 @@ public final class SQLiteStore: TollgateStore {
             try db.execute(sql: """
                 UPDATE sessions SET closed_at_ms = ?, outcome = ?, calls = ?, input_tokens = ?, output_tokens = ?,
                     reasoning_tokens = ?, duration_ms = ?, cost_nanos = ?, provider_cost_nanos = ?, errors = ?,
-                    last_call_at_ms = (SELECT MAX(at_ms) FROM charges WHERE tenant_id = ? AND session_id = ?)
+                    last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id
+                        AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
                 WHERE tenant_id = ? AND id = ? AND closed_at_ms IS NULL
                 """, arguments: [Timestamp.millis(closedAt), outcome.rawValue, totals.calls, totals.inputTokens,
                                  totals.outputTokens, totals.reasoningTokens, totals.durationMs, totals.cost.nanos,
-                                 totals.providerCost.nanos, totals.errors, tenantId, id, tenantId, id])
+                                 totals.providerCost.nanos, totals.errors, tenantId, id])
             guard db.changesCount == 1 else { throw StorageError.backend("no open session \(id)") }
         }
     }
 
     /// Sessions with their totals: the stored final record once closed, summed from the charges while open.
     private static let sessionSelect = """
-        SELECT s.*, agg.calls AS live_calls, agg.input_tokens AS live_input, agg.output_tokens AS live_output,
-            agg.reasoning_tokens AS live_reasoning, agg.duration_ms AS live_duration, agg.cost_nanos AS live_cost,
-            agg.provider_cost_nanos AS live_provider_cost, agg.errors AS live_errors, agg.last_at AS live_last_at
-        FROM sessions s LEFT JOIN (
-            SELECT session_id, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
-                SUM(reasoning_tokens) AS reasoning_tokens, SUM(duration_ms) AS duration_ms, SUM(cost_nanos) AS cost_nanos,
-                SUM(provider_cost_nanos) AS provider_cost_nanos,
-                SUM(CASE WHEN status IS NOT NULL AND status <> 'SUCCESS' THEN 1 ELSE 0 END) AS errors, MAX(at_ms) AS last_at
-            FROM charges WHERE tenant_id = ?1 AND session_id IN (SELECT id FROM sessions WHERE tenant_id = ?1 AND closed_at_ms IS NULL)
-            GROUP BY session_id
-        ) agg ON agg.session_id = s.id AND s.closed_at_ms IS NULL
+        SELECT s.*, COUNT(c.rowid) AS live_calls, SUM(c.input_tokens) AS live_input, SUM(c.output_tokens) AS live_output,
+            SUM(c.reasoning_tokens) AS live_reasoning, SUM(c.duration_ms) AS live_duration, SUM(c.cost_nanos) AS live_cost,
+            SUM(c.provider_cost_nanos) AS live_provider_cost,
+            SUM(CASE WHEN c.status IS NOT NULL AND c.status <> 'SUCCESS' THEN 1 ELSE 0 END) AS live_errors, MAX(c.at_ms) AS live_last_at
+        FROM sessions s LEFT JOIN charges c
+            ON s.closed_at_ms IS NULL AND c.tenant_id = s.tenant_id AND c.agent_id = s.agent_id
+                AND c.at_ms >= s.opened_at_ms AND c.session_id = s.id
         WHERE s.tenant_id = ?1
         """
 
@@ -395,14 +392,15 @@ public final class SQLiteStore: TollgateStore {
 
     public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: Self.sessionSelect + " AND s.id = ?2", arguments: [tenantId, id]).map(Self.sessionRecord)
+            try Row.fetchOne(db, sql: Self.sessionSelect + " AND s.id = ?2 GROUP BY s.id", arguments: [tenantId, id])
+                .map(Self.sessionRecord)
         }
     }
 
     public func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
         try await read { db in
             try Row.fetchAll(db, sql: Self.sessionSelect + (openOnly ? " AND s.closed_at_ms IS NULL" : "")
-                                + " ORDER BY s.opened_at_ms DESC, s.id DESC LIMIT ?2", arguments: [tenantId, limit])
+                                + " GROUP BY s.id ORDER BY s.opened_at_ms DESC, s.id DESC LIMIT ?2", arguments: [tenantId, limit])
                 .map(Self.sessionRecord)
         }
     }
@@ -485,7 +483,9 @@ public final class SQLiteStore: TollgateStore {
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
         try await read { db in
             try Row.fetchAll(db, sql: """
-                SELECT \(RatingRow.columns) FROM charges WHERE tenant_id = ? AND subscription_id = ? AND at_ms >= ?
+                SELECT \(RatingRow.columns) FROM charges
+                WHERE tenant_id = ?1 AND subscription_id = ?2 AND at_ms >= ?3
+                    AND customer_id = (SELECT customer_id FROM subscriptions WHERE tenant_id = ?1 AND id = ?2)
                 ORDER BY at_ms, rowid
                 """, arguments: [tenantId, subscriptionId, Timestamp.millis(from)]).map { row in
                 RatingRow(planId: row[0], planVersion: row[1], tool: row[2], quantity: row[3], inputTokens: row[4],

@@ -101,3 +101,22 @@ import Testing
         #expect(refusal.cap.target == team)
     }
 }
+
+@Suite struct PeriodCalendarTests {
+    @Test func monthsAreTheUTCCalendarMonths_acrossYearEndsAndLeapYears() {
+        func date(_ text: String) -> Date { Timestamp.parse(text)! }
+        // Asked in an order that moves the remembered month back and forth.
+        let cases: [(String, String, String, Int64)] = [
+            ("2026-11-24T05:00:00.000Z", "2026-11-01T00:00:00.000Z", "2026-12-01T00:00:00.000Z", 682),
+            ("2026-12-31T23:59:59.999Z", "2026-12-01T00:00:00.000Z", "2027-01-01T00:00:00.000Z", 683),
+            ("2024-02-29T12:00:00.000Z", "2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z", 649),
+            ("2026-11-30T23:59:59.999Z", "2026-11-01T00:00:00.000Z", "2026-12-01T00:00:00.000Z", 682),
+            ("2026-12-01T00:00:00.000Z", "2026-12-01T00:00:00.000Z", "2027-01-01T00:00:00.000Z", 683),
+        ]
+        for (text, start, next, index) in cases {
+            #expect(PeriodCalendar.startOfMonth(date(text)) == date(start), "\(text)")
+            #expect(PeriodCalendar.startOfNextMonth(date(text)) == date(next), "\(text)")
+            #expect(PeriodCalendar.monthIndex(date(text)) == index, "\(text)")
+        }
+    }
+}
