@@ -10,7 +10,7 @@ import TollgatePricing
 /// counted: `calls` (the default, each call's `quantity`), `input_tokens`, `output_tokens`,
 /// `reasoning_tokens` or `duration_ms`. Rated marginally: a call that straddles a boundary pays each part at
 /// its own tier's rate.
-public struct GraduatedStrategy: PricingStrategy {
+public struct GraduatedStrategy: UnitCountStrategy {
     public static let name = "graduated"
     public let metric: Metric
     public let tiers: Tiers<Money>
@@ -23,24 +23,7 @@ public struct GraduatedStrategy: PricingStrategy {
         }
     }
 
-    /// Units counted so far this period.
-    public var initialState: Int64 { 0 }
-
-    public func quote(_ event: RatedEvent, given state: Int64) throws(MoneyError) -> Money {
-        let (after, overflow) = state.addingReportingOverflow(metric.units(of: event))
-        guard !overflow else { throw .overflow }
-        return try price(units: after).subtracting(try price(units: state))
-    }
-
-    public func accumulate(_ event: RatedEvent, into state: inout Int64) throws(MoneyError) {
-        let (after, overflow) = state.addingReportingOverflow(metric.units(of: event))
-        guard !overflow else { throw .overflow }
-        state = after
-    }
-
-    public func total(of state: Int64) throws(MoneyError) -> Money { try price(units: state) }
-
-    func price(units: Int64) throws(MoneyError) -> Money {
+    public func price(units: Int64) throws(MoneyError) -> Money {
         var sum = Money.zero
         var floor: Int64 = 0
         for tier in tiers.tiers {

@@ -9,7 +9,7 @@ import TollgatePricing
 /// With these tiers 9,999 calls cost 999.90 and 10,000 calls cost 800.00: the call that reaches a cheaper
 /// tier lowers the price of the whole period, so it carries a credit. A plan whose tiers can do that (a rate
 /// falls enough at a boundary) must say `"creditsAllowed": true`; tiers whose total never falls need not.
-public struct VolumeStrategy: PricingStrategy {
+public struct VolumeStrategy: UnitCountStrategy {
     public static let name = "volume"
     public let metric: Metric
     public let tiers: Tiers<Money>
@@ -30,23 +30,7 @@ public struct VolumeStrategy: PricingStrategy {
         mayCredit = falls
     }
 
-    public var initialState: Int64 { 0 }
-
-    public func quote(_ event: RatedEvent, given state: Int64) throws(MoneyError) -> Money {
-        let (after, overflow) = state.addingReportingOverflow(metric.units(of: event))
-        guard !overflow else { throw .overflow }
-        return try price(units: after).subtracting(try price(units: state))
-    }
-
-    public func accumulate(_ event: RatedEvent, into state: inout Int64) throws(MoneyError) {
-        let (after, overflow) = state.addingReportingOverflow(metric.units(of: event))
-        guard !overflow else { throw .overflow }
-        state = after
-    }
-
-    public func total(of state: Int64) throws(MoneyError) -> Money { try price(units: state) }
-
-    func price(units: Int64) throws(MoneyError) -> Money {
+    public func price(units: Int64) throws(MoneyError) -> Money {
         try tiers.tiers[tiers.index(of: units)].value.multiplied(by: units)
     }
 }

@@ -66,15 +66,7 @@ extension TenantActor {
     private func charge(_ request: MeterRequest, credential: Credential, fingerprint: String, settling reservation: ReservationRecord?)
         async throws(TollgateError) -> JSONValue {
         let now = services.clock.now()
-        let agent = try agent(credential.agentId)
-        let team = try team(agent.teamId)
-        guard let subscription = subscription(for: team.customerId, at: now) else {
-            throw .conflict("customer \(team.customerId) has no active subscription to a plan")
-        }
-        let inForce = planInForce(subscription, at: now)
-        guard let plan = plans[inForce.planId]?[inForce.version] else {
-            throw .conflict("subscription \(subscription.id) names a plan this tenant does not have")
-        }
+        let (agent, team, subscription, plan) = try pricing(for: credential, at: now)
         var event = request.event
         event.agentId = agent.id
         event.sessionId = request.sessionId

@@ -27,15 +27,7 @@ extension TenantActor {
             return Self.answer(existing, replayed: true)
         }
         let now = services.clock.now()
-        let agent = try agent(credential.agentId)
-        let team = try team(agent.teamId)
-        guard let subscription = subscription(for: team.customerId, at: now) else {
-            throw .conflict("customer \(team.customerId) has no active subscription to a plan")
-        }
-        let inForce = planInForce(subscription, at: now)
-        guard let plan = plans[inForce.planId]?[inForce.version] else {
-            throw .conflict("subscription \(subscription.id) names a plan this tenant does not have")
-        }
+        let (agent, team, subscription, plan) = try pricing(for: credential, at: now)
         var event = estimate
         event.agentId = agent.id
         event.sessionId = sessionId

@@ -152,6 +152,21 @@ public actor TenantActor {
         return (subscription.planId, subscription.version)
     }
 
+    /// Who a credential's call is charged to and the plan version that prices it at `date`.
+    func pricing(for credential: Credential, at date: Date) throws(TollgateError)
+        -> (agent: Agent, team: Team, subscription: SubscriptionRecord, plan: Plan) {
+        let agent = try agent(credential.agentId)
+        let team = try team(agent.teamId)
+        guard let subscription = subscription(for: team.customerId, at: date) else {
+            throw .conflict("customer \(team.customerId) has no active subscription to a plan")
+        }
+        let inForce = planInForce(subscription, at: date)
+        guard let plan = plans[inForce.planId]?[inForce.version] else {
+            throw .conflict("subscription \(subscription.id) names a plan this tenant does not have")
+        }
+        return (agent, team, subscription, plan)
+    }
+
     /// The subscription in force for `customerId` at `date`: the latest one that has started.
     func subscription(for customerId: String, at date: Date) -> SubscriptionRecord? {
         subscriptions[customerId]?.filter { $0.startsAt <= date }.max { ($0.startsAt, $0.id) < ($1.startsAt, $1.id) }
