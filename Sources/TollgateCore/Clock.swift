@@ -13,9 +13,17 @@ public struct SystemWallClock: WallClock {
 
 /// RFC 3339 UTC timestamps with milliseconds, the wire's only time format.
 public enum Timestamp {
+    /// The date's whole millisecond, as `millis` counts it (rounded down). The formatter's own fractional
+    /// seconds round to the nearest millisecond, which would let a receipt's `at` name a later millisecond
+    /// than the one its charge is stored and priced under; so the fraction is written from `millis` here.
     public static func format(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true)
-            .timeSeparator(.colon).timeZone(separator: .omitted))
+        let millis = millis(date)
+        let (seconds, fraction) = (millis.quotientAndRemainder(dividingBy: 1000))
+        let whole = fraction < 0 ? (seconds - 1, fraction + 1000) : (seconds, fraction)
+        let text = Date(timeIntervalSince1970: Double(whole.0))
+            .formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false)
+                .timeSeparator(.colon).timeZone(separator: .omitted))
+        return text.dropLast() + "." + String(1000 + whole.1).dropFirst() + "Z"
     }
 
     public static func parse(_ text: String) -> Date? {
@@ -26,8 +34,7 @@ public enum Timestamp {
         return try? Date(text, strategy: .iso8601)
     }
 
-    /// Milliseconds since the Unix epoch: how times are stored.
-    /// Whole milliseconds since 1970, rounded down. A time within a microsecond below a millisecond boundary
+    /// Whole milliseconds since 1970 (how times are stored), rounded down. A time within a microsecond below a millisecond boundary
     /// counts as that boundary: `date(millis:)` goes through a `Double` and may land a hair short of it, and
     /// `millis(date(millis: m))` must give `m` back.
     public static func millis(_ date: Date) -> Int64 {

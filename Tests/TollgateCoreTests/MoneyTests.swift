@@ -79,3 +79,18 @@ import Foundation
         #expect(mismatches == 0)
     }
 }
+
+@Suite struct TimestampFormatTests {
+    @Test func formatNamesTheSameMillisecondAsMillis_evenJustBelowTheNext() throws {
+        let base = 1_795_000_000.123
+        for offset in [0.0, 0.0004, 0.0005, 0.0006, 0.00099, 0.000999] {
+            let date = Date(timeIntervalSince1970: base + offset)
+            let text = Timestamp.format(date)
+            let parsed = try #require(Timestamp.parse(text))
+            #expect(Timestamp.millis(parsed) == Timestamp.millis(date), "\(offset): \(text)")
+        }
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 1_795_000_000.0999)) == "2026-11-18T11:06:40.099Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: -0.5)) == "1969-12-31T23:59:59.500Z")
+    }
+}

@@ -11,8 +11,11 @@ import TollgateTesting
         ["name": "search", "currency": "USD", "charges": [["strategy": "per_tool", "rates": ["*": .string(rate)]]]]
     }
 
-    @Test func callsRacingASwapAreEachRatedByTheVersionInForceAtTheirTime() async throws {
-        let server = try await TestServer.start()
+    /// On SQLite the swap's write takes a while: calls rated during it must already see the swap.
+    @Test(arguments: ["memory:", "sqlite:" + FileManager.default.temporaryDirectory
+        .appendingPathComponent("tollgate-swap-\(UUID().uuidString).sqlite").path])
+    func callsRacingASwapAreEachRatedByTheVersionInForceAtTheirTime(storageURL: String) async throws {
+        let server = try await TestServer.start(storageURL: storageURL)
         let world = try await Fixture.make(on: server, plan: Self.perTool("1"))
         let op = try await server.connect(token: world.operatorToken)
         let v2 = try await op.call("plans.put", Self.perTool("2"))
