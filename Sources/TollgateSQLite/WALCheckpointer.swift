@@ -16,7 +16,8 @@ import Synchronization
 /// itself runs one passive checkpoint between two groups (`catchUpNeeded`): with no write in progress it
 /// copies the few frames left, and the writer's next transaction starts the WAL over.
 ///
-/// Requests coalesce: while a checkpoint runs, any number of requests make exactly one more run after it.
+/// Requests coalesce: while a checkpoint runs (or pauses after one), any number of requests make exactly one
+/// more run after it.
 /// Durability does not depend on this object: a committed transaction is already fsynced in the WAL, and
 /// SQLite replays the WAL on open if a checkpoint never happened.
 final class WALCheckpointer: Sendable {
@@ -32,9 +33,12 @@ final class WALCheckpointer: Sendable {
     private let state = Mutex(State())
     private let logger: Logger
     let walFramesMax: Int
+    /// The least time from one checkpoint to the next.
+    let pause: Duration
 
-    init(path: String, walFramesMax: Int, logger: Logger) throws {
+    init(path: String, walFramesMax: Int, pause: Duration = .milliseconds(10), logger: Logger) throws {
         self.walFramesMax = walFramesMax
+        self.pause = pause
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         connection = try DatabaseQueue(path: path, configuration: configuration)
@@ -61,6 +65,10 @@ final class WALCheckpointer: Sendable {
                 // A failed checkpoint loses nothing (the pages stay in the WAL); the next request retries.
                 logger.warning("WAL checkpoint failed", metadata: ["error": "\(error)"])
             }
+            // Paced: pages that many commits dirty (the ends of the ledger's tables and indexes) are then
+            // copied once per pause rather than once per commit. With 10 ms the benchmark ran ~9 % more calls
+            // per second at the same p99; with 50 ms and more, the bigger checkpoints' fsyncs held up commits.
+            try? await Task.sleep(for: pause)
             let again = state.withLock { state -> Bool in
                 if state.again && !state.closed { state.again = false; return true }
                 state.running = false

@@ -38,9 +38,10 @@ import TollgateStorage
         }
         try await store.checkpointer.idle()
         let walBytes = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0
-        // 5,000 charges write over 4,000 pages (16 MB) to the WAL in all (18 MB with nobody checkpointing);
-        // checkpointed as they go, the WAL starts over whenever it passes 500 frames and stays near 2 MB.
-        #expect(walBytes < 4 << 20, "WAL is \(walBytes) bytes")
+        // 5,000 charges write over 4,000 pages (16 MB) to the WAL in all: 18 MB with nobody checkpointing, 11 MB
+        // with the paced background checkpoints alone. With the writer catching up past 500 frames the WAL starts
+        // over as it goes and stays near 2–3 MB.
+        #expect(walBytes < 8 << 20, "WAL is \(walBytes) bytes")
         let usage = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(), groupBy: [])
         #expect(usage.first?.calls == 5000)
         try await store.close()
