@@ -7,7 +7,7 @@ import TollgatePricing
 /// {"strategy":"cost_plus","markup":"1.25"}
 /// ```
 /// The marked-up sum is kept exact and rounded once, so a period's total is its provider cost × markup.
-public struct CostPlusStrategy: PricingStrategy {
+public struct CostPlusStrategy: ExactSumStrategy {
     public static let name = "cost_plus"
     public let markup: Factor
 
@@ -16,15 +16,7 @@ public struct CostPlusStrategy: PricingStrategy {
         markup = try charge.factor("markup")
     }
 
-    public var initialState: ExactAmount { .zero }
-
-    public func quote(_ event: RatedEvent, given state: ExactAmount) throws(MoneyError) -> Money {
-        try state.adding(try ExactAmount(event.providerCost, times: markup)).rounded().subtracting(try state.rounded())
+    public func amount(of event: RatedEvent) throws(MoneyError) -> ExactAmount {
+        try ExactAmount(event.providerCost, times: markup)
     }
-
-    public func accumulate(_ event: RatedEvent, into state: inout ExactAmount) throws(MoneyError) {
-        state = try state.adding(try ExactAmount(event.providerCost, times: markup))
-    }
-
-    public func total(of state: ExactAmount) throws(MoneyError) -> Money { try state.rounded() }
 }

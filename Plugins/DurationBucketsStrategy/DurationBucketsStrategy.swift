@@ -8,7 +8,7 @@ import TollgatePricing
 /// ```
 /// Buckets are tiers of milliseconds (`upTo` inclusive); the last is open so every duration has a price.
 /// A call's price is its bucket's rate × its `quantity`.
-public struct DurationBucketsStrategy: PricingStrategy {
+public struct DurationBucketsStrategy: PerEventStrategy {
     public static let name = "duration_buckets"
     public let buckets: Tiers<Money>
 
@@ -19,15 +19,7 @@ public struct DurationBucketsStrategy: PricingStrategy {
         }
     }
 
-    public var initialState: Money { .zero }
-
-    public func quote(_ event: RatedEvent, given state: Money) throws(MoneyError) -> Money {
+    public func price(of event: RatedEvent) throws(MoneyError) -> Money {
         try buckets.tiers[buckets.index(of: event.durationMs)].value.multiplied(by: event.quantity)
     }
-
-    public func accumulate(_ event: RatedEvent, into state: inout Money) throws(MoneyError) {
-        state = try state.adding(try quote(event, given: state))
-    }
-
-    public func total(of state: Money) throws(MoneyError) -> Money { state }
 }

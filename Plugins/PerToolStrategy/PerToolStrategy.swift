@@ -8,7 +8,7 @@ import TollgatePricing
 /// ```
 /// A call's price is its tool's rate × its `quantity`. The `*` rate is required, so that no tool is ever
 /// free by omission; a tool meant to be free says `"0"` explicitly.
-public struct PerToolStrategy: PricingStrategy {
+public struct PerToolStrategy: PerEventStrategy {
     public static let name = "per_tool"
 
     public let rates: [String: Money]
@@ -26,15 +26,7 @@ public struct PerToolStrategy: PricingStrategy {
         self.defaultRate = defaultRate
     }
 
-    public var initialState: Money { .zero }
-
-    public func quote(_ event: RatedEvent, given state: Money) throws(MoneyError) -> Money {
+    public func price(of event: RatedEvent) throws(MoneyError) -> Money {
         try (rates[event.tool] ?? defaultRate).multiplied(by: event.quantity)
     }
-
-    public func accumulate(_ event: RatedEvent, into state: inout Money) throws(MoneyError) {
-        state = try state.adding(try quote(event, given: state))
-    }
-
-    public func total(of state: Money) throws(MoneyError) -> Money { state }
 }

@@ -10,7 +10,7 @@ import TollgatePricing
 /// price = (input × rates.input + output × rates.output + reasoning × rates.reasoning) × multipliers[tool].
 /// A token kind without a rate costs nothing; a tool without a multiplier takes `*`, or 1 when `*` is absent.
 /// The sum is kept exact and rounded once, so fractions of a nano-unit are never lost between calls.
-public struct TokenMultiplierStrategy: PricingStrategy {
+public struct TokenMultiplierStrategy: ExactSumStrategy {
     public static let name = "token_multiplier"
     static let kinds = ["input", "output", "reasoning"]
 
@@ -38,22 +38,10 @@ public struct TokenMultiplierStrategy: PricingStrategy {
         self.multipliers = multipliers
     }
 
-    public var initialState: ExactAmount { .zero }
-
-    private func cost(of event: RatedEvent) throws(MoneyError) -> ExactAmount {
+    public func amount(of event: RatedEvent) throws(MoneyError) -> ExactAmount {
         let tokens = try input.multiplied(by: event.inputTokens)
             .adding(try output.multiplied(by: event.outputTokens))
             .adding(try reasoning.multiplied(by: event.reasoningTokens))
         return try ExactAmount(tokens, times: multipliers[event.tool] ?? defaultMultiplier)
     }
-
-    public func quote(_ event: RatedEvent, given state: ExactAmount) throws(MoneyError) -> Money {
-        try state.adding(try cost(of: event)).rounded().subtracting(try state.rounded())
-    }
-
-    public func accumulate(_ event: RatedEvent, into state: inout ExactAmount) throws(MoneyError) {
-        state = try state.adding(try cost(of: event))
-    }
-
-    public func total(of state: ExactAmount) throws(MoneyError) -> Money { try state.rounded() }
 }

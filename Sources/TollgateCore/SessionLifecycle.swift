@@ -9,6 +9,13 @@ public enum SessionState: String, Sendable, Hashable, CaseIterable {
     case closed = "CLOSED"
 }
 
+/// A call's outcome as its caller reported it (`usage.status`).
+public enum CallStatus {
+    /// A call failed when its status is present and anything but `SUCCESS`. One definition for error rates,
+    /// session records and the SQL that sums errors (`status IS NOT NULL AND status <> 'SUCCESS'`).
+    public static func isError(_ status: String?) -> Bool { status.map { $0 != "SUCCESS" } ?? false }
+}
+
 /// How a session ended.
 public enum SessionOutcome: String, Sendable, Hashable {
     case completed = "COMPLETED"

@@ -387,7 +387,7 @@ public final class PostgresStore: TollgateStore {
                                         Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64?)
 
     /// Sessions with their totals: the stored final record once closed, summed from the charges while open.
-    private func sessionRows(tenantId: String, id: String?, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
+    private func sessionRows(tenantId: String, id: String?, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
         let query: PostgresQuery = """
             SELECT s.id, s.agent_id, s.team_id, s.customer_id, s.opened_at_ms, s.closed_at_ms, s.outcome, s.metadata,
                 CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.calls, 0) ELSE s.calls END,
@@ -410,7 +410,8 @@ public final class PostgresStore: TollgateStore {
                     AND c.session_id = s.id AND s.closed_at_ms IS NULL
             ) a ON TRUE
             WHERE s.tenant_id = \(tenantId) AND (\(id)::TEXT IS NULL OR s.id = \(id))
-                AND (NOT \(openOnly) OR s.closed_at_ms IS NULL)
+                AND (\(selection.includesOpen) OR s.closed_at_ms IS NOT NULL)
+                AND (\(selection.includesClosed) OR s.closed_at_ms IS NULL)
             ORDER BY s.opened_at_ms DESC, s.id DESC LIMIT \(Int64(limit))
             """
         return try await rows(query, as: SessionColumns.self).map { row in
@@ -426,11 +427,11 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
-        try await sessionRows(tenantId: tenantId, id: id, openOnly: false, limit: 1).first
+        try await sessionRows(tenantId: tenantId, id: id, .all, limit: 1).first
     }
 
-    public func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
-        try await sessionRows(tenantId: tenantId, id: nil, openOnly: openOnly, limit: limit)
+    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
+        try await sessionRows(tenantId: tenantId, id: nil, selection, limit: limit)
     }
 
     private typealias ReservationColumns = (String, String, String, String, String, String, String, String, Int64, String,

@@ -34,7 +34,9 @@ public struct ExactAmount: Sendable, Hashable, Comparable {
 
     /// `money × factor`, exactly; throws when the product leaves the range.
     public init(_ money: Money, times factor: Factor) throws(MoneyError) {
-        value = try Self.product(Int128(money.nanos), Int128(factor.billionths), 1)
+        let (product, overflow) = Int128(money.nanos).multipliedReportingOverflow(by: Int128(factor.billionths))
+        guard !overflow else { throw .overflow }
+        value = product
     }
 
     /// `money × numerator ÷ denominator` rounded half-even to the nano-unit: a committed amount spread over
@@ -72,13 +74,6 @@ public struct ExactAmount: Sendable, Hashable, Comparable {
         let nanos = Self.divideHalfEven(value, by: Self.scale)
         guard let exact = Int64(exactly: nanos) else { throw .overflow }
         return Money(nanos: exact)
-    }
-
-    private static func product(_ a: Int128, _ b: Int128, _ c: Int128) throws(MoneyError) -> Int128 {
-        let (ab, first) = a.multipliedReportingOverflow(by: b)
-        let (abc, second) = ab.multipliedReportingOverflow(by: c)
-        guard !first, !second else { throw .overflow }
-        return abc
     }
 
     static func divideHalfEven(_ numerator: Int128, by denominator: Int128) -> Int128 {

@@ -29,7 +29,7 @@ public final class PlanRating {
     /// Events folded in.
     public private(set) var events: Int64 = 0
 
-    struct ScopeTally {
+    struct ScopeTally: Sendable, Hashable {
         var base = Money.zero
         var calls: Int64 = 0
         var errors: Int64 = 0
@@ -39,6 +39,8 @@ public final class PlanRating {
     public struct Quote: Sendable, Hashable {
         public var price: Money
         var base: Money
+        /// The modifier state after the event, computed by `quote` so that `apply` only stores it.
+        fileprivate var modified: Modified?
     }
 
     public init(plan: Plan, period: Date = Date(timeIntervalSince1970: 0)) {
@@ -51,9 +53,9 @@ public final class PlanRating {
     public func quote(_ event: RatedEvent) throws(MoneyError) -> Quote {
         var base = Money.zero
         for (charge, box) in zip(plan.charges, boxes) { base = try base.adding(try charge.quote(event, box: box)) }
-        if plan.modifiers.isEmpty { return Quote(price: base, base: base) }
+        if plan.modifiers.isEmpty { return Quote(price: base, base: base, modified: nil) }
         let after = try modified(adding: event, base: base)
-        return Quote(price: try after.total.subtracting(total), base: base)
+        return Quote(price: try after.total.subtracting(total), base: base, modified: after)
     }
 
     /// Folds an accepted event in; `quote` must be this event's quote against the current state.
@@ -61,11 +63,10 @@ public final class PlanRating {
         for (charge, box) in zip(plan.charges, boxes) { try charge.accumulate(event, box: box) }
         base = try base.adding(quote.base)
         events += 1
-        if plan.modifiers.isEmpty {
+        guard let after = quote.modified else {
             total = try total.adding(quote.price)
             return
         }
-        let after = try modified(adding: event, base: quote.base)
         if let key = after.scopeKey { scopes[key] = after.scope }
         penalized = after.penalized
         discountUnits = after.discountUnits
@@ -97,7 +98,7 @@ public final class PlanRating {
     /// The price before modifiers.
     public var baseTotal: Money { base }
 
-    private struct Modified {
+    fileprivate struct Modified: Sendable, Hashable {
         var scopeKey: String?
         var scope = ScopeTally()
         var penalized: ExactAmount

@@ -25,10 +25,7 @@ public struct RatedEvent: Sendable, Hashable {
         self.agentId = agentId; self.sessionId = sessionId; self.status = status
     }
 
-    public var isError: Bool {
-        guard let status else { return false }
-        return status != "SUCCESS"
-    }
+    public var isError: Bool { CallStatus.isError(status) }
 }
 
 /// The count a charge is computed from. `graduated` and `volume` take any of them; the other strategies

@@ -91,8 +91,8 @@ public actor Supervisor {
                     throw TollgateError.notFound("no tenant \(tenantId)")
                 }
                 let spend = try await services.store.spend(tenantId: tenantId, now: services.clock.now())
-                let open = try await services.store.sessions(tenantId: tenantId, openOnly: true, limit: limits.tenant.openSessionsMax)
-                let recent = try await services.store.sessions(tenantId: tenantId, openOnly: false, limit: 1000)
+                let open = try await services.store.sessions(tenantId: tenantId, .open, limit: limits.tenant.openSessionsMax)
+                let recent = try await services.store.sessions(tenantId: tenantId, .closed, limit: 1000)
                 let timeouts = try await services.store.setting(TenantActor.sessionTimeoutsKey(tenantId)).flatMap(TenantActor.sessionTimeouts(from:))
                 // A hold whose commit was recorded just before a crash is done, not held.
                 var held: [ReservationRecord] = []
@@ -105,7 +105,7 @@ public actor Supervisor {
                         held.append(reservation)
                     }
                 }
-                return try TenantActor(snapshot: snapshot, spend: spend, sessions: open + recent.filter { $0.closedAt != nil },
+                return try TenantActor(snapshot: snapshot, spend: spend, sessions: open + recent,
                                        sessionTimeouts: timeouts, reservations: held, services: services, limits: limits.tenant)
             }
             tenants[tenantId] = task

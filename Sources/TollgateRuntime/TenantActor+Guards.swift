@@ -75,6 +75,12 @@ struct CustomerMargin {
     var month: Int64
     var revenue = Money.zero
     var providerCost = Money.zero
+
+    /// Counts a charge (or a summary row); a sum out of range keeps the old total, which only the guard reads.
+    mutating func add(revenue cost: Money, providerCost provider: Money) {
+        revenue = (try? revenue.adding(cost)) ?? revenue
+        providerCost = (try? providerCost.adding(provider)) ?? providerCost
+    }
 }
 
 /// The velocity alert and the margin guard.
@@ -89,11 +95,12 @@ struct CustomerMargin {
 extension TenantActor {
     /// Refuses a call that a margin level throttles or blocks. Runs in the admission turn.
     func marginGate(path: ChargePath, at now: Date) throws(TollgateError) {
-        let scopes: [(String, String, Int)] = [
-            ("session", path.sessionId, sessionMarginLevel(path.sessionId)),
-            ("customer", path.customerId, customerMarginLevel(path.customerId, at: now)),
-        ]
-        for (scope, id, level) in scopes where level >= 2 {
+        try marginGate("session", path.sessionId, level: sessionMarginLevel(path.sessionId), at: now)
+        try marginGate("customer", path.customerId, level: customerMarginLevel(path.customerId, at: now), at: now)
+    }
+
+    private func marginGate(_ scope: String, _ id: String, level: Int, at now: Date) throws(TollgateError) {
+        if level >= 2 {
             if level >= 3 {
                 throw .conflict("margin guard L3: provider cost exceeds revenue beyond \(guards.marginL3Percent)% for \(scope) \(id); calls are blocked until an operator acts")
             }
@@ -118,10 +125,7 @@ extension TenantActor {
         } catch { throw .unavailable("storage is unavailable; nothing was recorded") }
         if customerMargins[customerId]?.month == month { return }
         var margin = CustomerMargin(month: month)
-        for row in rows {
-            margin.revenue = (try? margin.revenue.adding(row.cost)) ?? margin.revenue
-            margin.providerCost = (try? margin.providerCost.adding(row.providerCost)) ?? margin.providerCost
-        }
+        for row in rows { margin.add(revenue: row.cost, providerCost: row.providerCost) }
         customerMargins[customerId] = margin
     }
 
@@ -143,23 +147,23 @@ extension TenantActor {
         var rate = callRates[charge.agentId] ?? CallRate()
         rate.add(1, minute: minute, window: guards.velocityWindowMinutes)
         let (current, average) = rate.rate(window: guards.velocityWindowMinutes)
-        if let average, current >= guards.velocityMinCallsPerMinute,
-           Double(current) > Double(guards.velocityFactor) * average, rate.alertedMinute.map({ $0 < minute - 1 }) ?? true {
+        let above = average.map { Double(current) > Double(guards.velocityFactor) * $0 } ?? false
+        // A crossing stays open while every minute since it fired was above the threshold.
+        let crossingOpen = rate.alertedMinute.map { $0 >= minute - 1 } ?? false
+        if above, crossingOpen {
+            rate.alertedMinute = minute
+        } else if above, current >= guards.velocityMinCallsPerMinute, let average {
             rate.alertedMinute = minute
             raise("velocity", ["agentId": .string(charge.agentId), "callsThisMinute": .integer(Int64(current)),
                                "averagePerMinute": .string(String(format: "%.2f", average)),
                                "factor": .integer(Int64(guards.velocityFactor)), "sessionId": .string(charge.sessionId)])
-        } else if rate.alertedMinute == minute - 1 || rate.alertedMinute == minute {
-            // Still above the threshold: keep the crossing open so it does not fire again every minute.
-            if let average, Double(current) > Double(guards.velocityFactor) * average { rate.alertedMinute = minute }
         }
         callRates[charge.agentId] = rate
 
         // Margins: the customer's month here; the session's totals were updated by `callEnded`.
         let month = PeriodCalendar.monthIndex(now)
         var margin = customerMargins[charge.customerId].flatMap { $0.month == month ? $0 : nil } ?? CustomerMargin(month: month)
-        margin.revenue = (try? margin.revenue.adding(charge.cost)) ?? margin.revenue
-        margin.providerCost = (try? margin.providerCost.adding(charge.providerCost)) ?? margin.providerCost
+        margin.add(revenue: charge.cost, providerCost: charge.providerCost)
         customerMargins[charge.customerId] = margin
         raiseMargin(scope: "customer", id: charge.customerId, revenue: margin.revenue, providerCost: margin.providerCost,
                     period: "m\(month)", charge: charge)

@@ -13,10 +13,7 @@ extension TenantActor {
     /// reservation's hold given back in the turn that checks the caps for the actual cost.
     func verify(_ request: MeterRequest, credentialId: String, settling reservation: ReservationRecord?)
         async throws(TollgateError) -> JSONValue {
-        let credential = try usableCredential(credentialId)
-        guard credential.scopes.contains(AgentScope.meterWrite) else {
-            throw .forbidden("credential lacks scope \(AgentScope.meterWrite)")
-        }
+        let credential = try meterCredential(credentialId)
         let key = request.idempotencyKey
         let fingerprint = Fingerprint.make(params: request.params, agentId: credential.agentId)
         if let replay = try recall(key, fingerprint) { return replay }
@@ -70,7 +67,7 @@ extension TenantActor {
         var event = request.event
         event.agentId = agent.id
         event.sessionId = request.sessionId
-        _ = try await session(request.sessionId, for: agent)
+        try await ensureSession(request.sessionId, for: agent)
         try await loadCustomerMargin(team.customerId, at: now)
         let rating = try await rating(for: subscription, plan: plan, at: now)
         // From here to the ledger submit there is no suspension point: the session's activity, the quote, the

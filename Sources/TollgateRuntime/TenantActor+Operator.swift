@@ -148,8 +148,7 @@ extension TenantActor {
         // In force in memory before the write: calls rated while the write is under way, at or after
         // `effective`, must already see it. If the write fails the swap is taken back; calls in that window
         // keep the version they were rated (and recorded) with.
-        planSwaps[subscriptionId, default: []].append(swap)
-        planSwaps[subscriptionId]!.sort { (Timestamp.millis($0.effectiveAt), $0.id) < (Timestamp.millis($1.effectiveAt), $1.id) }
+        Self.add(swap, to: &planSwaps)
         do {
             try await write { () async throws(StorageError) in try await services.store.insertPlanSwap(swap) }
         } catch {

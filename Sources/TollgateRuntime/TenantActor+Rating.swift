@@ -15,10 +15,12 @@ extension TenantActor {
     /// The rating state of `subscription` under `plan` for the month containing `now`.
     func rating(for subscription: SubscriptionRecord, plan: Plan, at now: Date) async throws(TollgateError) -> PlanRating {
         let monthStart = PeriodCalendar.startOfMonth(now)
-        if let rating = ratings[subscription.id], rating.plan.id == plan.id, rating.plan.version == plan.version,
-           rating.period == monthStart {
+        func cached() -> PlanRating? {
+            guard let rating = ratings[subscription.id], rating.plan.id == plan.id, rating.plan.version == plan.version,
+                  rating.period == monthStart else { return nil }
             return rating
         }
+        if let rating = cached() { return rating }
         let rows: [RatingRow]
         do {
             rows = try await services.store.charges(tenantId: tenantId, subscriptionId: subscription.id, from: monthStart)
@@ -28,10 +30,7 @@ extension TenantActor {
         }
         // Another call may have rebuilt it while this one waited on storage: keep the first, which may
         // already hold calls in flight.
-        if let rating = ratings[subscription.id], rating.plan.id == plan.id, rating.plan.version == plan.version,
-           rating.period == monthStart {
-            return rating
-        }
+        if let rating = cached() { return rating }
         let rating = PlanRating(plan: plan, period: monthStart)
         do {
             // A plan version swapped in mid-month starts its own totals: each version rates its own calls.

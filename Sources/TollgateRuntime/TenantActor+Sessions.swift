@@ -23,65 +23,61 @@ struct OpenSession {
 /// Open sessions live in this actor (not in actors of their own): a call's session cap is checked in the
 /// same turn as every other cap on its path, which is what keeps the caps exact under racing calls.
 extension TenantActor {
-    /// The session `id` of `agent`, opened now if it does not exist. Refuses a closed session (CONFLICT)
-    /// and another agent's (FORBIDDEN).
-    func session(_ id: String, for agent: Agent, metadata: String? = nil) async throws(TollgateError) -> OpenSession {
-        let now = services.clock.now()
-        if let open = try usableSession(id, agent: agent, at: now) { return open }
-        let existing: SessionRecord?
-        do { existing = try await services.store.session(tenantId: tenantId, id: id) } catch {
-            throw .unavailable("storage is unavailable; nothing was recorded")
-        }
-        // Another call may have opened or loaded it while this one waited.
-        if let open = try usableSession(id, agent: agent, at: services.clock.now()) { return open }
-        if let existing {
-            guard existing.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
-            guard existing.closedAt == nil else { throw .conflict("session \(id) is closed") }
-            adopt(existing)
-        } else {
+    /// Makes sure the session `id` of `agent` is open in this actor: held already, loaded from storage, or
+    /// opened now. Refuses a closed session (CONFLICT) and another agent's (FORBIDDEN). Every await is
+    /// followed by a fresh look, since a concurrent call may have opened or loaded it meanwhile.
+    func ensureSession(_ id: String, for agent: Agent, metadata: String? = nil) async throws(TollgateError) {
+        if try holds(id, agent: agent) { return }
+        var stored = try await storedSession(id)
+        if try holds(id, agent: agent) { return }
+        if stored == nil {
             guard sessions.count < limits.openSessionsMax else {
                 throw .conflict("the tenant has \(limits.openSessionsMax) open sessions, the most it may have; close some first")
             }
             let team = try team(agent.teamId)
             let record = SessionRecord(tenantId: tenantId, id: id, agentId: agent.id, teamId: team.id,
-                                       customerId: team.customerId, openedAt: now, metadata: metadata)
+                                       customerId: team.customerId, openedAt: services.clock.now(), metadata: metadata)
             let inserted: Bool
             do { inserted = try await services.store.insertSession(record) } catch {
                 throw .unavailable("storage is unavailable; nothing was recorded")
             }
-            if let open = try usableSession(id, agent: agent, at: services.clock.now()) { return open }
-            if inserted {
-                adopt(record)
-            } else {
-                // A concurrent call (pipelined on the same connection, say) stored it first: take what it stored.
-                let winner: SessionRecord?
-                do { winner = try await services.store.session(tenantId: tenantId, id: id) } catch {
-                    throw .unavailable("storage is unavailable; nothing was recorded")
-                }
-                if let open = try usableSession(id, agent: agent, at: services.clock.now()) { return open }
-                guard let winner else { throw .unavailable("session \(id) vanished while opening") }
-                guard winner.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
-                guard winner.closedAt == nil else { throw .conflict("session \(id) is closed") }
-                adopt(winner)
-            }
+            // Not inserted: a concurrent call (pipelined on the same connection, say) stored it first.
+            stored = inserted ? record : try await storedSession(id)
+            if try holds(id, agent: agent) { return }
         }
-        guard let open = try usableSession(id, agent: agent, at: services.clock.now()) else {
-            throw .conflict("session \(id) is closed")
-        }
-        return open
+        guard let stored else { throw .unavailable("session \(id) vanished while opening") }
+        guard stored.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
+        guard stored.closedAt == nil else { throw .conflict("session \(id) is closed") }
+        adopt(stored)
+        guard try holds(id, agent: agent) else { throw .conflict("session \(id) is closed") }
     }
 
-    /// The open session from memory, advanced to `now`; nil when this actor does not hold it.
-    private func usableSession(_ id: String, agent: Agent, at now: Date) throws(TollgateError) -> OpenSession? {
-        guard sessions[id] != nil else { return nil }
+    private func storedSession(_ id: String) async throws(TollgateError) -> SessionRecord? {
+        do { return try await services.store.session(tenantId: tenantId, id: id) } catch {
+            throw .unavailable("storage is unavailable")
+        }
+    }
+
+    /// A session the caller may see: any of the tenant's for operators (`agentId` nil), an agent's own
+    /// otherwise (another's is NOT_FOUND, never revealed).
+    private func visibleStoredSession(_ id: String, agentId: String?) async throws(TollgateError) -> SessionRecord {
+        guard let stored = try await storedSession(id), agentId.map({ $0 == stored.agentId }) ?? true else {
+            throw .notFound("no session \(id)")
+        }
+        return stored
+    }
+
+    /// Whether this actor holds the open session `id`, advanced to now; a closed one is CONFLICT (and its
+    /// final record is written beside), another agent's FORBIDDEN.
+    private func holds(_ id: String, agent: Agent) throws(TollgateError) -> Bool {
+        guard sessions[id] != nil else { return false }
         guard sessions[id]!.record.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
-        sessions[id]!.lifecycle.advance(to: now, timeouts: sessionTimeouts)
-        let open = sessions[id]!
-        guard open.lifecycle.state != .closed else {
+        sessions[id]!.lifecycle.advance(to: services.clock.now(), timeouts: sessionTimeouts)
+        guard sessions[id]!.lifecycle.state != .closed else {
             Task { await self.finalizeClosedSessions() }
             throw .conflict("session \(id) is closed")
         }
-        return open
+        return true
     }
 
     /// Takes a stored open session into memory, its spend into the cap ledger.
@@ -101,12 +97,18 @@ extension TenantActor {
 
     /// A call is about to be admitted in `id`: counts as activity, and as in flight until `callEnded`.
     func callStarted(in id: String, at now: Date) throws(TollgateError) {
+        try recordActivity(in: id, at: now)
+        sessions[id]!.inFlight += 1
+    }
+
+    /// Activity in the open session `id` at `now` (a call, a hold, the open itself): CREATED or IDLE
+    /// becomes ACTIVE; a closed session is CONFLICT.
+    func recordActivity(in id: String, at now: Date) throws(TollgateError) {
         // Mutated in place: a copy out of the dictionary and back would copy the session on every call.
         guard sessions[id] != nil else { throw .conflict("session \(id) is closed") }
         do { try sessions[id]!.lifecycle.recordCall(at: now, timeouts: sessionTimeouts) } catch {
             throw .conflict("session \(id) is closed")
         }
-        sessions[id]!.inFlight += 1
     }
 
     /// The call admitted in `id` was recorded (`charge`) or not (nil).
@@ -127,16 +129,13 @@ extension TenantActor {
     }
 
     /// `session.close`: closes now with the caller's outcome and returns the final billing record.
-    func closeSession(_ id: String, outcome: SessionOutcome, agentId: String?, now: Date) async throws(TollgateError) -> JSONValue {
+    public func closeSession(_ id: String, outcome: SessionOutcome, agentId: String?) async throws(TollgateError) -> JSONValue {
+        let now = services.clock.now()
         guard var open = sessions[id] else {
-            let stored: SessionRecord?
-            do { stored = try await services.store.session(tenantId: tenantId, id: id) } catch {
-                throw .unavailable("storage is unavailable")
-            }
-            guard let stored, agentId.map({ $0 == stored.agentId }) ?? true else { throw .notFound("no session \(id)") }
+            let stored = try await visibleStoredSession(id, agentId: agentId)
             if stored.closedAt != nil { throw .conflict("session \(id) is already closed") }
             adopt(stored)
-            return try await closeSession(id, outcome: outcome, agentId: agentId, now: now)
+            return try await closeSession(id, outcome: outcome, agentId: agentId)
         }
         if let agentId, open.record.agentId != agentId { throw .notFound("no session \(id)") }
         do { try open.lifecycle.close(at: now, outcome: outcome, timeouts: sessionTimeouts) } catch {
@@ -195,21 +194,17 @@ extension TenantActor {
     }
 
     /// `session.get`: state, totals so far and, while open, `projectedCost`.
-    func sessionInfo(_ id: String, agentId: String?, now: Date) async throws(TollgateError) -> JSONValue {
-        if var open = sessions[id] {
+    public func sessionInfo(_ id: String, agentId: String?) async throws(TollgateError) -> JSONValue {
+        let now = services.clock.now()
+        if let open = sessions[id] {
             if let agentId, open.record.agentId != agentId { throw .notFound("no session \(id)") }
-            open.lifecycle.advance(to: now, timeouts: sessionTimeouts)
-            sessions[id] = open
-            var answer = Self.describe(open.record, state: open.lifecycle.state, currency: open.currency).objectValue ?? [:]
-            if open.lifecycle.state != .closed, let projected = projectedCost(of: open, at: now) {
+            var answer = describe(open.record, at: now).objectValue ?? [:]
+            if sessions[id]!.lifecycle.state != .closed, let projected = projectedCost(of: sessions[id]!, at: now) {
                 answer["projectedCost"] = .string(projected.decimalString)
             }
             return .object(answer)
         }
-        let stored: SessionRecord?
-        do { stored = try await services.store.session(tenantId: tenantId, id: id) } catch { throw .unavailable("storage is unavailable") }
-        guard let stored, agentId.map({ $0 == stored.agentId }) ?? true else { throw .notFound("no session \(id)") }
-        return Self.describe(stored, state: stored.closedAt == nil ? .active : .closed, currency: nil)
+        return describe(try await visibleStoredSession(id, agentId: agentId), at: now)
     }
 
     /// Cost so far × the agent's typical session length ÷ the time this one has run: what it will cost at its
@@ -223,6 +218,16 @@ extension TenantActor {
         guard typicalMs > elapsedMs else { return open.record.totals.cost }
         let projected = (Int128(open.record.totals.cost.nanos) * Int128(typicalMs) + Int128(elapsedMs / 2)) / Int128(elapsedMs)
         return Int64(exactly: projected).map(Money.init(nanos:))
+    }
+
+    /// A session as it stands at `now`: from this actor when it holds it open (advanced to `now`), else as stored.
+    private func describe(_ record: SessionRecord, at now: Date) -> JSONValue {
+        guard sessions[record.id] != nil else {
+            return Self.describe(record, state: record.closedAt == nil ? .active : .closed, currency: nil)
+        }
+        sessions[record.id]!.lifecycle.advance(to: now, timeouts: sessionTimeouts)
+        let open = sessions[record.id]!
+        return Self.describe(open.record, state: open.lifecycle.state, currency: open.currency)
     }
 
     /// The session fields of `session.get`, `session.close` and `session_closed`.
@@ -243,19 +248,13 @@ extension TenantActor {
     }
 
     /// `sessions.list` for operators: open sessions from memory, closed ones from storage.
-    public func listSessions(openOnly: Bool, limit: Int) async throws(TollgateError) -> [JSONValue] {
+    public func listSessions(_ selection: SessionSelection, limit: Int) async throws(TollgateError) -> [JSONValue] {
         let stored: [SessionRecord]
-        do { stored = try await services.store.sessions(tenantId: tenantId, openOnly: openOnly, limit: limit) } catch {
+        do { stored = try await services.store.sessions(tenantId: tenantId, selection, limit: limit) } catch {
             throw .unavailable("storage is unavailable")
         }
         let now = services.clock.now()
-        return stored.map { record in
-            if var open = sessions[record.id] {
-                open.lifecycle.advance(to: now, timeouts: sessionTimeouts)
-                return Self.describe(open.record, state: open.lifecycle.state, currency: open.currency)
-            }
-            return Self.describe(record, state: record.closedAt == nil ? .active : .closed, currency: nil)
-        }
+        return stored.map { describe($0, at: now) }
     }
 }
 
@@ -306,22 +305,11 @@ extension TenantActor {
 extension TenantActor {
     /// `session.open`: opens (or returns, if this agent already has it open) the session `id`.
     public func openSession(_ id: String, agentId: String, metadata: String?) async throws(TollgateError) -> JSONValue {
-        let agent = try agent(agentId)
-        _ = try await session(id, for: agent, metadata: metadata)
+        try await ensureSession(id, for: try agent(agentId), metadata: metadata)
         // Opening is the session's first activity: it is ACTIVE at once, as the protocol answers.
-        let now = services.clock.now()
-        guard var open = sessions[id] else { throw .conflict("session \(id) is closed") }
-        do { try open.lifecycle.recordCall(at: now, timeouts: sessionTimeouts) } catch { throw .conflict("session \(id) is closed") }
-        sessions[id] = open
+        try recordActivity(in: id, at: services.clock.now())
+        let open = sessions[id]!
         return Self.describe(open.record, state: open.lifecycle.state, currency: open.currency)
-    }
-
-    public func sessionInfo(_ id: String, agentId: String?) async throws(TollgateError) -> JSONValue {
-        try await sessionInfo(id, agentId: agentId, now: services.clock.now())
-    }
-
-    public func closeSession(_ id: String, outcome: SessionOutcome, agentId: String?) async throws(TollgateError) -> JSONValue {
-        try await closeSession(id, outcome: outcome, agentId: agentId, now: services.clock.now())
     }
 
     public func listAlerts(kinds: [String]?, limit: Int) async throws(TollgateError) -> [JSONValue] {

@@ -16,10 +16,7 @@ extension TenantActor {
     /// `meter.authorize`.
     public func authorize(tool: String, idempotencyKey: String, sessionId: String, estimate: RatedEvent,
                           ttlMs: Int64?, credentialId: String) async throws(TollgateError) -> JSONValue {
-        let credential = try usableCredential(credentialId)
-        guard credential.scopes.contains(AgentScope.meterWrite) else {
-            throw .forbidden("credential lacks scope \(AgentScope.meterWrite)")
-        }
+        let credential = try meterCredential(credentialId)
         if let existing = reservations.values.first(where: { $0.idempotencyKey == idempotencyKey }) {
             guard existing.path.agentId == credential.agentId else {
                 throw .idempotencyMismatch(fields: ["agentId"])
@@ -31,7 +28,7 @@ extension TenantActor {
         var event = estimate
         event.agentId = agent.id
         event.sessionId = sessionId
-        _ = try await session(sessionId, for: agent)
+        try await ensureSession(sessionId, for: agent)
         let rating = try await rating(for: subscription, plan: plan, at: now)
         // The estimate is priced where the running totals stand now, and not folded into them: only the
         // commit's actual usage is.
@@ -41,8 +38,7 @@ extension TenantActor {
         }
         let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id, sessionId: sessionId,
                               credentialId: credential.id)
-        try callStarted(in: sessionId, at: now)
-        callEnded(in: sessionId, recorded: nil)
+        try recordActivity(in: sessionId, at: now)
         if let refusal = capLedger.reserve(amount, on: path.scopes, at: now) {
             capReached(refusal, path: path, at: now)
             throw .budgetExceeded(refusal, currency: plan.currency)
@@ -71,7 +67,7 @@ extension TenantActor {
     public func commitReservation(_ id: String, usage: RatedEvent, status: String?, params: JSONValue,
                                   credentialId: String) async throws(TollgateError) -> JSONValue {
         let credential = try usableCredential(credentialId)
-        let reservation = try await heldReservation(id, agentId: credential.agentId, committing: true)
+        let reservation = try await committable(id, agentId: credential.agentId)
         var event = usage
         event.tool = reservation.tool
         let request = MeterRequest(event: event, idempotencyKey: Self.commitKey(id), sessionId: reservation.path.sessionId,
@@ -84,11 +80,7 @@ extension TenantActor {
     public func releaseReservation(_ id: String, credentialId: String) async throws(TollgateError) -> JSONValue {
         let credential = try usableCredential(credentialId)
         guard let reservation = reservations[id] else {
-            let stored: ReservationRecord?
-            do { stored = try await services.store.reservation(tenantId: tenantId, id: id) } catch {
-                throw .unavailable("storage is unavailable")
-            }
-            guard let stored, stored.path.agentId == credential.agentId else { throw .notFound("no reservation \(id)") }
+            let stored = try await storedReservation(id, agentId: credential.agentId)
             switch stored.state {
             case .committed: throw .conflict("reservation \(id) was committed")
             case .held: throw .conflict("reservation \(id) is being committed")
@@ -100,8 +92,9 @@ extension TenantActor {
         return ["reservationId": .string(id), "released": true, "state": "released"]
     }
 
-    /// The held reservation `id` of `agentId`; an expired one is expired on the spot (CONFLICT).
-    private func heldReservation(_ id: String, agentId: String, committing: Bool) async throws(TollgateError) -> ReservationRecord {
+    /// The reservation `id` of `agentId` as a commit needs it: held (an expired one is expired on the spot,
+    /// CONFLICT), or committed already (a retry, which `verify` replays).
+    private func committable(_ id: String, agentId: String) async throws(TollgateError) -> ReservationRecord {
         if let reservation = reservations[id] {
             guard reservation.path.agentId == agentId else { throw .notFound("no reservation \(id)") }
             if reservation.expiresAt <= services.clock.now() {
@@ -110,20 +103,23 @@ extension TenantActor {
             }
             return reservation
         }
+        let stored = try await storedReservation(id, agentId: agentId)
+        switch stored.state {
+        case .committed: return stored
+        case .released: throw .conflict("reservation \(id) was released")
+        case .expired: throw .conflict("reservation \(id) expired; its hold was released")
+        case .held: throw .inProgress
+        }
+    }
+
+    /// A reservation not held in memory, from storage; another agent's is NOT_FOUND.
+    private func storedReservation(_ id: String, agentId: String) async throws(TollgateError) -> ReservationRecord {
         let stored: ReservationRecord?
         do { stored = try await services.store.reservation(tenantId: tenantId, id: id) } catch {
             throw .unavailable("storage is unavailable")
         }
         guard let stored, stored.path.agentId == agentId else { throw .notFound("no reservation \(id)") }
-        switch stored.state {
-        case .committed:
-            // A retry of a commit: `verify` replays the recorded answer under the commit key.
-            guard committing else { throw .conflict("reservation \(id) was committed") }
-            return stored
-        case .released: throw .conflict("reservation \(id) was released")
-        case .expired: throw .conflict("reservation \(id) expired; its hold was released")
-        case .held: throw .inProgress
-        }
+        return stored
     }
 
     /// Stores the end of a hold, then gives it back.

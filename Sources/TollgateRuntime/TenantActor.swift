@@ -87,8 +87,7 @@ public actor TenantActor {
             planIdsByName[record.name] = record.planId
         }
         for subscription in snapshot.subscriptions { subscriptions[subscription.customerId, default: []].append(subscription) }
-        for swap in snapshot.planSwaps { planSwaps[swap.subscriptionId, default: []].append(swap) }
-        for id in planSwaps.keys { planSwaps[id]!.sort { (Timestamp.millis($0.effectiveAt), $0.id) < (Timestamp.millis($1.effectiveAt), $1.id) } }
+        for swap in snapshot.planSwaps { Self.add(swap, to: &planSwaps) }
         for cap in snapshot.caps { capLedger.setCap(cap) }
         let current = PeriodIndex(services.clock.now())
         for row in spend {
@@ -141,6 +140,15 @@ public actor TenantActor {
         return credential
     }
 
+    /// A usable credential that may meter (`meter:write`): what every agent method of metering and sessions needs.
+    public func meterCredential(_ id: String) throws(TollgateError) -> Credential {
+        let credential = try usableCredential(id)
+        guard credential.scopes.contains(AgentScope.meterWrite) else {
+            throw .forbidden("credential lacks scope \(AgentScope.meterWrite)")
+        }
+        return credential
+    }
+
     /// The plan version rating `subscription`'s calls at `date`: the latest swap effective at or before that
     /// millisecond, else the subscription's own. Compared in whole milliseconds, as times are stored, so the
     /// answer is the same before and after a restart.
@@ -165,6 +173,12 @@ public actor TenantActor {
             throw .conflict("subscription \(subscription.id) names a plan this tenant does not have")
         }
         return (agent, team, subscription, plan)
+    }
+
+    /// Adds a swap, keeping each subscription's swaps in the order they take effect (by millisecond, then id).
+    static func add(_ swap: PlanSwapRecord, to swaps: inout [String: [PlanSwapRecord]]) {
+        swaps[swap.subscriptionId, default: []].append(swap)
+        swaps[swap.subscriptionId]!.sort { (Timestamp.millis($0.effectiveAt), $0.id) < (Timestamp.millis($1.effectiveAt), $1.id) }
     }
 
     /// The subscription in force for `customerId` at `date`: the latest one that has started.

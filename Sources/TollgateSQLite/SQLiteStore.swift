@@ -397,9 +397,14 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
-    public func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
-        try await read { db in
-            try Row.fetchAll(db, sql: Self.sessionSelect + (openOnly ? " AND s.closed_at_ms IS NULL" : "")
+    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
+        let state = switch selection {
+        case .open: " AND s.closed_at_ms IS NULL"
+        case .closed: " AND s.closed_at_ms IS NOT NULL"
+        case .all: ""
+        }
+        return try await read { db in
+            try Row.fetchAll(db, sql: Self.sessionSelect + state
                                 + " GROUP BY s.id ORDER BY s.opened_at_ms DESC, s.id DESC LIMIT ?2", arguments: [tenantId, limit])
                 .map(Self.sessionRecord)
         }

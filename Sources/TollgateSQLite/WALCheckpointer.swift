@@ -92,7 +92,7 @@ final class WALCheckpointer: Sendable {
     /// Stops taking requests and closes the connection once the running checkpoint, if any, is done.
     func close() async throws {
         state.withLock { $0.closed = true }
-        while state.withLock({ $0.running }) { try await Task.sleep(for: .milliseconds(1)) }
+        try await idle()
         try connection.close()
     }
 }

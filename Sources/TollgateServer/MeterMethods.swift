@@ -12,35 +12,27 @@ enum MeterMethods {
 
     static func register(in router: inout Router) {
         router.register("meter.verify") { params, context in
-            guard case .agent(let tenantId, _, let credentialId, _)? = context.connection.currentPrincipal else {
-                throw TollgateError.forbidden("meter methods need an agent credential")
-            }
-            let key = try params.string("idempotencyKey", lengthMax: 1024)
-            guard IdempotencyKey.isValid(key) else {
-                throw TollgateError.validation(field: "idempotencyKey", rule: "1 to 128 printable ASCII characters")
-            }
+            let (tenant, credentialId) = try await agentTenant(context)
+            let key = try idempotencyKey(params)
             let usage = try params.nested("usage")
             let event = try Self.event(tool: try params.string("tool", lengthMax: toolBytesMax),
                                        quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1, usage: usage)
             let request = MeterRequest(
                 event: event, idempotencyKey: key,
-                sessionId: try params.optionalString("sessionId", lengthMax: 128) ?? context.connection.defaultSessionId,
+                sessionId: try sessionId(params, context),
                 status: try usage?.optionalString("status", lengthMax: 64), params: .object(params.object))
-            return try await context.supervisor.tenant(tenantId).verify(request, credentialId: credentialId)
+            return try await tenant.verify(request, credentialId: credentialId)
         }
 
         router.register("meter.authorize") { params, context in
             let (tenant, credentialId) = try await agentTenant(context)
-            let key = try params.string("idempotencyKey", lengthMax: 1024)
-            guard IdempotencyKey.isValid(key) else {
-                throw TollgateError.validation(field: "idempotencyKey", rule: "1 to 128 printable ASCII characters")
-            }
+            let key = try idempotencyKey(params)
             let tool = try params.string("tool", lengthMax: toolBytesMax)
             let estimate = try Self.event(tool: tool, quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1,
                                           usage: try params.nested("estimate"))
             return try await tenant.authorize(
                 tool: tool, idempotencyKey: key,
-                sessionId: try params.optionalString("sessionId", lengthMax: 128) ?? context.connection.defaultSessionId,
+                sessionId: try sessionId(params, context),
                 estimate: estimate, ttlMs: try params.optionalInt("ttlMs", range: 1000...86_400_000), credentialId: credentialId)
         }
 
@@ -57,6 +49,19 @@ enum MeterMethods {
             let (tenant, credentialId) = try await agentTenant(context)
             return try await tenant.releaseReservation(try params.string("reservationId", lengthMax: 128), credentialId: credentialId)
         }
+    }
+
+    static func idempotencyKey(_ params: Params) throws -> String {
+        let key = try params.string("idempotencyKey", lengthMax: 1024)
+        guard IdempotencyKey.isValid(key) else {
+            throw TollgateError.validation(field: "idempotencyKey", rule: "1 to 128 printable ASCII characters")
+        }
+        return key
+    }
+
+    /// The call's session: the one it names, or the one the server named for this connection.
+    static func sessionId(_ params: Params, _ context: RequestContext) throws -> String {
+        try params.optionalString("sessionId", lengthMax: 128) ?? context.connection.defaultSessionId
     }
 
     static func agentTenant(_ context: RequestContext) async throws -> (TenantActor, credentialId: String) {

@@ -1,5 +1,6 @@
 import TollgateCore
 import TollgateRuntime
+import TollgateStorage
 import TollgateWire
 
 /// `session.open`, `session.get`, `session.close` (agents: their own sessions; operators: any of the
@@ -10,27 +11,26 @@ enum SessionMethods {
 
     /// The tenant, and the agent the caller is (nil for operators, who may act on any session).
     static func caller(_ params: Params, _ context: RequestContext) async throws -> (TenantActor, agentId: String?) {
-        if case .agent(let tenantId, let agentId, let credentialId, _)? = context.connection.currentPrincipal {
-            let tenant = try await context.supervisor.tenant(tenantId)
-            let credential = try await tenant.usableCredential(credentialId)
-            guard credential.scopes.contains(AgentScope.meterWrite) else {
-                throw TollgateError.forbidden("credential lacks scope \(AgentScope.meterWrite)")
-            }
+        if case .agent? = context.connection.currentPrincipal {
+            let (tenant, agentId) = try await meteringAgent(context)
             return (tenant, agentId)
         }
         return (try await OperatorMethods.operatorTenant(params, context), nil)
     }
 
+    /// The tenant and agent of a caller holding a usable `meter:write` credential.
+    static func meteringAgent(_ context: RequestContext) async throws -> (TenantActor, agentId: String) {
+        guard case .agent(let tenantId, let agentId, let credentialId, _)? = context.connection.currentPrincipal else {
+            throw TollgateError.forbidden("sessions are opened by agents")
+        }
+        let tenant = try await context.supervisor.tenant(tenantId)
+        _ = try await tenant.meterCredential(credentialId)
+        return (tenant, agentId)
+    }
+
     static func register(in router: inout Router) {
         router.register("session.open") { params, context in
-            guard case .agent(let tenantId, let agentId, let credentialId, _)? = context.connection.currentPrincipal else {
-                throw TollgateError.forbidden("sessions are opened by agents")
-            }
-            let tenant = try await context.supervisor.tenant(tenantId)
-            let credential = try await tenant.usableCredential(credentialId)
-            guard credential.scopes.contains(AgentScope.meterWrite) else {
-                throw TollgateError.forbidden("credential lacks scope \(AgentScope.meterWrite)")
-            }
+            let (tenant, agentId) = try await meteringAgent(context)
             let id = try params.optionalString("sessionId", lengthMax: 128) ?? Identifiers.make(.session)
             var metadata: String?
             if let value = params.object["metadata"], value != .null {
@@ -65,7 +65,7 @@ enum SessionMethods {
             let state = try params.optionalString("state") ?? "open"
             guard state == "open" || state == "all" else { throw TollgateError.validation(field: "state", rule: "open or all") }
             let limit = Int(try params.optionalInt("limit", range: 1...listMax) ?? 100)
-            return ["sessions": .array(try await tenant.listSessions(openOnly: state == "open", limit: limit))]
+            return ["sessions": .array(try await tenant.listSessions(state == "open" ? .open : .all, limit: limit))]
         }
 
         router.register("sessions.configure") { params, context in

@@ -183,9 +183,9 @@ public actor InMemoryStore: TollgateStore {
         return session
     }
 
-    public func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
+    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
         try open()
-        var found = sessionRows.values.filter { $0.tenantId == tenantId && (!openOnly || $0.closedAt == nil) }
+        var found = sessionRows.values.filter { $0.tenantId == tenantId && ($0.closedAt == nil ? selection.includesOpen : selection.includesClosed) }
             .sorted { ($0.openedAt, $0.id) > ($1.openedAt, $1.id) }.prefix(limit).map { $0 }
         for index in found.indices where found[index].closedAt == nil { try withCharges(&found[index]) }
         return found

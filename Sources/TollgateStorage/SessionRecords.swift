@@ -22,7 +22,7 @@ public struct SessionTotals: Sendable, Hashable {
         reasoningTokens += charge.reasoningTokens; durationMs += charge.durationMs
         cost = try cost.adding(charge.cost)
         providerCost = try providerCost.adding(charge.providerCost)
-        if let status = charge.status, status != "SUCCESS" { errors += 1 }
+        if CallStatus.isError(charge.status) { errors += 1 }
     }
 }
 
@@ -49,6 +49,13 @@ public struct SessionRecord: Sendable, Hashable {
         self.customerId = customerId; self.openedAt = openedAt; self.closedAt = closedAt; self.outcome = outcome
         self.metadata = metadata; self.lastCallAt = lastCallAt; self.totals = totals
     }
+}
+
+/// Which sessions a listing returns.
+public enum SessionSelection: Sendable {
+    case open, closed, all
+    public var includesOpen: Bool { self != .closed }
+    public var includesClosed: Bool { self != .open }
 }
 
 /// One alert as stored for `alerts.list`: its kind, time and the whole notification body.

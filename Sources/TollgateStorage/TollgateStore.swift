@@ -54,8 +54,8 @@ public protocol TollgateStore: Sendable {
         async throws(StorageError)
     /// One session with its totals (summed from its charges while open), or nil.
     func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord?
-    /// Sessions of the tenant, newest first: the open ones only, or all; at most `limit`.
-    func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord]
+    /// Sessions of the tenant, newest first: the open ones, the closed ones, or all; at most `limit`.
+    func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord]
     /// Stores a new hold; when the tenant already has one under the same idempotency key, writes nothing and
     /// returns that one.
     func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord

@@ -105,8 +105,8 @@ public final class GatedStore: TollgateStore, Sendable {
     public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
         try await inner.session(tenantId: tenantId, id: id)
     }
-    public func sessions(tenantId: String, openOnly: Bool, limit: Int) async throws(StorageError) -> [SessionRecord] {
-        try await inner.sessions(tenantId: tenantId, openOnly: openOnly, limit: limit)
+    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
+        try await inner.sessions(tenantId: tenantId, selection, limit: limit)
     }
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) { try await inner.insertAlert(alert) }
     public func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord {

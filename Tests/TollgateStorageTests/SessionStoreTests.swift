@@ -34,7 +34,8 @@ import TollgateStorage
         #expect(open.totals.calls == 2 && open.totals.cost == expectedCost && open.totals.errors == 1)
         #expect(open.totals.inputTokens == 20 && open.totals.outputTokens == 10)
         #expect(open.lastCallAt.map(Timestamp.millis) == Timestamp.millis(conformance.now.addingTimeInterval(30)))
-        #expect(try await store.sessions(tenantId: world.tenant.id, openOnly: true, limit: 10).map(\.id) == ["ses_1"])
+        #expect(try await store.sessions(tenantId: world.tenant.id, .open, limit: 10).map(\.id) == ["ses_1"])
+        #expect(try await store.sessions(tenantId: world.tenant.id, .closed, limit: 10).isEmpty)
         #expect(try await store.session(tenantId: other.tenant.id, id: "ses_1")?.totals.calls == 0, "the other tenant's ses_1 has no calls")
 
         var final = open.totals
@@ -47,8 +48,9 @@ import TollgateStorage
         let closed = try #require(try await store.session(tenantId: world.tenant.id, id: "ses_1"))
         #expect(closed.outcome == .completed && closed.totals == final)
         #expect(closed.closedAt.map(Timestamp.millis) == Timestamp.millis(conformance.now.addingTimeInterval(60)))
-        #expect(try await store.sessions(tenantId: world.tenant.id, openOnly: true, limit: 10).isEmpty)
-        #expect(try await store.sessions(tenantId: world.tenant.id, openOnly: false, limit: 10).map(\.id) == ["ses_1"])
+        #expect(try await store.sessions(tenantId: world.tenant.id, .open, limit: 10).isEmpty)
+        #expect(try await store.sessions(tenantId: world.tenant.id, .closed, limit: 10).map(\.id) == ["ses_1"])
+        #expect(try await store.sessions(tenantId: world.tenant.id, .all, limit: 10).map(\.id) == ["ses_1"])
         #expect(try await store.session(tenantId: world.tenant.id, id: "ses_missing") == nil)
         try await store.close()
     }
