@@ -66,7 +66,7 @@ extension TenantActor {
     /// `meter.commit`: charges `usage` in place of the hold.
     public func commitReservation(_ id: String, usage: RatedEvent, status: String?, params: JSONValue,
                                   credentialId: String) async throws(TollgateError) -> JSONValue {
-        let credential = try usableCredential(credentialId)
+        let credential = try meterCredential(credentialId)
         let reservation = try await committable(id, agentId: credential.agentId)
         var event = usage
         event.tool = reservation.tool
@@ -78,7 +78,7 @@ extension TenantActor {
 
     /// `meter.release`: gives the hold back. Releasing a hold that was released or expired already is a no-op.
     public func releaseReservation(_ id: String, credentialId: String) async throws(TollgateError) -> JSONValue {
-        let credential = try usableCredential(credentialId)
+        let credential = try meterCredential(credentialId)
         guard let reservation = reservations[id] else {
             let stored = try await storedReservation(id, agentId: credential.agentId)
             switch stored.state {

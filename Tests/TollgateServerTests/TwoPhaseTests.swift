@@ -95,4 +95,17 @@ import TollgateTesting
         _ = try await agent.call("meter.verify", verifyParams("v2"))
         try await server.stop()
     }
+
+    @Test func onlyAMeteringCredentialMayCommitOrReleaseAHold() async throws {
+        let server = try await TestServer.start()
+        let (world, op, agent) = try await Self.setUp(server)
+        let id = try #require(try await Self.authorize(agent, "a1", quantity: 1)["reservationId"])
+        let reader = try await op.call("credentials.issue", ["agentId": .string(world.agentId), "scopes": ["usage:read"],
+                                                              "ttlSeconds": 3600])
+        let readOnly = try await server.connect(token: reader["token"]!.string!)
+        #expect(await reason { try await readOnly.call("meter.commit", ["reservationId": id]) } == "FORBIDDEN")
+        #expect(await reason { try await readOnly.call("meter.release", ["reservationId": id]) } == "FORBIDDEN")
+        #expect(try await agent.call("meter.release", ["reservationId": id])["released"] == true)
+        try await server.stop()
+    }
 }
