@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import TollgateClient
 import TollgateCore
 import TollgateTesting
@@ -44,14 +45,16 @@ struct Bench {
         let stopAt = measureFrom.advanced(by: .seconds(seconds))
         let samples: [Int64]
         if options["client"] == "lean" {
-            var channels: [LeanAgent.Channel] = []
-            for _ in 0..<connections { channels.append(try await LeanAgent.connect(host: server.host, port: server.port)) }
+            let uptime = NIODeadline.now()
+            let elapsed = ContinuousClock.now - start
+            let from = uptime + .nanoseconds(Int64((Duration.seconds(warmup) - elapsed) / .nanoseconds(1)))
+            let plans = (0..<connections).map {
+                LeanAgent.Plan(token: world.agentToken, connection: $0, depth: depth, measureFrom: from,
+                               stopAt: from + .nanoseconds(Int64(seconds * 1e9)))
+            }
             samples = try await withThrowingTaskGroup(of: [Int64].self) { group in
-                for (c, channel) in channels.enumerated() {
-                    group.addTask {
-                        try await LeanAgent.run(channel, token: world.agentToken, connection: c, depth: depth,
-                                                measureFrom: measureFrom, stopAt: stopAt)
-                    }
+                for plan in plans {
+                    group.addTask { try await LeanAgent.run(host: server.host, port: server.port, plan: plan) }
                 }
                 var all: [Int64] = []
                 for try await latencies in group { all += latencies }

@@ -1,23 +1,38 @@
-import Foundation
 import NIOCore
 import NIOPosix
 import TollgateWire
 
-/// A load generator that costs as little as it can, so that the benchmark measures the server: requests are
+/// A load generator that costs as little as it can, so that the benchmark measures the server.
+///
+/// Each connection is driven by a channel handler on its event loop: an answer arrives, its latency is
+/// noted, and the next call is written in the same event-loop tick, without waking any task. Requests are
 /// written from a byte template, and of each answer only the id and whether it is a result are read. Each
-/// connection keeps `depth` calls in flight, sending the next call as each answer arrives.
+/// connection keeps `depth` calls in flight.
 enum LeanAgent {
-    typealias Channel = NIOAsyncChannel<InboundFrame, ByteBuffer>
+    struct Plan: Sendable {
+        var token: String
+        var connection: Int
+        var depth: Int
+        var measureFrom: NIODeadline
+        var stopAt: NIODeadline
+    }
 
-    static func connect(host: String, port: Int) async throws -> Channel {
-        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// Connects and runs one connection until `plan.stopAt`; returns the latencies (µs) of calls sent after
+    /// `plan.measureFrom`, once every call in flight has been answered.
+    static func run(host: String, port: Int, plan: Plan) async throws -> [Int64] {
+        let done = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: [Int64].self)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: 1 << 20)))
-                    return try Channel(wrappingChannelSynchronously: channel)
+                    try channel.pipeline.syncOperations.addHandler(Driver(plan: plan, done: done))
                 }
             }
+            .connect(host: host, port: port).get()
+        let latencies = try await done.futureResult.get()
+        try? await channel.close()
+        return latencies
     }
 
     static func frame(_ json: String) -> ByteBuffer {
@@ -30,48 +45,89 @@ enum LeanAgent {
     /// The id of an answer written canonically (`{"id":N,…`), and whether it carries a result.
     static func answer(_ payload: ByteBuffer) -> (id: Int, ok: Bool)? {
         let bytes = payload.readableBytesView
-        guard bytes.starts(with: Array(#"{"id":"#.utf8)) else { return nil }
+        guard bytes.starts(with: idPrefix) else { return nil }
         var id = 0
-        var index = bytes.startIndex + 6
+        var index = bytes.startIndex + idPrefix.count
         while index < bytes.endIndex, (48...57).contains(bytes[index]) {
             id = id * 10 + Int(bytes[index] - 48)
             index += 1
         }
-        let rest = bytes[index...]
-        return (id, rest.starts(with: Array(#","jsonrpc":"2.0","result""#.utf8)))
+        return (id, bytes[index...].starts(with: resultPrefix))
     }
 
-    /// Runs one connection until `stopAt`; returns the latencies (µs) of calls sent after `measureFrom`.
-    static func run(_ channel: Channel, token: String, connection: Int, depth: Int,
-                    measureFrom: ContinuousClock.Instant, stopAt: ContinuousClock.Instant) async throws -> [Int64] {
-        try await channel.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
-            try await outbound.write(frame(#"{"jsonrpc":"2.0","id":0,"method":"auth.hello","params":{"token":"\#(token)"}}"#))
-            guard case .payload(let hello)? = try await frames.next(), answer(hello)?.ok == true else {
-                throw CancellationError()
-            }
-            var sentAt: [ContinuousClock.Instant] = [.now]
-            var latencies: [Int64] = []
-            var outstanding = 0
-            func send() async throws {
-                let id = sentAt.count
-                sentAt.append(.now)
-                outstanding += 1
-                try await outbound.write(frame(
-                    #"{"jsonrpc":"2.0","id":\#(id),"method":"meter.verify","params":{"tool":"search","idempotencyKey":"l\#(connection)-\#(id)"}}"#))
-            }
-            for _ in 0..<depth { try await send() }
-            while outstanding > 0, case .payload(let payload)? = try await frames.next() {
-                guard let (id, ok) = answer(payload), ok else { throw CancellationError() }
-                outstanding -= 1
-                let now = ContinuousClock.now
-                if sentAt[id] >= measureFrom {
-                    let elapsed = now - sentAt[id]
-                    latencies.append(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)
-                }
-                if now < stopAt { try await send() }
-            }
-            return latencies
+    static let idPrefix = Array(#"{"id":"#.utf8)
+    static let resultPrefix = Array(#","jsonrpc":"2.0","result""#.utf8)
+
+    /// One connection's state machine: `auth.hello`, then `depth` calls in flight until `stopAt`.
+    final class Driver: ChannelInboundHandler {
+        typealias InboundIn = InboundFrame
+        typealias OutboundOut = ByteBuffer
+
+        private let plan: Plan
+        private let done: EventLoopPromise<[Int64]>
+        private var authenticated = false
+        private var sentAt: [NIODeadline] = [.now()]
+        private var latencies: [Int64] = []
+        private var outstanding = 0
+        private var finished = false
+
+        init(plan: Plan, done: EventLoopPromise<[Int64]>) {
+            self.plan = plan; self.done = done
+            latencies.reserveCapacity(1 << 16)
         }
+
+        func channelActive(context: ChannelHandlerContext) {
+            context.writeAndFlush(wrapOutboundOut(frame(
+                #"{"jsonrpc":"2.0","id":0,"method":"auth.hello","params":{"token":"\#(plan.token)"}}"#)), promise: nil)
+        }
+
+        private func send(context: ChannelHandlerContext) {
+            let id = sentAt.count
+            sentAt.append(.now())
+            outstanding += 1
+            context.write(wrapOutboundOut(frame(
+                #"{"jsonrpc":"2.0","id":\#(id),"method":"meter.verify","params":{"tool":"search","idempotencyKey":"l\#(plan.connection)-\#(id)"}}"#)),
+                promise: nil)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .payload(let payload) = unwrapInboundIn(data), let (id, ok) = answer(payload), ok else {
+                return fail(context: context, "the server refused a call or sent something unreadable")
+            }
+            if !authenticated {
+                authenticated = true
+                for _ in 0..<plan.depth { send(context: context) }
+                return
+            }
+            outstanding -= 1
+            let now = NIODeadline.now()
+            if sentAt[id] >= plan.measureFrom {
+                latencies.append((now - sentAt[id]).nanoseconds / 1000)
+            }
+            if now < plan.stopAt {
+                send(context: context)
+            } else if outstanding == 0, !finished {
+                finished = true
+                done.succeed(latencies)
+            }
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
+
+        func channelInactive(context: ChannelHandlerContext) { fail(context: context, "the connection closed") }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) { fail(context: context, "\(error)") }
+
+        private func fail(context: ChannelHandlerContext, _ reason: String) {
+            guard !finished else { return }
+            finished = true
+            done.fail(BenchError(reason: reason))
+            context.close(promise: nil)
+        }
+    }
+
+    struct BenchError: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { reason }
     }
 }

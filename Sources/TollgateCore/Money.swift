@@ -38,17 +38,24 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// The canonical decimal form: no exponent, trailing fractional zeros removed, at least one digit.
     public var decimalString: String {
-        let magnitude = nanos.magnitude
-        let whole = magnitude / UInt64(Money.nanosPerUnit)
-        let fraction = magnitude % UInt64(Money.nanosPerUnit)
-        var text = nanos < 0 ? "-\(whole)" : "\(whole)"
-        if fraction != 0 {
-            var digits = String(fraction)
-            digits = String(repeating: "0", count: Money.fractionDigitsMax - digits.count) + digits
-            while digits.last == "0" { digits.removeLast() }
-            text += "." + digits
+        // Written right to left into a stack buffer: every receipt carries two or more amounts.
+        // 20 digits of whole units at most, a point, 9 fraction digits and a sign: 31 bytes.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
+            var end = buffer.count
+            func put(_ byte: UInt8) { end -= 1; buffer[end] = byte }
+            let magnitude = nanos.magnitude
+            var whole = magnitude / UInt64(Money.nanosPerUnit)
+            var fraction = magnitude % UInt64(Money.nanosPerUnit)
+            if fraction != 0 {
+                var digits = Money.fractionDigitsMax
+                while fraction % 10 == 0 { fraction /= 10; digits -= 1 }
+                for _ in 0..<digits { put(UInt8(48 + fraction % 10)); fraction /= 10 }
+                put(UInt8(ascii: "."))
+            }
+            repeat { put(UInt8(48 + whole % 10)); whole /= 10 } while whole > 0
+            if nanos < 0 { put(UInt8(ascii: "-")) }
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[end...]), as: UTF8.self)
         }
-        return text
     }
 
     public var description: String { decimalString }

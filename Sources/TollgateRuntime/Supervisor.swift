@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import TollgateCore
 import TollgatePricing
 import TollgateStorage
@@ -19,6 +20,9 @@ public actor Supervisor {
     /// SHA-256 of the root operator token.
     let rootTokenHash: String
     private var tenants: [String: Task<TenantActor, any Error>] = [:]
+    /// The tenants whose actor has started, readable without a hop onto this actor: every request looks its
+    /// tenant up, and an actor, once started, runs for the life of the process.
+    private nonisolated let started = Mutex<[String: TenantActor]>([:])
     /// Operator token hash → tenant id: tenant operator tokens cannot be revoked, so this never goes stale.
     private var operatorTokens: [String: String] = [:]
 
@@ -81,7 +85,12 @@ public actor Supervisor {
     }
 
     /// The actor of `tenantId`, started from storage if it is not running. `NOT_FOUND` if no such tenant.
-    public func tenant(_ tenantId: String) async throws(TollgateError) -> TenantActor {
+    public nonisolated func tenant(_ tenantId: String) async throws(TollgateError) -> TenantActor {
+        if let running = started.withLock({ $0[tenantId] }) { return running }
+        return try await start(tenantId)
+    }
+
+    private func start(_ tenantId: String) async throws(TollgateError) -> TenantActor {
         let task: Task<TenantActor, any Error>
         if let running = tenants[tenantId] {
             task = running
@@ -111,7 +120,9 @@ public actor Supervisor {
             tenants[tenantId] = task
         }
         do {
-            return try await task.value
+            let tenant = try await task.value
+            started.withLock { $0[tenantId] = tenant }
+            return tenant
         } catch {
             // A failed start is not cached: the next request tries again.
             if tenants[tenantId] == task { tenants[tenantId] = nil }

@@ -25,6 +25,16 @@ import Foundation
         #expect(try Money(decimal: "-0.5").decimalString == "-0.5")
         #expect(Money(nanos: 1).decimalString == "0.000000001")
         #expect(Money.zero.decimalString == "0")
+        #expect(Money(nanos: .max).decimalString == "9223372036.854775807")
+        #expect(Money(nanos: .min).decimalString == "-9223372036.854775808")
+        #expect(Money(nanos: -1_000_000_000).decimalString == "-1")
+        #expect(Money(nanos: 120_000_000_000).decimalString == "120")
+        #expect(Money(nanos: 1_000_000_010).decimalString == "1.00000001")
+        // Every amount reads back as itself.
+        for step in Int64(-5000)..<5000 {
+            let money = Money(nanos: step &* 1_844_674_407_370_955)
+            #expect(try Money(decimal: money.decimalString) == money, "\(money.nanos)")
+        }
     }
 
     @Test func arithmetic_overflowIsAnErrorNeverAWrap() {
@@ -92,5 +102,23 @@ import Foundation
         #expect(Timestamp.format(Date(timeIntervalSince1970: 1_795_000_000.0999)) == "2026-11-18T11:06:40.099Z")
         #expect(Timestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
         #expect(Timestamp.format(Date(timeIntervalSince1970: -0.5)) == "1969-12-31T23:59:59.500Z")
+    }
+
+    /// The integer formatter agrees with Foundation's ISO 8601 formatter across leap years, century rules
+    /// and both sides of 1970, and clamps what four digits of year cannot show.
+    @Test func formatAgreesWithFoundationsFormatter() {
+        let foundation = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        var millis: [Int64] = [0, -1, 951_782_400_000, 951_868_799_999, 4_107_542_400_000, -2_203_891_200_001,
+                               Timestamp.maxFormattable]
+        // 20,000 instants spread over years 1600–9999 (before 1582 Foundation may count in the Julian calendar).
+        for step in Int64(0)..<20_000 { millis.append(-11_676_096_000_000 + step * 15_770_115_000_007 % 265_078_396_799_999) }
+        var mismatches: [String] = []
+        for value in millis {
+            let expected = foundation.format(Timestamp.date(millis: value))
+            if Timestamp.format(millis: value) != expected { mismatches.append("\(value): \(expected)") }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+        #expect(Timestamp.format(millis: Int64.max) == "9999-12-31T23:59:59.999Z")
+        #expect(Timestamp.format(millis: Int64.min) == "0000-01-01T00:00:00.000Z")
     }
 }
