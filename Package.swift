@@ -111,6 +111,7 @@ let package = Package(
         .testTarget(name: "TollgatePricingTests", dependencies: ["TollgatePricing", "TollgateStrategies"]),
         .testTarget(name: "TollgateStorageTests", dependencies: [
             "TollgateStorage", "TollgateSQLite", "TollgatePostgres",
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "TollgateWireTests", dependencies: [
             "TollgateWire",

@@ -207,6 +207,34 @@ enum SQLiteMigrations {
                 CREATE INDEX reservations_held ON reservations(tenant_id, state);
                 """)
         }
+        // Idempotency keys leave their fat, randomly written table: a charge row carries its request's
+        // fingerprint and answer, and its key goes to `idempotency_pending`, then in sorted chunks to the slim
+        // `idempotency_index` (see `LedgerKeys`). Existing keys are all indexed here.
+        migrator.registerMigration("v5-ledger-keys") { db in
+            try db.execute(sql: """
+                ALTER TABLE charges ADD COLUMN request_method TEXT NOT NULL DEFAULT '';
+                ALTER TABLE charges ADD COLUMN request_params TEXT NOT NULL DEFAULT '';
+                ALTER TABLE charges ADD COLUMN result TEXT NOT NULL DEFAULT '';
+                UPDATE charges SET (request_method, request_params, result) = (
+                    SELECT method, params, result FROM idempotency i
+                    WHERE i.tenant_id = charges.tenant_id AND i.key = charges.idempotency_key);
+                CREATE TABLE idempotency_index (
+                    tenant_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    receipt_id TEXT NOT NULL,
+                    PRIMARY KEY (tenant_id, key)
+                ) WITHOUT ROWID;
+                INSERT INTO idempotency_index(tenant_id, key, receipt_id)
+                    SELECT tenant_id, idempotency_key, receipt_id FROM charges ORDER BY tenant_id, idempotency_key;
+                CREATE TABLE idempotency_pending (
+                    seq INTEGER PRIMARY KEY,
+                    tenant_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    receipt_id TEXT NOT NULL
+                );
+                DROP TABLE idempotency;
+                """)
+        }
         return migrator
     }
 }

@@ -8,14 +8,18 @@ import TollgateStorage
 /// transaction survives power loss, not just a crash of the process. Writes are serialised by GRDB's
 /// writer queue; reads run concurrently on the pool's readers.
 public final class SQLiteStore: TollgateStore {
-    private let pool: DatabasePool
+    /// Internal rather than private so that tests can make a COMMIT fail (`SQLiteLedgerKeysTests`).
+    let pool: DatabasePool
     let checkpointer: WALCheckpointer
+    let keys: LedgerKeys
     public let path: String
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
     /// `walFramesMax`: how many frames (pages) the WAL may hold before the writer catches up on checkpointing
     /// itself; 4,096 frames is 16 MiB at SQLite's default page size.
-    public init(path: String, walFramesMax: Int = 4096, logger: Logger = Logger(label: "tollgate.sqlite")) throws(StorageError) {
+    /// `keysIndexAfter`, `keysIndexChunk`: when pending idempotency keys move into their index (see `LedgerKeys`).
+    public init(path: String, walFramesMax: Int = 4096, keysIndexAfter: Int = 1024, keysIndexChunk: Int = 512,
+                logger: Logger = Logger(label: "tollgate.sqlite")) throws(StorageError) {
         self.path = path
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
@@ -34,6 +38,7 @@ public final class SQLiteStore: TollgateStore {
             // The writer never checkpoints; `WALCheckpointer` does, beside it (see there for why).
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
             try SQLiteMigrations.migrator.migrate(pool)
+            keys = try pool.read { db in try LedgerKeys(db, indexAfter: keysIndexAfter, indexChunk: keysIndexChunk) }
             checkpointer = try WALCheckpointer(path: path, walFramesMax: walFramesMax, logger: logger)
         } catch {
             throw .backend("opening \(path): \(error)")
@@ -273,28 +278,30 @@ public final class SQLiteStore: TollgateStore {
     // MARK: ledger
 
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
-        let outcomes = try await write { db in
+        let outcomes = try await write { [keys] db in
             // One transaction (GRDB's `write`), one fsync, for the whole group; statements are prepared once.
-            let key = try db.cachedStatement(sql: """
-                INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT(tenant_id, key) DO NOTHING
-                """)
             let charge = try db.cachedStatement(sql: """
                 INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
                     subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
-                    duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day,
+                    request_method, request_params, result)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             var outcomes: [CommitOutcome] = []
             outcomes.reserveCapacity(entries.count)
+            var recorded: [(LedgerKeys.Key, receipt: String)] = []
+            var recordedHere: [LedgerKeys.Key: Int] = [:]
             for entry in entries {
                 let i = entry.idempotency
-                try key.execute(arguments: [i.tenantId, i.key, i.method, i.params, i.result, Timestamp.millis(i.createdAt)])
-                guard db.changesCount == 1 else {
+                let key = LedgerKeys.Key(tenantId: i.tenantId, key: i.key)
+                if let earlier = recordedHere[key] {
+                    // Taken by an earlier entry of this very group: that one's answer is the stored one.
+                    let first = entries[earlier]
+                    outcomes.append(.duplicate(first.idempotency))
+                    continue
+                }
+                if let stored = try keys.lookUp(key, db) {
                     // The key was already there: answer with what it recorded, write nothing.
-                    guard let stored = try Self.idempotencyRecord(db, tenantId: i.tenantId, key: i.key) else {
-                        throw StorageError.backend("idempotency key vanished inside a transaction")
-                    }
                     outcomes.append(.duplicate(stored))
                     continue
                 }
@@ -304,9 +311,13 @@ public final class SQLiteStore: TollgateStore {
                     c.subscriptionId, c.planId, c.planVersion, c.tool, c.quantity, c.inputTokens, c.outputTokens,
                     c.reasoningTokens, c.durationMs, c.status, c.cost.nanos, c.providerCost.nanos, c.currency,
                     c.idempotencyKey, Timestamp.millis(c.at), PeriodCalendar.dayIndex(c.at),
+                    i.method, i.params, i.result,
                 ])
+                recordedHere[key] = outcomes.count
+                recorded.append((key, c.receiptId))
                 outcomes.append(.recorded)
             }
+            try keys.record(recorded, db)
             return outcomes
         }
         if checkpointer.catchUpNeeded {
@@ -320,15 +331,8 @@ public final class SQLiteStore: TollgateStore {
         return outcomes
     }
 
-    private static func idempotencyRecord(_ db: Database, tenantId: String, key: String) throws -> IdempotencyRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM idempotency WHERE tenant_id = ? AND key = ?", arguments: [tenantId, key]).map {
-            IdempotencyRecord(tenantId: tenantId, key: key, method: $0["method"], params: $0["params"],
-                              result: $0["result"], createdAt: Timestamp.date(millis: $0["created_at_ms"]))
-        }
-    }
-
     public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
-        try await read { db in try Self.idempotencyRecord(db, tenantId: tenantId, key: key) }
+        try await read { [keys] db in try keys.lookUp(LedgerKeys.Key(tenantId: tenantId, key: key), db) }
     }
 
     public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {

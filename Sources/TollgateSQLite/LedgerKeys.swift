@@ -1,0 +1,116 @@
+import GRDB
+import Synchronization
+import TollgateCore
+import TollgateStorage
+
+/// The idempotency keys of the ledger, unique per tenant, kept so that recording a charge does not write a
+/// random page of an index.
+///
+/// A charge row carries its key, the request's fingerprint and its answer, and is appended to the end of
+/// `charges`. A key index on its own, as a B-tree, puts every new key on a page of its own: with keys spread
+/// over the whole index, each group commit dirtied about one index page per charge, and every such page was
+/// written to the WAL, fsynced, and copied again by the checkpoint. That was most of what a commit wrote.
+///
+/// So a key is first recorded in `idempotency_pending` (appended, like the charge) and held in memory here;
+/// once `indexAfter` keys are pending, a group commit also moves the oldest `indexChunk` of them, sorted,
+/// into `idempotency_index`. Sorted keys that share index pages then share their writes, and the small
+/// pending table stays a few hot pages. A key is therefore always in exactly one of the two tables, written in
+/// the transaction of its charge or of its move, and in memory while pending; on open the pending table is
+/// read back, so nothing depends on memory surviving a crash.
+///
+/// All of this runs on GRDB's writer queue, inside the transaction of a group commit, except `lookUp`.
+/// Memory follows the database only once a transaction has committed (`afterNextTransaction`), so a group
+/// that rolls back leaves no trace here either.
+final class LedgerKeys: Sendable {
+    struct Key: Hashable, Sendable {
+        var tenantId: String
+        var key: String
+    }
+
+    private struct Pending {
+        /// Pending key → the receipt of its charge.
+        var receipts: [Key: String] = [:]
+        /// The same keys in the order they were recorded, with their row in `idempotency_pending`.
+        var order: [(seq: Int64, key: Key)] = []
+    }
+
+    private let pending = Mutex(Pending())
+    /// How many pending keys make a group commit move some into the index.
+    let indexAfter: Int
+    /// How many keys one group commit moves into the index.
+    let indexChunk: Int
+
+    /// Reads the keys still pending from `db`.
+    init(_ db: Database, indexAfter: Int, indexChunk: Int) throws {
+        precondition(indexChunk > 0 && indexAfter >= indexChunk)
+        self.indexAfter = indexAfter
+        self.indexChunk = indexChunk
+        var loaded = Pending()
+        for row in try Row.fetchAll(db, sql: "SELECT seq, tenant_id, key, receipt_id FROM idempotency_pending ORDER BY seq") {
+            let key = Key(tenantId: row["tenant_id"], key: row["key"])
+            loaded.receipts[key] = row["receipt_id"]
+            loaded.order.append((row["seq"], key))
+        }
+        pending.withLock { $0 = loaded }
+    }
+
+    var pendingCount: Int { pending.withLock { $0.order.count } }
+
+    /// The receipt recorded under `key`, pending or indexed; nil if the key is free.
+    func receipt(_ key: Key, _ db: Database) throws -> String? {
+        if let receipt = pending.withLock({ $0.receipts[key] }) { return receipt }
+        return try String.fetchOne(db.cachedStatement(sql: "SELECT receipt_id FROM idempotency_index WHERE tenant_id = ? AND key = ?"),
+                                   arguments: [key.tenantId, key.key])
+    }
+
+    /// The stored answer for `key`, from its charge row; nil if the key is free.
+    func lookUp(_ key: Key, _ db: Database) throws -> IdempotencyRecord? {
+        guard let receipt = try receipt(key, db) else { return nil }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT request_method, request_params, result, at_ms FROM charges WHERE tenant_id = ? AND receipt_id = ?
+            """), arguments: [key.tenantId, receipt]) else {
+            throw StorageError.backend("idempotency key \(key.key) names receipt \(receipt), which is not stored")
+        }
+        return IdempotencyRecord(tenantId: key.tenantId, key: key.key, method: row["request_method"],
+                                 params: row["request_params"], result: row["result"],
+                                 createdAt: Timestamp.date(millis: row["at_ms"]))
+    }
+
+    /// Within a group commit: records the keys of the charges just inserted (in their order) and, if enough
+    /// are pending, moves the oldest into the index.
+    func record(_ recorded: [(Key, receipt: String)], _ db: Database) throws {
+        let insertPending = try db.cachedStatement(sql: "INSERT INTO idempotency_pending(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
+        var added: [(seq: Int64, key: Key, receipt: String)] = []
+        added.reserveCapacity(recorded.count)
+        for (key, receipt) in recorded {
+            try insertPending.execute(arguments: [key.tenantId, key.key, receipt])
+            added.append((db.lastInsertedRowID, key, receipt))
+        }
+
+        // Once enough are pending, the oldest move to the index, sorted so that neighbours share pages.
+        var moved: [(seq: Int64, key: Key, receipt: String)] = []
+        let oldest = pending.withLock { state -> [(seq: Int64, key: Key, receipt: String)]? in
+            guard state.order.count + added.count >= indexAfter else { return nil }
+            return state.order.prefix(indexChunk).map { ($0.seq, $0.key, state.receipts[$0.key]!) }
+        }
+        if let oldest {
+            moved = oldest + added.prefix(indexChunk - oldest.count)
+            let insertIndex = try db.cachedStatement(sql: "INSERT INTO idempotency_index(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
+            for entry in moved.sorted(by: { ($0.key.tenantId, $0.key.key) < ($1.key.tenantId, $1.key.key) }) {
+                try insertIndex.execute(arguments: [entry.key.tenantId, entry.key.key, entry.receipt])
+            }
+            try db.execute(sql: "DELETE FROM idempotency_pending WHERE seq <= ?", arguments: [moved.last!.seq])
+        }
+
+        db.afterNextTransaction { [added, moved] _ in
+            self.pending.withLock { state in
+                for entry in added {
+                    state.receipts[entry.key] = entry.receipt
+                    state.order.append((entry.seq, entry.key))
+                }
+                for entry in moved { state.receipts[entry.key] = nil }
+                state.order.removeFirst(moved.count)
+            }
+        }
+    }
+}
