@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "TollgateStorage", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
         .target(name: "TollgateSQLite", dependencies: [
             "TollgateStorage",
-            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "TollgatePostgres", dependencies: [

@@ -59,8 +59,10 @@ final class LedgerKeys: Sendable {
     /// The receipt recorded under `key`, pending or indexed; nil if the key is free.
     func receipt(_ key: Key, _ db: Database) throws -> String? {
         if let receipt = pending.withLock({ $0.receipts[key] }) { return receipt }
-        return try String.fetchOne(db.cachedStatement(sql: "SELECT receipt_id FROM idempotency_index WHERE tenant_id = ? AND key = ?"),
-                                   arguments: [key.tenantId, key.key])
+        var select = try LedgerStatement(db, "SELECT receipt_id FROM idempotency_index WHERE tenant_id = ? AND key = ?")
+        select.bind(key.tenantId)
+        select.bind(key.key)
+        return try select.firstText()
     }
 
     /// The stored answer for `key`, from its charge row; nil if the key is free.
@@ -79,11 +81,14 @@ final class LedgerKeys: Sendable {
     /// Within a group commit: records the keys of the charges just inserted (in their order) and, if enough
     /// are pending, moves the oldest into the index.
     func record(_ recorded: [(Key, receipt: String)], _ db: Database) throws {
-        let insertPending = try db.cachedStatement(sql: "INSERT INTO idempotency_pending(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
+        var insertPending = try LedgerStatement(db, "INSERT INTO idempotency_pending(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
         var added: [(seq: Int64, key: Key, receipt: String)] = []
         added.reserveCapacity(recorded.count)
         for (key, receipt) in recorded {
-            try insertPending.execute(arguments: [key.tenantId, key.key, receipt])
+            insertPending.bind(key.tenantId)
+            insertPending.bind(key.key)
+            insertPending.bind(receipt)
+            try insertPending.run()
             added.append((db.lastInsertedRowID, key, receipt))
         }
 
@@ -95,9 +100,12 @@ final class LedgerKeys: Sendable {
         }
         if let oldest {
             moved = oldest + added.prefix(indexChunk - oldest.count)
-            let insertIndex = try db.cachedStatement(sql: "INSERT INTO idempotency_index(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
+            var insertIndex = try LedgerStatement(db, "INSERT INTO idempotency_index(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
             for entry in moved.sorted(by: { ($0.key.tenantId, $0.key.key) < ($1.key.tenantId, $1.key.key) }) {
-                try insertIndex.execute(arguments: [entry.key.tenantId, entry.key.key, entry.receipt])
+                insertIndex.bind(entry.key.tenantId)
+                insertIndex.bind(entry.key.key)
+                insertIndex.bind(entry.receipt)
+                try insertIndex.run()
             }
             try db.execute(sql: "DELETE FROM idempotency_pending WHERE seq <= ?", arguments: [moved.last!.seq])
         }

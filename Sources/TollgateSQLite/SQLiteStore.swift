@@ -280,7 +280,7 @@ public final class SQLiteStore: TollgateStore {
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
         let outcomes = try await write { [keys] db in
             // One transaction (GRDB's `write`), one fsync, for the whole group; statements are prepared once.
-            let charge = try db.cachedStatement(sql: """
+            var charge = try LedgerStatement(db, """
                 INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
                     subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
                     duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day,
@@ -296,8 +296,7 @@ public final class SQLiteStore: TollgateStore {
                 let key = LedgerKeys.Key(tenantId: i.tenantId, key: i.key)
                 if let earlier = recordedHere[key] {
                     // Taken by an earlier entry of this very group: that one's answer is the stored one.
-                    let first = entries[earlier]
-                    outcomes.append(.duplicate(first.idempotency))
+                    outcomes.append(.duplicate(entries[earlier].idempotency))
                     continue
                 }
                 if let stored = try keys.lookUp(key, db) {
@@ -306,13 +305,22 @@ public final class SQLiteStore: TollgateStore {
                     continue
                 }
                 let c = entry.charge
-                try charge.execute(arguments: [
-                    c.tenantId, c.receiptId, c.customerId, c.teamId, c.agentId, c.credentialId, c.sessionId,
-                    c.subscriptionId, c.planId, c.planVersion, c.tool, c.quantity, c.inputTokens, c.outputTokens,
-                    c.reasoningTokens, c.durationMs, c.status, c.cost.nanos, c.providerCost.nanos, c.currency,
-                    c.idempotencyKey, Timestamp.millis(c.at), PeriodCalendar.dayIndex(c.at),
-                    i.method, i.params, i.result,
-                ])
+                for text in [c.tenantId, c.receiptId, c.customerId, c.teamId, c.agentId, c.credentialId, c.sessionId,
+                             c.subscriptionId, c.planId] { charge.bind(text) }
+                charge.bind(c.planVersion)
+                charge.bind(c.tool)
+                for count in [c.quantity, c.inputTokens, c.outputTokens, c.reasoningTokens, c.durationMs] { charge.bind(count) }
+                charge.bind(c.status)
+                charge.bind(c.cost.nanos)
+                charge.bind(c.providerCost.nanos)
+                charge.bind(c.currency)
+                charge.bind(c.idempotencyKey)
+                charge.bind(Timestamp.millis(c.at))
+                charge.bind(PeriodCalendar.dayIndex(c.at))
+                charge.bind(i.method)
+                charge.bind(i.params)
+                charge.bind(i.result)
+                try charge.run()
                 recordedHere[key] = outcomes.count
                 recorded.append((key, c.receiptId))
                 outcomes.append(.recorded)
