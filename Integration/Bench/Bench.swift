@@ -11,15 +11,20 @@ import TollgateTesting
 /// runs for `seconds`, and prints calls/s and latency percentiles. Client and server share this process and
 /// the machine's cores, so the figures are a floor for a server on its own machine.
 ///
-///     swift run -c release TollgateBench [--seconds 10] [--connections 64] [--depth 8] [--storage URL]
+///     swift run -c release TollgateBench [--seconds 10] [--connections 64] [--depth 1] [--storage URL]
+///                                        [--keys sequential|random] [--client lean|swift]
+///
+/// Keys are `l<connection>-<n>` by default, a run of keys per connection as a client numbering its calls
+/// would send; `--keys random` spreads them over the key space as UUIDs would, which makes the key index
+/// take one page write per key.
 @main
 struct Bench {
     static func main() async throws {
-        var options = ["seconds": "10", "connections": "64", "depth": "8", "storage": "", "warmup": "2", "group": "1000", "client": "lean"]
+        var options = ["seconds": "10", "connections": "64", "depth": "1", "storage": "", "warmup": "2", "group": "1000", "client": "lean", "keys": "sequential"]
         var arguments = CommandLine.arguments.dropFirst()
         while let flag = arguments.popFirst() {
             guard flag.hasPrefix("--"), let value = arguments.popFirst(), options[String(flag.dropFirst(2))] != nil else {
-                print("usage: TollgateBench [--seconds N] [--connections N] [--depth N] [--warmup N] [--group N] [--storage URL]")
+                print("usage: TollgateBench [--seconds N] [--connections N] [--depth N] [--warmup N] [--group N] [--storage URL] [--keys sequential|random] [--client lean|swift]")
                 exit(64)
             }
             options[String(flag.dropFirst(2))] = value
@@ -31,7 +36,7 @@ struct Bench {
         let storage = options["storage"]!.isEmpty ? "sqlite:" + directory.appendingPathComponent("bench.sqlite").path
             : options["storage"]!
         print("storage: \(storage.hasPrefix("sqlite") ? storage : "postgres") (group commit, synchronous=FULL)")
-        print("connections: \(connections), in flight per connection: \(depth), warm-up: \(warmup) s, measured: \(seconds) s")
+        print("connections: \(connections), in flight per connection: \(depth), warm-up: \(warmup) s, measured: \(seconds) s, keys: \(options["keys"]!)")
 
         let groupMax = Int(options["group"]!)!
         let server = try await TestServer.start(storageURL: storage) { $0.limits.ledgerGroupEntriesMax = groupMax }
@@ -50,7 +55,7 @@ struct Bench {
             let from = uptime + .nanoseconds(Int64((Duration.seconds(warmup) - elapsed) / .nanoseconds(1)))
             let plans = (0..<connections).map {
                 LeanAgent.Plan(token: world.agentToken, connection: $0, depth: depth, measureFrom: from,
-                               stopAt: from + .nanoseconds(Int64(seconds * 1e9)))
+                               stopAt: from + .nanoseconds(Int64(seconds * 1e9)), randomKeys: options["keys"] == "random")
             }
             samples = try await withThrowingTaskGroup(of: [Int64].self) { group in
                 for plan in plans {

@@ -15,6 +15,8 @@ enum LeanAgent {
         var depth: Int
         var measureFrom: NIODeadline
         var stopAt: NIODeadline
+        /// Keys spread over the whole key space, as UUIDs would be, instead of one run of keys per connection.
+        var randomKeys: Bool
     }
 
     /// Connects and runs one connection until `plan.stopAt`; returns the latencies (µs) of calls sent after
@@ -70,9 +72,12 @@ enum LeanAgent {
         private var latencies: [Int64] = []
         private var outstanding = 0
         private var finished = false
+        /// xorshift64 state for random keys: cheap, and distinct per connection.
+        private var random: UInt64
 
         init(plan: Plan, done: EventLoopPromise<[Int64]>) {
             self.plan = plan; self.done = done
+            random = 0x9E37_79B9_7F4A_7C15 &* UInt64(plan.connection + 1)
             latencies.reserveCapacity(1 << 16)
         }
 
@@ -86,8 +91,14 @@ enum LeanAgent {
             sentAt.append(.now())
             outstanding += 1
             context.write(wrapOutboundOut(frame(
-                #"{"jsonrpc":"2.0","id":\#(id),"method":"meter.verify","params":{"tool":"search","idempotencyKey":"l\#(plan.connection)-\#(id)"}}"#)),
+                #"{"jsonrpc":"2.0","id":\#(id),"method":"meter.verify","params":{"tool":"search","idempotencyKey":"\#(key(id))"}}"#)),
                 promise: nil)
+        }
+
+        private func key(_ id: Int) -> String {
+            guard plan.randomKeys else { return "l\(plan.connection)-\(id)" }
+            random ^= random << 13; random ^= random >> 7; random ^= random << 17
+            return String(random, radix: 16) + "-\(plan.connection)"
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
