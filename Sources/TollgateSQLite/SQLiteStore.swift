@@ -12,6 +12,7 @@ public final class SQLiteStore: TollgateStore {
     let pool: DatabasePool
     let checkpointer: WALCheckpointer
     let keys: LedgerKeys
+    private let owner: OwnerLock
     public let path: String
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
@@ -21,6 +22,7 @@ public final class SQLiteStore: TollgateStore {
     public init(path: String, walFramesMax: Int = 4096, keysIndexAfter: Int = 1024, keysIndexChunk: Int = 512,
                 logger: Logger = Logger(label: "tollgate.sqlite")) throws(StorageError) {
         self.path = path
+        owner = try OwnerLock(path: path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
@@ -46,6 +48,7 @@ public final class SQLiteStore: TollgateStore {
     }
 
     public func close() async throws {
+        defer { owner.release() }
         try await checkpointer.close()
         try pool.close()
     }

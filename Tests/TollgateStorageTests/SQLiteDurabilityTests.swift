@@ -47,3 +47,20 @@ import TollgateStorage
         try await store.close()
     }
 }
+
+/// One process at a time owns a database file: a second server on it would neither see the first's spend
+/// under its caps nor its pending idempotency keys.
+@Suite struct SQLiteOwnershipTests {
+    @Test func aSecondStoreOnTheSameFileIsRefusedUntilTheFirstCloses() async throws {
+        let path = StoreKind.temporarySQLitePath()
+        let first = try SQLiteStore(path: path)
+        #expect {
+            _ = try SQLiteStore(path: path)
+        } throws: { error in
+            "\(error)".contains("another process (or store) has \(path) open")
+        }
+        try await first.close()
+        let second = try SQLiteStore(path: path)
+        try await second.close()
+    }
+}
