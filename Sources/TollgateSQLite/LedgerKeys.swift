@@ -18,9 +18,12 @@ import TollgateStorage
 /// the transaction of its charge or of its move, and in memory while pending; on open the pending table is
 /// read back, so nothing depends on memory surviving a crash.
 ///
-/// All of this runs on GRDB's writer queue, inside the transaction of a group commit, except `lookUp`.
-/// Memory follows the database only once a transaction has committed (`afterNextTransaction`), so a group
-/// that rolls back leaves no trace here either.
+/// `record` runs on GRDB's writer queue, inside the transaction of a group commit; `lookUp` runs there too
+/// and on readers. Memory follows the database only once a transaction has committed
+/// (`afterNextTransaction`), so a group that rolls back leaves no trace here either. A reader may thus miss
+/// a key whose charge has just committed but not yet been answered; no caller asks about such a key.
+///
+/// Memory is only right while this process is the file's one writer, which `OwnerLock` makes sure of.
 final class LedgerKeys: Sendable {
     struct Key: Hashable, Sendable {
         var tenantId: String
