@@ -22,15 +22,18 @@ struct Bench {
     static func main() async throws {
         var options = ["seconds": "10", "connections": "64", "depth": "1", "storage": "", "warmup": "2", "group": "1000", "client": "lean", "keys": "sequential"]
         var arguments = CommandLine.arguments.dropFirst()
+        func usage() -> Never {
+            print("usage: TollgateBench [--seconds N] [--connections N] [--depth N] [--warmup N] [--group N] [--storage URL] [--keys sequential|random] [--client lean|swift]")
+            exit(64)
+        }
         while let flag = arguments.popFirst() {
-            guard flag.hasPrefix("--"), let value = arguments.popFirst(), options[String(flag.dropFirst(2))] != nil else {
-                print("usage: TollgateBench [--seconds N] [--connections N] [--depth N] [--warmup N] [--group N] [--storage URL] [--keys sequential|random] [--client lean|swift]")
-                exit(64)
-            }
+            guard flag.hasPrefix("--"), let value = arguments.popFirst(), options[String(flag.dropFirst(2))] != nil else { usage() }
             options[String(flag.dropFirst(2))] = value
         }
-        let seconds = Double(options["seconds"]!)!, warmup = Double(options["warmup"]!)!
-        let connections = Int(options["connections"]!)!, depth = Int(options["depth"]!)!
+        guard let seconds = Double(options["seconds"]!), seconds > 0, let warmup = Double(options["warmup"]!), warmup >= 0,
+              let connections = Int(options["connections"]!), connections > 0, let depth = Int(options["depth"]!), depth > 0,
+              let groupMax = Int(options["group"]!), groupMax > 0,
+              ["sequential", "random"].contains(options["keys"]!), ["lean", "swift"].contains(options["client"]!) else { usage() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let storage = options["storage"]!.isEmpty ? "sqlite:" + directory.appendingPathComponent("bench.sqlite").path
@@ -38,7 +41,6 @@ struct Bench {
         print("storage: \(storage.hasPrefix("sqlite") ? storage : "postgres") (group commit, synchronous=FULL)")
         print("connections: \(connections), in flight per connection: \(depth), warm-up: \(warmup) s, measured: \(seconds) s, keys: \(options["keys"]!)")
 
-        let groupMax = Int(options["group"]!)!
         let server = try await TestServer.start(storageURL: storage) { $0.limits.ledgerGroupEntriesMax = groupMax }
         let world = try await Fixture.make(on: server, name: "bench")
         let op = try await server.connect(token: world.operatorToken)
