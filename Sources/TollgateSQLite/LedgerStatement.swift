@@ -12,6 +12,8 @@ struct LedgerStatement {
     private let statement: Statement
     private let db: Database
     private var index: Int32 = 0
+    /// The first bind that failed since the last run (out of memory, say); `run` throws it.
+    private var bindFailure: Int32 = SQLITE_OK
 
     init(_ db: Database, _ sql: String) throws {
         self.db = db
@@ -25,14 +27,13 @@ struct LedgerStatement {
 
     mutating func bind(_ text: String) {
         index += 1
-        let code = text.withCString { sqlite3_bind_text(handle, index, $0, -1, Self.transient) }
-        precondition(code == SQLITE_OK, "binding parameter \(index) of \(statement.sql)")
+        note(text.withCString { sqlite3_bind_text(handle, index, $0, -1, Self.transient) })
     }
 
     mutating func bind(_ text: String?) {
         guard let text else {
             index += 1
-            sqlite3_bind_null(handle, index)
+            note(sqlite3_bind_null(handle, index))
             return
         }
         bind(text)
@@ -40,14 +41,29 @@ struct LedgerStatement {
 
     mutating func bind(_ value: Int64) {
         index += 1
-        sqlite3_bind_int64(handle, index, value)
+        note(sqlite3_bind_int64(handle, index, value))
     }
 
     mutating func bind(_ value: Int) { bind(Int64(value)) }
 
+    private mutating func note(_ code: Int32) {
+        if code != SQLITE_OK, bindFailure == SQLITE_OK { bindFailure = code }
+    }
+
+    /// Bindings are not cleared between runs, so a missing one would silently repeat the previous row's value:
+    /// every run must bind every parameter.
+    private func checkBindings() throws {
+        if bindFailure != SQLITE_OK { throw error(bindFailure) }
+        let expected = sqlite3_bind_parameter_count(handle)
+        guard index == expected else {
+            throw DatabaseError(resultCode: .SQLITE_RANGE, message: "bound \(index) of \(expected) parameters", sql: statement.sql)
+        }
+    }
+
     /// Runs the statement to completion (an INSERT or DELETE).
     mutating func run() throws {
         defer { reset() }
+        try checkBindings()
         let code = sqlite3_step(handle)
         guard code == SQLITE_DONE else { throw error(code) }
     }
@@ -55,6 +71,7 @@ struct LedgerStatement {
     /// Runs a query and returns the first column of its first row as text; nil when it has no row.
     mutating func firstText() throws -> String? {
         defer { reset() }
+        try checkBindings()
         switch sqlite3_step(handle) {
         case SQLITE_DONE: return nil
         case SQLITE_ROW: return sqlite3_column_text(handle, 0).map { String(cString: $0) }
@@ -65,6 +82,7 @@ struct LedgerStatement {
     private mutating func reset() {
         sqlite3_reset(handle)
         index = 0
+        bindFailure = SQLITE_OK
     }
 
     private func error(_ code: Int32) -> DatabaseError {
