@@ -61,6 +61,10 @@ final class WALCheckpointer: Sendable {
             do {
                 let result = try await connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
                 state.withLock { $0.walFrames = result.walFrameCount }
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+                // The writer's own catch-up checkpoint holds the checkpoint lock: expected under load, and
+                // that one does the copying.
+                logger.debug("WAL checkpoint skipped: another checkpoint is running")
             } catch {
                 // A failed checkpoint loses nothing (the pages stay in the WAL); the next request retries.
                 logger.warning("WAL checkpoint failed", metadata: ["error": "\(error)"])
