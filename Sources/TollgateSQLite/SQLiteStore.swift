@@ -280,65 +280,84 @@ public final class SQLiteStore: TollgateStore {
 
     // MARK: ledger
 
+    /// For callers on tasks (tests): the same commit, on a dispatch thread that may block. The ledger writer
+    /// calls `commitBlocking` on its own thread.
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
-        let outcomes = try await write { [keys] db in
-            // One transaction (GRDB's `write`), one fsync, for the whole group; statements are prepared once.
-            var charge = try LedgerStatement(db, """
-                INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
-                    subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
-                    duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day,
-                    request_method, request_params, result)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            var outcomes: [CommitOutcome] = []
-            outcomes.reserveCapacity(entries.count)
-            var recorded: [(LedgerKeys.Key, receipt: String)] = []
-            var recordedHere: [LedgerKeys.Key: Int] = [:]
-            for entry in entries {
-                let i = entry.idempotency
-                let key = LedgerKeys.Key(tenantId: i.tenantId, key: i.key)
-                if let earlier = recordedHere[key] {
-                    // Taken by an earlier entry of this very group: that one's answer is the stored one.
-                    outcomes.append(.duplicate(entries[earlier].idempotency))
-                    continue
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[CommitOutcome], StorageError>, Never>) in
+            DispatchQueue.global().async {
+                do throws(StorageError) { continuation.resume(returning: .success(try self.commitBlocking(entries))) } catch {
+                    continuation.resume(returning: .failure(error))
                 }
-                if let stored = try keys.lookUp(key, db) {
-                    // The key was already there: answer with what it recorded, write nothing.
-                    outcomes.append(.duplicate(stored))
-                    continue
-                }
-                let c = entry.charge
-                for text in [c.tenantId, c.receiptId, c.customerId, c.teamId, c.agentId, c.credentialId, c.sessionId,
-                             c.subscriptionId, c.planId] { charge.bind(text) }
-                charge.bind(c.planVersion)
-                charge.bind(c.tool)
-                for count in [c.quantity, c.inputTokens, c.outputTokens, c.reasoningTokens, c.durationMs] { charge.bind(count) }
-                charge.bind(c.status)
-                charge.bind(c.cost.nanos)
-                charge.bind(c.providerCost.nanos)
-                charge.bind(c.currency)
-                charge.bind(c.idempotencyKey)
-                charge.bind(Timestamp.millis(c.at))
-                charge.bind(PeriodCalendar.dayIndex(c.at))
-                charge.bind(i.method)
-                charge.bind(i.params)
-                charge.bind(i.result)
-                try charge.run()
-                recordedHere[key] = outcomes.count
-                recorded.append((key, c.receiptId))
-                outcomes.append(.recorded)
             }
-            try keys.record(recorded, db)
-            return outcomes
+        }
+        return try result.get()
+    }
+
+    /// The group commit on the calling thread: GRDB runs a synchronous write inline when its writer is free.
+    public func commitBlocking(_ entries: [LedgerEntry]) throws(StorageError) -> [CommitOutcome] {
+        let outcomes: [CommitOutcome]
+        do { outcomes = try pool.write { [keys] db in try Self.writeGroup(entries, keys: keys, db) } } catch {
+            throw Self.translate(error)
         }
         if checkpointer.catchUpNeeded {
             // Between two groups, so no write is in progress: this checkpoint finishes and the next
             // transaction starts the WAL over. Busy (the background checkpoint holds the lock) just means later.
-            if let result = try? await pool.writeWithoutTransaction({ db in try db.checkpoint(.passive) }) {
+            if let result = try? pool.writeWithoutTransaction({ db in try db.checkpoint(.passive) }) {
                 checkpointer.caughtUp(walFrames: result.walFrameCount)
             }
         }
         checkpointer.request()
+        return outcomes
+    }
+
+    /// One group's transaction: one fsync for all of it; statements are prepared once per connection.
+    private static func writeGroup(_ entries: [LedgerEntry], keys: LedgerKeys, _ db: Database) throws -> [CommitOutcome] {
+        var charge = try LedgerStatement(db, """
+            INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
+                subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
+                duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day,
+                request_method, request_params, result)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        var outcomes: [CommitOutcome] = []
+        outcomes.reserveCapacity(entries.count)
+        var recorded: [(LedgerKeys.Key, receipt: String)] = []
+        var recordedHere: [LedgerKeys.Key: Int] = [:]
+        for entry in entries {
+            let i = entry.idempotency
+            let key = LedgerKeys.Key(tenantId: i.tenantId, key: i.key)
+            if let earlier = recordedHere[key] {
+                // Taken by an earlier entry of this very group: that one's answer is the stored one.
+                outcomes.append(.duplicate(entries[earlier].idempotency))
+                continue
+            }
+            if let stored = try keys.lookUp(key, db) {
+                // The key was already there: answer with what it recorded, write nothing.
+                outcomes.append(.duplicate(stored))
+                continue
+            }
+            let c = entry.charge
+            for text in [c.tenantId, c.receiptId, c.customerId, c.teamId, c.agentId, c.credentialId, c.sessionId,
+                         c.subscriptionId, c.planId] { charge.bind(text) }
+            charge.bind(c.planVersion)
+            charge.bind(c.tool)
+            for count in [c.quantity, c.inputTokens, c.outputTokens, c.reasoningTokens, c.durationMs] { charge.bind(count) }
+            charge.bind(c.status)
+            charge.bind(c.cost.nanos)
+            charge.bind(c.providerCost.nanos)
+            charge.bind(c.currency)
+            charge.bind(c.idempotencyKey)
+            charge.bind(Timestamp.millis(c.at))
+            charge.bind(PeriodCalendar.dayIndex(c.at))
+            charge.bind(i.method)
+            charge.bind(i.params)
+            charge.bind(i.result)
+            try charge.run()
+            recordedHere[key] = outcomes.count
+            recorded.append((key, c.receiptId))
+            outcomes.append(.recorded)
+        }
+        try keys.record(recorded, db)
         return outcomes
     }
 

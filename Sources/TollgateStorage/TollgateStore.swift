@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TollgateCore
 
 /// The one storage protocol. Every backend (in-memory for unit tests, SQLite, PostgreSQL) passes the same
@@ -42,6 +43,10 @@ public protocol TollgateStore: Sendable {
     /// in order. The key check happens inside the transaction, so a retry that races its own first call,
     /// or arrives after a restart, can never be charged twice.
     func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome]
+    /// `commit(_:)` for the ledger writer's own thread, which may block: a store that can commit on the
+    /// calling thread (SQLite) spares the writer two thread hand-offs per group. The default waits for
+    /// `commit(_:)`; never call it from a task.
+    func commitBlocking(_ entries: [LedgerEntry]) throws(StorageError) -> [CommitOutcome]
     func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord?
     /// Committed spend per agent, team, customer and credential of the tenant: lifetime, and within the UTC
     /// month and day containing `now`.
@@ -100,4 +105,24 @@ public enum SpendColumns {
     public static let all: [(scope: CapScope, column: String)] = [
         (.credential, "credential_id"), (.agent, "agent_id"), (.team, "team_id"), (.customer, "customer_id"),
     ]
+}
+
+extension TollgateStore {
+    public func commitBlocking(_ entries: [LedgerEntry]) throws(StorageError) -> [CommitOutcome] {
+        let outcome = BlockingOutcome()
+        Task {
+            let result: Result<[CommitOutcome], StorageError>
+            do throws(StorageError) { result = .success(try await commit(entries)) } catch { result = .failure(error) }
+            outcome.result.withLock { $0 = result }
+            outcome.done.signal()
+        }
+        outcome.done.wait()
+        return try outcome.result.withLock { $0! }.get()
+    }
+}
+
+/// Where `commitBlocking`'s default leaves the outcome of the task it waits for.
+private final class BlockingOutcome: Sendable {
+    let result = Mutex<Result<[CommitOutcome], StorageError>?>(nil)
+    let done = DispatchSemaphore(value: 0)
 }
