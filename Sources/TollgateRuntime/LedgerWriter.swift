@@ -79,24 +79,34 @@ public final class LedgerWriter: Service, Sendable {
     /// The number of entries waiting to be committed.
     public var queuedCount: Int { state.withLock { $0.queue.count } }
 
+    /// Runs the writer thread until shutdown: graceful shutdown or cancellation stops new submissions, and
+    /// the thread commits what is queued before it ends.
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
-                let thread = Thread {
-                    self.writeLoop()
-                    finished.resume()
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+                    let thread = Thread {
+                        self.writeLoop()
+                        finished.resume()
+                    }
+                    thread.name = "tollgate-ledger"
+                    thread.start()
                 }
-                thread.name = "tollgate-ledger"
-                thread.start()
+            } onGracefulShutdown: {
+                self.drain()
             }
-        } onGracefulShutdown: {
-            let wakeWriter = self.state.withLock { state -> Bool in
-                state.draining = true
-                defer { state.writerIdle = false }
-                return state.writerIdle
-            }
-            if wakeWriter { self.wake.signal() }
+        } onCancel: {
+            self.drain()
         }
+    }
+
+    private func drain() {
+        let wakeWriter = state.withLock { state -> Bool in
+            state.draining = true
+            defer { state.writerIdle = false }
+            return state.writerIdle
+        }
+        if wakeWriter { wake.signal() }
     }
 
     /// The writer thread: commits group after group until drained after shutdown.
