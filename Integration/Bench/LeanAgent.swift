@@ -23,15 +23,21 @@ enum LeanAgent {
     /// `plan.measureFrom`, once every call in flight has been answered.
     static func run(host: String, port: Int, plan: Plan) async throws -> [Int64] {
         let done = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: [Int64].self)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: 1 << 20)))
-                    try channel.pipeline.syncOperations.addHandler(Driver(plan: plan, done: done))
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: 1 << 20)))
+                        try channel.pipeline.syncOperations.addHandler(Driver(plan: plan, done: done))
+                    }
                 }
-            }
-            .connect(host: host, port: port).get()
+                .connect(host: host, port: port).get()
+        } catch {
+            done.fail(error)
+            throw error
+        }
         let latencies = try await done.futureResult.get()
         try? await channel.close()
         return latencies
