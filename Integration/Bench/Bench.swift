@@ -15,7 +15,7 @@ import TollgateTesting
 ///                                        [--keys sequential|random] [--client lean|swift]
 ///
 /// Keys are `l<connection>-<n>` by default, a run of keys per connection as a client numbering its calls
-/// would send; `--keys random` spreads them over the key space as UUIDs would, which makes the key index
+/// would send; `--keys random` (lean client only) spreads them over the key space as UUIDs would, which makes the key index
 /// take one page write per key.
 @main
 struct Bench {
@@ -47,17 +47,14 @@ struct Bench {
         // A cap that is checked on every call but never reached.
         _ = try await op.call("caps.set", ["scope": "customer", "scopeId": .string(world.customerId),
                                            "limit": "1000000000", "period": "month"])
-        let start = ContinuousClock.now
-        let measureFrom = start.advanced(by: .seconds(warmup))
-        let stopAt = measureFrom.advanced(by: .seconds(seconds))
+        // One clock for both load generators: NIO's, which the lean one reads on its event loops.
+        let measureFrom = NIODeadline.now() + .nanoseconds(Int64(warmup * 1e9))
+        let stopAt = measureFrom + .nanoseconds(Int64(seconds * 1e9))
         let samples: [Int64]
         if options["client"] == "lean" {
-            let uptime = NIODeadline.now()
-            let elapsed = ContinuousClock.now - start
-            let from = uptime + .nanoseconds(Int64((Duration.seconds(warmup) - elapsed) / .nanoseconds(1)))
             let plans = (0..<connections).map {
-                LeanAgent.Plan(token: world.agentToken, connection: $0, depth: depth, measureFrom: from,
-                               stopAt: from + .nanoseconds(Int64(seconds * 1e9)), randomKeys: options["keys"] == "random")
+                LeanAgent.Plan(token: world.agentToken, connection: $0, depth: depth, measureFrom: measureFrom,
+                               stopAt: stopAt, randomKeys: options["keys"] == "random")
             }
             samples = try await withThrowingTaskGroup(of: [Int64].self) { group in
                 for plan in plans {
@@ -87,7 +84,7 @@ struct Bench {
 
     /// The same load through `TollgateConnection`, the Swift client users get (`--client swift`).
     static func clientRun(server: TestServer, token: String, connections: Int, depth: Int,
-                          measureFrom: ContinuousClock.Instant, stopAt: ContinuousClock.Instant) async throws -> [Int64] {
+                          measureFrom: NIODeadline, stopAt: NIODeadline) async throws -> [Int64] {
         var agents: [TollgateConnection] = []
         for _ in 0..<connections { agents.append(try await server.connect(token: token)) }
         let samples = try await withThrowingTaskGroup(of: [Int64].self) { group in
@@ -97,16 +94,13 @@ struct Bench {
                         var latencies: [Int64] = []
                         var n = 0
                         while true {
-                            let sent = ContinuousClock.now
+                            let sent = NIODeadline.now()
                             if sent >= stopAt { break }
                             _ = try await agent.call("meter.verify", [
                                 "tool": "search", "idempotencyKey": .string("b\(c)-\(lane)-\(n)"),
                             ])
                             n += 1
-                            if sent >= measureFrom {
-                                let elapsed = ContinuousClock.now - sent
-                                latencies.append(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)
-                            }
+                            if sent >= measureFrom { latencies.append((NIODeadline.now() - sent).nanoseconds / 1000) }
                         }
                         return latencies
                     }

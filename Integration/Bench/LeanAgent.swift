@@ -6,8 +6,8 @@ import TollgateWire
 ///
 /// Each connection is driven by a channel handler on its event loop: an answer arrives, its latency is
 /// noted, and the next call is written in the same event-loop tick, without waking any task. Requests are
-/// written from a byte template, and of each answer only the id and whether it is a result are read. Each
-/// connection keeps `depth` calls in flight.
+/// written from a string template (framed by the wire module's `FrameEncoder`), and of each answer only the
+/// id and whether it is a result are read. Each connection keeps `depth` calls in flight.
 enum LeanAgent {
     struct Plan: Sendable {
         var token: String
@@ -30,6 +30,7 @@ enum LeanAgent {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: 1 << 20)))
+                        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
                         try channel.pipeline.syncOperations.addHandler(Driver(plan: plan, done: done))
                     }
                 }
@@ -41,13 +42,6 @@ enum LeanAgent {
         let latencies = try await done.futureResult.get()
         try? await channel.close()
         return latencies
-    }
-
-    static func frame(_ json: String) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.writeInteger(UInt32(json.utf8.count))
-        buffer.writeString(json)
-        return buffer
     }
 
     /// The id of an answer written canonically (`{"id":N,…`), and whether it carries a result.
@@ -88,7 +82,7 @@ enum LeanAgent {
         }
 
         func channelActive(context: ChannelHandlerContext) {
-            context.writeAndFlush(wrapOutboundOut(frame(
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string:
                 #"{"jsonrpc":"2.0","id":0,"method":"auth.hello","params":{"token":"\#(plan.token)"}}"#)), promise: nil)
         }
 
@@ -96,7 +90,7 @@ enum LeanAgent {
             let id = sentAt.count
             sentAt.append(.now())
             outstanding += 1
-            context.write(wrapOutboundOut(frame(
+            context.write(wrapOutboundOut(ByteBuffer(string:
                 #"{"jsonrpc":"2.0","id":\#(id),"method":"meter.verify","params":{"tool":"search","idempotencyKey":"\#(key(id))"}}"#)),
                 promise: nil)
         }

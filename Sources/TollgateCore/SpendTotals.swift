@@ -80,25 +80,24 @@ public struct CapLedger: Sendable {
     }
 
     /// Spend plus holds that `cap` counts on `path` at `period`.
-    func used(_ cap: Cap, on path: [ScopeRef], during period: PeriodIndex) -> Int64? {
+    func usedNanos(_ cap: Cap, on path: [ScopeRef], during period: PeriodIndex) -> Int64? {
         guard let target = counted(cap, on: path) else { return nil }
         let spent = spend[target]?.spent(in: cap.period == .session ? .lifetime : cap.period, during: period) ?? .zero
         return spent.nanos &+ (held[target]?.nanos ?? 0)
     }
 
-    /// What `cap` has counted on `path` at `now`, holds included; nil when the cap does not apply to the path.
-    public func used(_ cap: Cap, on path: [ScopeRef], at now: Date) -> Money? {
-        used(cap, on: path, during: PeriodIndex(now)).map(Money.init(nanos:))
+    /// What `cap` has counted on `path` in `period`, holds included; nil when the cap does not apply to the path.
+    public func used(_ cap: Cap, on path: [ScopeRef], during period: PeriodIndex) -> Money? {
+        usedNanos(cap, on: path, during: period).map(Money.init(nanos:))
     }
 
-    /// What remains under `cap` at `now` for a call on `path`, counting holds; never below zero.
-    public func remaining(_ cap: Cap, on path: [ScopeRef], at now: Date) -> Money {
-        let used = used(cap, on: path, during: PeriodIndex(now)) ?? 0
-        return Money(nanos: max(0, cap.limit.nanos - used))
+    /// What remains under `cap` in `period` for a call on `path`, counting holds; never below zero.
+    public func remaining(_ cap: Cap, on path: [ScopeRef], during period: PeriodIndex) -> Money {
+        Money(nanos: max(0, cap.limit.nanos - (usedNanos(cap, on: path, during: period) ?? 0)))
     }
 
     /// What remains under `cap` at `now`, for a cap counted on its own scope.
-    public func remaining(_ cap: Cap, at now: Date) -> Money { remaining(cap, on: [cap.target], at: now) }
+    public func remaining(_ cap: Cap, at now: Date) -> Money { remaining(cap, on: [cap.target], during: PeriodIndex(now)) }
 
     /// Every cap that applies to a call on `path`, tightest scope first.
     public func caps(on path: [ScopeRef]) -> [Cap] { path.flatMap { caps(on: $0) } }
@@ -113,7 +112,7 @@ public struct CapLedger: Sendable {
         let period = PeriodIndex(now)
         for target in path {
             for cap in caps(on: target) {
-                guard let used = used(cap, on: path, during: period) else { continue }
+                guard let used = usedNanos(cap, on: path, during: period) else { continue }
                 let (after, overflow) = used.addingReportingOverflow(amount.nanos)
                 if overflow || after > cap.limit.nanos {
                     return CapRefusal(cap: cap, spent: Money(nanos: used), requested: amount,

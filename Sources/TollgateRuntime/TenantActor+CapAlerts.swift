@@ -14,11 +14,11 @@ extension TenantActor {
         raise("cap_reached", fields)
     }
 
-    /// After a call costing `cost` was recorded on `path`.
-    func capWarnings(after cost: Money, path: ChargePath, at now: Date) {
+    /// After a call costing `cost` was recorded on `path` (whose `scopes` and `period` the caller has at hand).
+    func capWarnings(after cost: Money, path: ChargePath, scopes: [ScopeRef], period: PeriodIndex, at now: Date) {
         guard cost > .zero, !capLedger.caps.isEmpty else { return }
-        for cap in capLedger.caps(on: path.scopes) {
-            guard let used = capLedger.used(cap, on: path.scopes, at: now) else { continue }
+        for cap in capLedger.caps(on: scopes) {
+            guard let used = capLedger.used(cap, on: scopes, during: period) else { continue }
             let before = Int128(used.nanos) - Int128(cost.nanos)
             if Int128(used.nanos) >= Int128(cap.limit.nanos) {
                 if mark("reached", cap, path: path, at: now) {

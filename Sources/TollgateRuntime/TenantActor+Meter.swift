@@ -118,7 +118,10 @@ extension TenantActor {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
         }
         let receiptId = Identifiers.make(.receipt)
-        var result = receipt(receiptId: receiptId, cost: cost, currency: plan.currency, path: path, at: now)
+        // The month and day of `now`, worked out once for the receipt's and the warnings' cap arithmetic.
+        let period = PeriodIndex(now)
+        var result = receipt(receiptId: receiptId, cost: cost, currency: plan.currency, path: path, scopes: scopes,
+                             period: period, at: now)
         if let reservation, case .object(var fields) = result {
             fields["reservationId"] = .string(reservation.id)
             fields["held"] = .string(reservation.held.decimalString)
@@ -147,7 +150,7 @@ extension TenantActor {
             // Counted in the session now, so the guards below see its totals with this call.
             callEnded(in: request.sessionId, recorded: record)
             ended = true
-            capWarnings(after: cost, path: path, at: now)
+            capWarnings(after: cost, path: path, scopes: scopes, period: period, at: now)
             guardsAfter(record)
             if let reservation { await settled(reservation, receiptId: receiptId) }
             recentKeys.set(request.idempotencyKey, .done(fingerprint: fingerprint, result: result))
@@ -163,12 +166,13 @@ extension TenantActor {
 
     /// The answer to an accepted call. `remaining` names each capped scope on the path with what is left
     /// under its tightest cap once this call is counted.
-    private func receipt(receiptId: String, cost: Money, currency: String, path: ChargePath, at now: Date) -> JSONValue {
+    private func receipt(receiptId: String, cost: Money, currency: String, path: ChargePath, scopes: [ScopeRef],
+                         period: PeriodIndex, at now: Date) -> JSONValue {
         var remaining: [String: JSONValue] = [:]
-        for target in path.scopes {
+        for target in scopes {
             let caps = capLedger.caps(on: target)
             guard !caps.isEmpty else { continue }
-            let tightest = caps.map { capLedger.remaining($0, on: path.scopes, at: now) }.min()!
+            let tightest = caps.map { capLedger.remaining($0, on: scopes, during: period) }.min()!
             remaining[target.scope.rawValue] = .string(tightest.decimalString)
         }
         return [

@@ -321,7 +321,8 @@ extension TenantActor {
     }
 
     public func listCaps() -> [JSONValue] {
-        capLedger.caps.values.flatMap(\.values).filter { $0.target.scope != .credential }
+        let period = PeriodIndex(services.clock.now())
+        return capLedger.caps.values.flatMap(\.values).filter { $0.target.scope != .credential }
             .sorted { ($0.target.scope.rawValue, $0.target.id, $0.period.rawValue) < ($1.target.scope.rawValue, $1.target.id, $1.period.rawValue) }
             .map { cap in
                 var fields: [String: JSONValue] = [
@@ -329,7 +330,7 @@ extension TenantActor {
                     "period": .string(cap.period.rawValue), "limit": .string(cap.limit.decimalString),
                 ]
                 if let percent = cap.warnAtPercent { fields["warnAtPercent"] = .integer(Int64(percent)) }
-                if cap.period != .session, let used = capLedger.used(cap, on: [cap.target], at: services.clock.now()) {
+                if cap.period != .session, let used = capLedger.used(cap, on: [cap.target], during: period) {
                     fields["spent"] = .string(used.decimalString)
                 }
                 return .object(fields)

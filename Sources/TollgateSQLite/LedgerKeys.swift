@@ -30,11 +30,14 @@ final class LedgerKeys: Sendable {
         var key: String
     }
 
+    /// A pending key: its row in `idempotency_pending`, and its charge's receipt.
+    private typealias Entry = (seq: Int64, key: Key, receipt: String)
+
     private struct Pending {
         /// Pending key → the receipt of its charge.
         var receipts: [Key: String] = [:]
         /// The same keys in the order they were recorded, with their row in `idempotency_pending`.
-        var order: [(seq: Int64, key: Key)] = []
+        var order: [Entry] = []
     }
 
     private let pending = Mutex(Pending())
@@ -51,8 +54,9 @@ final class LedgerKeys: Sendable {
         var loaded = Pending()
         for row in try Row.fetchAll(db, sql: "SELECT seq, tenant_id, key, receipt_id FROM idempotency_pending ORDER BY seq") {
             let key = Key(tenantId: row["tenant_id"], key: row["key"])
-            loaded.receipts[key] = row["receipt_id"]
-            loaded.order.append((row["seq"], key))
+            let receipt: String = row["receipt_id"]
+            loaded.receipts[key] = receipt
+            loaded.order.append((row["seq"], key, receipt))
         }
         pending.withLock { $0 = loaded }
     }
@@ -85,7 +89,7 @@ final class LedgerKeys: Sendable {
     /// are pending, moves the oldest into the index.
     func record(_ recorded: [(Key, receipt: String)], _ db: Database) throws {
         var insertPending = try LedgerStatement(db, "INSERT INTO idempotency_pending(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
-        var added: [(seq: Int64, key: Key, receipt: String)] = []
+        var added: [Entry] = []
         added.reserveCapacity(recorded.count)
         for (key, receipt) in recorded {
             insertPending.bind(key.tenantId)
@@ -96,13 +100,12 @@ final class LedgerKeys: Sendable {
         }
 
         // Once enough are pending, the oldest move to the index, sorted so that neighbours share pages.
-        var moved: [(seq: Int64, key: Key, receipt: String)] = []
-        let oldest = pending.withLock { state -> [(seq: Int64, key: Key, receipt: String)]? in
-            guard state.order.count + added.count >= indexAfter else { return nil }
-            return state.order.prefix(indexChunk).map { ($0.seq, $0.key, state.receipts[$0.key]!) }
+        var moved: [Entry] = []
+        let oldest = pending.withLock { state -> ArraySlice<Entry>? in
+            state.order.count + added.count >= indexAfter ? state.order.prefix(indexChunk) : nil
         }
         if let oldest {
-            moved = oldest + added.prefix(indexChunk - oldest.count)
+            moved = Array(oldest) + added.prefix(indexChunk - oldest.count)
             var insertIndex = try LedgerStatement(db, "INSERT INTO idempotency_index(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
             for entry in moved.sorted(by: { ($0.key.tenantId, $0.key.key) < ($1.key.tenantId, $1.key.key) }) {
                 insertIndex.bind(entry.key.tenantId)
@@ -115,10 +118,8 @@ final class LedgerKeys: Sendable {
 
         db.afterNextTransaction { [added, moved] _ in
             self.pending.withLock { state in
-                for entry in added {
-                    state.receipts[entry.key] = entry.receipt
-                    state.order.append((entry.seq, entry.key))
-                }
+                for entry in added { state.receipts[entry.key] = entry.receipt }
+                state.order += added
                 for entry in moved { state.receipts[entry.key] = nil }
                 state.order.removeFirst(moved.count)
             }

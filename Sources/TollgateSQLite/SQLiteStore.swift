@@ -337,11 +337,10 @@ public final class SQLiteStore: TollgateStore {
                 continue
             }
             let c = entry.charge
-            for text in [c.tenantId, c.receiptId, c.customerId, c.teamId, c.agentId, c.credentialId, c.sessionId,
-                         c.subscriptionId, c.planId] { charge.bind(text) }
-            charge.bind(c.planVersion)
-            charge.bind(c.tool)
-            for count in [c.quantity, c.inputTokens, c.outputTokens, c.reasoningTokens, c.durationMs] { charge.bind(count) }
+            charge.bind(c.tenantId); charge.bind(c.receiptId); charge.bind(c.customerId); charge.bind(c.teamId)
+            charge.bind(c.agentId); charge.bind(c.credentialId); charge.bind(c.sessionId); charge.bind(c.subscriptionId)
+            charge.bind(c.planId); charge.bind(c.planVersion); charge.bind(c.tool); charge.bind(c.quantity)
+            charge.bind(c.inputTokens); charge.bind(c.outputTokens); charge.bind(c.reasoningTokens); charge.bind(c.durationMs)
             charge.bind(c.status)
             charge.bind(c.cost.nanos)
             charge.bind(c.providerCost.nanos)
