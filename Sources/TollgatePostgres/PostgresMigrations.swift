@@ -218,5 +218,23 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX reservations_held ON reservations(tenant_id, state)",
         ]),
+        // Issue 10's repairs: a session's currency kept with its final record; a hold's key in the one key
+        // namespace (the `idempotency` table) with its answer; an open session's opening moved back to its
+        // first charge, which calls racing to open it could precede by a millisecond.
+        ("v6-one-key-namespace", [
+            "ALTER TABLE sessions ADD COLUMN currency TEXT",
+            """
+            UPDATE sessions s SET currency = (
+                SELECT MAX(c.currency) FROM charges c WHERE c.tenant_id = s.tenant_id AND c.agent_id = s.agent_id
+                    AND c.session_id = s.id)
+            WHERE s.closed_at_ms IS NOT NULL
+            """,
+            """
+            UPDATE sessions s SET opened_at_ms = LEAST(s.opened_at_ms, COALESCE((
+                SELECT MIN(c.at_ms) FROM charges c WHERE c.tenant_id = s.tenant_id AND c.agent_id = s.agent_id
+                    AND c.session_id = s.id), s.opened_at_ms))
+            WHERE s.closed_at_ms IS NULL
+            """,
+        ]),
     ]
 }

@@ -376,6 +376,7 @@ public final class PostgresStore: TollgateStore {
                 calls = \(totals.calls), input_tokens = \(totals.inputTokens), output_tokens = \(totals.outputTokens),
                 reasoning_tokens = \(totals.reasoningTokens), duration_ms = \(totals.durationMs),
                 cost_nanos = \(totals.cost.nanos), provider_cost_nanos = \(totals.providerCost.nanos), errors = \(totals.errors),
+                currency = \(totals.currency),
                 last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id
                     AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
             WHERE tenant_id = \(tenantId) AND id = \(id) AND closed_at_ms IS NULL RETURNING id
@@ -384,7 +385,7 @@ public final class PostgresStore: TollgateStore {
     }
 
     private typealias SessionColumns = (String, String, String, String, Int64, Int64?, String?, String?,
-                                        Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64?)
+                                        Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64?, String?)
 
     /// Sessions with their totals: the stored final record once closed, summed from the charges while open.
     private func sessionRows(tenantId: String, id: String?, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
@@ -398,14 +399,15 @@ public final class PostgresStore: TollgateStore {
                 CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.cost_nanos, 0) ELSE s.cost_nanos END,
                 CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.provider_cost_nanos, 0) ELSE s.provider_cost_nanos END,
                 CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.errors, 0) ELSE s.errors END,
-                CASE WHEN s.closed_at_ms IS NULL THEN a.last_at ELSE s.last_call_at_ms END
+                CASE WHEN s.closed_at_ms IS NULL THEN a.last_at ELSE s.last_call_at_ms END,
+                CASE WHEN s.closed_at_ms IS NULL THEN a.currency ELSE s.currency END
             FROM sessions s LEFT JOIN LATERAL (
                 SELECT COUNT(*)::BIGINT AS calls, SUM(input_tokens)::BIGINT AS input_tokens,
                     SUM(output_tokens)::BIGINT AS output_tokens, SUM(reasoning_tokens)::BIGINT AS reasoning_tokens,
                     SUM(duration_ms)::BIGINT AS duration_ms, SUM(cost_nanos)::BIGINT AS cost_nanos,
                     SUM(provider_cost_nanos)::BIGINT AS provider_cost_nanos,
                     SUM(CASE WHEN status IS NOT NULL AND status <> 'SUCCESS' THEN 1 ELSE 0 END)::BIGINT AS errors,
-                    MAX(at_ms) AS last_at
+                    MAX(at_ms) AS last_at, MAX(currency) AS currency
                 FROM charges c WHERE c.tenant_id = s.tenant_id AND c.agent_id = s.agent_id AND c.at_ms >= s.opened_at_ms
                     AND c.session_id = s.id AND s.closed_at_ms IS NULL
             ) a ON TRUE
@@ -419,6 +421,7 @@ public final class PostgresStore: TollgateStore {
             totals.calls = row.8; totals.inputTokens = row.9; totals.outputTokens = row.10; totals.reasoningTokens = row.11
             totals.durationMs = row.12; totals.cost = Money(nanos: row.13); totals.providerCost = Money(nanos: row.14)
             totals.errors = row.15
+            totals.currency = row.17
             return SessionRecord(tenantId: tenantId, id: row.0, agentId: row.1, teamId: row.2, customerId: row.3,
                                  openedAt: Timestamp.date(millis: row.4), closedAt: row.5.map(Timestamp.date(millis:)),
                                  outcome: row.6.flatMap(SessionOutcome.init(rawValue:)), metadata: row.7,
@@ -448,22 +451,50 @@ public final class PostgresStore: TollgateStore {
         }
     }
 
-    public func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord {
+    public func insertReservation(_ reservation: ReservationRecord, idempotency i: IdempotencyRecord)
+        async throws(StorageError) -> IdempotencyRecord? {
         let r = reservation
-        try await execute("""
-            INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id, credential_id,
-                session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id)
-            VALUES (\(r.tenantId), \(r.id), \(r.idempotencyKey), \(r.path.customerId), \(r.path.teamId), \(r.path.agentId),
-                    \(r.path.credentialId), \(r.path.sessionId), \(r.tool), \(r.held.nanos), \(r.currency),
-                    \(Timestamp.millis(r.createdAt)), \(Timestamp.millis(r.expiresAt)), \(r.state.rawValue), \(r.receiptId))
-            ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-            """)
-        guard let stored = try await reservations("""
-            SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos, currency,
-                created_at_ms, expires_at_ms, state, receipt_id
-            FROM reservations WHERE tenant_id = \(r.tenantId) AND idempotency_key = \(r.idempotencyKey)
-            """, tenantId: r.tenantId).first else { throw .backend("reservation neither inserted nor found") }
-        return stored
+        struct LegacyHold: Error {}
+        return try await run { client, logger in
+          do {
+            return try await client.withTransaction(logger: logger) { connection -> IdempotencyRecord? in
+                // The key first: one namespace with the ledger's charges, whose keys are in the same table.
+                let claimed = try await connection.query("""
+                    INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
+                    VALUES (\(i.tenantId), \(i.key), \(i.method), \(i.params), \(i.result), \(Timestamp.millis(i.createdAt)))
+                    ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key
+                    """, logger: logger)
+                var inserted = false
+                for try await _ in claimed.decode(String.self) { inserted = true }
+                guard inserted else {
+                    let stored = try await connection.query("""
+                        SELECT method, params, result, created_at_ms FROM idempotency
+                        WHERE tenant_id = \(i.tenantId) AND key = \(i.key)
+                        """, logger: logger)
+                    for try await (method, params, result, at) in stored.decode((String, String, String, Int64).self) {
+                        return IdempotencyRecord(tenantId: i.tenantId, key: i.key, method: method, params: params,
+                                                 result: result, createdAt: Timestamp.date(millis: at))
+                    }
+                    throw StorageError.backend("idempotency key neither inserted nor found")
+                }
+                let held = try await connection.query("""
+                    INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id, credential_id,
+                        session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id)
+                    VALUES (\(r.tenantId), \(r.id), \(r.idempotencyKey), \(r.path.customerId), \(r.path.teamId),
+                            \(r.path.agentId), \(r.path.credentialId), \(r.path.sessionId), \(r.tool), \(r.held.nanos),
+                            \(r.currency), \(Timestamp.millis(r.createdAt)), \(Timestamp.millis(r.expiresAt)),
+                            \(r.state.rawValue), \(r.receiptId))
+                    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id
+                    """, logger: logger)
+                for try await _ in held.decode(String.self) { return nil }
+                throw LegacyHold()
+            }
+          } catch is LegacyHold {
+            // A hold made before its key went to the key table (rolled back above): no answer stored to replay.
+            return IdempotencyRecord(tenantId: r.tenantId, key: r.idempotencyKey, method: "meter.authorize",
+                                     params: "", result: "", createdAt: r.createdAt)
+          }
+        }
     }
 
     public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {

@@ -49,6 +49,21 @@ public final class PlanRating {
         boxes = plan.charges.map { $0.makeBox() }
     }
 
+    private init(copying other: PlanRating) {
+        plan = other.plan
+        period = other.period
+        boxes = zip(other.plan.charges, other.boxes).map { charge, box in charge.copyBox(box) }
+        base = other.base
+        scopes = other.scopes
+        penalized = other.penalized
+        discountUnits = other.discountUnits
+        total = other.total
+        events = other.events
+    }
+
+    /// An independent copy of these totals: what is folded into one is not seen by the other.
+    public func copy() -> PlanRating { PlanRating(copying: self) }
+
     /// What `event` costs given everything rated so far. Changes nothing.
     public func quote(_ event: RatedEvent) throws(MoneyError) -> Quote {
         var base = Money.zero

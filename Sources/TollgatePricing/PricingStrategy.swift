@@ -63,6 +63,8 @@ final class StateBox<State> {
 extension PricingStrategy {
     func makeBox() -> AnyObject { StateBox(initialState) }
 
+    func copyBox(_ box: AnyObject) -> AnyObject { StateBox(typed(box).value) }
+
     private func typed(_ box: AnyObject) -> StateBox<State> { unsafeDowncast(box, to: StateBox<State>.self) }
 
     func quote(_ event: RatedEvent, box: AnyObject) throws(MoneyError) -> Money {

@@ -2,10 +2,13 @@ import TollgateCore
 
 /// A small bounded map of recent idempotency keys, evicting the oldest first. Older keys are still found in
 /// storage; this only spares a look-up for retries that come soon after the first call.
+///
+/// Keys are one namespace per tenant, whatever method used them: each entry remembers the method, so a key
+/// used by `meter.verify` and then by `meter.authorize` is a mismatch, never a second write.
 struct RecentKeys {
     enum State {
-        case inFlight(fingerprint: String)
-        case done(fingerprint: String, result: JSONValue)
+        case inFlight(method: String, fingerprint: String)
+        case done(method: String, fingerprint: String, result: JSONValue)
     }
 
     let capacity: Int

@@ -16,12 +16,12 @@ extension TenantActor {
         let credential = try meterCredential(credentialId)
         let key = request.idempotencyKey
         let fingerprint = Fingerprint.make(params: request.params, agentId: credential.agentId)
-        if let replay = try recall(key, fingerprint) { return replay }
+        if let replay = try recall(key, method: request.method, fingerprint: fingerprint) { return replay }
 
         // Claim the key before the first suspension point: a concurrent retry now sees IN_PROGRESS.
         // Keys recorded before this actor started (another process, or evicted from memory) are caught
         // by the ledger writer, inside the very transaction that would record the charge.
-        recentKeys.set(key, .inFlight(fingerprint: fingerprint))
+        recentKeys.set(key, .inFlight(method: request.method, fingerprint: fingerprint))
         do {
             return try await charge(request, credential: credential, fingerprint: fingerprint, settling: reservation)
         } catch {
@@ -31,43 +31,15 @@ extension TenantActor {
         }
     }
 
-    /// The answer to a key found in storage: its replay, or a mismatch.
-    private func replay(stored: IdempotencyRecord, fingerprint: String) throws(TollgateError) -> JSONValue {
-        guard let result = try? JSONCodec.parse(stored.result) else {
-            recentKeys.remove(stored.key)
-            throw .unavailable("stored answer unreadable")
-        }
-        recentKeys.set(stored.key, .done(fingerprint: stored.params, result: result))
-        return try replay(storedFingerprint: stored.params, result: result, fingerprint: fingerprint)
-    }
-
-    /// A replay, a mismatch or `IN_PROGRESS` from memory; nil when the key is not known here.
-    private func recall(_ key: String, _ fingerprint: String) throws(TollgateError) -> JSONValue? {
-        switch recentKeys[key] {
-        case nil: return nil
-        case .inFlight?: throw .inProgress
-        case .done(let storedFingerprint, let result)?:
-            return try replay(storedFingerprint: storedFingerprint, result: result, fingerprint: fingerprint)
-        }
-    }
-
-    private func replay(storedFingerprint: String, result: JSONValue, fingerprint: String) throws(TollgateError) -> JSONValue {
-        guard storedFingerprint == fingerprint else {
-            throw .idempotencyMismatch(fields: Fingerprint.differingFields(storedFingerprint, fingerprint))
-        }
-        guard case .object(var object) = result else { return result }
-        object["replayed"] = true
-        return .object(object)
-    }
-
-    private func charge(_ request: MeterRequest, credential: Credential, fingerprint: String, settling reservation: ReservationRecord?)
-        async throws(TollgateError) -> JSONValue {
-        let now = services.clock.now()
+    private func charge(_ request: MeterRequest, credential: Credential, fingerprint: String,
+                        settling reservation: ReservationRecord?) async throws(TollgateError) -> JSONValue {
+        let caller = try agent(credential.agentId)
+        try await ensureSession(request.sessionId, for: caller, openedAt: services.clock.now())
+        let now = callTime(in: request.sessionId)
         let (agent, team, subscription, plan) = try pricing(for: credential, at: now)
         var event = request.event
         event.agentId = agent.id
         event.sessionId = request.sessionId
-        try await ensureSession(request.sessionId, for: agent)
         try await loadCustomerMargin(team.customerId, at: now)
         let rating = try await rating(for: subscription, plan: plan, at: now)
         // From here to the ledger submit there is no suspension point: the session's activity, the quote, the
@@ -77,7 +49,7 @@ extension TenantActor {
         var ended = false
         defer { if !ended { callEnded(in: request.sessionId, recorded: nil) } }
         let quote: PlanRating.Quote
-        do { quote = try rating.quote(event) } catch {
+        do { quote = try rating.admitted.quote(event) } catch {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
         }
         let cost = quote.price
@@ -88,7 +60,7 @@ extension TenantActor {
         // A reservation being committed gives its hold back in this same turn, so the actual cost is checked
         // against the caps as if the estimate had never been held; if it does not fit, the hold is restored.
         if let reservation {
-            guard reservations.removeValue(forKey: reservation.id) != nil else {
+            guard holds.remove(reservation.id) != nil else {
                 throw .conflict("reservation \(reservation.id) is no longer held")
             }
             capLedger.release(reservation.held, on: reservation.path.scopes)
@@ -96,7 +68,7 @@ extension TenantActor {
         func restoreReservation() {
             guard let reservation else { return }
             capLedger.hold(reservation.held, on: reservation.path.scopes)
-            reservations[reservation.id] = reservation
+            holds.insert(reservation)
         }
         // Check and hold in one synchronous step: no other call can run between the two.
         if let refusal = capLedger.reserve(cost, on: scopes, at: now) {
@@ -104,15 +76,13 @@ extension TenantActor {
             capReached(refusal, path: path, at: now)
             // Before refusing, make sure this is not the retry of a call answered before a restart: that one
             // was already charged and must be replayed, not refused. Only refusals pay for this look-up.
-            let stored: IdempotencyRecord?
-            do { stored = try await services.store.idempotencyRecord(tenantId: tenantId, key: request.idempotencyKey) } catch {
-                services.logger.error("idempotency look-up failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
-                throw .unavailable("storage is unavailable; nothing was recorded")
+            if let stored = try await storedAnswer(request.idempotencyKey) {
+                return try replay(stored: stored, asking: request.method, fingerprint)
             }
-            if let stored { return try replay(stored: stored, fingerprint: fingerprint) }
             throw .budgetExceeded(refusal, currency: plan.currency)
         }
-        do { try rating.apply(event, quote: quote) } catch {
+        let admission: UInt64
+        do { admission = try rating.admit(event, quote: quote) } catch {
             capLedger.release(cost, on: scopes)
             restoreReservation()
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
@@ -133,7 +103,7 @@ extension TenantActor {
             outputTokens: event.outputTokens, reasoningTokens: event.reasoningTokens, durationMs: event.durationMs,
             status: request.status, cost: cost, providerCost: event.providerCost, currency: plan.currency,
             idempotencyKey: request.idempotencyKey, at: now)
-        let idempotency = IdempotencyRecord(tenantId: tenantId, key: request.idempotencyKey, method: "meter.verify",
+        let idempotency = IdempotencyRecord(tenantId: tenantId, key: request.idempotencyKey, method: request.method,
                                             params: fingerprint, result: JSONCodec.string(result), createdAt: now)
         let outcome: CommitOutcome
         do {
@@ -141,11 +111,12 @@ extension TenantActor {
         } catch {
             capLedger.release(cost, on: scopes)
             restoreReservation()
-            forgetRating(of: subscription.id)
+            rating.dropped(admission)
             throw error
         }
         switch outcome {
         case .recorded:
+            rating.recorded(admission)
             capLedger.commit(cost, on: scopes, at: now)
             // Counted in the session now, so the guards below see its totals with this call.
             callEnded(in: request.sessionId, recorded: record)
@@ -153,14 +124,14 @@ extension TenantActor {
             capWarnings(after: cost, path: path, scopes: scopes, period: period, at: now)
             guardsAfter(record)
             if let reservation { await settled(reservation, receiptId: receiptId) }
-            recentKeys.set(request.idempotencyKey, .done(fingerprint: fingerprint, result: result))
+            recentKeys.set(request.idempotencyKey, .done(method: request.method, fingerprint: fingerprint, result: result))
             return result
         case .duplicate(let stored):
             // Charged by an earlier call with this key: nothing new was written, so give the hold back.
             capLedger.release(cost, on: scopes)
-            forgetRating(of: subscription.id)
+            rating.dropped(admission)
             if let reservation { await settled(reservation, receiptId: nil) }
-            return try replay(stored: stored, fingerprint: fingerprint)
+            return try replay(stored: stored, asking: request.method, fingerprint)
         }
     }
 

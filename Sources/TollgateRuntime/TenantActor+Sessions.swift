@@ -8,8 +8,6 @@ struct OpenSession {
     var record: SessionRecord
     var lifecycle: SessionLifecycle
     var inFlight = 0
-    /// The currency of its charges (a session's calls are all priced by one customer's plans).
-    var currency: String?
     /// Set while the final record is being written, so that it is written once.
     var finalizing = false
     /// Closers waiting for the calls in flight.
@@ -24,9 +22,9 @@ struct OpenSession {
 /// same turn as every other cap on its path, which is what keeps the caps exact under racing calls.
 extension TenantActor {
     /// Makes sure the session `id` of `agent` is open in this actor: held already, loaded from storage, or
-    /// opened now. Refuses a closed session (CONFLICT) and another agent's (FORBIDDEN). Every await is
-    /// followed by a fresh look, since a concurrent call may have opened or loaded it meanwhile.
-    func ensureSession(_ id: String, for agent: Agent, metadata: String? = nil) async throws(TollgateError) {
+    /// opened now, at `openedAt`. Refuses a closed session (CONFLICT) and another agent's (FORBIDDEN). Every
+    /// await is followed by a fresh look, since a concurrent call may have opened or loaded it meanwhile.
+    func ensureSession(_ id: String, for agent: Agent, openedAt: Date, metadata: String? = nil) async throws(TollgateError) {
         if try holds(id, agent: agent) { return }
         var stored = try await storedSession(id)
         if try holds(id, agent: agent) { return }
@@ -36,7 +34,7 @@ extension TenantActor {
             }
             let team = try team(agent.teamId)
             let record = SessionRecord(tenantId: tenantId, id: id, agentId: agent.id, teamId: team.id,
-                                       customerId: team.customerId, openedAt: services.clock.now(), metadata: metadata)
+                                       customerId: team.customerId, openedAt: openedAt, metadata: metadata)
             let inserted: Bool
             do { inserted = try await services.store.insertSession(record) } catch {
                 throw .unavailable("storage is unavailable; nothing was recorded")
@@ -95,6 +93,18 @@ extension TenantActor {
         }
     }
 
+    /// The time a call in the open session `id` is stamped with: now, but never before the session opened.
+    ///
+    /// Storage sums an open session's charges from its opening on (`at >= opened_at`), which is what rebuilds
+    /// its totals and its cap after a restart; a charge stamped before its session's opening would be left out
+    /// and the session's cap crossed. Calls racing to open a session each read the clock before one of them
+    /// stores the session, so without this a call could be stamped a millisecond before the opening it waited for.
+    func callTime(in id: String) -> Date {
+        let now = services.clock.now()
+        guard let openedAt = sessions[id]?.record.openedAt, openedAt > now else { return now }
+        return openedAt
+    }
+
     /// A call is about to be admitted in `id`: counts as activity, and as in flight until `callEnded`.
     func callStarted(in id: String, at now: Date) throws(TollgateError) {
         try recordActivity(in: id, at: now)
@@ -120,7 +130,6 @@ extension TenantActor {
                 services.logger.error("session total out of range", metadata: ["session": "\(id)"])
             }
             sessions[id]!.record.lastCallAt = charge.at
-            sessions[id]!.currency = charge.currency
         }
         guard sessions[id]!.inFlight == 0, !sessions[id]!.waiters.isEmpty else { return }
         let waiters = sessions[id]!.waiters
@@ -145,7 +154,7 @@ extension TenantActor {
         }
         sessions[id] = open
         guard let record = await finalize(id) else { throw .unavailable("the final record could not be written; it will be retried") }
-        return Self.describe(record, state: .closed, currency: open.currency)
+        return describe(closed: record)
     }
 
     /// Closes what has timed out by `now` and writes every pending final record. Called by the sweeper.
@@ -156,6 +165,11 @@ extension TenantActor {
         }
         await finalizeClosedSessions()
         await expireReservations()
+        let orphans = orphanedHolds
+        orphanedHolds = []
+        for reservation in orphans {
+            do { try await finish(reservation, as: .released) } catch { orphanedHolds.append(reservation) }
+        }
     }
 
     func finalizeClosedSessions() async {
@@ -174,6 +188,14 @@ extension TenantActor {
         }
         guard var final = sessions[id] else { return nil }
         let closedAt = final.lifecycle.closedAt!, outcome = final.lifecycle.outcome!
+        // A closed session holds nothing: its holds are released, once each, before it is forgotten. A hold
+        // whose release cannot be stored keeps the session open in memory until the next sweep tries again.
+        for reservation in holds.held(inSession: id) {
+            do { try await finish(reservation, as: .released) } catch {
+                sessions[id]?.finalizing = false
+                return nil
+            }
+        }
         do {
             try await services.store.closeSession(tenantId: tenantId, id: id, closedAt: closedAt, outcome: outcome,
                                                   totals: final.record.totals)
@@ -187,7 +209,7 @@ extension TenantActor {
         sessions[id] = nil
         capLedger.forget(ScopeRef(.session, id))
         sessionLengths.record(agentId: final.record.agentId, seconds: closedAt.timeIntervalSince(final.record.openedAt))
-        var fields = Self.describe(final.record, state: .closed, currency: final.currency).objectValue ?? [:]
+        var fields = describe(closed: final.record).objectValue ?? [:]
         fields["sessionId"] = .string(id)
         raise("session_closed", fields)
         return final.record
@@ -223,11 +245,25 @@ extension TenantActor {
     /// A session as it stands at `now`: from this actor when it holds it open (advanced to `now`), else as stored.
     private func describe(_ record: SessionRecord, at now: Date) -> JSONValue {
         guard sessions[record.id] != nil else {
-            return Self.describe(record, state: record.closedAt == nil ? .active : .closed, currency: nil)
+            return Self.describe(record, state: record.closedAt == nil ? .active : .closed, currency: currency(of: record))
         }
         sessions[record.id]!.lifecycle.advance(to: now, timeouts: sessionTimeouts)
         let open = sessions[record.id]!
-        return Self.describe(open.record, state: open.lifecycle.state, currency: open.currency)
+        return Self.describe(open.record, state: open.lifecycle.state, currency: currency(of: open.record))
+    }
+
+    private func describe(closed record: SessionRecord) -> JSONValue {
+        Self.describe(record, state: .closed, currency: currency(of: record))
+    }
+
+    /// The currency of a session's amounts: its charges' once it has any, else that of the plan its customer
+    /// is subscribed to now. Money is never shown without one; nil only for a customer without a plan.
+    func currency(of record: SessionRecord) -> String? {
+        if let currency = record.totals.currency { return currency }
+        let now = services.clock.now()
+        guard let subscription = subscription(for: record.customerId, at: now) else { return nil }
+        let inForce = planInForce(subscription, at: now)
+        return plans[inForce.planId]?[inForce.version]?.currency
     }
 
     /// The session fields of `session.get`, `session.close` and `session_closed`.
@@ -305,11 +341,11 @@ extension TenantActor {
 extension TenantActor {
     /// `session.open`: opens (or returns, if this agent already has it open) the session `id`.
     public func openSession(_ id: String, agentId: String, metadata: String?) async throws(TollgateError) -> JSONValue {
-        try await ensureSession(id, for: try agent(agentId), metadata: metadata)
+        try await ensureSession(id, for: try agent(agentId), openedAt: services.clock.now(), metadata: metadata)
         // Opening is the session's first activity: it is ACTIVE at once, as the protocol answers.
-        try recordActivity(in: id, at: services.clock.now())
+        try recordActivity(in: id, at: callTime(in: id))
         let open = sessions[id]!
-        return Self.describe(open.record, state: open.lifecycle.state, currency: open.currency)
+        return Self.describe(open.record, state: open.lifecycle.state, currency: currency(of: open.record))
     }
 
     public func listAlerts(kinds: [String]?, limit: Int) async throws(TollgateError) -> [JSONValue] {

@@ -13,54 +13,76 @@ import TollgateStorage
 extension TenantActor {
     static func commitKey(_ reservationId: String) -> String { "commit:\(reservationId)" }
 
-    /// `meter.authorize`.
-    public func authorize(tool: String, idempotencyKey: String, sessionId: String, estimate: RatedEvent,
-                          ttlMs: Int64?, credentialId: String) async throws(TollgateError) -> JSONValue {
+    /// `meter.authorize`: holds the estimate's price against every cap on the path. `params` are the request's,
+    /// compared (with the method) when the key comes again: a replay answers exactly what the first call did.
+    public func authorize(tool: String, idempotencyKey key: String, sessionId: String, estimate: RatedEvent,
+                          ttlMs: Int64?, params: JSONValue, credentialId: String) async throws(TollgateError) -> JSONValue {
+        let method = "meter.authorize"
         let credential = try meterCredential(credentialId)
-        if let existing = reservations.values.first(where: { $0.idempotencyKey == idempotencyKey }) {
-            guard existing.path.agentId == credential.agentId else {
-                throw .idempotencyMismatch(fields: ["agentId"])
+        let fingerprint = Fingerprint.make(params: params, agentId: credential.agentId)
+        if let replay = try recall(key, method: method, fingerprint: fingerprint) { return replay }
+        recentKeys.set(key, .inFlight(method: method, fingerprint: fingerprint))
+        do {
+            // Not the hot path, and a write follows anyway: a key recorded before this actor started (or
+            // forgotten by memory) is looked up before anything is held, so its retry is replayed, never refused
+            // by the very hold it made.
+            if let stored = try await storedAnswer(key) {
+                return try replay(stored: stored, asking: method, fingerprint)
             }
-            return Self.answer(existing, replayed: true)
+            let answer = try await hold(tool: tool, key: key, sessionId: sessionId, estimate: estimate, ttlMs: ttlMs,
+                                        fingerprint: fingerprint, credential: credential)
+            recentKeys.set(key, .done(method: method, fingerprint: fingerprint, result: answer))
+            return answer
+        } catch {
+            recentKeys.removeIfInFlight(key)
+            throw error
         }
-        let now = services.clock.now()
+    }
+
+    private func hold(tool: String, key: String, sessionId: String, estimate: RatedEvent, ttlMs: Int64?,
+                      fingerprint: String, credential: Credential) async throws(TollgateError) -> JSONValue {
+        let caller = try agent(credential.agentId)
+        try await ensureSession(sessionId, for: caller, openedAt: services.clock.now())
+        let now = callTime(in: sessionId)
         let (agent, team, subscription, plan) = try pricing(for: credential, at: now)
         var event = estimate
         event.agentId = agent.id
         event.sessionId = sessionId
-        try await ensureSession(sessionId, for: agent)
         let rating = try await rating(for: subscription, plan: plan, at: now)
         // The estimate is priced where the running totals stand now, and not folded into them: only the
         // commit's actual usage is.
         let amount: Money
-        do { amount = max(.zero, try rating.quote(event).price) } catch {
+        do { amount = max(.zero, try rating.admitted.quote(event).price) } catch {
             throw .validation(field: "estimate", rule: "small enough that the price stays within range")
         }
         let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id, sessionId: sessionId,
                               credentialId: credential.id)
         try recordActivity(in: sessionId, at: now)
+        // Check and hold in one turn: no other call can run between the two.
         if let refusal = capLedger.reserve(amount, on: path.scopes, at: now) {
             capReached(refusal, path: path, at: now)
             throw .budgetExceeded(refusal, currency: plan.currency)
         }
         let ttl = min(ttlMs ?? limits.reservationTTLMs, limits.reservationTTLMs)
         let record = ReservationRecord(tenantId: tenantId, id: Identifiers.make(.reservation, at: now),
-                                       idempotencyKey: idempotencyKey, path: path, tool: event.tool, held: amount,
+                                       idempotencyKey: key, path: path, tool: event.tool, held: amount,
                                        currency: plan.currency, createdAt: now,
                                        expiresAt: now.addingTimeInterval(Double(ttl) / 1000))
-        let stored: ReservationRecord
-        do { stored = try await services.store.insertReservation(record) } catch {
+        let answer = Self.answer(record)
+        let idempotency = IdempotencyRecord(tenantId: tenantId, key: key, method: "meter.authorize", params: fingerprint,
+                                            result: JSONCodec.string(answer), createdAt: now)
+        let taken: IdempotencyRecord?
+        do { taken = try await services.store.insertReservation(record, idempotency: idempotency) } catch {
             capLedger.release(amount, on: path.scopes)
             throw .unavailable("storage is unavailable; nothing was held")
         }
-        guard stored.id == record.id else {
-            // The key was used before (before a restart, or by a call racing this one): that hold stands.
+        if let taken {
+            // The key was recorded meanwhile (by another process sharing the store): that answer stands.
             capLedger.release(amount, on: path.scopes)
-            guard stored.path.agentId == agent.id else { throw .idempotencyMismatch(fields: ["agentId"]) }
-            return Self.answer(stored, replayed: true)
+            return try replay(stored: taken, asking: "meter.authorize", fingerprint)
         }
-        reservations[record.id] = record
-        return Self.answer(record, replayed: false)
+        holds.insert(record)
+        return answer
     }
 
     /// `meter.commit`: charges `usage` in place of the hold.
@@ -71,7 +93,7 @@ extension TenantActor {
         var event = usage
         event.tool = reservation.tool
         let request = MeterRequest(event: event, idempotencyKey: Self.commitKey(id), sessionId: reservation.path.sessionId,
-                                   status: status, params: params)
+                                   status: status, params: params, method: "meter.commit")
         // A retry of a commit that was recorded: the ledger finds the commit key and replays its answer.
         return try await verify(request, credentialId: credentialId, settling: reservation.state == .held ? reservation : nil)
     }
@@ -79,7 +101,7 @@ extension TenantActor {
     /// `meter.release`: gives the hold back. Releasing a hold that was released or expired already is a no-op.
     public func releaseReservation(_ id: String, credentialId: String) async throws(TollgateError) -> JSONValue {
         let credential = try meterCredential(credentialId)
-        guard let reservation = reservations[id] else {
+        guard let reservation = holds[id] else {
             let stored = try await storedReservation(id, agentId: credential.agentId)
             switch stored.state {
             case .committed: throw .conflict("reservation \(id) was committed")
@@ -95,7 +117,7 @@ extension TenantActor {
     /// The reservation `id` of `agentId` as a commit needs it: held (an expired one is expired on the spot,
     /// CONFLICT), or committed already (a retry, which `verify` replays).
     private func committable(_ id: String, agentId: String) async throws(TollgateError) -> ReservationRecord {
-        if let reservation = reservations[id] {
+        if let reservation = holds[id] {
             guard reservation.path.agentId == agentId else { throw .notFound("no reservation \(id)") }
             if reservation.expiresAt <= services.clock.now() {
                 try await finish(reservation, as: .expired)
@@ -122,13 +144,14 @@ extension TenantActor {
         return stored
     }
 
-    /// Stores the end of a hold, then gives it back.
-    private func finish(_ reservation: ReservationRecord, as state: ReservationRecord.State) async throws(TollgateError) {
-        guard reservations.removeValue(forKey: reservation.id) != nil else { return }
+    /// Stores the end of a hold, then gives it back: each hold is given back exactly once, by whoever takes it
+    /// out of the book first.
+    func finish(_ reservation: ReservationRecord, as state: ReservationRecord.State) async throws(TollgateError) {
+        guard holds.remove(reservation.id) != nil else { return }
         do {
             _ = try await services.store.finishReservation(tenantId: tenantId, id: reservation.id, state: state, receiptId: nil)
         } catch {
-            reservations[reservation.id] = reservation
+            holds.insert(reservation)
             throw .unavailable("storage is unavailable; the hold stands")
         }
         capLedger.release(reservation.held, on: reservation.path.scopes)
@@ -145,21 +168,20 @@ extension TenantActor {
         }
     }
 
-    /// Expires the holds whose time is up, and those of sessions that closed. Called by the sweeper.
+    /// Expires the holds whose time is up. Called by the sweeper; holds of closing sessions are released by
+    /// the close itself.
     func expireReservations() async {
-        let now = services.clock.now()
-        for reservation in reservations.values where reservation.expiresAt <= now || sessions[reservation.path.sessionId] == nil {
-            try? await finish(reservation, as: reservation.expiresAt <= now ? .expired : .released)
+        for reservation in holds.expired(at: services.clock.now()) {
+            try? await finish(reservation, as: .expired)
         }
     }
 
-    static func answer(_ reservation: ReservationRecord, replayed: Bool) -> JSONValue {
-        var fields: [String: JSONValue] = [
+    /// The answer to `meter.authorize`, stored with its key and replayed unchanged.
+    static func answer(_ reservation: ReservationRecord) -> JSONValue {
+        [
             "reservationId": .string(reservation.id), "held": .string(reservation.held.decimalString),
             "currency": .string(reservation.currency), "expiresAt": .string(Timestamp.format(reservation.expiresAt)),
             "sessionId": .string(reservation.path.sessionId), "state": .string(reservation.state.rawValue),
         ]
-        if replayed { fields["replayed"] = true }
-        return .object(fields)
     }
 }

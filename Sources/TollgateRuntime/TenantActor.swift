@@ -50,7 +50,7 @@ public actor TenantActor {
     var planSwaps: [String: [PlanSwapRecord]] = [:]
     var capLedger = CapLedger()
     /// Running pricing totals per subscription for the current month (see `TenantActor+Rating`).
-    var ratings: [String: PlanRating] = [:]
+    var ratings: [String: SubscriptionRating] = [:]
     var recentKeys: RecentKeys
     /// Open sessions by id (see `TenantActor+Sessions`).
     var sessions: [String: OpenSession] = [:]
@@ -61,8 +61,11 @@ public actor TenantActor {
     var customerMargins: [String: CustomerMargin] = [:]
     var marginThrottle: [String: Date] = [:]
     var guards: GuardLimits { limits.guards }
-    /// `meter.authorize` holds by reservation id (see `TenantActor+TwoPhase`).
-    var reservations: [String: ReservationRecord] = [:]
+    /// `meter.authorize` holds still held (see `TenantActor+TwoPhase`).
+    var holds = ReservationBook()
+    /// Holds loaded at start whose session is not open any more (closed before its holds were released, by a
+    /// version that did not release them): the first sweep releases them.
+    var orphanedHolds: [ReservationRecord] = []
     /// Alerts already raised for the current crossing (cap, period, session), so each fires once.
     var alertMarks: Set<String> = []
 
@@ -101,10 +104,12 @@ public actor TenantActor {
                 Self.adopt(record, into: &sessions, ledger: &capLedger)
             }
         }
-        // Holds come back as they were; expired ones are let go by the first sweep.
+        // Holds come back as they were; expired ones are let go by the first sweep, and so are those whose
+        // session is closed.
         for reservation in held {
-            reservations[reservation.id] = reservation
+            holds.insert(reservation)
             capLedger.hold(reservation.held, on: reservation.path.scopes)
+            if sessions[reservation.path.sessionId] == nil { orphanedHolds.append(reservation) }
         }
     }
 

@@ -63,6 +63,9 @@ final class LedgerKeys: Sendable {
 
     var pendingCount: Int { pending.withLock { $0.order.count } }
 
+    /// What a hold's id starts with: a key pointing at one belongs to a `meter.authorize`.
+    static let holdPrefix = "\(IDKind.reservation.rawValue)_"
+
     /// The receipt recorded under `key`, pending or indexed; nil if the key is free.
     func receipt(_ key: Key, _ db: Database) throws -> String? {
         if let receipt = pending.withLock({ $0.receipts[key] }) { return receipt }
@@ -72,9 +75,20 @@ final class LedgerKeys: Sendable {
         return try select.firstText()
     }
 
-    /// The stored answer for `key`, from its charge row; nil if the key is free.
+    /// The stored answer for `key`, from its charge row (or its hold's, for a key of `meter.authorize`, whose
+    /// "receipt" is the reservation id); nil if the key is free.
     func lookUp(_ key: Key, _ db: Database) throws -> IdempotencyRecord? {
         guard let receipt = try receipt(key, db) else { return nil }
+        if receipt.hasPrefix(Self.holdPrefix) {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT request_params, result, created_at_ms FROM reservations WHERE tenant_id = ? AND id = ?
+                """), arguments: [key.tenantId, receipt]) else {
+                throw StorageError.backend("idempotency key \(key.key) names hold \(receipt), which is not stored")
+            }
+            return IdempotencyRecord(tenantId: key.tenantId, key: key.key, method: "meter.authorize",
+                                     params: row["request_params"] ?? "", result: row["result"] ?? "",
+                                     createdAt: Timestamp.date(millis: row["created_at_ms"]))
+        }
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT request_method, request_params, result, at_ms FROM charges WHERE tenant_id = ? AND receipt_id = ?
             """), arguments: [key.tenantId, receipt]) else {

@@ -235,6 +235,25 @@ enum SQLiteMigrations {
                 DROP TABLE idempotency;
                 """)
         }
+        // Issue 10's repairs. A session's currency is kept with its final record. A hold's key joins the
+        // ledger's key index (keys are one namespace per tenant), its request and answer on its row. And an open
+        // session's opening moves back to its first charge: calls racing to open a session could be stamped a
+        // millisecond before it, and its totals (summed from the opening on) left them out.
+        migrator.registerMigration("v6-one-key-namespace") { db in
+            try db.execute(sql: """
+                ALTER TABLE sessions ADD COLUMN currency TEXT;
+                UPDATE sessions SET currency = (
+                    SELECT MAX(c.currency) FROM charges c WHERE c.tenant_id = sessions.tenant_id
+                        AND c.agent_id = sessions.agent_id AND c.session_id = sessions.id)
+                WHERE closed_at_ms IS NOT NULL;
+                ALTER TABLE reservations ADD COLUMN request_params TEXT;
+                ALTER TABLE reservations ADD COLUMN result TEXT;
+                UPDATE sessions SET opened_at_ms = (
+                    SELECT MIN(sessions.opened_at_ms, COALESCE(MIN(c.at_ms), sessions.opened_at_ms)) FROM charges c
+                    WHERE c.tenant_id = sessions.tenant_id AND c.agent_id = sessions.agent_id AND c.session_id = sessions.id)
+                WHERE closed_at_ms IS NULL;
+                """)
+        }
         return migrator
     }
 }

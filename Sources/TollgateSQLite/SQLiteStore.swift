@@ -380,13 +380,13 @@ public final class SQLiteStore: TollgateStore {
         try await write { db in
             try db.execute(sql: """
                 UPDATE sessions SET closed_at_ms = ?, outcome = ?, calls = ?, input_tokens = ?, output_tokens = ?,
-                    reasoning_tokens = ?, duration_ms = ?, cost_nanos = ?, provider_cost_nanos = ?, errors = ?,
+                    reasoning_tokens = ?, duration_ms = ?, cost_nanos = ?, provider_cost_nanos = ?, errors = ?, currency = ?,
                     last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id
                         AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
                 WHERE tenant_id = ? AND id = ? AND closed_at_ms IS NULL
                 """, arguments: [Timestamp.millis(closedAt), outcome.rawValue, totals.calls, totals.inputTokens,
                                  totals.outputTokens, totals.reasoningTokens, totals.durationMs, totals.cost.nanos,
-                                 totals.providerCost.nanos, totals.errors, tenantId, id])
+                                 totals.providerCost.nanos, totals.errors, totals.currency, tenantId, id])
             guard db.changesCount == 1 else { throw StorageError.backend("no open session \(id)") }
         }
     }
@@ -396,7 +396,8 @@ public final class SQLiteStore: TollgateStore {
         SELECT s.*, COUNT(c.rowid) AS live_calls, SUM(c.input_tokens) AS live_input, SUM(c.output_tokens) AS live_output,
             SUM(c.reasoning_tokens) AS live_reasoning, SUM(c.duration_ms) AS live_duration, SUM(c.cost_nanos) AS live_cost,
             SUM(c.provider_cost_nanos) AS live_provider_cost,
-            SUM(CASE WHEN c.status IS NOT NULL AND c.status <> 'SUCCESS' THEN 1 ELSE 0 END) AS live_errors, MAX(c.at_ms) AS live_last_at
+            SUM(CASE WHEN c.status IS NOT NULL AND c.status <> 'SUCCESS' THEN 1 ELSE 0 END) AS live_errors, MAX(c.at_ms) AS live_last_at,
+            MAX(c.currency) AS live_currency
         FROM sessions s LEFT JOIN charges c
             ON s.closed_at_ms IS NULL AND c.tenant_id = s.tenant_id AND c.agent_id = s.agent_id
                 AND c.at_ms >= s.opened_at_ms AND c.session_id = s.id
@@ -415,6 +416,7 @@ public final class SQLiteStore: TollgateStore {
         totals.cost = Money(nanos: open ? (row["live_cost"] ?? 0) : row["cost_nanos"])
         totals.providerCost = Money(nanos: open ? (row["live_provider_cost"] ?? 0) : row["provider_cost_nanos"])
         totals.errors = open ? (row["live_errors"] ?? 0) : row["errors"]
+        totals.currency = open ? row["live_currency"] : row["currency"]
         let lastCall: Int64? = open ? row["live_last_at"] : row["last_call_at_ms"]
         return SessionRecord(tenantId: row["tenant_id"], id: row["id"], agentId: row["agent_id"], teamId: row["team_id"],
                              customerId: row["customer_id"], openedAt: Timestamp.date(millis: row["opened_at_ms"]),
@@ -453,21 +455,28 @@ public final class SQLiteStore: TollgateStore {
             state: ReservationRecord.State(rawValue: row["state"]) ?? .expired, receiptId: row["receipt_id"])
     }
 
-    public func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord {
-        try await write { db in
+    public func insertReservation(_ reservation: ReservationRecord, idempotency: IdempotencyRecord)
+        async throws(StorageError) -> IdempotencyRecord? {
+        try await write { [keys] db in
             let r = reservation
+            let key = LedgerKeys.Key(tenantId: idempotency.tenantId, key: idempotency.key)
+            if let stored = try keys.lookUp(key, db) { return stored }
             try db.execute(sql: """
                 INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id, credential_id,
-                    session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, idempotency_key) DO NOTHING
+                    session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id,
+                    request_params, result)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, idempotency_key) DO NOTHING
                 """, arguments: [r.tenantId, r.id, r.idempotencyKey, r.path.customerId, r.path.teamId, r.path.agentId,
                                  r.path.credentialId, r.path.sessionId, r.tool, r.held.nanos, r.currency,
-                                 Timestamp.millis(r.createdAt), Timestamp.millis(r.expiresAt), r.state.rawValue, r.receiptId])
-            guard let stored = try Row.fetchOne(db, sql: "SELECT * FROM reservations WHERE tenant_id = ? AND idempotency_key = ?",
-                                                arguments: [r.tenantId, r.idempotencyKey]) else {
-                throw StorageError.backend("reservation neither inserted nor found")
+                                 Timestamp.millis(r.createdAt), Timestamp.millis(r.expiresAt), r.state.rawValue, r.receiptId,
+                                 idempotency.params, idempotency.result])
+            guard db.changesCount == 1 else {
+                // A hold made before its key went to the key index: it has no answer stored to replay.
+                return IdempotencyRecord(tenantId: r.tenantId, key: r.idempotencyKey, method: "meter.authorize",
+                                         params: "", result: "", createdAt: r.createdAt)
             }
-            return Self.reservationRecord(stored)
+            try keys.record([(key, r.id)], db)
+            return nil
         }
     }
 

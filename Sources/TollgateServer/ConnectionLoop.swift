@@ -15,6 +15,9 @@ struct ConnectionLoop {
         let limits = context.configuration.limits
         // Answers are funnelled through one writer task, so frames never interleave and share flushes.
         let answer = OutboundQueue()
+        let frameBytesMax = limits.frameBytesMax
+        /// Every answer goes out through this: never a frame over the limit the client was told.
+        @Sendable func send(_ message: JSONValue) { answer.enqueue(Envelope.answer(message, frameBytesMax: frameBytesMax)) }
         let window = InFlightWindow(limit: limits.inFlightMax)
         context.connection.notify.withLock { $0 = { answer.enqueue(Envelope.buffer($0)) } }
         defer {
@@ -33,10 +36,10 @@ struct ConnectionLoop {
                     frames: for try await frame in inbound {
                         switch frame {
                         case .violation(let violation):
-                            answer.enqueue(Envelope.buffer(Envelope.failure(id: .null, error: .frame(violation))))
+                            send(Envelope.failure(id: .null, error: .frame(violation)))
                             break frames
                         case .payload(let payload):
-                            await take(payload, started: &started, window: window, requests: &requests, answer: answer)
+                            await take(payload, started: &started, window: window, requests: &requests, send: send)
                         }
                     }
                 } catch {
@@ -50,25 +53,25 @@ struct ConnectionLoop {
     }
 
     private func take(_ payload: ByteBuffer, started: inout Int, window: InFlightWindow,
-                      requests: inout DiscardingTaskGroup, answer: OutboundQueue) async {
+                      requests: inout DiscardingTaskGroup, send: @escaping @Sendable (JSONValue) -> Void) async {
         switch Envelope.parse(payload, batchMax: context.configuration.limits.batchMax) {
         case .unanswerable(let error):
-            answer.enqueue(Envelope.buffer(Envelope.failure(id: .null, error: error)))
+            send(Envelope.failure(id: .null, error: error))
 
         case .single(.failure(let failure)):
-            answer.enqueue(Envelope.buffer(Envelope.failure(id: failure.id, error: failure.error)))
+            send(Envelope.failure(id: failure.id, error: failure.error))
 
         case .single(.success(let request)):
             // auth.hello runs before the next frame is read, so requests pipelined behind it see its principal.
             if request.method == "auth.hello" {
                 let response = await router.respond(to: request, context: context)
-                if request.id != nil { answer.enqueue(Envelope.buffer(response)) }
+                if request.id != nil { send(response) }
                 return
             }
             await window.acquire(1, started: &started)
             requests.addTask { [router, context] in
                 let response = await router.respond(to: request, context: context)
-                if request.id != nil { answer.enqueue(Envelope.buffer(response)) }
+                if request.id != nil { send(response) }
                 window.release()
             }
 
@@ -92,7 +95,7 @@ struct ConnectionLoop {
                     return ordered.compactMap { $0 }
                 }
                 // A batch of notifications only gets no answer at all (JSON-RPC 2.0).
-                if !responses.isEmpty { answer.enqueue(Envelope.buffer(.array(responses))) }
+                if !responses.isEmpty { send(.array(responses)) }
                 window.release(entries.count)
             }
         }

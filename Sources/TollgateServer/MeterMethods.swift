@@ -33,7 +33,8 @@ enum MeterMethods {
             return try await tenant.authorize(
                 tool: tool, idempotencyKey: key,
                 sessionId: try sessionId(params, context),
-                estimate: estimate, ttlMs: try params.optionalInt("ttlMs", range: 1000...86_400_000), credentialId: credentialId)
+                estimate: estimate, ttlMs: try params.optionalInt("ttlMs", range: 1000...86_400_000),
+                params: .object(params.object), credentialId: credentialId)
         }
 
         router.register("meter.commit") { params, context in

@@ -108,7 +108,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         func check(_ ok: Bool, _ key: String, _ rule: String) throws(ConfigurationError) {
             if !ok { throw .invalid(key: key, rule: rule) }
         }
-        try check((64...Int(UInt32.max)).contains(l.frameBytesMax), "limits.frameBytesMax", "from 64 to 4294967295")
+        try check((1024...Int(UInt32.max)).contains(l.frameBytesMax), "limits.frameBytesMax",
+                  "from 1024 (room for any error answer) to 4294967295")
         try check(l.batchMax >= 1, "limits.batchMax", "at least 1")
         try check(l.inFlightMax >= 1, "limits.inFlightMax", "at least 1")
         try check(l.batchMax <= l.inFlightMax, "limits.batchMax", "at most limits.inFlightMax, so one batch fits in flight")

@@ -193,20 +193,24 @@ public actor InMemoryStore: TollgateStore {
 
     private func withCharges(_ session: inout SessionRecord) throws(StorageError) {
         var totals = SessionTotals()
-        for charge in charges where charge.tenantId == session.tenantId && charge.sessionId == session.id {
+        // From the opening on, as the SQL stores sum them (their index runs by time).
+        let openedAt = Timestamp.millis(session.openedAt)
+        for charge in charges where charge.tenantId == session.tenantId && charge.sessionId == session.id
+            && Timestamp.millis(charge.at) >= openedAt {
             do { try totals.add(charge) } catch { throw .backend("session total out of range") }
             session.lastCallAt = max(session.lastCallAt ?? charge.at, charge.at)
         }
         session.totals = totals
     }
 
-    public func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord {
+    public func insertReservation(_ reservation: ReservationRecord, idempotency record: IdempotencyRecord)
+        async throws(StorageError) -> IdempotencyRecord? {
         try open()
-        if let existing = reservationRows.values.first(where: {
-            $0.tenantId == reservation.tenantId && $0.idempotencyKey == reservation.idempotencyKey
-        }) { return existing }
+        let key = record.tenantId + "\u{0}" + record.key
+        if let stored = idempotency[key] { return stored }
+        idempotency[key] = record
         reservationRows[reservation.tenantId + "\u{0}" + reservation.id] = reservation
-        return reservation
+        return nil
     }
 
     public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {

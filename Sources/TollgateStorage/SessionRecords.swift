@@ -12,6 +12,9 @@ public struct SessionTotals: Sendable, Hashable {
     public var providerCost = Money.zero
     /// Calls whose status was present and not `SUCCESS`.
     public var errors: Int64 = 0
+    /// The currency of `cost` and `providerCost`: its charges' (a session's calls are all priced by one
+    /// customer's plans). Nil before the first call.
+    public var currency: String?
 
     public init() {}
 
@@ -23,6 +26,7 @@ public struct SessionTotals: Sendable, Hashable {
         cost = try cost.adding(charge.cost)
         providerCost = try providerCost.adding(charge.providerCost)
         if CallStatus.isError(charge.status) { errors += 1 }
+        currency = charge.currency
     }
 }
 

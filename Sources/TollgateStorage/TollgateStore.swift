@@ -61,9 +61,11 @@ public protocol TollgateStore: Sendable {
     func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord?
     /// Sessions of the tenant, newest first: the open ones, the closed ones, or all; at most `limit`.
     func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord]
-    /// Stores a new hold; when the tenant already has one under the same idempotency key, writes nothing and
-    /// returns that one.
-    func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord
+    /// Stores a new hold with its idempotency record (the key, the request's fingerprint and the answer), in
+    /// one transaction. Keys are one namespace per tenant, shared with the ledger's charges: when the key is
+    /// taken already (by a charge or another hold), writes nothing and returns what that key recorded.
+    func insertReservation(_ reservation: ReservationRecord, idempotency: IdempotencyRecord) async throws(StorageError)
+        -> IdempotencyRecord?
     func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord?
     /// Moves a held reservation to `state`; false (nothing written) when it was no longer held.
     func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)

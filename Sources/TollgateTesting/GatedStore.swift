@@ -109,8 +109,9 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.sessions(tenantId: tenantId, selection, limit: limit)
     }
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) { try await inner.insertAlert(alert) }
-    public func insertReservation(_ reservation: ReservationRecord) async throws(StorageError) -> ReservationRecord {
-        try await inner.insertReservation(reservation)
+    public func insertReservation(_ reservation: ReservationRecord, idempotency: IdempotencyRecord)
+        async throws(StorageError) -> IdempotencyRecord? {
+        try await inner.insertReservation(reservation, idempotency: idempotency)
     }
     public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
         try await inner.reservation(tenantId: tenantId, id: id)

@@ -27,6 +27,9 @@ public struct RPCFailure: Error, Sendable {
 }
 
 public enum Envelope {
+    /// The longest string `id` a request may carry, in UTF-8 bytes; a longer one makes the request invalid.
+    public static let idBytesMax = 256
+
     /// Reads a frame's payload. Never throws: every defect becomes an answer.
     public static func parse(_ payload: ByteBuffer, batchMax: Int) -> ParsedFrame {
         let document: JSONValue
@@ -49,6 +52,9 @@ public enum Envelope {
         }
         let id = object["id"]
         switch id {
+        case .string(let text)? where text.utf8.count > idBytesMax:
+            // Not echoed: an answer carrying it could be as large as the frame that brought it.
+            return .failure(RPCFailure(id: .null, error: .invalidRequest("id longer than \(idBytesMax) bytes")))
         case nil, .string?, .integer?, .null?: break
         default: return .failure(RPCFailure(id: .null, error: .invalidRequest("id must be a string, an integer or null")))
         }
@@ -81,6 +87,32 @@ public enum Envelope {
 
     public static func request(id: JSONValue, method: String, params: JSONValue) -> JSONValue {
         ["jsonrpc": "2.0", "id": id, "method": .string(method), "params": params]
+    }
+
+    /// Serialises an answer into a buffer for the frame encoder, never over `frameBytesMax`: an answer that
+    /// would be is replaced by `ANSWER_TOO_LARGE` under its id; in a batch, the largest answers are replaced
+    /// one by one until the batch fits (ids are at most `idBytesMax`, so a batch of errors always does).
+    public static func answer(_ message: JSONValue, frameBytesMax: Int,
+                              allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        let buffer = buffer(message, allocator: allocator)
+        guard buffer.readableBytes > frameBytesMax else { return buffer }
+        let tooLarge = WireError.answerTooLarge(frameBytesMax: frameBytesMax)
+        switch message {
+        case .array(var answers):
+            var sizes = answers.map { JSONCodec.serialize($0).count }
+            var total = buffer.readableBytes
+            while total > frameBytesMax, let largest = sizes.indices.max(by: { sizes[$0] < sizes[$1] }) {
+                let replacement = failure(id: answers[largest]["id"] ?? .null, error: tooLarge)
+                let size = JSONCodec.serialize(replacement).count
+                guard size < sizes[largest] else { break }
+                total -= sizes[largest] - size
+                answers[largest] = replacement
+                sizes[largest] = size
+            }
+            return self.buffer(.array(answers), allocator: allocator)
+        default:
+            return self.buffer(failure(id: message["id"] ?? .null, error: tooLarge), allocator: allocator)
+        }
     }
 
     /// Serialises a message into a buffer ready for the frame encoder.

@@ -41,8 +41,31 @@ public struct WireError: Error, Sendable, Equatable {
         return WireError(code: -32600, message: message, data: .object(data))
     }
 
+    /// Echoes at most `echoBytesMax` bytes of the name: an error never repeats unbounded input.
     public static func methodNotFound(_ method: String) -> WireError {
-        WireError(code: -32601, message: "method not found: \(method)")
+        WireError(code: -32601, message: "method not found: \(echo(method))")
+    }
+
+    /// The most of a caller's own text an error message repeats.
+    public static let echoBytesMax = 64
+
+    /// `text`, cut to at most `echoBytesMax` bytes (on a character boundary) and marked `…` when cut.
+    static func echo(_ text: String) -> String {
+        guard text.utf8.count > echoBytesMax else { return text }
+        var cut = ""
+        for character in text {
+            guard cut.utf8.count + character.utf8.count <= echoBytesMax else { break }
+            cut.append(character)
+        }
+        return cut + "…"
+    }
+
+    /// An answer would be larger than the frame limit (a batch of large results, say): it is replaced by this,
+    /// under the same id. Nothing about the request's outcome is lost for a write: its retry with the same key
+    /// replays the answer alone.
+    public static func answerTooLarge(frameBytesMax: Int) -> WireError {
+        app(-32603, "the answer is larger than frameBytesMax (\(frameBytesMax) bytes); ask for less at a time",
+            "ANSWER_TOO_LARGE", retryable: false, ["frameBytesMax": .integer(Int64(frameBytesMax))])
     }
 
     /// A parameter is missing or has the wrong JSON type.

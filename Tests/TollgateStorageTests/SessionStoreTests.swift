@@ -85,12 +85,19 @@ import TollgateStorage
                               held: Money(nanos: 250_000_000), currency: "USD", createdAt: conformance.now,
                               expiresAt: conformance.now.addingTimeInterval(300))
         }
-        let first = try await store.insertReservation(hold(world, id: "rsv_1", key: "k1"))
-        #expect(first.id == "rsv_1")
-        // The same key again returns the first hold and writes nothing.
-        #expect(try await store.insertReservation(hold(world, id: "rsv_2", key: "k1")).id == "rsv_1")
-        #expect(try await store.insertReservation(hold(other, id: "rsv_3", key: "k1")).id == "rsv_3", "keys are per tenant")
-        _ = try await store.insertReservation(hold(world, id: "rsv_4", key: "k4"))
+        func answer(_ world: StoreConformanceTests.World, key: String, params: String) -> IdempotencyRecord {
+            IdempotencyRecord(tenantId: world.tenant.id, key: key, method: "meter.authorize", params: params,
+                              result: #"{"state":"held"}"#, createdAt: conformance.now)
+        }
+        let first = hold(world, id: "rsv_1", key: "k1")
+        #expect(try await store.insertReservation(first, idempotency: answer(world, key: "k1", params: "p1")) == nil)
+        // The same key again writes nothing and returns what the key recorded first.
+        let again = try await store.insertReservation(hold(world, id: "rsv_2", key: "k1"), idempotency: answer(world, key: "k1", params: "p2"))
+        #expect(again?.params == "p1" && again?.method == "meter.authorize" && again?.result == #"{"state":"held"}"#)
+        #expect(try await store.insertReservation(hold(other, id: "rsv_3", key: "k1"), idempotency: answer(other, key: "k1", params: "p3"))
+                == nil, "keys are per tenant")
+        #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k1")?.params == "p1")
+        _ = try await store.insertReservation(hold(world, id: "rsv_4", key: "k4"), idempotency: answer(world, key: "k4", params: "p4"))
         #expect(try await store.heldReservations(tenantId: world.tenant.id).map(\.id) == ["rsv_1", "rsv_4"])
         #expect(try await store.finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .committed, receiptId: "rcp_1"))
         #expect(try await !store.finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .released, receiptId: nil))
@@ -98,6 +105,39 @@ import TollgateStorage
         #expect(stored.state == .committed && stored.receiptId == "rcp_1" && stored.path == world.path && stored.held == first.held)
         #expect(try await store.heldReservations(tenantId: world.tenant.id).map(\.id) == ["rsv_4"])
         #expect(try await store.reservation(tenantId: other.tenant.id, id: "rsv_1") == nil)
+        try await store.close()
+    }
+
+    /// Keys are one namespace per tenant: a charge's key cannot be taken by a hold, nor a hold's by a charge,
+    /// and each answers with what the key recorded first (its method included).
+    @Test(arguments: StoreKind.available)
+    func holdsAndChargesShareOneKeyNamespace(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await conformance.makeWorld(store)
+        #expect(try await store.commit([conformance.entry(world, key: "charged", cost: "0.25")]) == [.recorded])
+        let hold = ReservationRecord(tenantId: world.tenant.id, id: "rsv_a", idempotencyKey: "charged", path: world.path,
+                                     tool: "search", held: Money(nanos: 1), currency: "USD", createdAt: conformance.now,
+                                     expiresAt: conformance.now.addingTimeInterval(300))
+        let taken = try await store.insertReservation(hold, idempotency: IdempotencyRecord(
+            tenantId: world.tenant.id, key: "charged", method: "meter.authorize", params: "p", result: "{}",
+            createdAt: conformance.now))
+        #expect(taken?.method == "meter.verify", "the charge's record answers")
+        #expect(try await store.heldReservations(tenantId: world.tenant.id).isEmpty, "no hold was written")
+
+        var held = hold
+        held.id = "rsv_b"
+        held.idempotencyKey = "held"
+        #expect(try await store.insertReservation(held, idempotency: IdempotencyRecord(
+            tenantId: world.tenant.id, key: "held", method: "meter.authorize", params: "p", result: #"{"state":"held"}"#,
+            createdAt: conformance.now)) == nil)
+        let outcomes = try await store.commit([conformance.entry(world, key: "held", cost: "0.25")])
+        guard case .duplicate(let stored)? = outcomes.first else {
+            Issue.record("a charge took the key of a hold: \(outcomes)")
+            try await store.close()
+            return
+        }
+        #expect(stored.method == "meter.authorize" && stored.result == #"{"state":"held"}"#)
+        #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "held")?.method == "meter.authorize")
         try await store.close()
     }
 }
