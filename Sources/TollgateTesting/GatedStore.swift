@@ -16,6 +16,7 @@ public final class GatedStore: TollgateStore, Sendable {
         var failCommits = false
         var commitsStarted = 0
         var entriesAtCommit = 0
+        var ratingRebuilds = 0
     }
 
     public init(wrapping inner: any TollgateStore = InMemoryStore()) { self.inner = inner }
@@ -39,6 +40,8 @@ public final class GatedStore: TollgateStore, Sendable {
     public var commitsStarted: Int { state.withLock { $0.commitsStarted } }
     /// Ledger entries that have reached `commit` (held at the gate or written).
     public var entriesAtCommit: Int { state.withLock { $0.entriesAtCommit } }
+    /// Reads of a subscription's month of charges: how often a tenant rebuilt its pricing state from storage.
+    public var ratingRebuilds: Int { state.withLock { $0.ratingRebuilds } }
 
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
         state.withLock { $0.commitsStarted += 1; $0.entriesAtCommit += entries.count }
@@ -128,6 +131,7 @@ public final class GatedStore: TollgateStore, Sendable {
     }
 
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
-        try await inner.charges(tenantId: tenantId, subscriptionId: subscriptionId, from: from)
+        state.withLock { $0.ratingRebuilds += 1 }
+        return try await inner.charges(tenantId: tenantId, subscriptionId: subscriptionId, from: from)
     }
 }

@@ -109,3 +109,36 @@ import TollgateTesting
         try await server.stop()
     }
 }
+
+/// A session closed while it holds a reservation releases the hold exactly once: the sweeper that runs after
+/// the close must find nothing left to release (it once found the session's hold gone and trapped).
+@Suite struct SessionCloseWithHoldsTests {
+    @Test func closingASessionReleasesItsHoldsOnce_andTheServerLivesOn() async throws {
+        let clock = ManualClock()
+        let server = try await TestServer.start(clock: clock) { $0.limits.sessionSweepMs = 5 }
+        let world = try await Fixture.make(on: server)
+        let op = try await server.connect(token: world.operatorToken)
+        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.5", "period": "day"])
+        let agent = try await server.connect(token: world.agentToken)
+        let hold = try await agent.call("meter.authorize", ["tool": "transform", "idempotencyKey": "h1", "sessionId": "s1",
+                                                            "quantity": 2])
+        #expect(hold["state"] == "held" && hold["held"] == "0.5")
+        #expect(await reason { try await agent.call("meter.verify", verifyParams("v0", extra: ["sessionId": "s2"])) }
+                == "BUDGET_EXCEEDED", "the hold counts against the agent's cap")
+        let closed = try await agent.call("session.close", ["sessionId": "s1"])
+        #expect(closed["state"] == "CLOSED" && closed["calls"] == 0)
+        // Sweeps run (every 5 ms), holds' time passes: nothing is released twice, nothing traps.
+        try await Task.sleep(for: .milliseconds(100))
+        clock.advance(seconds: 600)
+        try await Task.sleep(for: .milliseconds(100))
+        let released = try await agent.call("meter.release", ["reservationId": hold["reservationId"]!])
+        #expect(released["state"] == "released", "released by the close, not expired later")
+        #expect(await reason { try await agent.call("meter.commit", ["reservationId": hold["reservationId"]!]) } == "CONFLICT")
+        // The whole cap is free again, once: two calls at 0.25 fit, a third does not.
+        _ = try await agent.call("meter.verify", verifyParams("v1", extra: ["sessionId": "s2"]))
+        _ = try await agent.call("meter.verify", verifyParams("v2", extra: ["sessionId": "s2"]))
+        #expect(await reason { try await agent.call("meter.verify", verifyParams("v3", extra: ["sessionId": "s2"])) }
+                == "BUDGET_EXCEEDED")
+        try await server.stop()
+    }
+}

@@ -17,6 +17,28 @@ import TollgateTesting
         return await iterator.next()
     }
 
+    /// A request that fills a whole frame with its id, or with a method name, gets a small answer: an error
+    /// never echoes unbounded input, and no answer is ever larger than the frame limit.
+    @Test(arguments: ["id", "method"])
+    func hugeIdOrMethodName_isAnsweredSmall_andTheConnectionLivesOn(field: String) async throws {
+        let server = try await TestServer.start()
+        let connection = try await server.connect()
+        let huge = String(repeating: "x", count: 1_048_576 - 64)
+        let request = field == "id" ? #"{"jsonrpc":"2.0","id":"\#(huge)","method":"no.such"}"#
+            : #"{"jsonrpc":"2.0","id":1,"method":"\#(huge)"}"#
+        #expect(request.utf8.count <= 1_048_576)
+        connection.sendRaw(frame(request))
+        let answer = try #require(await nextNotification(connection))
+        #expect(JSONCodec.serialize(answer).count < 512, "answered in \(JSONCodec.serialize(answer).count) bytes")
+        if field == "id" {
+            #expect(answer["id"] == .null && answer["error"]?["code"] == -32600)
+        } else {
+            #expect(answer["error"]?["code"] == -32601)
+        }
+        _ = try await connection.call("auth.hello", ["token": .string(TestServer.rootToken)])
+        try await server.stop()
+    }
+
     @Test func malformedJSON_getsParseError_andTheConnectionLivesOn() async throws {
         let server = try await TestServer.start()
         let connection = try await server.connect()

@@ -85,4 +85,32 @@ import TollgateCore
         let hidden = WireError(translating: Secret())
         #expect(hidden == .internalError)
     }
+
+    @Test func anAnswerOverTheFrameLimit_isReplacedByAnErrorUnderItsId() throws {
+        let big: JSONValue = ["jsonrpc": "2.0", "id": "a", "result": ["blob": .string(String(repeating: "x", count: 5000))]]
+        let single = try JSONCodec.parse(Envelope.answer(big, frameBytesMax: 1024).readableBytesView)
+        #expect(single["id"] == "a" && single["error"]?["data"]?["reason"] == "ANSWER_TOO_LARGE")
+
+        let small: JSONValue = ["jsonrpc": "2.0", "id": "b", "result": ["ok": true]]
+        let batch: JSONValue = [small, big, small, big]
+        let buffer = Envelope.answer(batch, frameBytesMax: 1024)
+        #expect(buffer.readableBytes <= 1024)
+        let answers = try JSONCodec.parse(buffer.readableBytesView).arrayValue ?? []
+        try #require(answers.count == 4)
+        #expect(answers[0]["result"]?["ok"] == true && answers[2]["result"]?["ok"] == true, "the small ones stay")
+        #expect(answers[1]["error"]?["data"]?["reason"] == "ANSWER_TOO_LARGE")
+        #expect(answers[3]["error"]?["data"]?["reason"] == "ANSWER_TOO_LARGE")
+        // Within the limit, an answer goes out exactly as it is.
+        #expect(Envelope.answer(small, frameBytesMax: 1024) == Envelope.buffer(small))
+    }
+
+    @Test func anIdLongerThanTheLimit_makesTheRequestInvalid_withoutEchoingIt() throws {
+        let id = String(repeating: "i", count: Envelope.idBytesMax + 1)
+        let refused = try #require(self.failure(parse(#"{"jsonrpc":"2.0","id":"\#(id)","method":"m"}"#)))
+        #expect(refused.id == .null && refused.error.code == -32600 && !refused.error.message.contains(id))
+        guard case .single(.success) = parse(#"{"jsonrpc":"2.0","id":"\#(String(id.dropLast()))","method":"m"}"#) else {
+            Issue.record("an id of exactly idBytesMax bytes is valid"); return
+        }
+        #expect(WireError.methodNotFound(String(repeating: "m", count: 10_000)).message.utf8.count < 100)
+    }
 }

@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+import TollgateClient
+import TollgateCore
+import TollgateSQLite
+import TollgateTesting
+
+/// Idempotency keys are one namespace per tenant: a key means one request, whatever method sends it again,
+/// and its replay is its first answer, unchanged — in memory and after a restart, on every durable backend.
+@Suite struct KeyNamespaceTests {
+    static var backends: [String] {
+        var urls = ["memory:", "sqlite:" + FileManager.default.temporaryDirectory
+            .appendingPathComponent("tollgate-keys-\(UUID().uuidString).sqlite").path]
+        if let postgres = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"] { urls.append(postgres) }
+        return urls
+    }
+
+    static func authorize(_ key: String, tool: String = "transform") -> JSONValue {
+        ["tool": .string(tool), "idempotencyKey": .string(key), "sessionId": "s1"]
+    }
+
+    static func withoutReplayed(_ answer: JSONValue) -> JSONValue {
+        var fields = answer.objectValue ?? [:]
+        fields["replayed"] = nil
+        return .object(fields)
+    }
+
+    static func mismatch(_ body: () async throws -> JSONValue) async -> [String]? {
+        guard let error = await rpcError(body), error.reason == "IDEMPOTENCY_MISMATCH" else { return nil }
+        return error.data?["fields"]?.arrayValue?.compactMap(\.stringValue)
+    }
+
+    @Test(arguments: backends)
+    func aKeyMeansOneRequest_whateverMethodSendsItAgain(storageURL: String) async throws {
+        let server = try await TestServer.start(storageURL: storageURL)
+        let world = try await Fixture.make(on: server, name: "keys-\(UUID().uuidString)")
+        let agent = try await server.connect(token: world.agentToken)
+
+        let first = try await agent.call("meter.authorize", Self.authorize("k1", tool: "transform"))
+        #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("k1", tool: "search")) } == ["tool"])
+        _ = try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "s1"]))
+        #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("k2")) } == ["method"])
+        #expect(await Self.mismatch { try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "s1"])) }
+                == ["method"])
+
+        // A replay after the hold was committed answers what the first call did: held.
+        _ = try await agent.call("meter.commit", ["reservationId": first["reservationId"]!, "quantity": 1])
+        let replay = try await agent.call("meter.authorize", Self.authorize("k1", tool: "transform"))
+        #expect(replay["replayed"] == true)
+        #expect(Self.withoutReplayed(replay) == first && first["state"] == "held")
+        // Nothing of the above made a second hold or a second charge.
+        let usage = try await agent.call("session.get", ["sessionId": "s1"])
+        #expect(usage["calls"] == 2 && usage["cost"] == "0.5")
+        try await server.stop()
+    }
+
+    @Test(arguments: backends.filter { $0 != "memory:" })
+    func theNamespaceAndTheFirstAnswer_surviveARestart(storageURL: String) async throws {
+        var server = try await TestServer.start(storageURL: storageURL)
+        let world = try await Fixture.make(on: server, name: "keys-restart-\(UUID().uuidString)")
+        var agent = try await server.connect(token: world.agentToken)
+        let hold = try await agent.call("meter.authorize", Self.authorize("h1"))
+        _ = try await agent.call("meter.verify", verifyParams("v1", extra: ["sessionId": "s1"]))
+        try await server.stop()
+
+        server = try await TestServer.start(storageURL: storageURL)
+        do {
+            agent = try await server.connect(token: world.agentToken)
+            let replay = try await agent.call("meter.authorize", Self.authorize("h1"))
+            #expect(replay["replayed"] == true)
+            #expect(Self.withoutReplayed(replay) == hold)
+            #expect(await Self.mismatch { try await agent.call("meter.verify", verifyParams("h1", extra: ["sessionId": "s1"])) }
+                    == ["method"])
+            #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("v1")) } == ["method"])
+            #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("h1", tool: "search")) }
+                    == ["tool"])
+            let session = try await agent.call("session.get", ["sessionId": "s1"])
+            #expect(session["calls"] == 1 && session["cost"] == "0.25")
+        } catch {
+            Issue.record(error)
+        }
+        try await server.stop()
+    }
+
+    /// After a restart every client retries at once. A retried key is answered from the key index; it does
+    /// not make the next call rebuild the subscription's pricing state from the month's charges, which is
+    /// what made each retry slower as charges accumulated.
+    @Test func retriesAfterARestart_doNotRebuildThePricingState() async throws {
+        let path = "sqlite:" + FileManager.default.temporaryDirectory
+            .appendingPathComponent("tollgate-retry-\(UUID().uuidString).sqlite").path
+        var server = try await TestServer.start(storageURL: path)
+        let world = try await Fixture.make(on: server)
+        var agent = try await server.connect(token: world.agentToken)
+        for n in 0..<50 { _ = try await agent.call("meter.verify", verifyParams("r\(n)", tool: "search")) }
+        try await server.stop()
+
+        let store = try GatedStore(wrapping: SQLiteStore(path: String(path.dropFirst("sqlite:".count))))
+        server = try await TestServer.start(store: store)
+        do {
+            agent = try await server.connect(token: world.agentToken)
+            for n in 0..<50 {
+                let replay = try await agent.call("meter.verify", verifyParams("r\(n)", tool: "search"))
+                #expect(replay["replayed"] == true)
+            }
+            _ = try await agent.call("meter.verify", verifyParams("new", tool: "search"))
+            #expect(store.ratingRebuilds == 1, "built once after the start, never again")
+            let usage = try await server.connect(token: world.operatorToken).call("usage.summary")
+            #expect(usage["total"]?["calls"] == 51)
+        } catch {
+            Issue.record(error)
+        }
+        try await server.stop()
+    }
+}
