@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Already resolved for postgres-nio; named so the start-up probe can open a TLS connection itself.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Pure domain: ids, Money, usage, cap ledger, hierarchy. Foundation only.
@@ -52,6 +54,7 @@ let package = Package(
         .target(name: "TollgatePostgres", dependencies: [
             "TollgateStorage",
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         // Framing, the JSON-RPC envelope and error codes.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import TollgateCore
 import TollgateStorage
 
@@ -8,18 +9,39 @@ import TollgateStorage
 /// share one database. A group commit is one transaction with one multi-row insert per table (`UNNEST`),
 /// so it costs a few round trips however many calls it carries.
 public final class PostgresStore: TollgateStore {
+    /// How the store reaches the database.
+    public struct Options: Sendable {
+        /// Connections in the pool.
+        public var maximumConnections: Int
+        /// How long `init` keeps trying to reach the database (logging each failed attempt) before it fails.
+        public var startupTimeout: Duration
+        /// Longest a request waits for a connection before it fails.
+        public var requestTimeout: Duration
+        public init(maximumConnections: Int = 8, startupTimeout: Duration = .seconds(30),
+                    requestTimeout: Duration = .seconds(10)) {
+            self.maximumConnections = maximumConnections
+            self.startupTimeout = startupTimeout
+            self.requestTimeout = requestTimeout
+        }
+    }
+
     private let client: PostgresClient
     private let runner: Task<Void, Never>
     private let logger: Logger
+    private let options: Options
 
-    /// Connects, and applies pending migrations under an advisory lock so that nodes starting together
-    /// do not race each other.
-    public init(url: String, logger: Logger = Logger(label: "tollgate.postgres")) async throws(StorageError) {
+    /// Connects (retrying for up to `options.startupTimeout`), and applies pending migrations under an
+    /// advisory lock so that nodes starting together do not race each other.
+    public init(url: String, options: Options = Options(), logger: Logger = Logger(label: "tollgate.postgres"))
+        async throws(StorageError) {
         var configuration = try PostgresURL.configuration(url)
-        configuration.options.maximumConnections = 8
-        let client = PostgresClient(configuration: configuration)
+        configuration.options.maximumConnections = options.maximumConnections
+        try await Self.waitUntilReachable(try PostgresURL.connectionConfiguration(url), redacted: PostgresURL.redacted(url),
+                                          timeout: options.startupTimeout, logger: logger)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
+        self.options = options
         runner = Task { await client.run() }
         do {
             try await migrate()
@@ -27,6 +49,45 @@ public final class PostgresStore: TollgateStore {
             runner.cancel()
             throw error
         }
+    }
+
+    /// Tries a connection once a second until one opens or `timeout` has passed, logging every failure with
+    /// its reason (never the password). Without this a server whose database is down or refuses it would wait
+    /// for ever, silently, before it listens.
+    static func waitUntilReachable(_ configuration: PostgresConnection.Configuration, redacted: String, timeout: Duration,
+                                   logger: Logger) async throws(StorageError) {
+        let deadline = ContinuousClock.now + timeout
+        var attempt = 0
+        while true {
+            attempt += 1
+            let reason: String
+            do {
+                let connection = try await PostgresConnection.connect(
+                    configuration: configuration, id: attempt, logger: logger)
+                try? await connection.close()
+                if attempt > 1 { logger.info("PostgreSQL is reachable", metadata: ["storage": "\(redacted)"]) }
+                return
+            } catch {
+                reason = Self.reason(error)
+            }
+            let timedOut = ContinuousClock.now >= deadline
+            logger.warning("cannot reach PostgreSQL", metadata: [
+                "storage": "\(redacted)", "attempt": "\(attempt)", "error": "\(reason)",
+                "next": "\(timedOut ? "giving up" : "retrying in 1 s")",
+            ])
+            if timedOut {
+                throw .backend("could not reach PostgreSQL at \(redacted) within \(timeout) (\(attempt) attempts): \(reason)")
+            }
+            do { try await Task.sleep(for: .seconds(1)) } catch { throw .backend("start cancelled") }
+        }
+    }
+
+    /// What went wrong, as an operator can act on it: the server's message, or the network's.
+    static func reason(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return String(describing: error) }
+        if let message = error.serverInfo?[.message] { return message }
+        if let underlying = error.underlying { return String(describing: underlying) }
+        return "\(error.code)"
     }
 
     public func close() async throws {
@@ -37,8 +98,8 @@ public final class PostgresStore: TollgateStore {
     private static let migrationLock: Int64 = 0x746f_6c6c_6761_7465 // "tollgate"
 
     private func migrate() async throws(StorageError) {
-        try await run { client, logger in
-            try await client.withTransaction(logger: logger) { connection in
+        try await run { connection, logger in
+            try await connection.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
                 try await connection.query("""
                     CREATE TABLE IF NOT EXISTS tollgate_migrations (name TEXT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)
@@ -60,15 +121,49 @@ public final class PostgresStore: TollgateStore {
 
     // MARK: helpers
 
-    private func run<T>(_ body: (PostgresClient, Logger) async throws -> T) async throws(StorageError) -> T {
-        do { return try await body(client, logger) } catch { throw Self.translate(error) }
+    /// Runs `body` on a connection of the pool. Waiting for the connection is bounded by `requestTimeout`:
+    /// the pool retries a lost database for ever, and a request must not wait for ever with it, so it fails
+    /// (the caller answers `UNAVAILABLE`) and the next one tries again. Once `body` runs, it is not cut short:
+    /// a commit whose outcome were left unknown could be recorded and still answered as failed.
+    private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T)
+        async throws(StorageError) -> T {
+        let leased = LeaseFlag()
+        let (client, logger, timeout) = (self.client, self.logger, options.requestTimeout)
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask {
+                    try await client.withConnection { connection in
+                        leased.value.store(true, ordering: .releasing)
+                        return try await body(connection, logger)
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    if leased.value.load(ordering: .acquiring) { return nil }
+                    throw LeaseTimeout()
+                }
+                defer { group.cancelAll() }
+                while let next = try await group.next() {
+                    if let result = next { return result }
+                }
+                throw LeaseTimeout()
+            }
+        } catch is LeaseTimeout {
+            logger.error("no PostgreSQL connection within the request timeout", metadata: ["timeout": "\(timeout)"])
+            throw .backend("postgres: no connection within \(timeout)")
+        } catch {
+            throw Self.translate(error)
+        }
     }
 
-    private func rows<each T: PostgresDecodable>(_ query: PostgresQuery, as: (repeat each T).Type)
+    private struct LeaseTimeout: Error {}
+    private final class LeaseFlag: Sendable { let value = Atomic<Bool>(false) }
+
+    private func rows<each T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as: (repeat each T).Type)
         async throws(StorageError) -> [(repeat each T)] {
-        try await run { client, logger in
+        try await run { connection, logger in
             var result: [(repeat each T)] = []
-            for try await row in try await client.query(query, logger: logger).decode((repeat each T).self) {
+            for try await row in try await connection.query(query, logger: logger).decode((repeat each T).self) {
                 result.append(row)
             }
             return result
@@ -76,7 +171,7 @@ public final class PostgresStore: TollgateStore {
     }
 
     private func execute(_ query: PostgresQuery) async throws(StorageError) {
-        try await run { client, logger in _ = try await client.query(query, logger: logger) }
+        try await run { connection, logger in _ = try await connection.query(query, logger: logger) }
     }
 
     static func translate(_ error: any Error) -> StorageError {
@@ -84,7 +179,7 @@ public final class PostgresStore: TollgateStore {
         if let error = error as? PSQLError {
             if error.serverInfo?[.sqlState] == "23505" { return .duplicate(error.serverInfo?[.constraintName] ?? "row") }
             // PSQLError's own description is redacted; the server's message is what helps an operator.
-            return .backend("postgres: \(error.code) \(error.serverInfo?[.message] ?? "")")
+            return .backend("postgres: \(error.code) \(reason(error))")
         }
         return .backend(String(describing: error))
     }
@@ -287,8 +382,9 @@ public final class PostgresStore: TollgateStore {
         }
         let candidates = firstIndexByKey.values.sorted().map { entries[$0] }
         let i = candidates.map(\.idempotency)
-        return try await run { client, logger in
-            try await client.withTransaction(logger: logger) { connection in
+        let firstIndex = firstIndexByKey
+        return try await run { connection, logger in
+            try await connection.withTransaction(logger: logger) { connection in
                 // Arrays, one per column, unnested into rows: a few statements per group, whatever its size.
                 var inserted = Set<String>()
                 let keys = try await connection.query("""
@@ -335,11 +431,11 @@ public final class PostgresStore: TollgateStore {
                 var outcomes: [CommitOutcome] = []
                 for (index, entry) in entries.enumerated() {
                     let key = entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key
-                    if inserted.contains(key), firstIndexByKey[key] == index {
+                    if inserted.contains(key), firstIndex[key] == index {
                         outcomes.append(.recorded)
                     } else if inserted.contains(key) {
                         // A second entry with a key first written in this very group.
-                        outcomes.append(.duplicate(entries[firstIndexByKey[key]!].idempotency))
+                        outcomes.append(.duplicate(entries[firstIndex[key]!].idempotency))
                     } else if let record = stored[key] {
                         outcomes.append(.duplicate(record))
                     } else {
@@ -455,9 +551,9 @@ public final class PostgresStore: TollgateStore {
         async throws(StorageError) -> IdempotencyRecord? {
         let r = reservation
         struct LegacyHold: Error {}
-        return try await run { client, logger in
+        return try await run { connection, logger in
           do {
-            return try await client.withTransaction(logger: logger) { connection -> IdempotencyRecord? in
+            return try await connection.withTransaction(logger: logger) { connection -> IdempotencyRecord? in
                 // The key first: one namespace with the ledger's charges, whose keys are in the same table.
                 let claimed = try await connection.query("""
                     INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
@@ -587,9 +683,10 @@ public final class PostgresStore: TollgateStore {
                                   "cost::BIGINT", "provider_cost::BIGINT"]).joined(separator: ", "))
             FROM (\(query.sql)) AS grouped
             """
-        return try await run { client, logger in
+        let grouped = PostgresQuery(unsafeSQL: sql, binds: binds)
+        return try await run { connection, logger in
             var result: [UsageRow] = []
-            for try await row in try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+            for try await row in try await connection.query(grouped, logger: logger) {
                 var cells = row.makeIterator()
                 var keys: [String] = []
                 for group in groupBy {

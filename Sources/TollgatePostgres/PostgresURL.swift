@@ -1,24 +1,60 @@
+import NIOSSL
 import PostgresNIO
 import TollgateStorage
 
 /// Parses `postgres://user:password@host:port/database?sslmode=disable|prefer|require` into a client
 /// configuration. The password never appears in a description or log line.
 public enum PostgresURL {
+    /// The URL with its password replaced by `***`: what logs and errors show.
+    public static func redacted(_ text: String) -> String {
+        guard let schemeEnd = text.range(of: "://"), let at = text[schemeEnd.upperBound...].lastIndex(of: "@") else {
+            return text
+        }
+        let credentials = text[schemeEnd.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return text }
+        return String(text[..<text.index(after: colon)]) + "***" + String(text[at...])
+    }
+
     public static func configuration(_ text: String) throws(StorageError) -> PostgresClient.Configuration {
+        let parts = try parse(text)
+        let tls: PostgresClient.Configuration.TLS = switch parts.sslmode {
+        case .disable: .disable
+        case .prefer: .prefer(.makeClientConfiguration())
+        case .require: .require(.makeClientConfiguration())
+        }
+        return PostgresClient.Configuration(host: parts.host, port: parts.port, username: parts.user,
+                                            password: parts.password, database: parts.database, tls: tls)
+    }
+
+    /// The same URL as one connection's configuration: what the start-up probe opens.
+    static func connectionConfiguration(_ text: String) throws(StorageError) -> PostgresConnection.Configuration {
+        let parts = try parse(text)
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            switch parts.sslmode {
+            case .disable: tls = .disable
+            case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+        } catch {
+            throw .backend("TLS could not be set up: \(error)")
+        }
+        return PostgresConnection.Configuration(host: parts.host, port: parts.port, username: parts.user,
+                                                password: parts.password, database: parts.database, tls: tls)
+    }
+
+    private enum SSLMode: String { case disable, prefer, require }
+
+    private static func parse(_ text: String) throws(StorageError)
+        -> (host: String, port: Int, user: String, password: String?, database: String?, sslmode: SSLMode) {
         guard let url = URLComponentsLite(text), ["postgres", "postgresql"].contains(url.scheme) else {
             throw .backend("storage URL is not postgres://user:password@host:port/database")
         }
         guard let user = url.user, !user.isEmpty else { throw .backend("postgres URL has no user") }
-        let database = url.path.isEmpty ? nil : url.path
-        var tls = PostgresClient.Configuration.TLS.disable
-        switch url.query["sslmode"] ?? "disable" {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require": tls = .require(.makeClientConfiguration())
-        default: throw .backend("postgres URL sslmode must be disable, prefer or require")
+        guard let sslmode = SSLMode(rawValue: url.query["sslmode"] ?? "disable") else {
+            throw .backend("postgres URL sslmode must be disable, prefer or require")
         }
-        return PostgresClient.Configuration(host: url.host, port: url.port ?? 5432, username: user,
-                                            password: url.password, database: database, tls: tls)
+        return (url.host, url.port ?? 5432, user, url.password, url.path.isEmpty ? nil : url.path, sslmode)
     }
 }
 

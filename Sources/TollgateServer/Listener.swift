@@ -26,7 +26,7 @@ public final class Listener: Service, Sendable {
     /// Connections accepted but not yet taken by the accept loop. NIO may accept a connection just as the
     /// listener closes and never hand it to the loop; such a connection must still be finished, or NIO
     /// traps ("Deinited NIOAsyncWriter without calling finish()", swift-nio#2637).
-    private let unclaimed = Mutex<[ObjectIdentifier: Connection]>([:])
+    private let unclaimed = Mutex<[ObjectIdentifier: (connection: Connection, state: ConnectionState)]>([:])
     private let connectionCount = Atomic<Int>(0)
 
     struct BoundState {
@@ -77,6 +77,11 @@ public final class Listener: Service, Sendable {
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        let state = ConnectionState(defaultSessionId: Identifiers.make(.session))
+                        try channel.pipeline.syncOperations.addHandler(IdleCloser(
+                            unauthenticatedIdle: .milliseconds(Int64(limits.unauthenticatedIdleMs)),
+                            authenticatedIdle: limits.idleMs > 0 ? .milliseconds(Int64(limits.idleMs)) : nil,
+                            isAuthenticated: { state.currentPrincipal != nil }))
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(FrameDecoder(frameBytesMax: limits.frameBytesMax)))
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
@@ -84,7 +89,7 @@ public final class Listener: Service, Sendable {
                             backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64),
                             isOutboundHalfClosureEnabled: false,
                             inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
-                        self.unclaimed.withLock { $0[ObjectIdentifier(channel)] = connection }
+                        self.unclaimed.withLock { $0[ObjectIdentifier(channel)] = (connection, state) }
                         return connection
                     }
                 }
@@ -101,14 +106,15 @@ public final class Listener: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
-                        self.unclaimed.withLock { $0[ObjectIdentifier(connection.channel)] = nil }
-                        group.addTask { await self.serve(connection, node: node) }
+                        let claimed = self.unclaimed.withLock { $0.removeValue(forKey: ObjectIdentifier(connection.channel)) }
+                        let state = claimed?.state ?? ConnectionState(defaultSessionId: Identifiers.make(.session))
+                        group.addTask { await self.serve(connection, state: state, node: node) }
                     }
                 }
                 // The listener is closed, so no connection can be accepted any more: finish the stragglers.
                 try? await server.channel.closeFuture.get()
                 for straggler in self.unclaimed.withLock({ state in defer { state = [:] }; return Array(state.values) }) {
-                    try? await straggler.executeThenClose { _, _ in }
+                    try? await straggler.connection.executeThenClose { _, _ in }
                 }
             }
         } onGracefulShutdown: {
@@ -129,7 +135,7 @@ public final class Listener: Service, Sendable {
         }
     }
 
-    private func serve(_ connection: Connection, node: String) async {
+    private func serve(_ connection: Connection, state: ConnectionState, node: String) async {
         let channel = connection.channel
         let key = ObjectIdentifier(channel)
         let count = connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
@@ -144,7 +150,7 @@ public final class Listener: Service, Sendable {
             }
             return
         }
-        let context = RequestContext(connection: ConnectionState(defaultSessionId: Identifiers.make(.session)),
+        let context = RequestContext(connection: state,
                                      supervisor: supervisor, configuration: configuration,
                                      serverInfo: ServerInfo(version: version, node: node))
         do {

@@ -23,6 +23,15 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var inFlightMax = 1024
         /// Open connections; further ones are answered `UNAVAILABLE` and closed.
         public var connectionsMax = 4096
+        /// A connection that has not authenticated and sends nothing for this long is closed, in milliseconds:
+        /// sockets opened and left cannot hold `connectionsMax` forever.
+        public var unauthenticatedIdleMs = 10_000
+        /// The same for authenticated connections, which agents keep open between calls; 0 never closes them.
+        public var idleMs = 0
+        /// How long `tollgated` keeps trying to reach its database at start before it exits with the reason.
+        public var storageStartupTimeoutMs = 30_000
+        /// Longest a request waits for the database (PostgreSQL) before it fails with `UNAVAILABLE`.
+        public var storageTimeoutMs = 10_000
         /// Most charge records committed in one transaction.
         public var ledgerGroupEntriesMax = 1000
         /// Most charge records waiting for commit before calls are refused with `UNAVAILABLE`.
@@ -80,6 +89,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         read("batchMax", &config.limits.batchMax)
         read("inFlightMax", &config.limits.inFlightMax)
         read("connectionsMax", &config.limits.connectionsMax)
+        read("unauthenticatedIdleMs", &config.limits.unauthenticatedIdleMs)
+        read("idleMs", &config.limits.idleMs)
+        read("storageStartupTimeoutMs", &config.limits.storageStartupTimeoutMs)
+        read("storageTimeoutMs", &config.limits.storageTimeoutMs)
         read("ledgerGroupEntriesMax", &config.limits.ledgerGroupEntriesMax)
         read("ledgerQueueEntriesMax", &config.limits.ledgerQueueEntriesMax)
         read("recentKeysMax", &config.limits.recentKeysMax)
@@ -114,6 +127,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         try check(l.inFlightMax >= 1, "limits.inFlightMax", "at least 1")
         try check(l.batchMax <= l.inFlightMax, "limits.batchMax", "at most limits.inFlightMax, so one batch fits in flight")
         try check(l.connectionsMax >= 1, "limits.connectionsMax", "at least 1")
+        try check(l.unauthenticatedIdleMs >= 100, "limits.unauthenticatedIdleMs", "at least 100")
+        try check(l.idleMs >= 0, "limits.idleMs", "0 (never) or a number of milliseconds")
+        try check(l.storageStartupTimeoutMs >= 0, "limits.storageStartupTimeoutMs", "not negative")
+        try check(l.storageTimeoutMs >= 100, "limits.storageTimeoutMs", "at least 100")
         try check(l.ledgerGroupEntriesMax >= 1, "limits.ledgerGroupEntriesMax", "at least 1")
         try check(l.ledgerQueueEntriesMax >= l.ledgerGroupEntriesMax, "limits.ledgerQueueEntriesMax",
                   "at least limits.ledgerGroupEntriesMax")

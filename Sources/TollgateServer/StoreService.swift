@@ -1,3 +1,4 @@
+import Logging
 import ServiceLifecycle
 import TollgatePostgres
 import TollgateSQLite
@@ -16,11 +17,15 @@ final class StoreService: Service, Sendable {
         try await store.close()
     }
 
-    static func open(_ storage: ServerConfiguration.Storage) async throws -> any TollgateStore {
-        switch storage {
-        case .sqlite(let path): try SQLiteStore(path: path)
-        case .postgres(let url): try await PostgresStore(url: url)
-        case .memory: InMemoryStore()
+    static func open(_ configuration: ServerConfiguration, logger: Logger) async throws -> any TollgateStore {
+        let limits = configuration.limits
+        switch try configuration.storage() {
+        case .sqlite(let path): return try SQLiteStore(path: path)
+        case .postgres(let url):
+            let options = PostgresStore.Options(startupTimeout: .milliseconds(limits.storageStartupTimeoutMs),
+                                                requestTimeout: .milliseconds(limits.storageTimeoutMs))
+            return try await PostgresStore(url: url, options: options, logger: logger)
+        case .memory: return InMemoryStore()
         }
     }
 }

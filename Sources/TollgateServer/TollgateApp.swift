@@ -30,7 +30,7 @@ public struct TollgateApp: Sendable {
                             logger: Logger = Logger(label: "tollgate")) async throws -> TollgateApp {
         try configuration.validate()
         // A given store (tests wrapping a real one to inject faults) replaces the configured one.
-        let store = if let givenStore { givenStore } else { try await StoreService.open(try configuration.storage()) }
+        let store = if let givenStore { givenStore } else { try await StoreService.open(configuration, logger: logger) }
         let root: (hash: String, generated: String?)
         do { root = try await RootToken.resolve(environment: environment, store: store) } catch {
             try? await store.close()

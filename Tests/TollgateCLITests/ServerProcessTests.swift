@@ -25,6 +25,31 @@ import TollgateCore
         #expect(!second.standardOutput().contains("TGR-"), "the root token was printed twice")
     }
 
+    /// A database that cannot be reached does not leave `tollgated` waiting in silence: each attempt is
+    /// logged with its reason (never the password), and after the start-up timeout it exits non-zero.
+    @Test func unreachablePostgres_isLoggedAttemptByAttempt_thenTheServerExitsWithTheReason() throws {
+        var urls = ["postgres://tollgate:s3cret-pw@127.0.0.1:\(try freePort())/tollgate"]
+        if let live = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"],
+           let slash = live.lastIndex(of: "/") {
+            // A server that answers but refuses: no such database.
+            urls.append(live[..<slash] + "/no_such_database_\(UInt32.random(in: 0...UInt32.max))")
+        }
+        for url in urls {
+            let started = Date()
+            let result = try run(Products.path("tollgated"), [], environment: [
+                "TOLLGATE_STORAGE_URL": url, "TOLLGATE_ADMIN_TOKEN": "root", "TOLLGATE_LIMITS_STORAGE_STARTUP_TIMEOUT_MS": "2500",
+                "TOLLGATE_LISTEN": "127.0.0.1:\(try freePort())",
+            ], directory: try temporaryDirectory(), timeoutSeconds: 30)
+            let log = result.output + result.error
+            #expect(result.status != 0, "\(log)")
+            #expect(Date().timeIntervalSince(started) < 20)
+            #expect(log.components(separatedBy: "cannot reach PostgreSQL").count - 1 >= 2, "each attempt is logged: \(log)")
+            #expect(log.contains("could not reach PostgreSQL"), "the exit says why: \(log)")
+            #expect(!log.contains("s3cret") && !log.contains(":tollgate@"), "no password in the log: \(log)")
+            #expect(!log.contains("listening"))
+        }
+    }
+
     @Test func answeredCalls_surviveKillDashNine() async throws {
         let directory = try temporaryDirectory()
         let environment = ["TOLLGATE_STORAGE_URL": "sqlite:durable.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"]

@@ -39,6 +39,29 @@ import TollgateTesting
         try await server.stop()
     }
 
+    /// Sockets opened and left do not hold the connection limit: a connection that does not authenticate is
+    /// closed once quiet for `unauthenticatedIdleMs`; an authenticated one stays (idleMs 0) unless configured.
+    @Test func quietConnections_areClosed_unauthenticatedOnesFirst() async throws {
+        let server = try await TestServer.start { $0.limits.unauthenticatedIdleMs = 200 }
+        let silent = try await server.connect()
+        let authenticated = try await server.connect(token: TestServer.rootToken)
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(await nextNotification(silent) == nil, "the unauthenticated connection was closed")
+        _ = try await authenticated.call("tenants.list")
+        try await server.stop()
+
+        let strict = try await TestServer.start { $0.limits.unauthenticatedIdleMs = 200; $0.limits.idleMs = 300 }
+        let quiet = try await strict.connect(token: TestServer.rootToken)
+        let busy = try await strict.connect(token: TestServer.rootToken)
+        for _ in 0..<8 {
+            try await Task.sleep(for: .milliseconds(150))
+            _ = try await busy.call("tenants.list")
+        }
+        #expect(await nextNotification(quiet) == nil, "closed after 300 ms without a request")
+        _ = try await busy.call("tenants.list")
+        try await strict.stop()
+    }
+
     @Test func malformedJSON_getsParseError_andTheConnectionLivesOn() async throws {
         let server = try await TestServer.start()
         let connection = try await server.connect()
