@@ -552,44 +552,44 @@ public final class PostgresStore: TollgateStore {
         let r = reservation
         struct LegacyHold: Error {}
         return try await run { connection, logger in
-          do {
-            return try await connection.withTransaction(logger: logger) { connection -> IdempotencyRecord? in
-                // The key first: one namespace with the ledger's charges, whose keys are in the same table.
-                let claimed = try await connection.query("""
-                    INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
-                    VALUES (\(i.tenantId), \(i.key), \(i.method), \(i.params), \(i.result), \(Timestamp.millis(i.createdAt)))
-                    ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key
-                    """, logger: logger)
-                var inserted = false
-                for try await _ in claimed.decode(String.self) { inserted = true }
-                guard inserted else {
-                    let stored = try await connection.query("""
-                        SELECT method, params, result, created_at_ms FROM idempotency
-                        WHERE tenant_id = \(i.tenantId) AND key = \(i.key)
+            do {
+                return try await connection.withTransaction(logger: logger) { connection -> IdempotencyRecord? in
+                    // The key first: one namespace with the ledger's charges, whose keys are in the same table.
+                    let claimed = try await connection.query("""
+                        INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
+                        VALUES (\(i.tenantId), \(i.key), \(i.method), \(i.params), \(i.result), \(Timestamp.millis(i.createdAt)))
+                        ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key
                         """, logger: logger)
-                    for try await (method, params, result, at) in stored.decode((String, String, String, Int64).self) {
-                        return IdempotencyRecord(tenantId: i.tenantId, key: i.key, method: method, params: params,
-                                                 result: result, createdAt: Timestamp.date(millis: at))
+                    var inserted = false
+                    for try await _ in claimed.decode(String.self) { inserted = true }
+                    guard inserted else {
+                        let stored = try await connection.query("""
+                            SELECT method, params, result, created_at_ms FROM idempotency
+                            WHERE tenant_id = \(i.tenantId) AND key = \(i.key)
+                            """, logger: logger)
+                        for try await (method, params, result, at) in stored.decode((String, String, String, Int64).self) {
+                            return IdempotencyRecord(tenantId: i.tenantId, key: i.key, method: method, params: params,
+                                                     result: result, createdAt: Timestamp.date(millis: at))
+                        }
+                        throw StorageError.backend("idempotency key neither inserted nor found")
                     }
-                    throw StorageError.backend("idempotency key neither inserted nor found")
+                    let held = try await connection.query("""
+                        INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id, credential_id,
+                            session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id)
+                        VALUES (\(r.tenantId), \(r.id), \(r.idempotencyKey), \(r.path.customerId), \(r.path.teamId),
+                                \(r.path.agentId), \(r.path.credentialId), \(r.path.sessionId), \(r.tool), \(r.held.nanos),
+                                \(r.currency), \(Timestamp.millis(r.createdAt)), \(Timestamp.millis(r.expiresAt)),
+                                \(r.state.rawValue), \(r.receiptId))
+                        ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id
+                        """, logger: logger)
+                    for try await _ in held.decode(String.self) { return nil }
+                    throw LegacyHold()
                 }
-                let held = try await connection.query("""
-                    INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id, credential_id,
-                        session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id)
-                    VALUES (\(r.tenantId), \(r.id), \(r.idempotencyKey), \(r.path.customerId), \(r.path.teamId),
-                            \(r.path.agentId), \(r.path.credentialId), \(r.path.sessionId), \(r.tool), \(r.held.nanos),
-                            \(r.currency), \(Timestamp.millis(r.createdAt)), \(Timestamp.millis(r.expiresAt)),
-                            \(r.state.rawValue), \(r.receiptId))
-                    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id
-                    """, logger: logger)
-                for try await _ in held.decode(String.self) { return nil }
-                throw LegacyHold()
+            } catch is LegacyHold {
+                // A hold made before its key went to the key table (rolled back above): no answer stored to replay.
+                return IdempotencyRecord(tenantId: r.tenantId, key: r.idempotencyKey, method: "meter.authorize",
+                                         params: "", result: "", createdAt: r.createdAt)
             }
-          } catch is LegacyHold {
-            // A hold made before its key went to the key table (rolled back above): no answer stored to replay.
-            return IdempotencyRecord(tenantId: r.tenantId, key: r.idempotencyKey, method: "meter.authorize",
-                                     params: "", result: "", createdAt: r.createdAt)
-          }
         }
     }
 
