@@ -109,6 +109,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Integration/Bench",
                           swiftSettings: swiftSettings),
+        // Benchmark: one tenant's flood or size against another tenant's latency, and against itself.
+        .executableTarget(name: "TollgateTenantLoadBench", dependencies: ["TollgateTesting", "TollgateClient"],
+                          path: "Integration/TenantLoadBench", swiftSettings: swiftSettings),
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
         .testTarget(name: "TollgatePricingTests", dependencies: ["TollgatePricing", "TollgateStrategies"]),
