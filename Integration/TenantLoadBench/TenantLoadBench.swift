@@ -208,6 +208,7 @@ struct TenantLoadBench {
             return String(format: "%.2f ms", sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))])
         }
         print("\(label) | p50 \(at(0.5)) | p99 \(at(0.99)) | max \(at(1)) | failed \(failed)")
+        fflush(nil) // each line as soon as it is measured, also into a file
     }
 
     static func frame(_ text: String) -> [UInt8] {

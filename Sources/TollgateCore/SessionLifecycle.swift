@@ -102,6 +102,11 @@ public struct SessionLifecycle: Sendable, Hashable {
         return false
     }
 
+    /// When the session times out if no call comes first, or nil once closed.
+    public func timesOutAt(_ timeouts: SessionTimeouts) -> Date? {
+        state == .closed ? nil : quietSince.addingTimeInterval(timeouts.sessionTimeout)
+    }
+
     /// When `advance` will next change something, or nil once closed.
     public func nextChange(timeouts: SessionTimeouts) -> Date? {
         switch state {

@@ -497,7 +497,14 @@ public final class PostgresStore: TollgateStore {
                 CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.errors, 0) ELSE s.errors END,
                 CASE WHEN s.closed_at_ms IS NULL THEN a.last_at ELSE s.last_call_at_ms END,
                 CASE WHEN s.closed_at_ms IS NULL THEN a.currency ELSE s.currency END
-            FROM sessions s LEFT JOIN LATERAL (
+            FROM (
+                -- The page first: only its open sessions are summed from their charges.
+                SELECT * FROM sessions
+                WHERE tenant_id = \(tenantId) AND (\(id)::TEXT IS NULL OR id = \(id))
+                    AND (\(selection.includesOpen) OR closed_at_ms IS NOT NULL)
+                    AND (\(selection.includesClosed) OR closed_at_ms IS NULL)
+                ORDER BY opened_at_ms DESC, id DESC LIMIT \(Int64(limit))
+            ) s LEFT JOIN LATERAL (
                 SELECT COUNT(*)::BIGINT AS calls, SUM(input_tokens)::BIGINT AS input_tokens,
                     SUM(output_tokens)::BIGINT AS output_tokens, SUM(reasoning_tokens)::BIGINT AS reasoning_tokens,
                     SUM(duration_ms)::BIGINT AS duration_ms, SUM(cost_nanos)::BIGINT AS cost_nanos,
@@ -507,10 +514,7 @@ public final class PostgresStore: TollgateStore {
                 FROM charges c WHERE c.tenant_id = s.tenant_id AND c.agent_id = s.agent_id AND c.at_ms >= s.opened_at_ms
                     AND c.session_id = s.id AND s.closed_at_ms IS NULL
             ) a ON TRUE
-            WHERE s.tenant_id = \(tenantId) AND (\(id)::TEXT IS NULL OR s.id = \(id))
-                AND (\(selection.includesOpen) OR s.closed_at_ms IS NOT NULL)
-                AND (\(selection.includesClosed) OR s.closed_at_ms IS NULL)
-            ORDER BY s.opened_at_ms DESC, s.id DESC LIMIT \(Int64(limit))
+            ORDER BY s.opened_at_ms DESC, s.id DESC
             """
         return try await rows(query, as: SessionColumns.self).map { row in
             var totals = SessionTotals()

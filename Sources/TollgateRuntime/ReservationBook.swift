@@ -9,7 +9,7 @@ struct ReservationBook {
     private var idsBySession: [String: Set<String>] = [:]
     /// Every held id with its expiry, soonest first (a binary heap). An entry whose hold has ended since is
     /// skipped when it comes up, so ending a hold never searches the heap.
-    private var expiries = ExpiryHeap()
+    private var expiries = DeadlineHeap()
 
     var count: Int { byId.count }
 
@@ -48,39 +48,5 @@ struct ReservationBook {
         // Handed back until removed: a hold whose end could not be stored is tried again at the next sweep.
         for reservation in due { expiries.push(reservation.expiresAt, reservation.id) }
         return due
-    }
-}
-
-/// A min-heap of (expiry, id).
-private struct ExpiryHeap {
-    private var items: [(Date, String)] = []
-
-    func peek() -> (Date, String)? { items.first }
-
-    mutating func push(_ date: Date, _ id: String) {
-        items.append((date, id))
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child].0 < items[parent].0 else { break }
-            items.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() {
-        guard !items.isEmpty else { return }
-        items.swapAt(0, items.count - 1)
-        items.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < items.count, items[left].0 < items[smallest].0 { smallest = left }
-            if right < items.count, items[right].0 < items[smallest].0 { smallest = right }
-            guard smallest != parent else { return }
-            items.swapAt(parent, smallest)
-            parent = smallest
-        }
     }
 }

@@ -70,9 +70,9 @@ extension TenantActor {
     private func holds(_ id: String, agent: Agent) throws(TollgateError) -> Bool {
         guard sessions[id] != nil else { return false }
         guard sessions[id]!.record.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
-        sessions[id]!.lifecycle.advance(to: services.clock.now(), timeouts: sessionTimeouts)
-        guard sessions[id]!.lifecycle.state != .closed else {
-            Task { await self.finalizeClosedSessions() }
+        guard advanceSession(id, to: services.clock.now()) != .closed else {
+            // Its final record is written beside, once: a flood of calls into it starts one write, not many.
+            if sessions[id]?.finalizing == false { Task { _ = await self.finalize(id) } }
             throw .conflict("session \(id) is closed")
         }
         return true
@@ -82,6 +82,21 @@ extension TenantActor {
     func adopt(_ record: SessionRecord) {
         guard sessions[record.id] == nil else { return }
         Self.adopt(record, into: &sessions, ledger: &capLedger)
+        sessionOrder.insert(record.id, openedAt: record.openedAt)
+        if let deadline = sessions[record.id]?.lifecycle.timesOutAt(sessionTimeouts) {
+            sessionDeadlines.push(deadline, record.id)
+        }
+    }
+
+    /// Lets time pass for the open session `id` and returns its state; one that closes now (timed out) is
+    /// noted for its final record. Nil if this actor does not hold it.
+    @discardableResult
+    func advanceSession(_ id: String, to now: Date) -> SessionState? {
+        guard sessions[id] != nil else { return nil }
+        sessions[id]!.lifecycle.advance(to: now, timeouts: sessionTimeouts)
+        let state = sessions[id]!.lifecycle.state
+        if state == .closed { closedSessions.insert(id) }
+        return state
     }
 
     static func adopt(_ record: SessionRecord, into sessions: inout [String: OpenSession], ledger: inout CapLedger) {
@@ -149,10 +164,12 @@ extension TenantActor {
         if let agentId, open.record.agentId != agentId { throw .notFound("no session \(id)") }
         do { try open.lifecycle.close(at: now, outcome: outcome, timeouts: sessionTimeouts) } catch {
             sessions[id] = open
-            await finalizeClosedSessions()
+            closedSessions.insert(id)
+            _ = await finalize(id)
             throw .conflict("session \(id) is already closed")
         }
         sessions[id] = open
+        closedSessions.insert(id)
         guard let record = await finalize(id) else { throw .unavailable("the final record could not be written; it will be retried") }
         return describe(closed: record)
     }
@@ -160,8 +177,13 @@ extension TenantActor {
     /// Closes what has timed out by `now` and writes every pending final record. Called by the sweeper.
     public func sweepSessions() async {
         let now = services.clock.now()
-        for id in sessions.keys {
-            sessions[id]?.lifecycle.advance(to: now, timeouts: sessionTimeouts)
+        // Only the sessions whose timeout may have come: a session's entry is pushed again with its real
+        // deadline when calls have moved it since.
+        while let (due, id) = sessionDeadlines.peek(), due <= now {
+            sessionDeadlines.pop()
+            guard advanceSession(id, to: now) != .closed, let next = sessions[id]?.lifecycle.timesOutAt(sessionTimeouts)
+            else { continue }
+            sessionDeadlines.push(next, id)
         }
         await finalizeClosedSessions()
         await expireReservations()
@@ -173,7 +195,7 @@ extension TenantActor {
     }
 
     func finalizeClosedSessions() async {
-        for (id, open) in sessions where open.lifecycle.state == .closed && !open.finalizing {
+        for id in closedSessions where sessions[id]?.finalizing == false {
             _ = await finalize(id)
         }
     }
@@ -207,6 +229,8 @@ extension TenantActor {
         final.record.closedAt = closedAt
         final.record.outcome = outcome
         sessions[id] = nil
+        closedSessions.remove(id)
+        sessionOrder.closedOne { sessions[$0] != nil }
         capLedger.forget(ScopeRef(.session, id))
         sessionLengths.record(agentId: final.record.agentId, seconds: closedAt.timeIntervalSince(final.record.openedAt))
         var fields = describe(closed: final.record).objectValue ?? [:]
@@ -247,7 +271,7 @@ extension TenantActor {
         guard sessions[record.id] != nil else {
             return Self.describe(record, state: record.closedAt == nil ? .active : .closed, currency: currency(of: record))
         }
-        sessions[record.id]!.lifecycle.advance(to: now, timeouts: sessionTimeouts)
+        advanceSession(record.id, to: now)
         let open = sessions[record.id]!
         return Self.describe(open.record, state: open.lifecycle.state, currency: currency(of: open.record))
     }
@@ -283,8 +307,13 @@ extension TenantActor {
         return .object(fields)
     }
 
-    /// `sessions.list` for operators: open sessions from memory, closed ones from storage.
+    /// `sessions.list` for operators: open sessions from memory (newest first, without sorting them all),
+    /// closed ones from storage.
     public func listSessions(_ selection: SessionSelection, limit: Int) async throws(TollgateError) -> [JSONValue] {
+        if selection == .open {
+            let now = services.clock.now()
+            return sessionOrder.newest(limit) { sessions[$0] != nil }.map { id in describe(sessions[id]!.record, at: now) }
+        }
         let stored: [SessionRecord]
         do { stored = try await services.store.sessions(tenantId: tenantId, selection, limit: limit) } catch {
             throw .unavailable("storage is unavailable")
@@ -334,6 +363,10 @@ extension TenantActor {
             try await services.store.putSetting(Self.sessionTimeoutsKey(tenantId), text)
         }
         sessionTimeouts = timeouts
+        sessionDeadlines.removeAll()
+        for (id, open) in sessions {
+            if let deadline = open.lifecycle.timesOutAt(timeouts) { sessionDeadlines.push(deadline, id) }
+        }
         return timeouts
     }
 }

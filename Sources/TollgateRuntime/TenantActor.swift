@@ -54,6 +54,12 @@ public actor TenantActor {
     var recentKeys: RecentKeys
     /// Open sessions by id (see `TenantActor+Sessions`).
     var sessions: [String: OpenSession] = [:]
+    /// When each open session times out, soonest first: the sweep looks at these, not at every session.
+    var sessionDeadlines = DeadlineHeap()
+    /// Sessions closed in memory whose final record is not written yet.
+    var closedSessions: Set<String> = []
+    /// Open sessions, oldest first, for `sessions.list`.
+    var sessionOrder = SessionOrder()
     var sessionTimeouts: SessionTimeouts
     var sessionLengths = SessionLengths()
     /// Calls per minute per agent, customers' month margins and the margin throttle (see `TenantActor+Guards`).
@@ -103,6 +109,10 @@ public actor TenantActor {
             } else {
                 Self.adopt(record, into: &sessions, ledger: &capLedger)
             }
+        }
+        for (id, open) in sessions {
+            sessionOrder.insert(id, openedAt: open.record.openedAt)
+            if let deadline = open.lifecycle.timesOutAt(self.sessionTimeouts) { sessionDeadlines.push(deadline, id) }
         }
         // Holds come back as they were; expired ones are let go by the first sweep, and so are those whose
         // session is closed.

@@ -63,8 +63,18 @@ public final class SQLiteStore: TollgateStore {
 
     // MARK: helpers
 
+    /// Every write but the ledger's group commits. Like them, it asks for a checkpoint afterwards: the writer's
+    /// automatic checkpoint is off, so without this a stream of such writes (sessions, holds, agents) alone
+    /// grew the WAL without bound (5 GB for 90,000 holds and agents).
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
-        do { return try await pool.write(body) } catch { throw Self.translate(error) }
+        let result: T
+        do { result = try await pool.write(body) } catch { throw Self.translate(error) }
+        if checkpointer.catchUpNeeded,
+           let done = try? await pool.writeWithoutTransaction({ db in try db.checkpoint(.passive) }) {
+            checkpointer.caughtUp(walFrames: done.walFrameCount)
+        }
+        checkpointer.request()
+        return result
     }
 
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
@@ -392,17 +402,22 @@ public final class SQLiteStore: TollgateStore {
     }
 
     /// Sessions with their totals: the stored final record once closed, summed from the charges while open.
-    private static let sessionSelect = """
+    /// The page of sessions is chosen first (`filter`, newest first, `LIMIT ?2`), and only its open sessions
+    /// are joined with their charges: a tenant with many open sessions pays for the page, not for all of them.
+    private static func sessionQuery(filter: String) -> String {
+        """
         SELECT s.*, COUNT(c.rowid) AS live_calls, SUM(c.input_tokens) AS live_input, SUM(c.output_tokens) AS live_output,
             SUM(c.reasoning_tokens) AS live_reasoning, SUM(c.duration_ms) AS live_duration, SUM(c.cost_nanos) AS live_cost,
             SUM(c.provider_cost_nanos) AS live_provider_cost,
             SUM(CASE WHEN c.status IS NOT NULL AND c.status <> 'SUCCESS' THEN 1 ELSE 0 END) AS live_errors, MAX(c.at_ms) AS live_last_at,
             MAX(c.currency) AS live_currency
-        FROM sessions s LEFT JOIN charges c
+        FROM (SELECT * FROM sessions WHERE tenant_id = ?1 \(filter) ORDER BY opened_at_ms DESC, id DESC LIMIT ?2) s
+        LEFT JOIN charges c
             ON s.closed_at_ms IS NULL AND c.tenant_id = s.tenant_id AND c.agent_id = s.agent_id
                 AND c.at_ms >= s.opened_at_ms AND c.session_id = s.id
-        WHERE s.tenant_id = ?1
+        GROUP BY s.tenant_id, s.id ORDER BY s.opened_at_ms DESC, s.id DESC
         """
+    }
 
     private static func sessionRecord(_ row: Row) -> SessionRecord {
         let closed: Int64? = row["closed_at_ms"]
@@ -427,21 +442,19 @@ public final class SQLiteStore: TollgateStore {
 
     public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: Self.sessionSelect + " AND s.id = ?2 GROUP BY s.id", arguments: [tenantId, id])
+            try Row.fetchOne(db, sql: Self.sessionQuery(filter: "AND id = ?3"), arguments: [tenantId, 1, id])
                 .map(Self.sessionRecord)
         }
     }
 
     public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
         let state = switch selection {
-        case .open: " AND s.closed_at_ms IS NULL"
-        case .closed: " AND s.closed_at_ms IS NOT NULL"
+        case .open: "AND closed_at_ms IS NULL"
+        case .closed: "AND closed_at_ms IS NOT NULL"
         case .all: ""
         }
         return try await read { db in
-            try Row.fetchAll(db, sql: Self.sessionSelect + state
-                                + " GROUP BY s.id ORDER BY s.opened_at_ms DESC, s.id DESC LIMIT ?2", arguments: [tenantId, limit])
-                .map(Self.sessionRecord)
+            try Row.fetchAll(db, sql: Self.sessionQuery(filter: state), arguments: [tenantId, limit]).map(Self.sessionRecord)
         }
     }
 

@@ -46,6 +46,25 @@ import TollgateStorage
         #expect(usage.first?.calls == 5000)
         try await store.close()
     }
+
+    /// Writes other than the ledger's (sessions, holds, agents) ask for checkpoints too: a tenant opening
+    /// sessions without a single charge once grew the WAL without bound.
+    @Test func theWALStaysBoundedUnderWritesOtherThanCharges() async throws {
+        let path = StoreKind.temporarySQLitePath()
+        let store = try SQLiteStore(path: path, walFramesMax: 500)
+        let world = try await StoreConformanceTests().makeWorld(store)
+        for n in 0..<3000 {
+            let session = SessionRecord(tenantId: world.tenant.id, id: "ses_\(n)", agentId: world.agent.id,
+                                        teamId: world.team.id, customerId: world.customer.id, openedAt: Date(),
+                                        metadata: String(repeating: "m", count: 1000))
+            #expect(try await store.insertSession(session))
+        }
+        try await store.checkpointer.idle()
+        let walBytes = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0
+        // 3,000 transactions of a page or more: 12 MB and more of WAL without checkpoints.
+        #expect(walBytes < 6 << 20, "WAL is \(walBytes) bytes")
+        try await store.close()
+    }
 }
 
 /// One process at a time owns a database file: a second server on it would neither see the first's spend
