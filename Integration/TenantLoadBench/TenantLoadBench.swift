@@ -46,7 +46,11 @@ struct TenantLoadBench {
         let storage = options["storage"]!.isEmpty ? "sqlite:" + directory.appendingPathComponent("load.sqlite").path
             : options["storage"]!
         print("storage: \(storage.hasPrefix("postgres") ? "postgres" : storage)")
-        let server = try await TestServer.start(storageURL: storage) { $0.limits.unauthenticatedIdleMs = 600_000 }
+        // Room for the grown tenant's sessions beside the ones the measurements open.
+        let server = try await TestServer.start(storageURL: storage) {
+            $0.limits.unauthenticatedIdleMs = 600_000
+            $0.limits.openSessionsMax = objects + 1000
+        }
         if mode == "flood" {
             try await flood(server, rate: rate, frames: frames, window: window)
         } else {
