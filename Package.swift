@@ -87,6 +87,7 @@ let package = Package(
         // In-process server helpers for tests, shipped as a library.
         .target(name: "TollgateTesting", dependencies: [
             "TollgateServer", "TollgateClient", "TollgateStorage", "TollgateCore",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),

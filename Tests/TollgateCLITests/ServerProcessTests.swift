@@ -122,6 +122,58 @@ import TollgateCore
 
     struct Setup { var operatorToken: String; var agentToken: String }
 
+    /// 64 connections race for one session's cap across a `kill -9`: the session's spend, rebuilt from the
+    /// ledger after the restart, still holds every call answered before it, so the cap is never crossed.
+    @Test func aSessionCapRace_acrossKillDashNine_neverCrossesTheCap() async throws {
+        let directory = try temporaryDirectory()
+        let environment = ["TOLLGATE_STORAGE_URL": "sqlite:race.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"]
+        var server = try ServerProcess(directory: directory, environment: environment)
+        let setup = try await setUpAgent(address: server.address)
+        let op = try await TollgateConnection.connect(address: server.address)
+        _ = try await op.call("auth.hello", ["token": .string(setup.operatorToken)])
+        // 0.001 a call: 150 calls fit under the session's cap.
+        _ = try await op.call("caps.set", ["scope": "session", "scopeId": "raced", "limit": "0.15", "period": "lifetime"])
+        await op.close()
+
+        /// Every connection calls until refused (or cut off); returns the calls answered with a receipt.
+        func race(_ address: String, _ round: String, callsMax: Int) async throws -> Int {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for c in 0..<64 {
+                    group.addTask {
+                        let agent = try await TollgateConnection.connect(address: address)
+                        _ = try await agent.call("auth.hello", ["token": .string(setup.agentToken)])
+                        var accepted = 0
+                        for n in 0..<callsMax {
+                            guard let receipt = try? await agent.call("meter.verify", [
+                                "tool": "search", "idempotencyKey": .string("\(round)-\(c)-\(n)"), "sessionId": "raced",
+                            ]), receipt["allowed"] == true else { break }
+                            accepted += 1
+                        }
+                        await agent.close()
+                        return accepted
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+        }
+        // Up to 128 calls before the kill: the session is opened by 64 racing first calls.
+        let first = try await race(server.address, "a", callsMax: 2)
+        server.signal(SIGKILL)
+        _ = server.wait()
+
+        server = try ServerProcess(directory: directory, environment: environment)
+        let second = try await race(server.address, "b", callsMax: 10)
+        let check = try await TollgateConnection.connect(address: server.address)
+        _ = try await check.call("auth.hello", ["token": .string(setup.operatorToken)])
+        let usage = try await check.call("usage.summary", ["sessionId": "raced"])
+        let session = try await check.call("session.get", ["sessionId": "raced"])
+        #expect(first + second == 150, "\(first) before the kill, \(second) after")
+        #expect(usage["total"]?["cost"] == "0.15" && usage["total"]?["calls"] == 150)
+        #expect(session["calls"] == 150 && session["cost"] == "0.15", "the session's record equals its ledger")
+        await check.close()
+        #expect(server.stop().status == 0)
+    }
+
     func setUpAgent(address: String) async throws -> Setup {
         let root = try await TollgateConnection.connect(address: address)
         _ = try await root.call("auth.hello", ["token": "process-test-root-token"])
