@@ -13,9 +13,12 @@ import TollgateTesting
 ///   Prints the quiet tenant's latency per window of `--window` flood frames. Flat figures mean isolation.
 /// - `size`: a tenant is grown to `--objects` open holds, each in its own open session, and as many agents;
 ///   then `meter.verify` is measured in it and in a fresh tenant (16 connections, one call in flight each).
+/// - `retry`: `--keys` calls are recorded, the server restarts, and every client retries at once (16
+///   connections): the latency of a replayed key, which must not grow with the number of keys stored.
 ///
 ///     swift run -c release TollgateTenantLoadBench flood [--rate 500] [--frames 60000] [--window 10000]
 ///     swift run -c release TollgateTenantLoadBench size [--objects 100000] [--seconds 5]
+///     swift run -c release TollgateTenantLoadBench retry [--keys 30000]
 ///     (both take [--storage URL])
 @main
 struct TenantLoadBench {
@@ -23,10 +26,10 @@ struct TenantLoadBench {
         var arguments = Array(CommandLine.arguments.dropFirst())
         let mode = arguments.isEmpty ? "flood" : arguments.removeFirst()
         var options = ["rate": "500", "frames": "60000", "window": "10000", "objects": "100000", "seconds": "5",
-                       "storage": ""]
+                       "storage": "", "keys": "30000"]
         func usage() -> Never {
-            print("usage: TollgateTenantLoadBench flood|size [--rate N] [--frames N] [--window N] [--objects N] "
-                  + "[--seconds N] [--storage URL]")
+            print("usage: TollgateTenantLoadBench flood|size|retry [--rate N] [--frames N] [--window N] [--objects N] "
+                  + "[--seconds N] [--keys N] [--storage URL]")
             exit(64)
         }
         var rest = arguments[...]
@@ -36,7 +39,7 @@ struct TenantLoadBench {
             }
             options[String(flag.dropFirst(2))] = value
         }
-        guard ["flood", "size"].contains(mode), let rate = Int(options["rate"]!), rate > 0,
+        guard ["flood", "size", "retry"].contains(mode), let keys = Int(options["keys"]!), keys > 0, let rate = Int(options["rate"]!), rate > 0,
               let frames = Int(options["frames"]!), frames > 0, let window = Int(options["window"]!), window > 0,
               let objects = Int(options["objects"]!), objects >= 0, let seconds = Double(options["seconds"]!),
               seconds > 0 else { usage() }
@@ -51,10 +54,12 @@ struct TenantLoadBench {
             $0.limits.unauthenticatedIdleMs = 600_000
             $0.limits.openSessionsMax = objects + 1000
         }
-        if mode == "flood" {
-            try await flood(server, rate: rate, frames: frames, window: window)
-        } else {
-            try await size(server, objects: objects, seconds: seconds)
+        switch mode {
+        case "flood": try await flood(server, rate: rate, frames: frames, window: window)
+        case "size": try await size(server, objects: objects, seconds: seconds)
+        default:
+            try await retry(server, keys: keys, storage: storage)
+            return
         }
         try await server.stop()
     }
@@ -172,6 +177,42 @@ struct TenantLoadBench {
             let (count, samples) = try await verifyLoad(server, tenant.1, seconds: seconds)
             report("\(tenant.0): \(Int(Double(count) / seconds)) calls/s", samples, 0)
         }
+    }
+
+    /// Records `keys` calls, restarts the server on the same storage, and retries every key at once.
+    static func retry(_ first: TestServer, keys: Int, storage: String) async throws {
+        let world = try await world(first, "retry")
+        let lanes = 16
+        func each(_ server: TestServer, _ body: @escaping @Sendable (TollgateConnection, Int) async throws -> Double)
+            async throws -> [Double] {
+            try await withThrowingTaskGroup(of: [Double].self) { group in
+                for lane in 0..<lanes {
+                    group.addTask {
+                        let agent = try await server.connect(token: world.agentToken)
+                        var samples: [Double] = []
+                        for n in stride(from: lane, to: keys, by: lanes) { samples.append(try await body(agent, n)) }
+                        await agent.close()
+                        return samples
+                    }
+                }
+                var all: [Double] = []
+                for try await samples in group { all += samples }
+                return all
+            }
+        }
+        @Sendable func timed(_ agent: TollgateConnection, _ n: Int) async throws -> Double {
+            let start = ContinuousClock.now
+            let answer = try await agent.call("meter.verify", ["tool": "search", "idempotencyKey": .string("r\(n)")])
+            precondition(answer["allowed"] == true)
+            return milliseconds(ContinuousClock.now - start)
+        }
+        report("\(keys) first calls", try await each(first) { try await timed($0, $1) }, 0)
+        try await first.stop()
+        let second = try await TestServer.start(storageURL: storage)
+        report("\(keys) retries after a restart", try await each(second) { try await timed($0, $1) }, 0)
+        let usage = try await second.connect(token: world.operatorToken).call("usage.summary")
+        print("recorded: \(usage["total"]?["calls"]?.int64Value ?? -1) calls (each key once)")
+        try await second.stop()
     }
 
     /// 16 connections, one `meter.verify` in flight each, for `seconds`.
