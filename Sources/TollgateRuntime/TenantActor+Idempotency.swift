@@ -26,8 +26,12 @@ extension TenantActor {
             // Only a hold recorded before keys were one namespace has no stored answer to replay.
             throw .idempotencyMismatch(fields: stored.method == method ? ["params"] : ["method"])
         }
-        recentKeys.set(stored.key, .done(method: stored.method, fingerprint: stored.params, result: result))
-        return try Self.replay(method: stored.method, fingerprint: stored.params, result: result, asking: method, fingerprint)
+        // Commits recorded before they had a method of their own were stored as `meter.verify`; their keys
+        // (`commit:<reservation>`) say what they are, so a commit retried across the upgrade still replays.
+        let storedMethod = stored.method == "meter.verify" && stored.key.hasPrefix(Self.commitKey("\(IDKind.reservation.rawValue)_"))
+            ? "meter.commit" : stored.method
+        recentKeys.set(stored.key, .done(method: storedMethod, fingerprint: stored.params, result: result))
+        return try Self.replay(method: storedMethod, fingerprint: stored.params, result: result, asking: method, fingerprint)
     }
 
     /// The first answer with `replayed: true`, if the method and params are the same.

@@ -3,6 +3,7 @@ import Testing
 import TollgateClient
 import TollgateCore
 import TollgateSQLite
+import TollgateStorage
 import TollgateTesting
 
 /// Idempotency keys are one namespace per tenant: a key means one request, whatever method sends it again,
@@ -109,6 +110,46 @@ import TollgateTesting
         } catch {
             Issue.record(error)
         }
+        try await server.stop()
+    }
+
+    /// A commit recorded before commits had a method of their own was stored as `meter.verify`: retried after
+    /// the upgrade, it still replays its receipt instead of being refused as another method's key.
+    @Test func aCommitRecordedBeforeTheUpgrade_stillReplays() async throws {
+        let store = InMemoryStore()
+        let server = try await TestServer.start(store: store)
+        let world = try await Fixture.make(on: server)
+        let agent = try await server.connect(token: world.agentToken)
+        let session = "ses_legacy"
+        _ = try await agent.call("session.open", ["sessionId": .string(session)])
+        // The hold and its commit as the earlier version stored them.
+        let path = ChargePath(customerId: world.customerId, teamId: world.teamId, agentId: world.agentId,
+                              sessionId: session, credentialId: world.credentialId)
+        let now = Date()
+        let reservationId = Identifiers.make(.reservation)
+        let hold = ReservationRecord(tenantId: world.tenantId, id: reservationId, idempotencyKey: "legacy-hold", path: path,
+                                     tool: "search", held: Money(nanos: 1_000_000), currency: "USD", createdAt: now,
+                                     expiresAt: now.addingTimeInterval(300))
+        _ = try await store.insertReservation(hold, idempotency: IdempotencyRecord(
+            tenantId: world.tenantId, key: "legacy-hold", method: "meter.authorize", params: "", result: "", createdAt: now))
+        let params: JSONValue = ["reservationId": .string(reservationId), "quantity": 1]
+        let receipt: JSONValue = ["allowed": true, "receiptId": "rcp_legacy", "cost": "0.001", "currency": "USD"]
+        let charge = ChargeRecord(receiptId: "rcp_legacy", tenantId: world.tenantId, path: path,
+                                  subscriptionId: world.subscriptionId, planId: world.planId, planVersion: 1, tool: "search",
+                                  quantity: 1, cost: Money(nanos: 1_000_000), currency: "USD",
+                                  idempotencyKey: "commit:\(reservationId)", at: now)
+        // The fingerprint's documented shape: the agent and the params, canonical JSON.
+        let fingerprint = JSONCodec.string(["agentId": .string(world.agentId), "params": params])
+        _ = try await store.commit([LedgerEntry(charge: charge, idempotency: IdempotencyRecord(
+            tenantId: world.tenantId, key: "commit:\(reservationId)", method: "meter.verify", params: fingerprint,
+            result: JSONCodec.string(receipt), createdAt: now))])
+        _ = try await store.finishReservation(tenantId: world.tenantId, id: reservationId, state: .committed,
+                                              receiptId: "rcp_legacy")
+
+        let replay = try await agent.call("meter.commit", params)
+        #expect(replay["receiptId"] == "rcp_legacy" && replay["replayed"] == true)
+        let usage = try await server.connect(token: world.operatorToken).call("usage.summary")
+        #expect(usage["total"]?["calls"] == 1, "replayed, not charged again")
         try await server.stop()
     }
 }
