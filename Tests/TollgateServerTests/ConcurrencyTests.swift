@@ -6,12 +6,7 @@ import TollgateTesting
 
 /// Many connections race for one cap: the accepted total never exceeds it, on every backend.
 @Suite struct ConcurrencyTests {
-    static var backends: [String] {
-        var urls = ["memory:", "sqlite:" + FileManager.default.temporaryDirectory
-            .appendingPathComponent("tollgate-race-\(UUID().uuidString).sqlite").path]
-        if let postgres = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"] { urls.append(postgres) }
-        return urls
-    }
+    static var backends: [String] { storageBackends("race") }
 
     @Test(arguments: backends)
     func manyConnectionsAgainstOneCap_neverOverrunIt(storageURL: String) async throws {

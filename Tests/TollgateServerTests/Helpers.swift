@@ -16,6 +16,17 @@ func rpcError(_ body: () async throws -> JSONValue) async -> RPCError? {
     do { _ = try await body(); return nil } catch let error as RPCError { return error } catch { return nil }
 }
 
+/// Storage URLs a test runs against: the in-memory store (unless `memory` is false), a fresh SQLite file named
+/// after `name`, and PostgreSQL when `TOLLGATE_TEST_POSTGRES_URL` is set (CI sets it; without it those cases
+/// are skipped, not failed).
+func storageBackends(_ name: String, memory: Bool = true) -> [String] {
+    var urls = memory ? ["memory:"] : []
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(name)-\(UUID().uuidString).sqlite")
+    urls.append("sqlite:" + file.path)
+    if let postgres = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"] { urls.append(postgres) }
+    return urls
+}
+
 func verifyParams(_ key: String, tool: String = "transform", extra: [String: JSONValue] = [:]) -> JSONValue {
     var params: [String: JSONValue] = ["tool": .string(tool), "idempotencyKey": .string(key)]
     for (field, value) in extra { params[field] = value }

@@ -9,12 +9,7 @@ import TollgateTesting
 /// Idempotency keys are one namespace per tenant: a key means one request, whatever method sends it again,
 /// and its replay is its first answer, unchanged — in memory and after a restart, on every durable backend.
 @Suite struct KeyNamespaceTests {
-    static var backends: [String] {
-        var urls = ["memory:", "sqlite:" + FileManager.default.temporaryDirectory
-            .appendingPathComponent("tollgate-keys-\(UUID().uuidString).sqlite").path]
-        if let postgres = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"] { urls.append(postgres) }
-        return urls
-    }
+    static var backends: [String] { storageBackends("keys") }
 
     static func authorize(_ key: String, tool: String = "transform") -> JSONValue {
         ["tool": .string(tool), "idempotencyKey": .string(key), "sessionId": "s1"]

@@ -22,8 +22,8 @@ import TollgateTesting
         let v2 = try await op.call("plans.put", Self.perTool("2"))
         #expect(v2["version"] == 2)
         let agents = try await (0..<8).asyncMap { _ in try await server.connect(token: world.agentToken) }
-        // Each agent calls until it has made 20 calls after the swap was answered (at most 400): the swap lands
-        // mid-run however slow the machine is.
+        // The swap is sent once 40 calls are answered, and each agent calls until it has made 20 calls after the
+        // swap was answered (at most 400): the swap lands mid-run however slow or fast the machine is.
         let swapped = SwapFlag()
         let answers = try await withThrowingTaskGroup(of: [JSONValue].self) { group in
             for (index, agent) in agents.enumerated() {
@@ -32,13 +32,14 @@ import TollgateTesting
                     var afterSwap = 0
                     for call in 0..<400 where afterSwap < 20 {
                         answers.append(try await agent.call("meter.verify", verifyParams("c\(index)-\(call)")))
+                        swapped.calls.add(1, ordering: .relaxed)
                         if swapped.value.load(ordering: .acquiring) { afterSwap += 1 }
                     }
                     return answers
                 }
             }
             group.addTask {
-                try await Task.sleep(for: .milliseconds(20))
+                while swapped.calls.load(ordering: .relaxed) < 40 { try await Task.sleep(for: .milliseconds(1)) }
                 let answer = try await op.call("subscriptions.swap", ["subscriptionId": .string(world.subscriptionId)])
                 swapped.value.store(true, ordering: .releasing)
                 return [answer]
@@ -104,4 +105,7 @@ extension Sequence {
     }
 }
 
-private final class SwapFlag: Sendable { let value = Atomic<Bool>(false) }
+private final class SwapFlag: Sendable {
+    let value = Atomic<Bool>(false)
+    let calls = Atomic<Int>(0)
+}

@@ -8,12 +8,7 @@ import TollgateTesting
 /// crossed, and its amounts keep their currency. The clock moves on at every reading, as a busy server's
 /// does, which is what once let a session's first call be stamped before the session's own opening.
 @Suite struct SessionRestartTests {
-    static var backends: [String] {
-        var urls = ["sqlite:" + FileManager.default.temporaryDirectory
-            .appendingPathComponent("tollgate-restart-\(UUID().uuidString).sqlite").path]
-        if let postgres = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"] { urls.append(postgres) }
-        return urls
-    }
+    static var backends: [String] { storageBackends("restart", memory: false) }
 
     /// `t` costs 0.01 a call; `s` 0.001.
     static let plan: JSONValue = [
