@@ -125,28 +125,33 @@ public final class PostgresStore: TollgateStore {
     /// the pool retries a lost database for ever, and a request must not wait for ever with it, so it fails
     /// (the caller answers `UNAVAILABLE`) and the next one tries again. Once `body` runs, it is not cut short:
     /// a commit whose outcome were left unknown could be recorded and still answered as failed.
+    ///
+    /// The wait is not a task group: a group waits for its children, and a lease the pool does not give up on
+    /// cancellation would hold the request for ever (seen once in six runs of the outage test). Instead the
+    /// request is answered by whichever comes first — the lease, or the timeout — and a lease that comes after
+    /// the timeout runs nothing: `Lease` lets exactly one of the two win.
     private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T)
         async throws(StorageError) -> T {
-        let leased = LeaseFlag()
         let (client, logger, timeout) = (self.client, self.logger, options.requestTimeout)
+        let lease = Lease<T>()
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask {
-                    try await client.withConnection { connection in
-                        leased.value.store(true, ordering: .releasing)
-                        return try await body(connection, logger)
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                lease.start(continuation)
+                let work = Task {
+                    do {
+                        let result = try await client.withConnection { connection -> T in
+                            guard lease.claim() else { throw LeaseTimeout() }
+                            return try await body(connection, logger)
+                        }
+                        lease.finish(.success(result))
+                    } catch {
+                        lease.finish(.failure(error))
                     }
                 }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    if leased.value.load(ordering: .acquiring) { return nil }
-                    throw LeaseTimeout()
-                }
-                defer { group.cancelAll() }
-                while let next = try await group.next() {
-                    if let result = next { return result }
-                }
-                throw LeaseTimeout()
+                lease.watch(Task {
+                    try? await Task.sleep(for: timeout)
+                    if lease.expire() { work.cancel() }
+                })
             }
         } catch is LeaseTimeout {
             logger.error("no PostgreSQL connection within the request timeout", metadata: ["timeout": "\(timeout)"])
@@ -157,7 +162,63 @@ public final class PostgresStore: TollgateStore {
     }
 
     private struct LeaseTimeout: Error {}
-    private final class LeaseFlag: Sendable { let value = Atomic<Bool>(false) }
+
+    /// One request's race between its lease and its timeout: waiting → leased (the body runs, its outcome
+    /// answers) or waiting → expired (answered `LeaseTimeout` at once; a lease that comes later runs nothing).
+    private final class Lease<T: Sendable>: Sendable {
+        private enum Phase { case waiting, leased, expired, answered }
+        private struct State {
+            var phase = Phase.waiting
+            var continuation: CheckedContinuation<T, any Error>?
+            /// The timeout's task, cancelled once the request is answered so that it does not sleep on.
+            var timer: Task<Void, Never>?
+        }
+        private let state = Mutex(State())
+
+        func start(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0.continuation = continuation } }
+
+        func watch(_ timer: Task<Void, Never>) {
+            let answered = state.withLock { state -> Bool in
+                state.timer = timer
+                return state.phase == .answered
+            }
+            if answered { timer.cancel() }
+        }
+
+        /// The pool gave a connection: true if the request is still waiting for it.
+        func claim() -> Bool {
+            state.withLock { state in
+                guard state.phase == .waiting else { return false }
+                state.phase = .leased
+                return true
+            }
+        }
+
+        /// The timeout: true if it won (the request is answered with `LeaseTimeout`).
+        func expire() -> Bool {
+            let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
+                guard state.phase == .waiting else { return nil }
+                state.phase = .expired
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            continuation?.resume(throwing: LeaseTimeout())
+            return continuation != nil
+        }
+
+        /// The work ended (the body's outcome, or the pool's failure before a lease): answers unless the
+        /// timeout already did.
+        func finish(_ result: Result<T, any Error>) {
+            let (continuation, timer) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?) in
+                guard state.phase != .expired, state.phase != .answered else { return (nil, nil) }
+                state.phase = .answered
+                defer { state.continuation = nil }
+                return (state.continuation, state.timer)
+            }
+            timer?.cancel()
+            continuation?.resume(with: result)
+        }
+    }
 
     private func rows<each T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as: (repeat each T).Type)
         async throws(StorageError) -> [(repeat each T)] {
