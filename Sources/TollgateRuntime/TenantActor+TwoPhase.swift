@@ -57,7 +57,10 @@ extension TenantActor {
         }
         let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id, sessionId: sessionId,
                               credentialId: credential.id)
-        try recordActivity(in: sessionId, at: now)
+        // In flight in its session until it is in the book: a close that comes meanwhile waits for it, then
+        // releases it with the session's other holds (it would otherwise outlive its session's cap).
+        try callStarted(in: sessionId, at: now)
+        defer { callEnded(in: sessionId, recorded: nil) }
         // Check and hold in one turn: no other call can run between the two.
         if let refusal = capLedger.reserve(amount, on: path.scopes, at: now) {
             capReached(refusal, path: path, at: now)

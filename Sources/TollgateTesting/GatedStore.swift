@@ -17,6 +17,9 @@ public final class GatedStore: TollgateStore, Sendable {
         var commitsStarted = 0
         var entriesAtCommit = 0
         var ratingRebuilds = 0
+        var holdGateClosed = false
+        var holdWaiting: [CheckedContinuation<Void, Never>] = []
+        var holdsAtInsert = 0
     }
 
     public init(wrapping inner: any TollgateStore = InMemoryStore()) { self.inner = inner }
@@ -33,6 +36,21 @@ public final class GatedStore: TollgateStore, Sendable {
         }
         for waiter in waiting { waiter.resume() }
     }
+
+    /// Holds every `meter.authorize` insert from now on until `openHoldGate()`.
+    public func closeHoldGate() { state.withLock { $0.holdGateClosed = true } }
+
+    public func openHoldGate() {
+        let waiting = state.withLock { state in
+            state.holdGateClosed = false
+            defer { state.holdWaiting = [] }
+            return state.holdWaiting
+        }
+        for waiter in waiting { waiter.resume() }
+    }
+
+    /// Holds that have reached `insertReservation` (held at the gate or written).
+    public var holdsAtInsert: Int { state.withLock { $0.holdsAtInsert } }
 
     /// Makes every commit fail, as a full disk or a lost database would.
     public func failCommits(_ fail: Bool) { state.withLock { $0.failCommits = fail } }
@@ -114,7 +132,16 @@ public final class GatedStore: TollgateStore, Sendable {
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) { try await inner.insertAlert(alert) }
     public func insertReservation(_ reservation: ReservationRecord, idempotency: IdempotencyRecord)
         async throws(StorageError) -> IdempotencyRecord? {
-        try await inner.insertReservation(reservation, idempotency: idempotency)
+        state.withLock { $0.holdsAtInsert += 1 }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let pass = state.withLock { state in
+                if !state.holdGateClosed { return true }
+                state.holdWaiting.append(continuation)
+                return false
+            }
+            if pass { continuation.resume() }
+        }
+        return try await inner.insertReservation(reservation, idempotency: idempotency)
     }
     public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
         try await inner.reservation(tenantId: tenantId, id: id)

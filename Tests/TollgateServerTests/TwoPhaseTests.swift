@@ -141,4 +141,28 @@ import TollgateTesting
                 == "BUDGET_EXCEEDED")
         try await server.stop()
     }
+
+    /// A close that comes while a hold in its session is still being stored waits for it, then releases it with
+    /// the session's other holds: no hold outlives its session (one that did was released later on a session
+    /// scope already forgotten, and trapped).
+    @Test func aCloseRacingAHoldBeingStored_releasesItToo() async throws {
+        let store = GatedStore()
+        let server = try await TestServer.start(store: store) { $0.limits.sessionSweepMs = 5 }
+        let world = try await Fixture.make(on: server)
+        let agent = try await server.connect(token: world.agentToken)
+        store.closeHoldGate()
+        let holding = Task {
+            try await agent.call("meter.authorize", ["tool": "transform", "idempotencyKey": "h1", "sessionId": "s1"])
+        }
+        await eventually("the hold to reach storage") { store.holdsAtInsert == 1 }
+        let closing = Task { try await agent.call("session.close", ["sessionId": "s1"]) }
+        try await Task.sleep(for: .milliseconds(50))
+        store.openHoldGate()
+        let hold = try await holding.value
+        #expect(try await closing.value["state"] == "CLOSED")
+        try await Task.sleep(for: .milliseconds(100)) // sweeps run: nothing is released twice
+        #expect(try await agent.call("meter.release", ["reservationId": hold["reservationId"]!])["state"] == "released")
+        _ = try await agent.call("meter.verify", verifyParams("after", extra: ["sessionId": "s2"]))
+        try await server.stop()
+    }
 }
