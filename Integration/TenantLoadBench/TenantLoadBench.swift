@@ -25,11 +25,14 @@ struct TenantLoadBench {
     static func main() async throws {
         var arguments = Array(CommandLine.arguments.dropFirst())
         let mode = arguments.isEmpty ? "flood" : arguments.removeFirst()
-        var options = ["rate": "500", "frames": "60000", "window": "10000", "objects": "100000", "seconds": "5",
-                       "storage": "", "keys": "30000"]
+        var options = [
+            "rate": "500", "frames": "60000", "window": "10000", "objects": "100000", "seconds": "5",
+            "storage": "", "keys": "30000",
+        ]
         func usage() -> Never {
-            print("usage: TollgateTenantLoadBench flood|size|retry [--rate N] [--frames N] [--window N] [--objects N] "
-                  + "[--seconds N] [--keys N] [--storage URL]")
+            print(
+                "usage: TollgateTenantLoadBench flood|size|retry [--rate N] [--frames N] [--window N] [--objects N] "
+                    + "[--seconds N] [--keys N] [--storage URL]")
             exit(64)
         }
         var rest = arguments[...]
@@ -39,14 +42,19 @@ struct TenantLoadBench {
             }
             options[String(flag.dropFirst(2))] = value
         }
-        guard ["flood", "size", "retry"].contains(mode), let keys = Int(options["keys"]!), keys > 0, let rate = Int(options["rate"]!), rate > 0,
-              let frames = Int(options["frames"]!), frames > 0, let window = Int(options["window"]!), window > 0,
-              let objects = Int(options["objects"]!), objects >= 0, let seconds = Double(options["seconds"]!),
-              seconds > 0 else { usage() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-load-\(UUID().uuidString)")
+        guard ["flood", "size", "retry"].contains(mode), let keys = Int(options["keys"]!), keys > 0,
+            let rate = Int(options["rate"]!), rate > 0,
+            let frames = Int(options["frames"]!), frames > 0, let window = Int(options["window"]!), window > 0,
+            let objects = Int(options["objects"]!), objects >= 0, let seconds = Double(options["seconds"]!),
+            seconds > 0
+        else { usage() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tollgate-load-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let storage = options["storage"]!.isEmpty ? "sqlite:" + directory.appendingPathComponent("load.sqlite").path
+        let storage =
+            options["storage"]!.isEmpty
+            ? "sqlite:" + directory.appendingPathComponent("load.sqlite").path
             : options["storage"]!
         print("storage: \(storage.hasPrefix("postgres") ? "postgres" : storage)")
         // Room for the grown tenant's sessions beside the ones the measurements open.
@@ -68,10 +76,18 @@ struct TenantLoadBench {
     static func world(_ server: TestServer, _ name: String) async throws -> Fixture {
         let world = try await Fixture.make(on: server, name: name)
         let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call("caps.set", ["scope": "customer", "scopeId": .string(world.customerId),
-                                           "limit": "1000000000", "period": "month"])
-        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId),
-                                           "limit": "1000000000", "period": "session"])
+        _ = try await op.call(
+            "caps.set",
+            [
+                "scope": "customer", "scopeId": .string(world.customerId),
+                "limit": "1000000000", "period": "month",
+            ])
+        _ = try await op.call(
+            "caps.set",
+            [
+                "scope": "agent", "scopeId": .string(world.agentId),
+                "limit": "1000000000", "period": "session",
+            ])
         await op.close()
         return world
     }
@@ -84,7 +100,9 @@ struct TenantLoadBench {
         let flooders = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for lane in 0..<8 {
-                    group.addTask { try await floodLane(server, busy, lane: lane, rate: rate / 8, frames: frames / 8, sent: sent) }
+                    group.addTask {
+                        try await floodLane(server, busy, lane: lane, rate: rate / 8, frames: frames / 8, sent: sent)
+                    }
                 }
                 try await group.waitForAll()
             }
@@ -101,8 +119,9 @@ struct TenantLoadBench {
             do {
                 _ = try await agent.call("meter.verify", ["tool": "search", "idempotencyKey": .string("q\(n)")])
             } catch { failed += 1 }
-            latencies.append(Double((ContinuousClock.now - start).components.attoseconds) / 1e15
-                             + Double((ContinuousClock.now - start).components.seconds) * 1000)
+            latencies.append(
+                Double((ContinuousClock.now - start).components.attoseconds) / 1e15
+                    + Double((ContinuousClock.now - start).components.seconds) * 1000)
             n += 1
             if sent.value - windowStart >= window || done {
                 report("\(windowStart)–\(sent.value)", latencies, failed)
@@ -118,7 +137,8 @@ struct TenantLoadBench {
 
     /// One flooding connection pair (agent and operator): a fixed cycle of odd requests, paced to `rate`/s.
     static func floodLane(_ server: TestServer, _ busy: Fixture, lane: Int, rate: Int, frames: Int, sent: Counter)
-        async throws {
+        async throws
+    {
         let agent = try await server.connect(token: busy.agentToken)
         let op = try await server.connect(token: busy.operatorToken)
         let interval = Duration.nanoseconds(1_000_000_000 / max(1, rate))
@@ -130,12 +150,30 @@ struct TenantLoadBench {
             case 0: agent.sendRaw(frame("{not json \(id)"))
             case 1: Task { _ = try? await agent.call("no.such.method.\(id)") }
             case 2: Task { _ = try? await agent.call("session.open", ["sessionId": .string("s\(id)")]) }
-            case 3: Task { _ = try? await agent.call("meter.authorize", ["tool": "search", "idempotencyKey": .string("h\(id)"),
-                                                                       "sessionId": .string("hs\(id)")]) }
-            case 4: Task { _ = try? await op.call("agents.create", ["teamId": .string(busy.teamId), "name": .string("a\(id)")]) }
+            case 3:
+                Task {
+                    _ = try? await agent.call(
+                        "meter.authorize",
+                        [
+                            "tool": "search", "idempotencyKey": .string("h\(id)"),
+                            "sessionId": .string("hs\(id)"),
+                        ])
+                }
+            case 4:
+                Task {
+                    _ = try? await op.call(
+                        "agents.create", ["teamId": .string(busy.teamId), "name": .string("a\(id)")])
+                }
             case 5: Task { _ = try? await agent.call("session.close", ["sessionId": .string("s\(lane)-\(n - 3)")]) }
-            case 6: Task { _ = try? await agent.call("meter.verify", ["tool": "search", "idempotencyKey": .string("c\(id)"),
-                                                                    "sessionId": .string("s\(lane)-\(n - 4)")]) }
+            case 6:
+                Task {
+                    _ = try? await agent.call(
+                        "meter.verify",
+                        [
+                            "tool": "search", "idempotencyKey": .string("c\(id)"),
+                            "sessionId": .string("s\(lane)-\(n - 4)"),
+                        ])
+                }
             case 7: Task { _ = try? await op.call("sessions.list", ["limit": 100]) }
             case 8: Task { _ = try? await op.call("plans.put", Fixture.searchPlan) }
             default: Task { _ = try? await op.call("caps.list") }
@@ -161,9 +199,14 @@ struct TenantLoadBench {
             for (l, agent) in lanes.enumerated() {
                 group.addTask {
                     for n in stride(from: l, to: objects, by: lanes.count) {
-                        _ = try await agent.call("meter.authorize", ["tool": "search", "idempotencyKey": .string("g\(n)"),
-                                                                     "sessionId": .string("gs\(n)"), "ttlMs": 86_400_000])
-                        _ = try await op.call("agents.create", ["teamId": .string(big.teamId), "name": .string("g\(n)")])
+                        _ = try await agent.call(
+                            "meter.authorize",
+                            [
+                                "tool": "search", "idempotencyKey": .string("g\(n)"),
+                                "sessionId": .string("gs\(n)"), "ttlMs": 86_400_000,
+                            ])
+                        _ = try await op.call(
+                            "agents.create", ["teamId": .string(big.teamId), "name": .string("g\(n)")])
                         if l == 0, n % 10_000 < lanes.count {
                             print("  \(n) of \(objects) (\(ContinuousClock.now - started))")
                         }
@@ -184,7 +227,8 @@ struct TenantLoadBench {
         let world = try await world(first, "retry")
         let lanes = 16
         func each(_ server: TestServer, _ body: @escaping @Sendable (TollgateConnection, Int) async throws -> Double)
-            async throws -> [Double] {
+            async throws -> [Double]
+        {
             try await withThrowingTaskGroup(of: [Double].self) { group in
                 for lane in 0..<lanes {
                     group.addTask {
@@ -227,8 +271,12 @@ struct TenantLoadBench {
                     var n = 0
                     while ContinuousClock.now < stopAt {
                         let start = ContinuousClock.now
-                        _ = try await agent.call("meter.verify", ["tool": "search", "idempotencyKey": .string("v\(run)-\(lane)-\(n)"),
-                                                                  "sessionId": .string("v\(run)-\(lane)")])
+                        _ = try await agent.call(
+                            "meter.verify",
+                            [
+                                "tool": "search", "idempotencyKey": .string("v\(run)-\(lane)-\(n)"),
+                                "sessionId": .string("v\(run)-\(lane)"),
+                            ])
                         samples.append(milliseconds(ContinuousClock.now - start))
                         n += 1
                     }
@@ -253,7 +301,7 @@ struct TenantLoadBench {
             return String(format: "%.2f ms", sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))])
         }
         print("\(label) | p50 \(at(0.5)) | p99 \(at(0.99)) | max \(at(1)) | failed \(failed)")
-        fflush(nil) // each line as soon as it is measured, also into a file
+        fflush(nil)  // each line as soon as it is measured, also into a file
     }
 
     static func frame(_ text: String) -> [UInt8] {

@@ -36,7 +36,8 @@ public final class PostgresStore: TollgateStore {
         async throws(StorageError) {
         var configuration = try PostgresURL.configuration(url)
         configuration.options.maximumConnections = options.maximumConnections
-        try await Self.waitUntilReachable(try PostgresURL.connectionConfiguration(url), redacted: PostgresURL.redacted(url),
+        try await Self.waitUntilReachable(try PostgresURL.connectionConfiguration(url),
+                                          redacted: PostgresURL.redacted(url),
                                           timeout: options.startupTimeout, logger: logger)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
@@ -54,8 +55,8 @@ public final class PostgresStore: TollgateStore {
     /// Tries a connection once a second until one opens or `timeout` has passed, logging every failure with
     /// its reason (never the password). Without this a server whose database is down or refuses it would wait
     /// for ever, silently, before it listens.
-    static func waitUntilReachable(_ configuration: PostgresConnection.Configuration, redacted: String, timeout: Duration,
-                                   logger: Logger) async throws(StorageError) {
+    static func waitUntilReachable(_ configuration: PostgresConnection.Configuration, redacted: String,
+                                   timeout: Duration, logger: Logger) async throws(StorageError) {
         let deadline = ContinuousClock.now + timeout
         var attempt = 0
         while true {
@@ -76,7 +77,8 @@ public final class PostgresStore: TollgateStore {
                 "next": "\(timedOut ? "giving up" : "retrying in 1 s")",
             ])
             if timedOut {
-                throw .backend("could not reach PostgreSQL at \(redacted) within \(timeout) (\(attempt) attempts): \(reason)")
+                throw .backend(
+                    "could not reach PostgreSQL at \(redacted) within \(timeout) (\(attempt) attempts): \(reason)")
             }
             do { try await Task.sleep(for: .seconds(1)) } catch { throw .backend("start cancelled") }
         }
@@ -98,7 +100,7 @@ public final class PostgresStore: TollgateStore {
     private static let migrationLock: Int64 = 0x746f_6c6c_6761_7465 // "tollgate"
 
     private func migrate() async throws(StorageError) {
-        try await run { connection, logger in
+        try await run(bodyDeadline: false) { connection, logger in
             try await connection.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
                 try await connection.query("""
@@ -123,14 +125,21 @@ public final class PostgresStore: TollgateStore {
 
     /// Runs `body` on a connection of the pool. Waiting for the connection is bounded by `requestTimeout`:
     /// the pool retries a lost database for ever, and a request must not wait for ever with it, so it fails
-    /// (the caller answers `UNAVAILABLE`) and the next one tries again. Once `body` runs, it is not cut short:
-    /// a commit whose outcome were left unknown could be recorded and still answered as failed.
+    /// (the caller answers `UNAVAILABLE`) and the next one tries again. Once `body` runs it gets a second
+    /// `requestTimeout` before the request is answered as failed and the body left to end on its own: a query
+    /// on a connection lost mid-way was seen never to return. For a commit that is the same unknown outcome as
+    /// a connection lost during COMMIT, which postgres-nio reports as an error too: the client's retry with its
+    /// key finds the charge if it was recorded.
     ///
     /// The wait is not a task group: a group waits for its children, and a lease the pool does not give up on
     /// cancellation would hold the request for ever (seen once in six runs of the outage test). Instead the
     /// request is answered by whichever comes first — the lease, or the timeout — and a lease that comes after
     /// the timeout runs nothing: `Lease` lets exactly one of the two win.
-    private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T)
+    ///
+    /// `bodyDeadline: false` lets a body that legitimately waits run on (the migrations wait for the lock of
+    /// nodes migrating beside them).
+    private func run<T: Sendable>(bodyDeadline: Bool = true,
+                                  _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T)
         async throws(StorageError) -> T {
         let (client, logger, timeout) = (self.client, self.logger, options.requestTimeout)
         let lease = Lease<T>()
@@ -150,18 +159,25 @@ public final class PostgresStore: TollgateStore {
                 }
                 lease.watch(Task {
                     try? await Task.sleep(for: timeout)
-                    if lease.expire() { work.cancel() }
+                    if lease.expire() { work.cancel(); return }
+                    guard bodyDeadline else { return }
+                    try? await Task.sleep(for: timeout)
+                    if lease.abandon() { work.cancel() }
                 })
             }
         } catch is LeaseTimeout {
             logger.error("no PostgreSQL connection within the request timeout", metadata: ["timeout": "\(timeout)"])
             throw .backend("postgres: no connection within \(timeout)")
+        } catch is QueryTimeout {
+            logger.error("no PostgreSQL answer within the request timeout", metadata: ["timeout": "\(timeout)"])
+            throw .backend("postgres: no answer within \(timeout)")
         } catch {
             throw Self.translate(error)
         }
     }
 
     private struct LeaseTimeout: Error {}
+    private struct QueryTimeout: Error {}
 
     /// One request's race between its lease and its timeout: waiting → leased (the body runs, its outcome
     /// answers) or waiting → expired (answered `LeaseTimeout` at once; a lease that comes later runs nothing).
@@ -175,7 +191,9 @@ public final class PostgresStore: TollgateStore {
         }
         private let state = Mutex(State())
 
-        func start(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0.continuation = continuation } }
+        func start(_ continuation: CheckedContinuation<T, any Error>) {
+            state.withLock { $0.continuation = continuation }
+        }
 
         func watch(_ timer: Task<Void, Never>) {
             let answered = state.withLock { state -> Bool in
@@ -206,10 +224,24 @@ public final class PostgresStore: TollgateStore {
             return continuation != nil
         }
 
+        /// The body has run for a second timeout: true if it was still running (the request is answered with
+        /// `QueryTimeout`; the body's own outcome, when it comes, is ignored).
+        func abandon() -> Bool {
+            let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
+                guard state.phase == .leased else { return nil }
+                state.phase = .expired
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            continuation?.resume(throwing: QueryTimeout())
+            return continuation != nil
+        }
+
         /// The work ended (the body's outcome, or the pool's failure before a lease): answers unless the
         /// timeout already did.
         func finish(_ result: Result<T, any Error>) {
-            let (continuation, timer) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?) in
+            typealias Answer = (CheckedContinuation<T, any Error>?, Task<Void, Never>?)
+            let (continuation, timer) = state.withLock { state -> Answer in
                 guard state.phase != .expired, state.phase != .answered else { return (nil, nil) }
                 state.phase = .answered
                 defer { state.continuation = nil }
@@ -632,7 +664,8 @@ public final class PostgresStore: TollgateStore {
                             SELECT method, params, result, created_at_ms FROM idempotency
                             WHERE tenant_id = \(i.tenantId) AND key = \(i.key)
                             """, logger: logger)
-                        for try await (method, params, result, at) in stored.decode((String, String, String, Int64).self) {
+                        let rows = stored.decode((String, String, String, Int64).self)
+                        for try await (method, params, result, at) in rows {
                             return IdempotencyRecord(tenantId: i.tenantId, key: i.key, method: method, params: params,
                                                      result: result, createdAt: Timestamp.date(millis: at))
                         }

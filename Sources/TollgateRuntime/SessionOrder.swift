@@ -13,10 +13,15 @@ struct SessionOrder {
             entries.append((openedAt, id))
             return
         }
-        var low = 0, high = entries.count
+        var low = 0
+        var high = entries.count
         while low < high {
             let middle = (low + high) / 2
-            if (entries[middle].openedAt, entries[middle].id) < (openedAt, id) { low = middle + 1 } else { high = middle }
+            if (entries[middle].openedAt, entries[middle].id) < (openedAt, id) {
+                low = middle + 1
+            } else {
+                high = middle
+            }
         }
         entries.insert((openedAt, id), at: low)
     }

@@ -124,7 +124,8 @@ extension TenantActor {
             capWarnings(after: cost, path: path, scopes: scopes, period: period, at: now)
             guardsAfter(record)
             if let reservation { await settled(reservation, receiptId: receiptId) }
-            recentKeys.set(request.idempotencyKey, .done(method: request.method, fingerprint: fingerprint, result: result))
+            recentKeys.set(request.idempotencyKey,
+                           .done(method: request.method, fingerprint: fingerprint, result: result))
             return result
         case .duplicate(let stored):
             // Charged by an earlier call with this key: nothing new was written, so give the hold back.

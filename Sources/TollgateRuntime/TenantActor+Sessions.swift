@@ -24,7 +24,8 @@ extension TenantActor {
     /// Makes sure the session `id` of `agent` is open in this actor: held already, loaded from storage, or
     /// opened now, at `openedAt`. Refuses a closed session (CONFLICT) and another agent's (FORBIDDEN). Every
     /// await is followed by a fresh look, since a concurrent call may have opened or loaded it meanwhile.
-    func ensureSession(_ id: String, for agent: Agent, openedAt: Date, metadata: String? = nil) async throws(TollgateError) {
+    func ensureSession(_ id: String, for agent: Agent, openedAt: Date, metadata: String? = nil)
+        async throws(TollgateError) {
         if try holds(id, agent: agent) { return }
         var stored = try await storedSession(id)
         if try holds(id, agent: agent) { return }
@@ -269,7 +270,8 @@ extension TenantActor {
     /// A session as it stands at `now`: from this actor when it holds it open (advanced to `now`), else as stored.
     private func describe(_ record: SessionRecord, at now: Date) -> JSONValue {
         guard sessions[record.id] != nil else {
-            return Self.describe(record, state: record.closedAt == nil ? .active : .closed, currency: currency(of: record))
+            return Self.describe(record, state: record.closedAt == nil ? .active : .closed,
+                                 currency: currency(of: record))
         }
         advanceSession(record.id, to: now)
         let open = sessions[record.id]!
@@ -312,7 +314,8 @@ extension TenantActor {
     public func listSessions(_ selection: SessionSelection, limit: Int) async throws(TollgateError) -> [JSONValue] {
         if selection == .open {
             let now = services.clock.now()
-            return sessionOrder.newest(limit) { sessions[$0] != nil }.map { id in describe(sessions[id]!.record, at: now) }
+            let ids = sessionOrder.newest(limit) { sessions[$0] != nil }
+            return ids.map { id in describe(sessions[id]!.record, at: now) }
         }
         let stored: [SessionRecord]
         do { stored = try await services.store.sessions(tenantId: tenantId, selection, limit: limit) } catch {

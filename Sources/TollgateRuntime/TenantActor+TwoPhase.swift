@@ -16,7 +16,8 @@ extension TenantActor {
     /// `meter.authorize`: holds the estimate's price against every cap on the path. `params` are the request's,
     /// compared (with the method) when the key comes again: a replay answers exactly what the first call did.
     public func authorize(tool: String, idempotencyKey key: String, sessionId: String, estimate: RatedEvent,
-                          ttlMs: Int64?, params: JSONValue, credentialId: String) async throws(TollgateError) -> JSONValue {
+                          ttlMs: Int64?, params: JSONValue, credentialId: String)
+        async throws(TollgateError) -> JSONValue {
         let method = "meter.authorize"
         let credential = try meterCredential(credentialId)
         let fingerprint = Fingerprint.make(params: params, agentId: credential.agentId)
@@ -72,8 +73,8 @@ extension TenantActor {
                                        currency: plan.currency, createdAt: now,
                                        expiresAt: now.addingTimeInterval(Double(ttl) / 1000))
         let answer = Self.answer(record)
-        let idempotency = IdempotencyRecord(tenantId: tenantId, key: key, method: "meter.authorize", params: fingerprint,
-                                            result: JSONCodec.string(answer), createdAt: now)
+        let idempotency = IdempotencyRecord(tenantId: tenantId, key: key, method: "meter.authorize",
+                                            params: fingerprint, result: JSONCodec.string(answer), createdAt: now)
         let taken: IdempotencyRecord?
         do { taken = try await services.store.insertReservation(record, idempotency: idempotency) } catch {
             capLedger.release(amount, on: path.scopes)

@@ -454,7 +454,8 @@ public final class SQLiteStore: TollgateStore {
         case .all: ""
         }
         return try await read { db in
-            try Row.fetchAll(db, sql: Self.sessionQuery(filter: state), arguments: [tenantId, limit]).map(Self.sessionRecord)
+            try Row.fetchAll(db, sql: Self.sessionQuery(filter: state), arguments: [tenantId, limit])
+                .map(Self.sessionRecord)
         }
     }
 
@@ -481,8 +482,8 @@ public final class SQLiteStore: TollgateStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, idempotency_key) DO NOTHING
                 """, arguments: [r.tenantId, r.id, r.idempotencyKey, r.path.customerId, r.path.teamId, r.path.agentId,
                                  r.path.credentialId, r.path.sessionId, r.tool, r.held.nanos, r.currency,
-                                 Timestamp.millis(r.createdAt), Timestamp.millis(r.expiresAt), r.state.rawValue, r.receiptId,
-                                 idempotency.params, idempotency.result])
+                                 Timestamp.millis(r.createdAt), Timestamp.millis(r.expiresAt), r.state.rawValue,
+                                 r.receiptId, idempotency.params, idempotency.result])
             guard db.changesCount == 1 else {
                 // A hold made before its key went to the key index: it has no answer stored to replay.
                 return IdempotencyRecord(tenantId: r.tenantId, key: r.idempotencyKey, method: "meter.authorize",

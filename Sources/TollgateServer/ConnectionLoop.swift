@@ -17,7 +17,9 @@ struct ConnectionLoop {
         let answer = OutboundQueue()
         let frameBytesMax = limits.frameBytesMax
         /// Every answer goes out through this: never a frame over the limit the client was told.
-        @Sendable func send(_ message: JSONValue) { answer.enqueue(Envelope.answer(message, frameBytesMax: frameBytesMax)) }
+        @Sendable func send(_ message: JSONValue) {
+            answer.enqueue(Envelope.answer(message, frameBytesMax: frameBytesMax))
+        }
         let window = InFlightWindow(limit: limits.inFlightMax)
         context.connection.notify.withLock { $0 = { answer.enqueue(Envelope.buffer($0)) } }
         defer {

@@ -16,7 +16,9 @@ final class IdleCloser: ChannelDuplexHandler {
     private var lastActivity = NIODeadline.now()
     private var check: Scheduled<Void>?
 
-    init(unauthenticatedIdle: TimeAmount, authenticatedIdle: TimeAmount?, isAuthenticated: @escaping @Sendable () -> Bool) {
+    init(
+        unauthenticatedIdle: TimeAmount, authenticatedIdle: TimeAmount?, isAuthenticated: @escaping @Sendable () -> Bool
+    ) {
         self.unauthenticatedIdle = unauthenticatedIdle
         self.authenticatedIdle = authenticatedIdle
         self.isAuthenticated = isAuthenticated

@@ -106,7 +106,8 @@ public final class Listener: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
-                        let claimed = self.unclaimed.withLock { $0.removeValue(forKey: ObjectIdentifier(connection.channel)) }
+                        let key = ObjectIdentifier(connection.channel)
+                        let claimed = self.unclaimed.withLock { $0.removeValue(forKey: key) }
                         let state = claimed?.state ?? ConnectionState(defaultSessionId: Identifiers.make(.session))
                         group.addTask { await self.serve(connection, state: state, node: node) }
                     }

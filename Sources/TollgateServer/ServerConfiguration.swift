@@ -2,6 +2,7 @@ import Configuration
 import Foundation
 import SystemPackage
 import TollgateCore
+import TollgatePostgres
 import TollgateRuntime
 
 /// Everything `tollgated` can be told, with the defaults it uses when told nothing. `Config/tollgate.json`
@@ -208,11 +209,5 @@ public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConverti
 
 extension ServerConfiguration {
     /// The storage URL with any password replaced by `***`: the only form that is logged.
-    public var redactedStorageURL: String {
-        guard let schemeEnd = storageURL.range(of: "://"), let at = storageURL.lastIndex(of: "@"),
-              at > schemeEnd.upperBound else { return storageURL }
-        let credentials = storageURL[schemeEnd.upperBound..<at]
-        guard let colon = credentials.firstIndex(of: ":") else { return storageURL }
-        return String(storageURL[..<colon]) + ":***" + String(storageURL[at...])
-    }
+    public var redactedStorageURL: String { PostgresURL.redacted(storageURL) }
 }

@@ -11,42 +11,54 @@ public final class GatedStore: TollgateStore, Sendable {
     private let state = Mutex(State())
 
     struct State {
-        var closed = false
-        var waiting: [CheckedContinuation<Void, Never>] = []
+        var commits = Gate()
         var failCommits = false
         var commitsStarted = 0
         var entriesAtCommit = 0
         var ratingRebuilds = 0
-        var holdGateClosed = false
-        var holdWaiting: [CheckedContinuation<Void, Never>] = []
+        var holds = Gate()
         var holdsAtInsert = 0
     }
 
     public init(wrapping inner: any TollgateStore = InMemoryStore()) { self.inner = inner }
 
+    /// Callers held until the gate opens.
+    struct Gate {
+        var closed = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+
     /// Holds every commit from now on until `openGate()`.
-    public func closeGate() { state.withLock { $0.closed = true } }
+    public func closeGate() { state.withLock { $0.commits.closed = true } }
 
     /// Lets held and future commits through.
-    public func openGate() {
+    public func openGate() { open(\.commits) }
+
+    /// Holds every `meter.authorize` insert from now on until `openHoldGate()`.
+    public func closeHoldGate() { state.withLock { $0.holds.closed = true } }
+
+    /// Lets held and future `meter.authorize` inserts through.
+    public func openHoldGate() { open(\.holds) }
+
+    private func open(_ gate: WritableKeyPath<State, Gate>) {
         let waiting = state.withLock { state in
-            state.closed = false
-            defer { state.waiting = [] }
-            return state.waiting
+            state[keyPath: gate].closed = false
+            defer { state[keyPath: gate].waiting = [] }
+            return state[keyPath: gate].waiting
         }
         for waiter in waiting { waiter.resume() }
     }
 
-    /// Holds every `meter.authorize` insert from now on until `openHoldGate()`.
-    public func closeHoldGate() { state.withLock { $0.holdGateClosed = true } }
-
-    public func openHoldGate() {
-        let waiting = state.withLock { state in
-            state.holdGateClosed = false
-            defer { state.holdWaiting = [] }
-            return state.holdWaiting
+    /// Waits while `gate` is closed.
+    private func pass(_ gate: WritableKeyPath<State, Gate>) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let open = state.withLock { state in
+                if !state[keyPath: gate].closed { return true }
+                state[keyPath: gate].waiting.append(continuation)
+                return false
+            }
+            if open { continuation.resume() }
         }
-        for waiter in waiting { waiter.resume() }
     }
 
     /// Holds that have reached `insertReservation` (held at the gate or written).
@@ -63,14 +75,7 @@ public final class GatedStore: TollgateStore, Sendable {
 
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
         state.withLock { $0.commitsStarted += 1; $0.entriesAtCommit += entries.count }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let pass = state.withLock { state in
-                if !state.closed { return true }
-                state.waiting.append(continuation)
-                return false
-            }
-            if pass { continuation.resume() }
-        }
+        await pass(\.commits)
         if state.withLock({ $0.failCommits }) { throw .backend("injected failure") }
         return try await inner.commit(entries)
     }
@@ -133,14 +138,7 @@ public final class GatedStore: TollgateStore, Sendable {
     public func insertReservation(_ reservation: ReservationRecord, idempotency: IdempotencyRecord)
         async throws(StorageError) -> IdempotencyRecord? {
         state.withLock { $0.holdsAtInsert += 1 }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let pass = state.withLock { state in
-                if !state.holdGateClosed { return true }
-                state.holdWaiting.append(continuation)
-                return false
-            }
-            if pass { continuation.resume() }
-        }
+        await pass(\.holds)
         return try await inner.insertReservation(reservation, idempotency: idempotency)
     }
     public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {

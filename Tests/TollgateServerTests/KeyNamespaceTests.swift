@@ -33,10 +33,14 @@ import TollgateTesting
         let agent = try await server.connect(token: world.agentToken)
 
         let first = try await agent.call("meter.authorize", Self.authorize("k1", tool: "transform"))
-        #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("k1", tool: "search")) } == ["tool"])
+        #expect(
+            await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("k1", tool: "search")) } == [
+                "tool"
+            ])
         _ = try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "s1"]))
         #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("k2")) } == ["method"])
-        #expect(await Self.mismatch { try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "s1"])) }
+        #expect(
+            await Self.mismatch { try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "s1"])) }
                 == ["method"])
 
         // A replay after the hold was committed answers what the first call did: held.
@@ -65,10 +69,14 @@ import TollgateTesting
             let replay = try await agent.call("meter.authorize", Self.authorize("h1"))
             #expect(replay["replayed"] == true)
             #expect(Self.withoutReplayed(replay) == hold)
-            #expect(await Self.mismatch { try await agent.call("meter.verify", verifyParams("h1", extra: ["sessionId": "s1"])) }
+            #expect(
+                await Self.mismatch {
+                    try await agent.call("meter.verify", verifyParams("h1", extra: ["sessionId": "s1"]))
+                }
                     == ["method"])
             #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("v1")) } == ["method"])
-            #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("h1", tool: "search")) }
+            #expect(
+                await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("h1", tool: "search")) }
                     == ["tool"])
             let session = try await agent.call("session.get", ["sessionId": "s1"])
             #expect(session["calls"] == 1 && session["cost"] == "0.25")
@@ -82,7 +90,9 @@ import TollgateTesting
     /// not make the next call rebuild the subscription's pricing state from the month's charges, which is
     /// what made each retry slower as charges accumulated.
     @Test func retriesAfterARestart_doNotRebuildThePricingState() async throws {
-        let path = "sqlite:" + FileManager.default.temporaryDirectory
+        let path =
+            "sqlite:"
+            + FileManager.default.temporaryDirectory
             .appendingPathComponent("tollgate-retry-\(UUID().uuidString).sqlite").path
         var server = try await TestServer.start(storageURL: path)
         let world = try await Fixture.make(on: server)
@@ -118,28 +128,40 @@ import TollgateTesting
         let session = "ses_legacy"
         _ = try await agent.call("session.open", ["sessionId": .string(session)])
         // The hold and its commit as the earlier version stored them.
-        let path = ChargePath(customerId: world.customerId, teamId: world.teamId, agentId: world.agentId,
-                              sessionId: session, credentialId: world.credentialId)
+        let path = ChargePath(
+            customerId: world.customerId, teamId: world.teamId, agentId: world.agentId,
+            sessionId: session, credentialId: world.credentialId)
         let now = Date()
         let reservationId = Identifiers.make(.reservation)
-        let hold = ReservationRecord(tenantId: world.tenantId, id: reservationId, idempotencyKey: "legacy-hold", path: path,
-                                     tool: "search", held: Money(nanos: 1_000_000), currency: "USD", createdAt: now,
-                                     expiresAt: now.addingTimeInterval(300))
-        _ = try await store.insertReservation(hold, idempotency: IdempotencyRecord(
-            tenantId: world.tenantId, key: "legacy-hold", method: "meter.authorize", params: "", result: "", createdAt: now))
+        let hold = ReservationRecord(
+            tenantId: world.tenantId, id: reservationId, idempotencyKey: "legacy-hold", path: path,
+            tool: "search", held: Money(nanos: 1_000_000), currency: "USD", createdAt: now,
+            expiresAt: now.addingTimeInterval(300))
+        _ = try await store.insertReservation(
+            hold,
+            idempotency: IdempotencyRecord(
+                tenantId: world.tenantId, key: "legacy-hold", method: "meter.authorize", params: "", result: "",
+                createdAt: now))
         let params: JSONValue = ["reservationId": .string(reservationId), "quantity": 1]
         let receipt: JSONValue = ["allowed": true, "receiptId": "rcp_legacy", "cost": "0.001", "currency": "USD"]
-        let charge = ChargeRecord(receiptId: "rcp_legacy", tenantId: world.tenantId, path: path,
-                                  subscriptionId: world.subscriptionId, planId: world.planId, planVersion: 1, tool: "search",
-                                  quantity: 1, cost: Money(nanos: 1_000_000), currency: "USD",
-                                  idempotencyKey: "commit:\(reservationId)", at: now)
+        let charge = ChargeRecord(
+            receiptId: "rcp_legacy", tenantId: world.tenantId, path: path,
+            subscriptionId: world.subscriptionId, planId: world.planId, planVersion: 1, tool: "search",
+            quantity: 1, cost: Money(nanos: 1_000_000), currency: "USD",
+            idempotencyKey: "commit:\(reservationId)", at: now)
         // The fingerprint's documented shape: the agent and the params, canonical JSON.
         let fingerprint = JSONCodec.string(["agentId": .string(world.agentId), "params": params])
-        _ = try await store.commit([LedgerEntry(charge: charge, idempotency: IdempotencyRecord(
-            tenantId: world.tenantId, key: "commit:\(reservationId)", method: "meter.verify", params: fingerprint,
-            result: JSONCodec.string(receipt), createdAt: now))])
-        _ = try await store.finishReservation(tenantId: world.tenantId, id: reservationId, state: .committed,
-                                              receiptId: "rcp_legacy")
+        _ = try await store.commit([
+            LedgerEntry(
+                charge: charge,
+                idempotency: IdempotencyRecord(
+                    tenantId: world.tenantId, key: "commit:\(reservationId)", method: "meter.verify",
+                    params: fingerprint,
+                    result: JSONCodec.string(receipt), createdAt: now))
+        ])
+        _ = try await store.finishReservation(
+            tenantId: world.tenantId, id: reservationId, state: .committed,
+            receiptId: "rcp_legacy")
 
         let replay = try await agent.call("meter.commit", params)
         #expect(replay["receiptId"] == "rcp_legacy" && replay["replayed"] == true)

@@ -12,7 +12,8 @@ import TollgateTesting
 
     /// `t` costs 0.01 a call; `s` 0.001.
     static let plan: JSONValue = [
-        "name": "restart", "currency": "EUR", "charges": [["strategy": "per_tool", "rates": ["t": "0.01", "s": "0.001", "*": "0.002"]]],
+        "name": "restart", "currency": "EUR",
+        "charges": [["strategy": "per_tool", "rates": ["t": "0.01", "s": "0.001", "*": "0.002"]]],
     ]
 
     static func start(_ storageURL: String, clock: ManualClock) async throws -> TestServer {
@@ -38,7 +39,8 @@ import TollgateTesting
             let live = try await agent.call("session.get", ["sessionId": "s1"])
             #expect(live["calls"] == 5 && live["cost"] == "0.005" && live["currency"] == "EUR")
             let quiet = try await agent.call("session.get", ["sessionId": "quiet"])
-            #expect(quiet["cost"] == "0" && quiet["currency"] == "EUR", "money comes with its currency, even before a call")
+            #expect(
+                quiet["cost"] == "0" && quiet["currency"] == "EUR", "money comes with its currency, even before a call")
             let listed = try await op.call("sessions.list")["sessions"]?.arrayValue ?? []
             #expect(listed.count == 2 && listed.allSatisfy { $0["currency"] == "EUR" })
             let usage = try await op.call("usage.summary", ["sessionId": "s1"])
@@ -61,30 +63,50 @@ import TollgateTesting
         var server = try await Self.start(storageURL, clock: clock)
         let world = try await Fixture.make(on: server, name: "restart-cap-\(UUID().uuidString)", plan: Self.plan)
         let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call("caps.set", ["scope": "session", "scopeId": "capped", "limit": "0.05", "period": "lifetime"])
-        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.08",
-                                           "period": "session"])
+        _ = try await op.call(
+            "caps.set", ["scope": "session", "scopeId": "capped", "limit": "0.05", "period": "lifetime"])
+        _ = try await op.call(
+            "caps.set",
+            [
+                "scope": "agent", "scopeId": .string(world.agentId), "limit": "0.08",
+                "period": "session",
+            ])
         var agent = try await server.connect(token: world.agentToken)
         for n in 1...5 {
             _ = try await agent.call("meter.verify", verifyParams("c\(n)", tool: "t", extra: ["sessionId": "capped"]))
         }
         for n in 1...8 {
-            _ = try await agent.call("meter.verify", verifyParams("p\(n)", tool: "t", extra: ["sessionId": "per-session"]))
+            _ = try await agent.call(
+                "meter.verify", verifyParams("p\(n)", tool: "t", extra: ["sessionId": "per-session"]))
         }
-        #expect(await reason { try await agent.call("meter.verify", verifyParams("c6", tool: "t", extra: ["sessionId": "capped"])) }
+        #expect(
+            await reason {
+                try await agent.call("meter.verify", verifyParams("c6", tool: "t", extra: ["sessionId": "capped"]))
+            }
                 == "BUDGET_EXCEEDED")
         try await server.stop()
 
         server = try await Self.start(storageURL, clock: clock)
         do {
             agent = try await server.connect(token: world.agentToken)
-            #expect(await reason { try await agent.call("meter.verify", verifyParams("c7", tool: "t", extra: ["sessionId": "capped"])) }
+            #expect(
+                await reason {
+                    try await agent.call("meter.verify", verifyParams("c7", tool: "t", extra: ["sessionId": "capped"]))
+                }
                     == "BUDGET_EXCEEDED", "the session cap still counts all five calls")
-            #expect(await reason { try await agent.call("meter.verify", verifyParams("p9", tool: "t", extra: ["sessionId": "per-session"])) }
+            #expect(
+                await reason {
+                    try await agent.call(
+                        "meter.verify", verifyParams("p9", tool: "t", extra: ["sessionId": "per-session"]))
+                }
                     == "BUDGET_EXCEEDED", "so does the agent's per-session cap")
             // Holds count too: two holds fill what is left of a fresh session's cap, across a restart.
-            let hold = try await agent.call("meter.authorize", ["tool": "t", "idempotencyKey": "h1", "sessionId": "fresh",
-                                                                "quantity": 8])
+            let hold = try await agent.call(
+                "meter.authorize",
+                [
+                    "tool": "t", "idempotencyKey": "h1", "sessionId": "fresh",
+                    "quantity": 8,
+                ])
             #expect(hold["held"] == "0.08")
         } catch {
             Issue.record(error)
@@ -94,7 +116,10 @@ import TollgateTesting
         server = try await Self.start(storageURL, clock: clock)
         do {
             agent = try await server.connect(token: world.agentToken)
-            #expect(await reason { try await agent.call("meter.verify", verifyParams("f1", tool: "t", extra: ["sessionId": "fresh"])) }
+            #expect(
+                await reason {
+                    try await agent.call("meter.verify", verifyParams("f1", tool: "t", extra: ["sessionId": "fresh"]))
+                }
                     == "BUDGET_EXCEEDED", "the hold is held again after the restart")
         } catch {
             Issue.record(error)

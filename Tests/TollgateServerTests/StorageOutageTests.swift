@@ -16,7 +16,7 @@ import TollgateTesting
         let (before, port, after) = try #require(Self.splitPort(live))
         let relay = try await TCPRelay(to: "127.0.0.1", port: port)
         let server = try await TestServer.start(storageURL: before + "\(relay.port)" + after) {
-            $0.limits.storageTimeoutMs = 1000
+            $0.limits.storageTimeoutMs = 3000
         }
         do {
             let world = try await Fixture.make(on: server, name: "outage-\(UUID().uuidString)")
@@ -26,7 +26,9 @@ import TollgateTesting
             relay.cut()
             let started = ContinuousClock.now
             let refused = await rpcError { try await agent.call("meter.verify", verifyParams("k2", tool: "search")) }
-            #expect(refused?.reason == "UNAVAILABLE" && refused?.data?["retryable"] == true, "\(String(describing: refused))")
+            #expect(
+                refused?.reason == "UNAVAILABLE" && refused?.data?["retryable"] == true,
+                "\(String(describing: refused))")
             #expect(ContinuousClock.now - started < .seconds(10), "answered within the storage timeout, not never")
 
             relay.restore()
@@ -51,7 +53,8 @@ import TollgateTesting
     /// `postgres://u:p@host:PORT/db` as the text before the port, the port, and the text after it.
     static func splitPort(_ url: String) -> (String, Int, String)? {
         guard let at = url.lastIndex(of: "@"), let slash = url[at...].firstIndex(of: "/"),
-              let colon = url[at..<slash].lastIndex(of: ":"), let port = Int(url[url.index(after: colon)..<slash]) else {
+            let colon = url[at..<slash].lastIndex(of: ":"), let port = Int(url[url.index(after: colon)..<slash])
+        else {
             return nil
         }
         return (String(url[...colon]), port, String(url[slash...]))
