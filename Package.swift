@@ -124,6 +124,10 @@ let package = Package(
             "TollgateWire",
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
+        // The runtime's values and the tenant actor in process: no socket, no JSON on the wire.
+        .testTarget(name: "TollgateRuntimeTests", dependencies: [
+            "TollgateRuntime", "TollgateStrategies", "TollgateStorage", "TollgatePricing", "TollgateCore",
+        ]),
         .testTarget(name: "TollgateServerTests", dependencies: ["TollgateTesting", "TollgateSQLite"]),
         .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer"]),
     ] + strategyPlugins.map { name in

@@ -488,7 +488,32 @@ public final class PostgresStore: TollgateStore {
                     RETURNING tenant_id, key
                     """, logger: logger)
                 for try await (tenant, key) in keys.decode((String, String).self) { inserted.insert(tenant + "\u{0}" + key) }
-                let c = candidates.filter { inserted.contains($0.idempotency.tenantId + "\u{0}" + $0.idempotency.key) }.map(\.charge)
+                // Outcomes in entry order: a duplicate found early makes the entries priced after it stale
+                // (`PricingStream`), and a stale entry gives its key back and writes no charge.
+                var outcomes: [CommitOutcome?] = []
+                var stale: [IdempotencyRecord] = []
+                for (index, entry) in entries.enumerated() {
+                    let key = entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key
+                    if inserted.contains(key), firstIndex[key] == index {
+                        if entry.isStale {
+                            stale.append(entry.idempotency)
+                            outcomes.append(.stale)
+                        } else {
+                            outcomes.append(.recorded)
+                        }
+                    } else {
+                        // Already stored, or first written by an earlier entry of this very group.
+                        entry.notRecorded()
+                        outcomes.append(nil)
+                    }
+                }
+                if !stale.isEmpty {
+                    try await connection.query("""
+                        DELETE FROM idempotency d USING UNNEST(\(stale.map(\.tenantId)), \(stale.map(\.key))) AS s(t, k)
+                        WHERE d.tenant_id = s.t AND d.key = s.k
+                        """, logger: logger)
+                }
+                let c = zip(entries, outcomes).filter { $0.1 == .recorded }.map(\.0.charge)
                 if !c.isEmpty {
                     try await connection.query("""
                         INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
@@ -521,21 +546,18 @@ public final class PostgresStore: TollgateStore {
                             createdAt: Timestamp.date(millis: created))
                     }
                 }
-                var outcomes: [CommitOutcome] = []
-                for (index, entry) in entries.enumerated() {
-                    let key = entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key
-                    if inserted.contains(key), firstIndex[key] == index {
-                        outcomes.append(.recorded)
-                    } else if inserted.contains(key) {
+                return try zip(entries.indices, outcomes).map { index, outcome throws(StorageError) -> CommitOutcome in
+                    if let outcome { return outcome }
+                    let key = entries[index].idempotency.tenantId + "\u{0}" + entries[index].idempotency.key
+                    if inserted.contains(key) {
                         // A second entry with a key first written in this very group.
-                        outcomes.append(.duplicate(entries[firstIndex[key]!].idempotency))
-                    } else if let record = stored[key] {
-                        outcomes.append(.duplicate(record))
-                    } else {
+                        return .duplicate(entries[firstIndex[key]!].idempotency)
+                    }
+                    guard let record = stored[key] else {
                         throw StorageError.backend("idempotency key neither inserted nor found")
                     }
+                    return .duplicate(record)
                 }
-                return outcomes
             }
         }
     }

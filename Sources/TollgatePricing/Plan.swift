@@ -12,6 +12,12 @@ public struct Plan: Sendable {
     public var document: PlanDocument
     public var charges: [any PricingStrategy]
     public var modifiers: Modifiers
+
+    /// Whether a call's price can depend on the calls before it: a charge that does, or any modifier (both
+    /// read the period's running counts).
+    public var pricesDependOnEarlierEvents: Bool {
+        !modifiers.isEmpty || charges.contains { $0.pricesDependOnEarlierEvents }
+    }
 }
 
 /// A plan as written: `{name, currency, charges:[{strategy, …}], modifiers?:[…]}`.

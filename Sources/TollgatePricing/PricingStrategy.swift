@@ -38,10 +38,16 @@ public protocol PricingStrategy: Sendable {
 
     /// What closing the period adds to the total: a committed amount's true-up. Zero for most strategies.
     func closingAdjustment(of state: State) throws(MoneyError) -> Money
+
+    /// Whether an event's price can depend on the events before it (tiers, bundles, a commitment, even the
+    /// rounding of an exact sum). True unless the strategy prices each event on its own; the runtime then
+    /// keeps prices exact when a call admitted earlier is not recorded after all (`PricingStream`).
+    var pricesDependOnEarlierEvents: Bool { get }
 }
 
 extension PricingStrategy {
     public var mayCredit: Bool { false }
+    public var pricesDependOnEarlierEvents: Bool { true }
     public func closingAdjustment(of state: State) throws(MoneyError) -> Money { .zero }
 }
 

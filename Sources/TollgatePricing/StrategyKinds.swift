@@ -59,6 +59,8 @@ public protocol PerEventStrategy: PricingStrategy where State == Money {
 extension PerEventStrategy {
     public var initialState: Money { .zero }
 
+    public var pricesDependOnEarlierEvents: Bool { false }
+
     public func quote(_ event: RatedEvent, given state: Money) throws(MoneyError) -> Money { try price(of: event) }
 
     public func accumulate(_ event: RatedEvent, into state: inout Money) throws(MoneyError) {

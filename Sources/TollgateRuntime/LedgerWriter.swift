@@ -54,9 +54,13 @@ public final class LedgerWriter: Service, Sendable {
         self.store = store; self.limits = limits; self.logger = logger
     }
 
-    /// Queues `entry` and returns once its group is durably committed: `.recorded`, or `.duplicate` with
-    /// the stored answer when its idempotency key was already taken.
-    public func submit(_ entry: LedgerEntry) async throws(TollgateError) -> CommitOutcome {
+    /// Queues `entry` and returns once its group is durably committed: `.recorded`, `.duplicate` with the
+    /// stored answer when its idempotency key was already taken, or `.stale` (see `PricingStream`).
+    ///
+    /// Runs on the caller's executor (`nonisolated(nonsending)`), so the entry is queued within the caller's
+    /// actor turn: a tenant queues its calls in the order it priced them, which `PricingStream` relies on (a
+    /// call is committed after every call it was priced against).
+    nonisolated(nonsending) public func submit(_ entry: LedgerEntry) async throws(TollgateError) -> CommitOutcome {
         do {
             return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommitOutcome, any Error>) in
                 let (refusal, wakeWriter) = state.withLock { state -> (TollgateError?, Bool) in
@@ -118,6 +122,8 @@ public final class LedgerWriter: Service, Sendable {
                 for (waiting, outcome) in zip(group, outcomes) { waiting.continuation.resume(returning: outcome) }
             } catch {
                 logger.error("group commit failed", metadata: ["entries": "\(group.count)", "error": "\(error)"])
+                // Told before any later group is committed: the calls priced after these are stale.
+                for waiting in group { waiting.entry.notRecorded() }
                 for waiting in group {
                     waiting.continuation.resume(throwing: TollgateError.unavailable("recording failed; nothing was recorded"))
                 }

@@ -35,105 +35,79 @@ extension TenantActor {
                         settling reservation: ReservationRecord?) async throws(TollgateError) -> JSONValue {
         let caller = try agent(credential.agentId)
         try await ensureSession(request.sessionId, for: caller, openedAt: services.clock.now())
-        let now = callTime(in: request.sessionId)
-        let (agent, team, subscription, plan) = try pricing(for: credential, at: now)
-        var event = request.event
-        event.agentId = agent.id
-        event.sessionId = request.sessionId
-        try await loadCustomerMargin(team.customerId, at: now)
-        let rating = try await rating(for: subscription, plan: plan, at: now)
-        // From here to the ledger submit there is no suspension point: the session's activity, the quote, the
-        // cap check and folding the call into the running totals happen in one actor turn.
-        try callStarted(in: request.sessionId, at: now)
-        // Every way out of here ends the call in its session exactly once: recorded below, or not on any other exit.
-        var ended = false
-        defer { if !ended { callEnded(in: request.sessionId, recorded: nil) } }
-        let quote: PlanRating.Quote
-        do { quote = try rating.admitted.quote(event) } catch {
-            throw .validation(field: "quantity", rule: "small enough that the price stays within range")
-        }
-        let cost = quote.price
-        let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id,
-                              sessionId: request.sessionId, credentialId: credential.id)
-        let scopes = path.scopes
-        try marginGate(path: path, at: now)
-        // A reservation being committed gives its hold back in this same turn, so the actual cost is checked
-        // against the caps as if the estimate had never been held; if it does not fit, the hold is restored.
-        if let reservation {
-            guard holds.remove(reservation.id) != nil else {
-                throw .conflict("reservation \(reservation.id) is no longer held")
+        // A call priced with a call counted that was then not recorded is priced again (`PricingStream`). Each
+        // attempt after the first means another call of the subscription was lost meanwhile, which only a
+        // storage outage or a retry storm does; a few attempts settle it.
+        for _ in 1...Self.pricingAttemptsMax {
+            let now = callTime(in: request.sessionId)
+            let (agent, team, subscription, plan) = try pricing(for: credential, at: now)
+            try await loadCustomerMargin(team.customerId, at: now)
+            let rating = try await rating(for: subscription, plan: plan, at: now)
+            var event = request.event
+            event.agentId = agent.id
+            event.sessionId = request.sessionId
+            let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id,
+                                  sessionId: request.sessionId, credentialId: credential.id)
+            // From here to the ledger submit there is no suspension point: the session's activity, the quote,
+            // the cap check and folding the call into the running totals happen in one actor turn.
+            let admission: Admission
+            do {
+                admission = try admit(event, path: path, rating: rating, at: now, settling: reservation)
+            } catch .budgetExceeded(let refusal, let currency) {
+                // Before refusing, make sure this is not the retry of a call answered before a restart: that
+                // one was already charged and must be replayed, not refused. Only refusals pay for this look-up.
+                if let stored = try await storedAnswer(request.idempotencyKey) {
+                    return try replay(stored: stored, asking: request.method, fingerprint)
+                }
+                throw .budgetExceeded(refusal, currency: currency)
             }
-            capLedger.release(reservation.held, on: reservation.path.scopes)
-        }
-        func restoreReservation() {
-            guard let reservation else { return }
-            capLedger.hold(reservation.held, on: reservation.path.scopes)
-            holds.insert(reservation)
-        }
-        // Check and hold in one synchronous step: no other call can run between the two.
-        if let refusal = capLedger.reserve(cost, on: scopes, at: now) {
-            restoreReservation()
-            capReached(refusal, path: path, at: now)
-            // Before refusing, make sure this is not the retry of a call answered before a restart: that one
-            // was already charged and must be replayed, not refused. Only refusals pay for this look-up.
-            if let stored = try await storedAnswer(request.idempotencyKey) {
+            let receiptId = Identifiers.make(.receipt)
+            var result = receipt(receiptId: receiptId, cost: admission.cost, currency: plan.currency, path: path,
+                                 scopes: admission.scopes, period: admission.period, at: now)
+            if let reservation, case .object(var fields) = result {
+                fields["reservationId"] = .string(reservation.id)
+                fields["held"] = .string(reservation.held.decimalString)
+                result = .object(fields)
+            }
+            let record = ChargeRecord(
+                receiptId: receiptId, tenantId: tenantId, path: path, subscriptionId: subscription.id,
+                planId: plan.id, planVersion: plan.version, tool: event.tool, quantity: event.quantity,
+                inputTokens: event.inputTokens, outputTokens: event.outputTokens,
+                reasoningTokens: event.reasoningTokens, durationMs: event.durationMs, status: request.status,
+                cost: admission.cost, providerCost: event.providerCost, currency: plan.currency,
+                idempotencyKey: request.idempotencyKey, at: now)
+            let idempotency = IdempotencyRecord(
+                tenantId: tenantId, key: request.idempotencyKey, method: request.method, params: fingerprint,
+                result: JSONCodec.string(result), createdAt: now)
+            let outcome: CommitOutcome
+            do {
+                outcome = try await services.ledger.submit(
+                    LedgerEntry(charge: record, idempotency: idempotency, pricing: admission.ticket))
+            } catch {
+                finish(admission, recorded: nil)
+                throw error
+            }
+            switch outcome {
+            case .recorded:
+                finish(admission, recorded: record)
+                capWarnings(after: admission.cost, path: path, scopes: admission.scopes, period: admission.period,
+                            at: now)
+                guardsAfter(record)
+                if let reservation { await settled(reservation, receiptId: receiptId) }
+                recentKeys.set(request.idempotencyKey,
+                               .done(method: request.method, fingerprint: fingerprint, result: result))
+                return result
+            case .duplicate(let stored):
+                // Charged by an earlier call with this key: nothing new was written, so give the hold back.
+                finish(admission, recorded: nil)
+                if let reservation { await settled(reservation, receiptId: nil) }
                 return try replay(stored: stored, asking: request.method, fingerprint)
+            case .stale:
+                finish(admission, recorded: nil)
             }
-            throw .budgetExceeded(refusal, currency: plan.currency)
         }
-        let admission: UInt64
-        do { admission = try rating.admit(event, quote: quote) } catch {
-            capLedger.release(cost, on: scopes)
-            restoreReservation()
-            throw .validation(field: "quantity", rule: "small enough that the price stays within range")
-        }
-        let receiptId = Identifiers.make(.receipt)
-        // The month and day of `now`, worked out once for the receipt's and the warnings' cap arithmetic.
-        let period = PeriodIndex(now)
-        var result = receipt(receiptId: receiptId, cost: cost, currency: plan.currency, path: path, scopes: scopes,
-                             period: period, at: now)
-        if let reservation, case .object(var fields) = result {
-            fields["reservationId"] = .string(reservation.id)
-            fields["held"] = .string(reservation.held.decimalString)
-            result = .object(fields)
-        }
-        let record = ChargeRecord(
-            receiptId: receiptId, tenantId: tenantId, path: path, subscriptionId: subscription.id, planId: plan.id,
-            planVersion: plan.version, tool: event.tool, quantity: event.quantity, inputTokens: event.inputTokens,
-            outputTokens: event.outputTokens, reasoningTokens: event.reasoningTokens, durationMs: event.durationMs,
-            status: request.status, cost: cost, providerCost: event.providerCost, currency: plan.currency,
-            idempotencyKey: request.idempotencyKey, at: now)
-        let idempotency = IdempotencyRecord(tenantId: tenantId, key: request.idempotencyKey, method: request.method,
-                                            params: fingerprint, result: JSONCodec.string(result), createdAt: now)
-        let outcome: CommitOutcome
-        do {
-            outcome = try await services.ledger.submit(LedgerEntry(charge: record, idempotency: idempotency))
-        } catch {
-            capLedger.release(cost, on: scopes)
-            restoreReservation()
-            rating.dropped(admission)
-            throw error
-        }
-        switch outcome {
-        case .recorded:
-            rating.recorded(admission)
-            capLedger.commit(cost, on: scopes, at: now)
-            // Counted in the session now, so the guards below see its totals with this call.
-            callEnded(in: request.sessionId, recorded: record)
-            ended = true
-            capWarnings(after: cost, path: path, scopes: scopes, period: period, at: now)
-            guardsAfter(record)
-            if let reservation { await settled(reservation, receiptId: receiptId) }
-            recentKeys.set(request.idempotencyKey,
-                           .done(method: request.method, fingerprint: fingerprint, result: result))
-            return result
-        case .duplicate(let stored):
-            // Charged by an earlier call with this key: nothing new was written, so give the hold back.
-            capLedger.release(cost, on: scopes)
-            rating.dropped(admission)
-            if let reservation { await settled(reservation, receiptId: nil) }
-            return try replay(stored: stored, asking: request.method, fingerprint)
-        }
+        services.logger.error("a call could not be priced stably", metadata: ["tenant": "\(tenantId)"])
+        throw .unavailable("recording failed; nothing was recorded")
     }
 
     /// The answer to an accepted call. `remaining` names each capped scope on the path with what is left

@@ -53,7 +53,7 @@ extension TenantActor {
         // The estimate is priced where the running totals stand now, and not folded into them: only the
         // commit's actual usage is.
         let amount: Money
-        do { amount = max(.zero, try rating.admitted.quote(event).price) } catch {
+        do { amount = max(.zero, try rating.quote(event).price) } catch {
             throw .validation(field: "estimate", rule: "small enough that the price stays within range")
         }
         let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id, sessionId: sessionId,

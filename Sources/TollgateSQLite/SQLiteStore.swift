@@ -338,12 +338,18 @@ public final class SQLiteStore: TollgateStore {
             let key = LedgerKeys.Key(tenantId: i.tenantId, key: i.key)
             if let earlier = recordedHere[key] {
                 // Taken by an earlier entry of this very group: that one's answer is the stored one.
+                entry.notRecorded()
                 outcomes.append(.duplicate(entries[earlier].idempotency))
                 continue
             }
             if let stored = try keys.lookUp(key, db) {
                 // The key was already there: answer with what it recorded, write nothing.
+                entry.notRecorded()
                 outcomes.append(.duplicate(stored))
+                continue
+            }
+            if entry.isStale {
+                outcomes.append(.stale)
                 continue
             }
             let c = entry.charge

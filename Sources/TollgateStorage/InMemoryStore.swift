@@ -143,7 +143,11 @@ public actor InMemoryStore: TollgateStore {
         try open()
         return entries.map { entry in
             let key = entry.idempotency.tenantId + "\u{0}" + entry.idempotency.key
-            if let stored = idempotency[key] { return .duplicate(stored) }
+            if let stored = idempotency[key] {
+                entry.notRecorded()
+                return .duplicate(stored)
+            }
+            if entry.isStale { return .stale }
             charges.append(entry.charge)
             idempotency[key] = entry.idempotency
             return .recorded

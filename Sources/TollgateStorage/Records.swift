@@ -122,8 +122,14 @@ public struct IdempotencyRecord: Sendable, Hashable {
 public struct LedgerEntry: Sendable, Hashable {
     public var charge: ChargeRecord
     public var idempotency: IdempotencyRecord
-    public init(charge: ChargeRecord, idempotency: IdempotencyRecord) {
-        self.charge = charge; self.idempotency = idempotency
+    /// Where the charge's price stands among the calls priced before it, on plans whose prices depend on
+    /// them; nil when its price depends on no other call. See `PricingStream`.
+    public var pricing: PricingTicket?
+
+    public init(charge: ChargeRecord, idempotency: IdempotencyRecord, pricing: PricingTicket? = nil) {
+        self.charge = charge
+        self.idempotency = idempotency
+        self.pricing = pricing
     }
 }
 

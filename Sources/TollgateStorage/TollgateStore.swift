@@ -10,7 +10,9 @@ import TollgateCore
 ///   (`tenant(operatorTokenHash:)`, `credential(tokenHash:)`), which is how a token finds its tenant;
 /// - a method returns only after its writes are committed durably;
 /// - `commit(_:)` writes all its entries in one transaction, or none; an entry whose idempotency key is
-///   already stored is not written again, and its outcome carries the stored record instead.
+///   already stored is not written again, and its outcome carries the stored record instead;
+/// - `commit(_:)` looks at its entries in order: a duplicate tells its pricing stream it was not recorded
+///   (`LedgerEntry.notRecorded()`), and an entry that is then stale (`LedgerEntry.isStale`) is not written.
 public protocol TollgateStore: Sendable {
     /// Releases connections and files. No method may be called afterwards.
     func close() async throws
@@ -85,6 +87,9 @@ public enum CommitOutcome: Sendable, Hashable {
     case recorded
     /// The key was already stored (by an earlier call, or earlier in the same group): nothing was written.
     case duplicate(IdempotencyRecord)
+    /// The entry's price counted a call that was not recorded (`PricingStream`): nothing was written, and the
+    /// call must be priced again.
+    case stale
 }
 
 /// Storage failures. `description` is for logs; the wire only ever says "unavailable" or names the conflict.

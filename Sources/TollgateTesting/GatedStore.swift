@@ -13,6 +13,7 @@ public final class GatedStore: TollgateStore, Sendable {
     struct State {
         var commits = Gate()
         var failCommits = false
+        var failNextCommits = 0
         var commitsStarted = 0
         var entriesAtCommit = 0
         var ratingRebuilds = 0
@@ -67,6 +68,10 @@ public final class GatedStore: TollgateStore, Sendable {
     /// Makes every commit fail, as a full disk or a lost database would.
     public func failCommits(_ fail: Bool) { state.withLock { $0.failCommits = fail } }
 
+    /// Makes the next `count` commits that pass the gate fail, and the ones after them succeed: one failed
+    /// group among others, as a write lost to a brief outage would be.
+    public func failNextCommits(_ count: Int = 1) { state.withLock { $0.failNextCommits = count } }
+
     public var commitsStarted: Int { state.withLock { $0.commitsStarted } }
     /// Ledger entries that have reached `commit` (held at the gate or written).
     public var entriesAtCommit: Int { state.withLock { $0.entriesAtCommit } }
@@ -76,7 +81,14 @@ public final class GatedStore: TollgateStore, Sendable {
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
         state.withLock { $0.commitsStarted += 1; $0.entriesAtCommit += entries.count }
         await pass(\.commits)
-        if state.withLock({ $0.failCommits }) { throw .backend("injected failure") }
+        let fail = state.withLock { state in
+            if state.failNextCommits > 0 {
+                state.failNextCommits -= 1
+                return true
+            }
+            return state.failCommits
+        }
+        if fail { throw .backend("injected failure") }
         return try await inner.commit(entries)
     }
 

@@ -106,6 +106,39 @@ import TollgateStorage
         try await store.close()
     }
 
+    /// An entry priced after a call that turns out not to be recorded (here: a key stored already, found in the
+    /// same group) is not written, and its key stays free; an entry whose price already left that call out,
+    /// or that was priced before it, is written.
+    @Test(arguments: StoreKind.available)
+    func anEntryPricedAfterADuplicate_isStale_andWritesNothing(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        _ = try await store.commit([try entry(world, key: "k0", cost: "1")])
+        let stream = PricingStream()
+        func priced(_ key: String, _ number: UInt64, dropsKnown: Int = 0) throws -> LedgerEntry {
+            var entry = try entry(world, key: key, cost: "1")
+            entry.pricing = PricingTicket(stream: stream, number: number, dropsKnown: dropsKnown)
+            return entry
+        }
+        // 1 is priced first; 2 is the retry of k0, stored already; 3 was priced with 2 counted; 4 was priced
+        // once the loss of 2 was known (dropsKnown 1).
+        let outcomes = try await store.commit([
+            try priced("k1", 1), try priced("k0", 2), try priced("k3", 3), try priced("k4", 4, dropsKnown: 1),
+        ])
+        #expect(outcomes.count == 4)
+        #expect(outcomes[0] == .recorded)
+        if case .duplicate(let stored) = outcomes[1] { #expect(stored.key == "k0") } else { Issue.record("\(outcomes[1])") }
+        #expect(outcomes[2] == .stale)
+        #expect(outcomes[3] == .recorded)
+        #expect(stream.droppedNumbers == [2])
+        #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k3") == nil)
+        let usage = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(), groupBy: [])
+        #expect(usage.first?.calls == 3)
+        // Priced again, the stale call is written under its key.
+        #expect(try await store.commit([try priced("k3", 5, dropsKnown: 1)]) == [.recorded])
+        try await store.close()
+    }
+
     @Test(arguments: StoreKind.available)
     func duplicates_areRefused(kind: StoreKind) async throws {
         let store = try await kind.open()
