@@ -4,7 +4,7 @@ import PackageDescription
 
 // The target graph points one way: down. See DESIGN.md's module table, mirrored in README.md.
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 // Every folder under Plugins/ named `…Strategy` is a pricing-strategy plug-in target depending only on
@@ -42,96 +42,127 @@ let package = Package(
         // The PricingStrategy protocol, the registry, plan documents, rating.
         .target(name: "TollgatePricing", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
         // The list of built-in strategies: the one place a new plug-in is registered.
-        .target(name: "TollgateStrategies", dependencies: ["TollgatePricing"] + strategyPlugins.map { .target(name: $0) },
-                path: "Plugins/TollgateStrategies", swiftSettings: swiftSettings),
+        .target(
+            name: "TollgateStrategies", dependencies: ["TollgatePricing"] + strategyPlugins.map { .target(name: $0) },
+            path: "Plugins/TollgateStrategies", swiftSettings: swiftSettings),
         // The storage protocol, records and the in-memory store.
         .target(name: "TollgateStorage", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
-        .target(name: "TollgateSQLite", dependencies: [
-            "TollgateStorage",
-            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
-            .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: swiftSettings),
-        .target(name: "TollgatePostgres", dependencies: [
-            "TollgateStorage",
-            .product(name: "PostgresNIO", package: "postgres-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: swiftSettings),
+        .target(
+            name: "TollgateSQLite",
+            dependencies: [
+                "TollgateStorage",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: swiftSettings),
+        .target(
+            name: "TollgatePostgres",
+            dependencies: [
+                "TollgateStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: swiftSettings),
         // Framing, the JSON-RPC envelope and error codes.
-        .target(name: "TollgateWire", dependencies: [
-            "TollgateCore",
-            .product(name: "NIOCore", package: "swift-nio"),
-        ], swiftSettings: swiftSettings),
+        .target(
+            name: "TollgateWire",
+            dependencies: [
+                "TollgateCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ], swiftSettings: swiftSettings),
         // Supervisor, tenant actors, the ledger writer.
-        .target(name: "TollgateRuntime", dependencies: [
-            "TollgateCore", "TollgatePricing", "TollgateStorage",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], swiftSettings: swiftSettings),
+        .target(
+            name: "TollgateRuntime",
+            dependencies: [
+                "TollgateCore", "TollgatePricing", "TollgateStorage",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ], swiftSettings: swiftSettings),
         // The NIO server, connection handling, method routing, authentication, configuration.
-        .target(name: "TollgateServer", dependencies: [
-            "TollgateWire", "TollgateRuntime", "TollgateSQLite", "TollgatePostgres", "TollgateStrategies",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Configuration", package: "swift-configuration"),
-        ], swiftSettings: swiftSettings),
+        .target(
+            name: "TollgateServer",
+            dependencies: [
+                "TollgateWire", "TollgateRuntime", "TollgateSQLite", "TollgatePostgres", "TollgateStrategies",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ], swiftSettings: swiftSettings),
         // The Swift client: one persistent connection, pipelining.
-        .target(name: "TollgateClient", dependencies: [
-            "TollgateWire",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-        ], swiftSettings: swiftSettings),
+        .target(
+            name: "TollgateClient",
+            dependencies: [
+                "TollgateWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ], swiftSettings: swiftSettings),
         // In-process server helpers for tests, shipped as a library.
-        .target(name: "TollgateTesting", dependencies: [
-            "TollgateServer", "TollgateClient", "TollgateStorage", "TollgateCore",
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: swiftSettings),
-        .executableTarget(name: "tollgated", dependencies: [
-            "TollgateServer",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: swiftSettings),
-        .executableTarget(name: "tollgate", dependencies: [
-            "TollgateClient", "TollgatePricing", "TollgateStrategies",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: swiftSettings),
+        .target(
+            name: "TollgateTesting",
+            dependencies: [
+                "TollgateServer", "TollgateClient", "TollgateStorage", "TollgateCore",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "tollgated",
+            dependencies: [
+                "TollgateServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "tollgate",
+            dependencies: [
+                "TollgateClient", "TollgatePricing", "TollgateStrategies",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], swiftSettings: swiftSettings),
         // Benchmark: the cost of rating one event under each strategy and modifier.
-        .executableTarget(name: "TollgateRatingBench", dependencies: ["TollgatePricing", "TollgateStrategies"],
-                          path: "Integration/RatingBench", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "TollgateRatingBench", dependencies: ["TollgatePricing", "TollgateStrategies"],
+            path: "Integration/RatingBench", swiftSettings: swiftSettings),
         // Benchmark: 64 pipelining agent connections against a live server on SQLite.
-        .executableTarget(name: "TollgateBench", dependencies: [
-            "TollgateTesting", "TollgateWire",
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-        ], path: "Integration/Bench",
-                          swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "TollgateBench",
+            dependencies: [
+                "TollgateTesting", "TollgateWire",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ], path: "Integration/Bench",
+            swiftSettings: swiftSettings),
         // Benchmark: one tenant's flood or size against another tenant's latency, and against itself.
-        .executableTarget(name: "TollgateTenantLoadBench", dependencies: ["TollgateTesting", "TollgateClient"],
-                          path: "Integration/TenantLoadBench", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "TollgateTenantLoadBench", dependencies: ["TollgateTesting", "TollgateClient"],
+            path: "Integration/TenantLoadBench", swiftSettings: swiftSettings),
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
         .testTarget(name: "TollgatePricingTests", dependencies: ["TollgatePricing", "TollgateStrategies"]),
-        .testTarget(name: "TollgateStorageTests", dependencies: [
-            "TollgateStorage", "TollgateSQLite", "TollgatePostgres",
-            .product(name: "GRDB", package: "GRDB.swift"),
-        ]),
-        .testTarget(name: "TollgateWireTests", dependencies: [
-            "TollgateWire",
-            .product(name: "NIOEmbedded", package: "swift-nio"),
-        ]),
+        .testTarget(
+            name: "TollgateStorageTests",
+            dependencies: [
+                "TollgateStorage", "TollgateSQLite", "TollgatePostgres",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
+        .testTarget(
+            name: "TollgateWireTests",
+            dependencies: [
+                "TollgateWire",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
         // The runtime's values and the tenant actor in process: no socket, no JSON on the wire.
-        .testTarget(name: "TollgateRuntimeTests", dependencies: [
-            "TollgateRuntime", "TollgateStrategies", "TollgateStorage", "TollgatePricing", "TollgateCore",
-        ]),
+        .testTarget(
+            name: "TollgateRuntimeTests",
+            dependencies: [
+                "TollgateRuntime", "TollgateStrategies", "TollgateStorage", "TollgatePricing", "TollgateCore",
+            ]),
         .testTarget(name: "TollgateServerTests", dependencies: ["TollgateTesting", "TollgateSQLite"]),
         .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer"]),
-    ] + strategyPlugins.map { name in
-        // Pricing strategy plug-ins: one target each, depending only on TollgatePricing.
-        .target(name: name, dependencies: ["TollgatePricing"], path: "Plugins/\(name)", swiftSettings: swiftSettings)
-    }
+    ]
+        + strategyPlugins.map { name in
+            // Pricing strategy plug-ins: one target each, depending only on TollgatePricing.
+            .target(
+                name: name, dependencies: ["TollgatePricing"], path: "Plugins/\(name)", swiftSettings: swiftSettings)
+        }
 )

@@ -29,7 +29,8 @@ enum LeanAgent {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: 1 << 20)))
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(FrameDecoder(frameBytesMax: 1 << 20)))
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
                         try channel.pipeline.syncOperations.addHandler(Driver(plan: plan, done: done))
                     }
@@ -76,28 +77,40 @@ enum LeanAgent {
         private var random: UInt64
 
         init(plan: Plan, done: EventLoopPromise<[Int64]>) {
-            self.plan = plan; self.done = done
+            self.plan = plan
+            self.done = done
             random = 0x9E37_79B9_7F4A_7C15 &* UInt64(plan.connection + 1)
             latencies.reserveCapacity(1 << 16)
         }
 
         func channelActive(context: ChannelHandlerContext) {
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string:
-                #"{"jsonrpc":"2.0","id":0,"method":"auth.hello","params":{"token":"\#(plan.token)"}}"#)), promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(
+                    ByteBuffer(
+                        string:
+                            #"{"jsonrpc":"2.0","id":0,"method":"auth.hello","params":{"token":"\#(plan.token)"}}"#)),
+                promise: nil)
         }
 
         private func send(context: ChannelHandlerContext) {
             let id = sentAt.count
             sentAt.append(.now())
             outstanding += 1
-            context.write(wrapOutboundOut(ByteBuffer(string:
-                #"{"jsonrpc":"2.0","id":\#(id),"method":"meter.verify","params":{"tool":"search","idempotencyKey":"\#(key(id))"}}"#)),
+            context.write(
+                wrapOutboundOut(
+                    ByteBuffer(
+                        string:
+                            #"{"jsonrpc":"2.0","id":\#(id),"method":"meter.verify","params":{"tool":"search","#
+                            + #""idempotencyKey":"\#(key(id))"}}"#
+                    )),
                 promise: nil)
         }
 
         private func key(_ id: Int) -> String {
             guard plan.randomKeys else { return "l\(plan.connection)-\(id)" }
-            random ^= random << 13; random ^= random >> 7; random ^= random << 17
+            random ^= random << 13
+            random ^= random >> 7
+            random ^= random << 17
             return String(random, radix: 16) + "-\(plan.connection)"
         }
 

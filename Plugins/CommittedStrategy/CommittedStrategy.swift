@@ -41,7 +41,8 @@ public struct CommittedStrategy: PricingStrategy {
             for (_, calls) in allocations {
                 let (next, overflow) = sum.addingReportingOverflow(calls)
                 guard !overflow, next <= includedCalls else {
-                    throw charge.error("allocations", "allocations adding up to at most includedCalls (\(includedCalls))")
+                    throw charge.error(
+                        "allocations", "allocations adding up to at most includedCalls (\(includedCalls))")
                 }
                 sum = next
             }
@@ -68,7 +69,8 @@ public struct CommittedStrategy: PricingStrategy {
     public func quote(_ event: RatedEvent, given state: State) throws(MoneyError) -> Money {
         let (within, overage) = try split(event, state)
         var after = state
-        after.within += within; after.overage += overage
+        after.within += within
+        after.overage += overage
         return try price(within: after.within, overage: after.overage)
             .subtracting(try price(within: state.within, overage: state.overage))
     }

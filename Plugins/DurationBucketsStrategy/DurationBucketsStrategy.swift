@@ -4,7 +4,8 @@ import TollgatePricing
 /// `duration_buckets`: a rate per call by how long the call ran (`usage.durationMs`).
 ///
 /// ```json
-/// {"strategy":"duration_buckets","buckets":[{"upTo":60000,"rate":"0.10"},{"upTo":300000,"rate":"0.50"},{"rate":"2.00"}]}
+/// {"strategy":"duration_buckets",
+///  "buckets":[{"upTo":60000,"rate":"0.10"},{"upTo":300000,"rate":"0.50"},{"rate":"2.00"}]}
 /// ```
 /// Buckets are tiers of milliseconds (`upTo` inclusive); the last is open so every duration has a price.
 /// A call's price is its bucket's rate × its `quantity`.

@@ -4,7 +4,8 @@ import TollgatePricing
 /// `graduated`: each unit of the period is priced at the rate of the tier it falls in.
 ///
 /// ```json
-/// {"strategy":"graduated","metric":"calls","tiers":[{"upTo":1000,"rate":"0.01"},{"upTo":10000,"rate":"0.008"},{"rate":"0.005"}]}
+/// {"strategy":"graduated","metric":"calls",
+///  "tiers":[{"upTo":1000,"rate":"0.01"},{"upTo":10000,"rate":"0.008"},{"rate":"0.005"}]}
 /// ```
 /// With these tiers the 1,000th call of the month costs 0.01 and the 1,001st 0.008. `metric` is what is
 /// counted: `calls` (the default, each call's `quantity`), `input_tokens`, `output_tokens`,

@@ -27,7 +27,9 @@ public struct TokenMultiplierStrategy: ExactSumStrategy {
             throw charge.error("rates.\(kind)", "one of: \(Self.kinds.joined(separator: ", "))")
         }
         guard !rates.isEmpty else { throw charge.error("rates", "at least one of: input, output, reasoning") }
-        input = rates["input"] ?? .zero; output = rates["output"] ?? .zero; reasoning = rates["reasoning"] ?? .zero
+        input = rates["input"] ?? .zero
+        output = rates["output"] ?? .zero
+        reasoning = rates["reasoning"] ?? .zero
         var multipliers: [String: Factor] = [:]
         if charge.object["multipliers"] != nil {
             multipliers = try charge.table("multipliers") { value, field throws(PlanValidationError) in

@@ -4,7 +4,8 @@ import TollgatePricing
 /// `volume`: every unit of the period is priced at the rate of the tier the period's count has reached.
 ///
 /// ```json
-/// {"strategy":"volume","metric":"calls","tiers":[{"upTo":9999,"rate":"0.10"},{"upTo":99999,"rate":"0.08"},{"rate":"0.05"}]}
+/// {"strategy":"volume","metric":"calls",
+///  "tiers":[{"upTo":9999,"rate":"0.10"},{"upTo":99999,"rate":"0.08"},{"rate":"0.05"}]}
 /// ```
 /// With these tiers 9,999 calls cost 999.90 and 10,000 calls cost 800.00: the call that reaches a cheaper
 /// tier lowers the price of the whole period, so it carries a credit. A plan whose tiers can do that (a rate

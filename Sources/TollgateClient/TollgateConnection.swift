@@ -25,15 +25,21 @@ public final class TollgateConnection: Sendable {
     }
 
     /// Connects to `host:port`. `frameBytesMax` bounds the frames this client accepts from the server.
-    public static func connect(host: String, port: Int, frameBytesMax: Int = 16 << 20) async throws -> TollgateConnection {
+    public static func connect(host: String, port: Int, frameBytesMax: Int = 16 << 20) async throws
+        -> TollgateConnection
+    {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Outbound frames are length-prefixed by `call` itself, so that `sendRaw` can write bytes as they are.
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: frameBytesMax)))
-                    return try Channel(wrappingChannelSynchronously: channel, configuration: .init(
-                        inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
+                    // Outbound frames are length-prefixed by `call` itself, so that `sendRaw` can write bytes as
+                    // they are.
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(FrameDecoder(frameBytesMax: frameBytesMax)))
+                    return try Channel(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(
+                            inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
                 }
             }
         return TollgateConnection(channel: channel)
@@ -62,7 +68,9 @@ public final class TollgateConnection: Sendable {
                 try await channel.executeThenClose { inbound, outbound in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
-                            while let frames = await self.outbound.next() { try await outbound.write(contentsOf: frames) }
+                            while let frames = await self.outbound.next() {
+                                try await outbound.write(contentsOf: frames)
+                            }
                         }
                         for try await frame in inbound {
                             guard case .payload(let payload) = frame else { break }
@@ -93,7 +101,8 @@ public final class TollgateConnection: Sendable {
     /// Resumes the call `message` answers; false when it answers none.
     private func resume(_ message: JSONValue) -> Bool {
         guard case .integer(let id)? = message["id"],
-              let continuation = pending.withLock({ $0.calls.removeValue(forKey: id) }) else { return false }
+            let continuation = pending.withLock({ $0.calls.removeValue(forKey: id) })
+        else { return false }
         if let error = message["error"] {
             continuation.resume(throwing: RPCError(error))
         } else {
@@ -126,7 +135,10 @@ public final class TollgateConnection: Sendable {
                 state.calls[id] = continuation
                 return nil
             }
-            if let closed { continuation.resume(throwing: closed); return }
+            if let closed {
+                continuation.resume(throwing: closed)
+                return
+            }
             outbound.enqueue(frame)
         }
     }
@@ -166,7 +178,9 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         var text = "\(reason ?? "error \(code)"): \(message)"
         if let hint = data?["hint"]?.stringValue { text += " — \(hint)" }
-        if let field = data?["field"]?.stringValue, let rule = data?["rule"]?.stringValue { text += " (\(field): \(rule))" }
+        if let field = data?["field"]?.stringValue, let rule = data?["rule"]?.stringValue {
+            text += " (\(field): \(rule))"
+        }
         return text
     }
 }

@@ -15,7 +15,10 @@ public enum CapScope: String, Sendable, Hashable, CaseIterable {
 public struct ScopeRef: Sendable, Hashable, CustomStringConvertible {
     public var scope: CapScope
     public var id: String
-    public init(_ scope: CapScope, _ id: String) { self.scope = scope; self.id = id }
+    public init(_ scope: CapScope, _ id: String) {
+        self.scope = scope
+        self.id = id
+    }
     public var description: String { "\(scope.rawValue):\(id)" }
 }
 
@@ -62,8 +65,10 @@ public enum PeriodCalendar {
         if let cached = monthCache.withLock({ $0 }), date >= cached.start, date < cached.end { return cached }
         let parts = utc.dateComponents([.year, .month], from: date)
         let start = utc.date(from: parts)!
-        let month = (start: start, end: utc.date(byAdding: .month, value: 1, to: start)!,
-                     index: Int64((parts.year! - 1970) * 12 + (parts.month! - 1)))
+        let month = (
+            start: start, end: utc.date(byAdding: .month, value: 1, to: start)!,
+            index: Int64((parts.year! - 1970) * 12 + (parts.month! - 1))
+        )
         monthCache.withLock { $0 = month }
         return month
     }
@@ -98,7 +103,11 @@ public struct Cap: Sendable, Hashable {
     /// The soft threshold, as a percentage of `limit` (1–100), at which a warning is raised.
     public var warnAtPercent: Int?
     public init(id: String, tenantId: String, target: ScopeRef, limit: Money, period: CapPeriod, warnAtPercent: Int?) {
-        self.id = id; self.tenantId = tenantId; self.target = target; self.limit = limit
-        self.period = period; self.warnAtPercent = warnAtPercent
+        self.id = id
+        self.tenantId = tenantId
+        self.target = target
+        self.limit = limit
+        self.period = period
+        self.warnAtPercent = warnAtPercent
     }
 }

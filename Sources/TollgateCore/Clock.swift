@@ -35,13 +35,20 @@ public enum Timestamp {
                     value /= 10
                 }
             }
-            put(year, digits: 4, at: 0); buffer[4] = UInt8(ascii: "-")
-            put(month, digits: 2, at: 5); buffer[7] = UInt8(ascii: "-")
-            put(day, digits: 2, at: 8); buffer[10] = UInt8(ascii: "T")
-            put(millisOfDay / 3_600_000, digits: 2, at: 11); buffer[13] = UInt8(ascii: ":")
-            put(millisOfDay / 60_000 % 60, digits: 2, at: 14); buffer[16] = UInt8(ascii: ":")
-            put(millisOfDay / 1000 % 60, digits: 2, at: 17); buffer[19] = UInt8(ascii: ".")
-            put(millisOfDay % 1000, digits: 3, at: 20); buffer[23] = UInt8(ascii: "Z")
+            put(year, digits: 4, at: 0)
+            buffer[4] = UInt8(ascii: "-")
+            put(month, digits: 2, at: 5)
+            buffer[7] = UInt8(ascii: "-")
+            put(day, digits: 2, at: 8)
+            buffer[10] = UInt8(ascii: "T")
+            put(millisOfDay / 3_600_000, digits: 2, at: 11)
+            buffer[13] = UInt8(ascii: ":")
+            put(millisOfDay / 60_000 % 60, digits: 2, at: 14)
+            buffer[16] = UInt8(ascii: ":")
+            put(millisOfDay / 1000 % 60, digits: 2, at: 17)
+            buffer[19] = UInt8(ascii: ".")
+            put(millisOfDay % 1000, digits: 3, at: 20)
+            buffer[23] = UInt8(ascii: "Z")
             return 24
         }
     }
@@ -70,16 +77,19 @@ public enum Timestamp {
     }
 
     public static func parse(_ text: String) -> Date? {
-        if let date = try? Date(text, strategy: .iso8601.year().month().day().dateSeparator(.dash)
-            .time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted)) {
+        if let date = try? Date(
+            text,
+            strategy: .iso8601.year().month().day().dateSeparator(.dash)
+                .time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
+        {
             return date
         }
         return try? Date(text, strategy: .iso8601)
     }
 
-    /// Whole milliseconds since 1970 (how times are stored), rounded down. A time within a microsecond below a millisecond boundary
-    /// counts as that boundary: `date(millis:)` goes through a `Double` and may land a hair short of it, and
-    /// `millis(date(millis: m))` must give `m` back.
+    /// Whole milliseconds since 1970 (how times are stored), rounded down. A time within a microsecond below a
+    /// millisecond boundary counts as that boundary: `date(millis:)` goes through a `Double` and may land a hair
+    /// short of it, and `millis(date(millis: m))` must give `m` back.
     public static func millis(_ date: Date) -> Int64 {
         let exact = date.timeIntervalSince1970 * 1000
         let nearest = exact.rounded()

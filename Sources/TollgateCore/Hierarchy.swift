@@ -8,7 +8,10 @@ public struct Customer: Sendable, Hashable {
     public var name: String
     public var externalId: String?
     public init(id: String, tenantId: String, name: String, externalId: String?) {
-        self.id = id; self.tenantId = tenantId; self.name = name; self.externalId = externalId
+        self.id = id
+        self.tenantId = tenantId
+        self.name = name
+        self.externalId = externalId
     }
 }
 
@@ -18,7 +21,10 @@ public struct Team: Sendable, Hashable {
     public var customerId: String
     public var name: String
     public init(id: String, tenantId: String, customerId: String, name: String) {
-        self.id = id; self.tenantId = tenantId; self.customerId = customerId; self.name = name
+        self.id = id
+        self.tenantId = tenantId
+        self.customerId = customerId
+        self.name = name
     }
 }
 
@@ -31,8 +37,12 @@ public struct Agent: Sendable, Hashable {
     /// The OAuth-style client id used by `auth.token`; its secret is stored only as a hash.
     public var clientId: String
     public init(id: String, tenantId: String, teamId: String, name: String, agentType: String?, clientId: String) {
-        self.id = id; self.tenantId = tenantId; self.teamId = teamId; self.name = name
-        self.agentType = agentType; self.clientId = clientId
+        self.id = id
+        self.tenantId = tenantId
+        self.teamId = teamId
+        self.name = name
+        self.agentType = agentType
+        self.clientId = clientId
     }
 }
 
@@ -46,10 +56,17 @@ public struct Credential: Sendable, Hashable {
     public var revokedAt: Date?
     /// An optional lifetime spend limit on this credential, in the plan's currency.
     public var spendLimit: Money?
-    public init(id: String, tenantId: String, agentId: String, scopes: [String], expiresAt: Date,
-                revokedAt: Date?, spendLimit: Money?) {
-        self.id = id; self.tenantId = tenantId; self.agentId = agentId; self.scopes = scopes
-        self.expiresAt = expiresAt; self.revokedAt = revokedAt; self.spendLimit = spendLimit
+    public init(
+        id: String, tenantId: String, agentId: String, scopes: [String], expiresAt: Date,
+        revokedAt: Date?, spendLimit: Money?
+    ) {
+        self.id = id
+        self.tenantId = tenantId
+        self.agentId = agentId
+        self.scopes = scopes
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.spendLimit = spendLimit
     }
 
     /// A credential is usable until it expires or is revoked, whichever comes first.
@@ -70,13 +87,18 @@ public struct ChargePath: Sendable, Hashable {
     public var sessionId: String
     public var credentialId: String
     public init(customerId: String, teamId: String, agentId: String, sessionId: String, credentialId: String) {
-        self.customerId = customerId; self.teamId = teamId; self.agentId = agentId; self.sessionId = sessionId
+        self.customerId = customerId
+        self.teamId = teamId
+        self.agentId = agentId
+        self.sessionId = sessionId
         self.credentialId = credentialId
     }
 
     /// The scopes spend is counted on, tightest first (session → credential → agent → team → customer).
     public var scopes: [ScopeRef] {
-        [ScopeRef(.session, sessionId), ScopeRef(.credential, credentialId), ScopeRef(.agent, agentId),
-         ScopeRef(.team, teamId), ScopeRef(.customer, customerId)]
+        [
+            ScopeRef(.session, sessionId), ScopeRef(.credential, credentialId), ScopeRef(.agent, agentId),
+            ScopeRef(.team, teamId), ScopeRef(.customer, customerId),
+        ]
     }
 }

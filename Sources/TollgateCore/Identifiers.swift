@@ -53,7 +53,10 @@ public enum Identifiers {
         var bits: UInt64 = 0
         var available = 0
         while bytes.count < count {
-            if available < 5 { bits = generator.next(); available = 60 }
+            if available < 5 {
+                bits = generator.next()
+                available = 60
+            }
             bytes.append(alphabet[Int(bits & 31)])
             bits >>= 5
             available -= 5

@@ -14,7 +14,9 @@ public enum JSONCodec {
             parser.skipWhitespace()
             let value = try parser.value(depth: 0)
             parser.skipWhitespace()
-            guard parser.index == buffer.count else { throw JSONParseError(offset: parser.index, reason: "trailing bytes") }
+            guard parser.index == buffer.count else {
+                throw JSONParseError(offset: parser.index, reason: "trailing bytes")
+            }
             return value
         }
     }
@@ -94,9 +96,15 @@ public enum JSONCodec {
             case UInt8(ascii: "{"): return try object(depth: depth + 1)
             case UInt8(ascii: "["): return try array(depth: depth + 1)
             case UInt8(ascii: "\""): return .string(try string())
-            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-            case UInt8(ascii: "n"): try literal("null"); return .null
+            case UInt8(ascii: "t"):
+                try literal("true")
+                return .bool(true)
+            case UInt8(ascii: "f"):
+                try literal("false")
+                return .bool(false)
+            case UInt8(ascii: "n"):
+                try literal("null")
+                return .null
             default: return try number()
             }
         }
@@ -104,7 +112,9 @@ public enum JSONCodec {
         mutating func literal(_ word: StaticString) throws(JSONParseError) {
             let count = word.utf8CodeUnitCount
             guard index + count <= bytes.count else { throw fail("unexpected end") }
-            for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { throw fail("invalid literal") }
+            for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] {
+                throw fail("invalid literal")
+            }
             index += count
         }
 
@@ -113,7 +123,10 @@ public enum JSONCodec {
             index += 1
             var members: [String: JSONValue] = [:]
             skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
@@ -126,8 +139,14 @@ public enum JSONCodec {
                 members[key] = try value(depth: depth)
                 skipWhitespace()
                 guard index < bytes.count else { throw fail("unexpected end") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                if bytes[index] == UInt8(ascii: "}") {
+                    index += 1
+                    return .object(members)
+                }
                 throw fail("expected ',' or '}'")
             }
         }
@@ -137,14 +156,23 @@ public enum JSONCodec {
             index += 1
             var items: [JSONValue] = []
             skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(items)
+            }
             while true {
                 skipWhitespace()
                 items.append(try value(depth: depth))
                 skipWhitespace()
                 guard index < bytes.count else { throw fail("unexpected end") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                if bytes[index] == UInt8(ascii: "]") {
+                    index += 1
+                    return .array(items)
+                }
                 throw fail("expected ',' or ']'")
             }
         }
@@ -154,14 +182,16 @@ public enum JSONCodec {
             let start = index
             // Fast path: no escapes.
             while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"),
-                  bytes[index] >= 0x20 { index += 1 }
+                bytes[index] >= 0x20
+            { index += 1 }
             guard index < bytes.count else { throw fail("unterminated string") }
             var scalars = Array(bytes[start..<index])
             while bytes[index] != UInt8(ascii: "\"") {
                 let byte = bytes[index]
                 guard byte >= 0x20 else { throw fail("control character in string") }
                 if byte != UInt8(ascii: "\\") {
-                    scalars.append(byte); index += 1
+                    scalars.append(byte)
+                    index += 1
                 } else {
                     index += 1
                     guard index < bytes.count else { throw fail("unterminated escape") }
@@ -179,7 +209,8 @@ public enum JSONCodec {
                     case UInt8(ascii: "u"):
                         var code = try hex4()
                         if (0xD800..<0xDC00).contains(code) {
-                            guard index + 1 < bytes.count, bytes[index] == 92, bytes[index + 1] == UInt8(ascii: "u") else {
+                            guard index + 1 < bytes.count, bytes[index] == 92, bytes[index + 1] == UInt8(ascii: "u")
+                            else {
                                 throw fail("unpaired surrogate")
                             }
                             index += 2
@@ -224,7 +255,9 @@ public enum JSONCodec {
             var integral = true
             if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
             guard index < bytes.count, (48...57).contains(bytes[index]) else { throw fail("invalid value") }
-            if bytes[index] == 48 { index += 1 } else {
+            if bytes[index] == 48 {
+                index += 1
+            } else {
                 while index < bytes.count, (48...57).contains(bytes[index]) { index += 1 }
             }
             if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
@@ -236,7 +269,9 @@ public enum JSONCodec {
             if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
                 integral = false
                 index += 1
-                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                    index += 1
+                }
                 guard index < bytes.count, (48...57).contains(bytes[index]) else { throw fail("invalid number") }
                 while index < bytes.count, (48...57).contains(bytes[index]) { index += 1 }
             }

@@ -1,5 +1,5 @@
-/// A JSON document held as a value, read and written by `JSONCodec`: the shape of free-form parameters (plan charges, metadata) and of
-/// RPC `params`/`result` before they are decoded into a typed struct.
+/// A JSON document held as a value, read and written by `JSONCodec`: the shape of free-form parameters (plan
+/// charges, metadata) and of RPC `params`/`result` before they are decoded into a typed struct.
 ///
 /// Numbers keep their written form where they are integers (`.integer`), so ids and counts round-trip
 /// exactly; anything else numeric is `.number`. Money is never a number on the wire, it is a string.
@@ -39,7 +39,8 @@ public enum JSONValue: Sendable, Hashable {
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral {
+    ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral
+{
     // Deliberately not ExpressibleByNilLiteral: `nil` must always mean Optional.none, never `.null`.
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .integer(value) }

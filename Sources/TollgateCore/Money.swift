@@ -20,10 +20,14 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
     public init(decimal text: String) throws(MoneyError) {
         var digits = Substring(text)
         var negative = false
-        if digits.first == "-" { negative = true; digits = digits.dropFirst() }
+        if digits.first == "-" {
+            negative = true
+            digits = digits.dropFirst()
+        }
         let parts = digits.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count <= 2, let whole = parts.first, !whole.isEmpty,
-              whole.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .malformed(text) }
+            whole.allSatisfy({ $0.isASCII && $0.isNumber })
+        else { throw .malformed(text) }
         var fraction = parts.count == 2 ? parts[1] : ""
         guard parts.count == 1 || !fraction.isEmpty else { throw .malformed(text) }
         guard fraction.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .malformed(text) }
@@ -42,17 +46,29 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
         // 20 digits of whole units at most, a point, 9 fraction digits and a sign: 31 bytes.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
             var end = buffer.count
-            func put(_ byte: UInt8) { end -= 1; buffer[end] = byte }
+            func put(_ byte: UInt8) {
+                end -= 1
+                buffer[end] = byte
+            }
             let magnitude = nanos.magnitude
             var whole = magnitude / UInt64(Money.nanosPerUnit)
             var fraction = magnitude % UInt64(Money.nanosPerUnit)
             if fraction != 0 {
                 var digits = Money.fractionDigitsMax
-                while fraction % 10 == 0 { fraction /= 10; digits -= 1 }
-                for _ in 0..<digits { put(UInt8(48 + fraction % 10)); fraction /= 10 }
+                while fraction % 10 == 0 {
+                    fraction /= 10
+                    digits -= 1
+                }
+                for _ in 0..<digits {
+                    put(UInt8(48 + fraction % 10))
+                    fraction /= 10
+                }
                 put(UInt8(ascii: "."))
             }
-            repeat { put(UInt8(48 + whole % 10)); whole /= 10 } while whole > 0
+            repeat {
+                put(UInt8(48 + whole % 10))
+                whole /= 10
+            } while whole > 0
             if nanos < 0 { put(UInt8(ascii: "-")) }
             return String(decoding: UnsafeBufferPointer(rebasing: buffer[end...]), as: UTF8.self)
         }

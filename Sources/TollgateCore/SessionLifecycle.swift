@@ -31,7 +31,8 @@ public struct SessionTimeouts: Sendable, Hashable {
     /// Without a call for this long, a session is closed (default 1 h).
     public var sessionTimeout: TimeInterval
     public init(idleAfter: TimeInterval = 60, sessionTimeout: TimeInterval = 3600) {
-        self.idleAfter = idleAfter; self.sessionTimeout = sessionTimeout
+        self.idleAfter = idleAfter
+        self.sessionTimeout = sessionTimeout
     }
 }
 

@@ -14,8 +14,10 @@ public struct ScopeSpend: Sendable, Hashable {
     /// Spend loaded from storage: its lifetime total, and its totals in the month and day of `current`.
     public init(lifetime: Money, month: Money, day: Money, current: PeriodIndex) {
         self.lifetime = lifetime
-        self.monthIndex = current.month; self.month = month
-        self.dayIndex = current.day; self.day = day
+        self.monthIndex = current.month
+        self.month = month
+        self.dayIndex = current.day
+        self.day = day
     }
 
     /// The spend in `period` as of `now`; a month or day that has rolled over counts as zero.
@@ -30,11 +32,17 @@ public struct ScopeSpend: Sendable, Hashable {
     /// Adds a committed charge made during `at` to every window it falls in.
     public mutating func add(_ amount: Money, during at: PeriodIndex) throws(MoneyError) {
         lifetime = try lifetime.adding(amount)
-        if at.month == monthIndex { month = try month.adding(amount) } else if at.month > monthIndex {
-            monthIndex = at.month; month = amount
+        if at.month == monthIndex {
+            month = try month.adding(amount)
+        } else if at.month > monthIndex {
+            monthIndex = at.month
+            month = amount
         }
-        if at.day == dayIndex { day = try day.adding(amount) } else if at.day > dayIndex {
-            dayIndex = at.day; day = amount
+        if at.day == dayIndex {
+            day = try day.adding(amount)
+        } else if at.day > dayIndex {
+            dayIndex = at.day
+            day = amount
         }
     }
 }
@@ -97,7 +105,9 @@ public struct CapLedger: Sendable {
     }
 
     /// What remains under `cap` at `now`, for a cap counted on its own scope.
-    public func remaining(_ cap: Cap, at now: Date) -> Money { remaining(cap, on: [cap.target], during: PeriodIndex(now)) }
+    public func remaining(_ cap: Cap, at now: Date) -> Money {
+        remaining(cap, on: [cap.target], during: PeriodIndex(now))
+    }
 
     /// Every cap that applies to a call on `path`, tightest scope first.
     public func caps(on path: [ScopeRef]) -> [Cap] { path.flatMap { caps(on: $0) } }
@@ -115,8 +125,9 @@ public struct CapLedger: Sendable {
                 guard let used = usedNanos(cap, on: path, during: period) else { continue }
                 let (after, overflow) = used.addingReportingOverflow(amount.nanos)
                 if overflow || after > cap.limit.nanos {
-                    return CapRefusal(cap: cap, spent: Money(nanos: used), requested: amount,
-                                      resetsAt: cap.period.end(containing: now))
+                    return CapRefusal(
+                        cap: cap, spent: Money(nanos: used), requested: amount,
+                        resetsAt: cap.period.end(containing: now))
                 }
             }
         }

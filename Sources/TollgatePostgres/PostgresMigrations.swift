@@ -1,3 +1,5 @@
+// swift-format-ignore-file
+// (Migrations are never edited once shipped, not even their layout.)
 /// The PostgreSQL schema, as named migrations applied in order and recorded in `tollgate_migrations`.
 /// A migration that has shipped is never edited; a change is a new entry at the end.
 /// Every table is keyed by `tenant_id` first, so the schema can be distributed by tenant.

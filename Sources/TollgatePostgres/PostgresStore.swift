@@ -17,8 +17,10 @@ public final class PostgresStore: TollgateStore {
         public var startupTimeout: Duration
         /// Longest a request waits for a connection before it fails.
         public var requestTimeout: Duration
-        public init(maximumConnections: Int = 8, startupTimeout: Duration = .seconds(30),
-                    requestTimeout: Duration = .seconds(10)) {
+        public init(
+            maximumConnections: Int = 8, startupTimeout: Duration = .seconds(30),
+            requestTimeout: Duration = .seconds(10)
+        ) {
             self.maximumConnections = maximumConnections
             self.startupTimeout = startupTimeout
             self.requestTimeout = requestTimeout
@@ -33,12 +35,14 @@ public final class PostgresStore: TollgateStore {
     /// Connects (retrying for up to `options.startupTimeout`), and applies pending migrations under an
     /// advisory lock so that nodes starting together do not race each other.
     public init(url: String, options: Options = Options(), logger: Logger = Logger(label: "tollgate.postgres"))
-        async throws(StorageError) {
+        async throws(StorageError)
+    {
         var configuration = try PostgresURL.configuration(url)
         configuration.options.maximumConnections = options.maximumConnections
-        try await Self.waitUntilReachable(try PostgresURL.connectionConfiguration(url),
-                                          redacted: PostgresURL.redacted(url),
-                                          timeout: options.startupTimeout, logger: logger)
+        try await Self.waitUntilReachable(
+            try PostgresURL.connectionConfiguration(url),
+            redacted: PostgresURL.redacted(url),
+            timeout: options.startupTimeout, logger: logger)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
@@ -55,8 +59,10 @@ public final class PostgresStore: TollgateStore {
     /// Tries a connection once a second until one opens or `timeout` has passed, logging every failure with
     /// its reason (never the password). Without this a server whose database is down or refuses it would wait
     /// for ever, silently, before it listens.
-    static func waitUntilReachable(_ configuration: PostgresConnection.Configuration, redacted: String,
-                                   timeout: Duration, logger: Logger) async throws(StorageError) {
+    static func waitUntilReachable(
+        _ configuration: PostgresConnection.Configuration, redacted: String,
+        timeout: Duration, logger: Logger
+    ) async throws(StorageError) {
         let deadline = ContinuousClock.now + timeout
         var attempt = 0
         while true {
@@ -72,10 +78,12 @@ public final class PostgresStore: TollgateStore {
                 reason = Self.reason(error)
             }
             let timedOut = ContinuousClock.now >= deadline
-            logger.warning("cannot reach PostgreSQL", metadata: [
-                "storage": "\(redacted)", "attempt": "\(attempt)", "error": "\(reason)",
-                "next": "\(timedOut ? "giving up" : "retrying in 1 s")",
-            ])
+            logger.warning(
+                "cannot reach PostgreSQL",
+                metadata: [
+                    "storage": "\(redacted)", "attempt": "\(attempt)", "error": "\(reason)",
+                    "next": "\(timedOut ? "giving up" : "retrying in 1 s")",
+                ])
             if timedOut {
                 throw .backend(
                     "could not reach PostgreSQL at \(redacted) within \(timeout) (\(attempt) attempts): \(reason)")
@@ -97,25 +105,29 @@ public final class PostgresStore: TollgateStore {
         await runner.value
     }
 
-    private static let migrationLock: Int64 = 0x746f_6c6c_6761_7465 // "tollgate"
+    private static let migrationLock: Int64 = 0x746f_6c6c_6761_7465  // "tollgate"
 
     private func migrate() async throws(StorageError) {
         try await run(bodyDeadline: false) { connection, logger in
             try await connection.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
-                try await connection.query("""
-                    CREATE TABLE IF NOT EXISTS tollgate_migrations (name TEXT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS tollgate_migrations (name TEXT PRIMARY KEY, applied_at_ms BIGINT NOT
+                        NULL)
                     """, logger: logger)
                 var applied = Set<String>()
                 for try await name in try await connection.query("SELECT name FROM tollgate_migrations", logger: logger)
-                    .decode(String.self) { applied.insert(name) }
+                    .decode(String.self)
+                { applied.insert(name) }
                 for migration in PostgresMigrations.all where !applied.contains(migration.name) {
                     for statement in migration.sql {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
                     let now = Timestamp.millis(Date())
-                    try await connection.query("INSERT INTO tollgate_migrations(name, applied_at_ms) VALUES (\(migration.name), \(now))",
-                                               logger: logger)
+                    try await connection.query(
+                        "INSERT INTO tollgate_migrations(name, applied_at_ms) VALUES (\(migration.name), \(now))",
+                        logger: logger)
                 }
             }
         }
@@ -138,9 +150,12 @@ public final class PostgresStore: TollgateStore {
     ///
     /// `bodyDeadline: false` lets a body that legitimately waits run on (the migrations wait for the lock of
     /// nodes migrating beside them).
-    private func run<T: Sendable>(bodyDeadline: Bool = true,
-                                  _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T)
-        async throws(StorageError) -> T {
+    private func run<T: Sendable>(
+        bodyDeadline: Bool = true,
+        _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+    )
+        async throws(StorageError) -> T
+    {
         let (client, logger, timeout) = (self.client, self.logger, options.requestTimeout)
         let lease = Lease<T>()
         do {
@@ -157,13 +172,17 @@ public final class PostgresStore: TollgateStore {
                         lease.finish(.failure(error))
                     }
                 }
-                lease.watch(Task {
-                    try? await Task.sleep(for: timeout)
-                    if lease.expire() { work.cancel(); return }
-                    guard bodyDeadline else { return }
-                    try? await Task.sleep(for: timeout)
-                    if lease.abandon() { work.cancel() }
-                })
+                lease.watch(
+                    Task {
+                        try? await Task.sleep(for: timeout)
+                        if lease.expire() {
+                            work.cancel()
+                            return
+                        }
+                        guard bodyDeadline else { return }
+                        try? await Task.sleep(for: timeout)
+                        if lease.abandon() { work.cancel() }
+                    })
             }
         } catch is LeaseTimeout {
             logger.error("no PostgreSQL connection within the request timeout", metadata: ["timeout": "\(timeout)"])
@@ -253,7 +272,8 @@ public final class PostgresStore: TollgateStore {
     }
 
     private func rows<each T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as: (repeat each T).Type)
-        async throws(StorageError) -> [(repeat each T)] {
+        async throws(StorageError) -> [(repeat each T)]
+    {
         try await run { connection, logger in
             var result: [(repeat each T)] = []
             for try await row in try await connection.query(query, logger: logger).decode((repeat each T).self) {
@@ -270,7 +290,9 @@ public final class PostgresStore: TollgateStore {
     static func translate(_ error: any Error) -> StorageError {
         if let error = error as? StorageError { return error }
         if let error = error as? PSQLError {
-            if error.serverInfo?[.sqlState] == "23505" { return .duplicate(error.serverInfo?[.constraintName] ?? "row") }
+            if error.serverInfo?[.sqlState] == "23505" {
+                return .duplicate(error.serverInfo?[.constraintName] ?? "row")
+            }
             // PSQLError's own description is redacted; the server's message is what helps an operator.
             return .backend("postgres: \(error.code) \(reason(error))")
         }
@@ -284,13 +306,16 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func putSetting(_ key: String, _ value: String) async throws(StorageError) {
-        try await execute("""
-            INSERT INTO settings(key, value) VALUES (\(key), \(value)) ON CONFLICT(key) DO UPDATE SET value = excluded.value
+        try await execute(
+            """
+            INSERT INTO settings(key, value) VALUES (\(key), \(value)) ON CONFLICT(key) DO UPDATE SET value =
+                excluded.value
             """)
     }
 
     public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) {
-        try await execute("""
+        try await execute(
+            """
             INSERT INTO tenants(id, name, operator_token_hash, created_at_ms)
             VALUES (\(tenant.id), \(tenant.name), \(tenant.operatorTokenHash), \(Timestamp.millis(tenant.createdAt)))
             """)
@@ -303,125 +328,169 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func tenant(id: String) async throws(StorageError) -> TenantRecord? {
-        try await rows("SELECT id, name, operator_token_hash, created_at_ms FROM tenants WHERE id = \(id)",
-                       as: (String, String, String, Int64).self).first.map(Self.tenant)
+        try await rows(
+            "SELECT id, name, operator_token_hash, created_at_ms FROM tenants WHERE id = \(id)",
+            as: (String, String, String, Int64).self
+        ).first.map(Self.tenant)
     }
 
     public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
-        try await rows("""
-            SELECT id, name, operator_token_hash, created_at_ms FROM tenants WHERE operator_token_hash = \(operatorTokenHash)
-            """, as: (String, String, String, Int64).self).first.map(Self.tenant)
+        try await rows(
+            """
+            SELECT id, name, operator_token_hash, created_at_ms FROM tenants WHERE operator_token_hash =
+                \(operatorTokenHash)
+            """, as: (String, String, String, Int64).self
+        ).first.map(Self.tenant)
     }
 
     public func tenants() async throws(StorageError) -> [TenantRecord] {
-        try await rows("SELECT id, name, operator_token_hash, created_at_ms FROM tenants ORDER BY created_at_ms, id",
-                       as: (String, String, String, Int64).self).map(Self.tenant)
+        try await rows(
+            "SELECT id, name, operator_token_hash, created_at_ms FROM tenants ORDER BY created_at_ms, id",
+            as: (String, String, String, Int64).self
+        ).map(Self.tenant)
     }
 
     public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? {
         guard let tenant = try await tenant(id: tenantId) else { return nil }
         var snapshot = TenantSnapshot(tenant: tenant)
-        snapshot.customers = try await rows("SELECT id, name, external_id FROM customers WHERE tenant_id = \(tenantId)",
-                                            as: (String, String, String?).self).map {
+        snapshot.customers = try await rows(
+            "SELECT id, name, external_id FROM customers WHERE tenant_id = \(tenantId)",
+            as: (String, String, String?).self
+        ).map {
             Customer(id: $0.0, tenantId: tenantId, name: $0.1, externalId: $0.2)
         }
-        snapshot.teams = try await rows("SELECT id, customer_id, name FROM teams WHERE tenant_id = \(tenantId)",
-                                        as: (String, String, String).self).map {
+        snapshot.teams = try await rows(
+            "SELECT id, customer_id, name FROM teams WHERE tenant_id = \(tenantId)",
+            as: (String, String, String).self
+        ).map {
             Team(id: $0.0, tenantId: tenantId, customerId: $0.1, name: $0.2)
         }
-        snapshot.agents = try await rows("""
+        snapshot.agents = try await rows(
+            """
             SELECT id, team_id, name, agent_type, client_id FROM agents WHERE tenant_id = \(tenantId)
-            """, as: (String, String, String, String?, String).self).map {
+            """, as: (String, String, String, String?, String).self
+        ).map {
             Agent(id: $0.0, tenantId: tenantId, teamId: $0.1, name: $0.2, agentType: $0.3, clientId: $0.4)
         }
-        snapshot.credentials = try await rows("""
+        snapshot.credentials = try await rows(
+            """
             SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE tenant_id = \(tenantId)
-            """, as: CredentialColumns.self).map(Self.credential)
-        snapshot.caps = try await rows("""
+            """, as: CredentialColumns.self
+        ).map(Self.credential)
+        snapshot.caps = try await rows(
+            """
             SELECT id, scope, scope_id, period, limit_nanos, warn_at_percent FROM caps WHERE tenant_id = \(tenantId)
-            """, as: (String, String, String, String, Int64, Int64?).self).map { row throws(StorageError) in
+            """, as: (String, String, String, String, Int64, Int64?).self
+        ).map { row throws(StorageError) in
             guard let scope = CapScope(rawValue: row.1), let period = CapPeriod(rawValue: row.3) else {
                 throw .backend("cap row with unknown scope or period")
             }
-            return Cap(id: row.0, tenantId: tenantId, target: ScopeRef(scope, row.2), limit: Money(nanos: row.4),
-                       period: period, warnAtPercent: row.5.map(Int.init))
+            return Cap(
+                id: row.0, tenantId: tenantId, target: ScopeRef(scope, row.2), limit: Money(nanos: row.4),
+                period: period, warnAtPercent: row.5.map(Int.init))
         }
-        snapshot.plans = try await rows("""
-            SELECT plan_id, name, version, document, created_at_ms FROM plans WHERE tenant_id = \(tenantId) ORDER BY name, version
-            """, as: (String, String, Int64, String, Int64).self).map {
-            PlanRecord(tenantId: tenantId, planId: $0.0, name: $0.1, version: Int($0.2), document: $0.3,
-                       createdAt: Timestamp.date(millis: $0.4))
+        snapshot.plans = try await rows(
+            """
+            SELECT plan_id, name, version, document, created_at_ms FROM plans WHERE tenant_id = \(tenantId) ORDER BY
+                name, version
+            """, as: (String, String, Int64, String, Int64).self
+        ).map {
+            PlanRecord(
+                tenantId: tenantId, planId: $0.0, name: $0.1, version: Int($0.2), document: $0.3,
+                createdAt: Timestamp.date(millis: $0.4))
         }
-        snapshot.subscriptions = try await rows("""
+        snapshot.subscriptions = try await rows(
+            """
             SELECT id, customer_id, plan_id, version, starts_at_ms FROM subscriptions WHERE tenant_id = \(tenantId)
-            """, as: (String, String, String, Int64, Int64).self).map {
-            SubscriptionRecord(id: $0.0, tenantId: tenantId, customerId: $0.1, planId: $0.2, version: Int($0.3),
-                               startsAt: Timestamp.date(millis: $0.4))
+            """, as: (String, String, String, Int64, Int64).self
+        ).map {
+            SubscriptionRecord(
+                id: $0.0, tenantId: tenantId, customerId: $0.1, planId: $0.2, version: Int($0.3),
+                startsAt: Timestamp.date(millis: $0.4))
         }
-        snapshot.planSwaps = try await rows("""
+        snapshot.planSwaps = try await rows(
+            """
             SELECT id, subscription_id, plan_id, version, effective_at_ms FROM plan_swaps WHERE tenant_id = \(tenantId)
-            """, as: (String, String, String, Int64, Int64).self).map {
-            PlanSwapRecord(id: $0.0, tenantId: tenantId, subscriptionId: $0.1, planId: $0.2, version: Int($0.3),
-                           effectiveAt: Timestamp.date(millis: $0.4))
+            """, as: (String, String, String, Int64, Int64).self
+        ).map {
+            PlanSwapRecord(
+                id: $0.0, tenantId: tenantId, subscriptionId: $0.1, planId: $0.2, version: Int($0.3),
+                effectiveAt: Timestamp.date(millis: $0.4))
         }
         return snapshot
     }
 
     private typealias CredentialColumns = (String, String, String, String, Int64, Int64?, Int64?)
-    private static let credentialColumns = "tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos"
+    private static let credentialColumns =
+        "tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos"
     private static func credential(_ row: CredentialColumns) -> Credential {
-        Credential(id: row.1, tenantId: row.0, agentId: row.2, scopes: row.3.split(separator: " ").map(String.init),
-                   expiresAt: Timestamp.date(millis: row.4), revokedAt: row.5.map(Timestamp.date(millis:)),
-                   spendLimit: row.6.map(Money.init(nanos:)))
+        Credential(
+            id: row.1, tenantId: row.0, agentId: row.2, scopes: row.3.split(separator: " ").map(String.init),
+            expiresAt: Timestamp.date(millis: row.4), revokedAt: row.5.map(Timestamp.date(millis:)),
+            spendLimit: row.6.map(Money.init(nanos:)))
     }
 
     // MARK: hierarchy
 
     public func insertCustomer(_ customer: Customer) async throws(StorageError) {
-        try await execute("""
+        try await execute(
+            """
             INSERT INTO customers(tenant_id, id, name, external_id)
             VALUES (\(customer.tenantId), \(customer.id), \(customer.name), \(customer.externalId))
             """)
     }
 
     public func insertTeam(_ team: Team) async throws(StorageError) {
-        try await execute("""
-            INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (\(team.tenantId), \(team.id), \(team.customerId), \(team.name))
+        try await execute(
+            """
+            INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (\(team.tenantId), \(team.id),
+                \(team.customerId), \(team.name))
             """)
     }
 
     public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
-        try await execute("""
+        try await execute(
+            """
             INSERT INTO agents(tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash)
-            VALUES (\(agent.tenantId), \(agent.id), \(agent.teamId), \(agent.name), \(agent.agentType), \(agent.clientId),
+            VALUES (\(agent.tenantId), \(agent.id), \(agent.teamId), \(agent.name), \(agent.agentType),
+                \(agent.clientId),
                     \(clientSecretHash))
             """)
     }
 
     public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
-        try await rows("""
-            SELECT tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash FROM agents WHERE client_id = \(clientId)
-            """, as: (String, String, String, String, String?, String, String).self).first.map {
+        try await rows(
+            """
+            SELECT tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash FROM agents WHERE client_id
+                = \(clientId)
+            """, as: (String, String, String, String, String?, String, String).self
+        ).first.map {
             (Agent(id: $0.1, tenantId: $0.0, teamId: $0.2, name: $0.3, agentType: $0.4, clientId: $0.5), $0.6)
         }
     }
 
     public func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError) {
-        try await execute("""
-            INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos, token_hash)
-            VALUES (\(credential.tenantId), \(credential.id), \(credential.agentId), \(credential.scopes.joined(separator: " ")),
+        try await execute(
+            """
+            INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos,
+                token_hash)
+            VALUES (\(credential.tenantId), \(credential.id), \(credential.agentId),
+                \(credential.scopes.joined(separator: " ")),
                     \(Timestamp.millis(credential.expiresAt)), \(credential.revokedAt.map(Timestamp.millis)),
                     \(credential.spendLimit?.nanos), \(tokenHash))
             """)
     }
 
     public func credential(tokenHash: String) async throws(StorageError) -> Credential? {
-        try await rows("SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE token_hash = \(tokenHash)",
-                       as: CredentialColumns.self).first.map(Self.credential)
+        try await rows(
+            "SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE token_hash = \(tokenHash)",
+            as: CredentialColumns.self
+        ).first.map(Self.credential)
     }
 
     public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
-        try await execute("""
+        try await execute(
+            """
             UPDATE credentials SET revoked_at_ms = \(Timestamp.millis(at))
             WHERE tenant_id = \(tenantId) AND id = \(credentialId) AND revoked_at_ms IS NULL
             """)
@@ -430,7 +499,8 @@ public final class PostgresStore: TollgateStore {
     // MARK: plans, subscriptions, caps
 
     public func insertPlan(_ plan: PlanRecord) async throws(StorageError) {
-        try await execute("""
+        try await execute(
+            """
             INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms)
             VALUES (\(plan.tenantId), \(plan.planId), \(plan.name), \(Int64(plan.version)), \(plan.document),
                     \(Timestamp.millis(plan.createdAt)))
@@ -438,7 +508,8 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
-        try await execute("""
+        try await execute(
+            """
             INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms)
             VALUES (\(subscription.tenantId), \(subscription.id), \(subscription.customerId), \(subscription.planId),
                     \(Int64(subscription.version)), \(Timestamp.millis(subscription.startsAt)))
@@ -446,7 +517,8 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
-        try await execute("""
+        try await execute(
+            """
             INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms)
             VALUES (\(swap.tenantId), \(swap.id), \(swap.subscriptionId), \(swap.planId), \(Int64(swap.version)),
                     \(Timestamp.millis(swap.effectiveAt)))
@@ -454,12 +526,14 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func upsertCap(_ cap: Cap) async throws(StorageError) {
-        try await execute("""
+        try await execute(
+            """
             INSERT INTO caps(tenant_id, id, scope, scope_id, period, limit_nanos, warn_at_percent)
             VALUES (\(cap.tenantId), \(cap.id), \(cap.target.scope.rawValue), \(cap.target.id), \(cap.period.rawValue),
                     \(cap.limit.nanos), \(cap.warnAtPercent.map(Int64.init)))
             ON CONFLICT(tenant_id, scope, scope_id, period)
-            DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos, warn_at_percent = excluded.warn_at_percent
+            DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos, warn_at_percent =
+                excluded.warn_at_percent
             """)
     }
 
@@ -480,14 +554,17 @@ public final class PostgresStore: TollgateStore {
             try await connection.withTransaction(logger: logger) { connection in
                 // Arrays, one per column, unnested into rows: a few statements per group, whatever its size.
                 var inserted = Set<String>()
-                let keys = try await connection.query("""
+                let keys = try await connection.query(
+                    """
                     INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
                     SELECT * FROM UNNEST(\(i.map(\.tenantId)), \(i.map(\.key)), \(i.map(\.method)), \(i.map(\.params)),
                         \(i.map(\.result)), \(i.map { Timestamp.millis($0.createdAt) }))
                     ON CONFLICT (tenant_id, key) DO NOTHING
                     RETURNING tenant_id, key
                     """, logger: logger)
-                for try await (tenant, key) in keys.decode((String, String).self) { inserted.insert(tenant + "\u{0}" + key) }
+                for try await (tenant, key) in keys.decode((String, String).self) {
+                    inserted.insert(tenant + "\u{0}" + key)
+                }
                 // Outcomes in entry order: a duplicate found early makes the entries priced after it stale
                 // (`PricingStream`), and a stale entry gives its key back and writes no charge.
                 var outcomes: [CommitOutcome?] = []
@@ -508,39 +585,51 @@ public final class PostgresStore: TollgateStore {
                     }
                 }
                 if !stale.isEmpty {
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         DELETE FROM idempotency d USING UNNEST(\(stale.map(\.tenantId)), \(stale.map(\.key))) AS s(t, k)
                         WHERE d.tenant_id = s.t AND d.key = s.k
                         """, logger: logger)
                 }
                 let c = zip(entries, outcomes).filter { $0.1 == .recorded }.map(\.0.charge)
                 if !c.isEmpty {
-                    try await connection.query("""
-                        INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
-                            subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
-                            duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day)
-                        SELECT t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, NULLIF(st, ''), co, pc, cy, ik, at, dy
-                        FROM UNNEST(\(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)), \(c.map(\.teamId)),
-                            \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)), \(c.map(\.subscriptionId)),
-                            \(c.map(\.planId)), \(c.map { Int64($0.planVersion) }), \(c.map(\.tool)), \(c.map(\.quantity)),
-                            \(c.map(\.inputTokens)), \(c.map(\.outputTokens)), \(c.map(\.reasoningTokens)), \(c.map(\.durationMs)),
-                            \(c.map { $0.status ?? "" }), \(c.map(\.cost.nanos)), \(c.map(\.providerCost.nanos)), \(c.map(\.currency)),
-                            \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }), \(c.map { PeriodCalendar.dayIndex($0.at) }))
-                            AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy)
+                    try await connection.query(
+                        """
+                        INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id,
+                            session_id, subscription_id, plan_id, plan_version, tool, quantity, input_tokens,
+                            output_tokens, reasoning_tokens, duration_ms, status, cost_nanos, provider_cost_nanos,
+                            currency, idempotency_key, at_ms, day)
+                        SELECT t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, NULLIF(st, ''), co, pc, cy,
+                            ik, at, dy
+                        FROM UNNEST(
+                            \(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)), \(c.map(\.teamId)),
+                            \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)),
+                            \(c.map(\.subscriptionId)), \(c.map(\.planId)), \(c.map { Int64($0.planVersion) }),
+                            \(c.map(\.tool)), \(c.map(\.quantity)), \(c.map(\.inputTokens)), \(c.map(\.outputTokens)),
+                            \(c.map(\.reasoningTokens)), \(c.map(\.durationMs)), \(c.map { $0.status ?? "" }),
+                            \(c.map(\.cost.nanos)), \(c.map(\.providerCost.nanos)), \(c.map(\.currency)),
+                            \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }),
+                            \(c.map { PeriodCalendar.dayIndex($0.at) }))
+                            AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at,
+                                dy)
                         """, logger: logger)
                 }
                 // Keys that were already stored answer with their stored record.
                 var stored: [String: IdempotencyRecord] = [:]
-                let missing = entries.filter { !inserted.contains($0.idempotency.tenantId + "\u{0}" + $0.idempotency.key) }
-                    .map(\.idempotency)
+                let missing = entries.filter {
+                    !inserted.contains($0.idempotency.tenantId + "\u{0}" + $0.idempotency.key)
+                }
+                .map(\.idempotency)
                 if !missing.isEmpty {
-                    let rows = try await connection.query("""
+                    let rows = try await connection.query(
+                        """
                         SELECT d.tenant_id, d.key, d.method, d.params, d.result, d.created_at_ms
                         FROM idempotency d JOIN UNNEST(\(missing.map(\.tenantId)), \(missing.map(\.key))) AS m(t, k)
                             ON d.tenant_id = m.t AND d.key = m.k
                         """, logger: logger)
                     for try await (tenant, key, method, params, result, created) in rows.decode(
-                        (String, String, String, String, String, Int64).self) {
+                        (String, String, String, String, String, Int64).self)
+                    {
                         stored[tenant + "\u{0}" + key] = IdempotencyRecord(
                             tenantId: tenant, key: key, method: method, params: params, result: result,
                             createdAt: Timestamp.date(millis: created))
@@ -563,43 +652,58 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
-        try await rows("""
+        try await rows(
+            """
             SELECT method, params, result, created_at_ms FROM idempotency WHERE tenant_id = \(tenantId) AND key = \(key)
-            """, as: (String, String, String, Int64).self).first.map {
-            IdempotencyRecord(tenantId: tenantId, key: key, method: $0.0, params: $0.1, result: $0.2,
-                              createdAt: Timestamp.date(millis: $0.3))
+            """, as: (String, String, String, Int64).self
+        ).first.map {
+            IdempotencyRecord(
+                tenantId: tenantId, key: key, method: $0.0, params: $0.1, result: $0.2,
+                createdAt: Timestamp.date(millis: $0.3))
         }
     }
 
     public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
-        try await !rows("""
+        try await !rows(
+            """
             INSERT INTO sessions(tenant_id, id, agent_id, team_id, customer_id, opened_at_ms, metadata)
             VALUES (\(session.tenantId), \(session.id), \(session.agentId), \(session.teamId), \(session.customerId),
                     \(Timestamp.millis(session.openedAt)), \(session.metadata))
             ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id
-            """, as: String.self).isEmpty
+            """, as: String.self
+        ).isEmpty
     }
 
-    public func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
-        async throws(StorageError) {
-        let updated = try await rows("""
+    public func closeSession(
+        tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals
+    )
+        async throws(StorageError)
+    {
+        let updated = try await rows(
+            """
             UPDATE sessions SET closed_at_ms = \(Timestamp.millis(closedAt)), outcome = \(outcome.rawValue),
                 calls = \(totals.calls), input_tokens = \(totals.inputTokens), output_tokens = \(totals.outputTokens),
                 reasoning_tokens = \(totals.reasoningTokens), duration_ms = \(totals.durationMs),
-                cost_nanos = \(totals.cost.nanos), provider_cost_nanos = \(totals.providerCost.nanos), errors = \(totals.errors),
+                cost_nanos = \(totals.cost.nanos), provider_cost_nanos = \(totals.providerCost.nanos), errors =
+                    \(totals.errors),
                 currency = \(totals.currency),
                 last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id
-                    AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
+                    AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id =
+                        sessions.id)
             WHERE tenant_id = \(tenantId) AND id = \(id) AND closed_at_ms IS NULL RETURNING id
             """, as: String.self)
         guard updated.count == 1 else { throw .backend("no open session \(id)") }
     }
 
-    private typealias SessionColumns = (String, String, String, String, Int64, Int64?, String?, String?,
-                                        Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64?, String?)
+    private typealias SessionColumns = (
+        String, String, String, String, Int64, Int64?, String?, String?,
+        Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64?, String?
+    )
 
     /// Sessions with their totals: the stored final record once closed, summed from the charges while open.
-    private func sessionRows(tenantId: String, id: String?, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
+    private func sessionRows(tenantId: String, id: String?, _ selection: SessionSelection, limit: Int)
+        async throws(StorageError) -> [SessionRecord]
+    {
         let query: PostgresQuery = """
             SELECT s.id, s.agent_id, s.team_id, s.customer_id, s.opened_at_ms, s.closed_at_ms, s.outcome, s.metadata,
                 CASE WHEN s.closed_at_ms IS NULL THEN COALESCE(a.calls, 0) ELSE s.calls END,
@@ -633,14 +737,20 @@ public final class PostgresStore: TollgateStore {
             """
         return try await rows(query, as: SessionColumns.self).map { row in
             var totals = SessionTotals()
-            totals.calls = row.8; totals.inputTokens = row.9; totals.outputTokens = row.10; totals.reasoningTokens = row.11
-            totals.durationMs = row.12; totals.cost = Money(nanos: row.13); totals.providerCost = Money(nanos: row.14)
+            totals.calls = row.8
+            totals.inputTokens = row.9
+            totals.outputTokens = row.10
+            totals.reasoningTokens = row.11
+            totals.durationMs = row.12
+            totals.cost = Money(nanos: row.13)
+            totals.providerCost = Money(nanos: row.14)
             totals.errors = row.15
             totals.currency = row.17
-            return SessionRecord(tenantId: tenantId, id: row.0, agentId: row.1, teamId: row.2, customerId: row.3,
-                                 openedAt: Timestamp.date(millis: row.4), closedAt: row.5.map(Timestamp.date(millis:)),
-                                 outcome: row.6.flatMap(SessionOutcome.init(rawValue:)), metadata: row.7,
-                                 lastCallAt: row.16.map(Timestamp.date(millis:)), totals: totals)
+            return SessionRecord(
+                tenantId: tenantId, id: row.0, agentId: row.1, teamId: row.2, customerId: row.3,
+                openedAt: Timestamp.date(millis: row.4), closedAt: row.5.map(Timestamp.date(millis:)),
+                outcome: row.6.flatMap(SessionOutcome.init(rawValue:)), metadata: row.7,
+                lastCallAt: row.16.map(Timestamp.date(millis:)), totals: totals)
         }
     }
 
@@ -648,18 +758,25 @@ public final class PostgresStore: TollgateStore {
         try await sessionRows(tenantId: tenantId, id: id, .all, limit: 1).first
     }
 
-    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
+    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError)
+        -> [SessionRecord]
+    {
         try await sessionRows(tenantId: tenantId, id: nil, selection, limit: limit)
     }
 
-    private typealias ReservationColumns = (String, String, String, String, String, String, String, String, Int64, String,
-                                            Int64, Int64, String, String?)
+    private typealias ReservationColumns = (
+        String, String, String, String, String, String, String, String, Int64, String,
+        Int64, Int64, String, String?
+    )
 
-    private func reservations(_ query: PostgresQuery, tenantId: String) async throws(StorageError) -> [ReservationRecord] {
+    private func reservations(_ query: PostgresQuery, tenantId: String) async throws(StorageError)
+        -> [ReservationRecord]
+    {
         try await rows(query, as: ReservationColumns.self).map { row in
             ReservationRecord(
                 tenantId: tenantId, id: row.0, idempotencyKey: row.1,
-                path: ChargePath(customerId: row.2, teamId: row.3, agentId: row.4, sessionId: row.6, credentialId: row.5),
+                path: ChargePath(
+                    customerId: row.2, teamId: row.3, agentId: row.4, sessionId: row.6, credentialId: row.5),
                 tool: row.7, held: Money(nanos: row.8), currency: row.9, createdAt: Timestamp.date(millis: row.10),
                 expiresAt: Timestamp.date(millis: row.11), state: ReservationRecord.State(rawValue: row.12) ?? .expired,
                 receiptId: row.13)
@@ -667,37 +784,45 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func insertReservation(_ reservation: ReservationRecord, idempotency i: IdempotencyRecord)
-        async throws(StorageError) -> IdempotencyRecord? {
+        async throws(StorageError) -> IdempotencyRecord?
+    {
         let r = reservation
         struct LegacyHold: Error {}
         return try await run { connection, logger in
             do {
                 return try await connection.withTransaction(logger: logger) { connection -> IdempotencyRecord? in
                     // The key first: one namespace with the ledger's charges, whose keys are in the same table.
-                    let claimed = try await connection.query("""
+                    let claimed = try await connection.query(
+                        """
                         INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
-                        VALUES (\(i.tenantId), \(i.key), \(i.method), \(i.params), \(i.result), \(Timestamp.millis(i.createdAt)))
+                        VALUES (\(i.tenantId), \(i.key), \(i.method), \(i.params), \(i.result),
+                            \(Timestamp.millis(i.createdAt)))
                         ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key
                         """, logger: logger)
                     var inserted = false
                     for try await _ in claimed.decode(String.self) { inserted = true }
                     guard inserted else {
-                        let stored = try await connection.query("""
+                        let stored = try await connection.query(
+                            """
                             SELECT method, params, result, created_at_ms FROM idempotency
                             WHERE tenant_id = \(i.tenantId) AND key = \(i.key)
                             """, logger: logger)
                         let rows = stored.decode((String, String, String, Int64).self)
                         for try await (method, params, result, at) in rows {
-                            return IdempotencyRecord(tenantId: i.tenantId, key: i.key, method: method, params: params,
-                                                     result: result, createdAt: Timestamp.date(millis: at))
+                            return IdempotencyRecord(
+                                tenantId: i.tenantId, key: i.key, method: method, params: params,
+                                result: result, createdAt: Timestamp.date(millis: at))
                         }
                         throw StorageError.backend("idempotency key neither inserted nor found")
                     }
-                    let held = try await connection.query("""
-                        INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id, credential_id,
+                    let held = try await connection.query(
+                        """
+                        INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id,
+                            credential_id,
                             session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id)
                         VALUES (\(r.tenantId), \(r.id), \(r.idempotencyKey), \(r.path.customerId), \(r.path.teamId),
-                                \(r.path.agentId), \(r.path.credentialId), \(r.path.sessionId), \(r.tool), \(r.held.nanos),
+                                \(r.path.agentId), \(r.path.credentialId), \(r.path.sessionId), \(r.tool),
+                                    \(r.held.nanos),
                                 \(r.currency), \(Timestamp.millis(r.createdAt)), \(Timestamp.millis(r.expiresAt)),
                                 \(r.state.rawValue), \(r.receiptId))
                         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id
@@ -707,64 +832,85 @@ public final class PostgresStore: TollgateStore {
                 }
             } catch is LegacyHold {
                 // A hold made before its key went to the key table (rolled back above): no answer stored to replay.
-                return IdempotencyRecord(tenantId: r.tenantId, key: r.idempotencyKey, method: "meter.authorize",
-                                         params: "", result: "", createdAt: r.createdAt)
+                return IdempotencyRecord(
+                    tenantId: r.tenantId, key: r.idempotencyKey, method: "meter.authorize",
+                    params: "", result: "", createdAt: r.createdAt)
             }
         }
     }
 
     public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
-        try await reservations("""
-            SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos, currency,
+        try await reservations(
+            """
+            SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos,
+                currency,
                 created_at_ms, expires_at_ms, state, receipt_id
             FROM reservations WHERE tenant_id = \(tenantId) AND id = \(id)
-            """, tenantId: tenantId).first
+            """, tenantId: tenantId
+        ).first
     }
 
     public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
-        async throws(StorageError) -> Bool {
-        try await !rows("""
+        async throws(StorageError) -> Bool
+    {
+        try await !rows(
+            """
             UPDATE reservations SET state = \(state.rawValue), receipt_id = \(receiptId)
             WHERE tenant_id = \(tenantId) AND id = \(id) AND state = 'held' RETURNING id
-            """, as: String.self).isEmpty
+            """, as: String.self
+        ).isEmpty
     }
 
     public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {
-        try await reservations("""
-            SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos, currency,
+        try await reservations(
+            """
+            SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos,
+                currency,
                 created_at_ms, expires_at_ms, state, receipt_id
             FROM reservations WHERE tenant_id = \(tenantId) AND state = 'held' ORDER BY id
             """, tenantId: tenantId)
     }
 
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) {
-        try await execute("""
+        try await execute(
+            """
             INSERT INTO alerts(tenant_id, id, kind, at_ms, body)
             VALUES (\(alert.tenantId), \(alert.id), \(alert.kind), \(Timestamp.millis(alert.at)), \(alert.body))
             """)
     }
 
     public func alerts(tenantId: String, kinds: [String]?, limit: Int) async throws(StorageError) -> [AlertRecord] {
-        try await rows("""
+        try await rows(
+            """
             SELECT id, kind, at_ms, body FROM alerts
             WHERE tenant_id = \(tenantId) AND (\(kinds == nil) OR kind = ANY(\(kinds ?? [])))
             ORDER BY at_ms DESC, id DESC LIMIT \(Int64(limit))
-            """, as: (String, String, Int64, String).self).map {
+            """, as: (String, String, Int64, String).self
+        ).map {
             AlertRecord(tenantId: tenantId, id: $0.0, kind: $0.1, at: Timestamp.date(millis: $0.2), body: $0.3)
         }
     }
 
-    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
-        try await rows("""
-            SELECT plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms, status,
+    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
+    {
+        try await rows(
+            """
+            SELECT plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms,
+                status,
                 provider_cost_nanos, agent_id, session_id, cost_nanos, at_ms
-            FROM charges WHERE tenant_id = \(tenantId) AND subscription_id = \(subscriptionId) AND at_ms >= \(Timestamp.millis(from))
-                AND customer_id = (SELECT customer_id FROM subscriptions WHERE tenant_id = \(tenantId) AND id = \(subscriptionId))
+            FROM charges WHERE tenant_id = \(tenantId) AND subscription_id = \(subscriptionId) AND at_ms >=
+                \(Timestamp.millis(from))
+                AND customer_id = (SELECT customer_id FROM subscriptions WHERE tenant_id = \(tenantId) AND id =
+                    \(subscriptionId))
             ORDER BY at_ms, receipt_id
-            """, as: (String, Int, String, Int64, Int64, Int64, Int64, Int64, String?, Int64, String, String, Int64, Int64).self).map {
-            RatingRow(planId: $0.0, planVersion: $0.1, tool: $0.2, quantity: $0.3, inputTokens: $0.4, outputTokens: $0.5,
-                      reasoningTokens: $0.6, durationMs: $0.7, status: $0.8, providerCost: Money(nanos: $0.9),
-                      agentId: $0.10, sessionId: $0.11, cost: Money(nanos: $0.12), at: Timestamp.date(millis: $0.13))
+            """,
+            as: (String, Int, String, Int64, Int64, Int64, Int64, Int64, String?, Int64, String, String, Int64, Int64)
+                .self
+        ).map {
+            RatingRow(
+                planId: $0.0, planVersion: $0.1, tool: $0.2, quantity: $0.3, inputTokens: $0.4, outputTokens: $0.5,
+                reasoningTokens: $0.6, durationMs: $0.7, status: $0.8, providerCost: Money(nanos: $0.9),
+                agentId: $0.10, sessionId: $0.11, cost: Money(nanos: $0.12), at: Timestamp.date(millis: $0.13))
         }
     }
 
@@ -773,21 +919,25 @@ public final class PostgresStore: TollgateStore {
         let dayStart = Timestamp.millis(PeriodCalendar.startOfDay(now))
         var result: [SpendRow] = []
         for (scope, column) in SpendColumns.all {
-            let rows = try await rows("""
+            let rows = try await rows(
+                """
                 SELECT \(unescaped: column), SUM(cost_nanos)::BIGINT,
                     SUM(CASE WHEN at_ms >= \(monthStart) THEN cost_nanos ELSE 0 END)::BIGINT,
                     SUM(CASE WHEN at_ms >= \(dayStart) THEN cost_nanos ELSE 0 END)::BIGINT
                 FROM charges WHERE tenant_id = \(tenantId) GROUP BY \(unescaped: column)
                 """, as: (String, Int64, Int64, Int64).self)
             result += rows.map {
-                SpendRow(target: ScopeRef(scope, $0.0), lifetime: Money(nanos: $0.1), month: Money(nanos: $0.2),
-                         day: Money(nanos: $0.3))
+                SpendRow(
+                    target: ScopeRef(scope, $0.0), lifetime: Money(nanos: $0.1), month: Money(nanos: $0.2),
+                    day: Money(nanos: $0.3))
             }
         }
         return result
     }
 
-    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow] {
+    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError)
+        -> [UsageRow]
+    {
         let query = UsageSQL(tenantId: tenantId, filter: filter, groupBy: groupBy, placeholder: { "$\($0)" })
         var binds = PostgresBindings()
         for argument in query.arguments {
@@ -799,7 +949,8 @@ public final class PostgresStore: TollgateStore {
         // Keys come back as text whatever their column type, so one decode shape serves every grouping.
         let keyCasts = (0..<groupBy.count).map { "k\($0)::TEXT" }
         let sql = """
-            SELECT \((keyCasts + ["currency", "calls", "quantity::BIGINT", "input_tokens::BIGINT", "output_tokens::BIGINT",
+            SELECT
+                \((keyCasts + ["currency", "calls", "quantity::BIGINT", "input_tokens::BIGINT", "output_tokens::BIGINT",
                                   "cost::BIGINT", "provider_cost::BIGINT"]).joined(separator: ", "))
             FROM (\(query.sql)) AS grouped
             """
@@ -816,9 +967,11 @@ public final class PostgresStore: TollgateStore {
                 let currency = try cells.next()!.decode(String.self)
                 var numbers: [Int64] = []
                 while let cell = cells.next() { numbers.append(try cell.decode(Int64.self)) }
-                result.append(query.row(keys: keys, currency: currency, calls: numbers[0], quantity: numbers[1],
-                                            inputTokens: numbers[2], outputTokens: numbers[3], cost: numbers[4],
-                                            providerCost: numbers[5]))
+                result.append(
+                    query.row(
+                        keys: keys, currency: currency, calls: numbers[0], quantity: numbers[1],
+                        inputTokens: numbers[2], outputTokens: numbers[3], cost: numbers[4],
+                        providerCost: numbers[5]))
             }
             return result
         }

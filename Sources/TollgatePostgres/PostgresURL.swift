@@ -17,13 +17,15 @@ public enum PostgresURL {
 
     public static func configuration(_ text: String) throws(StorageError) -> PostgresClient.Configuration {
         let parts = try parse(text)
-        let tls: PostgresClient.Configuration.TLS = switch parts.sslmode {
-        case .disable: .disable
-        case .prefer: .prefer(.makeClientConfiguration())
-        case .require: .require(.makeClientConfiguration())
-        }
-        return PostgresClient.Configuration(host: parts.host, port: parts.port, username: parts.user,
-                                            password: parts.password, database: parts.database, tls: tls)
+        let tls: PostgresClient.Configuration.TLS =
+            switch parts.sslmode {
+            case .disable: .disable
+            case .prefer: .prefer(.makeClientConfiguration())
+            case .require: .require(.makeClientConfiguration())
+            }
+        return PostgresClient.Configuration(
+            host: parts.host, port: parts.port, username: parts.user,
+            password: parts.password, database: parts.database, tls: tls)
     }
 
     /// The same URL as one connection's configuration: what the start-up probe opens.
@@ -39,14 +41,16 @@ public enum PostgresURL {
         } catch {
             throw .backend("TLS could not be set up: \(error)")
         }
-        return PostgresConnection.Configuration(host: parts.host, port: parts.port, username: parts.user,
-                                                password: parts.password, database: parts.database, tls: tls)
+        return PostgresConnection.Configuration(
+            host: parts.host, port: parts.port, username: parts.user,
+            password: parts.password, database: parts.database, tls: tls)
     }
 
     private enum SSLMode: String { case disable, prefer, require }
 
     private static func parse(_ text: String) throws(StorageError)
-        -> (host: String, port: Int, user: String, password: String?, database: String?, sslmode: SSLMode) {
+        -> (host: String, port: Int, user: String, password: String?, database: String?, sslmode: SSLMode)
+    {
         guard let url = URLComponentsLite(text), ["postgres", "postgresql"].contains(url.scheme) else {
             throw .backend("storage URL is not postgres://user:password@host:port/database")
         }
@@ -112,7 +116,8 @@ extension String {
         var iterator = utf8.makeIterator()
         while let byte = iterator.next() {
             if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
-               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            {
                 bytes.append(value)
             } else {
                 bytes.append(byte)

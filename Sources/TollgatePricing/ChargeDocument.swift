@@ -9,7 +9,9 @@ public struct ChargeDocument: Sendable {
     public let currency: String
 
     public init(object: [String: JSONValue], path: String, currency: String) {
-        self.object = object; self.path = path; self.currency = currency
+        self.object = object
+        self.path = path
+        self.currency = currency
     }
 
     public func field(_ key: String) -> String { "\(path).\(key)" }
@@ -62,15 +64,18 @@ public struct ChargeDocument: Sendable {
         return try Self.count(value, field: field(key), minimum: minimum)
     }
 
-    public static func count(_ value: JSONValue, field: String, minimum: Int64 = 0) throws(PlanValidationError) -> Int64 {
+    public static func count(_ value: JSONValue, field: String, minimum: Int64 = 0) throws(PlanValidationError) -> Int64
+    {
         guard let number = value.int64Value else { throw PlanValidationError(field: field, rule: "a whole number") }
         guard number >= minimum else { throw PlanValidationError(field: field, rule: "at least \(minimum)") }
         return number
     }
 
     /// A table of name → value with a bounded size, each value read by `read`.
-    public func table<Value>(_ key: String, countMax: Int = 10_000,
-                             _ read: (JSONValue, String) throws(PlanValidationError) -> Value)
+    public func table<Value>(
+        _ key: String, countMax: Int = 10_000,
+        _ read: (JSONValue, String) throws(PlanValidationError) -> Value
+    )
         throws(PlanValidationError) -> [String: Value]
     {
         guard let table = object[key]?.objectValue else { throw error(key, "an object of name to value") }

@@ -24,7 +24,8 @@ public struct InvoicePreview: Sendable {
         let digits = Currency.minorUnitDigits(plan.currency)
         var lines: [Line] = []
         func add(_ description: String, _ exact: Money) throws(MoneyError) {
-            lines.append(Line(description: description, exact: exact, amount: try exact.rounded(toFractionDigits: digits)))
+            lines.append(
+                Line(description: description, exact: exact, amount: try exact.rounded(toFractionDigits: digits)))
         }
         let charges = try rating.chargeTotals()
         for (index, (charge, total)) in zip(plan.charges, charges).enumerated() {
@@ -52,7 +53,9 @@ extension Currency {
     /// OMR, TND, 2 for the rest.
     public static func minorUnitDigits(_ code: String) -> Int {
         switch code {
-        case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF": 0
+        case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF",
+            "XOF", "XPF":
+            0
         case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND": 3
         default: 2
         }

@@ -41,7 +41,8 @@ public struct ErrorRatePenalty: Sendable, Hashable {
 /// `volume_discount`: a percentage off the period's whole price, by the tier the period's count has reached.
 ///
 /// ```json
-/// {"type":"volume_discount","metric":"calls","tiers":[{"upTo":999,"percent":"0"},{"upTo":9999,"percent":"10"},{"percent":"25"}]}
+/// {"type":"volume_discount","metric":"calls",
+///  "tiers":[{"upTo":999,"percent":"0"},{"upTo":9999,"percent":"10"},{"percent":"25"}]}
 /// ```
 /// The discount is retroactive: reaching a tier lowers the price of every call of the period, so the call
 /// that crosses it carries a credit and a plan with this modifier must say `"creditsAllowed": true`.

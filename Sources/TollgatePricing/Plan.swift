@@ -30,9 +30,14 @@ public struct PlanDocument: Sendable, Hashable {
     /// and both modifiers can produce. Without it such a plan is refused.
     public var creditsAllowed: Bool
 
-    public init(name: String, currency: String, charges: [JSONValue], modifiers: [JSONValue]? = nil,
-                creditsAllowed: Bool = false) {
-        self.name = name; self.currency = currency; self.charges = charges; self.modifiers = modifiers
+    public init(
+        name: String, currency: String, charges: [JSONValue], modifiers: [JSONValue]? = nil,
+        creditsAllowed: Bool = false
+    ) {
+        self.name = name
+        self.currency = currency
+        self.charges = charges
+        self.modifiers = modifiers
         self.creditsAllowed = creditsAllowed
     }
 
@@ -53,7 +58,8 @@ public struct PlanDocument: Sendable, Hashable {
         }
         let modifiers = try Modifiers(self.modifiers ?? [], currency: currency)
         if modifiers.mayCredit && !creditsAllowed {
-            throw PlanValidationError(field: "creditsAllowed", rule: "true: this plan's modifiers can price an event below zero (a credit)")
+            throw PlanValidationError(
+                field: "creditsAllowed", rule: "true: this plan's modifiers can price an event below zero (a credit)")
         }
         var built: [any PricingStrategy] = []
         for (index, charge) in charges.enumerated() {
@@ -63,18 +69,21 @@ public struct PlanDocument: Sendable, Hashable {
                 throw PlanValidationError(field: "\(field).strategy", rule: "a strategy name")
             }
             guard let strategy = registry.strategy(named: name) else {
-                throw PlanValidationError(field: "\(field).strategy",
-                                          rule: "one of: \(registry.names.joined(separator: ", "))")
+                throw PlanValidationError(
+                    field: "\(field).strategy",
+                    rule: "one of: \(registry.names.joined(separator: ", "))")
             }
             let charge = try strategy.init(charge: ChargeDocument(object: object, path: field, currency: currency))
             if charge.mayCredit && !creditsAllowed {
-                throw PlanValidationError(field: "creditsAllowed",
-                                          rule: "true: \(field) (\(name)) can price an event below zero (a credit)")
+                throw PlanValidationError(
+                    field: "creditsAllowed",
+                    rule: "true: \(field) (\(name)) can price an event below zero (a credit)")
             }
             built.append(charge)
         }
-        return Plan(id: id, name: name, version: version, currency: currency, document: self, charges: built,
-                    modifiers: modifiers)
+        return Plan(
+            id: id, name: name, version: version, currency: currency, document: self, charges: built,
+            modifiers: modifiers)
     }
 }
 
@@ -111,12 +120,15 @@ extension PlanDocument {
         case .bool(let value)?: creditsAllowed = value
         default: throw PlanValidationError(field: "creditsAllowed", rule: "true or false")
         }
-        self.init(name: name, currency: currency, charges: charges, modifiers: modifiers, creditsAllowed: creditsAllowed)
+        self.init(
+            name: name, currency: currency, charges: charges, modifiers: modifiers, creditsAllowed: creditsAllowed)
     }
 
     /// The document as canonical JSON: how it is stored and shown.
     public var json: JSONValue {
-        var object: [String: JSONValue] = ["name": .string(name), "currency": .string(currency), "charges": .array(charges)]
+        var object: [String: JSONValue] = [
+            "name": .string(name), "currency": .string(currency), "charges": .array(charges),
+        ]
         if let modifiers { object["modifiers"] = .array(modifiers) }
         if creditsAllowed { object["creditsAllowed"] = .bool(true) }
         return .object(object)

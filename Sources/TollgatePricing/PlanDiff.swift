@@ -24,7 +24,9 @@ public enum PlanDiff {
             }
         case (.array(let a)?, .array(let b)?):
             for index in 0..<max(a.count, b.count) {
-                walk(index < a.count ? a[index] : nil, index < b.count ? b[index] : nil, path: "\(path)[\(index)]", into: &changes)
+                walk(
+                    index < a.count ? a[index] : nil, index < b.count ? b[index] : nil, path: "\(path)[\(index)]",
+                    into: &changes)
             }
         default:
             if old != new { changes.append(Change(path: path, old: old, new: new)) }

@@ -134,7 +134,9 @@ public final class PlanRating {
             after.calls += event.quantity
             if event.isError { after.errors += event.quantity }
             result.penalized = try result.penalized
-                .subtracting(try ExactAmount(before.base, times: penalty.factor(errors: before.errors, calls: before.calls)))
+                .subtracting(
+                    try ExactAmount(before.base, times: penalty.factor(errors: before.errors, calls: before.calls))
+                )
                 .adding(try ExactAmount(after.base, times: penalty.factor(errors: after.errors, calls: after.calls)))
             result.scopeKey = key
             result.scope = after

@@ -56,7 +56,10 @@ extension PricingStrategy {
 public struct PlanValidationError: Error, Sendable, Equatable {
     public var field: String
     public var rule: String
-    public init(field: String, rule: String) { self.field = field; self.rule = rule }
+    public init(field: String, rule: String) {
+        self.field = field
+        self.rule = rule
+    }
 }
 
 /// A strategy's state behind a reference, so the plan can hold the states of strategies of different types

@@ -17,12 +17,21 @@ public struct RatedEvent: Sendable, Hashable {
     /// The caller's outcome (`usage.status`). Anything but absent or `SUCCESS` counts as an error.
     public var status: String?
 
-    public init(tool: String, quantity: Int64 = 1, inputTokens: Int64 = 0, outputTokens: Int64 = 0,
-                reasoningTokens: Int64 = 0, durationMs: Int64 = 0, providerCost: Money = .zero,
-                agentId: String = "", sessionId: String? = nil, status: String? = nil) {
-        self.tool = tool; self.quantity = quantity; self.inputTokens = inputTokens; self.outputTokens = outputTokens
-        self.reasoningTokens = reasoningTokens; self.durationMs = durationMs; self.providerCost = providerCost
-        self.agentId = agentId; self.sessionId = sessionId; self.status = status
+    public init(
+        tool: String, quantity: Int64 = 1, inputTokens: Int64 = 0, outputTokens: Int64 = 0,
+        reasoningTokens: Int64 = 0, durationMs: Int64 = 0, providerCost: Money = .zero,
+        agentId: String = "", sessionId: String? = nil, status: String? = nil
+    ) {
+        self.tool = tool
+        self.quantity = quantity
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.reasoningTokens = reasoningTokens
+        self.durationMs = durationMs
+        self.providerCost = providerCost
+        self.agentId = agentId
+        self.sessionId = sessionId
+        self.status = status
     }
 
     public var isError: Bool { CallStatus.isError(status) }

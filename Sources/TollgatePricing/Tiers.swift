@@ -15,8 +15,10 @@ public struct Tiers<Value: Sendable & Hashable>: Sendable, Hashable {
     public static var countMax: Int { 100 }
 
     /// Reads `document[key]`; each tier's value is read from the tier object by `read`.
-    public init(_ document: ChargeDocument, key: String, valueKeys: [String],
-                _ read: (ChargeDocument) throws(PlanValidationError) -> Value) throws(PlanValidationError) {
+    public init(
+        _ document: ChargeDocument, key: String, valueKeys: [String],
+        _ read: (ChargeDocument) throws(PlanValidationError) -> Value
+    ) throws(PlanValidationError) {
         guard case .array(let items)? = document.object[key], !items.isEmpty else {
             throw document.error(key, "a non-empty array of tiers")
         }
@@ -35,7 +37,8 @@ public struct Tiers<Value: Sendable & Hashable>: Sendable, Hashable {
                 }
                 let value = try ChargeDocument.count(bound, field: tier.field("upTo"), minimum: 1)
                 if let previous = tiers.last?.upTo, value <= previous {
-                    throw tier.error("upTo", "greater than the previous tier's upTo (\(previous)): tiers must not overlap")
+                    throw tier.error(
+                        "upTo", "greater than the previous tier's upTo (\(previous)): tiers must not overlap")
                 }
                 upTo = value
             } else if !isLast {

@@ -56,7 +56,9 @@ extension TenantActor {
         let (store, alerts, logger, tenantId) = (services.store, services.alerts, services.logger, tenantId)
         Task {
             do { try await store.insertAlert(record) } catch {
-                logger.error("storing an alert failed", metadata: ["tenant": "\(tenantId)", "kind": "\(kind)", "error": "\(error)"])
+                logger.error(
+                    "storing an alert failed",
+                    metadata: ["tenant": "\(tenantId)", "kind": "\(kind)", "error": "\(error)"])
             }
             alerts.push(tenantId: tenantId, kind: kind, params: body)
         }

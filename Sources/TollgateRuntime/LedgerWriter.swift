@@ -26,7 +26,8 @@ public final class LedgerWriter: Service, Sendable {
         /// Most entries waiting to be committed; beyond it `submit` is refused with `unavailable`.
         public var queueEntriesMax: Int
         public init(groupEntriesMax: Int = 1000, queueEntriesMax: Int = 50_000) {
-            self.groupEntriesMax = groupEntriesMax; self.queueEntriesMax = queueEntriesMax
+            self.groupEntriesMax = groupEntriesMax
+            self.queueEntriesMax = queueEntriesMax
         }
     }
 
@@ -50,8 +51,11 @@ public final class LedgerWriter: Service, Sendable {
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
 
-    public init(store: any TollgateStore, limits: Limits = Limits(), logger: Logger = Logger(label: "tollgate.ledger")) {
-        self.store = store; self.limits = limits; self.logger = logger
+    public init(store: any TollgateStore, limits: Limits = Limits(), logger: Logger = Logger(label: "tollgate.ledger"))
+    {
+        self.store = store
+        self.limits = limits
+        self.logger = logger
     }
 
     /// Queues `entry` and returns once its group is durably committed: `.recorded`, `.duplicate` with the
@@ -62,10 +66,13 @@ public final class LedgerWriter: Service, Sendable {
     /// call is committed after every call it was priced against).
     nonisolated(nonsending) public func submit(_ entry: LedgerEntry) async throws(TollgateError) -> CommitOutcome {
         do {
-            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommitOutcome, any Error>) in
+            return try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<CommitOutcome, any Error>) in
                 let (refusal, wakeWriter) = state.withLock { state -> (TollgateError?, Bool) in
                     if state.draining || state.stopped { return (.unavailable("the server is shutting down"), false) }
-                    if state.queue.count >= limits.queueEntriesMax { return (.unavailable("the ledger queue is full"), false) }
+                    if state.queue.count >= limits.queueEntriesMax {
+                        return (.unavailable("the ledger queue is full"), false)
+                    }
                     state.queue.append(Waiting(entry: entry, continuation: continuation))
                     defer { state.writerIdle = false }
                     return (nil, state.writerIdle)
@@ -118,14 +125,17 @@ public final class LedgerWriter: Service, Sendable {
         while let group = nextGroup() {
             do {
                 let outcomes = try store.commitBlocking(group.map(\.entry))
-                precondition(outcomes.count == group.count, "store answered \(outcomes.count) outcomes for \(group.count) entries")
+                precondition(
+                    outcomes.count == group.count,
+                    "store answered \(outcomes.count) outcomes for \(group.count) entries")
                 for (waiting, outcome) in zip(group, outcomes) { waiting.continuation.resume(returning: outcome) }
             } catch {
                 logger.error("group commit failed", metadata: ["entries": "\(group.count)", "error": "\(error)"])
                 // Told before any later group is committed: the calls priced after these are stale.
                 for waiting in group { waiting.entry.notRecorded() }
                 for waiting in group {
-                    waiting.continuation.resume(throwing: TollgateError.unavailable("recording failed; nothing was recorded"))
+                    waiting.continuation.resume(
+                        throwing: TollgateError.unavailable("recording failed; nothing was recorded"))
                 }
             }
         }
@@ -134,7 +144,9 @@ public final class LedgerWriter: Service, Sendable {
             defer { state.queue.removeAll() }
             return state.queue
         }
-        for waiting in leftovers { waiting.continuation.resume(throwing: TollgateError.unavailable("the server is shutting down")) }
+        for waiting in leftovers {
+            waiting.continuation.resume(throwing: TollgateError.unavailable("the server is shutting down"))
+        }
     }
 
     /// Blocks until there is work and takes up to `groupEntriesMax` entries; nil once drained and shutting down.

@@ -17,9 +17,15 @@ public struct MeterRequest: Sendable {
     /// The request's `params` exactly as received; compared, canonicalised, with a retry's params.
     public var params: JSONValue
 
-    public init(event: RatedEvent, idempotencyKey: String, sessionId: String, status: String? = nil, params: JSONValue,
-                method: String = "meter.verify") {
-        self.event = event; self.idempotencyKey = idempotencyKey; self.sessionId = sessionId; self.status = status
-        self.params = params; self.method = method
+    public init(
+        event: RatedEvent, idempotencyKey: String, sessionId: String, status: String? = nil, params: JSONValue,
+        method: String = "meter.verify"
+    ) {
+        self.event = event
+        self.idempotencyKey = idempotencyKey
+        self.sessionId = sessionId
+        self.status = status
+        self.params = params
+        self.method = method
     }
 }

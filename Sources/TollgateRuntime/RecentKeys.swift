@@ -37,7 +37,10 @@ struct RecentKeys {
         while states.count > capacity, head < order.count {
             let oldest = order[head]
             head += 1
-            if case .inFlight? = states[oldest] { order.append(oldest); continue }
+            if case .inFlight? = states[oldest] {
+                order.append(oldest)
+                continue
+            }
             states[oldest] = nil
         }
         if head > 4096, head * 2 > order.count {

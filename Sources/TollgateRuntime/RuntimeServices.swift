@@ -13,10 +13,16 @@ public struct RuntimeServices: Sendable {
     public let logger: Logger
     public let alerts: AlertHub
 
-    public init(store: any TollgateStore, ledger: LedgerWriter, registry: StrategyRegistry,
-                clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "tollgate.runtime"),
-                alerts: AlertHub = AlertHub()) {
-        self.store = store; self.ledger = ledger; self.registry = registry; self.clock = clock; self.logger = logger
+    public init(
+        store: any TollgateStore, ledger: LedgerWriter, registry: StrategyRegistry,
+        clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "tollgate.runtime"),
+        alerts: AlertHub = AlertHub()
+    ) {
+        self.store = store
+        self.ledger = ledger
+        self.registry = registry
+        self.clock = clock
+        self.logger = logger
         self.alerts = alerts
     }
 }

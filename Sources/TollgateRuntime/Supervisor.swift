@@ -27,7 +27,9 @@ public actor Supervisor {
     private var operatorTokens: [String: String] = [:]
 
     public init(services: RuntimeServices, rootTokenHash: String, limits: Limits = .init()) {
-        self.services = services; self.rootTokenHash = rootTokenHash; self.limits = limits
+        self.services = services
+        self.rootTokenHash = rootTokenHash
+        self.limits = limits
     }
 
     /// Resolves a bearer token to a principal. Every failure says the same thing, so a caller learns nothing
@@ -38,30 +40,40 @@ public actor Supervisor {
         if hash == rootTokenHash { return .root }
         if token.hasPrefix(Secrets.operatorTokenPrefix) {
             if let tenantId = operatorTokens[hash] { return .tenantOperator(tenantId: tenantId) }
-            guard let tenant = try await read({ () async throws(StorageError) in
-                try await services.store.tenant(operatorTokenHash: hash)
-            }) else { throw denied }
+            guard
+                let tenant = try await read({ () async throws(StorageError) in
+                    try await services.store.tenant(operatorTokenHash: hash)
+                })
+            else { throw denied }
             operatorTokens[hash] = tenant.id
             return .tenantOperator(tenantId: tenant.id)
         }
         if token.hasPrefix(Secrets.agentTokenPrefix) {
-            guard let stored = try await read({ () async throws(StorageError) in
-                try await services.store.credential(tokenHash: hash)
-            }) else { throw denied }
+            guard
+                let stored = try await read({ () async throws(StorageError) in
+                    try await services.store.credential(tokenHash: hash)
+                })
+            else { throw denied }
             // The tenant actor's copy is authoritative: it sees revocations made since the row was read.
             let credential: Credential
             do { credential = try await tenant(stored.tenantId).usableCredential(stored.id) } catch { throw denied }
-            return .agent(tenantId: credential.tenantId, agentId: credential.agentId, credentialId: credential.id,
-                          scopes: credential.scopes)
+            return .agent(
+                tenantId: credential.tenantId, agentId: credential.agentId, credentialId: credential.id,
+                scopes: credential.scopes)
         }
         throw denied
     }
 
     /// The client-credentials exchange: an agent's client id and secret for a short-lived `AGT-` token.
     public func exchange(clientId: String, clientSecret: String, scopes: [String]?, ttlSeconds: Int64)
-        async throws(TollgateError) -> (credential: Credential, token: String) {
-        guard let found = try await read({ () async throws(StorageError) in try await services.store.agent(clientId: clientId) }),
-              found.clientSecretHash == Secrets.hash(clientSecret) else {
+        async throws(TollgateError) -> (credential: Credential, token: String)
+    {
+        guard
+            let found = try await read({ () async throws(StorageError) in
+                try await services.store.agent(clientId: clientId)
+            }),
+            found.clientSecretHash == Secrets.hash(clientSecret)
+        else {
             throw .unauthenticated("invalid client id or secret")
         }
         return try await tenant(found.agent.tenantId).issueCredential(
@@ -69,10 +81,12 @@ public actor Supervisor {
     }
 
     /// Creates a tenant and its operator token (returned once, stored as a hash).
-    public func createTenant(name: String) async throws(TollgateError) -> (tenant: TenantRecord, operatorToken: String) {
+    public func createTenant(name: String) async throws(TollgateError) -> (tenant: TenantRecord, operatorToken: String)
+    {
         let token = Secrets.make(prefix: Secrets.operatorTokenPrefix)
-        let tenant = TenantRecord(id: Identifiers.make(.tenant), name: name, operatorTokenHash: Secrets.hash(token),
-                                  createdAt: services.clock.now())
+        let tenant = TenantRecord(
+            id: Identifiers.make(.tenant), name: name, operatorTokenHash: Secrets.hash(token),
+            createdAt: services.clock.now())
         do { try await services.store.insertTenant(tenant) } catch {
             services.logger.error("tenant insert failed", metadata: ["error": "\(error)"])
             throw .unavailable("storage is unavailable; nothing was recorded")
@@ -100,22 +114,28 @@ public actor Supervisor {
                     throw TollgateError.notFound("no tenant \(tenantId)")
                 }
                 let spend = try await services.store.spend(tenantId: tenantId, now: services.clock.now())
-                let open = try await services.store.sessions(tenantId: tenantId, .open, limit: limits.tenant.openSessionsMax)
+                let open = try await services.store.sessions(
+                    tenantId: tenantId, .open, limit: limits.tenant.openSessionsMax)
                 let recent = try await services.store.sessions(tenantId: tenantId, .closed, limit: 1000)
-                let timeouts = try await services.store.setting(TenantActor.sessionTimeoutsKey(tenantId)).flatMap(TenantActor.sessionTimeouts(from:))
+                let timeouts = try await services.store.setting(TenantActor.sessionTimeoutsKey(tenantId)).flatMap(
+                    TenantActor.sessionTimeouts(from:))
                 // A hold whose commit was recorded just before a crash is done, not held.
                 var held: [ReservationRecord] = []
                 for reservation in try await services.store.heldReservations(tenantId: tenantId) {
-                    if let committed = try await services.store.idempotencyRecord(tenantId: tenantId, key: TenantActor.commitKey(reservation.id)) {
+                    if let committed = try await services.store.idempotencyRecord(
+                        tenantId: tenantId, key: TenantActor.commitKey(reservation.id))
+                    {
                         let receipt = (try? JSONCodec.parse(committed.result))?["receiptId"]?.stringValue
-                        _ = try await services.store.finishReservation(tenantId: tenantId, id: reservation.id, state: .committed,
-                                                                        receiptId: receipt)
+                        _ = try await services.store.finishReservation(
+                            tenantId: tenantId, id: reservation.id, state: .committed,
+                            receiptId: receipt)
                     } else {
                         held.append(reservation)
                     }
                 }
-                return try TenantActor(snapshot: snapshot, spend: spend, sessions: open + recent,
-                                       sessionTimeouts: timeouts, reservations: held, services: services, limits: limits.tenant)
+                return try TenantActor(
+                    snapshot: snapshot, spend: spend, sessions: open + recent,
+                    sessionTimeouts: timeouts, reservations: held, services: services, limits: limits.tenant)
             }
             tenants[tenantId] = task
         }

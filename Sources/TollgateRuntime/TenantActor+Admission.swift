@@ -35,8 +35,10 @@ extension TenantActor {
     /// A reservation being committed (`settling`) gives its hold back in this same turn, so the actual cost is
     /// checked against the caps as if the estimate had never been held; if it does not fit, the hold is
     /// restored.
-    func admit(_ event: RatedEvent, path: ChargePath, rating: SubscriptionRating, at now: Date,
-               settling reservation: ReservationRecord?) throws(TollgateError) -> Admission {
+    func admit(
+        _ event: RatedEvent, path: ChargePath, rating: SubscriptionRating, at now: Date,
+        settling reservation: ReservationRecord?
+    ) throws(TollgateError) -> Admission {
         let quote: PlanRating.Quote
         do { quote = try rating.quote(event) } catch {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
@@ -65,8 +67,9 @@ extension TenantActor {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
         }
         admitted = true
-        return Admission(cost: quote.price, path: path, scopes: scopes, period: PeriodIndex(now), at: now,
-                         rating: rating, number: position.number, ticket: position.ticket, settling: reservation)
+        return Admission(
+            cost: quote.price, path: path, scopes: scopes, period: PeriodIndex(now), at: now,
+            rating: rating, number: position.number, ticket: position.ticket, settling: reservation)
     }
 
     /// Finishes an admitted call: `recorded` (its record is durable) commits its price on the caps and counts

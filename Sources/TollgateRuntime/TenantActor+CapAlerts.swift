@@ -30,7 +30,9 @@ extension TenantActor {
             guard let percent = cap.warnAtPercent else { continue }
             // used ≥ limit × percent / 100, in integers.
             let threshold = Int128(cap.limit.nanos) * Int128(percent)
-            if Int128(used.nanos) * 100 >= threshold, before * 100 < threshold, mark("warning", cap, path: path, at: now) {
+            if Int128(used.nanos) * 100 >= threshold, before * 100 < threshold,
+                mark("warning", cap, path: path, at: now)
+            {
                 var fields = Self.fields(of: cap, path: path)
                 fields["spent"] = .string(used.decimalString)
                 fields["warnAtPercent"] = .integer(Int64(percent))

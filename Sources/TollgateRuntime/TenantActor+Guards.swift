@@ -19,13 +19,18 @@ public struct GuardLimits: Sendable, Hashable {
     /// At L2, one call per this many milliseconds is let through; the others get RATE_LIMITED.
     public var marginThrottleMs: Int64
 
-    public init(velocityFactor: Int = 3, velocityWindowMinutes: Int = 60, velocityMinCallsPerMinute: Int = 10,
-                marginL1Percent: Int = 100, marginL2Percent: Int = 125, marginL3Percent: Int = 150,
-                marginThrottleMs: Int64 = 1000) {
-        self.velocityFactor = velocityFactor; self.velocityWindowMinutes = velocityWindowMinutes
+    public init(
+        velocityFactor: Int = 3, velocityWindowMinutes: Int = 60, velocityMinCallsPerMinute: Int = 10,
+        marginL1Percent: Int = 100, marginL2Percent: Int = 125, marginL3Percent: Int = 150,
+        marginThrottleMs: Int64 = 1000
+    ) {
+        self.velocityFactor = velocityFactor
+        self.velocityWindowMinutes = velocityWindowMinutes
         self.velocityMinCallsPerMinute = velocityMinCallsPerMinute
-        self.marginL1Percent = marginL1Percent; self.marginL2Percent = marginL2Percent
-        self.marginL3Percent = marginL3Percent; self.marginThrottleMs = marginThrottleMs
+        self.marginL1Percent = marginL1Percent
+        self.marginL2Percent = marginL2Percent
+        self.marginL3Percent = marginL3Percent
+        self.marginThrottleMs = marginThrottleMs
     }
 
     /// The margin level (0–3) of a scope that earned `revenue` and cost its providers `providerCost`.
@@ -51,7 +56,10 @@ struct CallRate {
 
     mutating func add(_ calls: Int, minute now: Int64, window: Int) {
         if now != minute {
-            if current > 0 { history.append((minute, current)); historyCalls += current }
+            if current > 0 {
+                history.append((minute, current))
+                historyCalls += current
+            }
             minute = now
             current = 0
             let oldest = now - Int64(window)
@@ -102,12 +110,17 @@ extension TenantActor {
     private func marginGate(_ scope: String, _ id: String, level: Int, at now: Date) throws(TollgateError) {
         if level >= 2 {
             if level >= 3 {
-                throw .conflict("margin guard L3: provider cost exceeds revenue beyond \(guards.marginL3Percent)% for \(scope) \(id); calls are blocked until an operator acts")
+                throw .conflict(
+                    "margin guard L3: provider cost exceeds revenue beyond \(guards.marginL3Percent)% for \(scope) "
+                        + "\(id); calls are blocked until an operator acts"
+                )
             }
             let key = "\(scope):\(id)"
             if let last = marginThrottle[key] {
                 let elapsed = Int64((now.timeIntervalSince(last) * 1000).rounded(.down))
-                if elapsed < guards.marginThrottleMs { throw .rateLimited(retryAfterMs: guards.marginThrottleMs - elapsed) }
+                if elapsed < guards.marginThrottleMs {
+                    throw .rateLimited(retryAfterMs: guards.marginThrottleMs - elapsed)
+                }
             }
             marginThrottle[key] = now
         }
@@ -119,9 +132,12 @@ extension TenantActor {
         if customerMargins[customerId]?.month == month { return }
         let rows: [UsageRow]
         do {
-            rows = try await services.store.usage(tenantId: tenantId, filter: UsageFilter(customerId: customerId,
-                                                                                           from: PeriodCalendar.startOfMonth(now)),
-                                                  groupBy: [])
+            rows = try await services.store.usage(
+                tenantId: tenantId,
+                filter: UsageFilter(
+                    customerId: customerId,
+                    from: PeriodCalendar.startOfMonth(now)),
+                groupBy: [])
         } catch { throw .unavailable("storage is unavailable; nothing was recorded") }
         if customerMargins[customerId]?.month == month { return }
         var margin = CustomerMargin(month: month)
@@ -154,32 +170,45 @@ extension TenantActor {
             rate.alertedMinute = minute
         } else if above, current >= guards.velocityMinCallsPerMinute, let average {
             rate.alertedMinute = minute
-            raise("velocity", ["agentId": .string(charge.agentId), "callsThisMinute": .integer(Int64(current)),
-                               "averagePerMinute": .string(String(format: "%.2f", average)),
-                               "factor": .integer(Int64(guards.velocityFactor)), "sessionId": .string(charge.sessionId)])
+            raise(
+                "velocity",
+                [
+                    "agentId": .string(charge.agentId), "callsThisMinute": .integer(Int64(current)),
+                    "averagePerMinute": .string(String(format: "%.2f", average)),
+                    "factor": .integer(Int64(guards.velocityFactor)), "sessionId": .string(charge.sessionId),
+                ])
         }
         callRates[charge.agentId] = rate
 
         // Margins: the customer's month here; the session's totals were updated by `callEnded`.
         let month = PeriodCalendar.monthIndex(now)
-        var margin = customerMargins[charge.customerId].flatMap { $0.month == month ? $0 : nil } ?? CustomerMargin(month: month)
+        var margin =
+            customerMargins[charge.customerId].flatMap { $0.month == month ? $0 : nil } ?? CustomerMargin(month: month)
         margin.add(revenue: charge.cost, providerCost: charge.providerCost)
         customerMargins[charge.customerId] = margin
-        raiseMargin(scope: "customer", id: charge.customerId, revenue: margin.revenue, providerCost: margin.providerCost,
-                    period: "m\(month)", charge: charge)
+        raiseMargin(
+            scope: "customer", id: charge.customerId, revenue: margin.revenue, providerCost: margin.providerCost,
+            period: "m\(month)", charge: charge)
         if let totals = sessions[charge.sessionId]?.record.totals {
-            raiseMargin(scope: "session", id: charge.sessionId, revenue: totals.cost, providerCost: totals.providerCost,
-                        period: "", charge: charge)
+            raiseMargin(
+                scope: "session", id: charge.sessionId, revenue: totals.cost, providerCost: totals.providerCost,
+                period: "", charge: charge)
         }
     }
 
-    private func raiseMargin(scope: String, id: String, revenue: Money, providerCost: Money, period: String, charge: ChargeRecord) {
+    private func raiseMargin(
+        scope: String, id: String, revenue: Money, providerCost: Money, period: String, charge: ChargeRecord
+    ) {
         let level = guards.marginLevel(revenue: revenue, providerCost: providerCost)
         guard level > 0, alertMarks.insert("margin|\(scope)|\(id)|\(period)|L\(level)").inserted else { return }
         let action = ["alert", "throttle", "block"][level - 1]
-        raise("margin_guard", ["level": .integer(Int64(level)), "action": .string(action), "scope": .string(scope),
-                               "scopeId": .string(id), "revenue": .string(revenue.decimalString),
-                               "providerCost": .string(providerCost.decimalString), "agentId": .string(charge.agentId),
-                               "sessionId": .string(charge.sessionId)])
+        raise(
+            "margin_guard",
+            [
+                "level": .integer(Int64(level)), "action": .string(action), "scope": .string(scope),
+                "scopeId": .string(id), "revenue": .string(revenue.decimalString),
+                "providerCost": .string(providerCost.decimalString), "agentId": .string(charge.agentId),
+                "sessionId": .string(charge.sessionId),
+            ])
     }
 }

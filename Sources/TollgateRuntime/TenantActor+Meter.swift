@@ -12,7 +12,8 @@ extension TenantActor {
     /// `meter.verify`, or the commit of a reservation (`settling`), which is the same call with the
     /// reservation's hold given back in the turn that checks the caps for the actual cost.
     func verify(_ request: MeterRequest, credentialId: String, settling reservation: ReservationRecord?)
-        async throws(TollgateError) -> JSONValue {
+        async throws(TollgateError) -> JSONValue
+    {
         let credential = try meterCredential(credentialId)
         let key = request.idempotencyKey
         let fingerprint = Fingerprint.make(params: request.params, agentId: credential.agentId)
@@ -31,8 +32,10 @@ extension TenantActor {
         }
     }
 
-    private func charge(_ request: MeterRequest, credential: Credential, fingerprint: String,
-                        settling reservation: ReservationRecord?) async throws(TollgateError) -> JSONValue {
+    private func charge(
+        _ request: MeterRequest, credential: Credential, fingerprint: String,
+        settling reservation: ReservationRecord?
+    ) async throws(TollgateError) -> JSONValue {
         let caller = try agent(credential.agentId)
         try await ensureSession(request.sessionId, for: caller, openedAt: services.clock.now())
         // A call priced with a call counted that was then not recorded is priced again (`PricingStream`). Each
@@ -46,8 +49,9 @@ extension TenantActor {
             var event = request.event
             event.agentId = agent.id
             event.sessionId = request.sessionId
-            let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id,
-                                  sessionId: request.sessionId, credentialId: credential.id)
+            let path = ChargePath(
+                customerId: team.customerId, teamId: team.id, agentId: agent.id,
+                sessionId: request.sessionId, credentialId: credential.id)
             // From here to the ledger submit there is no suspension point: the session's activity, the quote,
             // the cap check and folding the call into the running totals happen in one actor turn.
             let admission: Admission
@@ -62,8 +66,9 @@ extension TenantActor {
                 throw .budgetExceeded(refusal, currency: currency)
             }
             let receiptId = Identifiers.make(.receipt)
-            var result = receipt(receiptId: receiptId, cost: admission.cost, currency: plan.currency, path: path,
-                                 scopes: admission.scopes, period: admission.period, at: now)
+            var result = receipt(
+                receiptId: receiptId, cost: admission.cost, currency: plan.currency, path: path,
+                scopes: admission.scopes, period: admission.period, at: now)
             if let reservation, case .object(var fields) = result {
                 fields["reservationId"] = .string(reservation.id)
                 fields["held"] = .string(reservation.held.decimalString)
@@ -90,12 +95,14 @@ extension TenantActor {
             switch outcome {
             case .recorded:
                 finish(admission, recorded: record)
-                capWarnings(after: admission.cost, path: path, scopes: admission.scopes, period: admission.period,
-                            at: now)
+                capWarnings(
+                    after: admission.cost, path: path, scopes: admission.scopes, period: admission.period,
+                    at: now)
                 guardsAfter(record)
                 if let reservation { await settled(reservation, receiptId: receiptId) }
-                recentKeys.set(request.idempotencyKey,
-                               .done(method: request.method, fingerprint: fingerprint, result: result))
+                recentKeys.set(
+                    request.idempotencyKey,
+                    .done(method: request.method, fingerprint: fingerprint, result: result))
                 return result
             case .duplicate(let stored):
                 // Charged by an earlier call with this key: nothing new was written, so give the hold back.
@@ -112,8 +119,10 @@ extension TenantActor {
 
     /// The answer to an accepted call. `remaining` names each capped scope on the path with what is left
     /// under its tightest cap once this call is counted.
-    private func receipt(receiptId: String, cost: Money, currency: String, path: ChargePath, scopes: [ScopeRef],
-                         period: PeriodIndex, at now: Date) -> JSONValue {
+    private func receipt(
+        receiptId: String, cost: Money, currency: String, path: ChargePath, scopes: [ScopeRef],
+        period: PeriodIndex, at now: Date
+    ) -> JSONValue {
         var remaining: [String: JSONValue] = [:]
         for target in scopes {
             let caps = capLedger.caps(on: target)

@@ -23,10 +23,12 @@ extension TenantActor {
 
     /// Creates an agent and its client credentials; the secret is returned once and stored only as a hash.
     public func createAgent(teamId: String, name: String, agentType: String?) async throws(TollgateError)
-        -> (agent: Agent, clientSecret: String) {
+        -> (agent: Agent, clientSecret: String)
+    {
         _ = try team(teamId)
-        let agent = Agent(id: Identifiers.make(.agent), tenantId: tenantId, teamId: teamId, name: name,
-                          agentType: agentType, clientId: Identifiers.make(.client))
+        let agent = Agent(
+            id: Identifiers.make(.agent), tenantId: tenantId, teamId: teamId, name: name,
+            agentType: agentType, clientId: Identifiers.make(.client))
         let secret = Secrets.make(prefix: Secrets.clientSecretPrefix)
         try await write { () async throws(StorageError) in
             try await services.store.insertAgent(agent, clientSecretHash: Secrets.hash(secret))
@@ -37,20 +39,23 @@ extension TenantActor {
 
     /// Issues an `AGT-` token for an agent. The token is returned once and stored only as a hash.
     public func issueCredential(agentId: String, scopes: [String], ttlSeconds: Int64, spendLimit: Money?)
-        async throws(TollgateError) -> (credential: Credential, token: String) {
+        async throws(TollgateError) -> (credential: Credential, token: String)
+    {
         _ = try agent(agentId)
         for (index, scope) in scopes.enumerated() where !AgentScope.all.contains(scope) {
-            throw .validation(field: "scopes[\(index)]", rule: "one of \(AgentScope.all.sorted().joined(separator: ", "))")
+            throw .validation(
+                field: "scopes[\(index)]", rule: "one of \(AgentScope.all.sorted().joined(separator: ", "))")
         }
         guard !scopes.isEmpty else { throw .validation(field: "scopes", rule: "at least one scope") }
         guard (1...limits.credentialTTLSecondsMax).contains(ttlSeconds) else {
             throw .validation(field: "ttlSeconds", rule: "from 1 to \(limits.credentialTTLSecondsMax)")
         }
         let token = Secrets.make(prefix: Secrets.agentTokenPrefix)
-        let credential = Credential(id: Identifiers.make(.credential), tenantId: tenantId, agentId: agentId,
-                                    scopes: Array(Set(scopes)).sorted(),
-                                    expiresAt: services.clock.now().addingTimeInterval(TimeInterval(ttlSeconds)),
-                                    revokedAt: nil, spendLimit: spendLimit)
+        let credential = Credential(
+            id: Identifiers.make(.credential), tenantId: tenantId, agentId: agentId,
+            scopes: Array(Set(scopes)).sorted(),
+            expiresAt: services.clock.now().addingTimeInterval(TimeInterval(ttlSeconds)),
+            revokedAt: nil, spendLimit: spendLimit)
         try await write { () async throws(StorageError) in
             try await services.store.insertCredential(credential, tokenHash: Secrets.hash(token))
         }
@@ -60,7 +65,9 @@ extension TenantActor {
     }
 
     public func revokeCredential(_ credentialId: String) async throws(TollgateError) {
-        guard let credential = credentials[credentialId] else { throw .notFound("no credential \(credentialId) in this tenant") }
+        guard let credential = credentials[credentialId] else {
+            throw .notFound("no credential \(credentialId) in this tenant")
+        }
         if credential.revokedAt != nil { return }
         let now = services.clock.now()
         try await write { () async throws(StorageError) in
@@ -82,13 +89,17 @@ extension TenantActor {
         }
         planIdsByName[document.name] = planId
         plans[planId, default: [:]][version] = plan
-        let record = PlanRecord(tenantId: tenantId, planId: planId, name: document.name, version: version,
-                                document: JSONCodec.string(document.json), createdAt: services.clock.now())
+        let record = PlanRecord(
+            tenantId: tenantId, planId: planId, name: document.name, version: version,
+            document: JSONCodec.string(document.json), createdAt: services.clock.now())
         do {
             try await write { () async throws(StorageError) in try await services.store.insertPlan(record) }
         } catch {
             plans[planId]?[version] = nil
-            if plans[planId]?.isEmpty ?? false { plans[planId] = nil; planIdsByName[document.name] = nil }
+            if plans[planId]?.isEmpty ?? false {
+                plans[planId] = nil
+                planIdsByName[document.name] = nil
+            }
             throw error
         }
         return plan
@@ -108,11 +119,13 @@ extension TenantActor {
     }
 
     public func createSubscription(customerId: String, planId: String, version: Int?, startsAt: Date?)
-        async throws(TollgateError) -> SubscriptionRecord {
+        async throws(TollgateError) -> SubscriptionRecord
+    {
         _ = try customer(customerId)
         let plan = try plan(id: planId, version: version)
-        let subscription = SubscriptionRecord(id: Identifiers.make(.subscription), tenantId: tenantId, customerId: customerId,
-                                              planId: planId, version: plan.version, startsAt: startsAt ?? services.clock.now())
+        let subscription = SubscriptionRecord(
+            id: Identifiers.make(.subscription), tenantId: tenantId, customerId: customerId,
+            planId: planId, version: plan.version, startsAt: startsAt ?? services.clock.now())
         try await write { () async throws(StorageError) in try await services.store.insertSubscription(subscription) }
         subscriptions[customerId, default: []].append(subscription)
         return subscription
@@ -123,8 +136,10 @@ extension TenantActor {
     /// `version` (its latest by default). "Now" is the next whole millisecond, so every call the actor has
     /// already rated falls before it and every later one after it.
     public func swapPlan(subscriptionId: String, planId: String?, version: Int?, effectiveAt: Date?)
-        async throws(TollgateError) -> PlanSwapRecord {
-        guard let subscription = subscriptions.values.lazy.flatMap({ $0 }).first(where: { $0.id == subscriptionId }) else {
+        async throws(TollgateError) -> PlanSwapRecord
+    {
+        guard let subscription = subscriptions.values.lazy.flatMap({ $0 }).first(where: { $0.id == subscriptionId })
+        else {
             throw .notFound("no subscription \(subscriptionId) in this tenant")
         }
         let now = services.clock.now()
@@ -137,14 +152,16 @@ extension TenantActor {
         let effective: Date
         if let effectiveAt {
             guard Timestamp.millis(effectiveAt) >= Timestamp.millis(nextMillis) else {
-                throw .validation(field: "effectiveAt", rule: "in the future (omit it for now): earlier calls are already rated")
+                throw .validation(
+                    field: "effectiveAt", rule: "in the future (omit it for now): earlier calls are already rated")
             }
             effective = effectiveAt
         } else {
             effective = nextMillis
         }
-        let swap = PlanSwapRecord(id: Identifiers.make(.planSwap), tenantId: tenantId, subscriptionId: subscriptionId,
-                                  planId: plan.id, version: plan.version, effectiveAt: effective)
+        let swap = PlanSwapRecord(
+            id: Identifiers.make(.planSwap), tenantId: tenantId, subscriptionId: subscriptionId,
+            planId: plan.id, version: plan.version, effectiveAt: effective)
         // In force in memory before the write: calls rated while the write is under way, at or after
         // `effective`, must already see it. If the write fails the swap is taken back; calls in that window
         // keep the version they were rated (and recorded) with.
@@ -159,7 +176,9 @@ extension TenantActor {
     }
 
     /// Sets (or replaces) the cap of one scope for one period. Spend already recorded in the period counts.
-    public func setCap(target: ScopeRef, limit: Money, period: CapPeriod, warnAtPercent: Int?) async throws(TollgateError) -> Cap {
+    public func setCap(target: ScopeRef, limit: Money, period: CapPeriod, warnAtPercent: Int?)
+        async throws(TollgateError) -> Cap
+    {
         switch target.scope {
         case .customer: _ = try customer(target.id)
         case .team: _ = try team(target.id)
@@ -174,8 +193,9 @@ extension TenantActor {
             throw .validation(field: "scope", rule: "one of customer, team, agent, session")
         }
         let existing = capLedger.caps(on: target).first { $0.period == period }
-        let cap = Cap(id: existing?.id ?? Identifiers.make(.cap), tenantId: tenantId, target: target, limit: limit,
-                      period: period, warnAtPercent: warnAtPercent)
+        let cap = Cap(
+            id: existing?.id ?? Identifiers.make(.cap), tenantId: tenantId, target: target, limit: limit,
+            period: period, warnAtPercent: warnAtPercent)
         try await write { () async throws(StorageError) in try await services.store.upsertCap(cap) }
         capLedger.setCap(cap)
         clearMarks(of: cap.id)

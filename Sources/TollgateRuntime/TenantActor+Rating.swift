@@ -49,7 +49,9 @@ final class SubscriptionRating {
 
     /// Folds an admitted call into the admitted view; `quote` must be its quote from `quote(_:)` in the same
     /// actor turn. Returns the call's number and, on a plan whose prices depend on earlier calls, its ticket.
-    func admit(_ event: RatedEvent, quote: PlanRating.Quote) throws(MoneyError) -> (number: UInt64, ticket: PricingTicket?) {
+    func admit(_ event: RatedEvent, quote: PlanRating.Quote) throws(MoneyError) -> (
+        number: UInt64, ticket: PricingTicket?
+    ) {
         try admitted.apply(event, quote: quote)
         nextNumber += 1
         inFlight[nextNumber] = (event, dropsKnown)
@@ -77,7 +79,7 @@ final class SubscriptionRating {
         let rebuilt = recorded.copy()
         for (number, call) in inFlight.sorted(by: { $0.key < $1.key }) {
             guard !lost.contains(number),
-                  !PricingStream.isStale(number: number, dropsKnown: call.dropsKnown, dropped: dropped)
+                !PricingStream.isStale(number: number, dropsKnown: call.dropsKnown, dropped: dropped)
             else { continue }
             _ = try? rebuilt.rate(call.event)
         }
@@ -98,19 +100,23 @@ final class SubscriptionRating {
 extension TenantActor {
     /// The rating state of `subscription` under `plan` for the month containing `now`.
     func rating(for subscription: SubscriptionRecord, plan: Plan, at now: Date) async throws(TollgateError)
-        -> SubscriptionRating {
+        -> SubscriptionRating
+    {
         let monthStart = PeriodCalendar.startOfMonth(now)
         func cached() -> SubscriptionRating? {
             guard let rating = ratings[subscription.id], rating.plan.id == plan.id, rating.plan.version == plan.version,
-                  rating.period == monthStart else { return nil }
+                rating.period == monthStart
+            else { return nil }
             return rating
         }
         if let rating = cached() { return rating }
         let rows: [RatingRow]
         do {
-            rows = try await services.store.charges(tenantId: tenantId, subscriptionId: subscription.id, from: monthStart)
+            rows = try await services.store.charges(
+                tenantId: tenantId, subscriptionId: subscription.id, from: monthStart)
         } catch {
-            services.logger.error("rebuilding pricing state failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
+            services.logger.error(
+                "rebuilding pricing state failed", metadata: ["tenant": "\(tenantId)", "error": "\(error)"])
             throw .unavailable("storage is unavailable; nothing was recorded")
         }
         // Another call may have built it while this one waited on storage: keep the first, which may
@@ -133,8 +139,9 @@ extension TenantActor {
 
 extension RatedEvent {
     init(_ row: RatingRow) {
-        self.init(tool: row.tool, quantity: row.quantity, inputTokens: row.inputTokens, outputTokens: row.outputTokens,
-                  reasoningTokens: row.reasoningTokens, durationMs: row.durationMs, providerCost: row.providerCost,
-                  agentId: row.agentId, sessionId: row.sessionId, status: row.status)
+        self.init(
+            tool: row.tool, quantity: row.quantity, inputTokens: row.inputTokens, outputTokens: row.outputTokens,
+            reasoningTokens: row.reasoningTokens, durationMs: row.durationMs, providerCost: row.providerCost,
+            agentId: row.agentId, sessionId: row.sessionId, status: row.status)
     }
 }

@@ -25,17 +25,20 @@ extension TenantActor {
     /// opened now, at `openedAt`. Refuses a closed session (CONFLICT) and another agent's (FORBIDDEN). Every
     /// await is followed by a fresh look, since a concurrent call may have opened or loaded it meanwhile.
     func ensureSession(_ id: String, for agent: Agent, openedAt: Date, metadata: String? = nil)
-        async throws(TollgateError) {
+        async throws(TollgateError)
+    {
         if try holds(id, agent: agent) { return }
         var stored = try await storedSession(id)
         if try holds(id, agent: agent) { return }
         if stored == nil {
             guard sessions.count < limits.openSessionsMax else {
-                throw .conflict("the tenant has \(limits.openSessionsMax) open sessions, the most it may have; close some first")
+                throw .conflict(
+                    "the tenant has \(limits.openSessionsMax) open sessions, the most it may have; close some first")
             }
             let team = try team(agent.teamId)
-            let record = SessionRecord(tenantId: tenantId, id: id, agentId: agent.id, teamId: team.id,
-                                       customerId: team.customerId, openedAt: openedAt, metadata: metadata)
+            let record = SessionRecord(
+                tenantId: tenantId, id: id, agentId: agent.id, teamId: team.id,
+                customerId: team.customerId, openedAt: openedAt, metadata: metadata)
             let inserted: Bool
             do { inserted = try await services.store.insertSession(record) } catch {
                 throw .unavailable("storage is unavailable; nothing was recorded")
@@ -70,7 +73,9 @@ extension TenantActor {
     /// final record is written beside), another agent's FORBIDDEN.
     private func holds(_ id: String, agent: Agent) throws(TollgateError) -> Bool {
         guard sessions[id] != nil else { return false }
-        guard sessions[id]!.record.agentId == agent.id else { throw .forbidden("session \(id) belongs to another agent") }
+        guard sessions[id]!.record.agentId == agent.id else {
+            throw .forbidden("session \(id) belongs to another agent")
+        }
         guard advanceSession(id, to: services.clock.now()) != .closed else {
             // Its final record is written beside, once: a flood of calls into it starts one write, not many.
             if sessions[id]?.finalizing == false { Task { _ = await self.finalize(id) } }
@@ -101,11 +106,14 @@ extension TenantActor {
     }
 
     static func adopt(_ record: SessionRecord, into sessions: inout [String: OpenSession], ledger: inout CapLedger) {
-        let lifecycle = SessionLifecycle(openedAt: record.openedAt, lastActivityAt: record.lastCallAt, closedAt: nil, outcome: nil)
+        let lifecycle = SessionLifecycle(
+            openedAt: record.openedAt, lastActivityAt: record.lastCallAt, closedAt: nil, outcome: nil)
         sessions[record.id] = OpenSession(record: record, lifecycle: lifecycle)
         if record.totals.cost != .zero {
-            ledger.load(ScopeRef(.session, record.id),
-                        ScopeSpend(lifetime: record.totals.cost, month: .zero, day: .zero, current: PeriodIndex(record.openedAt)))
+            ledger.load(
+                ScopeRef(.session, record.id),
+                ScopeSpend(
+                    lifetime: record.totals.cost, month: .zero, day: .zero, current: PeriodIndex(record.openedAt)))
         }
     }
 
@@ -154,7 +162,9 @@ extension TenantActor {
     }
 
     /// `session.close`: closes now with the caller's outcome and returns the final billing record.
-    public func closeSession(_ id: String, outcome: SessionOutcome, agentId: String?) async throws(TollgateError) -> JSONValue {
+    public func closeSession(_ id: String, outcome: SessionOutcome, agentId: String?) async throws(TollgateError)
+        -> JSONValue
+    {
         let now = services.clock.now()
         guard var open = sessions[id] else {
             let stored = try await visibleStoredSession(id, agentId: agentId)
@@ -171,7 +181,9 @@ extension TenantActor {
         }
         sessions[id] = open
         closedSessions.insert(id)
-        guard let record = await finalize(id) else { throw .unavailable("the final record could not be written; it will be retried") }
+        guard let record = await finalize(id) else {
+            throw .unavailable("the final record could not be written; it will be retried")
+        }
         return describe(closed: record)
     }
 
@@ -210,7 +222,8 @@ extension TenantActor {
             await withCheckedContinuation { continuation in sessions[id]?.waiters.append(continuation) }
         }
         guard var final = sessions[id] else { return nil }
-        let closedAt = final.lifecycle.closedAt!, outcome = final.lifecycle.outcome!
+        let closedAt = final.lifecycle.closedAt!
+        let outcome = final.lifecycle.outcome!
         // A closed session holds nothing: its holds are released, once each, before it is forgotten. A hold
         // whose release cannot be stored keeps the session open in memory until the next sweep tries again.
         for reservation in holds.held(inSession: id) {
@@ -220,10 +233,12 @@ extension TenantActor {
             }
         }
         do {
-            try await services.store.closeSession(tenantId: tenantId, id: id, closedAt: closedAt, outcome: outcome,
-                                                  totals: final.record.totals)
+            try await services.store.closeSession(
+                tenantId: tenantId, id: id, closedAt: closedAt, outcome: outcome,
+                totals: final.record.totals)
         } catch {
-            services.logger.error("writing a session's final record failed", metadata: ["session": "\(id)", "error": "\(error)"])
+            services.logger.error(
+                "writing a session's final record failed", metadata: ["session": "\(id)", "error": "\(error)"])
             sessions[id]?.finalizing = false
             return nil
         }
@@ -263,15 +278,17 @@ extension TenantActor {
         let typicalMs = Int64((typical * 1000).rounded())
         guard elapsedMs > 0, open.record.totals.calls > 0 else { return nil }
         guard typicalMs > elapsedMs else { return open.record.totals.cost }
-        let projected = (Int128(open.record.totals.cost.nanos) * Int128(typicalMs) + Int128(elapsedMs / 2)) / Int128(elapsedMs)
+        let projected =
+            (Int128(open.record.totals.cost.nanos) * Int128(typicalMs) + Int128(elapsedMs / 2)) / Int128(elapsedMs)
         return Int64(exactly: projected).map(Money.init(nanos:))
     }
 
     /// A session as it stands at `now`: from this actor when it holds it open (advanced to `now`), else as stored.
     private func describe(_ record: SessionRecord, at now: Date) -> JSONValue {
         guard sessions[record.id] != nil else {
-            return Self.describe(record, state: record.closedAt == nil ? .active : .closed,
-                                 currency: currency(of: record))
+            return Self.describe(
+                record, state: record.closedAt == nil ? .active : .closed,
+                currency: currency(of: record))
         }
         advanceSession(record.id, to: now)
         let open = sessions[record.id]!
@@ -298,7 +315,8 @@ extension TenantActor {
             "sessionId": .string(record.id), "agentId": .string(record.agentId), "state": .string(state.rawValue),
             "openedAt": .string(Timestamp.format(record.openedAt)),
             "calls": .integer(record.totals.calls), "inputTokens": .integer(record.totals.inputTokens),
-            "outputTokens": .integer(record.totals.outputTokens), "reasoningTokens": .integer(record.totals.reasoningTokens),
+            "outputTokens": .integer(record.totals.outputTokens),
+            "reasoningTokens": .integer(record.totals.reasoningTokens),
             "durationMs": .integer(record.totals.durationMs), "cost": .string(record.totals.cost.decimalString),
             "providerCost": .string(record.totals.providerCost.decimalString), "errors": .integer(record.totals.errors),
         ]
@@ -348,20 +366,25 @@ extension TenantActor {
 
     static func sessionTimeouts(from text: String) -> SessionTimeouts? {
         guard let value = try? JSONCodec.parse(text), let idle = value["idleAfterMs"]?.int64Value,
-              let timeout = value["sessionTimeoutMs"]?.int64Value else { return nil }
+            let timeout = value["sessionTimeoutMs"]?.int64Value
+        else { return nil }
         return SessionTimeouts(idleAfter: Double(idle) / 1000, sessionTimeout: Double(timeout) / 1000)
     }
 
     /// `sessions.configure`: this tenant's idleness and timeout, stored so that they outlive a restart.
-    public func configureSessions(idleAfterMs: Int64?, sessionTimeoutMs: Int64?) async throws(TollgateError) -> SessionTimeouts {
+    public func configureSessions(idleAfterMs: Int64?, sessionTimeoutMs: Int64?) async throws(TollgateError)
+        -> SessionTimeouts
+    {
         var timeouts = sessionTimeouts
         if let idleAfterMs { timeouts.idleAfter = Double(idleAfterMs) / 1000 }
         if let sessionTimeoutMs { timeouts.sessionTimeout = Double(sessionTimeoutMs) / 1000 }
         guard timeouts.idleAfter <= timeouts.sessionTimeout else {
             throw .validation(field: "idleAfterMs", rule: "at most sessionTimeoutMs")
         }
-        let text = JSONCodec.string(["idleAfterMs": .integer(Int64((timeouts.idleAfter * 1000).rounded())),
-                                     "sessionTimeoutMs": .integer(Int64((timeouts.sessionTimeout * 1000).rounded()))])
+        let text = JSONCodec.string([
+            "idleAfterMs": .integer(Int64((timeouts.idleAfter * 1000).rounded())),
+            "sessionTimeoutMs": .integer(Int64((timeouts.sessionTimeout * 1000).rounded())),
+        ])
         try await write { () async throws(StorageError) in
             try await services.store.putSetting(Self.sessionTimeoutsKey(tenantId), text)
         }
@@ -395,10 +418,15 @@ extension TenantActor {
     public func listCaps() -> [JSONValue] {
         let period = PeriodIndex(services.clock.now())
         return capLedger.caps.values.flatMap(\.values).filter { $0.target.scope != .credential }
-            .sorted { ($0.target.scope.rawValue, $0.target.id, $0.period.rawValue) < ($1.target.scope.rawValue, $1.target.id, $1.period.rawValue) }
+            .sorted {
+                ($0.target.scope.rawValue, $0.target.id, $0.period.rawValue) < (
+                    $1.target.scope.rawValue, $1.target.id, $1.period.rawValue
+                )
+            }
             .map { cap in
                 var fields: [String: JSONValue] = [
-                    "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue), "scopeId": .string(cap.target.id),
+                    "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue),
+                    "scopeId": .string(cap.target.id),
                     "period": .string(cap.period.rawValue), "limit": .string(cap.limit.decimalString),
                 ]
                 if let percent = cap.warnAtPercent { fields["warnAtPercent"] = .integer(Int64(percent)) }

@@ -15,9 +15,12 @@ extension TenantActor {
 
     /// `meter.authorize`: holds the estimate's price against every cap on the path. `params` are the request's,
     /// compared (with the method) when the key comes again: a replay answers exactly what the first call did.
-    public func authorize(tool: String, idempotencyKey key: String, sessionId: String, estimate: RatedEvent,
-                          ttlMs: Int64?, params: JSONValue, credentialId: String)
-        async throws(TollgateError) -> JSONValue {
+    public func authorize(
+        tool: String, idempotencyKey key: String, sessionId: String, estimate: RatedEvent,
+        ttlMs: Int64?, params: JSONValue, credentialId: String
+    )
+        async throws(TollgateError) -> JSONValue
+    {
         let method = "meter.authorize"
         let credential = try meterCredential(credentialId)
         let fingerprint = Fingerprint.make(params: params, agentId: credential.agentId)
@@ -30,8 +33,9 @@ extension TenantActor {
             if let stored = try await storedAnswer(key) {
                 return try replay(stored: stored, asking: method, fingerprint)
             }
-            let answer = try await hold(tool: tool, key: key, sessionId: sessionId, estimate: estimate, ttlMs: ttlMs,
-                                        fingerprint: fingerprint, credential: credential)
+            let answer = try await hold(
+                tool: tool, key: key, sessionId: sessionId, estimate: estimate, ttlMs: ttlMs,
+                fingerprint: fingerprint, credential: credential)
             recentKeys.set(key, .done(method: method, fingerprint: fingerprint, result: answer))
             return answer
         } catch {
@@ -40,8 +44,10 @@ extension TenantActor {
         }
     }
 
-    private func hold(tool: String, key: String, sessionId: String, estimate: RatedEvent, ttlMs: Int64?,
-                      fingerprint: String, credential: Credential) async throws(TollgateError) -> JSONValue {
+    private func hold(
+        tool: String, key: String, sessionId: String, estimate: RatedEvent, ttlMs: Int64?,
+        fingerprint: String, credential: Credential
+    ) async throws(TollgateError) -> JSONValue {
         let caller = try agent(credential.agentId)
         try await ensureSession(sessionId, for: caller, openedAt: services.clock.now())
         let now = callTime(in: sessionId)
@@ -56,8 +62,9 @@ extension TenantActor {
         do { amount = max(.zero, try rating.quote(event).price) } catch {
             throw .validation(field: "estimate", rule: "small enough that the price stays within range")
         }
-        let path = ChargePath(customerId: team.customerId, teamId: team.id, agentId: agent.id, sessionId: sessionId,
-                              credentialId: credential.id)
+        let path = ChargePath(
+            customerId: team.customerId, teamId: team.id, agentId: agent.id, sessionId: sessionId,
+            credentialId: credential.id)
         // In flight in its session until it is in the book: a close that comes meanwhile waits for it, then
         // releases it with the session's other holds (it would otherwise outlive its session's cap).
         try callStarted(in: sessionId, at: now)
@@ -68,13 +75,15 @@ extension TenantActor {
             throw .budgetExceeded(refusal, currency: plan.currency)
         }
         let ttl = min(ttlMs ?? limits.reservationTTLMs, limits.reservationTTLMs)
-        let record = ReservationRecord(tenantId: tenantId, id: Identifiers.make(.reservation, at: now),
-                                       idempotencyKey: key, path: path, tool: event.tool, held: amount,
-                                       currency: plan.currency, createdAt: now,
-                                       expiresAt: now.addingTimeInterval(Double(ttl) / 1000))
+        let record = ReservationRecord(
+            tenantId: tenantId, id: Identifiers.make(.reservation, at: now),
+            idempotencyKey: key, path: path, tool: event.tool, held: amount,
+            currency: plan.currency, createdAt: now,
+            expiresAt: now.addingTimeInterval(Double(ttl) / 1000))
         let answer = Self.answer(record)
-        let idempotency = IdempotencyRecord(tenantId: tenantId, key: key, method: "meter.authorize",
-                                            params: fingerprint, result: JSONCodec.string(answer), createdAt: now)
+        let idempotency = IdempotencyRecord(
+            tenantId: tenantId, key: key, method: "meter.authorize",
+            params: fingerprint, result: JSONCodec.string(answer), createdAt: now)
         let taken: IdempotencyRecord?
         do { taken = try await services.store.insertReservation(record, idempotency: idempotency) } catch {
             capLedger.release(amount, on: path.scopes)
@@ -90,16 +99,20 @@ extension TenantActor {
     }
 
     /// `meter.commit`: charges `usage` in place of the hold.
-    public func commitReservation(_ id: String, usage: RatedEvent, status: String?, params: JSONValue,
-                                  credentialId: String) async throws(TollgateError) -> JSONValue {
+    public func commitReservation(
+        _ id: String, usage: RatedEvent, status: String?, params: JSONValue,
+        credentialId: String
+    ) async throws(TollgateError) -> JSONValue {
         let credential = try meterCredential(credentialId)
         let reservation = try await committable(id, agentId: credential.agentId)
         var event = usage
         event.tool = reservation.tool
-        let request = MeterRequest(event: event, idempotencyKey: Self.commitKey(id), sessionId: reservation.path.sessionId,
-                                   status: status, params: params, method: "meter.commit")
+        let request = MeterRequest(
+            event: event, idempotencyKey: Self.commitKey(id), sessionId: reservation.path.sessionId,
+            status: status, params: params, method: "meter.commit")
         // A retry of a commit that was recorded: the ledger finds the commit key and replays its answer.
-        return try await verify(request, credentialId: credentialId, settling: reservation.state == .held ? reservation : nil)
+        return try await verify(
+            request, credentialId: credentialId, settling: reservation.state == .held ? reservation : nil)
     }
 
     /// `meter.release`: gives the hold back. Releasing a hold that was released or expired already is a no-op.
@@ -110,7 +123,8 @@ extension TenantActor {
             switch stored.state {
             case .committed: throw .conflict("reservation \(id) was committed")
             case .held: throw .conflict("reservation \(id) is being committed")
-            case .released, .expired: return ["reservationId": .string(id), "released": true, "state": .string(stored.state.rawValue)]
+            case .released, .expired:
+                return ["reservationId": .string(id), "released": true, "state": .string(stored.state.rawValue)]
             }
         }
         guard reservation.path.agentId == credential.agentId else { throw .notFound("no reservation \(id)") }
@@ -125,7 +139,8 @@ extension TenantActor {
             guard reservation.path.agentId == agentId else { throw .notFound("no reservation \(id)") }
             if reservation.expiresAt <= services.clock.now() {
                 try await finish(reservation, as: .expired)
-                throw .conflict("reservation \(id) expired at \(Timestamp.format(reservation.expiresAt)); its hold was released")
+                throw .conflict(
+                    "reservation \(id) expired at \(Timestamp.format(reservation.expiresAt)); its hold was released")
             }
             return reservation
         }
@@ -153,7 +168,8 @@ extension TenantActor {
     func finish(_ reservation: ReservationRecord, as state: ReservationRecord.State) async throws(TollgateError) {
         guard holds.remove(reservation.id) != nil else { return }
         do {
-            _ = try await services.store.finishReservation(tenantId: tenantId, id: reservation.id, state: state, receiptId: nil)
+            _ = try await services.store.finishReservation(
+                tenantId: tenantId, id: reservation.id, state: state, receiptId: nil)
         } catch {
             holds.insert(reservation)
             throw .unavailable("storage is unavailable; the hold stands")
@@ -164,11 +180,14 @@ extension TenantActor {
     /// After the commit of `reservation` was recorded (its hold already given back): store that it is done.
     func settled(_ reservation: ReservationRecord, receiptId: String?) async {
         do {
-            _ = try await services.store.finishReservation(tenantId: tenantId, id: reservation.id, state: .committed,
-                                                            receiptId: receiptId)
+            _ = try await services.store.finishReservation(
+                tenantId: tenantId, id: reservation.id, state: .committed,
+                receiptId: receiptId)
         } catch {
             // The charge is recorded under the commit key; after a restart the hold is recognised as committed.
-            services.logger.error("marking a reservation committed failed", metadata: ["reservation": "\(reservation.id)", "error": "\(error)"])
+            services.logger.error(
+                "marking a reservation committed failed",
+                metadata: ["reservation": "\(reservation.id)", "error": "\(error)"])
         }
     }
 

@@ -24,12 +24,17 @@ public actor TenantActor {
         public var reservationTTLMs: Int64
         /// The velocity alert's and the margin guard's thresholds.
         public var guards: GuardLimits
-        public init(recentKeysMax: Int = 100_000, credentialTTLSecondsMax: Int64 = 366 * 86_400,
-                    openSessionsMax: Int = 100_000, sessionTimeouts: SessionTimeouts = SessionTimeouts(),
-                    reservationTTLMs: Int64 = 300_000, guards: GuardLimits = GuardLimits()) {
-            self.recentKeysMax = recentKeysMax; self.credentialTTLSecondsMax = credentialTTLSecondsMax
-            self.openSessionsMax = openSessionsMax; self.sessionTimeouts = sessionTimeouts
-            self.reservationTTLMs = reservationTTLMs; self.guards = guards
+        public init(
+            recentKeysMax: Int = 100_000, credentialTTLSecondsMax: Int64 = 366 * 86_400,
+            openSessionsMax: Int = 100_000, sessionTimeouts: SessionTimeouts = SessionTimeouts(),
+            reservationTTLMs: Int64 = 300_000, guards: GuardLimits = GuardLimits()
+        ) {
+            self.recentKeysMax = recentKeysMax
+            self.credentialTTLSecondsMax = credentialTTLSecondsMax
+            self.openSessionsMax = openSessionsMax
+            self.sessionTimeouts = sessionTimeouts
+            self.reservationTTLMs = reservationTTLMs
+            self.guards = guards
         }
     }
 
@@ -75,11 +80,15 @@ public actor TenantActor {
     /// Alerts already raised for the current crossing (cap, period, session), so each fires once.
     var alertMarks: Set<String> = []
 
-    init(snapshot: TenantSnapshot, spend: [SpendRow], sessions stored: [SessionRecord], sessionTimeouts: SessionTimeouts?,
-         reservations held: [ReservationRecord], services: RuntimeServices, limits: Limits) throws {
+    init(
+        snapshot: TenantSnapshot, spend: [SpendRow], sessions stored: [SessionRecord],
+        sessionTimeouts: SessionTimeouts?,
+        reservations held: [ReservationRecord], services: RuntimeServices, limits: Limits
+    ) throws {
         tenantId = snapshot.tenant.id
         tenant = snapshot.tenant
-        self.services = services; self.limits = limits
+        self.services = services
+        self.limits = limits
         self.sessionTimeouts = sessionTimeouts ?? limits.sessionTimeouts
         recentKeys = RecentKeys(capacity: limits.recentKeysMax)
         for customer in snapshot.customers { customers[customer.id] = customer }
@@ -95,12 +104,15 @@ public actor TenantActor {
             plans[record.planId, default: [:]][record.version] = plan
             planIdsByName[record.name] = record.planId
         }
-        for subscription in snapshot.subscriptions { subscriptions[subscription.customerId, default: []].append(subscription) }
+        for subscription in snapshot.subscriptions {
+            subscriptions[subscription.customerId, default: []].append(subscription)
+        }
         for swap in snapshot.planSwaps { Self.add(swap, to: &planSwaps) }
         for cap in snapshot.caps { capLedger.setCap(cap) }
         let current = PeriodIndex(services.clock.now())
         for row in spend {
-            capLedger.load(row.target, ScopeSpend(lifetime: row.lifetime, month: row.month, day: row.day, current: current))
+            capLedger.load(
+                row.target, ScopeSpend(lifetime: row.lifetime, month: row.month, day: row.day, current: current))
         }
         // Open sessions come back as they were; closed ones teach how long sessions last.
         for record in stored {
@@ -125,7 +137,9 @@ public actor TenantActor {
 
     /// A credential's `spendLimit` is enforced as a lifetime cap on the credential scope.
     static func credentialCap(_ credential: Credential, _ limit: Money) -> Cap {
-        Cap(id: "caplimit_\(credential.id)", tenantId: credential.tenantId, target: ScopeRef(.credential, credential.id),
+        Cap(
+            id: "caplimit_\(credential.id)", tenantId: credential.tenantId,
+            target: ScopeRef(.credential, credential.id),
             limit: limit, period: .lifetime, warnAtPercent: nil)
     }
 
@@ -177,7 +191,8 @@ public actor TenantActor {
 
     /// Who a credential's call is charged to and the plan version that prices it at `date`.
     func pricing(for credential: Credential, at date: Date) throws(TollgateError)
-        -> (agent: Agent, team: Team, subscription: SubscriptionRecord, plan: Plan) {
+        -> (agent: Agent, team: Team, subscription: SubscriptionRecord, plan: Plan)
+    {
         let agent = try agent(credential.agentId)
         let team = try team(agent.teamId)
         guard let subscription = subscription(for: team.customerId, at: date) else {
@@ -193,7 +208,9 @@ public actor TenantActor {
     /// Adds a swap, keeping each subscription's swaps in the order they take effect (by millisecond, then id).
     static func add(_ swap: PlanSwapRecord, to swaps: inout [String: [PlanSwapRecord]]) {
         swaps[swap.subscriptionId, default: []].append(swap)
-        swaps[swap.subscriptionId]!.sort { (Timestamp.millis($0.effectiveAt), $0.id) < (Timestamp.millis($1.effectiveAt), $1.id) }
+        swaps[swap.subscriptionId]!.sort {
+            (Timestamp.millis($0.effectiveAt), $0.id) < (Timestamp.millis($1.effectiveAt), $1.id)
+        }
     }
 
     /// The subscription in force for `customerId` at `date`: the latest one that has started.
@@ -209,4 +226,3 @@ public actor TenantActor {
         }
     }
 }
-

@@ -52,7 +52,9 @@ final class LedgerKeys: Sendable {
         self.indexAfter = indexAfter
         self.indexChunk = indexChunk
         var loaded = Pending()
-        for row in try Row.fetchAll(db, sql: "SELECT seq, tenant_id, key, receipt_id FROM idempotency_pending ORDER BY seq") {
+        for row in try Row.fetchAll(
+            db, sql: "SELECT seq, tenant_id, key, receipt_id FROM idempotency_pending ORDER BY seq")
+        {
             let key = Key(tenantId: row["tenant_id"], key: row["key"])
             let receipt: String = row["receipt_id"]
             loaded.receipts[key] = receipt
@@ -80,29 +82,42 @@ final class LedgerKeys: Sendable {
     func lookUp(_ key: Key, _ db: Database) throws -> IdempotencyRecord? {
         guard let receipt = try receipt(key, db) else { return nil }
         if receipt.hasPrefix(Self.holdPrefix) {
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT request_params, result, created_at_ms FROM reservations WHERE tenant_id = ? AND id = ?
-                """), arguments: [key.tenantId, receipt]) else {
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT request_params, result, created_at_ms FROM reservations WHERE tenant_id = ? AND id
+                                = ?
+                            """), arguments: [key.tenantId, receipt])
+            else {
                 throw StorageError.backend("idempotency key \(key.key) names hold \(receipt), which is not stored")
             }
-            return IdempotencyRecord(tenantId: key.tenantId, key: key.key, method: "meter.authorize",
-                                     params: row["request_params"] ?? "", result: row["result"] ?? "",
-                                     createdAt: Timestamp.date(millis: row["created_at_ms"]))
+            return IdempotencyRecord(
+                tenantId: key.tenantId, key: key.key, method: "meter.authorize",
+                params: row["request_params"] ?? "", result: row["result"] ?? "",
+                createdAt: Timestamp.date(millis: row["created_at_ms"]))
         }
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT request_method, request_params, result, at_ms FROM charges WHERE tenant_id = ? AND receipt_id = ?
-            """), arguments: [key.tenantId, receipt]) else {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT request_method, request_params, result, at_ms FROM charges WHERE tenant_id = ? AND
+                            receipt_id = ?
+                        """), arguments: [key.tenantId, receipt])
+        else {
             throw StorageError.backend("idempotency key \(key.key) names receipt \(receipt), which is not stored")
         }
-        return IdempotencyRecord(tenantId: key.tenantId, key: key.key, method: row["request_method"],
-                                 params: row["request_params"], result: row["result"],
-                                 createdAt: Timestamp.date(millis: row["at_ms"]))
+        return IdempotencyRecord(
+            tenantId: key.tenantId, key: key.key, method: row["request_method"],
+            params: row["request_params"], result: row["result"],
+            createdAt: Timestamp.date(millis: row["at_ms"]))
     }
 
     /// Within a group commit: records the keys of the charges just inserted (in their order) and, if enough
     /// are pending, moves the oldest into the index.
     func record(_ recorded: [(Key, receipt: String)], _ db: Database) throws {
-        var insertPending = try LedgerStatement(db, "INSERT INTO idempotency_pending(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
+        var insertPending = try LedgerStatement(
+            db, "INSERT INTO idempotency_pending(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
         var added: [Entry] = []
         added.reserveCapacity(recorded.count)
         for (key, receipt) in recorded {
@@ -120,7 +135,8 @@ final class LedgerKeys: Sendable {
         }
         if let oldest {
             moved = Array(oldest) + added.prefix(indexChunk - oldest.count)
-            var insertIndex = try LedgerStatement(db, "INSERT INTO idempotency_index(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
+            var insertIndex = try LedgerStatement(
+                db, "INSERT INTO idempotency_index(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
             for entry in moved.sorted(by: { ($0.key.tenantId, $0.key.key) < ($1.key.tenantId, $1.key.key) }) {
                 insertIndex.bind(entry.key.tenantId)
                 insertIndex.bind(entry.key.key)

@@ -56,7 +56,8 @@ struct LedgerStatement {
         if bindFailure != SQLITE_OK { throw error(bindFailure) }
         let expected = sqlite3_bind_parameter_count(handle)
         guard index == expected else {
-            throw DatabaseError(resultCode: .SQLITE_RANGE, message: "bound \(index) of \(expected) parameters", sql: statement.sql)
+            throw DatabaseError(
+                resultCode: .SQLITE_RANGE, message: "bound \(index) of \(expected) parameters", sql: statement.sql)
         }
     }
 
@@ -86,7 +87,8 @@ struct LedgerStatement {
     }
 
     private func error(_ code: Int32) -> DatabaseError {
-        DatabaseError(resultCode: ResultCode(rawValue: code),
-                      message: db.sqliteConnection.map { String(cString: sqlite3_errmsg($0)) }, sql: statement.sql)
+        DatabaseError(
+            resultCode: ResultCode(rawValue: code),
+            message: db.sqliteConnection.map { String(cString: sqlite3_errmsg($0)) }, sql: statement.sql)
     }
 }

@@ -1,10 +1,11 @@
+import Synchronization
+import TollgateStorage
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
-import TollgateStorage
 
 /// Makes one process the only user of a database file, for as long as it has the file open.
 ///
@@ -21,7 +22,8 @@ final class OwnerLock: Sendable {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .backend("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let reason = errno == EWOULDBLOCK ? "another process (or store) has \(path) open" : String(cString: strerror(errno))
+            let reason =
+                errno == EWOULDBLOCK ? "another process (or store) has \(path) open" : String(cString: strerror(errno))
             close(fd)
             throw .backend("cannot lock \(lockPath): \(reason)")
         }

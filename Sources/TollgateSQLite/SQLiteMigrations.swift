@@ -1,3 +1,5 @@
+// swift-format-ignore-file
+// (Migrations are never edited once shipped, not even their layout.)
 import GRDB
 
 /// The SQLite schema, as named migrations. A migration that has shipped is never edited: a change is a new
@@ -250,7 +252,8 @@ enum SQLiteMigrations {
                 ALTER TABLE reservations ADD COLUMN result TEXT;
                 UPDATE sessions SET opened_at_ms = (
                     SELECT MIN(sessions.opened_at_ms, COALESCE(MIN(c.at_ms), sessions.opened_at_ms)) FROM charges c
-                    WHERE c.tenant_id = sessions.tenant_id AND c.agent_id = sessions.agent_id AND c.session_id = sessions.id)
+                    WHERE c.tenant_id = sessions.tenant_id AND c.agent_id = sessions.agent_id
+                        AND c.session_id = sessions.id)
                 WHERE closed_at_ms IS NULL;
                 """)
         }

@@ -19,8 +19,10 @@ public final class SQLiteStore: TollgateStore {
     /// `walFramesMax`: how many frames (pages) the WAL may hold before the writer catches up on checkpointing
     /// itself; 4,096 frames is 16 MiB at SQLite's default page size.
     /// `keysIndexAfter`, `keysIndexChunk`: when pending idempotency keys move into their index (see `LedgerKeys`).
-    public init(path: String, walFramesMax: Int = 4096, keysIndexAfter: Int = 1024, keysIndexChunk: Int = 512,
-                logger: Logger = Logger(label: "tollgate.sqlite")) throws(StorageError) {
+    public init(
+        path: String, walFramesMax: Int = 4096, keysIndexAfter: Int = 1024, keysIndexChunk: Int = 512,
+        logger: Logger = Logger(label: "tollgate.sqlite")
+    ) throws(StorageError) {
         self.path = path
         owner = try OwnerLock(path: path)
         var configuration = Configuration()
@@ -57,7 +59,10 @@ public final class SQLiteStore: TollgateStore {
     /// test can prove what commits actually do rather than what was asked for.
     public func writerDurability() async throws(StorageError) -> (journalMode: String, synchronous: Int) {
         try await write { db in
-            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+            (
+                try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "",
+                try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+            )
         }
     }
 
@@ -66,11 +71,13 @@ public final class SQLiteStore: TollgateStore {
     /// Every write but the ledger's group commits. Like them, it asks for a checkpoint afterwards: the writer's
     /// automatic checkpoint is off, so without this a stream of such writes (sessions, holds, agents) alone
     /// grew the WAL without bound (5 GB for 90,000 holds and agents).
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T
+    {
         let result: T
         do { result = try await pool.write(body) } catch { throw Self.translate(error) }
         if checkpointer.catchUpNeeded,
-           let done = try? await pool.writeWithoutTransaction({ db in try db.checkpoint(.passive) }) {
+            let done = try? await pool.writeWithoutTransaction({ db in try db.checkpoint(.passive) })
+        {
             checkpointer.caughtUp(walFrames: done.walFrameCount)
         }
         checkpointer.request()
@@ -92,78 +99,109 @@ public final class SQLiteStore: TollgateStore {
     // MARK: settings and tenants
 
     public func setting(_ key: String) async throws(StorageError) -> String? {
-        try await read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) }
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key])
+        }
     }
 
     public func putSetting(_ key: String, _ value: String) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                           arguments: [key, value])
+            try db.execute(
+                sql: """
+                    INSERT INTO settings(key, value) VALUES (?, ?)
+                    ON CONFLICT(key) DO UPDATE SET value = excluded.value
+                    """,
+                arguments: [key, value])
         }
     }
 
     public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: "INSERT INTO tenants(id, name, operator_token_hash, created_at_ms) VALUES (?, ?, ?, ?)",
-                           arguments: [tenant.id, tenant.name, tenant.operatorTokenHash, Timestamp.millis(tenant.createdAt)])
+            try db.execute(
+                sql: "INSERT INTO tenants(id, name, operator_token_hash, created_at_ms) VALUES (?, ?, ?, ?)",
+                arguments: [tenant.id, tenant.name, tenant.operatorTokenHash, Timestamp.millis(tenant.createdAt)])
         }
     }
 
     private static func tenant(_ row: Row) -> TenantRecord {
-        TenantRecord(id: row["id"], name: row["name"], operatorTokenHash: row["operator_token_hash"],
-                     createdAt: Timestamp.date(millis: row["created_at_ms"]))
+        TenantRecord(
+            id: row["id"], name: row["name"], operatorTokenHash: row["operator_token_hash"],
+            createdAt: Timestamp.date(millis: row["created_at_ms"]))
     }
 
     public func tenant(id: String) async throws(StorageError) -> TenantRecord? {
-        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [id]).map(Self.tenant) }
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [id]).map(Self.tenant)
+        }
     }
 
     public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE operator_token_hash = ?", arguments: [operatorTokenHash])
-                .map(Self.tenant)
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM tenants WHERE operator_token_hash = ?", arguments: [operatorTokenHash]
+            )
+            .map(Self.tenant)
         }
     }
 
     public func tenants() async throws(StorageError) -> [TenantRecord] {
-        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM tenants ORDER BY created_at_ms, id").map(Self.tenant) }
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM tenants ORDER BY created_at_ms, id").map(Self.tenant)
+        }
     }
 
     public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? {
         try await read { db in
-            guard let tenantRow = try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [tenantId]) else {
+            guard let tenantRow = try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [tenantId])
+            else {
                 return nil
             }
             var snapshot = TenantSnapshot(tenant: Self.tenant(tenantRow))
             let args: StatementArguments = [tenantId]
-            snapshot.customers = try Row.fetchAll(db, sql: "SELECT * FROM customers WHERE tenant_id = ?", arguments: args).map {
+            snapshot.customers = try Row.fetchAll(
+                db, sql: "SELECT * FROM customers WHERE tenant_id = ?", arguments: args
+            ).map {
                 Customer(id: $0["id"], tenantId: tenantId, name: $0["name"], externalId: $0["external_id"])
             }
             snapshot.teams = try Row.fetchAll(db, sql: "SELECT * FROM teams WHERE tenant_id = ?", arguments: args).map {
                 Team(id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], name: $0["name"])
             }
-            snapshot.agents = try Row.fetchAll(db, sql: "SELECT * FROM agents WHERE tenant_id = ?", arguments: args).map {
-                Agent(id: $0["id"], tenantId: tenantId, teamId: $0["team_id"], name: $0["name"],
-                      agentType: $0["agent_type"], clientId: $0["client_id"])
+            snapshot.agents = try Row.fetchAll(db, sql: "SELECT * FROM agents WHERE tenant_id = ?", arguments: args).map
+            {
+                Agent(
+                    id: $0["id"], tenantId: tenantId, teamId: $0["team_id"], name: $0["name"],
+                    agentType: $0["agent_type"], clientId: $0["client_id"])
             }
-            snapshot.credentials = try Row.fetchAll(db, sql: "SELECT * FROM credentials WHERE tenant_id = ?", arguments: args)
-                .map(Self.credential)
-            snapshot.caps = try Row.fetchAll(db, sql: "SELECT * FROM caps WHERE tenant_id = ?", arguments: args).map { row in
+            snapshot.credentials = try Row.fetchAll(
+                db, sql: "SELECT * FROM credentials WHERE tenant_id = ?", arguments: args
+            )
+            .map(Self.credential)
+            snapshot.caps = try Row.fetchAll(db, sql: "SELECT * FROM caps WHERE tenant_id = ?", arguments: args).map {
+                row in
                 try Self.cap(row, tenantId: tenantId)
             }
-            snapshot.plans = try Row.fetchAll(db, sql: "SELECT * FROM plans WHERE tenant_id = ? ORDER BY name, version",
-                                              arguments: args).map {
-                PlanRecord(tenantId: tenantId, planId: $0["plan_id"], name: $0["name"], version: $0["version"],
-                           document: $0["document"], createdAt: Timestamp.date(millis: $0["created_at_ms"]))
+            snapshot.plans = try Row.fetchAll(
+                db, sql: "SELECT * FROM plans WHERE tenant_id = ? ORDER BY name, version",
+                arguments: args
+            ).map {
+                PlanRecord(
+                    tenantId: tenantId, planId: $0["plan_id"], name: $0["name"], version: $0["version"],
+                    document: $0["document"], createdAt: Timestamp.date(millis: $0["created_at_ms"]))
             }
-            snapshot.subscriptions = try Row.fetchAll(db, sql: "SELECT * FROM subscriptions WHERE tenant_id = ?",
-                                                      arguments: args).map {
-                SubscriptionRecord(id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], planId: $0["plan_id"],
-                                   version: $0["version"], startsAt: Timestamp.date(millis: $0["starts_at_ms"]))
+            snapshot.subscriptions = try Row.fetchAll(
+                db, sql: "SELECT * FROM subscriptions WHERE tenant_id = ?",
+                arguments: args
+            ).map {
+                SubscriptionRecord(
+                    id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], planId: $0["plan_id"],
+                    version: $0["version"], startsAt: Timestamp.date(millis: $0["starts_at_ms"]))
             }
-            snapshot.planSwaps = try Row.fetchAll(db, sql: "SELECT * FROM plan_swaps WHERE tenant_id = ?", arguments: args).map {
-                PlanSwapRecord(id: $0["id"], tenantId: tenantId, subscriptionId: $0["subscription_id"], planId: $0["plan_id"],
-                               version: $0["version"], effectiveAt: Timestamp.date(millis: $0["effective_at_ms"]))
+            snapshot.planSwaps = try Row.fetchAll(
+                db, sql: "SELECT * FROM plan_swaps WHERE tenant_id = ?", arguments: args
+            ).map {
+                PlanSwapRecord(
+                    id: $0["id"], tenantId: tenantId, subscriptionId: $0["subscription_id"], planId: $0["plan_id"],
+                    version: $0["version"], effectiveAt: Timestamp.date(millis: $0["effective_at_ms"]))
             }
             return snapshot
         }
@@ -173,77 +211,95 @@ public final class SQLiteStore: TollgateStore {
         let scopes: String = row["scopes"]
         let revoked: Int64? = row["revoked_at_ms"]
         let limit: Int64? = row["spend_limit_nanos"]
-        return Credential(id: row["id"], tenantId: row["tenant_id"], agentId: row["agent_id"],
-                          scopes: scopes.split(separator: " ").map(String.init),
-                          expiresAt: Timestamp.date(millis: row["expires_at_ms"]),
-                          revokedAt: revoked.map(Timestamp.date(millis:)), spendLimit: limit.map(Money.init(nanos:)))
+        return Credential(
+            id: row["id"], tenantId: row["tenant_id"], agentId: row["agent_id"],
+            scopes: scopes.split(separator: " ").map(String.init),
+            expiresAt: Timestamp.date(millis: row["expires_at_ms"]),
+            revokedAt: revoked.map(Timestamp.date(millis:)), spendLimit: limit.map(Money.init(nanos:)))
     }
 
     private static func cap(_ row: Row, tenantId: String) throws -> Cap {
         guard let scope = CapScope(rawValue: row["scope"]), let period = CapPeriod(rawValue: row["period"]) else {
             throw StorageError.backend("cap row with unknown scope or period")
         }
-        return Cap(id: row["id"], tenantId: tenantId, target: ScopeRef(scope, row["scope_id"]),
-                   limit: Money(nanos: row["limit_nanos"]), period: period, warnAtPercent: row["warn_at_percent"])
+        return Cap(
+            id: row["id"], tenantId: tenantId, target: ScopeRef(scope, row["scope_id"]),
+            limit: Money(nanos: row["limit_nanos"]), period: period, warnAtPercent: row["warn_at_percent"])
     }
 
     // MARK: hierarchy
 
     public func insertCustomer(_ customer: Customer) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: "INSERT INTO customers(tenant_id, id, name, external_id) VALUES (?, ?, ?, ?)",
-                           arguments: [customer.tenantId, customer.id, customer.name, customer.externalId])
+            try db.execute(
+                sql: "INSERT INTO customers(tenant_id, id, name, external_id) VALUES (?, ?, ?, ?)",
+                arguments: [customer.tenantId, customer.id, customer.name, customer.externalId])
         }
     }
 
     public func insertTeam(_ team: Team) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: "INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (?, ?, ?, ?)",
-                           arguments: [team.tenantId, team.id, team.customerId, team.name])
+            try db.execute(
+                sql: "INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (?, ?, ?, ?)",
+                arguments: [team.tenantId, team.id, team.customerId, team.name])
         }
     }
 
     public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: """
-                INSERT INTO agents(tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [agent.tenantId, agent.id, agent.teamId, agent.name, agent.agentType, agent.clientId,
-                                 clientSecretHash])
+            try db.execute(
+                sql: """
+                    INSERT INTO agents(tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    agent.tenantId, agent.id, agent.teamId, agent.name, agent.agentType, agent.clientId,
+                    clientSecretHash,
+                ])
         }
     }
 
     public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
         try await read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE client_id = ?", arguments: [clientId]).map {
-                (Agent(id: $0["id"], tenantId: $0["tenant_id"], teamId: $0["team_id"], name: $0["name"],
-                       agentType: $0["agent_type"], clientId: $0["client_id"]), $0["client_secret_hash"])
+                (
+                    Agent(
+                        id: $0["id"], tenantId: $0["tenant_id"], teamId: $0["team_id"], name: $0["name"],
+                        agentType: $0["agent_type"], clientId: $0["client_id"]), $0["client_secret_hash"]
+                )
             }
         }
     }
 
     public func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: """
-                INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos, token_hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [credential.tenantId, credential.id, credential.agentId,
-                                 credential.scopes.joined(separator: " "), Timestamp.millis(credential.expiresAt),
-                                 credential.revokedAt.map(Timestamp.millis), credential.spendLimit?.nanos, tokenHash])
+            try db.execute(
+                sql: """
+                    INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms,
+                        spend_limit_nanos, token_hash)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    credential.tenantId, credential.id, credential.agentId,
+                    credential.scopes.joined(separator: " "), Timestamp.millis(credential.expiresAt),
+                    credential.revokedAt.map(Timestamp.millis), credential.spendLimit?.nanos, tokenHash,
+                ])
         }
     }
 
     public func credential(tokenHash: String) async throws(StorageError) -> Credential? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE token_hash = ?", arguments: [tokenHash]).map(Self.credential)
+            try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE token_hash = ?", arguments: [tokenHash]).map(
+                Self.credential)
         }
     }
 
     public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: """
-                UPDATE credentials SET revoked_at_ms = ? WHERE tenant_id = ? AND id = ? AND revoked_at_ms IS NULL
-                """, arguments: [Timestamp.millis(at), tenantId, credentialId])
+            try db.execute(
+                sql: """
+                    UPDATE credentials SET revoked_at_ms = ? WHERE tenant_id = ? AND id = ? AND revoked_at_ms IS NULL
+                    """, arguments: [Timestamp.millis(at), tenantId, credentialId])
         }
     }
 
@@ -251,40 +307,60 @@ public final class SQLiteStore: TollgateStore {
 
     public func insertPlan(_ plan: PlanRecord) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: """
-                INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [plan.tenantId, plan.planId, plan.name, plan.version, plan.document,
-                                 Timestamp.millis(plan.createdAt)])
+            try db.execute(
+                sql: """
+                    INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms) VALUES (?, ?, ?, ?,
+                        ?, ?)
+                    """,
+                arguments: [
+                    plan.tenantId, plan.planId, plan.name, plan.version, plan.document,
+                    Timestamp.millis(plan.createdAt),
+                ])
         }
     }
 
     public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: """
-                INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [subscription.tenantId, subscription.id, subscription.customerId, subscription.planId,
-                                 subscription.version, Timestamp.millis(subscription.startsAt)])
+            try db.execute(
+                sql: """
+                    INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms) VALUES (?,
+                        ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    subscription.tenantId, subscription.id, subscription.customerId, subscription.planId,
+                    subscription.version, Timestamp.millis(subscription.startsAt),
+                ])
         }
     }
 
     public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: """
-                INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [swap.tenantId, swap.id, swap.subscriptionId, swap.planId, swap.version,
-                                 Timestamp.millis(swap.effectiveAt)])
+            try db.execute(
+                sql: """
+                    INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms) VALUES
+                        (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    swap.tenantId, swap.id, swap.subscriptionId, swap.planId, swap.version,
+                    Timestamp.millis(swap.effectiveAt),
+                ])
         }
     }
 
     public func upsertCap(_ cap: Cap) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: """
-                INSERT INTO caps(tenant_id, id, scope, scope_id, period, limit_nanos, warn_at_percent)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(tenant_id, scope, scope_id, period)
-                DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos, warn_at_percent = excluded.warn_at_percent
-                """, arguments: [cap.tenantId, cap.id, cap.target.scope.rawValue, cap.target.id, cap.period.rawValue,
-                                 cap.limit.nanos, cap.warnAtPercent])
+            try db.execute(
+                sql: """
+                    INSERT INTO caps(tenant_id, id, scope, scope_id, period, limit_nanos, warn_at_percent)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(tenant_id, scope, scope_id, period)
+                    DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos, warn_at_percent =
+                        excluded.warn_at_percent
+                    """,
+                arguments: [
+                    cap.tenantId, cap.id, cap.target.scope.rawValue, cap.target.id, cap.period.rawValue,
+                    cap.limit.nanos, cap.warnAtPercent,
+                ])
         }
     }
 
@@ -293,9 +369,12 @@ public final class SQLiteStore: TollgateStore {
     /// For callers on tasks (tests): the same commit, on a dispatch thread that may block. The ledger writer
     /// calls `commitBlocking` on its own thread.
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[CommitOutcome], StorageError>, Never>) in
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<[CommitOutcome], StorageError>, Never>) in
             DispatchQueue.global().async {
-                do throws(StorageError) { continuation.resume(returning: .success(try self.commitBlocking(entries))) } catch {
+                do throws(StorageError) {
+                    continuation.resume(returning: .success(try self.commitBlocking(entries)))
+                } catch {
                     continuation.resume(returning: .failure(error))
                 }
             }
@@ -321,8 +400,11 @@ public final class SQLiteStore: TollgateStore {
     }
 
     /// One group's transaction: one fsync for all of it; statements are prepared once per connection.
-    private static func writeGroup(_ entries: [LedgerEntry], keys: LedgerKeys, _ db: Database) throws -> [CommitOutcome] {
-        var charge = try LedgerStatement(db, """
+    private static func writeGroup(_ entries: [LedgerEntry], keys: LedgerKeys, _ db: Database) throws -> [CommitOutcome]
+    {
+        var charge = try LedgerStatement(
+            db,
+            """
             INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
                 subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
                 duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day,
@@ -353,10 +435,22 @@ public final class SQLiteStore: TollgateStore {
                 continue
             }
             let c = entry.charge
-            charge.bind(c.tenantId); charge.bind(c.receiptId); charge.bind(c.customerId); charge.bind(c.teamId)
-            charge.bind(c.agentId); charge.bind(c.credentialId); charge.bind(c.sessionId); charge.bind(c.subscriptionId)
-            charge.bind(c.planId); charge.bind(c.planVersion); charge.bind(c.tool); charge.bind(c.quantity)
-            charge.bind(c.inputTokens); charge.bind(c.outputTokens); charge.bind(c.reasoningTokens); charge.bind(c.durationMs)
+            charge.bind(c.tenantId)
+            charge.bind(c.receiptId)
+            charge.bind(c.customerId)
+            charge.bind(c.teamId)
+            charge.bind(c.agentId)
+            charge.bind(c.credentialId)
+            charge.bind(c.sessionId)
+            charge.bind(c.subscriptionId)
+            charge.bind(c.planId)
+            charge.bind(c.planVersion)
+            charge.bind(c.tool)
+            charge.bind(c.quantity)
+            charge.bind(c.inputTokens)
+            charge.bind(c.outputTokens)
+            charge.bind(c.reasoningTokens)
+            charge.bind(c.durationMs)
             charge.bind(c.status)
             charge.bind(c.cost.nanos)
             charge.bind(c.providerCost.nanos)
@@ -382,27 +476,40 @@ public final class SQLiteStore: TollgateStore {
 
     public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
         try await write { db in
-            try db.execute(sql: """
-                INSERT INTO sessions(tenant_id, id, agent_id, team_id, customer_id, opened_at_ms, metadata)
-                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, id) DO NOTHING
-                """, arguments: [session.tenantId, session.id, session.agentId, session.teamId, session.customerId,
-                                 Timestamp.millis(session.openedAt), session.metadata])
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions(tenant_id, id, agent_id, team_id, customer_id, opened_at_ms, metadata)
+                    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, id) DO NOTHING
+                    """,
+                arguments: [
+                    session.tenantId, session.id, session.agentId, session.teamId, session.customerId,
+                    Timestamp.millis(session.openedAt), session.metadata,
+                ])
             return db.changesCount == 1
         }
     }
 
-    public func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
-        async throws(StorageError) {
+    public func closeSession(
+        tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals
+    )
+        async throws(StorageError)
+    {
         try await write { db in
-            try db.execute(sql: """
-                UPDATE sessions SET closed_at_ms = ?, outcome = ?, calls = ?, input_tokens = ?, output_tokens = ?,
-                    reasoning_tokens = ?, duration_ms = ?, cost_nanos = ?, provider_cost_nanos = ?, errors = ?, currency = ?,
-                    last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id
-                        AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
-                WHERE tenant_id = ? AND id = ? AND closed_at_ms IS NULL
-                """, arguments: [Timestamp.millis(closedAt), outcome.rawValue, totals.calls, totals.inputTokens,
-                                 totals.outputTokens, totals.reasoningTokens, totals.durationMs, totals.cost.nanos,
-                                 totals.providerCost.nanos, totals.errors, totals.currency, tenantId, id])
+            try db.execute(
+                sql: """
+                    UPDATE sessions SET closed_at_ms = ?, outcome = ?, calls = ?, input_tokens = ?, output_tokens = ?,
+                        reasoning_tokens = ?, duration_ms = ?, cost_nanos = ?, provider_cost_nanos = ?, errors = ?,
+                            currency = ?,
+                        last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id
+                            AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id =
+                                sessions.id)
+                    WHERE tenant_id = ? AND id = ? AND closed_at_ms IS NULL
+                    """,
+                arguments: [
+                    Timestamp.millis(closedAt), outcome.rawValue, totals.calls, totals.inputTokens,
+                    totals.outputTokens, totals.reasoningTokens, totals.durationMs, totals.cost.nanos,
+                    totals.providerCost.nanos, totals.errors, totals.currency, tenantId, id,
+                ])
             guard db.changesCount == 1 else { throw StorageError.backend("no open session \(id)") }
         }
     }
@@ -412,10 +519,13 @@ public final class SQLiteStore: TollgateStore {
     /// are joined with their charges: a tenant with many open sessions pays for the page, not for all of them.
     private static func sessionQuery(filter: String) -> String {
         """
-        SELECT s.*, COUNT(c.rowid) AS live_calls, SUM(c.input_tokens) AS live_input, SUM(c.output_tokens) AS live_output,
-            SUM(c.reasoning_tokens) AS live_reasoning, SUM(c.duration_ms) AS live_duration, SUM(c.cost_nanos) AS live_cost,
+        SELECT s.*, COUNT(c.rowid) AS live_calls, SUM(c.input_tokens) AS live_input, SUM(c.output_tokens) AS
+            live_output,
+            SUM(c.reasoning_tokens) AS live_reasoning, SUM(c.duration_ms) AS live_duration, SUM(c.cost_nanos) AS
+                live_cost,
             SUM(c.provider_cost_nanos) AS live_provider_cost,
-            SUM(CASE WHEN c.status IS NOT NULL AND c.status <> 'SUCCESS' THEN 1 ELSE 0 END) AS live_errors, MAX(c.at_ms) AS live_last_at,
+            SUM(CASE WHEN c.status IS NOT NULL AND c.status <> 'SUCCESS' THEN 1 ELSE 0 END) AS live_errors,
+                MAX(c.at_ms) AS live_last_at,
             MAX(c.currency) AS live_currency
         FROM (SELECT * FROM sessions WHERE tenant_id = ?1 \(filter) ORDER BY opened_at_ms DESC, id DESC LIMIT ?2) s
         LEFT JOIN charges c
@@ -439,11 +549,12 @@ public final class SQLiteStore: TollgateStore {
         totals.errors = open ? (row["live_errors"] ?? 0) : row["errors"]
         totals.currency = open ? row["live_currency"] : row["currency"]
         let lastCall: Int64? = open ? row["live_last_at"] : row["last_call_at_ms"]
-        return SessionRecord(tenantId: row["tenant_id"], id: row["id"], agentId: row["agent_id"], teamId: row["team_id"],
-                             customerId: row["customer_id"], openedAt: Timestamp.date(millis: row["opened_at_ms"]),
-                             closedAt: closed.map(Timestamp.date(millis:)),
-                             outcome: (row["outcome"] as String?).flatMap(SessionOutcome.init(rawValue:)),
-                             metadata: row["metadata"], lastCallAt: lastCall.map(Timestamp.date(millis:)), totals: totals)
+        return SessionRecord(
+            tenantId: row["tenant_id"], id: row["id"], agentId: row["agent_id"], teamId: row["team_id"],
+            customerId: row["customer_id"], openedAt: Timestamp.date(millis: row["opened_at_ms"]),
+            closedAt: closed.map(Timestamp.date(millis:)),
+            outcome: (row["outcome"] as String?).flatMap(SessionOutcome.init(rawValue:)),
+            metadata: row["metadata"], lastCallAt: lastCall.map(Timestamp.date(millis:)), totals: totals)
     }
 
     public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
@@ -453,12 +564,15 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
-    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
-        let state = switch selection {
-        case .open: "AND closed_at_ms IS NULL"
-        case .closed: "AND closed_at_ms IS NOT NULL"
-        case .all: ""
-        }
+    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError)
+        -> [SessionRecord]
+    {
+        let state =
+            switch selection {
+            case .open: "AND closed_at_ms IS NULL"
+            case .closed: "AND closed_at_ms IS NOT NULL"
+            case .all: ""
+            }
         return try await read { db in
             try Row.fetchAll(db, sql: Self.sessionQuery(filter: state), arguments: [tenantId, limit])
                 .map(Self.sessionRecord)
@@ -468,32 +582,42 @@ public final class SQLiteStore: TollgateStore {
     private static func reservationRecord(_ row: Row) -> ReservationRecord {
         ReservationRecord(
             tenantId: row["tenant_id"], id: row["id"], idempotencyKey: row["idempotency_key"],
-            path: ChargePath(customerId: row["customer_id"], teamId: row["team_id"], agentId: row["agent_id"],
-                             sessionId: row["session_id"], credentialId: row["credential_id"]),
+            path: ChargePath(
+                customerId: row["customer_id"], teamId: row["team_id"], agentId: row["agent_id"],
+                sessionId: row["session_id"], credentialId: row["credential_id"]),
             tool: row["tool"], held: Money(nanos: row["held_nanos"]), currency: row["currency"],
-            createdAt: Timestamp.date(millis: row["created_at_ms"]), expiresAt: Timestamp.date(millis: row["expires_at_ms"]),
+            createdAt: Timestamp.date(millis: row["created_at_ms"]),
+            expiresAt: Timestamp.date(millis: row["expires_at_ms"]),
             state: ReservationRecord.State(rawValue: row["state"]) ?? .expired, receiptId: row["receipt_id"])
     }
 
     public func insertReservation(_ reservation: ReservationRecord, idempotency: IdempotencyRecord)
-        async throws(StorageError) -> IdempotencyRecord? {
+        async throws(StorageError) -> IdempotencyRecord?
+    {
         try await write { [keys] db in
             let r = reservation
             let key = LedgerKeys.Key(tenantId: idempotency.tenantId, key: idempotency.key)
             if let stored = try keys.lookUp(key, db) { return stored }
-            try db.execute(sql: """
-                INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id, credential_id,
-                    session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id,
-                    request_params, result)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, idempotency_key) DO NOTHING
-                """, arguments: [r.tenantId, r.id, r.idempotencyKey, r.path.customerId, r.path.teamId, r.path.agentId,
-                                 r.path.credentialId, r.path.sessionId, r.tool, r.held.nanos, r.currency,
-                                 Timestamp.millis(r.createdAt), Timestamp.millis(r.expiresAt), r.state.rawValue,
-                                 r.receiptId, idempotency.params, idempotency.result])
+            try db.execute(
+                sql: """
+                    INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id,
+                        credential_id,
+                        session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id,
+                        request_params, result)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, idempotency_key)
+                        DO NOTHING
+                    """,
+                arguments: [
+                    r.tenantId, r.id, r.idempotencyKey, r.path.customerId, r.path.teamId, r.path.agentId,
+                    r.path.credentialId, r.path.sessionId, r.tool, r.held.nanos, r.currency,
+                    Timestamp.millis(r.createdAt), Timestamp.millis(r.expiresAt), r.state.rawValue,
+                    r.receiptId, idempotency.params, idempotency.result,
+                ])
             guard db.changesCount == 1 else {
                 // A hold made before its key went to the key index: it has no answer stored to replay.
-                return IdempotencyRecord(tenantId: r.tenantId, key: r.idempotencyKey, method: "meter.authorize",
-                                         params: "", result: "", createdAt: r.createdAt)
+                return IdempotencyRecord(
+                    tenantId: r.tenantId, key: r.idempotencyKey, method: "meter.authorize",
+                    params: "", result: "", createdAt: r.createdAt)
             }
             try keys.record([(key, r.id)], db)
             return nil
@@ -502,32 +626,39 @@ public final class SQLiteStore: TollgateStore {
 
     public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM reservations WHERE tenant_id = ? AND id = ?", arguments: [tenantId, id])
-                .map(Self.reservationRecord)
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM reservations WHERE tenant_id = ? AND id = ?", arguments: [tenantId, id]
+            )
+            .map(Self.reservationRecord)
         }
     }
 
     public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
-        async throws(StorageError) -> Bool {
+        async throws(StorageError) -> Bool
+    {
         try await write { db in
-            try db.execute(sql: """
-                UPDATE reservations SET state = ?, receipt_id = ? WHERE tenant_id = ? AND id = ? AND state = 'held'
-                """, arguments: [state.rawValue, receiptId, tenantId, id])
+            try db.execute(
+                sql: """
+                    UPDATE reservations SET state = ?, receipt_id = ? WHERE tenant_id = ? AND id = ? AND state = 'held'
+                    """, arguments: [state.rawValue, receiptId, tenantId, id])
             return db.changesCount == 1
         }
     }
 
     public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM reservations WHERE tenant_id = ? AND state = 'held' ORDER BY id",
-                             arguments: [tenantId]).map(Self.reservationRecord)
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM reservations WHERE tenant_id = ? AND state = 'held' ORDER BY id",
+                arguments: [tenantId]
+            ).map(Self.reservationRecord)
         }
     }
 
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) {
         try await write { db in
-            try db.execute(sql: "INSERT INTO alerts(tenant_id, id, kind, at_ms, body) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [alert.tenantId, alert.id, alert.kind, Timestamp.millis(alert.at), alert.body])
+            try db.execute(
+                sql: "INSERT INTO alerts(tenant_id, id, kind, at_ms, body) VALUES (?, ?, ?, ?, ?)",
+                arguments: [alert.tenantId, alert.id, alert.kind, Timestamp.millis(alert.at), alert.body])
         }
     }
 
@@ -542,23 +673,30 @@ public final class SQLiteStore: TollgateStore {
             sql += " ORDER BY at_ms DESC, id DESC LIMIT ?"
             arguments.append(limit)
             return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map {
-                AlertRecord(tenantId: tenantId, id: $0["id"], kind: $0["kind"], at: Timestamp.date(millis: $0["at_ms"]), body: $0["body"])
+                AlertRecord(
+                    tenantId: tenantId, id: $0["id"], kind: $0["kind"], at: Timestamp.date(millis: $0["at_ms"]),
+                    body: $0["body"])
             }
         }
     }
 
-    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
+    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
+    {
         try await read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT \(RatingRow.columns) FROM charges
-                WHERE tenant_id = ?1 AND subscription_id = ?2 AND at_ms >= ?3
-                    AND customer_id = (SELECT customer_id FROM subscriptions WHERE tenant_id = ?1 AND id = ?2)
-                ORDER BY at_ms, rowid
-                """, arguments: [tenantId, subscriptionId, Timestamp.millis(from)]).map { row in
-                RatingRow(planId: row[0], planVersion: row[1], tool: row[2], quantity: row[3], inputTokens: row[4],
-                          outputTokens: row[5], reasoningTokens: row[6], durationMs: row[7], status: row[8],
-                          providerCost: Money(nanos: row[9]), agentId: row[10], sessionId: row[11],
-                          cost: Money(nanos: row[12]), at: Timestamp.date(millis: row[13]))
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(RatingRow.columns) FROM charges
+                    WHERE tenant_id = ?1 AND subscription_id = ?2 AND at_ms >= ?3
+                        AND customer_id = (SELECT customer_id FROM subscriptions WHERE tenant_id = ?1 AND id = ?2)
+                    ORDER BY at_ms, rowid
+                    """, arguments: [tenantId, subscriptionId, Timestamp.millis(from)]
+            ).map { row in
+                RatingRow(
+                    planId: row[0], planVersion: row[1], tool: row[2], quantity: row[3], inputTokens: row[4],
+                    outputTokens: row[5], reasoningTokens: row[6], durationMs: row[7], status: row[8],
+                    providerCost: Money(nanos: row[9]), agentId: row[10], sessionId: row[11],
+                    cost: Money(nanos: row[12]), at: Timestamp.date(millis: row[13]))
             }
         }
     }
@@ -576,23 +714,28 @@ public final class SQLiteStore: TollgateStore {
                     FROM charges WHERE tenant_id = ? GROUP BY \(column)
                     """
                 for row in try Row.fetchAll(db, sql: sql, arguments: [monthStart, dayStart, tenantId]) {
-                    rows.append(SpendRow(target: ScopeRef(scope, row["id"]), lifetime: Money(nanos: row["lifetime"]),
-                                         month: Money(nanos: row["month"]), day: Money(nanos: row["day"])))
+                    rows.append(
+                        SpendRow(
+                            target: ScopeRef(scope, row["id"]), lifetime: Money(nanos: row["lifetime"]),
+                            month: Money(nanos: row["month"]), day: Money(nanos: row["day"])))
                 }
             }
             return rows
         }
     }
 
-    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow] {
+    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError)
+        -> [UsageRow]
+    {
         let query = UsageSQL(tenantId: tenantId, filter: filter, groupBy: groupBy, placeholder: { _ in "?" })
         return try await read { db in
-            let arguments = StatementArguments(query.arguments.map { value -> (any DatabaseValueConvertible)? in
-                switch value {
-                case .text(let text): text
-                case .integer(let number): number
-                }
-            })
+            let arguments = StatementArguments(
+                query.arguments.map { value -> (any DatabaseValueConvertible)? in
+                    switch value {
+                    case .text(let text): text
+                    case .integer(let number): number
+                    }
+                })
             return try Row.fetchAll(db, sql: query.sql, arguments: arguments).map { row in
                 query.row(
                     keys: (0..<groupBy.count).map { index -> String in

@@ -49,7 +49,10 @@ final class WALCheckpointer: Sendable {
     func request() {
         let start = state.withLock { state -> Bool in
             if state.closed { return false }
-            if state.running { state.again = true; return false }
+            if state.running {
+                state.again = true
+                return false
+            }
             state.running = true
             return true
         }
@@ -74,7 +77,10 @@ final class WALCheckpointer: Sendable {
             // per second at the same p99; with 50 ms and more, the bigger checkpoints' fsyncs held up commits.
             try? await Task.sleep(for: pause)
             let again = state.withLock { state -> Bool in
-                if state.again && !state.closed { state.again = false; return true }
+                if state.again && !state.closed {
+                    state.again = false
+                    return true
+                }
                 state.running = false
                 return false
             }

@@ -15,24 +15,31 @@ enum AuthMethods {
             let limits = context.configuration.limits
             return [
                 "principal": describe(principal),
-                "server": ["name": "tollgate", "version": .string(context.serverInfo.version),
-                           "node": .string(context.serverInfo.node)],
-                "limits": ["frameBytesMax": .integer(Int64(limits.frameBytesMax)),
-                           "inFlightMax": .integer(Int64(limits.inFlightMax)),
-                           "batchMax": .integer(Int64(limits.batchMax))],
+                "server": [
+                    "name": "tollgate", "version": .string(context.serverInfo.version),
+                    "node": .string(context.serverInfo.node),
+                ],
+                "limits": [
+                    "frameBytesMax": .integer(Int64(limits.frameBytesMax)),
+                    "inFlightMax": .integer(Int64(limits.inFlightMax)),
+                    "batchMax": .integer(Int64(limits.batchMax)),
+                ],
             ]
         }
 
         router.register("auth.token", open: true) { params, context in
             let clientId = try params.string("clientId")
             let secret = try params.string("clientSecret", lengthMax: 512)
-            let ttl = try params.optionalInt("ttlSeconds", range: 1...Int64(context.configuration.limits.credentialTTLSecondsMax))
+            let ttl = try params.optionalInt(
+                "ttlSeconds", range: 1...Int64(context.configuration.limits.credentialTTLSecondsMax))
             let issued = try await context.supervisor.exchange(
                 clientId: clientId, clientSecret: secret, scopes: try params.optionalStrings("scopes"),
                 ttlSeconds: ttl ?? exchangedTokenTTLSecondsDefault)
-            return ["token": .string(issued.token), "credentialId": .string(issued.credential.id),
-                    "expiresAt": .string(Timestamp.format(issued.credential.expiresAt)),
-                    "scopes": .array(issued.credential.scopes.map(JSONValue.string))]
+            return [
+                "token": .string(issued.token), "credentialId": .string(issued.credential.id),
+                "expiresAt": .string(Timestamp.format(issued.credential.expiresAt)),
+                "scopes": .array(issued.credential.scopes.map(JSONValue.string)),
+            ]
         }
     }
 
@@ -43,8 +50,10 @@ enum AuthMethods {
         case .tenantOperator(let tenantId):
             return ["kind": "operator", "tenantId": .string(tenantId), "scopes": ["operator"]]
         case .agent(let tenantId, let agentId, let credentialId, let scopes):
-            return ["kind": "agent", "tenantId": .string(tenantId), "agentId": .string(agentId),
-                    "credentialId": .string(credentialId), "scopes": .array(scopes.map(JSONValue.string))]
+            return [
+                "kind": "agent", "tenantId": .string(tenantId), "agentId": .string(agentId),
+                "credentialId": .string(credentialId), "scopes": .array(scopes.map(JSONValue.string)),
+            ]
         }
     }
 }

@@ -10,8 +10,10 @@ struct ConnectionLoop {
     let context: RequestContext
     let logger: Logger
 
-    func run(inbound: NIOAsyncChannelInboundStream<InboundFrame>,
-             outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+    func run(
+        inbound: NIOAsyncChannelInboundStream<InboundFrame>,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) async throws {
         let limits = context.configuration.limits
         // Answers are funnelled through one writer task, so frames never interleave and share flushes.
         let answer = OutboundQueue()
@@ -54,8 +56,10 @@ struct ConnectionLoop {
         }
     }
 
-    private func take(_ payload: ByteBuffer, started: inout Int, window: InFlightWindow,
-                      requests: inout DiscardingTaskGroup, send: @escaping @Sendable (JSONValue) -> Void) async {
+    private func take(
+        _ payload: ByteBuffer, started: inout Int, window: InFlightWindow,
+        requests: inout DiscardingTaskGroup, send: @escaping @Sendable (JSONValue) -> Void
+    ) async {
         switch Envelope.parse(payload, batchMax: context.configuration.limits.batchMax) {
         case .unanswerable(let error):
             send(Envelope.failure(id: .null, error: error))

@@ -36,8 +36,11 @@ public final class Listener: Service, Sendable {
     }
 
     init(configuration: ServerConfiguration, router: Router, supervisor: Supervisor, version: String, logger: Logger) {
-        self.configuration = configuration; self.router = router; self.supervisor = supervisor
-        self.version = version; self.logger = logger
+        self.configuration = configuration
+        self.router = router
+        self.supervisor = supervisor
+        self.version = version
+        self.logger = logger
     }
 
     /// The address the listener is bound to, once it is (with the real port when configured with port 0).
@@ -78,17 +81,20 @@ public final class Listener: Service, Sendable {
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let state = ConnectionState(defaultSessionId: Identifiers.make(.session))
-                        try channel.pipeline.syncOperations.addHandler(IdleCloser(
-                            unauthenticatedIdle: .milliseconds(Int64(limits.unauthenticatedIdleMs)),
-                            authenticatedIdle: limits.idleMs > 0 ? .milliseconds(Int64(limits.idleMs)) : nil,
-                            isAuthenticated: { state.currentPrincipal != nil }))
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleCloser(
+                                unauthenticatedIdle: .milliseconds(Int64(limits.unauthenticatedIdleMs)),
+                                authenticatedIdle: limits.idleMs > 0 ? .milliseconds(Int64(limits.idleMs)) : nil,
+                                isAuthenticated: { state.currentPrincipal != nil }))
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(FrameDecoder(frameBytesMax: limits.frameBytesMax)))
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
-                        let connection = try Connection(wrappingChannelSynchronously: channel, configuration: .init(
-                            backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64),
-                            isOutboundHalfClosureEnabled: false,
-                            inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
+                        let connection = try Connection(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(
+                                backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64),
+                                isOutboundHalfClosureEnabled: false,
+                                inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
                         self.unclaimed.withLock { $0[ObjectIdentifier(channel)] = (connection, state) }
                         return connection
                     }
@@ -114,7 +120,10 @@ public final class Listener: Service, Sendable {
                 }
                 // The listener is closed, so no connection can be accepted any more: finish the stragglers.
                 try? await server.channel.closeFuture.get()
-                for straggler in self.unclaimed.withLock({ state in defer { state = [:] }; return Array(state.values) }) {
+                for straggler in self.unclaimed.withLock({ state in
+                    defer { state = [:] }
+                    return Array(state.values)
+                }) {
                     try? await straggler.connection.executeThenClose { _, _ in }
                 }
             }
@@ -146,14 +155,17 @@ public final class Listener: Service, Sendable {
 
         if count > configuration.limits.connectionsMax {
             try? await connection.executeThenClose { _, outbound in
-                try await outbound.write(Envelope.buffer(Envelope.failure(
-                    id: .null, error: .unavailable("connection limit reached; try again later"))))
+                try await outbound.write(
+                    Envelope.buffer(
+                        Envelope.failure(
+                            id: .null, error: .unavailable("connection limit reached; try again later"))))
             }
             return
         }
-        let context = RequestContext(connection: state,
-                                     supervisor: supervisor, configuration: configuration,
-                                     serverInfo: ServerInfo(version: version, node: node))
+        let context = RequestContext(
+            connection: state,
+            supervisor: supervisor, configuration: configuration,
+            serverInfo: ServerInfo(version: version, node: node))
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await ConnectionLoop(router: router, context: context, logger: logger)

@@ -15,8 +15,9 @@ enum MeterMethods {
             let (tenant, credentialId) = try await agentTenant(context)
             let key = try idempotencyKey(params)
             let usage = try params.nested("usage")
-            let event = try Self.event(tool: try params.string("tool", lengthMax: toolBytesMax),
-                                       quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1, usage: usage)
+            let event = try Self.event(
+                tool: try params.string("tool", lengthMax: toolBytesMax),
+                quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1, usage: usage)
             let request = MeterRequest(
                 event: event, idempotencyKey: key,
                 sessionId: try sessionId(params, context),
@@ -28,8 +29,9 @@ enum MeterMethods {
             let (tenant, credentialId) = try await agentTenant(context)
             let key = try idempotencyKey(params)
             let tool = try params.string("tool", lengthMax: toolBytesMax)
-            let estimate = try Self.event(tool: tool, quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1,
-                                          usage: try params.nested("estimate"))
+            let estimate = try Self.event(
+                tool: tool, quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1,
+                usage: try params.nested("estimate"))
             return try await tenant.authorize(
                 tool: tool, idempotencyKey: key,
                 sessionId: try sessionId(params, context),
@@ -40,15 +42,18 @@ enum MeterMethods {
         router.register("meter.commit") { params, context in
             let (tenant, credentialId) = try await agentTenant(context)
             let usage = try params.nested("usage")
-            let event = try Self.event(tool: "", quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1, usage: usage)
+            let event = try Self.event(
+                tool: "", quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1, usage: usage)
             return try await tenant.commitReservation(
                 try params.string("reservationId", lengthMax: 128), usage: event,
-                status: try usage?.optionalString("status", lengthMax: 64), params: .object(params.object), credentialId: credentialId)
+                status: try usage?.optionalString("status", lengthMax: 64), params: .object(params.object),
+                credentialId: credentialId)
         }
 
         router.register("meter.release") { params, context in
             let (tenant, credentialId) = try await agentTenant(context)
-            return try await tenant.releaseReservation(try params.string("reservationId", lengthMax: 128), credentialId: credentialId)
+            return try await tenant.releaseReservation(
+                try params.string("reservationId", lengthMax: 128), credentialId: credentialId)
         }
     }
 

@@ -14,9 +14,12 @@ enum OperatorMethods {
             guard context.connection.currentPrincipal == .root else {
                 throw TollgateError.forbidden("only the root operator creates tenants")
             }
-            let created = try await context.supervisor.createTenant(name: try params.string("name", lengthMax: nameBytesMax))
-            return ["tenantId": .string(created.tenant.id), "name": .string(created.tenant.name),
-                    "operatorToken": .string(created.operatorToken)]
+            let created = try await context.supervisor.createTenant(
+                name: try params.string("name", lengthMax: nameBytesMax))
+            return [
+                "tenantId": .string(created.tenant.id), "name": .string(created.tenant.name),
+                "operatorToken": .string(created.operatorToken),
+            ]
         }
 
         router.register("tenants.list") { _, context in
@@ -33,25 +36,30 @@ enum OperatorMethods {
 
         router.register("customers.create") { params, context in
             let tenant = try await operatorTenant(params, context)
-            let customer = try await tenant.createCustomer(name: try params.string("name", lengthMax: nameBytesMax),
-                                                           externalId: try params.optionalString("externalId"))
+            let customer = try await tenant.createCustomer(
+                name: try params.string("name", lengthMax: nameBytesMax),
+                externalId: try params.optionalString("externalId"))
             return ["customerId": .string(customer.id), "tenantId": .string(customer.tenantId)]
         }
 
         router.register("teams.create") { params, context in
             let tenant = try await operatorTenant(params, context)
-            let team = try await tenant.createTeam(customerId: try params.string("customerId"),
-                                                   name: try params.string("name", lengthMax: nameBytesMax))
+            let team = try await tenant.createTeam(
+                customerId: try params.string("customerId"),
+                name: try params.string("name", lengthMax: nameBytesMax))
             return ["teamId": .string(team.id), "customerId": .string(team.customerId)]
         }
 
         router.register("agents.create") { params, context in
             let tenant = try await operatorTenant(params, context)
-            let created = try await tenant.createAgent(teamId: try params.string("teamId"),
-                                                       name: try params.string("name", lengthMax: nameBytesMax),
-                                                       agentType: try params.optionalString("agentType"))
-            return ["agentId": .string(created.agent.id), "teamId": .string(created.agent.teamId),
-                    "clientId": .string(created.agent.clientId), "clientSecret": .string(created.clientSecret)]
+            let created = try await tenant.createAgent(
+                teamId: try params.string("teamId"),
+                name: try params.string("name", lengthMax: nameBytesMax),
+                agentType: try params.optionalString("agentType"))
+            return [
+                "agentId": .string(created.agent.id), "teamId": .string(created.agent.teamId),
+                "clientId": .string(created.agent.clientId), "clientSecret": .string(created.clientSecret),
+            ]
         }
 
         router.register("credentials.issue") { params, context in
@@ -67,7 +75,9 @@ enum OperatorMethods {
                 "token": .string(issued.token), "expiresAt": .string(Timestamp.format(issued.credential.expiresAt)),
                 "scopes": .array(issued.credential.scopes.map(JSONValue.string)),
             ]
-            if let spendLimit = issued.credential.spendLimit { result["spendLimit"] = .string(spendLimit.decimalString) }
+            if let spendLimit = issued.credential.spendLimit {
+                result["spendLimit"] = .string(spendLimit.decimalString)
+            }
             return .object(result)
         }
 
@@ -93,10 +103,16 @@ enum OperatorMethods {
 
         router.register("plans.list") { params, context in
             let tenant = try await operatorTenant(params, context)
-            return ["plans": .array(await tenant.allPlans().map { plan in
-                ["planId": .string(plan.id), "name": .string(plan.name), "version": .integer(Int64(plan.version)),
-                 "currency": .string(plan.currency)]
-            })]
+            return [
+                "plans": .array(
+                    await tenant.allPlans().map { plan in
+                        [
+                            "planId": .string(plan.id), "name": .string(plan.name),
+                            "version": .integer(Int64(plan.version)),
+                            "currency": .string(plan.currency),
+                        ]
+                    })
+            ]
         }
 
         router.register("subscriptions.create") { params, context in
@@ -105,19 +121,24 @@ enum OperatorMethods {
                 customerId: try params.string("customerId"), planId: try params.string("planId"),
                 version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
                 startsAt: try params.optionalDate("startsAt"))
-            return ["subscriptionId": .string(subscription.id), "customerId": .string(subscription.customerId),
-                    "planId": .string(subscription.planId), "version": .integer(Int64(subscription.version)),
-                    "startsAt": .string(Timestamp.format(subscription.startsAt))]
+            return [
+                "subscriptionId": .string(subscription.id), "customerId": .string(subscription.customerId),
+                "planId": .string(subscription.planId), "version": .integer(Int64(subscription.version)),
+                "startsAt": .string(Timestamp.format(subscription.startsAt)),
+            ]
         }
 
         router.register("subscriptions.swap") { params, context in
             let tenant = try await operatorTenant(params, context)
             let swap = try await tenant.swapPlan(
-                subscriptionId: try params.string("subscriptionId"), planId: try params.optionalString("planId", lengthMax: 128),
+                subscriptionId: try params.string("subscriptionId"),
+                planId: try params.optionalString("planId", lengthMax: 128),
                 version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
                 effectiveAt: try params.optionalDate("effectiveAt"))
-            return ["subscriptionId": .string(swap.subscriptionId), "planId": .string(swap.planId),
-                    "version": .integer(Int64(swap.version)), "effectiveAt": .string(Timestamp.format(swap.effectiveAt))]
+            return [
+                "subscriptionId": .string(swap.subscriptionId), "planId": .string(swap.planId),
+                "version": .integer(Int64(swap.version)), "effectiveAt": .string(Timestamp.format(swap.effectiveAt)),
+            ]
         }
 
         router.register("caps.set") { params, context in
@@ -131,10 +152,12 @@ enum OperatorMethods {
                 throw TollgateError.validation(field: "period", rule: "one of lifetime, month, day, session")
             }
             let warn = try params.optionalInt("warnAtPercent", range: 1...100).map(Int.init)
-            let cap = try await tenant.setCap(target: ScopeRef(scope, try params.string("scopeId")),
-                                              limit: try params.money("limit"), period: period, warnAtPercent: warn)
+            let cap = try await tenant.setCap(
+                target: ScopeRef(scope, try params.string("scopeId")),
+                limit: try params.money("limit"), period: period, warnAtPercent: warn)
             var result: [String: JSONValue] = [
-                "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue), "scopeId": .string(cap.target.id),
+                "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue),
+                "scopeId": .string(cap.target.id),
                 "limit": .string(cap.limit.decimalString), "period": .string(cap.period.rawValue),
             ]
             if let warn = cap.warnAtPercent { result["warnAtPercent"] = .integer(Int64(warn)) }
@@ -153,7 +176,9 @@ enum OperatorMethods {
         let named = try params.optionalString("tenantId")
         switch context.connection.currentPrincipal {
         case .root?:
-            guard let named else { throw WireError.invalidParams(field: "tenantId", expected: "a string (root must name the tenant)") }
+            guard let named else {
+                throw WireError.invalidParams(field: "tenantId", expected: "a string (root must name the tenant)")
+            }
             return try await context.supervisor.tenant(named)
         case .tenantOperator(let tenantId)?:
             if let named, named != tenantId { throw TollgateError.forbidden("operators act only in their own tenant") }
@@ -164,7 +189,9 @@ enum OperatorMethods {
     }
 
     static func describe(_ plan: Plan) -> JSONValue {
-        ["planId": .string(plan.id), "name": .string(plan.name), "version": .integer(Int64(plan.version)),
-         "currency": .string(plan.currency), "document": plan.document.json]
+        [
+            "planId": .string(plan.id), "name": .string(plan.name), "version": .integer(Int64(plan.version)),
+            "currency": .string(plan.currency), "document": plan.document.json,
+        ]
     }
 }

@@ -9,7 +9,9 @@ enum RootToken {
     static let lengthMin = 16
 
     /// Returns the hash to accept, and the token to print if one was just generated.
-    static func resolve(environment: [String: String], store: any TollgateStore) async throws -> (hash: String, generated: String?) {
+    static func resolve(environment: [String: String], store: any TollgateStore) async throws -> (
+        hash: String, generated: String?
+    ) {
         if let token = environment[environmentVariable], !token.isEmpty {
             guard token.count >= lengthMin else {
                 throw ConfigurationError.invalid(key: environmentVariable, rule: "at least \(lengthMin) characters")

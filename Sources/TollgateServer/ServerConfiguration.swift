@@ -69,15 +69,17 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Reads the JSON file at `filePath` (if given) under environment overrides (`TOLLGATE_LISTEN`,
     /// `TOLLGATE_STORAGE_URL`, `TOLLGATE_LIMITS_FRAME_BYTES_MAX`, …): environment first, then file, then default.
     public static func load(filePath: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
-        async throws -> ServerConfiguration {
+        async throws -> ServerConfiguration
+    {
         var providers: [any ConfigProvider] = [
-            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "tollgate"),
+            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "tollgate")
         ]
         if let filePath {
             do {
                 providers.append(try await FileProvider<JSONSnapshot>(filePath: FilePath(filePath)))
             } catch {
-                throw ConfigurationError.invalid(key: "config file", rule: "a readable JSON file at \(filePath) (\(error))")
+                throw ConfigurationError.invalid(
+                    key: "config file", rule: "a readable JSON file at \(filePath) (\(error))")
             }
         }
         let reader = ConfigReader(providers: providers)
@@ -122,32 +124,39 @@ public struct ServerConfiguration: Sendable, Equatable {
         func check(_ ok: Bool, _ key: String, _ rule: String) throws(ConfigurationError) {
             if !ok { throw .invalid(key: key, rule: rule) }
         }
-        try check((1024...Int(UInt32.max)).contains(l.frameBytesMax), "limits.frameBytesMax",
-                  "from 1024 (room for any error answer) to 4294967295")
+        try check(
+            (1024...Int(UInt32.max)).contains(l.frameBytesMax), "limits.frameBytesMax",
+            "from 1024 (room for any error answer) to 4294967295")
         try check(l.batchMax >= 1, "limits.batchMax", "at least 1")
         try check(l.inFlightMax >= 1, "limits.inFlightMax", "at least 1")
-        try check(l.batchMax <= l.inFlightMax, "limits.batchMax", "at most limits.inFlightMax, so one batch fits in flight")
+        try check(
+            l.batchMax <= l.inFlightMax, "limits.batchMax", "at most limits.inFlightMax, so one batch fits in flight")
         try check(l.connectionsMax >= 1, "limits.connectionsMax", "at least 1")
         try check(l.unauthenticatedIdleMs >= 100, "limits.unauthenticatedIdleMs", "at least 100")
         try check(l.idleMs >= 0, "limits.idleMs", "0 (never) or a number of milliseconds")
         try check(l.storageStartupTimeoutMs >= 0, "limits.storageStartupTimeoutMs", "not negative")
         try check(l.storageTimeoutMs >= 100, "limits.storageTimeoutMs", "at least 100")
         try check(l.ledgerGroupEntriesMax >= 1, "limits.ledgerGroupEntriesMax", "at least 1")
-        try check(l.ledgerQueueEntriesMax >= l.ledgerGroupEntriesMax, "limits.ledgerQueueEntriesMax",
-                  "at least limits.ledgerGroupEntriesMax")
+        try check(
+            l.ledgerQueueEntriesMax >= l.ledgerGroupEntriesMax, "limits.ledgerQueueEntriesMax",
+            "at least limits.ledgerGroupEntriesMax")
         try check(l.recentKeysMax >= 1, "limits.recentKeysMax", "at least 1")
         try check(l.credentialTTLSecondsMax >= 60, "limits.credentialTTLSecondsMax", "at least 60")
         try check(l.drainTimeoutMs >= 0, "limits.drainTimeoutMs", "not negative")
         try check(l.openSessionsMax >= 1, "limits.openSessionsMax", "at least 1")
         try check(l.sessionIdleAfterMs >= 1, "limits.sessionIdleAfterMs", "at least 1")
-        try check(l.sessionTimeoutMs >= l.sessionIdleAfterMs, "limits.sessionTimeoutMs", "at least limits.sessionIdleAfterMs")
+        try check(
+            l.sessionTimeoutMs >= l.sessionIdleAfterMs, "limits.sessionTimeoutMs", "at least limits.sessionIdleAfterMs")
         try check(l.sessionSweepMs >= 1, "limits.sessionSweepMs", "at least 1")
         try check(l.reservationTTLMs >= 1000, "limits.reservationTTLMs", "at least 1000")
         try check(l.velocityFactor >= 1, "limits.velocityFactor", "at least 1")
-        try check((1...10_080).contains(l.velocityWindowMinutes), "limits.velocityWindowMinutes", "from 1 to 10080 (a week)")
+        try check(
+            (1...10_080).contains(l.velocityWindowMinutes), "limits.velocityWindowMinutes", "from 1 to 10080 (a week)")
         try check(l.velocityMinCallsPerMinute >= 1, "limits.velocityMinCallsPerMinute", "at least 1")
-        for (key, value) in [("marginL1Percent", l.marginL1Percent), ("marginL2Percent", l.marginL2Percent),
-                             ("marginL3Percent", l.marginL3Percent)] {
+        for (key, value) in [
+            ("marginL1Percent", l.marginL1Percent), ("marginL2Percent", l.marginL2Percent),
+            ("marginL3Percent", l.marginL3Percent),
+        ] {
             try check(value >= 0, "limits.\(key)", "0 (off) or a percentage")
         }
         try check(l.marginThrottleMs >= 1, "limits.marginThrottleMs", "at least 1")
@@ -156,7 +165,8 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     public func listenAddress() throws(ConfigurationError) -> (host: String, port: Int) {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-              (0...65535).contains(port) else {
+            (0...65535).contains(port)
+        else {
             throw .invalid(key: "listen", rule: "host:port with a port from 0 to 65535")
         }
         var host = String(listen[..<colon])
@@ -174,7 +184,9 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     public func storage() throws(ConfigurationError) -> Storage {
         if storageURL == "memory:" { return .memory }
-        if storageURL.hasPrefix("postgres://") || storageURL.hasPrefix("postgresql://") { return .postgres(url: storageURL) }
+        if storageURL.hasPrefix("postgres://") || storageURL.hasPrefix("postgresql://") {
+            return .postgres(url: storageURL)
+        }
         for prefix in ["sqlite://", "sqlite:"] where storageURL.hasPrefix(prefix) {
             let path = String(storageURL.dropFirst(prefix.count))
             guard !path.isEmpty else { break }
@@ -184,26 +196,32 @@ public struct ServerConfiguration: Sendable, Equatable {
     }
 
     var runtimeLimits: Supervisor.Limits {
-        Supervisor.Limits(tenant: .init(recentKeysMax: limits.recentKeysMax,
-                                        credentialTTLSecondsMax: Int64(limits.credentialTTLSecondsMax),
-                                        openSessionsMax: limits.openSessionsMax,
-                                        sessionTimeouts: SessionTimeouts(idleAfter: Double(limits.sessionIdleAfterMs) / 1000,
-                                                                         sessionTimeout: Double(limits.sessionTimeoutMs) / 1000),
-                                        reservationTTLMs: Int64(limits.reservationTTLMs),
-                                        guards: GuardLimits(velocityFactor: limits.velocityFactor,
-                                                            velocityWindowMinutes: limits.velocityWindowMinutes,
-                                                            velocityMinCallsPerMinute: limits.velocityMinCallsPerMinute,
-                                                            marginL1Percent: limits.marginL1Percent,
-                                                            marginL2Percent: limits.marginL2Percent,
-                                                            marginL3Percent: limits.marginL3Percent,
-                                                            marginThrottleMs: Int64(limits.marginThrottleMs))))
+        Supervisor.Limits(
+            tenant: .init(
+                recentKeysMax: limits.recentKeysMax,
+                credentialTTLSecondsMax: Int64(limits.credentialTTLSecondsMax),
+                openSessionsMax: limits.openSessionsMax,
+                sessionTimeouts: SessionTimeouts(
+                    idleAfter: Double(limits.sessionIdleAfterMs) / 1000,
+                    sessionTimeout: Double(limits.sessionTimeoutMs) / 1000),
+                reservationTTLMs: Int64(limits.reservationTTLMs),
+                guards: GuardLimits(
+                    velocityFactor: limits.velocityFactor,
+                    velocityWindowMinutes: limits.velocityWindowMinutes,
+                    velocityMinCallsPerMinute: limits.velocityMinCallsPerMinute,
+                    marginL1Percent: limits.marginL1Percent,
+                    marginL2Percent: limits.marginL2Percent,
+                    marginL3Percent: limits.marginL3Percent,
+                    marginThrottleMs: Int64(limits.marginThrottleMs))))
     }
 }
 
 public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalid(key: String, rule: String)
     public var description: String {
-        switch self { case .invalid(let key, let rule): "configuration \(key) must be \(rule)" }
+        switch self {
+        case .invalid(let key, let rule): "configuration \(key) must be \(rule)"
+        }
     }
 }
 

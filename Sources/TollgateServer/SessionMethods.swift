@@ -57,13 +57,16 @@ enum SessionMethods {
             case "FAILED"?: outcome = .failed
             default: throw TollgateError.validation(field: "outcome", rule: "COMPLETED or FAILED")
             }
-            return try await tenant.closeSession(try params.string("sessionId", lengthMax: 128), outcome: outcome, agentId: agentId)
+            return try await tenant.closeSession(
+                try params.string("sessionId", lengthMax: 128), outcome: outcome, agentId: agentId)
         }
 
         router.register("sessions.list") { params, context in
             let tenant = try await OperatorMethods.operatorTenant(params, context)
             let state = try params.optionalString("state") ?? "open"
-            guard state == "open" || state == "all" else { throw TollgateError.validation(field: "state", rule: "open or all") }
+            guard state == "open" || state == "all" else {
+                throw TollgateError.validation(field: "state", rule: "open or all")
+            }
             let limit = Int(try params.optionalInt("limit", range: 1...listMax) ?? 100)
             return ["sessions": .array(try await tenant.listSessions(state == "open" ? .open : .all, limit: limit))]
         }
@@ -74,8 +77,10 @@ enum SessionMethods {
             let timeouts = try await tenant.configureSessions(
                 idleAfterMs: try params.optionalInt("idleAfterMs", range: 1000...(30 * day)),
                 sessionTimeoutMs: try params.optionalInt("sessionTimeoutMs", range: 1000...(30 * day)))
-            return ["idleAfterMs": .integer(Int64((timeouts.idleAfter * 1000).rounded())),
-                    "sessionTimeoutMs": .integer(Int64((timeouts.sessionTimeout * 1000).rounded()))]
+            return [
+                "idleAfterMs": .integer(Int64((timeouts.idleAfter * 1000).rounded())),
+                "sessionTimeoutMs": .integer(Int64((timeouts.sessionTimeout * 1000).rounded())),
+            ]
         }
     }
 }
@@ -88,12 +93,14 @@ enum AlertMethods {
             let tenant = try await OperatorMethods.operatorTenant(params, context)
             let kinds = try params.optionalStrings("kinds") ?? AlertHub.kinds
             for kind in kinds where !AlertHub.kinds.contains(kind) {
-                throw TollgateError.validation(field: "kinds", rule: "each one of: \(AlertHub.kinds.joined(separator: ", "))")
+                throw TollgateError.validation(
+                    field: "kinds", rule: "each one of: \(AlertHub.kinds.joined(separator: ", "))")
             }
             guard let send = context.connection.notify.withLock({ $0 }) else {
                 throw TollgateError.unavailable("this connection is closing")
             }
-            let id = context.supervisor.services.alerts.subscribe(tenantId: tenant.tenantId, kinds: Set(kinds), send: send)
+            let id = context.supervisor.services.alerts.subscribe(
+                tenantId: tenant.tenantId, kinds: Set(kinds), send: send)
             context.connection.alertSubscriptions.withLock { $0.append(id) }
             return ["subscribed": .array(kinds.sorted().map(JSONValue.string))]
         }
@@ -102,10 +109,13 @@ enum AlertMethods {
             let tenant = try await OperatorMethods.operatorTenant(params, context)
             let kinds = try params.optionalStrings("kinds")
             for kind in kinds ?? [] where !AlertHub.kinds.contains(kind) {
-                throw TollgateError.validation(field: "kinds", rule: "each one of: \(AlertHub.kinds.joined(separator: ", "))")
+                throw TollgateError.validation(
+                    field: "kinds", rule: "each one of: \(AlertHub.kinds.joined(separator: ", "))")
             }
             let limit = Int(try params.optionalInt("limit", range: 1...1000) ?? 100)
-            return ["alerts": .array(try await tenant.listAlerts(kinds: kinds?.isEmpty == true ? nil : kinds, limit: limit))]
+            return [
+                "alerts": .array(try await tenant.listAlerts(kinds: kinds?.isEmpty == true ? nil : kinds, limit: limit))
+            ]
         }
 
         router.register("caps.list") { params, context in

@@ -22,8 +22,9 @@ final class StoreService: Service, Sendable {
         switch try configuration.storage() {
         case .sqlite(let path): return try SQLiteStore(path: path)
         case .postgres(let url):
-            let options = PostgresStore.Options(startupTimeout: .milliseconds(limits.storageStartupTimeoutMs),
-                                                requestTimeout: .milliseconds(limits.storageTimeoutMs))
+            let options = PostgresStore.Options(
+                startupTimeout: .milliseconds(limits.storageStartupTimeoutMs),
+                requestTimeout: .milliseconds(limits.storageTimeoutMs))
             return try await PostgresStore(url: url, options: options, logger: logger)
         case .memory: return InMemoryStore()
         }

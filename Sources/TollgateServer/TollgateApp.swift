@@ -22,12 +22,14 @@ public struct TollgateApp: Sendable {
     public let generatedRootToken: String?
     let services: [any Service]
 
-    public static func make(configuration: ServerConfiguration,
-                            environment: [String: String] = ProcessInfo.processInfo.environment,
-                            clock: any WallClock = SystemWallClock(),
-                            registry: StrategyRegistry = .builtIn,
-                            store givenStore: (any TollgateStore)? = nil,
-                            logger: Logger = Logger(label: "tollgate")) async throws -> TollgateApp {
+    public static func make(
+        configuration: ServerConfiguration,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        clock: any WallClock = SystemWallClock(),
+        registry: StrategyRegistry = .builtIn,
+        store givenStore: (any TollgateStore)? = nil,
+        logger: Logger = Logger(label: "tollgate")
+    ) async throws -> TollgateApp {
         try configuration.validate()
         // A given store (tests wrapping a real one to inject faults) replaces the configured one.
         let store = if let givenStore { givenStore } else { try await StoreService.open(configuration, logger: logger) }
@@ -37,26 +39,34 @@ public struct TollgateApp: Sendable {
             throw error
         }
         let limits = configuration.limits
-        let ledger = LedgerWriter(store: store, limits: .init(groupEntriesMax: limits.ledgerGroupEntriesMax,
-                                                              queueEntriesMax: limits.ledgerQueueEntriesMax),
-                                  logger: logger)
+        let ledger = LedgerWriter(
+            store: store,
+            limits: .init(
+                groupEntriesMax: limits.ledgerGroupEntriesMax,
+                queueEntriesMax: limits.ledgerQueueEntriesMax),
+            logger: logger)
         let services = RuntimeServices(store: store, ledger: ledger, registry: registry, clock: clock, logger: logger)
         let supervisor = Supervisor(services: services, rootTokenHash: root.hash, limits: configuration.runtimeLimits)
-        let listener = Listener(configuration: configuration, router: Router(logger: logger), supervisor: supervisor,
-                                version: version, logger: logger)
-        return TollgateApp(configuration: configuration, store: store, listener: listener, ledger: ledger,
-                           supervisor: supervisor, generatedRootToken: root.generated,
-                           services: [StoreService(store: store), ledger, listener,
-                                      SessionSweeper(supervisor: supervisor, intervalMs: limits.sessionSweepMs)])
+        let listener = Listener(
+            configuration: configuration, router: Router(logger: logger), supervisor: supervisor,
+            version: version, logger: logger)
+        return TollgateApp(
+            configuration: configuration, store: store, listener: listener, ledger: ledger,
+            supervisor: supervisor, generatedRootToken: root.generated,
+            services: [
+                StoreService(store: store), ledger, listener,
+                SessionSweeper(supervisor: supervisor, intervalMs: limits.sessionSweepMs),
+            ])
     }
 
     /// Runs until SIGTERM/SIGINT (when `signals` is true) or until the calling task is cancelled.
     public func run(signals: Bool = true, logger: Logger = Logger(label: "tollgate")) async throws {
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: signals ? [.sigterm, .sigint] : [],
-            cancellationSignals: [],
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: signals ? [.sigterm, .sigint] : [],
+                cancellationSignals: [],
+                logger: logger))
         try await group.run()
     }
 

@@ -7,39 +7,54 @@ import TollgateWire
 enum UsageSummary {
     static func answer(_ params: Params, tenant: TenantActor) async throws -> JSONValue {
         var groups: [UsageGroup] = []
-        for (index, name) in (try params.optionalStrings("groupBy", countMax: UsageGroup.allCases.count) ?? []).enumerated() {
+        for (index, name) in (try params.optionalStrings("groupBy", countMax: UsageGroup.allCases.count) ?? [])
+            .enumerated()
+        {
             guard let group = UsageGroup(rawValue: name) else {
-                throw TollgateError.validation(field: "groupBy[\(index)]", rule: "one of tool, agent, session, team, day")
+                throw TollgateError.validation(
+                    field: "groupBy[\(index)]", rule: "one of tool, agent, session, team, day")
             }
-            guard !groups.contains(group) else { throw TollgateError.validation(field: "groupBy[\(index)]", rule: "not repeated") }
+            guard !groups.contains(group) else {
+                throw TollgateError.validation(field: "groupBy[\(index)]", rule: "not repeated")
+            }
             groups.append(group)
         }
-        let filter = UsageFilter(customerId: try params.optionalString("customerId"), teamId: try params.optionalString("teamId"),
-                                 agentId: try params.optionalString("agentId"), sessionId: try params.optionalString("sessionId"),
-                                 from: try params.optionalDate("from"), to: try params.optionalDate("to"))
+        let filter = UsageFilter(
+            customerId: try params.optionalString("customerId"), teamId: try params.optionalString("teamId"),
+            agentId: try params.optionalString("agentId"), sessionId: try params.optionalString("sessionId"),
+            from: try params.optionalDate("from"), to: try params.optionalDate("to"))
         let rows = try await tenant.usage(filter: filter, groupBy: groups)
         let currencies = Set(rows.map(\.currency))
         guard currencies.count <= 1 else {
-            throw TollgateError.validation(field: "customerId", rule: "a filter that selects usage in a single currency")
+            throw TollgateError.validation(
+                field: "customerId", rule: "a filter that selects usage in a single currency")
         }
-        var total = UsageRow(keys: [], currency: currencies.first ?? "", calls: 0, quantity: 0, inputTokens: 0,
-                             outputTokens: 0, cost: .zero, providerCost: .zero)
+        var total = UsageRow(
+            keys: [], currency: currencies.first ?? "", calls: 0, quantity: 0, inputTokens: 0,
+            outputTokens: 0, cost: .zero, providerCost: .zero)
         var out: [JSONValue] = []
         for row in rows {
             var object = figures(row)
             for (group, key) in zip(groups, row.keys) { object[group.rawValue] = .string(key) }
             out.append(.object(object))
-            total.calls += row.calls; total.quantity += row.quantity
-            total.inputTokens += row.inputTokens; total.outputTokens += row.outputTokens
-            total.cost = try total.cost.adding(row.cost); total.providerCost = try total.providerCost.adding(row.providerCost)
+            total.calls += row.calls
+            total.quantity += row.quantity
+            total.inputTokens += row.inputTokens
+            total.outputTokens += row.outputTokens
+            total.cost = try total.cost.adding(row.cost)
+            total.providerCost = try total.providerCost.adding(row.providerCost)
         }
-        return ["currency": currencies.first.map(JSONValue.string) ?? .null, "rows": .array(out),
-                "total": .object(figures(total))]
+        return [
+            "currency": currencies.first.map(JSONValue.string) ?? .null, "rows": .array(out),
+            "total": .object(figures(total)),
+        ]
     }
 
     static func figures(_ row: UsageRow) -> [String: JSONValue] {
-        ["calls": .integer(row.calls), "quantity": .integer(row.quantity), "inputTokens": .integer(row.inputTokens),
-         "outputTokens": .integer(row.outputTokens), "cost": .string(row.cost.decimalString),
-         "providerCost": .string(row.providerCost.decimalString)]
+        [
+            "calls": .integer(row.calls), "quantity": .integer(row.quantity), "inputTokens": .integer(row.inputTokens),
+            "outputTokens": .integer(row.outputTokens), "cost": .string(row.cost.decimalString),
+            "providerCost": .string(row.providerCost.decimalString),
+        ]
     }
 }

@@ -29,8 +29,14 @@ public actor InMemoryStore: TollgateStore {
         if closed { throw .backend("store is closed") }
     }
 
-    public func setting(_ key: String) async throws(StorageError) -> String? { try open(); return settings[key] }
-    public func putSetting(_ key: String, _ value: String) async throws(StorageError) { try open(); settings[key] = value }
+    public func setting(_ key: String) async throws(StorageError) -> String? {
+        try open()
+        return settings[key]
+    }
+    public func putSetting(_ key: String, _ value: String) async throws(StorageError) {
+        try open()
+        settings[key] = value
+    }
 
     public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) {
         try open()
@@ -38,7 +44,10 @@ public actor InMemoryStore: TollgateStore {
         tenantsById[tenant.id] = tenant
     }
 
-    public func tenant(id: String) async throws(StorageError) -> TenantRecord? { try open(); return tenantsById[id] }
+    public func tenant(id: String) async throws(StorageError) -> TenantRecord? {
+        try open()
+        return tenantsById[id]
+    }
 
     public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
         try open()
@@ -111,7 +120,10 @@ public actor InMemoryStore: TollgateStore {
 
     public func insertPlan(_ plan: PlanRecord) async throws(StorageError) {
         try open()
-        guard !plans.contains(where: { $0.tenantId == plan.tenantId && $0.name == plan.name && $0.version == plan.version })
+        guard
+            !plans.contains(where: {
+                $0.tenantId == plan.tenantId && $0.name == plan.name && $0.version == plan.version
+            })
         else { throw .duplicate("plan version") }
         plans.append(plan)
     }
@@ -124,7 +136,9 @@ public actor InMemoryStore: TollgateStore {
 
     public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
         try open()
-        guard subscriptions[swap.subscriptionId]?.tenantId == swap.tenantId else { throw .backend("no such subscription") }
+        guard subscriptions[swap.subscriptionId]?.tenantId == swap.tenantId else {
+            throw .backend("no such subscription")
+        }
         guard !planSwaps.contains(where: { $0.id == swap.id }) else { throw .duplicate("plan swap") }
         planSwaps.append(swap)
     }
@@ -167,11 +181,16 @@ public actor InMemoryStore: TollgateStore {
         return true
     }
 
-    public func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
-        async throws(StorageError) {
+    public func closeSession(
+        tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals
+    )
+        async throws(StorageError)
+    {
         try open()
         let key = tenantId + "\u{0}" + id
-        guard sessionRows[key]?.closedAt == nil, sessionRows[key] != nil else { throw .backend("no open session \(id)") }
+        guard sessionRows[key]?.closedAt == nil, sessionRows[key] != nil else {
+            throw .backend("no open session \(id)")
+        }
         var live = sessionRows[key]!
         try withCharges(&live)
         sessionRows[key]!.lastCallAt = live.lastCallAt
@@ -187,10 +206,14 @@ public actor InMemoryStore: TollgateStore {
         return session
     }
 
-    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
+    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError)
+        -> [SessionRecord]
+    {
         try open()
-        var found = sessionRows.values.filter { $0.tenantId == tenantId && ($0.closedAt == nil ? selection.includesOpen : selection.includesClosed) }
-            .sorted { ($0.openedAt, $0.id) > ($1.openedAt, $1.id) }.prefix(limit).map { $0 }
+        var found = sessionRows.values.filter {
+            $0.tenantId == tenantId && ($0.closedAt == nil ? selection.includesOpen : selection.includesClosed)
+        }
+        .sorted { ($0.openedAt, $0.id) > ($1.openedAt, $1.id) }.prefix(limit).map { $0 }
         for index in found.indices where found[index].closedAt == nil { try withCharges(&found[index]) }
         return found
     }
@@ -199,8 +222,10 @@ public actor InMemoryStore: TollgateStore {
         var totals = SessionTotals()
         // From the opening on, as the SQL stores sum them (their index runs by time).
         let openedAt = Timestamp.millis(session.openedAt)
-        for charge in charges where charge.tenantId == session.tenantId && charge.sessionId == session.id
-            && Timestamp.millis(charge.at) >= openedAt {
+        for charge in charges
+        where charge.tenantId == session.tenantId && charge.sessionId == session.id
+            && Timestamp.millis(charge.at) >= openedAt
+        {
             do { try totals.add(charge) } catch { throw .backend("session total out of range") }
             session.lastCallAt = max(session.lastCallAt ?? charge.at, charge.at)
         }
@@ -208,7 +233,8 @@ public actor InMemoryStore: TollgateStore {
     }
 
     public func insertReservation(_ reservation: ReservationRecord, idempotency record: IdempotencyRecord)
-        async throws(StorageError) -> IdempotencyRecord? {
+        async throws(StorageError) -> IdempotencyRecord?
+    {
         try open()
         let key = record.tenantId + "\u{0}" + record.key
         if let stored = idempotency[key] { return stored }
@@ -223,7 +249,8 @@ public actor InMemoryStore: TollgateStore {
     }
 
     public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
-        async throws(StorageError) -> Bool {
+        async throws(StorageError) -> Bool
+    {
         try open()
         let key = tenantId + "\u{0}" + id
         guard reservationRows[key]?.state == .held else { return false }
@@ -248,37 +275,51 @@ public actor InMemoryStore: TollgateStore {
             .sorted { ($0.at, $0.id) > ($1.at, $1.id) }.prefix(limit).map { $0 }
     }
 
-    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
+    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
+    {
         try open()
         // Stable sort: charges recorded in the same millisecond keep the order they were committed in.
         return charges.filter { $0.tenantId == tenantId && $0.subscriptionId == subscriptionId && $0.at >= from }
-            .enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map { RatingRow($0.element) }
+            .enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map {
+                RatingRow($0.element)
+            }
     }
 
     public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
         try open()
         var totals: [ScopeRef: ScopeSpend] = [:]
         for charge in charges where charge.tenantId == tenantId {
-            for (scope, id) in [(CapScope.credential, charge.credentialId), (.agent, charge.agentId),
-                                (.team, charge.teamId), (.customer, charge.customerId)] {
-                do { try totals[ScopeRef(scope, id), default: ScopeSpend()].add(charge.cost, during: PeriodIndex(charge.at)) } catch {
+            for (scope, id) in [
+                (CapScope.credential, charge.credentialId), (.agent, charge.agentId),
+                (.team, charge.teamId), (.customer, charge.customerId),
+            ] {
+                do {
+                    try totals[ScopeRef(scope, id), default: ScopeSpend()].add(
+                        charge.cost, during: PeriodIndex(charge.at))
+                } catch {
                     throw .backend("spend total out of range")
                 }
             }
         }
         return totals.map { target, spend in
-            SpendRow(target: target, lifetime: spend.lifetime, month: spend.spent(in: .month, during: PeriodIndex(now)),
-                     day: spend.spent(in: .day, during: PeriodIndex(now)))
+            SpendRow(
+                target: target, lifetime: spend.lifetime, month: spend.spent(in: .month, during: PeriodIndex(now)),
+                day: spend.spent(in: .day, during: PeriodIndex(now)))
         }
     }
 
-    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow] {
+    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError)
+        -> [UsageRow]
+    {
         try open()
         var rows: [[String]: UsageRow] = [:]
         for charge in charges where charge.tenantId == tenantId && UsageQuery.matches(charge, filter) {
             let keys = groupBy.map { UsageQuery.key(of: charge, $0) }
-            var row = rows[keys] ?? UsageRow(keys: keys, currency: charge.currency, calls: 0, quantity: 0,
-                                             inputTokens: 0, outputTokens: 0, cost: .zero, providerCost: .zero)
+            var row =
+                rows[keys]
+                ?? UsageRow(
+                    keys: keys, currency: charge.currency, calls: 0, quantity: 0,
+                    inputTokens: 0, outputTokens: 0, cost: .zero, providerCost: .zero)
             row.calls += 1
             row.quantity += charge.quantity
             row.inputTokens += charge.inputTokens

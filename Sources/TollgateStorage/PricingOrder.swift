@@ -49,7 +49,9 @@ public struct PricingTicket: Sendable, Hashable {
     public let dropsKnown: Int
 
     public init(stream: PricingStream, number: UInt64, dropsKnown: Int) {
-        self.stream = stream; self.number = number; self.dropsKnown = dropsKnown
+        self.stream = stream
+        self.number = number
+        self.dropsKnown = dropsKnown
     }
 
     public static func == (lhs: PricingTicket, rhs: PricingTicket) -> Bool {
@@ -57,7 +59,9 @@ public struct PricingTicket: Sendable, Hashable {
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(ObjectIdentifier(stream)); hasher.combine(number); hasher.combine(dropsKnown)
+        hasher.combine(ObjectIdentifier(stream))
+        hasher.combine(number)
+        hasher.combine(dropsKnown)
     }
 }
 

@@ -9,7 +9,10 @@ public struct TenantRecord: Sendable, Hashable {
     public var operatorTokenHash: String
     public var createdAt: Date
     public init(id: String, name: String, operatorTokenHash: String, createdAt: Date) {
-        self.id = id; self.name = name; self.operatorTokenHash = operatorTokenHash; self.createdAt = createdAt
+        self.id = id
+        self.name = name
+        self.operatorTokenHash = operatorTokenHash
+        self.createdAt = createdAt
     }
 }
 
@@ -23,8 +26,12 @@ public struct PlanRecord: Sendable, Hashable {
     public var document: String
     public var createdAt: Date
     public init(tenantId: String, planId: String, name: String, version: Int, document: String, createdAt: Date) {
-        self.tenantId = tenantId; self.planId = planId; self.name = name; self.version = version
-        self.document = document; self.createdAt = createdAt
+        self.tenantId = tenantId
+        self.planId = planId
+        self.name = name
+        self.version = version
+        self.document = document
+        self.createdAt = createdAt
     }
 }
 
@@ -37,8 +44,12 @@ public struct SubscriptionRecord: Sendable, Hashable {
     public var version: Int
     public var startsAt: Date
     public init(id: String, tenantId: String, customerId: String, planId: String, version: Int, startsAt: Date) {
-        self.id = id; self.tenantId = tenantId; self.customerId = customerId; self.planId = planId
-        self.version = version; self.startsAt = startsAt
+        self.id = id
+        self.tenantId = tenantId
+        self.customerId = customerId
+        self.planId = planId
+        self.version = version
+        self.startsAt = startsAt
     }
 }
 
@@ -52,8 +63,12 @@ public struct PlanSwapRecord: Sendable, Hashable {
     public var version: Int
     public var effectiveAt: Date
     public init(id: String, tenantId: String, subscriptionId: String, planId: String, version: Int, effectiveAt: Date) {
-        self.id = id; self.tenantId = tenantId; self.subscriptionId = subscriptionId; self.planId = planId
-        self.version = version; self.effectiveAt = effectiveAt
+        self.id = id
+        self.tenantId = tenantId
+        self.subscriptionId = subscriptionId
+        self.planId = planId
+        self.version = version
+        self.effectiveAt = effectiveAt
     }
 }
 
@@ -82,23 +97,40 @@ public struct ChargeRecord: Sendable, Hashable {
     public var idempotencyKey: String
     public var at: Date
 
-    public init(receiptId: String, tenantId: String, path: ChargePath, subscriptionId: String, planId: String,
-                planVersion: Int, tool: String, quantity: Int64, inputTokens: Int64 = 0, outputTokens: Int64 = 0,
-                reasoningTokens: Int64 = 0, durationMs: Int64 = 0, status: String? = nil, cost: Money,
-                providerCost: Money = .zero, currency: String, idempotencyKey: String, at: Date) {
-        self.receiptId = receiptId; self.tenantId = tenantId
-        self.customerId = path.customerId; self.teamId = path.teamId; self.agentId = path.agentId
-        self.credentialId = path.credentialId; self.sessionId = path.sessionId
-        self.subscriptionId = subscriptionId; self.planId = planId; self.planVersion = planVersion
-        self.tool = tool; self.quantity = quantity; self.inputTokens = inputTokens
-        self.outputTokens = outputTokens; self.reasoningTokens = reasoningTokens
-        self.durationMs = durationMs; self.providerCost = providerCost; self.status = status
-        self.cost = cost; self.currency = currency; self.idempotencyKey = idempotencyKey; self.at = at
+    public init(
+        receiptId: String, tenantId: String, path: ChargePath, subscriptionId: String, planId: String,
+        planVersion: Int, tool: String, quantity: Int64, inputTokens: Int64 = 0, outputTokens: Int64 = 0,
+        reasoningTokens: Int64 = 0, durationMs: Int64 = 0, status: String? = nil, cost: Money,
+        providerCost: Money = .zero, currency: String, idempotencyKey: String, at: Date
+    ) {
+        self.receiptId = receiptId
+        self.tenantId = tenantId
+        self.customerId = path.customerId
+        self.teamId = path.teamId
+        self.agentId = path.agentId
+        self.credentialId = path.credentialId
+        self.sessionId = path.sessionId
+        self.subscriptionId = subscriptionId
+        self.planId = planId
+        self.planVersion = planVersion
+        self.tool = tool
+        self.quantity = quantity
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.reasoningTokens = reasoningTokens
+        self.durationMs = durationMs
+        self.providerCost = providerCost
+        self.status = status
+        self.cost = cost
+        self.currency = currency
+        self.idempotencyKey = idempotencyKey
+        self.at = at
     }
 
     public var path: ChargePath {
-        ChargePath(customerId: customerId, teamId: teamId, agentId: agentId, sessionId: sessionId,
-                   credentialId: credentialId)
+        ChargePath(
+            customerId: customerId, teamId: teamId, agentId: agentId, sessionId: sessionId,
+            credentialId: credentialId)
     }
 }
 
@@ -113,8 +145,12 @@ public struct IdempotencyRecord: Sendable, Hashable {
     public var result: String
     public var createdAt: Date
     public init(tenantId: String, key: String, method: String, params: String, result: String, createdAt: Date) {
-        self.tenantId = tenantId; self.key = key; self.method = method; self.params = params
-        self.result = result; self.createdAt = createdAt
+        self.tenantId = tenantId
+        self.key = key
+        self.method = method
+        self.params = params
+        self.result = result
+        self.createdAt = createdAt
     }
 }
 
@@ -155,7 +191,10 @@ public struct SpendRow: Sendable, Hashable {
     public var month: Money
     public var day: Money
     public init(target: ScopeRef, lifetime: Money, month: Money, day: Money) {
-        self.target = target; self.lifetime = lifetime; self.month = month; self.day = day
+        self.target = target
+        self.lifetime = lifetime
+        self.month = month
+        self.day = day
     }
 }
 
@@ -172,10 +211,16 @@ public struct UsageFilter: Sendable, Hashable {
     /// Inclusive lower and exclusive upper bound on the charge time.
     public var from: Date?
     public var to: Date?
-    public init(customerId: String? = nil, teamId: String? = nil, agentId: String? = nil, sessionId: String? = nil,
-                from: Date? = nil, to: Date? = nil) {
-        self.customerId = customerId; self.teamId = teamId; self.agentId = agentId; self.sessionId = sessionId
-        self.from = from; self.to = to
+    public init(
+        customerId: String? = nil, teamId: String? = nil, agentId: String? = nil, sessionId: String? = nil,
+        from: Date? = nil, to: Date? = nil
+    ) {
+        self.customerId = customerId
+        self.teamId = teamId
+        self.agentId = agentId
+        self.sessionId = sessionId
+        self.from = from
+        self.to = to
     }
 }
 
@@ -189,10 +234,17 @@ public struct UsageRow: Sendable, Hashable {
     public var outputTokens: Int64
     public var cost: Money
     public var providerCost: Money
-    public init(keys: [String], currency: String, calls: Int64, quantity: Int64, inputTokens: Int64,
-                outputTokens: Int64, cost: Money, providerCost: Money) {
-        self.keys = keys; self.currency = currency; self.calls = calls; self.quantity = quantity
-        self.inputTokens = inputTokens; self.outputTokens = outputTokens; self.cost = cost
+    public init(
+        keys: [String], currency: String, calls: Int64, quantity: Int64, inputTokens: Int64,
+        outputTokens: Int64, cost: Money, providerCost: Money
+    ) {
+        self.keys = keys
+        self.currency = currency
+        self.calls = calls
+        self.quantity = quantity
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.cost = cost
         self.providerCost = providerCost
     }
 }
@@ -214,21 +266,34 @@ public struct RatingRow: Sendable, Hashable {
     public var cost: Money
     public var at: Date
 
-    public init(planId: String, planVersion: Int, tool: String, quantity: Int64, inputTokens: Int64, outputTokens: Int64,
-                reasoningTokens: Int64, durationMs: Int64, status: String?, providerCost: Money, agentId: String,
-                sessionId: String, cost: Money, at: Date) {
-        self.planId = planId; self.planVersion = planVersion; self.tool = tool; self.quantity = quantity; self.inputTokens = inputTokens
-        self.outputTokens = outputTokens; self.reasoningTokens = reasoningTokens; self.durationMs = durationMs
-        self.status = status; self.providerCost = providerCost; self.agentId = agentId; self.sessionId = sessionId
-        self.cost = cost; self.at = at
+    public init(
+        planId: String, planVersion: Int, tool: String, quantity: Int64, inputTokens: Int64, outputTokens: Int64,
+        reasoningTokens: Int64, durationMs: Int64, status: String?, providerCost: Money, agentId: String,
+        sessionId: String, cost: Money, at: Date
+    ) {
+        self.planId = planId
+        self.planVersion = planVersion
+        self.tool = tool
+        self.quantity = quantity
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.reasoningTokens = reasoningTokens
+        self.durationMs = durationMs
+        self.status = status
+        self.providerCost = providerCost
+        self.agentId = agentId
+        self.sessionId = sessionId
+        self.cost = cost
+        self.at = at
     }
 
     public init(_ charge: ChargeRecord) {
-        self.init(planId: charge.planId, planVersion: charge.planVersion, tool: charge.tool, quantity: charge.quantity,
-                  inputTokens: charge.inputTokens, outputTokens: charge.outputTokens,
-                  reasoningTokens: charge.reasoningTokens, durationMs: charge.durationMs, status: charge.status,
-                  providerCost: charge.providerCost, agentId: charge.agentId, sessionId: charge.sessionId,
-                  cost: charge.cost, at: charge.at)
+        self.init(
+            planId: charge.planId, planVersion: charge.planVersion, tool: charge.tool, quantity: charge.quantity,
+            inputTokens: charge.inputTokens, outputTokens: charge.outputTokens,
+            reasoningTokens: charge.reasoningTokens, durationMs: charge.durationMs, status: charge.status,
+            providerCost: charge.providerCost, agentId: charge.agentId, sessionId: charge.sessionId,
+            cost: charge.cost, at: charge.at)
     }
 
     /// The columns, in this order, that the SQL backends select.

@@ -21,8 +21,10 @@ public struct SessionTotals: Sendable, Hashable {
     /// Adds one recorded call.
     public mutating func add(_ charge: ChargeRecord) throws(MoneyError) {
         calls += 1
-        inputTokens += charge.inputTokens; outputTokens += charge.outputTokens
-        reasoningTokens += charge.reasoningTokens; durationMs += charge.durationMs
+        inputTokens += charge.inputTokens
+        outputTokens += charge.outputTokens
+        reasoningTokens += charge.reasoningTokens
+        durationMs += charge.durationMs
         cost = try cost.adding(charge.cost)
         providerCost = try providerCost.adding(charge.providerCost)
         if CallStatus.isError(charge.status) { errors += 1 }
@@ -46,12 +48,22 @@ public struct SessionRecord: Sendable, Hashable {
     public var lastCallAt: Date?
     public var totals: SessionTotals
 
-    public init(tenantId: String, id: String, agentId: String, teamId: String, customerId: String, openedAt: Date,
-                closedAt: Date? = nil, outcome: SessionOutcome? = nil, metadata: String? = nil, lastCallAt: Date? = nil,
-                totals: SessionTotals = SessionTotals()) {
-        self.tenantId = tenantId; self.id = id; self.agentId = agentId; self.teamId = teamId
-        self.customerId = customerId; self.openedAt = openedAt; self.closedAt = closedAt; self.outcome = outcome
-        self.metadata = metadata; self.lastCallAt = lastCallAt; self.totals = totals
+    public init(
+        tenantId: String, id: String, agentId: String, teamId: String, customerId: String, openedAt: Date,
+        closedAt: Date? = nil, outcome: SessionOutcome? = nil, metadata: String? = nil, lastCallAt: Date? = nil,
+        totals: SessionTotals = SessionTotals()
+    ) {
+        self.tenantId = tenantId
+        self.id = id
+        self.agentId = agentId
+        self.teamId = teamId
+        self.customerId = customerId
+        self.openedAt = openedAt
+        self.closedAt = closedAt
+        self.outcome = outcome
+        self.metadata = metadata
+        self.lastCallAt = lastCallAt
+        self.totals = totals
     }
 }
 
@@ -71,7 +83,11 @@ public struct AlertRecord: Sendable, Hashable {
     /// The notification's params, as canonical JSON.
     public var body: String
     public init(tenantId: String, id: String, kind: String, at: Date, body: String) {
-        self.tenantId = tenantId; self.id = id; self.kind = kind; self.at = at; self.body = body
+        self.tenantId = tenantId
+        self.id = id
+        self.kind = kind
+        self.at = at
+        self.body = body
     }
 }
 
@@ -93,10 +109,20 @@ public struct ReservationRecord: Sendable, Hashable {
     /// The charge a commit recorded.
     public var receiptId: String?
 
-    public init(tenantId: String, id: String, idempotencyKey: String, path: ChargePath, tool: String, held: Money,
-                currency: String, createdAt: Date, expiresAt: Date, state: State = .held, receiptId: String? = nil) {
-        self.tenantId = tenantId; self.id = id; self.idempotencyKey = idempotencyKey; self.path = path; self.tool = tool
-        self.held = held; self.currency = currency; self.createdAt = createdAt; self.expiresAt = expiresAt
-        self.state = state; self.receiptId = receiptId
+    public init(
+        tenantId: String, id: String, idempotencyKey: String, path: ChargePath, tool: String, held: Money,
+        currency: String, createdAt: Date, expiresAt: Date, state: State = .held, receiptId: String? = nil
+    ) {
+        self.tenantId = tenantId
+        self.id = id
+        self.idempotencyKey = idempotencyKey
+        self.path = path
+        self.tool = tool
+        self.held = held
+        self.currency = currency
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.state = state
+        self.receiptId = receiptId
     }
 }

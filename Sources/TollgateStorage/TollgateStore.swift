@@ -62,7 +62,8 @@ public protocol TollgateStore: Sendable {
     /// One session with its totals (summed from its charges while open), or nil.
     func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord?
     /// Sessions of the tenant, newest first: the open ones, the closed ones, or all; at most `limit`.
-    func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord]
+    func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError)
+        -> [SessionRecord]
     /// Stores a new hold with its idempotency record (the key, the request's fingerprint and the answer), in
     /// one transaction. Keys are one namespace per tenant, shared with the ledger's charges: when the key is
     /// taken already (by a charge or another hold), writes nothing and returns what that key recorded.

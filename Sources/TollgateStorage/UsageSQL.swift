@@ -47,9 +47,12 @@ public struct UsageSQL: Sendable {
     }
 
     /// A result row, with the sums of nano-units as `Money`.
-    public func row(keys: [String], currency: String, calls: Int64, quantity: Int64, inputTokens: Int64,
-                    outputTokens: Int64, cost: Int64, providerCost: Int64) -> UsageRow {
-        UsageRow(keys: keys, currency: currency, calls: calls, quantity: quantity, inputTokens: inputTokens,
-                 outputTokens: outputTokens, cost: Money(nanos: cost), providerCost: Money(nanos: providerCost))
+    public func row(
+        keys: [String], currency: String, calls: Int64, quantity: Int64, inputTokens: Int64,
+        outputTokens: Int64, cost: Int64, providerCost: Int64
+    ) -> UsageRow {
+        UsageRow(
+            keys: keys, currency: currency, calls: calls, quantity: quantity, inputTokens: inputTokens,
+            outputTokens: outputTokens, cost: Money(nanos: cost), providerCost: Money(nanos: providerCost))
     }
 }

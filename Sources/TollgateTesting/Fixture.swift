@@ -21,24 +21,37 @@ public struct Fixture: Sendable {
     ]
 
     /// `plan` is the document the customer subscribes to (the `search` plan unless given).
-    public static func make(on server: TestServer, name: String = "acme", plan: JSONValue = searchPlan) async throws -> Fixture {
+    public static func make(on server: TestServer, name: String = "acme", plan: JSONValue = searchPlan) async throws
+        -> Fixture
+    {
         let root = try await server.connect(token: TestServer.rootToken)
         let tenant = try await root.call("tenants.create", ["name": .string(name)])
         await root.close()
         let operatorToken = tenant["operatorToken"]!.stringValue!
         let op = try await server.connect(token: operatorToken)
         let customerId = try await op.call("customers.create", ["name": "Customer"])["customerId"]!.stringValue!
-        let teamId = try await op.call("teams.create", ["customerId": .string(customerId), "name": "Team"])["teamId"]!.stringValue!
-        let agentId = try await op.call("agents.create", ["teamId": .string(teamId), "name": "Agent"])["agentId"]!.stringValue!
+        let teamId = try await op.call("teams.create", ["customerId": .string(customerId), "name": "Team"])["teamId"]!
+            .stringValue!
+        let agentId = try await op.call("agents.create", ["teamId": .string(teamId), "name": "Agent"])["agentId"]!
+            .stringValue!
         let planId = try await op.call("plans.put", plan)["planId"]!.stringValue!
-        let subscriptionId = try await op.call("subscriptions.create", ["customerId": .string(customerId),
-                                                                         "planId": .string(planId)])["subscriptionId"]!.stringValue!
-        let credential = try await op.call("credentials.issue", ["agentId": .string(agentId), "scopes": ["meter:write"],
-                                                                 "ttlSeconds": 86_400])
+        let subscriptionId = try await op.call(
+            "subscriptions.create",
+            [
+                "customerId": .string(customerId),
+                "planId": .string(planId),
+            ])["subscriptionId"]!.stringValue!
+        let credential = try await op.call(
+            "credentials.issue",
+            [
+                "agentId": .string(agentId), "scopes": ["meter:write"],
+                "ttlSeconds": 86_400,
+            ])
         await op.close()
-        return Fixture(tenantId: tenant["tenantId"]!.stringValue!, operatorToken: operatorToken, customerId: customerId,
-                       teamId: teamId, agentId: agentId, credentialId: credential["credentialId"]!.stringValue!,
-                       agentToken: credential["token"]!.stringValue!, planId: planId,
-                       subscriptionId: subscriptionId)
+        return Fixture(
+            tenantId: tenant["tenantId"]!.stringValue!, operatorToken: operatorToken, customerId: customerId,
+            teamId: teamId, agentId: agentId, credentialId: credential["credentialId"]!.stringValue!,
+            agentToken: credential["token"]!.stringValue!, planId: planId,
+            subscriptionId: subscriptionId)
     }
 }

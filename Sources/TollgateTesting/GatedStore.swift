@@ -79,7 +79,10 @@ public final class GatedStore: TollgateStore, Sendable {
     public var ratingRebuilds: Int { state.withLock { $0.ratingRebuilds } }
 
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
-        state.withLock { $0.commitsStarted += 1; $0.entriesAtCommit += entries.count }
+        state.withLock {
+            $0.commitsStarted += 1
+            $0.entriesAtCommit += entries.count
+        }
         await pass(\.commits)
         let fail = state.withLock { state in
             if state.failNextCommits > 0 {
@@ -97,17 +100,26 @@ public final class GatedStore: TollgateStore, Sendable {
     }
 
     // Everything else passes straight through.
-    public func close() async throws { openGate(); try await inner.close() }
+    public func close() async throws {
+        openGate()
+        try await inner.close()
+    }
     public func setting(_ key: String) async throws(StorageError) -> String? { try await inner.setting(key) }
-    public func putSetting(_ key: String, _ value: String) async throws(StorageError) { try await inner.putSetting(key, value) }
+    public func putSetting(_ key: String, _ value: String) async throws(StorageError) {
+        try await inner.putSetting(key, value)
+    }
     public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) { try await inner.insertTenant(tenant) }
     public func tenant(id: String) async throws(StorageError) -> TenantRecord? { try await inner.tenant(id: id) }
     public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
         try await inner.tenant(operatorTokenHash: operatorTokenHash)
     }
     public func tenants() async throws(StorageError) -> [TenantRecord] { try await inner.tenants() }
-    public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? { try await inner.loadTenant(tenantId) }
-    public func insertCustomer(_ customer: Customer) async throws(StorageError) { try await inner.insertCustomer(customer) }
+    public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? {
+        try await inner.loadTenant(tenantId)
+    }
+    public func insertCustomer(_ customer: Customer) async throws(StorageError) {
+        try await inner.insertCustomer(customer)
+    }
     public func insertTeam(_ team: Team) async throws(StorageError) { try await inner.insertTeam(team) }
     public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
         try await inner.insertAgent(agent, clientSecretHash: clientSecretHash)
@@ -118,7 +130,9 @@ public final class GatedStore: TollgateStore, Sendable {
     public func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError) {
         try await inner.insertCredential(credential, tokenHash: tokenHash)
     }
-    public func credential(tokenHash: String) async throws(StorageError) -> Credential? { try await inner.credential(tokenHash: tokenHash) }
+    public func credential(tokenHash: String) async throws(StorageError) -> Credential? {
+        try await inner.credential(tokenHash: tokenHash)
+    }
     public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
         try await inner.revokeCredential(tenantId: tenantId, credentialId: credentialId, at: at)
     }
@@ -126,29 +140,41 @@ public final class GatedStore: TollgateStore, Sendable {
     public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
         try await inner.insertSubscription(subscription)
     }
-    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) { try await inner.insertPlanSwap(swap) }
+    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
+        try await inner.insertPlanSwap(swap)
+    }
     public func upsertCap(_ cap: Cap) async throws(StorageError) { try await inner.upsertCap(cap) }
     public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
         try await inner.spend(tenantId: tenantId, now: now)
     }
-    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow] {
+    public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError)
+        -> [UsageRow]
+    {
         try await inner.usage(tenantId: tenantId, filter: filter, groupBy: groupBy)
     }
 
-    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool { try await inner.insertSession(session) }
-    public func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
-        async throws(StorageError) {
+    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
+        try await inner.insertSession(session)
+    }
+    public func closeSession(
+        tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals
+    )
+        async throws(StorageError)
+    {
         try await inner.closeSession(tenantId: tenantId, id: id, closedAt: closedAt, outcome: outcome, totals: totals)
     }
     public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
         try await inner.session(tenantId: tenantId, id: id)
     }
-    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError) -> [SessionRecord] {
+    public func sessions(tenantId: String, _ selection: SessionSelection, limit: Int) async throws(StorageError)
+        -> [SessionRecord]
+    {
         try await inner.sessions(tenantId: tenantId, selection, limit: limit)
     }
     public func insertAlert(_ alert: AlertRecord) async throws(StorageError) { try await inner.insertAlert(alert) }
     public func insertReservation(_ reservation: ReservationRecord, idempotency: IdempotencyRecord)
-        async throws(StorageError) -> IdempotencyRecord? {
+        async throws(StorageError) -> IdempotencyRecord?
+    {
         state.withLock { $0.holdsAtInsert += 1 }
         await pass(\.holds)
         return try await inner.insertReservation(reservation, idempotency: idempotency)
@@ -157,7 +183,8 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.reservation(tenantId: tenantId, id: id)
     }
     public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
-        async throws(StorageError) -> Bool {
+        async throws(StorageError) -> Bool
+    {
         try await inner.finishReservation(tenantId: tenantId, id: id, state: state, receiptId: receiptId)
     }
     public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {
@@ -167,7 +194,8 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.alerts(tenantId: tenantId, kinds: kinds, limit: limit)
     }
 
-    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow] {
+    public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
+    {
         state.withLock { $0.ratingRebuilds += 1 }
         return try await inner.charges(tenantId: tenantId, subscriptionId: subscriptionId, from: from)
     }

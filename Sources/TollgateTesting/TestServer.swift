@@ -19,18 +19,21 @@ public final class TestServer: Sendable {
     private let runner: Task<Void, any Error>
 
     /// Starts a node. `storageURL` is `memory:` (default), `sqlite:PATH` or a `postgres://` URL.
-    public static func start(storageURL: String = "memory:", clock: any WallClock = SystemWallClock(),
-                             store: (any TollgateStore)? = nil,
-                             configure: @Sendable (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+    public static func start(
+        storageURL: String = "memory:", clock: any WallClock = SystemWallClock(),
+        store: (any TollgateStore)? = nil,
+        configure: @Sendable (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> TestServer {
         var configuration = ServerConfiguration()
         configuration.listen = "127.0.0.1:0"
         configuration.storageURL = storageURL
         configure(&configuration)
         var logger = Logger(label: "tollgate.test")
         logger.logLevel = .critical
-        let app = try await TollgateApp.make(configuration: configuration,
-                                             environment: ["TOLLGATE_ADMIN_TOKEN": rootToken], clock: clock,
-                                             store: store, logger: logger)
+        let app = try await TollgateApp.make(
+            configuration: configuration,
+            environment: ["TOLLGATE_ADMIN_TOKEN": rootToken], clock: clock,
+            store: store, logger: logger)
         let group = app.serviceGroup(logger: logger)
         let runner = Task { try await group.run() }
         let address = try await app.listener.boundAddress()
@@ -38,7 +41,11 @@ public final class TestServer: Sendable {
     }
 
     private init(app: TollgateApp, host: String, port: Int, group: ServiceGroup, runner: Task<Void, any Error>) {
-        self.app = app; self.host = host; self.port = port; self.group = group; self.runner = runner
+        self.app = app
+        self.host = host
+        self.port = port
+        self.group = group
+        self.runner = runner
     }
 
     public var address: String { "\(host):\(port)" }

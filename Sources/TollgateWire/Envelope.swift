@@ -8,7 +8,9 @@ public struct RPCRequest: Sendable {
     public var params: JSONValue
 
     public init(id: JSONValue?, method: String, params: JSONValue) {
-        self.id = id; self.method = method; self.params = params
+        self.id = id
+        self.method = method
+        self.params = params
     }
 }
 
@@ -39,7 +41,9 @@ public enum Envelope {
         switch document {
         case .array(let items):
             guard !items.isEmpty else { return .unanswerable(.invalidRequest("empty batch")) }
-            guard items.count <= batchMax else { return .unanswerable(.batchTooLarge(count: items.count, batchMax: batchMax)) }
+            guard items.count <= batchMax else {
+                return .unanswerable(.batchTooLarge(count: items.count, batchMax: batchMax))
+            }
             return .batch(items.map(request))
         default:
             return .single(request(document))
@@ -56,7 +60,8 @@ public enum Envelope {
             // Not echoed: an answer carrying it could be as large as the frame that brought it.
             return .failure(RPCFailure(id: .null, error: .invalidRequest("id longer than \(idBytesMax) bytes")))
         case nil, .string?, .integer?, .null?: break
-        default: return .failure(RPCFailure(id: .null, error: .invalidRequest("id must be a string, an integer or null")))
+        default:
+            return .failure(RPCFailure(id: .null, error: .invalidRequest("id must be a string, an integer or null")))
         }
         guard object["jsonrpc"] == .string("2.0") else {
             return .failure(RPCFailure(id: id ?? .null, error: .invalidRequest("jsonrpc must be \"2.0\"")))
@@ -92,8 +97,10 @@ public enum Envelope {
     /// Serialises an answer into a buffer for the frame encoder, never over `frameBytesMax`: an answer that
     /// would be is replaced by `ANSWER_TOO_LARGE` under its id; in a batch, the largest answers are replaced
     /// one by one until the batch fits (ids are at most `idBytesMax`, so a batch of errors always does).
-    public static func answer(_ message: JSONValue, frameBytesMax: Int,
-                              allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+    public static func answer(
+        _ message: JSONValue, frameBytesMax: Int,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> ByteBuffer {
         let buffer = buffer(message, allocator: allocator)
         guard buffer.readableBytes > frameBytesMax else { return buffer }
         let tooLarge = WireError.answerTooLarge(frameBytesMax: frameBytesMax)
@@ -116,7 +123,9 @@ public enum Envelope {
     }
 
     /// Serialises a message into a buffer ready for the frame encoder.
-    public static func buffer(_ message: JSONValue, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+    public static func buffer(_ message: JSONValue, allocator: ByteBufferAllocator = ByteBufferAllocator())
+        -> ByteBuffer
+    {
         let bytes = JSONCodec.serialize(message)
         var buffer = allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)

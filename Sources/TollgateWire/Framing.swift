@@ -47,7 +47,8 @@ public final class FrameDecoder: ByteToMessageDecoder {
         if length == 0 || Int(length) > frameBytesMax {
             broken = true
             buffer.moveReaderIndex(to: buffer.writerIndex)
-            let violation: FrameViolation = length == 0
+            let violation: FrameViolation =
+                length == 0
                 ? .empty : .tooLarge(announcedBytes: length, frameBytesMax: frameBytesMax)
             context.fireChannelRead(wrapInboundOut(.violation(violation)))
             return .needMoreData
@@ -59,7 +60,9 @@ public final class FrameDecoder: ByteToMessageDecoder {
         return .continue
     }
 
-    public func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
+        -> DecodingState
+    {
         // A partial frame at end of stream is dropped: its sender went away before finishing it.
         while try decode(context: context, buffer: &buffer) == .continue {}
         buffer.moveReaderIndex(to: buffer.writerIndex)

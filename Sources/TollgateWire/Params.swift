@@ -37,7 +37,8 @@ public struct Params: Sendable {
         case nil, .null?: return nil
         case .integer(let number)?:
             guard range.contains(number) else {
-                throw TollgateError.validation(field: field, rule: "an integer from \(range.lowerBound) to \(range.upperBound)")
+                throw TollgateError.validation(
+                    field: field, rule: "an integer from \(range.lowerBound) to \(range.upperBound)")
             }
             return number
         default: throw WireError.invalidParams(field: field, expected: "an integer")
@@ -60,7 +61,9 @@ public struct Params: Sendable {
             do { amount = try Money(decimal: text) } catch {
                 throw TollgateError.validation(field: field, rule: "a decimal string with at most 9 fractional digits")
             }
-            guard allowNegative || amount >= .zero else { throw TollgateError.validation(field: field, rule: "not negative") }
+            guard allowNegative || amount >= .zero else {
+                throw TollgateError.validation(field: field, rule: "not negative")
+            }
             return amount
         default: throw WireError.invalidParams(field: field, expected: "a decimal string")
         }

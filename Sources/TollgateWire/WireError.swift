@@ -10,13 +10,17 @@ public struct WireError: Error, Sendable, Equatable {
     public var data: JSONValue?
 
     public init(code: Int, message: String, data: JSONValue? = nil) {
-        self.code = code; self.message = message; self.data = data
+        self.code = code
+        self.message = message
+        self.data = data
     }
 
     public var reason: String? { data?["reason"]?.stringValue }
 
-    static func app(_ code: Int, _ message: String, _ reason: String, retryable: Bool,
-                    _ extra: [String: JSONValue] = [:]) -> WireError {
+    static func app(
+        _ code: Int, _ message: String, _ reason: String, retryable: Bool,
+        _ extra: [String: JSONValue] = [:]
+    ) -> WireError {
         var data = extra
         data["reason"] = .string(reason)
         data["retryable"] = .bool(retryable)
@@ -64,14 +68,16 @@ public struct WireError: Error, Sendable, Equatable {
     /// under the same id. Nothing about the request's outcome is lost for a write: its retry with the same key
     /// replays the answer alone.
     public static func answerTooLarge(frameBytesMax: Int) -> WireError {
-        app(-32603, "the answer is larger than frameBytesMax (\(frameBytesMax) bytes); ask for less at a time",
+        app(
+            -32603, "the answer is larger than frameBytesMax (\(frameBytesMax) bytes); ask for less at a time",
             "ANSWER_TOO_LARGE", retryable: false, ["frameBytesMax": .integer(Int64(frameBytesMax))])
     }
 
     /// A parameter is missing or has the wrong JSON type.
     public static func invalidParams(field: String, expected: String) -> WireError {
-        WireError(code: -32602, message: "invalid params: \(field) must be \(expected)",
-                  data: ["field": .string(field), "expected": .string(expected)])
+        WireError(
+            code: -32602, message: "invalid params: \(field) must be \(expected)",
+            data: ["field": .string(field), "expected": .string(expected)])
     }
 
     public static let internalError = WireError(code: -32603, message: "internal error")
@@ -81,15 +87,22 @@ public struct WireError: Error, Sendable, Equatable {
     }
 
     public static func batchTooLarge(count: Int, batchMax: Int) -> WireError {
-        app(-32600, "batch of \(count) requests exceeds batchMax \(batchMax)", "BATCH_TOO_LARGE", retryable: false,
+        app(
+            -32600, "batch of \(count) requests exceeds batchMax \(batchMax)", "BATCH_TOO_LARGE", retryable: false,
             ["batchMax": .integer(Int64(batchMax))])
     }
 
     /// The one translation from domain errors to wire errors. Anything unknown becomes `-32603` with no
     /// detail; the caller logs the original.
     public init(translating error: any Error) {
-        if let wire = error as? WireError { self = wire; return }
-        guard let domain = error as? TollgateError else { self = .internalError; return }
+        if let wire = error as? WireError {
+            self = wire
+            return
+        }
+        guard let domain = error as? TollgateError else {
+            self = .internalError
+            return
+        }
         switch domain {
         case .unauthenticated(let detail):
             self = .app(-32001, detail, "UNAUTHENTICATED", retryable: false)
@@ -98,19 +111,23 @@ public struct WireError: Error, Sendable, Equatable {
         case .notFound(let detail):
             self = .app(-32003, detail, "NOT_FOUND", retryable: false)
         case .validation(let field, let rule):
-            self = .app(-32020, "validation failed: \(field) must be \(rule)", "VALIDATION_FAILED", retryable: false,
-                        ["field": .string(field), "rule": .string(rule)])
+            self = .app(
+                -32020, "validation failed: \(field) must be \(rule)", "VALIDATION_FAILED", retryable: false,
+                ["field": .string(field), "rule": .string(rule)])
         case .budgetExceeded(let refusal, let currency):
-            self = .app(-32010, "budget exceeded", "BUDGET_EXCEEDED", retryable: false, Self.budgetData(refusal, currency))
+            self = .app(
+                -32010, "budget exceeded", "BUDGET_EXCEEDED", retryable: false, Self.budgetData(refusal, currency))
         case .idempotencyMismatch(let fields):
-            self = .app(-32011, "idempotency key was used with different params", "IDEMPOTENCY_MISMATCH",
-                        retryable: false, ["fields": .array(fields.map(JSONValue.string))])
+            self = .app(
+                -32011, "idempotency key was used with different params", "IDEMPOTENCY_MISMATCH",
+                retryable: false, ["fields": .array(fields.map(JSONValue.string))])
         case .inProgress:
             self = .app(-32012, "a request with this idempotency key is in progress", "IN_PROGRESS", retryable: true)
         case .conflict(let detail):
             self = .app(-32030, detail, "CONFLICT", retryable: false)
         case .rateLimited(let retryAfterMs):
-            self = .app(-32029, "rate limited", "RATE_LIMITED", retryable: true, ["retryAfterMs": .integer(retryAfterMs)])
+            self = .app(
+                -32029, "rate limited", "RATE_LIMITED", retryable: true, ["retryAfterMs": .integer(retryAfterMs)])
         case .unavailable(let detail):
             self = .unavailable(detail)
         }
@@ -119,7 +136,9 @@ public struct WireError: Error, Sendable, Equatable {
     static func budgetData(_ refusal: CapRefusal, _ currency: String) -> [String: JSONValue] {
         let cap = refusal.cap
         let left = Money(nanos: max(0, cap.limit.nanos - refusal.spent.nanos))
-        var hint = "\(cap.target.scope.rawValue) cap of \(cap.limit) \(currency) (\(cap.period.rawValue)) has \(left) \(currency) left; this call costs \(refusal.requested) \(currency)."
+        var hint =
+            "\(cap.target.scope.rawValue) cap of \(cap.limit) \(currency) (\(cap.period.rawValue)) has \(left) "
+            + "\(currency) left; this call costs \(refusal.requested) \(currency)."
         var data: [String: JSONValue] = [
             "scope": .string(cap.target.scope.rawValue), "scopeId": .string(cap.target.id),
             "limit": .string(cap.limit.decimalString), "spent": .string(refusal.spent.decimalString),

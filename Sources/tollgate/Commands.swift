@@ -12,13 +12,16 @@ struct Hello: AsyncParsableCommand {
 }
 
 struct Tenants: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Tenants (root operator).", subcommands: [Create.self, List.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Tenants (root operator).", subcommands: [Create.self, List.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a tenant; prints its operator token once.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The tenant's name.") var name: String
-        func run() async throws { try await options.call("tenants.create", ["name": .string(name)], tenantScoped: false) }
+        func run() async throws {
+            try await options.call("tenants.create", ["name": .string(name)], tenantScoped: false)
+        }
     }
 
     struct List: AsyncParsableCommand {
@@ -76,7 +79,8 @@ struct Agents: AsyncParsableCommand {
 }
 
 struct Credentials: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Agent credentials.", subcommands: [Issue.self, Revoke.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Agent credentials.", subcommands: [Issue.self, Revoke.self])
 
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue an AGT- token for an agent; printed once.")
@@ -86,18 +90,23 @@ struct Credentials: AsyncParsableCommand {
         @Option(name: .long, help: "Lifetime in seconds.") var ttl: Int = 86_400
         @Option(name: .long, help: "Lifetime spend limit of this credential, a decimal amount.") var spendLimit: String?
         func run() async throws {
-            var params: [String: JSONValue] = ["agentId": .string(agent), "ttlSeconds": .integer(Int64(ttl)),
-                                               "scopes": .array((scope.isEmpty ? ["meter:write"] : scope).map(JSONValue.string))]
+            var params: [String: JSONValue] = [
+                "agentId": .string(agent), "ttlSeconds": .integer(Int64(ttl)),
+                "scopes": .array((scope.isEmpty ? ["meter:write"] : scope).map(JSONValue.string)),
+            ]
             params.set("spendLimit", spendLimit)
             try await options.call("credentials.issue", params)
         }
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a credential; open connections fail at their next request.")
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a credential; open connections fail at their next request.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The credential id.") var credentialId: String
-        func run() async throws { try await options.call("credentials.revoke", ["credentialId": .string(credentialId)]) }
+        func run() async throws {
+            try await options.call("credentials.revoke", ["credentialId": .string(credentialId)])
+        }
     }
 }
 
@@ -106,13 +115,16 @@ struct Plans: AsyncParsableCommand {
         abstract: "Rate plans.", subcommands: [Put.self, List.self, Show.self, Diff.self, Simulate.self])
 
     struct Put: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Put a plan document (JSON file); makes the next version of its name.")
+        static let configuration = CommandConfiguration(
+            abstract: "Put a plan document (JSON file); makes the next version of its name.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "Path of the plan's JSON file.") var file: String
         func run() async throws {
             guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
             let document: JSONValue
-            do { document = try JSONCodec.parse(Array(data)) } catch { throw CLIError("\(file) is not valid JSON: \(error)") }
+            do { document = try JSONCodec.parse(Array(data)) } catch {
+                throw CLIError("\(file) is not valid JSON: \(error)")
+            }
             guard let object = document.objectValue else { throw CLIError("\(file) must hold a JSON object") }
             try await options.call("plans.put", object)
         }
@@ -142,12 +154,14 @@ struct Subscriptions: AsyncParsableCommand {
 
     struct Swap: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Swap a subscription's plan version, now or from a future time; calls before it keep their prices.")
+            abstract:
+                "Swap a subscription's plan version, now or from a future time; calls before it keep their prices.")
         @OptionGroup var options: GlobalOptions
         @Option(name: .long, help: "The subscription id.") var subscription: String
         @Option(name: .long, help: "The plan id (default: the subscription's current plan).") var plan: String?
         @Option(name: .long, help: "The plan version (default: the plan's latest).") var version: Int?
-        @Option(name: .long, help: "When it takes effect (RFC 3339, in the future; default now).") var effectiveAt: String?
+        @Option(name: .long, help: "When it takes effect (RFC 3339, in the future; default now).") var effectiveAt:
+            String?
         func run() async throws {
             var params: [String: JSONValue] = ["subscriptionId": .string(subscription)]
             params.set("planId", plan)
@@ -158,7 +172,8 @@ struct Subscriptions: AsyncParsableCommand {
     }
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Subscribe a customer to a plan version (latest by default).")
+        static let configuration = CommandConfiguration(
+            abstract: "Subscribe a customer to a plan version (latest by default).")
         @OptionGroup var options: GlobalOptions
         @Option(name: .long, help: "The customer id.") var customer: String
         @Option(name: .long, help: "The plan id.") var plan: String
@@ -177,13 +192,15 @@ struct Caps: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Spend caps.", subcommands: [Set.self, List.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the tenant's caps with what each has counted so far.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the tenant's caps with what each has counted so far.")
         @OptionGroup var options: GlobalOptions
         func run() async throws { try await options.call("caps.list", [:]) }
     }
 
     struct Set: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set the cap of a customer, team or agent for a period.")
+        static let configuration = CommandConfiguration(
+            abstract: "Set the cap of a customer, team or agent for a period.")
         @OptionGroup var options: GlobalOptions
         @Option(name: .long, help: "customer, team, agent or session.") var scope: String
         @Option(name: .long, help: "The id of the customer, team, agent or session.") var id: String
@@ -192,8 +209,10 @@ struct Caps: AsyncParsableCommand {
         var period: String = "month"
         @Option(name: .long, help: "Warn at this percentage of the limit.") var warnAt: Int?
         func run() async throws {
-            var params: [String: JSONValue] = ["scope": .string(scope), "scopeId": .string(id), "limit": .string(limit),
-                                               "period": .string(period)]
+            var params: [String: JSONValue] = [
+                "scope": .string(scope), "scopeId": .string(id), "limit": .string(limit),
+                "period": .string(period),
+            ]
             params.set("warnAtPercent", warnAt)
             try await options.call("caps.set", params)
         }
@@ -206,7 +225,8 @@ struct Usage: AsyncParsableCommand {
     struct Summary: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Usage and cost, filtered and grouped.")
         @OptionGroup var options: GlobalOptions
-        @Option(name: .long, help: "Group by tool, agent, session, team or day (repeatable).") var groupBy: [String] = []
+        @Option(name: .long, help: "Group by tool, agent, session, team or day (repeatable).") var groupBy: [String] =
+            []
         @Option(name: .long) var customer: String?
         @Option(name: .long) var team: String?
         @Option(name: .long) var agent: String?
@@ -225,8 +245,9 @@ struct Usage: AsyncParsableCommand {
 }
 
 struct Meter: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Meter calls as an agent (with an AGT- token).",
-                                                    subcommands: [Verify.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Meter calls as an agent (with an AGT- token).",
+        subcommands: [Verify.self])
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Price, cap-check and record one tool call.")

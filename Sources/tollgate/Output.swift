@@ -53,7 +53,8 @@ enum Output {
         let keys = Set(objects.flatMap(\.keys))
         let columns = keys.filter { !figures.contains($0) }.sorted() + figures.filter(keys.contains)
         let cells = objects.map { object in columns.map { object[$0].map(scalar) ?? "" } }
-        let widths = columns.indices.map { index in max(columns[index].count, cells.map { $0[index].count }.max() ?? 0) }
+        let widths = columns.indices.map { index in max(columns[index].count, cells.map { $0[index].count }.max() ?? 0)
+        }
         func line(_ values: [String]) -> String {
             zip(values, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
                 .trimmingCharacters(in: .whitespaces) + "\n"

@@ -8,7 +8,8 @@ struct Sessions: AsyncParsableCommand {
         abstract: "Agent sessions.", subcommands: [List.self, Show.self, Close.self, Configure.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List open sessions (--all: closed ones too, newest first).")
+        static let configuration = CommandConfiguration(
+            abstract: "List open sessions (--all: closed ones too, newest first).")
         @OptionGroup var options: GlobalOptions
         @Flag(name: .long, help: "Include closed sessions.") var all = false
         @Option(name: .long, help: "At most this many (1–1000, default 100).") var limit: Int?
@@ -20,7 +21,8 @@ struct Sessions: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a session: state, totals so far, projected cost.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show a session: state, totals so far, projected cost.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The session id.") var sessionId: String
         func run() async throws { try await options.call("session.get", ["sessionId": .string(sessionId)]) }
@@ -53,8 +55,9 @@ struct Sessions: AsyncParsableCommand {
 }
 
 struct Alerts: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Alerts: cap warnings, caps reached, closed sessions, velocity, margin guard.",
-                                                    subcommands: [Tail.self, List.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Alerts: cap warnings, caps reached, closed sessions, velocity, margin guard.",
+        subcommands: [Tail.self, List.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List stored alerts, newest first.")
@@ -71,12 +74,16 @@ struct Alerts: AsyncParsableCommand {
 
     struct Tail: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Stay connected and print alerts as they happen, one line each (--json: one JSON object per line).")
+            abstract:
+                "Stay connected and print alerts as they happen, one line each (--json: one JSON object per line).")
         @OptionGroup var options: GlobalOptions
-        @Option(name: .long, parsing: .upToNextOption, help: "Only these kinds (default: all).") var kinds: [String] = []
+        @Option(name: .long, parsing: .upToNextOption, help: "Only these kinds (default: all).") var kinds: [String] =
+            []
 
         func run() async throws {
-            guard let token = options.resolvedToken else { throw CLIError("no token: pass --token or set TOLLGATE_TOKEN") }
+            guard let token = options.resolvedToken else {
+                throw CLIError("no token: pass --token or set TOLLGATE_TOKEN")
+            }
             let connection: TollgateConnection
             do { connection = try await TollgateConnection.connect(address: options.address) } catch {
                 throw CLIError("cannot connect to \(options.address): \(error)")
@@ -90,7 +97,7 @@ struct Alerts: AsyncParsableCommand {
             for await message in connection.notifications {
                 guard message["method"]?.stringValue == "alert", let alert = message["params"] else { continue }
                 print(options.json ? JSONCodec.string(alert) : Self.line(alert))
-                fflush(nil) // stdout is block-buffered when piped: show each alert as it comes
+                fflush(nil)  // stdout is block-buffered when piped: show each alert as it comes
             }
             throw CLIError("the server closed the connection")
         }

@@ -5,10 +5,12 @@ import ArgumentParser
 struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
-        abstract: "Operate a Tollgate server: tenants, customers, teams, agents, credentials, plans, caps, usage, sessions and alerts.",
+        abstract: "Operate a Tollgate server: tenants, customers, teams, agents, credentials, plans, caps, usage, "
+            + "sessions and alerts.",
         discussion: """
             Connects to TOLLGATE_ADDRESS (default 127.0.0.1:7420) with the token in --token or TOLLGATE_TOKEN.
-            Results print as readable tables; --json prints the raw result and --get FIELD prints one field (for scripts).
+            Results print as readable tables; --json prints the raw result and --get FIELD prints one field (for
+            scripts).
             """,
         subcommands: [
             Hello.self, Tenants.self, Customers.self, Teams.self, Agents.self, Credentials.self, Plans.self,

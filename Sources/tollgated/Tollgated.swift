@@ -12,8 +12,9 @@ struct Tollgated: AsyncParsableCommand {
         abstract: "The Tollgate metering and spend-control server.",
         discussion: """
             Configuration comes from a JSON file (default: Config/tollgate.json when it exists) with environment
-            overrides: TOLLGATE_LISTEN, TOLLGATE_STORAGE_URL, TOLLGATE_LIMITS_<NAME> (e.g. TOLLGATE_LIMITS_IN_FLIGHT_MAX).
-            TOLLGATE_ADMIN_TOKEN sets the root operator token; without it one is generated on first start and printed once.
+            overrides: TOLLGATE_LISTEN, TOLLGATE_STORAGE_URL, TOLLGATE_LIMITS_<NAME> (e.g.
+            TOLLGATE_LIMITS_IN_FLIGHT_MAX). TOLLGATE_ADMIN_TOKEN sets the root operator token; without it one is
+            generated on first start and printed once.
             """,
         version: TollgateApp.version)
 
@@ -35,7 +36,8 @@ struct Tollgated: AsyncParsableCommand {
         let logger = Logger(label: "tollgated")
         let defaultFile = "Config/tollgate.json"
         let fromEnvironment = ProcessInfo.processInfo.environment["TOLLGATE_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
-        let file = config ?? fromEnvironment ?? (FileManager.default.fileExists(atPath: defaultFile) ? defaultFile : nil)
+        let file =
+            config ?? fromEnvironment ?? (FileManager.default.fileExists(atPath: defaultFile) ? defaultFile : nil)
         let configuration: ServerConfiguration
         let app: TollgateApp
         do {
@@ -43,16 +45,20 @@ struct Tollgated: AsyncParsableCommand {
             app = try await TollgateApp.make(configuration: configuration, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("tollgated: \(error)\n".utf8))
-            throw ExitCode(78) // EX_CONFIG
+            throw ExitCode(78)  // EX_CONFIG
         }
         if let token = app.generatedRootToken {
             // Printed once, on standard output (never to the log); only its hash is stored.
             print("Root operator token (shown once; store it safely): \(token)")
-            fflush(nil) // stdout is block-buffered when it is not a terminal
+            fflush(nil)  // stdout is block-buffered when it is not a terminal
         }
-        logger.info("starting", metadata: ["config": "\(file ?? "built-in defaults")",
-                                           "storage": "\(configuration.redactedStorageURL)",
-                                           "listen": "\(configuration.listen)"])
+        logger.info(
+            "starting",
+            metadata: [
+                "config": "\(file ?? "built-in defaults")",
+                "storage": "\(configuration.redactedStorageURL)",
+                "listen": "\(configuration.listen)",
+            ])
         try await app.run(signals: true, logger: logger)
         logger.info("stopped")
     }

@@ -21,10 +21,12 @@ import TollgateServer
     }
 
     @Test func environment_overridesTheFile() async throws {
-        let loaded = try await ServerConfiguration.load(filePath: file, environment: [
-            "TOLLGATE_LISTEN": "127.0.0.1:9999", "TOLLGATE_STORAGE_URL": "postgres://u:p@h:5432/db",
-            "TOLLGATE_LIMITS_IN_FLIGHT_MAX": "2048", "TOLLGATE_LIMITS_FRAME_BYTES_MAX": "4096",
-        ])
+        let loaded = try await ServerConfiguration.load(
+            filePath: file,
+            environment: [
+                "TOLLGATE_LISTEN": "127.0.0.1:9999", "TOLLGATE_STORAGE_URL": "postgres://u:p@h:5432/db",
+                "TOLLGATE_LIMITS_IN_FLIGHT_MAX": "2048", "TOLLGATE_LIMITS_FRAME_BYTES_MAX": "4096",
+            ])
         #expect(loaded.listen == "127.0.0.1:9999")
         #expect(try loaded.storage() == .postgres(url: "postgres://u:p@h:5432/db"))
         #expect(loaded.redactedStorageURL == "postgres://u:***@h:5432/db")

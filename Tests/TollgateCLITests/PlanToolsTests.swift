@@ -10,13 +10,21 @@ import TollgateCore
         let events = Products.repository.appendingPathComponent("Config/events/pattern-2-sample.jsonl").path
         let result = try run(Products.path("tollgate"), ["plans", "simulate", plan, "--events", events])
         #expect(result.status == 0, "\(result.error)")
-        let lines = result.output.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+        let lines = result.output.split(separator: "\n").map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        }
         // Session s1: 5.00 + 20 calls over the bundle × 0.05; session s2: 5.00. Output tokens: 121,000 × 0.000002.
-        #expect(lines == ["invoice preview: session-bundle, 4 events, USD", "charges[0] session_bundle 11.00",
-                          "charges[1] token_multiplier 0.24", "total 11.24"])
+        #expect(
+            lines == [
+                "invoice preview: session-bundle, 4 events, USD", "charges[0] session_bundle 11.00",
+                "charges[1] token_multiplier 0.24", "total 11.24",
+            ])
         let json = try run(Products.path("tollgate"), ["plans", "simulate", plan, "--events", events, "--json"])
         let parsed = try JSONCodec.parse(json.output.trimmingCharacters(in: .whitespacesAndNewlines))
-        guard case .array(let previewLines)? = parsed["lines"] else { Issue.record("no lines in \(parsed)"); return }
+        guard case .array(let previewLines)? = parsed["lines"] else {
+            Issue.record("no lines in \(parsed)")
+            return
+        }
         #expect(previewLines[1]["exact"] == "0.242")
         #expect(parsed["total"] == "11.24")
     }
@@ -30,7 +38,10 @@ import TollgateCore
         #expect(result.status != 0)
         #expect(result.error.contains("events.jsonl:2: quantity"))
         let badPlan = directory.appendingPathComponent("plan.json")
-        try Data(#"{"name":"p","currency":"USD","charges":[{"strategy":"graduated","tiers":[{"upTo":5,"rate":"1"},{"upTo":5,"rate":"1"},{"rate":"1"}]}]}"#.utf8).write(to: badPlan)
+        try Data(
+            (#"{"name":"p","currency":"USD","charges":[{"strategy":"graduated","tiers":[{"upTo":5,"rate":"1"},"#
+                + #"{"upTo":5,"rate":"1"},{"rate":"1"}]}]}"#).utf8
+        ).write(to: badPlan)
         let refused = try run(Products.path("tollgate"), ["plans", "simulate", badPlan.path, "--events", events.path])
         #expect(refused.status != 0)
         #expect(refused.error.contains("charges[0].tiers[1].upTo"))
@@ -38,28 +49,46 @@ import TollgateCore
 
     @Test func diffAndSwap_againstARunningServer() async throws {
         let directory = try temporaryDirectory()
-        let server = try ServerProcess(directory: directory, environment: [
-            "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"])
+        let server = try ServerProcess(
+            directory: directory,
+            environment: [
+                "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
+            ])
         func tollgate(_ arguments: [String], token: String) throws -> String {
-            let result = try run(Products.path("tollgate"), arguments + ["--token", token, "--address", server.address])
+            let result = try run(
+                Products.path("tollgate"), arguments + ["--token", token, "--address", server.address])
             #expect(result.status == 0, "\(arguments): \(result.error)")
             return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        let op = try tollgate(["tenants", "create", "acme", "--get", "operatorToken"], token: "process-test-root-token")
+        let op = try tollgate(
+            ["tenants", "create", "acme", "--get", "operatorToken"], token: "process-test-root-token")
         let customer = try tollgate(["customers", "create", "C", "--get", "customerId"], token: op)
-        let v1 = directory.appendingPathComponent("v1.json"), v2 = directory.appendingPathComponent("v2.json")
-        try Data(#"{"name":"search","currency":"USD","charges":[{"strategy":"per_tool","rates":{"search":"0.001","*":"0.002"}}]}"#.utf8).write(to: v1)
-        try Data(#"{"name":"search","currency":"USD","charges":[{"strategy":"per_tool","rates":{"search":"0.0015","*":"0.002","new":"1"}}]}"#.utf8).write(to: v2)
+        let v1 = directory.appendingPathComponent("v1.json")
+        let v2 = directory.appendingPathComponent("v2.json")
+        try Data(
+            (#"{"name":"search","currency":"USD","charges":[{"strategy":"per_tool","rates":{"search":"0.001","#
+                + #""*":"0.002"}}]}"#).utf8
+        ).write(to: v1)
+        try Data(
+            (#"{"name":"search","currency":"USD","charges":[{"strategy":"per_tool","rates":{"search":"0.0015","#
+                + #""*":"0.002","new":"1"}}]}"#).utf8
+        ).write(to: v2)
         let planId = try tollgate(["plans", "put", v1.path, "--get", "planId"], token: op)
         #expect(try tollgate(["plans", "put", v2.path, "--get", "version"], token: op) == "2")
         let diff = try tollgate(["plans", "diff", planId, "1", "2"], token: op)
-        #expect(diff == """
-            charges[0].rates.new: (absent) → "1"
-            charges[0].rates.search: "0.001" → "0.0015"
-            """)
-        let subscription = try tollgate(["subscriptions", "create", "--customer", customer, "--plan", planId, "--version", "1",
-                                         "--get", "subscriptionId"], token: op)
-        #expect(try tollgate(["subscriptions", "swap", "--subscription", subscription, "--get", "version"], token: op) == "2")
+        #expect(
+            diff == """
+                charges[0].rates.new: (absent) → "1"
+                charges[0].rates.search: "0.001" → "0.0015"
+                """)
+        let subscription = try tollgate(
+            [
+                "subscriptions", "create", "--customer", customer, "--plan", planId, "--version", "1",
+                "--get", "subscriptionId",
+            ], token: op)
+        #expect(
+            try tollgate(["subscriptions", "swap", "--subscription", subscription, "--get", "version"], token: op)
+                == "2")
         let stopped = server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
     }
@@ -70,11 +99,15 @@ import TollgateCore
 @Suite struct SessionCommandsTests {
     @Test func alertsTail_printsAlertsAsTheyHappen_andSessionCommandsWork() async throws {
         let directory = try temporaryDirectory()
-        let server = try ServerProcess(directory: directory, environment: [
-            "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"])
+        let server = try ServerProcess(
+            directory: directory,
+            environment: [
+                "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
+            ])
         let setup = try await ServerProcessTests().setUpAgent(address: server.address)
         func tollgate(_ arguments: [String]) throws -> String {
-            let result = try run(Products.path("tollgate"), arguments + ["--token", setup.operatorToken, "--address", server.address])
+            let result = try run(
+                Products.path("tollgate"), arguments + ["--token", setup.operatorToken, "--address", server.address])
             #expect(result.status == 0, "\(arguments): \(result.error)")
             return result.output
         }
@@ -84,8 +117,10 @@ import TollgateCore
         // Start tailing, then make the agent cross a warning threshold.
         let tail = Process()
         tail.executableURL = URL(fileURLWithPath: Products.path("tollgate"))
-        tail.arguments = ["alerts", "tail", "--kinds", "cap_warning", "session_closed", "--json",
-                          "--token", setup.operatorToken, "--address", server.address]
+        tail.arguments = [
+            "alerts", "tail", "--kinds", "cap_warning", "session_closed", "--json",
+            "--token", setup.operatorToken, "--address", server.address,
+        ]
         let output = Pipe()
         tail.standardOutput = output
         tail.standardError = Pipe()
@@ -95,10 +130,13 @@ import TollgateCore
 
         let agent = try await TollgateConnection.connect(address: server.address)
         _ = try await agent.call("auth.hello", ["token": .string(setup.agentToken)])
-        let receipt = try await agent.call("meter.verify", ["tool": "x", "idempotencyKey": "t1", "sessionId": "ses_cli"])
+        let receipt = try await agent.call(
+            "meter.verify", ["tool": "x", "idempotencyKey": "t1", "sessionId": "ses_cli"])
         let agentOfCall = try await hello.call("session.get", ["sessionId": "ses_cli"])["agentId"]!.stringValue!
-        _ = try tollgate(["caps", "set", "--scope", "agent", "--id", agentOfCall, "--limit", "3", "--period", "month",
-                          "--warn-at", "50"])
+        _ = try tollgate([
+            "caps", "set", "--scope", "agent", "--id", agentOfCall, "--limit", "3", "--period", "month",
+            "--warn-at", "50",
+        ])
         _ = try await agent.call("meter.verify", ["tool": "x", "idempotencyKey": "t2", "sessionId": "ses_cli"])
         #expect(receipt["cost"] == "1")
 
@@ -117,7 +155,9 @@ import TollgateCore
         #expect(try tollgate(["caps", "list", "--json"]).contains("\"spent\":\"2\""))
         let closed = try tollgate(["sessions", "close", "ses_cli", "--json"])
         #expect(try JSONCodec.parse(closed.trimmingCharacters(in: .whitespacesAndNewlines))["calls"] == 2)
-        #expect(try tollgate(["sessions", "show", "ses_cli", "--get", "state"]).trimmingCharacters(in: .whitespacesAndNewlines) == "CLOSED")
+        #expect(
+            try tollgate(["sessions", "show", "ses_cli", "--get", "state"]).trimmingCharacters(
+                in: .whitespacesAndNewlines) == "CLOSED")
         tail.terminate()
         let stopped = server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")

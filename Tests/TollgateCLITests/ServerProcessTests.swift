@@ -12,7 +12,8 @@ import TollgateCore
         let stopped = first.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
         let printed = first.standardOutput()
-        let token = try #require(printed.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
+        let token = try #require(
+            printed.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
         #expect(token.hasPrefix("TGR-"))
 
         let second = try ServerProcess(directory: directory, environment: environment)
@@ -30,20 +31,25 @@ import TollgateCore
     @Test func unreachablePostgres_isLoggedAttemptByAttempt_thenTheServerExitsWithTheReason() throws {
         var urls = ["postgres://tollgate:s3cret-pw@127.0.0.1:\(try freePort())/tollgate"]
         if let live = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"],
-           let slash = live.lastIndex(of: "/") {
+            let slash = live.lastIndex(of: "/")
+        {
             // A server that answers but refuses: no such database.
             urls.append(live[..<slash] + "/no_such_database_\(UInt32.random(in: 0...UInt32.max))")
         }
         for url in urls {
             let started = Date()
-            let result = try run(Products.path("tollgated"), [], environment: [
-                "TOLLGATE_STORAGE_URL": url, "TOLLGATE_ADMIN_TOKEN": "root", "TOLLGATE_LIMITS_STORAGE_STARTUP_TIMEOUT_MS": "2500",
-                "TOLLGATE_LISTEN": "127.0.0.1:\(try freePort())",
-            ], directory: try temporaryDirectory(), timeoutSeconds: 30)
+            let result = try run(
+                Products.path("tollgated"), [],
+                environment: [
+                    "TOLLGATE_STORAGE_URL": url, "TOLLGATE_ADMIN_TOKEN": "root",
+                    "TOLLGATE_LIMITS_STORAGE_STARTUP_TIMEOUT_MS": "2500",
+                    "TOLLGATE_LISTEN": "127.0.0.1:\(try freePort())",
+                ], directory: try temporaryDirectory(), timeoutSeconds: 30)
             let log = result.output + result.error
             #expect(result.status != 0, "\(log)")
             #expect(Date().timeIntervalSince(started) < 20)
-            #expect(log.components(separatedBy: "cannot reach PostgreSQL").count - 1 >= 2, "each attempt is logged: \(log)")
+            #expect(
+                log.components(separatedBy: "cannot reach PostgreSQL").count - 1 >= 2, "each attempt is logged: \(log)")
             #expect(log.contains("could not reach PostgreSQL"), "the exit says why: \(log)")
             #expect(!log.contains("s3cret") && !log.contains(":tollgate@"), "no password in the log: \(log)")
             #expect(!log.contains("listening"))
@@ -52,7 +58,9 @@ import TollgateCore
 
     @Test func answeredCalls_surviveKillDashNine() async throws {
         let directory = try temporaryDirectory()
-        let environment = ["TOLLGATE_STORAGE_URL": "sqlite:durable.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"]
+        let environment = [
+            "TOLLGATE_STORAGE_URL": "sqlite:durable.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
+        ]
         var server = try ServerProcess(directory: directory, environment: environment)
         let setup = try await setUpAgent(address: server.address)
         let agent = try await TollgateConnection.connect(address: server.address)
@@ -62,7 +70,12 @@ import TollgateCore
         // the SQLite store keeps pending (1,024), so at the kill some keys are in the key index, some pending.
         try await withThrowingTaskGroup(of: (String, JSONValue).self) { group in
             for n in 0..<1100 {
-                group.addTask { ("k\(n)", try await agent.call("meter.verify", ["tool": "search", "idempotencyKey": .string("k\(n)")])) }
+                group.addTask {
+                    (
+                        "k\(n)",
+                        try await agent.call("meter.verify", ["tool": "search", "idempotencyKey": .string("k\(n)")])
+                    )
+                }
             }
             for try await (key, receipt) in group { receipts[key] = receipt }
         }
@@ -89,7 +102,8 @@ import TollgateCore
 
     @Test func cliErrors_printTheReasonAndExitNonZero() throws {
         let port = try freePort()
-        let unreachable = try run(Products.path("tollgate"), ["tenants", "list", "--token", "x", "--address", "127.0.0.1:\(port)"])
+        let unreachable = try run(
+            Products.path("tollgate"), ["tenants", "list", "--token", "x", "--address", "127.0.0.1:\(port)"])
         #expect(unreachable.status != 0)
         #expect(unreachable.error.contains("cannot connect"))
         let noToken = try run(Products.path("tollgate"), ["tenants", "list"], environment: ["TOLLGATE_TOKEN": ""])
@@ -99,20 +113,31 @@ import TollgateCore
 
     @Test func cliErrorsFromTheServer_showTheReason() async throws {
         let directory = try temporaryDirectory()
-        let server = try ServerProcess(directory: directory, environment: [
-            "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"])
-        let denied = try run(Products.path("tollgate"), ["tenants", "list", "--token", "TGO-nope", "--address", server.address])
+        let server = try ServerProcess(
+            directory: directory,
+            environment: [
+                "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
+            ])
+        let denied = try run(
+            Products.path("tollgate"), ["tenants", "list", "--token", "TGO-nope", "--address", server.address])
         #expect(denied.status != 0)
         #expect(denied.error.contains("UNAUTHENTICATED"))
         #expect(!denied.error.contains("TGO-nope"), "the token was echoed")
-        let created = try run(Products.path("tollgate"), ["tenants", "create", "acme", "--token", "process-test-root-token",
-                                                          "--address", server.address, "--json"])
+        let created = try run(
+            Products.path("tollgate"),
+            [
+                "tenants", "create", "acme", "--token", "process-test-root-token",
+                "--address", server.address, "--json",
+            ])
         #expect(created.status == 0)
         let json = try JSONCodec.parse(created.output.trimmingCharacters(in: .whitespacesAndNewlines))
         let operatorToken = try #require(json["operatorToken"]?.stringValue)
         let badPlan = directory.appendingPathComponent("bad.json")
-        try Data(#"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"x":"-1","*":"1"}}]}"#.utf8).write(to: badPlan)
-        let refused = try run(Products.path("tollgate"), ["plans", "put", badPlan.path, "--token", operatorToken, "--address", server.address])
+        try Data(#"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"x":"-1","*":"1"}}]}"#.utf8)
+            .write(to: badPlan)
+        let refused = try run(
+            Products.path("tollgate"),
+            ["plans", "put", badPlan.path, "--token", operatorToken, "--address", server.address])
         #expect(refused.status != 0)
         #expect(refused.error.contains("VALIDATION_FAILED"))
         #expect(refused.error.contains("charges[0].rates.x"))
@@ -120,19 +145,25 @@ import TollgateCore
         #expect(stopped.status == 0, "\(stopped.log)")
     }
 
-    struct Setup { var operatorToken: String; var agentToken: String }
+    struct Setup {
+        var operatorToken: String
+        var agentToken: String
+    }
 
     /// 64 connections race for one session's cap across a `kill -9`: the session's spend, rebuilt from the
     /// ledger after the restart, still holds every call answered before it, so the cap is never crossed.
     @Test func aSessionCapRace_acrossKillDashNine_neverCrossesTheCap() async throws {
         let directory = try temporaryDirectory()
-        let environment = ["TOLLGATE_STORAGE_URL": "sqlite:race.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"]
+        let environment = [
+            "TOLLGATE_STORAGE_URL": "sqlite:race.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
+        ]
         var server = try ServerProcess(directory: directory, environment: environment)
         let setup = try await setUpAgent(address: server.address)
         let op = try await TollgateConnection.connect(address: server.address)
         _ = try await op.call("auth.hello", ["token": .string(setup.operatorToken)])
         // 0.001 a call: 150 calls fit under the session's cap.
-        _ = try await op.call("caps.set", ["scope": "session", "scopeId": "raced", "limit": "0.15", "period": "lifetime"])
+        _ = try await op.call(
+            "caps.set", ["scope": "session", "scopeId": "raced", "limit": "0.15", "period": "lifetime"])
         await op.close()
 
         /// Every connection calls until refused (or cut off); returns the calls answered with a receipt.
@@ -144,9 +175,14 @@ import TollgateCore
                         _ = try await agent.call("auth.hello", ["token": .string(setup.agentToken)])
                         var accepted = 0
                         for n in 0..<callsMax {
-                            guard let receipt = try? await agent.call("meter.verify", [
-                                "tool": "search", "idempotencyKey": .string("\(round)-\(c)-\(n)"), "sessionId": "raced",
-                            ]), receipt["allowed"] == true else { break }
+                            guard
+                                let receipt = try? await agent.call(
+                                    "meter.verify",
+                                    [
+                                        "tool": "search", "idempotencyKey": .string("\(round)-\(c)-\(n)"),
+                                        "sessionId": "raced",
+                                    ]), receipt["allowed"] == true
+                            else { break }
                             accepted += 1
                         }
                         await agent.close()
@@ -184,8 +220,12 @@ import TollgateCore
         let customer = try await op.call("customers.create", ["name": "c"])["customerId"]!
         let team = try await op.call("teams.create", ["customerId": customer, "name": "t"])["teamId"]!
         let agent = try await op.call("agents.create", ["teamId": team, "name": "a"])["agentId"]!
-        let plan = try await op.call("plans.put", ["name": "p", "currency": "USD",
-                                                   "charges": [["strategy": "per_tool", "rates": ["search": "0.001", "*": "1"]]]])
+        let plan = try await op.call(
+            "plans.put",
+            [
+                "name": "p", "currency": "USD",
+                "charges": [["strategy": "per_tool", "rates": ["search": "0.001", "*": "1"]]],
+            ])
         _ = try await op.call("subscriptions.create", ["customerId": customer, "planId": plan["planId"]!])
         let token = try await op.call("credentials.issue", ["agentId": agent, "ttlSeconds": 3600])["token"]!
         await op.close()

@@ -4,8 +4,9 @@ import Testing
 /// Where the built `tollgated` and `tollgate` are: beside the test bundle.
 enum Products {
     static let directory: URL = {
-        let executable = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0])
+        let executable = URL(
+            fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                ?? CommandLine.arguments[0])
         return executable.deletingLastPathComponent()
     }()
 
@@ -46,30 +47,41 @@ struct ProcessResult {
 }
 
 /// Runs a program to completion (bounded by `timeoutSeconds`) and collects its output.
-func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
-         timeoutSeconds: Double = 60) throws -> ProcessResult {
+func run(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
+    timeoutSeconds: Double = 60
+) throws -> ProcessResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     if let directory { process.currentDirectoryURL = directory }
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    let err = Pipe()
     process.standardOutput = out
     process.standardError = err
     try process.run()
     let deadline = Date().addingTimeInterval(timeoutSeconds)
-    let outData = Mutable(Data()), errData = Mutable(Data())
+    let outData = Mutable(Data())
+    let errData = Mutable(Data())
     let group = DispatchGroup()
     for (pipe, sink) in [(out, outData), (err, errData)] {
         group.enter()
-        DispatchQueue.global().async { sink.value = pipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async {
+            sink.value = pipe.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
     }
     while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning { process.terminate(); Issue.record("\(executable) timed out") }
+    if process.isRunning {
+        process.terminate()
+        Issue.record("\(executable) timed out")
+    }
     process.waitUntilExit()
     group.wait()
-    return ProcessResult(status: process.terminationStatus, output: String(decoding: outData.value, as: UTF8.self),
-                         error: String(decoding: errData.value, as: UTF8.self))
+    return ProcessResult(
+        status: process.terminationStatus, output: String(decoding: outData.value, as: UTF8.self),
+        error: String(decoding: errData.value, as: UTF8.self))
 }
 
 final class Mutable<T>: @unchecked Sendable {
@@ -106,7 +118,9 @@ final class ServerProcess {
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
             address.sin_port = in_port_t(UInt16(port).bigEndian)
             let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             close(fd)
             if connected == 0 { return }
@@ -124,8 +138,12 @@ final class ServerProcess {
         return process.terminationStatus
     }
 
-    func standardOutput() -> String { String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
-    func standardError() -> String { String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+    func standardOutput() -> String {
+        String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+    func standardError() -> String {
+        String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
 
     /// Stops with `signal` and returns the exit status, with the server's log when it is not 0.
     func stop(with signal: Int32 = SIGTERM) -> (status: Int32, log: String) {

@@ -6,11 +6,13 @@ import Testing
     static func walkthroughScript() throws -> String {
         let readme = try String(contentsOf: Products.repository.appendingPathComponent("README.md"), encoding: .utf8)
         guard let start = readme.range(of: "<!-- walkthrough:start -->"),
-              let end = readme.range(of: "<!-- walkthrough:end -->"), start.upperBound < end.lowerBound else {
+            let end = readme.range(of: "<!-- walkthrough:end -->"), start.upperBound < end.lowerBound
+        else {
             throw CocoaError(.fileReadCorruptFile)
         }
         let block = readme[start.upperBound..<end.lowerBound]
-        guard let open = block.range(of: "```sh\n"), let close = block.range(of: "```", range: open.upperBound..<block.endIndex)
+        guard let open = block.range(of: "```sh\n"),
+            let close = block.range(of: "```", range: open.upperBound..<block.endIndex)
         else { throw CocoaError(.fileReadCorruptFile) }
         return String(block[open.upperBound..<close.lowerBound])
     }
@@ -18,14 +20,18 @@ import Testing
     @Test func readmeWalkthrough_paysUntilTheCapRefuses() throws {
         let directory = try temporaryDirectory()
         // The walkthrough runs from the repository root; give it the same Config/ in a scratch directory.
-        try FileManager.default.createSymbolicLink(at: directory.appendingPathComponent("Config"),
-                                                   withDestinationURL: Products.repository.appendingPathComponent("Config"))
+        try FileManager.default.createSymbolicLink(
+            at: directory.appendingPathComponent("Config"),
+            withDestinationURL: Products.repository.appendingPathComponent("Config"))
         let port = try freePort()
-        let result = try run("/bin/bash", ["-euo", "pipefail", "-c", try Self.walkthroughScript()], environment: [
-            "PATH": Products.directory.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
-            "TOLLGATE_LISTEN": "127.0.0.1:\(port)", "TOLLGATE_ADDRESS": "127.0.0.1:\(port)",
-            "TOLLGATE_TOKEN": "", "TOLLGATE_CONFIG": "",
-        ], directory: directory, timeoutSeconds: 120)
+        let result = try run(
+            "/bin/bash", ["-euo", "pipefail", "-c", try Self.walkthroughScript()],
+            environment: [
+                "PATH": Products.directory.path + ":"
+                    + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+                "TOLLGATE_LISTEN": "127.0.0.1:\(port)", "TOLLGATE_ADDRESS": "127.0.0.1:\(port)",
+                "TOLLGATE_TOKEN": "", "TOLLGATE_CONFIG": "",
+            ], directory: directory, timeoutSeconds: 120)
         #expect(result.status == 0, "walkthrough failed:\n\(result.output)\n\(result.error)")
         #expect(result.error.contains("BUDGET_EXCEEDED"))
         #expect(result.error.contains("resets at"))

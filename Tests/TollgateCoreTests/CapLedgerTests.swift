@@ -1,16 +1,19 @@
 import Foundation
 import Testing
+
 @testable import TollgateCore
 
 @Suite struct CapLedgerTests {
-    let now = Date(timeIntervalSince1970: 1_795_000_000) // 2026-11-18
+    let now = Date(timeIntervalSince1970: 1_795_000_000)  // 2026-11-18
     let agent = ScopeRef(.agent, "agt_a")
     let team = ScopeRef(.team, "team_t")
 
     func ledger(limit: String, period: CapPeriod = .lifetime, on target: ScopeRef? = nil) throws -> CapLedger {
         var ledger = CapLedger()
-        ledger.setCap(Cap(id: "cap_1", tenantId: "ten", target: target ?? agent, limit: try Money(decimal: limit),
-                          period: period, warnAtPercent: nil))
+        ledger.setCap(
+            Cap(
+                id: "cap_1", tenantId: "ten", target: target ?? agent, limit: try Money(decimal: limit),
+                period: period, warnAtPercent: nil))
         return ledger
     }
 
@@ -25,7 +28,8 @@ import Testing
         ledger.release(try Money(decimal: "0.8"), on: [agent])
         ledger.commit(credit, on: [agent], at: now)
         #expect(ledger.held[agent] == nil)
-        #expect(ledger.reserve(try Money(decimal: "1.5"), on: [agent], at: now) == nil, "spend is -0.5 after the credit")
+        #expect(
+            ledger.reserve(try Money(decimal: "1.5"), on: [agent], at: now) == nil, "spend is -0.5 after the credit")
         ledger.release(credit, on: [agent])
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TollgateCore
 
 @Suite struct JSONCodecTests {
@@ -14,8 +15,10 @@ import Testing
         #expect(try JSONCodec.parse(#""a\"b\\c\n\u00e9\ud83d\ude00""#) == .string("a\"b\\c\né😀"))
     }
 
-    @Test(arguments: ["", "{", "[1,]", "{\"a\":1,}", "tru", "01", "1.", "\"\\x\"", "\"\u{01}\"", "{\"a\" 1}",
-                      "[1] x", "\"\\ud800\"", "{\"a\":1,\"a\":2}", "NaN", "-", "{1:2}"])
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "tru", "01", "1.", "\"\\x\"", "\"\u{01}\"", "{\"a\" 1}",
+        "[1] x", "\"\\ud800\"", "{\"a\":1,\"a\":2}", "NaN", "-", "{1:2}",
+    ])
     func parse_refusesMalformedDocuments(text: String) {
         #expect(throws: JSONParseError.self) { try JSONCodec.parse(text) }
     }
@@ -25,7 +28,9 @@ import Testing
     }
 
     @Test func parse_refusesNestingBeyondTheLimit() {
-        let deep = String(repeating: "[", count: JSONCodec.depthMax + 1) + String(repeating: "]", count: JSONCodec.depthMax + 1)
+        let deep =
+            String(repeating: "[", count: JSONCodec.depthMax + 1)
+            + String(repeating: "]", count: JSONCodec.depthMax + 1)
         #expect(throws: JSONParseError.self) { try JSONCodec.parse(deep) }
         let ok = String(repeating: "[", count: JSONCodec.depthMax) + String(repeating: "]", count: JSONCodec.depthMax)
         #expect(throws: Never.self) { try JSONCodec.parse(ok) }

@@ -1,6 +1,7 @@
-import Testing
-@testable import TollgateCore
 import Foundation
+import Testing
+
+@testable import TollgateCore
 
 @Suite struct MoneyTests {
     @Test(arguments: [
@@ -85,7 +86,7 @@ import Foundation
         }
         var mismatches = 0
         for millis in stride(from: Int64(1_795_000_000_000), to: 1_795_000_010_000, by: 1)
-            where Timestamp.millis(Timestamp.date(millis: millis)) != millis { mismatches += 1 }
+        where Timestamp.millis(Timestamp.date(millis: millis)) != millis { mismatches += 1 }
         #expect(mismatches == 0)
     }
 }
@@ -109,10 +110,14 @@ import Foundation
     /// seconds only: through a `Double` its fraction can name the millisecond before.
     @Test func formatAgreesWithFoundationsFormatter() {
         let foundation = Date.ISO8601FormatStyle()
-        var millis: [Int64] = [0, -1, 951_782_400_000, 951_868_799_999, 4_107_542_400_000, -2_203_891_200_001,
-                               Timestamp.maxFormattable]
+        var millis: [Int64] = [
+            0, -1, 951_782_400_000, 951_868_799_999, 4_107_542_400_000, -2_203_891_200_001,
+            Timestamp.maxFormattable,
+        ]
         // 20,000 instants spread over years 1600–9999 (before 1582 Foundation may count in the Julian calendar).
-        for step in Int64(0)..<20_000 { millis.append(-11_676_096_000_000 + step * 15_770_115_000_007 % 265_078_396_799_999) }
+        for step in Int64(0)..<20_000 {
+            millis.append(-11_676_096_000_000 + step * 15_770_115_000_007 % 265_078_396_799_999)
+        }
         var mismatches: [String] = []
         for value in millis {
             let (seconds, fraction) = Timestamp.floorDivision(value, 1000)

@@ -48,9 +48,12 @@ import TollgateCore
     @Test func aClosedSessionRefusesCallsAndASecondClose() throws {
         var session = SessionLifecycle(openedAt: t0)
         try session.close(at: t0.addingTimeInterval(5), outcome: .completed, timeouts: timeouts)
-        #expect(session.state == .closed && session.outcome == .completed && session.closedAt == t0.addingTimeInterval(5))
+        #expect(
+            session.state == .closed && session.outcome == .completed && session.closedAt == t0.addingTimeInterval(5))
         var copy = session
-        #expect(throws: SessionLifecycle.Refusal.closed) { try copy.recordCall(at: t0.addingTimeInterval(6), timeouts: timeouts) }
+        #expect(throws: SessionLifecycle.Refusal.closed) {
+            try copy.recordCall(at: t0.addingTimeInterval(6), timeouts: timeouts)
+        }
         #expect(throws: SessionLifecycle.Refusal.closed) {
             try copy.close(at: t0.addingTimeInterval(6), outcome: .failed, timeouts: timeouts)
         }

@@ -8,7 +8,10 @@ func compile(_ json: String) throws -> Plan {
 
 /// The rule a document breaks, or nil when it compiles.
 func validationError(_ json: String) -> PlanValidationError? {
-    do { _ = try compile(json); return nil } catch let error as PlanValidationError { return error } catch { return nil }
+    do {
+        _ = try compile(json)
+        return nil
+    } catch let error as PlanValidationError { return error } catch { return nil }
 }
 
 /// A plan with one charge (and optional modifiers) in USD.

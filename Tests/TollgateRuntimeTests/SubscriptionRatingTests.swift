@@ -11,7 +11,9 @@ import TollgateStrategies
 /// recorded: the rules of `SubscriptionRating` and `PricingStream`, without an actor or a store.
 @Suite struct SubscriptionRatingTests {
     /// 3 units at 1.00, then 0.50 each.
-    static let graduated = #"{"name":"g","currency":"USD","charges":[{"strategy":"graduated","tiers":[{"upTo":3,"rate":"1"},{"rate":"0.5"}]}]}"#
+    static let graduated =
+        #"{"name":"g","currency":"USD","charges":[{"strategy":"graduated","tiers":[{"upTo":3,"rate":"1"},"#
+        + #"{"rate":"0.5"}]}]}"#
     static let perTool = #"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"*":"1"}}]}"#
 
     static func plan(_ json: String) throws -> Plan {
@@ -21,7 +23,8 @@ import TollgateStrategies
     static func call(_ quantity: Int64 = 1) -> RatedEvent { RatedEvent(tool: "search", quantity: quantity) }
 
     static func admit(_ rating: SubscriptionRating, _ event: RatedEvent) throws
-        -> (price: Money, number: UInt64, ticket: PricingTicket?) {
+        -> (price: Money, number: UInt64, ticket: PricingTicket?)
+    {
         let quote = try rating.quote(event)
         let position = try rating.admit(event, quote: quote)
         return (quote.price, position.number, position.ticket)
@@ -71,9 +74,17 @@ import TollgateStrategies
     func recordedPricesAddUpToThePlansPriceOfTheRecordedUsage(seed: UInt64) throws {
         var random = SplitMix64(seed: seed)
         let plan = try Self.plan(
-            #"{"name":"m","currency":"USD","charges":[{"strategy":"graduated","tiers":[{"upTo":10,"rate":"1"},{"upTo":40,"rate":"0.5"},{"rate":"0.125"}]},{"strategy":"session_bundle","fee":"5","includedCalls":3,"overageRate":"0.1"}]}"#)
+            #"{"name":"m","currency":"USD","charges":[{"strategy":"graduated","tiers":[{"upTo":10,"rate":"1"},"#
+                + #"{"upTo":40,"rate":"0.5"},{"rate":"0.125"}]},{"strategy":"session_bundle","fee":"5","#
+                + #""includedCalls":3,"overageRate":"0.1"}]}"#
+        )
         let rating = SubscriptionRating(recorded: PlanRating(plan: plan))
-        struct Queued { var event: RatedEvent; var price: Money; var number: UInt64; var ticket: PricingTicket? }
+        struct Queued {
+            var event: RatedEvent
+            var price: Money
+            var number: UInt64
+            var ticket: PricingTicket?
+        }
         enum Heard { case recorded, lost }
         var queue: [Queued] = []
         var heard: [(Queued, Heard)] = []

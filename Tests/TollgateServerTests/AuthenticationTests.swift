@@ -28,10 +28,13 @@ import TollgateTesting
         let agent = try await server.connect(token: world.agentToken)
         _ = try await agent.call("meter.verify", verifyParams("1"))
         let op = try await server.connect(token: world.operatorToken)
-        #expect(try await op.call("credentials.revoke", ["credentialId": .string(world.credentialId)])["revoked"] == true)
+        #expect(
+            try await op.call("credentials.revoke", ["credentialId": .string(world.credentialId)])["revoked"] == true)
         #expect(await reason { try await agent.call("meter.verify", verifyParams("2")) } == "UNAUTHENTICATED")
         let fresh = try await server.connect()
-        #expect(await reason { try await fresh.call("auth.hello", ["token": .string(world.agentToken)]) } == "UNAUTHENTICATED")
+        #expect(
+            await reason { try await fresh.call("auth.hello", ["token": .string(world.agentToken)]) }
+                == "UNAUTHENTICATED")
         try await server.stop()
     }
 
@@ -40,7 +43,8 @@ import TollgateTesting
         let server = try await TestServer.start(clock: clock)
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
-        let token = try await op.call("credentials.issue", ["agentId": .string(world.agentId), "ttlSeconds": 60])["token"]!
+        let token = try await op.call("credentials.issue", ["agentId": .string(world.agentId), "ttlSeconds": 60])[
+            "token"]!
         let agent = try await server.connect(token: token.string!)
         _ = try await agent.call("meter.verify", verifyParams("1"))
         clock.advance(seconds: 60)
@@ -54,15 +58,20 @@ import TollgateTesting
         let op = try await server.connect(token: world.operatorToken)
         let created = try await op.call("agents.create", ["teamId": .string(world.teamId), "name": "svc"])
         let anonymous = try await server.connect()
-        let issued = try await anonymous.call("auth.token", ["clientId": created["clientId"]!,
-                                                             "clientSecret": created["clientSecret"]!, "ttlSeconds": 120])
+        let issued = try await anonymous.call(
+            "auth.token",
+            [
+                "clientId": created["clientId"]!,
+                "clientSecret": created["clientSecret"]!, "ttlSeconds": 120,
+            ])
         #expect(issued["token"]?.string?.hasPrefix("AGT-") == true)
         #expect(issued["scopes"] == ["meter:write"])
         let agent = try await server.connect(token: issued["token"]!.string!)
         _ = try await agent.call("meter.verify", verifyParams("x"))
-        #expect(await reason {
-            try await anonymous.call("auth.token", ["clientId": created["clientId"]!, "clientSecret": "TGS-wrong"])
-        } == "UNAUTHENTICATED")
+        #expect(
+            await reason {
+                try await anonymous.call("auth.token", ["clientId": created["clientId"]!, "clientSecret": "TGS-wrong"])
+            } == "UNAUTHENTICATED")
         try await server.stop()
     }
 
@@ -71,19 +80,29 @@ import TollgateTesting
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
         let agentId = JSONValue.string(world.agentId)
-        #expect(await reason { try await op.call("credentials.issue", ["agentId": agentId, "ttlSeconds": 0]) } == "VALIDATION_FAILED")
-        #expect(await reason { try await op.call("credentials.issue", ["agentId": agentId, "ttlSeconds": 60, "scopes": ["root"]]) }
-            == "VALIDATION_FAILED")
-        #expect(await reason { try await op.call("credentials.issue", ["agentId": agentId, "ttlSeconds": 60, "spendLimit": "-1"]) }
-            == "VALIDATION_FAILED")
-        let forbidden = try await op.call("credentials.issue", ["agentId": agentId, "ttlSeconds": 60, "scopes": ["usage:read"]])
+        #expect(
+            await reason { try await op.call("credentials.issue", ["agentId": agentId, "ttlSeconds": 0]) }
+                == "VALIDATION_FAILED")
+        #expect(
+            await reason {
+                try await op.call("credentials.issue", ["agentId": agentId, "ttlSeconds": 60, "scopes": ["root"]])
+            }
+                == "VALIDATION_FAILED")
+        #expect(
+            await reason {
+                try await op.call("credentials.issue", ["agentId": agentId, "ttlSeconds": 60, "spendLimit": "-1"])
+            }
+                == "VALIDATION_FAILED")
+        let forbidden = try await op.call(
+            "credentials.issue", ["agentId": agentId, "ttlSeconds": 60, "scopes": ["usage:read"]])
         let agent = try await server.connect(token: forbidden["token"]!.string!)
         #expect(await reason { try await agent.call("meter.verify", verifyParams("x")) } == "FORBIDDEN")
         try await server.stop()
     }
 
     @Test func secretsAreStoredOnlyAsHashes() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+            .path
         let server = try await TestServer.start(storageURL: "sqlite:\(path)")
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)

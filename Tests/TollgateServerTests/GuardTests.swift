@@ -6,14 +6,25 @@ import TollgateTesting
 
 /// The velocity alert and the margin guard's three levels.
 @Suite struct GuardTests {
-    func call(_ agent: TollgateConnection, _ key: String, session: String = "ses_g", providerCost: String = "0") async throws -> JSONValue {
-        try await agent.call("meter.verify", verifyParams(key, extra: ["sessionId": .string(session),
-                                                                      "usage": ["providerCost": .string(providerCost)]]))
+    func call(_ agent: TollgateConnection, _ key: String, session: String = "ses_g", providerCost: String = "0")
+        async throws -> JSONValue
+    {
+        try await agent.call(
+            "meter.verify",
+            verifyParams(
+                key,
+                extra: [
+                    "sessionId": .string(session),
+                    "usage": ["providerCost": .string(providerCost)],
+                ]))
     }
 
     @Test func velocity_firesOnceWhenAnAgentRunsAtTripleItsTrailingAverage() async throws {
         let clock = ManualClock(Date(timeIntervalSince1970: 1_795_000_020))
-        let server = try await TestServer.start(clock: clock) { $0.limits.velocityWindowMinutes = 10; $0.limits.velocityMinCallsPerMinute = 5 }
+        let server = try await TestServer.start(clock: clock) {
+            $0.limits.velocityWindowMinutes = 10
+            $0.limits.velocityMinCallsPerMinute = 5
+        }
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
         let inbox = AlertInbox(op)
@@ -27,7 +38,9 @@ import TollgateTesting
         // Then a runaway minute: the 7th call is above 3 × 2.
         for n in 0..<12 { _ = try await call(agent, "r\(n)") }
         let alert = try await inbox.next("velocity")
-        #expect(alert["agentId"]?.string == world.agentId && alert["callsThisMinute"] == 7 && alert["averagePerMinute"] == "2.00")
+        #expect(
+            alert["agentId"]?.string == world.agentId && alert["callsThisMinute"] == 7
+                && alert["averagePerMinute"] == "2.00")
         try await Task.sleep(for: .milliseconds(100))
         #expect(inbox.all.isEmpty, "once per crossing, not per call")
         try await server.stop()
@@ -42,15 +55,18 @@ import TollgateTesting
         _ = try await op.call("alerts.subscribe", ["kinds": ["margin_guard"]])
         let agent = try await server.connect(token: world.agentToken)
 
-        _ = try await call(agent, "k1", providerCost: "0.30")           // earned 0.25, spent 0.30: 120 % → L1
+        _ = try await call(agent, "k1", providerCost: "0.30")  // earned 0.25, spent 0.30: 120 % → L1
         let first = try await inbox.next("margin_guard")
-        #expect(first["level"] == 1 && first["action"] == "alert" && first["revenue"] == "0.25" && first["providerCost"] == "0.3")
-        _ = try await call(agent, "k2", providerCost: "0.35")           // 0.50 vs 0.65: 130 % → L2
-        _ = try await call(agent, "k3", providerCost: "0.35")           // at L2 the first call of the second passes: 0.75 vs 1.00
+        #expect(
+            first["level"] == 1 && first["action"] == "alert" && first["revenue"] == "0.25"
+                && first["providerCost"] == "0.3")
+        _ = try await call(agent, "k2", providerCost: "0.35")  // 0.50 vs 0.65: 130 % → L2
+        // At L2 the first call of the second passes: 0.75 vs 1.00.
+        _ = try await call(agent, "k3", providerCost: "0.35")
         let limited = try #require(await rpcError { try await call(agent, "k4") })
         #expect(limited.reason == "RATE_LIMITED" && limited.data?["retryAfterMs"] == 1000)
         clock.advance(seconds: 1)
-        _ = try await call(agent, "k5", providerCost: "0.60")           // 1.00 vs 1.60: 160 % → L3
+        _ = try await call(agent, "k5", providerCost: "0.60")  // 1.00 vs 1.60: 160 % → L3
         #expect(await reason { try await call(agent, "k6") } == "CONFLICT")
         // The customer's month is at L3 too: a fresh session of the same customer is blocked as well.
         #expect(await reason { try await call(agent, "k7", session: "ses_other") } == "CONFLICT")

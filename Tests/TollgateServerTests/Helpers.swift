@@ -7,13 +7,19 @@ import TollgateTesting
 
 /// The reason of the error `body` throws, or nil if it succeeds.
 func reason(_ body: () async throws -> JSONValue) async -> String? {
-    do { _ = try await body(); return nil } catch let error as RPCError { return error.reason ?? "code \(error.code)" } catch {
+    do {
+        _ = try await body()
+        return nil
+    } catch let error as RPCError { return error.reason ?? "code \(error.code)" } catch {
         return "\(error)"
     }
 }
 
 func rpcError(_ body: () async throws -> JSONValue) async -> RPCError? {
-    do { _ = try await body(); return nil } catch let error as RPCError { return error } catch { return nil }
+    do {
+        _ = try await body()
+        return nil
+    } catch let error as RPCError { return error } catch { return nil }
 }
 
 /// Storage URLs a test runs against: the in-memory store (unless `memory` is false), a fresh SQLite file named
@@ -21,7 +27,8 @@ func rpcError(_ body: () async throws -> JSONValue) async -> RPCError? {
 /// are skipped, not failed).
 func storageBackends(_ name: String, memory: Bool = true) -> [String] {
     var urls = memory ? ["memory:"] : []
-    let file = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(name)-\(UUID().uuidString).sqlite")
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "tollgate-\(name)-\(UUID().uuidString).sqlite")
     urls.append("sqlite:" + file.path)
     if let postgres = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"] { urls.append(postgres) }
     return urls

@@ -12,7 +12,10 @@ import TollgateTesting
         let agent = try await server.connect(token: world.agentToken)
         let first = try await agent.call("meter.verify", verifyParams("k", extra: ["sessionId": "s1"]))
         let again = try await agent.call("meter.verify", verifyParams("k", extra: ["sessionId": "s1"]))
-        guard case .object(var replayed) = again else { Issue.record("not an object"); return }
+        guard case .object(var replayed) = again else {
+            Issue.record("not an object")
+            return
+        }
         #expect(replayed.removeValue(forKey: "replayed") == true)
         #expect(JSONValue.object(replayed) == first)
         // Charged once.
@@ -26,9 +29,10 @@ import TollgateTesting
         let world = try await Fixture.make(on: server)
         let agent = try await server.connect(token: world.agentToken)
         _ = try await agent.call("meter.verify", verifyParams("k", tool: "search"))
-        let error = try #require(await rpcError {
-            try await agent.call("meter.verify", verifyParams("k", tool: "transform", extra: ["quantity": 2]))
-        })
+        let error = try #require(
+            await rpcError {
+                try await agent.call("meter.verify", verifyParams("k", tool: "transform", extra: ["quantity": 2]))
+            })
         #expect(error.code == -32011)
         #expect(error.data?["fields"] == ["quantity", "tool"])
         try await server.stop()
@@ -73,7 +77,8 @@ import TollgateTesting
         let server = try await TestServer.start(store: store)
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.25", "period": "day"])
+        _ = try await op.call(
+            "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.25", "period": "day"])
         let agent = try await server.connect(token: world.agentToken)
         store.failCommits(true)
         let error = try #require(await rpcError { try await agent.call("meter.verify", verifyParams("k")) })
@@ -88,11 +93,13 @@ import TollgateTesting
     }
 
     @Test func replayAndSpend_surviveARestart() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+            .path
         var server = try await TestServer.start(storageURL: "sqlite:\(path)")
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.5", "period": "month"])
+        _ = try await op.call(
+            "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.5", "period": "month"])
         var agent = try await server.connect(token: world.agentToken)
         let first = try await agent.call("meter.verify", verifyParams("before-restart"))
         _ = try await agent.call("meter.verify", verifyParams("second"))
@@ -103,8 +110,9 @@ import TollgateTesting
         let replay = try await agent.call("meter.verify", verifyParams("before-restart"))
         #expect(replay["receiptId"] == first["receiptId"])
         #expect(replay["replayed"] == true)
-        #expect(await reason { try await agent.call("meter.verify", verifyParams("before-restart", tool: "search")) }
-            == "IDEMPOTENCY_MISMATCH")
+        #expect(
+            await reason { try await agent.call("meter.verify", verifyParams("before-restart", tool: "search")) }
+                == "IDEMPOTENCY_MISMATCH")
         // The cap's spend was rebuilt from storage: nothing more fits.
         #expect(await reason { try await agent.call("meter.verify", verifyParams("third")) } == "BUDGET_EXCEEDED")
         try await server.stop()

@@ -13,11 +13,13 @@ import TollgateTesting
         let now = Date(timeIntervalSince1970: 1_795_000_000)
         let path = ChargePath(customerId: "cus", teamId: "team", agentId: "agt", sessionId: "ses", credentialId: "cred")
         return LedgerEntry(
-            charge: ChargeRecord(receiptId: Identifiers.make(.receipt), tenantId: "ten", path: path, subscriptionId: "sub",
-                                 planId: "plan", planVersion: 1, tool: "search", quantity: 1, cost: Money(nanos: 1_000_000),
-                                 providerCost: .zero, currency: "USD", idempotencyKey: key, at: now),
-            idempotency: IdempotencyRecord(tenantId: "ten", key: key, method: "meter.verify", params: "{}", result: "{}",
-                                           createdAt: now))
+            charge: ChargeRecord(
+                receiptId: Identifiers.make(.receipt), tenantId: "ten", path: path, subscriptionId: "sub",
+                planId: "plan", planVersion: 1, tool: "search", quantity: 1, cost: Money(nanos: 1_000_000),
+                providerCost: .zero, currency: "USD", idempotencyKey: key, at: now),
+            idempotency: IdempotencyRecord(
+                tenantId: "ten", key: key, method: "meter.verify", params: "{}", result: "{}",
+                createdAt: now))
     }
 
     @Test func cancellingRunCommitsWhatIsQueued_refusesWhatComesAfter_andReturns() async throws {
@@ -27,7 +29,9 @@ import TollgateTesting
         let running = Task { try await writer.run() }
         // One group is held at the gate; the other calls queue behind it.
         let submissions = (0..<5).map { n in Task { try await writer.submit(entry("k\(n)")) } }
-        while store.commitsStarted == 0 || writer.queuedCount + store.entriesAtCommit < 5 { try await Task.sleep(for: .milliseconds(5)) }
+        while store.commitsStarted == 0 || writer.queuedCount + store.entriesAtCommit < 5 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
 
         running.cancel()
         store.openGate()
@@ -36,7 +40,10 @@ import TollgateTesting
         #expect(store.entriesAtCommit == 5)
         // `run()` returns: waited for by polling, so that a writer that never stops fails the test, not hangs it.
         let returned = Mutex(false)
-        Task { _ = try? await running.value; returned.withLock { $0 = true } }
+        Task {
+            _ = try? await running.value
+            returned.withLock { $0 = true }
+        }
         for _ in 0..<500 where !returned.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         #expect(returned.withLock { $0 }, "run() did not return after cancellation")
     }

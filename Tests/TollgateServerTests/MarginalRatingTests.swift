@@ -17,22 +17,24 @@ import TollgateTesting
     ]
 
     func cost(_ agent: TollgateConnection, _ key: String, session: String = "s1") async throws -> String? {
-        try await agent.call("meter.verify", verifyParams(key, tool: "search", extra: ["sessionId": .string(session)]))["cost"]?.string
+        try await agent.call("meter.verify", verifyParams(key, tool: "search", extra: ["sessionId": .string(session)]))[
+            "cost"]?.string
     }
 
     @Test func runningTotalsSurviveARestart() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+            .path
         var server = try await TestServer.start(storageURL: "sqlite:" + path)
         let world = try await Fixture.make(on: server, plan: Self.tieredPlan)
         var agent = try await server.connect(token: world.agentToken)
-        #expect(try await cost(agent, "k1") == "6")      // tier 1 + the session's fee
-        #expect(try await cost(agent, "k2") == "1")      // tier 1, within the bundle
+        #expect(try await cost(agent, "k1") == "6")  // tier 1 + the session's fee
+        #expect(try await cost(agent, "k2") == "1")  // tier 1, within the bundle
         try await server.stop()
 
         server = try await TestServer.start(storageURL: "sqlite:" + path)
         agent = try await server.connect(token: world.agentToken)
-        #expect(try await cost(agent, "k3") == "1.1")    // tier 1 + the bundle's first overage call
-        #expect(try await cost(agent, "k4") == "0.6")    // tier 2 + overage
+        #expect(try await cost(agent, "k3") == "1.1")  // tier 1 + the bundle's first overage call
+        #expect(try await cost(agent, "k4") == "0.6")  // tier 2 + overage
         #expect(try await cost(agent, "k5", session: "s2") == "5.5")  // a new session pays its fee
         // A retry after the restart replays the first answer and does not count twice.
         #expect(try await cost(agent, "k2") == "1")
@@ -52,14 +54,21 @@ import TollgateTesting
         let world = try await Fixture.make(on: server, plan: plan)
         let op = try await server.connect(token: world.operatorToken)
         func cap(_ limit: String) async throws {
-            _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": .string(limit),
-                                               "period": "month"])
+            _ = try await op.call(
+                "caps.set",
+                [
+                    "scope": "agent", "scopeId": .string(world.agentId), "limit": .string(limit),
+                    "period": "month",
+                ])
         }
         try await cap("10")
         let agent = try await server.connect(token: world.agentToken)
         #expect(try await cost(agent, "k1") == "6")
         // 1 + a new session's 5 would make 12, over the cap of 10.
-        #expect(await reason { try await agent.call("meter.verify", verifyParams("k2", tool: "search", extra: ["sessionId": "s2"])) }
+        #expect(
+            await reason {
+                try await agent.call("meter.verify", verifyParams("k2", tool: "search", extra: ["sessionId": "s2"]))
+            }
                 == "BUDGET_EXCEEDED")
         // Had the refused call counted, this would be the third graduated unit (0.50).
         #expect(try await cost(agent, "k3") == "1")
@@ -71,11 +80,14 @@ import TollgateTesting
 
     @Test func aVolumePlanWithCreditsAnswersANegativeCost_andCapsCountIt() async throws {
         let server = try await TestServer.start()
-        let plan: JSONValue = ["name": "volume", "currency": "USD", "creditsAllowed": true,
-                               "charges": [["strategy": "volume", "tiers": [["upTo": 2, "rate": "1"], ["rate": "0.5"]]]]]
+        let plan: JSONValue = [
+            "name": "volume", "currency": "USD", "creditsAllowed": true,
+            "charges": [["strategy": "volume", "tiers": [["upTo": 2, "rate": "1"], ["rate": "0.5"]]]],
+        ]
         let world = try await Fixture.make(on: server, plan: plan)
         let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "2", "period": "month"])
+        _ = try await op.call(
+            "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "2", "period": "month"])
         let agent = try await server.connect(token: world.agentToken)
         #expect(try await cost(agent, "k1") == "1")
         #expect(try await cost(agent, "k2") == "1")

@@ -9,7 +9,8 @@ import TollgateTesting
         let server = try await TestServer.start()
         let world = try await Fixture.make(on: server)
         let agent = try await server.connect(token: world.agentToken)
-        let receipt = try await agent.call("meter.verify", verifyParams("k1", tool: "search", extra: ["sessionId": "ses_mine"]))
+        let receipt = try await agent.call(
+            "meter.verify", verifyParams("k1", tool: "search", extra: ["sessionId": "ses_mine"]))
         #expect(receipt["allowed"] == true)
         #expect(receipt["cost"] == "0.001")
         #expect(receipt["currency"] == "USD")
@@ -29,7 +30,8 @@ import TollgateTesting
         let server = try await TestServer.start()
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.6", "period": "day"])
+        _ = try await op.call(
+            "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.6", "period": "day"])
         let agent = try await server.connect(token: world.agentToken)
         let first = try await agent.call("meter.verify", verifyParams("a"))
         #expect(first["remaining"] == ["agent": "0.35"])
@@ -49,7 +51,8 @@ import TollgateTesting
         #expect(usage["total"]?["calls"] == 3)
         #expect(usage["total"]?["cost"] == "0.501")
         // The refused key stored nothing: retried after the cap is raised, it is charged afresh.
-        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "10", "period": "day"])
+        _ = try await op.call(
+            "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "10", "period": "day"])
         let retried = try await agent.call("meter.verify", verifyParams("c"))
         #expect(retried["replayed"] == nil)
         try await server.stop()
@@ -61,7 +64,8 @@ import TollgateTesting
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
         let scopeId = scope == "team" ? world.teamId : world.customerId
-        _ = try await op.call("caps.set", ["scope": .string(scope), "scopeId": .string(scopeId), "limit": "0.5", "period": "lifetime"])
+        _ = try await op.call(
+            "caps.set", ["scope": .string(scope), "scopeId": .string(scopeId), "limit": "0.5", "period": "lifetime"])
         let second = try await op.call("agents.create", ["teamId": .string(world.teamId), "name": "second"])
         let token = try await op.call("credentials.issue", ["agentId": second["agentId"]!, "ttlSeconds": 600])["token"]!
         let a = try await server.connect(token: world.agentToken)
@@ -80,7 +84,8 @@ import TollgateTesting
         let agent = try await server.connect(token: world.agentToken)
         for key in ["1", "2", "3"] { _ = try await agent.call("meter.verify", verifyParams(key)) }
         let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call("caps.set", ["scope": "customer", "scopeId": .string(world.customerId), "limit": "1", "period": "month"])
+        _ = try await op.call(
+            "caps.set", ["scope": "customer", "scopeId": .string(world.customerId), "limit": "1", "period": "month"])
         _ = try await agent.call("meter.verify", verifyParams("4"))
         #expect(await reason { try await agent.call("meter.verify", verifyParams("5")) } == "BUDGET_EXCEEDED")
         try await server.stop()
@@ -90,8 +95,12 @@ import TollgateTesting
         let server = try await TestServer.start()
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
-        let issued = try await op.call("credentials.issue", ["agentId": .string(world.agentId), "ttlSeconds": 600,
-                                                             "spendLimit": "0.3"])
+        let issued = try await op.call(
+            "credentials.issue",
+            [
+                "agentId": .string(world.agentId), "ttlSeconds": 600,
+                "spendLimit": "0.3",
+            ])
         let agent = try await server.connect(token: issued["token"]!.string!)
         _ = try await agent.call("meter.verify", verifyParams("1"))
         let refusal = try #require(await rpcError { try await agent.call("meter.verify", verifyParams("2")) })
@@ -146,19 +155,30 @@ import TollgateTesting
         let server = try await TestServer.start()
         let world = try await Fixture.make(on: server)
         let agent = try await server.connect(token: world.agentToken)
-        _ = try await agent.call("meter.verify", verifyParams("1", tool: "search",
-                                                             extra: ["usage": ["inputTokens": 100, "outputTokens": 7, "providerCost": "0.0004"]]))
+        _ = try await agent.call(
+            "meter.verify",
+            verifyParams(
+                "1", tool: "search",
+                extra: ["usage": ["inputTokens": 100, "outputTokens": 7, "providerCost": "0.0004"]]))
         _ = try await agent.call("meter.verify", verifyParams("2", tool: "search"))
         _ = try await agent.call("meter.verify", verifyParams("3", tool: "transform"))
         let op = try await server.connect(token: world.operatorToken)
         let byTool = try await op.call("usage.summary", ["groupBy": ["tool"]])
         #expect(byTool["currency"] == "USD")
-        #expect(byTool["rows"] == [
-            ["tool": "search", "calls": 2, "quantity": 2, "inputTokens": 100, "outputTokens": 7, "cost": "0.002", "providerCost": "0.0004"],
-            ["tool": "transform", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0, "cost": "0.25", "providerCost": "0"],
-        ])
+        #expect(
+            byTool["rows"] == [
+                [
+                    "tool": "search", "calls": 2, "quantity": 2, "inputTokens": 100, "outputTokens": 7, "cost": "0.002",
+                    "providerCost": "0.0004",
+                ],
+                [
+                    "tool": "transform", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0, "cost": "0.25",
+                    "providerCost": "0",
+                ],
+            ])
         #expect(byTool["total"]?["cost"] == "0.252")
-        let byAgent = try await op.call("usage.summary", ["groupBy": ["agent", "tool"], "agentId": .string(world.agentId)])
+        let byAgent = try await op.call(
+            "usage.summary", ["groupBy": ["agent", "tool"], "agentId": .string(world.agentId)])
         #expect(byAgent["rows"].flatMap { if case .array(let rows) = $0 { rows.count } else { nil } } == 2)
         #expect(await reason { try await op.call("usage.summary", ["groupBy": ["colour"]]) } == "VALIDATION_FAILED")
         #expect(await reason { try await op.call("usage.summary", ["from": "yesterday"]) } == "VALIDATION_FAILED")

@@ -13,8 +13,12 @@ import TollgateTesting
     }
 
     /// On SQLite the swap's write takes a while: calls rated during it must already see the swap.
-    @Test(arguments: ["memory:", "sqlite:" + FileManager.default.temporaryDirectory
-        .appendingPathComponent("tollgate-swap-\(UUID().uuidString).sqlite").path])
+    @Test(arguments: [
+        "memory:",
+        "sqlite:"
+            + FileManager.default.temporaryDirectory
+            .appendingPathComponent("tollgate-swap-\(UUID().uuidString).sqlite").path,
+    ])
     func callsRacingASwapAreEachRatedByTheVersionInForceAtTheirTime(storageURL: String) async throws {
         let server = try await TestServer.start(storageURL: storageURL)
         let world = try await Fixture.make(on: server, plan: Self.perTool("1"))
@@ -53,7 +57,8 @@ import TollgateTesting
         let effectiveAt = try #require(Timestamp.parse(swap["effectiveAt"]!.string!))
         let calls = answers.filter { $0["receiptId"] != nil }
         #expect(calls.count >= 160)
-        var before = 0, after = 0
+        var before = 0
+        var after = 0
         for call in calls {
             let at = try #require(Timestamp.parse(call["at"]!.string!))
             let expected = at >= effectiveAt ? "2" : "1"
@@ -66,14 +71,20 @@ import TollgateTesting
 
     @Test func aFutureSwapTakesEffectAtItsTime_andSurvivesARestart() async throws {
         let clock = ManualClock(Date(timeIntervalSince1970: 1_795_000_000))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+            .path
         var server = try await TestServer.start(storageURL: "sqlite:" + path, clock: clock)
         let world = try await Fixture.make(on: server, plan: Self.perTool("1"))
         var op = try await server.connect(token: world.operatorToken)
         _ = try await op.call("plans.put", Self.perTool("3"))
         let at = Timestamp.format(clock.now().addingTimeInterval(3600))
-        #expect(try await op.call("subscriptions.swap", ["subscriptionId": .string(world.subscriptionId), "version": 2,
-                                                         "effectiveAt": .string(at)])["effectiveAt"]?.string == at)
+        #expect(
+            try await op.call(
+                "subscriptions.swap",
+                [
+                    "subscriptionId": .string(world.subscriptionId), "version": 2,
+                    "effectiveAt": .string(at),
+                ])["effectiveAt"]?.string == at)
         var agent = try await server.connect(token: world.agentToken)
         #expect(try await agent.call("meter.verify", verifyParams("k1"))["cost"] == "1")
         try await server.stop()
@@ -86,13 +97,33 @@ import TollgateTesting
         #expect(try await agent.call("meter.verify", verifyParams("k3"))["cost"] == "3")
         op = try await server.connect(token: world.operatorToken)
         // The past cannot be re-rated; other currencies and unknown ids are refused.
-        #expect(await rpcError { try await op.call("subscriptions.swap", ["subscriptionId": .string(world.subscriptionId),
-                                                                        "effectiveAt": "2020-01-01T00:00:00.000Z"]) }?.data?["field"] == "effectiveAt")
-        let euro = try await op.call("plans.put", ["name": "euro", "currency": "EUR", "charges": [["strategy": "per_tool", "rates": ["*": "1"]]]])
-        #expect(await rpcError { try await op.call("subscriptions.swap", ["subscriptionId": .string(world.subscriptionId),
-                                                                        "planId": euro["planId"]!]) }?.data?["field"] == "planId")
+        #expect(
+            await rpcError {
+                try await op.call(
+                    "subscriptions.swap",
+                    [
+                        "subscriptionId": .string(world.subscriptionId),
+                        "effectiveAt": "2020-01-01T00:00:00.000Z",
+                    ])
+            }?.data?["field"] == "effectiveAt")
+        let euro = try await op.call(
+            "plans.put",
+            ["name": "euro", "currency": "EUR", "charges": [["strategy": "per_tool", "rates": ["*": "1"]]]])
+        #expect(
+            await rpcError {
+                try await op.call(
+                    "subscriptions.swap",
+                    [
+                        "subscriptionId": .string(world.subscriptionId),
+                        "planId": euro["planId"]!,
+                    ])
+            }?.data?["field"] == "planId")
         #expect(await reason { try await op.call("subscriptions.swap", ["subscriptionId": "sub_nope"]) } == "NOT_FOUND")
-        #expect(await reason { try await op.call("subscriptions.swap", ["subscriptionId": .string(world.subscriptionId), "version": 9]) } == "NOT_FOUND")
+        #expect(
+            await reason {
+                try await op.call(
+                    "subscriptions.swap", ["subscriptionId": .string(world.subscriptionId), "version": 9])
+            } == "NOT_FOUND")
         try await server.stop()
     }
 }

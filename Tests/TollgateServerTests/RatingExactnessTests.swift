@@ -32,8 +32,10 @@ import TollgateTesting
 
     /// Sends `keys` pipelined on one connection while the first is held at the commit gate, so that the
     /// others are admitted (and priced) behind it and wait in the ledger writer; then lets commits through.
-    func queuedBehindTheFirst(_ keys: [String], _ agent: TollgateConnection, _ store: GatedStore, _ server: TestServer,
-                              beforeOpening: () -> Void) async -> [Result<JSONValue, any Error>] {
+    func queuedBehindTheFirst(
+        _ keys: [String], _ agent: TollgateConnection, _ store: GatedStore, _ server: TestServer,
+        beforeOpening: () -> Void
+    ) async -> [Result<JSONValue, any Error>] {
         let atCommit = store.entriesAtCommit
         store.closeGate()
         let first = Task { try await agent.call("meter.verify", verifyParams(keys[0], tool: "search")) }

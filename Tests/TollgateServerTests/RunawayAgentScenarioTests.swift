@@ -9,16 +9,28 @@ import TollgateTesting
 /// they happen; and the closed session's final record adds up to the receipts the agent was given.
 @Suite struct RunawayAgentScenarioTests {
     @Test func aRetryLoopIsStoppedAtExactlyItsSessionCap() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+            .path
         let server = try await TestServer.start(storageURL: "sqlite:" + path)
-        let plan: JSONValue = ["name": "toolkit", "currency": "USD", "charges": [[
-            "strategy": "per_tool", "rates": ["transform_schema": "0.10", "validate_credentials": "0.001", "*": "0.002"]]]]
+        let plan: JSONValue = [
+            "name": "toolkit", "currency": "USD",
+            "charges": [
+                [
+                    "strategy": "per_tool",
+                    "rates": ["transform_schema": "0.10", "validate_credentials": "0.001", "*": "0.002"],
+                ]
+            ],
+        ]
         let world = try await Fixture.make(on: server, plan: plan)
         let op = try await server.connect(token: world.operatorToken)
         let inbox = AlertInbox(op)
         _ = try await op.call("alerts.subscribe", ["kinds": ["cap_warning", "cap_reached", "session_closed"]])
-        _ = try await op.call("caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "5",
-                                           "period": "session", "warnAtPercent": 80])
+        _ = try await op.call(
+            "caps.set",
+            [
+                "scope": "agent", "scopeId": .string(world.agentId), "limit": "5",
+                "period": "session", "warnAtPercent": 80,
+            ])
 
         let agent = try await server.connect(token: world.agentToken)
         _ = try await agent.call("session.open", ["sessionId": "ses_weekend", "metadata": ["job": "schema import"]])
@@ -28,9 +40,11 @@ import TollgateTesting
         while refusal == nil, attempt < 1000 {
             attempt += 1
             do {
-                let receipt = try await agent.call("meter.verify", verifyParams(
-                    "retry-\(attempt)", tool: "transform_schema",
-                    extra: ["sessionId": "ses_weekend", "usage": ["status": "FAILED", "durationMs": 840]]))
+                let receipt = try await agent.call(
+                    "meter.verify",
+                    verifyParams(
+                        "retry-\(attempt)", tool: "transform_schema",
+                        extra: ["sessionId": "ses_weekend", "usage": ["status": "FAILED", "durationMs": 840]]))
                 receipts.append(try Money(decimal: receipt["cost"]!.string!))
                 if receipts.count == 40 {
                     // 4.00 of 5.00: the operator hears about it now, while the agent is still running.
@@ -53,8 +67,14 @@ import TollgateTesting
         #expect(reached["spent"] == "5" && reached["sessionId"] == "ses_weekend")
         // More retries stay refused and raise nothing new.
         for n in 0..<5 {
-            #expect(await reason { try await agent.call("meter.verify", verifyParams("again-\(n)", tool: "transform_schema",
-                                                                                     extra: ["sessionId": "ses_weekend"])) } == "BUDGET_EXCEEDED")
+            #expect(
+                await reason {
+                    try await agent.call(
+                        "meter.verify",
+                        verifyParams(
+                            "again-\(n)", tool: "transform_schema",
+                            extra: ["sessionId": "ses_weekend"]))
+                } == "BUDGET_EXCEEDED")
         }
 
         let record = try await op.call("session.close", ["sessionId": "ses_weekend", "outcome": "FAILED"])

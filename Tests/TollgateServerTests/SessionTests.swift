@@ -24,9 +24,12 @@ import TollgateTesting
         #expect(opened["state"] == "ACTIVE" && opened["sessionId"] == "ses_a")
         var receipts: [String] = []
         for (n, tool) in ["transform", "search", "transform"].enumerated() {
-            let usage: JSONValue = ["inputTokens": 100, "outputTokens": 10, "durationMs": 5, "providerCost": "0.01",
-                                    "status": n == 1 ? "FAILED" : "SUCCESS"]
-            let receipt = try await agent.call("meter.verify", verifyParams("k\(n)", tool: tool, extra: ["sessionId": "ses_a", "usage": usage]))
+            let usage: JSONValue = [
+                "inputTokens": 100, "outputTokens": 10, "durationMs": 5, "providerCost": "0.01",
+                "status": n == 1 ? "FAILED" : "SUCCESS",
+            ]
+            let receipt = try await agent.call(
+                "meter.verify", verifyParams("k\(n)", tool: tool, extra: ["sessionId": "ses_a", "usage": usage]))
             receipts.append(receipt["cost"]!.string!)
         }
         var live = try await agent.call("session.get", ["sessionId": "ses_a"])
@@ -51,7 +54,9 @@ import TollgateTesting
 
         let after = try await agent.call("session.get", ["sessionId": "ses_a"])
         #expect(after["state"] == "CLOSED" && after["cost"]?.string == total.decimalString)
-        #expect(await reason { try await agent.call("meter.verify", verifyParams("k4", extra: ["sessionId": "ses_a"])) } == "CONFLICT")
+        #expect(
+            await reason { try await agent.call("meter.verify", verifyParams("k4", extra: ["sessionId": "ses_a"])) }
+                == "CONFLICT")
         #expect(await reason { try await agent.call("session.close", ["sessionId": "ses_a"]) } == "CONFLICT")
         let listed = try await op.call("alerts.list", ["kinds": ["session_closed"]])
         #expect(listed["alerts"] == .array([closed]))
@@ -70,11 +75,15 @@ import TollgateTesting
         let closing = Task { try await agent.call("session.close", ["sessionId": "ses_b", "outcome": "COMPLETED"]) }
         try await Task.sleep(for: .milliseconds(100))
         // No new call gets in once the close has begun.
-        #expect(await reason { try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "ses_b"])) } == "CONFLICT")
+        #expect(
+            await reason { try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "ses_b"])) }
+                == "CONFLICT")
         store.openGate()
         #expect(try await inFlight.value["cost"] == "0.25")
         let record = try await closing.value
-        #expect(record["state"] == "CLOSED" && record["outcome"] == "COMPLETED" && record["calls"] == 2 && record["cost"] == "0.5")
+        #expect(
+            record["state"] == "CLOSED" && record["outcome"] == "COMPLETED" && record["calls"] == 2
+                && record["cost"] == "0.5")
         try await server.stop()
     }
 
@@ -93,20 +102,26 @@ import TollgateTesting
         #expect(try await agent.call("session.get", ["sessionId": .string(session)])["calls"] == 1)
         #expect(try await op.call("session.get", ["sessionId": .string(session)])["calls"] == 1)
         #expect(await reason { try await stranger.call("session.get", ["sessionId": .string(session)]) } == "NOT_FOUND")
-        #expect(await reason { try await stranger.call("session.close", ["sessionId": .string(session)]) } == "NOT_FOUND")
-        #expect(await reason { try await stranger.call("meter.verify", verifyParams("s1", extra: ["sessionId": .string(session)])) } == "FORBIDDEN")
+        #expect(
+            await reason { try await stranger.call("session.close", ["sessionId": .string(session)]) } == "NOT_FOUND")
+        #expect(
+            await reason {
+                try await stranger.call("meter.verify", verifyParams("s1", extra: ["sessionId": .string(session)]))
+            } == "FORBIDDEN")
         #expect(await reason { try await agent.call("session.get", ["sessionId": "ses_none"]) } == "NOT_FOUND")
         let listed = try await op.call("sessions.list")
-        #expect(listed["sessions"].map { value -> Bool in
-            guard case .array(let rows) = value else { return false }
-            return rows.contains { $0["sessionId"]?.string == session }
-        } == true)
+        #expect(
+            listed["sessions"].map { value -> Bool in
+                guard case .array(let rows) = value else { return false }
+                return rows.contains { $0["sessionId"]?.string == session }
+            } == true)
         try await server.stop()
     }
 
     @Test func openSessionsSurviveARestart() async throws {
         let clock = ManualClock()
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+            .path
         var server = try await Self.start(clock: clock, storageURL: "sqlite:" + path)
         let world = try await Fixture.make(on: server)
         var agent = try await server.connect(token: world.agentToken)
@@ -131,7 +146,9 @@ import TollgateTesting
         let op = try await server.connect(token: world.operatorToken)
         let set = try await op.call("sessions.configure", ["idleAfterMs": 5000, "sessionTimeoutMs": 20000])
         #expect(set == ["idleAfterMs": 5000, "sessionTimeoutMs": 20000])
-        #expect(await rpcError { try await op.call("sessions.configure", ["idleAfterMs": 30000]) }?.data?["field"] == "idleAfterMs")
+        #expect(
+            await rpcError { try await op.call("sessions.configure", ["idleAfterMs": 30000]) }?.data?["field"]
+                == "idleAfterMs")
         let inbox = AlertInbox(op)
         _ = try await op.call("alerts.subscribe", ["kinds": ["session_closed"]])
         let agent = try await server.connect(token: world.agentToken)
@@ -150,23 +167,34 @@ import TollgateTesting
         let agent = try await server.connect(token: world.agentToken)
         _ = try await agent.call("session.open", ["sessionId": "ses_first"])
         _ = try await agent.call("meter.verify", verifyParams("k0", extra: ["sessionId": "ses_first"]))
-        #expect(try await agent.call("session.get", ["sessionId": "ses_first"])["projectedCost"] == nil, "nothing to learn from yet")
+        #expect(
+            try await agent.call("session.get", ["sessionId": "ses_first"])["projectedCost"] == nil,
+            "nothing to learn from yet")
         clock.advance(seconds: 100)
-        _ = try await agent.call("session.close", ["sessionId": "ses_first"])       // this agent's sessions last 100 s
+        _ = try await agent.call("session.close", ["sessionId": "ses_first"])  // this agent's sessions last 100 s
         _ = try await agent.call("session.open", ["sessionId": "ses_next"])
         _ = try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "ses_next"]))
         clock.advance(seconds: 25)
         // 0.25 in 25 s, at that rate for 100 s: 1.00.
         #expect(try await agent.call("session.get", ["sessionId": "ses_next"])["projectedCost"] == "1")
         clock.advance(seconds: 100)
-        #expect(try await agent.call("session.get", ["sessionId": "ses_next"])["projectedCost"] == "0.25", "longer than typical: what it cost")
+        #expect(
+            try await agent.call("session.get", ["sessionId": "ses_next"])["projectedCost"] == "0.25",
+            "longer than typical: what it cost")
         // Usage by session, as the operator sees it.
         let op = try await server.connect(token: world.operatorToken)
         let bySession = try await op.call("usage.summary", ["groupBy": ["session"]])
-        #expect(bySession["rows"] == [
-            ["session": "ses_first", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0, "cost": "0.25", "providerCost": "0"],
-            ["session": "ses_next", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0, "cost": "0.25", "providerCost": "0"],
-        ])
+        #expect(
+            bySession["rows"] == [
+                [
+                    "session": "ses_first", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0,
+                    "cost": "0.25", "providerCost": "0",
+                ],
+                [
+                    "session": "ses_next", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0,
+                    "cost": "0.25", "providerCost": "0",
+                ],
+            ])
         try await server.stop()
     }
 }

@@ -7,7 +7,8 @@ import TollgateTesting
 
 @Suite struct ShutdownTests {
     @Test func gracefulShutdown_answersWhatIsInFlight_thenStops() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+            .path
         let store = GatedStore(wrapping: try SQLiteStore(path: path))
         let server = try await TestServer.start(store: store)
         let world = try await Fixture.make(on: server)
@@ -19,7 +20,9 @@ import TollgateTesting
         // New connections are no longer accepted while draining (polled: on a busy machine the listener may
         // take more than a moment to close).
         await eventually("the listener to stop accepting") {
-            guard let late = try? await TollgateConnection.connect(host: server.host, port: server.port) else { return true }
+            guard let late = try? await TollgateConnection.connect(host: server.host, port: server.port) else {
+                return true
+            }
             await late.close()
             return false
         }

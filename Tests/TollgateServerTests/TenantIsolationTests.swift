@@ -12,7 +12,8 @@ import TollgateTesting
         let b = try await Fixture.make(on: server, name: "b")
         let bAgent = try await server.connect(token: b.agentToken)
         let bSession = try await bAgent.call("meter.verify", verifyParams("b-1"))["sessionId"]!.string!
-        let bHold = try await bAgent.call("meter.authorize", ["tool": "search", "idempotencyKey": "b-hold"])["reservationId"]!
+        let bHold = try await bAgent.call("meter.authorize", ["tool": "search", "idempotencyKey": "b-hold"])[
+            "reservationId"]!
         let opA = try await server.connect(token: a.operatorToken)
         // A's agent can neither commit nor release B's hold, nor charge to B's session.
         let aAgent = try await server.connect(token: a.agentToken)
@@ -21,12 +22,17 @@ import TollgateTesting
         #expect(await reason { try await aAgent.call("session.get", ["sessionId": .string(bSession)]) } == "NOT_FOUND")
 
         // Naming tenant B outright is forbidden, for every tenant-scoped method.
-        let methods = ["customers.create", "teams.create", "agents.create", "credentials.issue", "credentials.revoke",
-                       "plans.put", "plans.get", "plans.list", "subscriptions.create", "subscriptions.swap", "caps.set", "caps.list", "usage.summary",
-                       "sessions.list", "sessions.configure", "session.get", "session.close", "alerts.subscribe", "alerts.list"]
+        let methods = [
+            "customers.create", "teams.create", "agents.create", "credentials.issue", "credentials.revoke",
+            "plans.put", "plans.get", "plans.list", "subscriptions.create", "subscriptions.swap", "caps.set",
+            "caps.list", "usage.summary",
+            "sessions.list", "sessions.configure", "session.get", "session.close", "alerts.subscribe", "alerts.list",
+        ]
         for method in methods {
-            #expect(await reason { try await opA.call(method, ["tenantId": .string(b.tenantId), "name": "x"]) } == "FORBIDDEN",
-                    "\(method) with tenantId of B")
+            #expect(
+                await reason { try await opA.call(method, ["tenantId": .string(b.tenantId), "name": "x"]) }
+                    == "FORBIDDEN",
+                "\(method) with tenantId of B")
         }
         // B's objects, named by id from A's tenant, do not exist.
         let notFound: [(String, JSONValue)] = [
@@ -89,7 +95,9 @@ import TollgateTesting
         #expect(await reason { try await root.call("customers.create", ["name": "x"]) } == "code -32602")
         let created = try await root.call("customers.create", ["tenantId": .string(a.tenantId), "name": "x"])
         #expect(created["tenantId"] == .string(a.tenantId))
-        #expect(await reason { try await root.call("customers.create", ["tenantId": "ten_nope", "name": "x"]) } == "NOT_FOUND")
+        #expect(
+            await reason { try await root.call("customers.create", ["tenantId": "ten_nope", "name": "x"]) }
+                == "NOT_FOUND")
         try await server.stop()
     }
 }

@@ -24,7 +24,9 @@ import TollgateTesting
         let server = try await TestServer.start()
         let connection = try await server.connect()
         let huge = String(repeating: "x", count: 1_048_576 - 64)
-        let request = field == "id" ? #"{"jsonrpc":"2.0","id":"\#(huge)","method":"no.such"}"#
+        let request =
+            field == "id"
+            ? #"{"jsonrpc":"2.0","id":"\#(huge)","method":"no.such"}"#
             : #"{"jsonrpc":"2.0","id":1,"method":"\#(huge)"}"#
         #expect(request.utf8.count <= 1_048_576)
         connection.sendRaw(frame(request))
@@ -51,7 +53,10 @@ import TollgateTesting
         try await server.stop()
 
         // Margins wide enough for a busy test machine: a request every 100 ms against a limit of 1.5 s.
-        let strict = try await TestServer.start { $0.limits.unauthenticatedIdleMs = 200; $0.limits.idleMs = 1500 }
+        let strict = try await TestServer.start {
+            $0.limits.unauthenticatedIdleMs = 200
+            $0.limits.idleMs = 1500
+        }
         let quiet = try await strict.connect(token: TestServer.rootToken)
         let busy = try await strict.connect(token: TestServer.rootToken)
         for _ in 0..<40 {
@@ -78,13 +83,15 @@ import TollgateTesting
     func impossibleLengthHeader_isAnsweredOnceAndTheConnectionClosed(header: [UInt8], reason: String) async throws {
         let server = try await TestServer.start()
         let connection = try await server.connect()
-        connection.sendRaw(header) // no body follows: the server must not wait for one
+        connection.sendRaw(header)  // no body follows: the server must not wait for one
         let answer = try #require(await nextNotification(connection))
         #expect(answer["error"]?["code"] == -32600)
         #expect(answer["error"]?["data"]?["reason"] == .string(reason))
         #expect(answer["id"] == .null)
         #expect(await nextNotification(connection) == nil, "connection should be closed")
-        #expect(await self.reason { try await connection.call("auth.hello", ["token": "x"]) } == "the connection to the server is closed")
+        #expect(
+            await self.reason { try await connection.call("auth.hello", ["token": "x"]) }
+                == "the connection to the server is closed")
         try await server.stop()
     }
 
@@ -102,14 +109,19 @@ import TollgateTesting
     @Test func batch_isAnsweredAsAnArray_withoutTheNotifications() async throws {
         let server = try await TestServer.start()
         let connection = try await server.connect(token: TestServer.rootToken)
-        connection.sendRaw(frame("""
-            [{"jsonrpc":"2.0","id":"a","method":"tenants.list"},
-             {"jsonrpc":"2.0","method":"tenants.list"},
-             {"jsonrpc":"2.0","id":"b","method":"no.such"},
-             7]
-            """))
+        connection.sendRaw(
+            frame(
+                """
+                [{"jsonrpc":"2.0","id":"a","method":"tenants.list"},
+                 {"jsonrpc":"2.0","method":"tenants.list"},
+                 {"jsonrpc":"2.0","id":"b","method":"no.such"},
+                 7]
+                """))
         let answer = try #require(await nextNotification(connection))
-        guard case .array(let answers) = answer else { Issue.record("not an array: \(answer)"); return }
+        guard case .array(let answers) = answer else {
+            Issue.record("not an array: \(answer)")
+            return
+        }
         #expect(answers.count == 3)
         #expect(answers[0]["id"] == "a" && answers[0]["result"] != nil)
         #expect(answers[1]["id"] == "b" && answers[1]["error"]?["code"] == -32601)
@@ -145,7 +157,10 @@ import TollgateTesting
 
     @Test func atInFlightMax_theServerStopsReading_andLosesNothing() async throws {
         let store = GatedStore()
-        let server = try await TestServer.start(store: store) { $0.limits.inFlightMax = 4; $0.limits.batchMax = 4 }
+        let server = try await TestServer.start(store: store) {
+            $0.limits.inFlightMax = 4
+            $0.limits.batchMax = 4
+        }
         let world = try await Fixture.make(on: server)
         let agent = try await server.connect(token: world.agentToken)
         store.closeGate()

@@ -1,5 +1,6 @@
 import GRDB
 import Testing
+
 @testable import TollgateSQLite
 
 /// The ledger's statements bind through SQLite's C API, where a forgotten value would not be caught by GRDB.

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TollgateSQLite
 import TollgateStorage
+
+@testable import TollgateSQLite
 
 /// What the SQLite store promises about durability, read back from SQLite itself.
 @Suite struct SQLiteDurabilityTests {
@@ -54,9 +55,10 @@ import TollgateStorage
         let store = try SQLiteStore(path: path, walFramesMax: 500)
         let world = try await StoreConformanceTests().makeWorld(store)
         for n in 0..<3000 {
-            let session = SessionRecord(tenantId: world.tenant.id, id: "ses_\(n)", agentId: world.agent.id,
-                                        teamId: world.team.id, customerId: world.customer.id, openedAt: Date(),
-                                        metadata: String(repeating: "m", count: 1000))
+            let session = SessionRecord(
+                tenantId: world.tenant.id, id: "ses_\(n)", agentId: world.agent.id,
+                teamId: world.team.id, customerId: world.customer.id, openedAt: Date(),
+                metadata: String(repeating: "m", count: 1000))
             #expect(try await store.insertSession(session))
         }
         try await store.checkpointer.idle()

@@ -2,8 +2,9 @@ import Foundation
 import GRDB
 import Testing
 import TollgateCore
-@testable import TollgateSQLite
 import TollgateStorage
+
+@testable import TollgateSQLite
 
 /// Idempotency keys on SQLite live first in `idempotency_pending`, then in sorted chunks in
 /// `idempotency_index` (`LedgerKeys`). Wherever a key is, a second charge under it must be refused.
@@ -15,11 +16,15 @@ import TollgateStorage
         let db = try DatabaseQueue(path: path)
         defer { try? db.close() }
         return try db.read { db in
-            (try Int.fetchOne(db, sql: "SELECT count(*) FROM idempotency_pending")!,
-             try Int.fetchOne(db, sql: "SELECT count(*) FROM idempotency_index")!,
-             try Int.fetchOne(db, sql: """
-                SELECT count(*) FROM idempotency_pending p JOIN idempotency_index i USING (tenant_id, key)
-                """)!)
+            (
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM idempotency_pending")!,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM idempotency_index")!,
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT count(*) FROM idempotency_pending p JOIN idempotency_index i USING (tenant_id, key)
+                        """)!
+            )
         }
     }
 
@@ -28,7 +33,8 @@ import TollgateStorage
         var store = try SQLiteStore(path: path, keysIndexAfter: 8, keysIndexChunk: 4)
         let world = try await conformance.makeWorld(store)
         for group in 0..<50 {
-            let outcomes = try await store.commit(try (0..<3).map { try conformance.entry(world, key: "k\(group * 3 + $0)", cost: "0.01") })
+            let outcomes = try await store.commit(
+                try (0..<3).map { try conformance.entry(world, key: "k\(group * 3 + $0)", cost: "0.01") })
             #expect(outcomes == [.recorded, .recorded, .recorded])
         }
         var tables = try keyTables(path)
@@ -43,7 +49,8 @@ import TollgateStorage
                 let outcomes = try await store.commit(entries)
                 for (index, outcome) in outcomes.prefix(10).enumerated() {
                     guard case .duplicate(let stored) = outcome else {
-                        Issue.record("k\(group * 10 + index) was charged twice"); continue
+                        Issue.record("k\(group * 10 + index) was charged twice")
+                        continue
                     }
                     #expect(stored.result == #"{"cost":"0.01"}"#)
                     #expect(stored.params == #"{"k":"k\#(group * 10 + index)"}"#)
@@ -92,7 +99,12 @@ import TollgateStorage
         var armed = true
         func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { false }
         func databaseDidChange(with event: DatabaseEvent) {}
-        func databaseWillCommit() throws { if armed { armed = false; throw Refused() } }
+        func databaseWillCommit() throws {
+            if armed {
+                armed = false
+                throw Refused()
+            }
+        }
         func databaseDidCommit(_ db: Database) {}
         func databaseDidRollback(_ db: Database) {}
     }
@@ -119,7 +131,7 @@ import TollgateStorage
             try plant(path, world.tenant.id)
         case .theCommit:
             // Every statement succeeds; the COMMIT does not.
-            try store.pool.add(transactionObserver: veto)
+            store.pool.add(transactionObserver: veto)
         }
         await #expect(throws: StorageError.self) { try await store.commit(entries) }
         #expect(store.keys.pendingCount == 3)
@@ -128,7 +140,8 @@ import TollgateStorage
         #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "new") == nil)
 
         if at == .theMoveIntoTheIndex { try unplant(path) }
-        let outcomes = try await store.commit(try ["k0", "k2", "new"].map { try conformance.entry(world, key: $0, cost: "1") })
+        let outcomes = try await store.commit(
+            try ["k0", "k2", "new"].map { try conformance.entry(world, key: $0, cost: "1") })
         #expect(outcomes.count == 3)
         #expect(outcomes.last == .recorded, "the rolled-back key is free")
         #expect(outcomes.prefix(2).allSatisfy { if case .duplicate = $0 { true } else { false } })
@@ -156,22 +169,27 @@ import TollgateStorage
         let old = try DatabaseQueue(path: path)
         try SQLiteMigrations.migrator.migrate(old, upTo: "v4-reservations")
         try await old.write { db in
-            try db.execute(sql: """
-                INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
-                    subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
-                    duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day)
-                VALUES ('ten_a', 'rcp_1', 'cus', 'team', 'agt', 'cred', 'ses', 'sub', 'plan', 1, 'search', 1, 0, 0, 0, 0,
-                    NULL, 1000000, 0, 'USD', 'old-key', 1795000000123, 20774);
-                INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
-                VALUES ('ten_a', 'old-key', 'meter.verify', '{"tool":"search"}', '{"cost":"0.001"}', 1795000000123);
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id,
+                        session_id, subscription_id, plan_id, plan_version, tool, quantity, input_tokens,
+                        output_tokens, reasoning_tokens, duration_ms, status, cost_nanos, provider_cost_nanos,
+                        currency, idempotency_key, at_ms, day)
+                    VALUES ('ten_a', 'rcp_1', 'cus', 'team', 'agt', 'cred', 'ses', 'sub', 'plan', 1, 'search', 1,
+                        0, 0, 0, 0, NULL, 1000000, 0, 'USD', 'old-key', 1795000000123, 20774);
+                    INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
+                    VALUES ('ten_a', 'old-key', 'meter.verify', '{"tool":"search"}', '{"cost":"0.001"}', 1795000000123);
+                    """)
         }
         try old.close()
         let store = try SQLiteStore(path: path)
         let stored = try #require(try await store.idempotencyRecord(tenantId: "ten_a", key: "old-key"))
-        #expect(stored == IdempotencyRecord(tenantId: "ten_a", key: "old-key", method: "meter.verify",
-                                            params: #"{"tool":"search"}"#, result: #"{"cost":"0.001"}"#,
-                                            createdAt: Timestamp.date(millis: 1_795_000_000_123)))
+        #expect(
+            stored
+                == IdempotencyRecord(
+                    tenantId: "ten_a", key: "old-key", method: "meter.verify",
+                    params: #"{"tool":"search"}"#, result: #"{"cost":"0.001"}"#,
+                    createdAt: Timestamp.date(millis: 1_795_000_000_123)))
         #expect(try keyTables(path) == (0, 1, 0))
         try await store.close()
     }

@@ -8,8 +8,9 @@ import TollgateStorage
     let conformance = StoreConformanceTests()
 
     func session(_ world: StoreConformanceTests.World, id: String) -> SessionRecord {
-        SessionRecord(tenantId: world.tenant.id, id: id, agentId: world.agent.id, teamId: world.team.id,
-                      customerId: world.customer.id, openedAt: conformance.now, metadata: #"{"task":"t"}"#)
+        SessionRecord(
+            tenantId: world.tenant.id, id: id, agentId: world.agent.id, teamId: world.team.id,
+            customerId: world.customer.id, openedAt: conformance.now, metadata: #"{"task":"t"}"#)
     }
 
     @Test(arguments: StoreKind.available)
@@ -18,7 +19,9 @@ import TollgateStorage
         let world = try await conformance.makeWorld(store)
         let other = try await conformance.makeWorld(store, name: "other")
         #expect(try await store.insertSession(session(world, id: "ses_1")))
-        #expect(try await !store.insertSession(session(world, id: "ses_1")), "a second insert of the same id writes nothing")
+        #expect(
+            try await !store.insertSession(session(world, id: "ses_1")), "a second insert of the same id writes nothing"
+        )
         #expect(try await store.insertSession(session(other, id: "ses_1")), "ids are scoped by tenant")
         var first = try conformance.entry(world, key: "k1", cost: "0.25")
         first.charge.sessionId = "ses_1"
@@ -36,14 +39,18 @@ import TollgateStorage
         #expect(open.lastCallAt.map(Timestamp.millis) == Timestamp.millis(conformance.now.addingTimeInterval(30)))
         #expect(try await store.sessions(tenantId: world.tenant.id, .open, limit: 10).map(\.id) == ["ses_1"])
         #expect(try await store.sessions(tenantId: world.tenant.id, .closed, limit: 10).isEmpty)
-        #expect(try await store.session(tenantId: other.tenant.id, id: "ses_1")?.totals.calls == 0, "the other tenant's ses_1 has no calls")
+        #expect(
+            try await store.session(tenantId: other.tenant.id, id: "ses_1")?.totals.calls == 0,
+            "the other tenant's ses_1 has no calls")
 
         var final = open.totals
         final.calls = 2
-        try await store.closeSession(tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now.addingTimeInterval(60),
-                                     outcome: .completed, totals: final)
+        try await store.closeSession(
+            tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now.addingTimeInterval(60),
+            outcome: .completed, totals: final)
         await #expect(throws: StorageError.self) {
-            try await store.closeSession(tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now, outcome: .failed, totals: final)
+            try await store.closeSession(
+                tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now, outcome: .failed, totals: final)
         }
         let closed = try #require(try await store.session(tenantId: world.tenant.id, id: "ses_1"))
         #expect(closed.outcome == .completed && closed.totals == final)
@@ -61,12 +68,20 @@ import TollgateStorage
         let world = try await conformance.makeWorld(store)
         let other = try await conformance.makeWorld(store, name: "other")
         for (index, kind) in ["cap_warning", "cap_reached", "session_closed"].enumerated() {
-            try await store.insertAlert(AlertRecord(tenantId: world.tenant.id, id: "alr_\(index)", kind: kind,
-                                                    at: conformance.now.addingTimeInterval(Double(index)), body: #"{"n":\#(index)}"#))
+            try await store.insertAlert(
+                AlertRecord(
+                    tenantId: world.tenant.id, id: "alr_\(index)", kind: kind,
+                    at: conformance.now.addingTimeInterval(Double(index)), body: #"{"n":\#(index)}"#))
         }
-        try await store.insertAlert(AlertRecord(tenantId: other.tenant.id, id: "alr_x", kind: "cap_warning", at: conformance.now, body: "{}"))
-        #expect(try await store.alerts(tenantId: world.tenant.id, kinds: nil, limit: 10).map(\.id) == ["alr_2", "alr_1", "alr_0"])
-        #expect(try await store.alerts(tenantId: world.tenant.id, kinds: ["cap_warning", "cap_reached"], limit: 10).map(\.id) == ["alr_1", "alr_0"])
+        try await store.insertAlert(
+            AlertRecord(tenantId: other.tenant.id, id: "alr_x", kind: "cap_warning", at: conformance.now, body: "{}"))
+        #expect(
+            try await store.alerts(tenantId: world.tenant.id, kinds: nil, limit: 10).map(\.id) == [
+                "alr_2", "alr_1", "alr_0",
+            ])
+        #expect(
+            try await store.alerts(tenantId: world.tenant.id, kinds: ["cap_warning", "cap_reached"], limit: 10).map(
+                \.id) == ["alr_1", "alr_0"])
         #expect(try await store.alerts(tenantId: world.tenant.id, kinds: nil, limit: 1).map(\.body) == [#"{"n":2}"#])
         try await store.close()
     }
@@ -81,28 +96,40 @@ import TollgateStorage
         let world = try await conformance.makeWorld(store)
         let other = try await conformance.makeWorld(store, name: "other")
         func hold(_ world: StoreConformanceTests.World, id: String, key: String) -> ReservationRecord {
-            ReservationRecord(tenantId: world.tenant.id, id: id, idempotencyKey: key, path: world.path, tool: "search",
-                              held: Money(nanos: 250_000_000), currency: "USD", createdAt: conformance.now,
-                              expiresAt: conformance.now.addingTimeInterval(300))
+            ReservationRecord(
+                tenantId: world.tenant.id, id: id, idempotencyKey: key, path: world.path, tool: "search",
+                held: Money(nanos: 250_000_000), currency: "USD", createdAt: conformance.now,
+                expiresAt: conformance.now.addingTimeInterval(300))
         }
         func answer(_ world: StoreConformanceTests.World, key: String, params: String) -> IdempotencyRecord {
-            IdempotencyRecord(tenantId: world.tenant.id, key: key, method: "meter.authorize", params: params,
-                              result: #"{"state":"held"}"#, createdAt: conformance.now)
+            IdempotencyRecord(
+                tenantId: world.tenant.id, key: key, method: "meter.authorize", params: params,
+                result: #"{"state":"held"}"#, createdAt: conformance.now)
         }
         let first = hold(world, id: "rsv_1", key: "k1")
         #expect(try await store.insertReservation(first, idempotency: answer(world, key: "k1", params: "p1")) == nil)
         // The same key again writes nothing and returns what the key recorded first.
-        let again = try await store.insertReservation(hold(world, id: "rsv_2", key: "k1"), idempotency: answer(world, key: "k1", params: "p2"))
+        let again = try await store.insertReservation(
+            hold(world, id: "rsv_2", key: "k1"), idempotency: answer(world, key: "k1", params: "p2"))
         #expect(again?.params == "p1" && again?.method == "meter.authorize" && again?.result == #"{"state":"held"}"#)
-        #expect(try await store.insertReservation(hold(other, id: "rsv_3", key: "k1"), idempotency: answer(other, key: "k1", params: "p3"))
+        #expect(
+            try await store.insertReservation(
+                hold(other, id: "rsv_3", key: "k1"), idempotency: answer(other, key: "k1", params: "p3"))
                 == nil, "keys are per tenant")
         #expect(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k1")?.params == "p1")
-        _ = try await store.insertReservation(hold(world, id: "rsv_4", key: "k4"), idempotency: answer(world, key: "k4", params: "p4"))
+        _ = try await store.insertReservation(
+            hold(world, id: "rsv_4", key: "k4"), idempotency: answer(world, key: "k4", params: "p4"))
         #expect(try await store.heldReservations(tenantId: world.tenant.id).map(\.id) == ["rsv_1", "rsv_4"])
-        #expect(try await store.finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .committed, receiptId: "rcp_1"))
-        #expect(try await !store.finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .released, receiptId: nil))
+        #expect(
+            try await store.finishReservation(
+                tenantId: world.tenant.id, id: "rsv_1", state: .committed, receiptId: "rcp_1"))
+        #expect(
+            try await !store.finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .released, receiptId: nil)
+        )
         let stored = try #require(try await store.reservation(tenantId: world.tenant.id, id: "rsv_1"))
-        #expect(stored.state == .committed && stored.receiptId == "rcp_1" && stored.path == world.path && stored.held == first.held)
+        #expect(
+            stored.state == .committed && stored.receiptId == "rcp_1" && stored.path == world.path
+                && stored.held == first.held)
         #expect(try await store.heldReservations(tenantId: world.tenant.id).map(\.id) == ["rsv_4"])
         #expect(try await store.reservation(tenantId: other.tenant.id, id: "rsv_1") == nil)
         try await store.close()
@@ -115,21 +142,28 @@ import TollgateStorage
         let store = try await kind.open()
         let world = try await conformance.makeWorld(store)
         #expect(try await store.commit([conformance.entry(world, key: "charged", cost: "0.25")]) == [.recorded])
-        let hold = ReservationRecord(tenantId: world.tenant.id, id: "rsv_a", idempotencyKey: "charged", path: world.path,
-                                     tool: "search", held: Money(nanos: 1), currency: "USD", createdAt: conformance.now,
-                                     expiresAt: conformance.now.addingTimeInterval(300))
-        let taken = try await store.insertReservation(hold, idempotency: IdempotencyRecord(
-            tenantId: world.tenant.id, key: "charged", method: "meter.authorize", params: "p", result: "{}",
-            createdAt: conformance.now))
+        let hold = ReservationRecord(
+            tenantId: world.tenant.id, id: "rsv_a", idempotencyKey: "charged", path: world.path,
+            tool: "search", held: Money(nanos: 1), currency: "USD", createdAt: conformance.now,
+            expiresAt: conformance.now.addingTimeInterval(300))
+        let taken = try await store.insertReservation(
+            hold,
+            idempotency: IdempotencyRecord(
+                tenantId: world.tenant.id, key: "charged", method: "meter.authorize", params: "p", result: "{}",
+                createdAt: conformance.now))
         #expect(taken?.method == "meter.verify", "the charge's record answers")
         #expect(try await store.heldReservations(tenantId: world.tenant.id).isEmpty, "no hold was written")
 
         var held = hold
         held.id = "rsv_b"
         held.idempotencyKey = "held"
-        #expect(try await store.insertReservation(held, idempotency: IdempotencyRecord(
-            tenantId: world.tenant.id, key: "held", method: "meter.authorize", params: "p", result: #"{"state":"held"}"#,
-            createdAt: conformance.now)) == nil)
+        #expect(
+            try await store.insertReservation(
+                held,
+                idempotency: IdempotencyRecord(
+                    tenantId: world.tenant.id, key: "held", method: "meter.authorize", params: "p",
+                    result: #"{"state":"held"}"#,
+                    createdAt: conformance.now)) == nil)
         let outcomes = try await store.commit([conformance.entry(world, key: "held", cost: "0.25")])
         guard case .duplicate(let stored)? = outcomes.first else {
             Issue.record("a charge took the key of a hold: \(outcomes)")

@@ -7,7 +7,7 @@ import TollgateStorage
 /// One suite of behaviour tests, run against every backend. Each test makes its own tenants (ids are random),
 /// so runs against a shared PostgreSQL database never see each other's rows.
 @Suite struct StoreConformanceTests {
-    let now = Date(timeIntervalSince1970: 1_795_000_000.123) // 2026-11-18T…
+    let now = Date(timeIntervalSince1970: 1_795_000_000.123)  // 2026-11-18T…
 
     struct World {
         var tenant: TenantRecord
@@ -21,44 +21,56 @@ import TollgateStorage
     }
 
     func makeWorld(_ store: any TollgateStore, name: String = "t") async throws -> World {
-        let tenant = TenantRecord(id: Identifiers.make(.tenant), name: name,
-                                  operatorTokenHash: Identifiers.randomString(count: 64), createdAt: now)
+        let tenant = TenantRecord(
+            id: Identifiers.make(.tenant), name: name,
+            operatorTokenHash: Identifiers.randomString(count: 64), createdAt: now)
         try await store.insertTenant(tenant)
         let customer = Customer(id: Identifiers.make(.customer), tenantId: tenant.id, name: "c", externalId: "ext-1")
         try await store.insertCustomer(customer)
         let team = Team(id: Identifiers.make(.team), tenantId: tenant.id, customerId: customer.id, name: "team")
         try await store.insertTeam(team)
-        let agent = Agent(id: Identifiers.make(.agent), tenantId: tenant.id, teamId: team.id, name: "a", agentType: nil,
-                          clientId: Identifiers.make(.client))
+        let agent = Agent(
+            id: Identifiers.make(.agent), tenantId: tenant.id, teamId: team.id, name: "a", agentType: nil,
+            clientId: Identifiers.make(.client))
         try await store.insertAgent(agent, clientSecretHash: "secret-hash-\(agent.id)")
-        let credential = Credential(id: Identifiers.make(.credential), tenantId: tenant.id, agentId: agent.id,
-                                    scopes: ["meter:write"], expiresAt: now.addingTimeInterval(3600), revokedAt: nil,
-                                    spendLimit: try Money(decimal: "5"))
+        let credential = Credential(
+            id: Identifiers.make(.credential), tenantId: tenant.id, agentId: agent.id,
+            scopes: ["meter:write"], expiresAt: now.addingTimeInterval(3600), revokedAt: nil,
+            spendLimit: try Money(decimal: "5"))
         try await store.insertCredential(credential, tokenHash: "token-hash-\(credential.id)")
-        let plan = PlanRecord(tenantId: tenant.id, planId: Identifiers.make(.plan), name: "p", version: 1,
-                              document: #"{"name":"p"}"#, createdAt: now)
+        let plan = PlanRecord(
+            tenantId: tenant.id, planId: Identifiers.make(.plan), name: "p", version: 1,
+            document: #"{"name":"p"}"#, createdAt: now)
         try await store.insertPlan(plan)
-        let subscription = SubscriptionRecord(id: Identifiers.make(.subscription), tenantId: tenant.id,
-                                              customerId: customer.id, planId: plan.planId, version: 1, startsAt: now)
+        let subscription = SubscriptionRecord(
+            id: Identifiers.make(.subscription), tenantId: tenant.id,
+            customerId: customer.id, planId: plan.planId, version: 1, startsAt: now)
         try await store.insertSubscription(subscription)
-        let path = ChargePath(customerId: customer.id, teamId: team.id, agentId: agent.id, sessionId: "ses_1",
-                              credentialId: credential.id)
-        return World(tenant: tenant, customer: customer, team: team, agent: agent, credential: credential, plan: plan,
-                     subscription: subscription, path: path)
+        let path = ChargePath(
+            customerId: customer.id, teamId: team.id, agentId: agent.id, sessionId: "ses_1",
+            credentialId: credential.id)
+        return World(
+            tenant: tenant, customer: customer, team: team, agent: agent, credential: credential, plan: plan,
+            subscription: subscription, path: path)
     }
 
-    func entry(_ world: World, key: String, tool: String = "search", cost: String, at: Date? = nil,
-               agentId: String? = nil) throws -> LedgerEntry {
+    func entry(
+        _ world: World, key: String, tool: String = "search", cost: String, at: Date? = nil,
+        agentId: String? = nil
+    ) throws -> LedgerEntry {
         var path = world.path
         if let agentId { path.agentId = agentId }
         let charge = ChargeRecord(
             receiptId: Identifiers.make(.receipt), tenantId: world.tenant.id, path: path,
             subscriptionId: world.subscription.id, planId: world.plan.planId, planVersion: 1, tool: tool, quantity: 1,
-            inputTokens: 10, outputTokens: 5, cost: try Money(decimal: cost), providerCost: try Money(decimal: "0.0001"),
+            inputTokens: 10, outputTokens: 5, cost: try Money(decimal: cost),
+            providerCost: try Money(decimal: "0.0001"),
             currency: "USD", idempotencyKey: key, at: at ?? now)
-        return LedgerEntry(charge: charge, idempotency: IdempotencyRecord(
-            tenantId: world.tenant.id, key: key, method: "meter.verify", params: #"{"k":"\#(key)"}"#,
-            result: #"{"cost":"\#(cost)"}"#, createdAt: at ?? now))
+        return LedgerEntry(
+            charge: charge,
+            idempotency: IdempotencyRecord(
+                tenantId: world.tenant.id, key: key, method: "meter.verify", params: #"{"k":"\#(key)"}"#,
+                result: #"{"cost":"\#(cost)"}"#, createdAt: at ?? now))
     }
 
     @Test(arguments: StoreKind.available)
@@ -127,7 +139,11 @@ import TollgateStorage
         ])
         #expect(outcomes.count == 4)
         #expect(outcomes[0] == .recorded)
-        if case .duplicate(let stored) = outcomes[1] { #expect(stored.key == "k0") } else { Issue.record("\(outcomes[1])") }
+        if case .duplicate(let stored) = outcomes[1] {
+            #expect(stored.key == "k0")
+        } else {
+            Issue.record("\(outcomes[1])")
+        }
         #expect(outcomes[2] == .stale)
         #expect(outcomes[3] == .recorded)
         #expect(stream.droppedNumbers == [2])
@@ -154,12 +170,18 @@ import TollgateStorage
         let store = try await kind.open()
         let world = try await makeWorld(store)
         let target = ScopeRef(.agent, world.agent.id)
-        try await store.upsertCap(Cap(id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "1"),
-                                      period: .day, warnAtPercent: 80))
-        try await store.upsertCap(Cap(id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "2"),
-                                      period: .day, warnAtPercent: nil))
-        try await store.upsertCap(Cap(id: "cap_b", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "9"),
-                                      period: .month, warnAtPercent: nil))
+        try await store.upsertCap(
+            Cap(
+                id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "1"),
+                period: .day, warnAtPercent: 80))
+        try await store.upsertCap(
+            Cap(
+                id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "2"),
+                period: .day, warnAtPercent: nil))
+        try await store.upsertCap(
+            Cap(
+                id: "cap_b", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "9"),
+                period: .month, warnAtPercent: nil))
         let caps = try #require(try await store.loadTenant(world.tenant.id)).caps.sorted { $0.id < $1.id }
         #expect(caps.map(\.limit) == [try Money(decimal: "2"), try Money(decimal: "9")])
         #expect(caps[0].warnAtPercent == nil)
@@ -170,7 +192,9 @@ import TollgateStorage
     func commit_writesTheGroupAndItsIdempotencyRecords(kind: StoreKind) async throws {
         let store = try await kind.open()
         let world = try await makeWorld(store)
-        let outcomes = try await store.commit([try entry(world, key: "k1", cost: "0.25"), try entry(world, key: "k2", cost: "0.001")])
+        let outcomes = try await store.commit([
+            try entry(world, key: "k1", cost: "0.25"), try entry(world, key: "k2", cost: "0.001"),
+        ])
         #expect(outcomes == [.recorded, .recorded])
         let record = try #require(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k1"))
         #expect(record.result == #"{"cost":"0.25"}"#)
@@ -187,12 +211,17 @@ import TollgateStorage
         _ = try await store.commit([try entry(world, key: "k1", cost: "1")])
         let first = try #require(try await store.idempotencyRecord(tenantId: world.tenant.id, key: "k1"))
         // k1 again (with another answer), k3 new, and k3 twice within the group.
-        let outcomes = try await store.commit([try entry(world, key: "k3", cost: "2"), try entry(world, key: "k1", cost: "9"),
-                                               try entry(world, key: "k3", cost: "5")])
+        let outcomes = try await store.commit([
+            try entry(world, key: "k3", cost: "2"), try entry(world, key: "k1", cost: "9"),
+            try entry(world, key: "k3", cost: "5"),
+        ])
         #expect(outcomes.count == 3)
         #expect(outcomes[0] == .recorded)
         #expect(outcomes[1] == .duplicate(first))
-        guard case .duplicate(let repeated) = outcomes[2] else { Issue.record("k3 twice was written twice"); return }
+        guard case .duplicate(let repeated) = outcomes[2] else {
+            Issue.record("k3 twice was written twice")
+            return
+        }
         #expect(repeated.result == #"{"cost":"2"}"#)
         let usage = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(), groupBy: [])
         #expect(usage.map(\.calls) == [2])
@@ -242,8 +271,9 @@ import TollgateStorage
         #expect(byTool.map(\.cost) == [try Money(decimal: "0.002"), try Money(decimal: "0.25")])
         #expect(byTool[0].inputTokens == 20 && byTool[0].outputTokens == 10)
         #expect(byTool[0].providerCost == (try Money(decimal: "0.0002")))
-        let byAgentDay = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(customerId: world.customer.id),
-                                               groupBy: [.agent, .day])
+        let byAgentDay = try await store.usage(
+            tenantId: world.tenant.id, filter: UsageFilter(customerId: world.customer.id),
+            groupBy: [.agent, .day])
         #expect(byAgentDay.map(\.keys) == [[world.agent.id, UsageQuery.dayString(PeriodCalendar.dayIndex(now))]])
         let none = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(to: now), groupBy: [.tool])
         #expect(none.isEmpty)

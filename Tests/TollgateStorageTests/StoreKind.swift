@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import TollgatePostgres
 import TollgateSQLite
 import TollgateStorage
@@ -23,10 +24,9 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     }
 
     static func temporarySQLitePath() -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-tests-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tollgate-tests-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         return directory.appendingPathComponent("tollgate.sqlite").path
     }
 }
-
-import Testing

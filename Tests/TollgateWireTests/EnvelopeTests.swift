@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
 import TollgateCore
+
 @testable import TollgateWire
 
 @Suite struct EnvelopeTests {
@@ -19,8 +20,12 @@ import TollgateCore
     }
 
     @Test func request_isRead() throws {
-        guard case .single(.success(let request)) = parse(#"{"jsonrpc":"2.0","id":7,"method":"meter.verify","params":{"tool":"x"}}"#) else {
-            Issue.record("not a request"); return
+        guard
+            case .single(.success(let request)) = parse(
+                #"{"jsonrpc":"2.0","id":7,"method":"meter.verify","params":{"tool":"x"}}"#)
+        else {
+            Issue.record("not a request")
+            return
         }
         #expect(request.id == .integer(7))
         #expect(request.method == "meter.verify")
@@ -28,7 +33,10 @@ import TollgateCore
     }
 
     @Test func missingParams_meanEmptyParams_andMissingIdIsANotification() throws {
-        guard case .single(.success(let request)) = parse(#"{"jsonrpc":"2.0","method":"x"}"#) else { Issue.record(); return }
+        guard case .single(.success(let request)) = parse(#"{"jsonrpc":"2.0","method":"x"}"#) else {
+            Issue.record()
+            return
+        }
         #expect(request.id == nil)
         #expect(request.params == .object([:]))
     }
@@ -47,7 +55,10 @@ import TollgateCore
         switch parse(text) {
         case .single(.failure(let failure)): #expect(failure.error.code == code)
         case .batch(let entries):
-            guard case .failure(let failure) = entries[0] else { Issue.record("accepted"); return }
+            guard case .failure(let failure) = entries[0] else {
+                Issue.record("accepted")
+                return
+            }
             #expect(failure.error.code == code)
         default: Issue.record("unexpected \(text)")
         }
@@ -58,8 +69,12 @@ import TollgateCore
     }
 
     @Test func batch_isSplitIntoRequests_eachJudgedAlone() {
-        guard case .batch(let entries) = parse(#"[{"jsonrpc":"2.0","id":1,"method":"a"},5,{"jsonrpc":"2.0","id":2,"method":"b"}]"#) else {
-            Issue.record("not a batch"); return
+        guard
+            case .batch(let entries) = parse(
+                #"[{"jsonrpc":"2.0","id":1,"method":"a"},5,{"jsonrpc":"2.0","id":2,"method":"b"}]"#)
+        else {
+            Issue.record("not a batch")
+            return
         }
         #expect(entries.count == 3)
         if case .failure = entries[1] {} else { Issue.record("entry 1 should fail") }
@@ -67,7 +82,8 @@ import TollgateCore
 
     @Test func emptyBatch_andOversizedBatch_areRefusedWhole() {
         #expect(unanswerable(parse("[]"))?.code == -32600)
-        let big = "[" + Array(repeating: #"{"jsonrpc":"2.0","id":1,"method":"a"}"#, count: 11).joined(separator: ",") + "]"
+        let big =
+            "[" + Array(repeating: #"{"jsonrpc":"2.0","id":1,"method":"a"}"#, count: 11).joined(separator: ",") + "]"
         #expect(unanswerable(parse(big))?.reason == "BATCH_TOO_LARGE")
     }
 
@@ -87,7 +103,9 @@ import TollgateCore
     }
 
     @Test func anAnswerOverTheFrameLimit_isReplacedByAnErrorUnderItsId() throws {
-        let big: JSONValue = ["jsonrpc": "2.0", "id": "a", "result": ["blob": .string(String(repeating: "x", count: 5000))]]
+        let big: JSONValue = [
+            "jsonrpc": "2.0", "id": "a", "result": ["blob": .string(String(repeating: "x", count: 5000))],
+        ]
         let single = try JSONCodec.parse(Envelope.answer(big, frameBytesMax: 1024).readableBytesView)
         #expect(single["id"] == "a" && single["error"]?["data"]?["reason"] == "ANSWER_TOO_LARGE")
 
@@ -109,7 +127,8 @@ import TollgateCore
         let refused = try #require(self.failure(parse(#"{"jsonrpc":"2.0","id":"\#(id)","method":"m"}"#)))
         #expect(refused.id == .null && refused.error.code == -32600 && !refused.error.message.contains(id))
         guard case .single(.success) = parse(#"{"jsonrpc":"2.0","id":"\#(String(id.dropLast()))","method":"m"}"#) else {
-            Issue.record("an id of exactly idBytesMax bytes is valid"); return
+            Issue.record("an id of exactly idBytesMax bytes is valid")
+            return
         }
         #expect(WireError.methodNotFound(String(repeating: "m", count: 10_000)).message.utf8.count < 100)
     }

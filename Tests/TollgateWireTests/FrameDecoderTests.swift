@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import Testing
+
 @testable import TollgateWire
 
 @Suite struct FrameDecoderTests {
@@ -46,7 +47,10 @@ import Testing
 
     @Test func frameOfExactlyTheMaximum_isAccepted() throws {
         let channel = try channel(frameBytesMax: 8)
-        #expect(payloads(try feedByteByByte(channel, frame(Array(repeating: 9, count: 8)))) == [Array(repeating: 9, count: 8)])
+        #expect(
+            payloads(try feedByteByByte(channel, frame(Array(repeating: 9, count: 8)))) == [
+                Array(repeating: 9, count: 8)
+            ])
     }
 
     @Test func oversizedHeader_isRefusedAsSoonAsTheHeaderArrives() throws {
@@ -54,7 +58,8 @@ import Testing
         // Only the four header bytes: the decoder must not wait for a body.
         let frames = try feedByteByByte(channel, [0, 0, 0, 9])
         guard case .violation(.tooLarge(let announced, let maximum))? = frames.first else {
-            Issue.record("expected a violation, got \(frames)"); return
+            Issue.record("expected a violation, got \(frames)")
+            return
         }
         #expect(announced == 9 && maximum == 8)
     }
@@ -62,14 +67,20 @@ import Testing
     @Test func hugeHeader_isRefusedWithoutBuffering() throws {
         let channel = try channel(frameBytesMax: 1 << 20)
         let frames = try feedByteByByte(channel, [0xFF, 0xFF, 0xFF, 0xFF])
-        guard case .violation(.tooLarge(let announced, _))? = frames.first else { Issue.record("no violation"); return }
+        guard case .violation(.tooLarge(let announced, _))? = frames.first else {
+            Issue.record("no violation")
+            return
+        }
         #expect(announced == UInt32.max)
     }
 
     @Test func emptyHeader_isRefused() throws {
         let channel = try channel()
         let frames = try feedByteByByte(channel, [0, 0, 0, 0])
-        guard case .violation(.empty)? = frames.first else { Issue.record("no violation"); return }
+        guard case .violation(.empty)? = frames.first else {
+            Issue.record("no violation")
+            return
+        }
         #expect(frames.count == 1)
     }
 
