@@ -461,8 +461,8 @@ public final class PostgresStore: TollgateStore {
     public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
         try await rows(
             """
-            SELECT tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash FROM agents WHERE client_id
-                = \(clientId)
+            SELECT tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash FROM agents WHERE client_id =
+                \(clientId)
             """, as: (String, String, String, String, String?, String, String).self
         ).first.map {
             (Agent(id: $0.1, tenantId: $0.0, teamId: $0.2, name: $0.3, agentType: $0.4, clientId: $0.5), $0.6)
@@ -601,17 +601,15 @@ public final class PostgresStore: TollgateStore {
                             currency, idempotency_key, at_ms, day)
                         SELECT t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, NULLIF(st, ''), co, pc, cy,
                             ik, at, dy
-                        FROM UNNEST(
-                            \(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)), \(c.map(\.teamId)),
-                            \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)),
+                        FROM UNNEST(\(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)),
+                            \(c.map(\.teamId)), \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)),
                             \(c.map(\.subscriptionId)), \(c.map(\.planId)), \(c.map { Int64($0.planVersion) }),
                             \(c.map(\.tool)), \(c.map(\.quantity)), \(c.map(\.inputTokens)), \(c.map(\.outputTokens)),
                             \(c.map(\.reasoningTokens)), \(c.map(\.durationMs)), \(c.map { $0.status ?? "" }),
                             \(c.map(\.cost.nanos)), \(c.map(\.providerCost.nanos)), \(c.map(\.currency)),
                             \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }),
                             \(c.map { PeriodCalendar.dayIndex($0.at) }))
-                            AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at,
-                                dy)
+                        AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy)
                         """, logger: logger)
                 }
                 // Keys that were already stored answer with their stored record.
@@ -687,9 +685,8 @@ public final class PostgresStore: TollgateStore {
                 cost_nanos = \(totals.cost.nanos), provider_cost_nanos = \(totals.providerCost.nanos), errors =
                     \(totals.errors),
                 currency = \(totals.currency),
-                last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id
-                    AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id =
-                        sessions.id)
+                last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id AND
+                    c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
             WHERE tenant_id = \(tenantId) AND id = \(id) AND closed_at_ms IS NULL RETURNING id
             """, as: String.self)
         guard updated.count == 1 else { throw .backend("no open session \(id)") }
@@ -818,8 +815,8 @@ public final class PostgresStore: TollgateStore {
                     let held = try await connection.query(
                         """
                         INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id,
-                            credential_id,
-                            session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id)
+                            credential_id, session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state,
+                            receipt_id)
                         VALUES (\(r.tenantId), \(r.id), \(r.idempotencyKey), \(r.path.customerId), \(r.path.teamId),
                                 \(r.path.agentId), \(r.path.credentialId), \(r.path.sessionId), \(r.tool),
                                     \(r.held.nanos),
@@ -843,8 +840,7 @@ public final class PostgresStore: TollgateStore {
         try await reservations(
             """
             SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos,
-                currency,
-                created_at_ms, expires_at_ms, state, receipt_id
+                currency, created_at_ms, expires_at_ms, state, receipt_id
             FROM reservations WHERE tenant_id = \(tenantId) AND id = \(id)
             """, tenantId: tenantId
         ).first
@@ -865,8 +861,7 @@ public final class PostgresStore: TollgateStore {
         try await reservations(
             """
             SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos,
-                currency,
-                created_at_ms, expires_at_ms, state, receipt_id
+                currency, created_at_ms, expires_at_ms, state, receipt_id
             FROM reservations WHERE tenant_id = \(tenantId) AND state = 'held' ORDER BY id
             """, tenantId: tenantId)
     }
@@ -896,12 +891,10 @@ public final class PostgresStore: TollgateStore {
         try await rows(
             """
             SELECT plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens, duration_ms,
-                status,
-                provider_cost_nanos, agent_id, session_id, cost_nanos, at_ms
+                status, provider_cost_nanos, agent_id, session_id, cost_nanos, at_ms
             FROM charges WHERE tenant_id = \(tenantId) AND subscription_id = \(subscriptionId) AND at_ms >=
-                \(Timestamp.millis(from))
-                AND customer_id = (SELECT customer_id FROM subscriptions WHERE tenant_id = \(tenantId) AND id =
-                    \(subscriptionId))
+                \(Timestamp.millis(from)) AND customer_id = (SELECT customer_id FROM subscriptions WHERE tenant_id =
+                \(tenantId) AND id = \(subscriptionId))
             ORDER BY at_ms, receipt_id
             """,
             as: (String, Int, String, Int64, Int64, Int64, Int64, Int64, String?, Int64, String, String, Int64, Int64)

@@ -86,8 +86,8 @@ final class LedgerKeys: Sendable {
                 let row = try Row.fetchOne(
                     db.cachedStatement(
                         sql: """
-                            SELECT request_params, result, created_at_ms FROM reservations WHERE tenant_id = ? AND id
-                                = ?
+                            SELECT request_params, result, created_at_ms FROM reservations WHERE tenant_id = ? AND id =
+                                ?
                             """), arguments: [key.tenantId, receipt])
             else {
                 throw StorageError.backend("idempotency key \(key.key) names hold \(receipt), which is not stored")

@@ -309,8 +309,8 @@ public final class SQLiteStore: TollgateStore {
         try await write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms) VALUES (?, ?, ?, ?,
-                        ?, ?)
+                    INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms) VALUES (?, ?, ?, ?, ?,
+                        ?)
                     """,
                 arguments: [
                     plan.tenantId, plan.planId, plan.name, plan.version, plan.document,
@@ -323,8 +323,8 @@ public final class SQLiteStore: TollgateStore {
         try await write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms) VALUES (?,
-                        ?, ?, ?, ?, ?)
+                    INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms) VALUES (?, ?,
+                        ?, ?, ?, ?)
                     """,
                 arguments: [
                     subscription.tenantId, subscription.id, subscription.customerId, subscription.planId,
@@ -337,8 +337,8 @@ public final class SQLiteStore: TollgateStore {
         try await write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms) VALUES
-                        (?, ?, ?, ?, ?, ?)
+                    INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms) VALUES (?,
+                        ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     swap.tenantId, swap.id, swap.subscriptionId, swap.planId, swap.version,
@@ -499,10 +499,9 @@ public final class SQLiteStore: TollgateStore {
                 sql: """
                     UPDATE sessions SET closed_at_ms = ?, outcome = ?, calls = ?, input_tokens = ?, output_tokens = ?,
                         reasoning_tokens = ?, duration_ms = ?, cost_nanos = ?, provider_cost_nanos = ?, errors = ?,
-                            currency = ?,
-                        last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id
-                            AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id =
-                                sessions.id)
+                        currency = ?, last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id =
+                        sessions.tenant_id AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND
+                            c.session_id = sessions.id)
                     WHERE tenant_id = ? AND id = ? AND closed_at_ms IS NULL
                     """,
                 arguments: [
@@ -520,12 +519,9 @@ public final class SQLiteStore: TollgateStore {
     private static func sessionQuery(filter: String) -> String {
         """
         SELECT s.*, COUNT(c.rowid) AS live_calls, SUM(c.input_tokens) AS live_input, SUM(c.output_tokens) AS
-            live_output,
-            SUM(c.reasoning_tokens) AS live_reasoning, SUM(c.duration_ms) AS live_duration, SUM(c.cost_nanos) AS
-                live_cost,
-            SUM(c.provider_cost_nanos) AS live_provider_cost,
-            SUM(CASE WHEN c.status IS NOT NULL AND c.status <> 'SUCCESS' THEN 1 ELSE 0 END) AS live_errors,
-                MAX(c.at_ms) AS live_last_at,
+            live_output, SUM(c.reasoning_tokens) AS live_reasoning, SUM(c.duration_ms) AS live_duration,
+            SUM(c.cost_nanos) AS live_cost, SUM(c.provider_cost_nanos) AS live_provider_cost, SUM(CASE WHEN c.status IS
+            NOT NULL AND c.status <> 'SUCCESS' THEN 1 ELSE 0 END) AS live_errors, MAX(c.at_ms) AS live_last_at,
             MAX(c.currency) AS live_currency
         FROM (SELECT * FROM sessions WHERE tenant_id = ?1 \(filter) ORDER BY opened_at_ms DESC, id DESC LIMIT ?2) s
         LEFT JOIN charges c
@@ -601,9 +597,8 @@ public final class SQLiteStore: TollgateStore {
             try db.execute(
                 sql: """
                     INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id,
-                        credential_id,
-                        session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state, receipt_id,
-                        request_params, result)
+                        credential_id, session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state,
+                        receipt_id, request_params, result)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, idempotency_key)
                         DO NOTHING
                     """,
