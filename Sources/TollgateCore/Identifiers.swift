@@ -19,6 +19,8 @@ public enum IDKind: String, Sendable, CaseIterable {
     case planSwap = "swp"
     case alert = "alr"
     case reservation = "rsv"
+    /// The stored answer of a keyed call that wrote neither a charge nor a hold.
+    case answer = "ans"
 }
 
 public enum Identifiers {

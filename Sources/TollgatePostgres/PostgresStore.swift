@@ -289,6 +289,11 @@ public final class PostgresStore: TollgateStore {
 
     static func translate(_ error: any Error) -> StorageError {
         if let error = error as? StorageError { return error }
+        if let error = error as? PostgresTransactionError {
+            // What went wrong inside the transaction, else in BEGIN or COMMIT.
+            return translate(
+                error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError ?? error)
+        }
         if let error = error as? PSQLError {
             if error.serverInfo?[.sqlState] == "23505" {
                 return .duplicate(error.serverInfo?[.constraintName] ?? "row")
@@ -432,22 +437,6 @@ public final class PostgresStore: TollgateStore {
 
     // MARK: hierarchy
 
-    public func insertCustomer(_ customer: Customer) async throws(StorageError) {
-        try await execute(
-            """
-            INSERT INTO customers(tenant_id, id, name, external_id)
-            VALUES (\(customer.tenantId), \(customer.id), \(customer.name), \(customer.externalId))
-            """)
-    }
-
-    public func insertTeam(_ team: Team) async throws(StorageError) {
-        try await execute(
-            """
-            INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (\(team.tenantId), \(team.id),
-                \(team.customerId), \(team.name))
-            """)
-    }
-
     public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
         try await execute(
             """
@@ -488,53 +477,156 @@ public final class PostgresStore: TollgateStore {
         ).first.map(Self.credential)
     }
 
-    public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
-        try await execute(
-            """
-            UPDATE credentials SET revoked_at_ms = \(Timestamp.millis(at))
-            WHERE tenant_id = \(tenantId) AND id = \(credentialId) AND revoked_at_ms IS NULL
-            """)
+    // MARK: tenant writes
+
+    public func write(_ change: TenantWrite, answer: IdempotencyRecord?) async throws(StorageError) -> WriteOutcome {
+        try await run { connection, logger in
+            do {
+                return try await connection.withTransaction(logger: logger) { connection -> WriteOutcome in
+                    if let a = answer {
+                        let inserted = try await connection.query(
+                            """
+                            INSERT INTO idempotency(tenant_id, key, method, params, result, created_at_ms)
+                            VALUES (\(a.tenantId), \(a.key), \(a.method), \(a.params), \(a.result),
+                                \(Timestamp.millis(a.createdAt)))
+                            ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key
+                            """, logger: logger
+                        ).collect()
+                        if inserted.isEmpty {
+                            let rows = try await connection.query(
+                                """
+                                SELECT method, params, result, created_at_ms FROM idempotency
+                                WHERE tenant_id = \(a.tenantId) AND key = \(a.key)
+                                """, logger: logger
+                            ).collect()
+                            guard let row = rows.first else { throw StorageError.backend("idempotency key vanished") }
+                            let (method, params, result, created) = try row.decode((String, String, String, Int64).self)
+                            return .keyTaken(
+                                IdempotencyRecord(
+                                    tenantId: a.tenantId, key: a.key, method: method, params: params, result: result,
+                                    createdAt: Timestamp.date(millis: created)))
+                        }
+                    }
+                    let (query, counted) = Self.statement(change)
+                    guard let query else { return .written }
+                    let rows = try await connection.query(query, logger: logger).collect()
+                    // Nothing to change: rolled back, so that the answer is not kept either.
+                    if counted && rows.isEmpty { throw Unchanged() }
+                    return .written
+                }
+            } catch let error as PostgresTransactionError where error.closureError is Unchanged {
+                return .unchanged
+            }
+        }
     }
 
-    // MARK: plans, subscriptions, caps
+    /// Thrown inside a transaction to roll it back when its change had nothing to change.
+    private struct Unchanged: Error {}
 
-    public func insertPlan(_ plan: PlanRecord) async throws(StorageError) {
-        try await execute(
-            """
-            INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms)
-            VALUES (\(plan.tenantId), \(plan.planId), \(plan.name), \(Int64(plan.version)), \(plan.document),
+    /// The statement making `change` (nil: nothing but the answer), and whether it returns a row only when it
+    /// changed something (`RETURNING`); the others change a row or fail.
+    private static func statement(_ change: TenantWrite) -> (PostgresQuery?, counted: Bool) {
+        switch change {
+        case .insertCustomer(let customer):
+            return (
+                """
+                INSERT INTO customers(tenant_id, id, name, external_id)
+                VALUES (\(customer.tenantId), \(customer.id), \(customer.name), \(customer.externalId))
+                """, false
+            )
+        case .insertTeam(let team):
+            return (
+                """
+                INSERT INTO teams(tenant_id, id, customer_id, name)
+                VALUES (\(team.tenantId), \(team.id), \(team.customerId), \(team.name))
+                """, false
+            )
+        case .insertPlan(let plan):
+            return (
+                """
+                INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms)
+                VALUES (\(plan.tenantId), \(plan.planId), \(plan.name), \(Int64(plan.version)), \(plan.document),
                     \(Timestamp.millis(plan.createdAt)))
-            """)
-    }
-
-    public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
-        try await execute(
-            """
-            INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms)
-            VALUES (\(subscription.tenantId), \(subscription.id), \(subscription.customerId), \(subscription.planId),
-                    \(Int64(subscription.version)), \(Timestamp.millis(subscription.startsAt)))
-            """)
-    }
-
-    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
-        try await execute(
-            """
-            INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms)
-            VALUES (\(swap.tenantId), \(swap.id), \(swap.subscriptionId), \(swap.planId), \(Int64(swap.version)),
+                """, false
+            )
+        case .insertSubscription(let subscription):
+            return (
+                """
+                INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms)
+                VALUES (\(subscription.tenantId), \(subscription.id), \(subscription.customerId),
+                    \(subscription.planId), \(Int64(subscription.version)), \(Timestamp.millis(subscription.startsAt)))
+                """, false
+            )
+        case .insertPlanSwap(let swap):
+            return (
+                """
+                INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms)
+                VALUES (\(swap.tenantId), \(swap.id), \(swap.subscriptionId), \(swap.planId), \(Int64(swap.version)),
                     \(Timestamp.millis(swap.effectiveAt)))
-            """)
-    }
-
-    public func upsertCap(_ cap: Cap) async throws(StorageError) {
-        try await execute(
-            """
-            INSERT INTO caps(tenant_id, id, scope, scope_id, period, limit_nanos, warn_at_percent)
-            VALUES (\(cap.tenantId), \(cap.id), \(cap.target.scope.rawValue), \(cap.target.id), \(cap.period.rawValue),
-                    \(cap.limit.nanos), \(cap.warnAtPercent.map(Int64.init)))
-            ON CONFLICT(tenant_id, scope, scope_id, period)
-            DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos, warn_at_percent =
-                excluded.warn_at_percent
-            """)
+                """, false
+            )
+        case .upsertCap(let cap):
+            return (
+                """
+                INSERT INTO caps(tenant_id, id, scope, scope_id, period, limit_nanos, warn_at_percent)
+                VALUES (\(cap.tenantId), \(cap.id), \(cap.target.scope.rawValue), \(cap.target.id),
+                    \(cap.period.rawValue), \(cap.limit.nanos), \(cap.warnAtPercent.map(Int64.init)))
+                ON CONFLICT(tenant_id, scope, scope_id, period)
+                DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos,
+                    warn_at_percent = excluded.warn_at_percent
+                """, false
+            )
+        case .revokeCredential(let tenantId, let credentialId, let at):
+            return (
+                """
+                UPDATE credentials SET revoked_at_ms = \(Timestamp.millis(at))
+                WHERE tenant_id = \(tenantId) AND id = \(credentialId) AND revoked_at_ms IS NULL RETURNING id
+                """, true
+            )
+        case .setSessionTimeouts(let tenantId, let idleAfterMs, let sessionTimeoutMs):
+            let key = SessionTimeoutsSetting.key(tenantId)
+            let value = SessionTimeoutsSetting.text(idleAfterMs: idleAfterMs, sessionTimeoutMs: sessionTimeoutMs)
+            return (
+                """
+                INSERT INTO settings(key, value) VALUES (\(key), \(value))
+                ON CONFLICT(key) DO UPDATE SET value = excluded.value
+                """, false
+            )
+        case .openSession(let session):
+            return (
+                """
+                INSERT INTO sessions(tenant_id, id, agent_id, team_id, customer_id, opened_at_ms, metadata)
+                VALUES (\(session.tenantId), \(session.id), \(session.agentId), \(session.teamId),
+                    \(session.customerId), \(Timestamp.millis(session.openedAt)), \(session.metadata))
+                ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id
+                """, true
+            )
+        case .closeSession(let tenantId, let id, let closedAt, let outcome, let totals):
+            return (
+                """
+                UPDATE sessions SET closed_at_ms = \(Timestamp.millis(closedAt)), outcome = \(outcome.rawValue),
+                    calls = \(totals.calls), input_tokens = \(totals.inputTokens),
+                    output_tokens = \(totals.outputTokens), reasoning_tokens = \(totals.reasoningTokens),
+                    duration_ms = \(totals.durationMs), cost_nanos = \(totals.cost.nanos),
+                    provider_cost_nanos = \(totals.providerCost.nanos), errors = \(totals.errors),
+                    currency = \(totals.currency),
+                    last_call_at_ms = (
+                        SELECT MAX(c.at_ms) FROM charges c
+                        WHERE c.tenant_id = sessions.tenant_id AND c.agent_id = sessions.agent_id
+                            AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
+                WHERE tenant_id = \(tenantId) AND id = \(id) AND closed_at_ms IS NULL RETURNING id
+                """, true
+            )
+        case .finishReservation(let tenantId, let id, let state, let receiptId):
+            return (
+                """
+                UPDATE reservations SET state = \(state.rawValue), receipt_id = \(receiptId)
+                WHERE tenant_id = \(tenantId) AND id = \(id) AND state = 'held' RETURNING id
+                """, true
+            )
+        case .answerOnly:
+            return (nil, false)
+        }
     }
 
     // MARK: ledger
@@ -659,37 +751,6 @@ public final class PostgresStore: TollgateStore {
                 tenantId: tenantId, key: key, method: $0.0, params: $0.1, result: $0.2,
                 createdAt: Timestamp.date(millis: $0.3))
         }
-    }
-
-    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
-        try await !rows(
-            """
-            INSERT INTO sessions(tenant_id, id, agent_id, team_id, customer_id, opened_at_ms, metadata)
-            VALUES (\(session.tenantId), \(session.id), \(session.agentId), \(session.teamId), \(session.customerId),
-                    \(Timestamp.millis(session.openedAt)), \(session.metadata))
-            ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id
-            """, as: String.self
-        ).isEmpty
-    }
-
-    public func closeSession(
-        tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals
-    )
-        async throws(StorageError)
-    {
-        let updated = try await rows(
-            """
-            UPDATE sessions SET closed_at_ms = \(Timestamp.millis(closedAt)), outcome = \(outcome.rawValue),
-                calls = \(totals.calls), input_tokens = \(totals.inputTokens), output_tokens = \(totals.outputTokens),
-                reasoning_tokens = \(totals.reasoningTokens), duration_ms = \(totals.durationMs),
-                cost_nanos = \(totals.cost.nanos), provider_cost_nanos = \(totals.providerCost.nanos), errors =
-                    \(totals.errors),
-                currency = \(totals.currency),
-                last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id = sessions.tenant_id AND
-                    c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
-            WHERE tenant_id = \(tenantId) AND id = \(id) AND closed_at_ms IS NULL RETURNING id
-            """, as: String.self)
-        guard updated.count == 1 else { throw .backend("no open session \(id)") }
     }
 
     private typealias SessionColumns = (
@@ -844,17 +905,6 @@ public final class PostgresStore: TollgateStore {
             FROM reservations WHERE tenant_id = \(tenantId) AND id = \(id)
             """, tenantId: tenantId
         ).first
-    }
-
-    public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
-        async throws(StorageError) -> Bool
-    {
-        try await !rows(
-            """
-            UPDATE reservations SET state = \(state.rawValue), receipt_id = \(receiptId)
-            WHERE tenant_id = \(tenantId) AND id = \(id) AND state = 'held' RETURNING id
-            """, as: String.self
-        ).isEmpty
     }
 
     public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {

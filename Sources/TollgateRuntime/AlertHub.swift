@@ -7,7 +7,7 @@ import TollgateStorage
 /// gets the ones of the kinds it asked for, as `alert` notifications. Alerts are stored first (for
 /// `alerts.list`), then pushed, so anything an operator saw pushed is also in the list.
 public final class AlertHub: Sendable {
-    public static let kinds = ["cap_warning", "cap_reached", "session_closed", "velocity", "margin_guard"]
+    public static let kinds = AlertKind.allCases.map(\.rawValue)
 
     public typealias Sink = @Sendable (JSONValue) -> Void
 
@@ -38,29 +38,5 @@ public final class AlertHub: Sendable {
         }
         let notification: JSONValue = ["jsonrpc": "2.0", "method": "alert", "params": params]
         for send in sinks { send(notification) }
-    }
-}
-
-extension TenantActor {
-    /// Raises an alert: stored, then pushed to subscribed operators. Runs beside the caller, which never
-    /// waits for it: an agent's call is not slowed by its operator's notifications.
-    func raise(_ kind: String, _ fields: [String: JSONValue]) {
-        let now = services.clock.now()
-        let id = Identifiers.make(.alert, at: now)
-        var params = fields
-        params["kind"] = .string(kind)
-        params["alertId"] = .string(id)
-        params["at"] = .string(Timestamp.format(now))
-        let body = JSONValue.object(params)
-        let record = AlertRecord(tenantId: tenantId, id: id, kind: kind, at: now, body: JSONCodec.string(body))
-        let (store, alerts, logger, tenantId) = (services.store, services.alerts, services.logger, tenantId)
-        Task {
-            do { try await store.insertAlert(record) } catch {
-                logger.error(
-                    "storing an alert failed",
-                    metadata: ["tenant": "\(tenantId)", "kind": "\(kind)", "error": "\(error)"])
-            }
-            alerts.push(tenantId: tenantId, kind: kind, params: body)
-        }
     }
 }

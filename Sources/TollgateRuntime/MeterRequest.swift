@@ -1,15 +1,15 @@
 import TollgateCore
 import TollgatePricing
 
-/// A `meter.verify` call as the runtime sees it: the event to rate, where to charge it, and the canonical
-/// form of its params for idempotency comparison.
+/// A `meter.verify` call (or the charge of a `meter.commit`) as the runtime sees it: the event to rate, where
+/// to charge it, and its params as received, for the idempotency rule.
 public struct MeterRequest: Sendable {
     /// The tool, quantity and usage to price.
     public var event: RatedEvent
     public var idempotencyKey: String
-    /// The wire method the key was used with: keys are one namespace, so the method is part of what a retry
-    /// must repeat. `meter.commit` charges through the same path as `meter.verify`.
-    public var method: String
+    /// The method the key is used with: keys are one namespace, so the method is part of what a retry must
+    /// repeat. `meter.commit` charges through the same path as `meter.verify`.
+    public var method: WriteMethod
     /// The session to charge; the server names one when the caller gave none.
     public var sessionId: String
     /// The caller's outcome of the call (`usage.status`), recorded as given.
@@ -19,7 +19,7 @@ public struct MeterRequest: Sendable {
 
     public init(
         event: RatedEvent, idempotencyKey: String, sessionId: String, status: String? = nil, params: JSONValue,
-        method: String = "meter.verify"
+        method: WriteMethod = .meterVerify
     ) {
         self.event = event
         self.idempotencyKey = idempotencyKey
@@ -27,5 +27,10 @@ public struct MeterRequest: Sendable {
         self.status = status
         self.params = params
         self.method = method
+    }
+
+    /// The call as the idempotency rule sees it, sent by `agentId`.
+    func keyed(by agentId: String) -> KeyedCall {
+        KeyedCall(key: idempotencyKey, method: method, params: params, principal: agentId)
     }
 }

@@ -117,8 +117,10 @@ public actor Supervisor {
                 let open = try await services.store.sessions(
                     tenantId: tenantId, .open, limit: limits.tenant.openSessionsMax)
                 let recent = try await services.store.sessions(tenantId: tenantId, .closed, limit: 1000)
-                let timeouts = try await services.store.setting(TenantActor.sessionTimeoutsKey(tenantId)).flatMap(
-                    TenantActor.sessionTimeouts(from:))
+                let timeouts = try await services.store.sessionTimeouts(tenantId: tenantId).map {
+                    SessionTimeouts(
+                        idleAfter: Double($0.idleAfterMs) / 1000, sessionTimeout: Double($0.sessionTimeoutMs) / 1000)
+                }
                 // A hold whose commit was recorded just before a crash is done, not held.
                 var held: [ReservationRecord] = []
                 for reservation in try await services.store.heldReservations(tenantId: tenantId) {
@@ -126,16 +128,17 @@ public actor Supervisor {
                         tenantId: tenantId, key: TenantActor.commitKey(reservation.id))
                     {
                         let receipt = (try? JSONCodec.parse(committed.result))?["receiptId"]?.stringValue
-                        _ = try await services.store.finishReservation(
-                            tenantId: tenantId, id: reservation.id, state: .committed,
-                            receiptId: receipt)
+                        try await services.store.write(
+                            .finishReservation(
+                                tenantId: tenantId, id: reservation.id, state: .committed, receiptId: receipt))
                     } else {
                         held.append(reservation)
                     }
                 }
-                return try TenantActor(
-                    snapshot: snapshot, spend: spend, sessions: open + recent,
-                    sessionTimeouts: timeouts, reservations: held, services: services, limits: limits.tenant)
+                let loaded = TenantActor.Loaded(
+                    snapshot: snapshot, spend: spend, sessions: open + recent, sessionTimeouts: timeouts,
+                    reservations: held)
+                return try TenantActor(loaded, services: services, limits: limits.tenant)
             }
             tenants[tenantId] = task
         }

@@ -44,8 +44,8 @@ extension TenantActor {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
         }
         let scopes = path.scopes
-        try marginGate(path: path, at: now)
-        try callStarted(in: path.sessionId, at: now)
+        try guards.admit(path, session: sessions[path.sessionId]?.record.totals, at: now)
+        try sessions.callStarted(in: path.sessionId, at: now)
         var admitted = false
         defer { if !admitted { callEnded(in: path.sessionId, recorded: nil) } }
         if let reservation {
@@ -57,7 +57,7 @@ extension TenantActor {
         // Check and hold in one synchronous step: no other call can run between the two.
         if let refusal = capLedger.reserve(quote.price, on: scopes, at: now) {
             restore(reservation)
-            capReached(refusal, path: path, at: now)
+            raise(CapAlerts.refused(refusal, path: path, at: now, marks: &marks))
             throw .budgetExceeded(refusal, currency: rating.plan.currency)
         }
         let position: (number: UInt64, ticket: PricingTicket?)
@@ -87,6 +87,14 @@ extension TenantActor {
             restore(admission.settling)
             callEnded(in: admission.path.sessionId, recorded: nil)
         }
+    }
+
+    /// The call admitted in `id` was recorded (`charge`) or not (nil): it is no longer in flight there, and a
+    /// close waiting for it goes on.
+    func callEnded(in id: String, recorded charge: ChargeRecord?) {
+        let (wake, outOfRange) = sessions.callEnded(in: id, recorded: charge)
+        if outOfRange { services.logger.error("session total out of range", metadata: ["session": "\(id)"]) }
+        for waiter in wake { waiter.resume() }
     }
 
     /// Holds `reservation` again: a commit that took its hold did not go through.

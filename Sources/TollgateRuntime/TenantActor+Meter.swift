@@ -6,109 +6,87 @@ import TollgateStorage
 /// `meter.verify`: authenticate, price, check every cap, record durably, answer — or refuse and record nothing.
 extension TenantActor {
     public func verify(_ request: MeterRequest, credentialId: String) async throws(TollgateError) -> JSONValue {
-        try await verify(request, credentialId: credentialId, settling: nil)
-    }
-
-    /// `meter.verify`, or the commit of a reservation (`settling`), which is the same call with the
-    /// reservation's hold given back in the turn that checks the caps for the actual cost.
-    func verify(_ request: MeterRequest, credentialId: String, settling reservation: ReservationRecord?)
-        async throws(TollgateError) -> JSONValue
-    {
         let credential = try meterCredential(credentialId)
-        let key = request.idempotencyKey
-        let fingerprint = Fingerprint.make(params: request.params, agentId: credential.agentId)
-        if let replay = try recall(key, method: request.method, fingerprint: fingerprint) { return replay }
-
-        // Claim the key before the first suspension point: a concurrent retry now sees IN_PROGRESS.
-        // Keys recorded before this actor started (another process, or evicted from memory) are caught
-        // by the ledger writer, inside the very transaction that would record the charge.
-        recentKeys.set(key, .inFlight(method: request.method, fingerprint: fingerprint))
-        do {
-            return try await charge(request, credential: credential, fingerprint: fingerprint, settling: reservation)
-        } catch {
-            // Nothing was recorded under this key by this call: let a retry try afresh.
-            recentKeys.removeIfInFlight(key)
-            throw error
+        // Keys recorded before this actor started (by another process, or forgotten by memory) are caught by the
+        // ledger writer, inside the very transaction that would record the charge: the hot path reads nothing.
+        return try await keyed(request.keyed(by: credential.agentId), lookUpStored: false) {
+            () async throws(TollgateError) in
+            try await charge(request, credential: credential, settling: nil)
         }
     }
 
-    private func charge(
-        _ request: MeterRequest, credential: Credential, fingerprint: String,
-        settling reservation: ReservationRecord?
-    ) async throws(TollgateError) -> JSONValue {
-        let caller = try agent(credential.agentId)
-        try await ensureSession(request.sessionId, for: caller, openedAt: services.clock.now())
+    /// Charges `request` — or, `settling` a reservation, its commit, which gives the reservation's hold back in
+    /// the turn that checks the caps for the actual cost.
+    func charge(_ request: MeterRequest, credential: Credential, settling reservation: ReservationRecord?)
+        async throws(TollgateError) -> JSONValue
+    {
+        let call = request.keyed(by: credential.agentId)
+        let caller = try directory.agent(credential.agentId)
+        try await ensureSession(request.sessionId, for: caller, openedAt: now)
         // A call priced with a call counted that was then not recorded is priced again (`PricingStream`). Each
         // attempt after the first means another call of the subscription was lost meanwhile, which only a
         // storage outage or a retry storm does; a few attempts settle it.
         for _ in 1...Self.pricingAttemptsMax {
-            let now = callTime(in: request.sessionId)
-            let (agent, team, subscription, plan) = try pricing(for: credential, at: now)
-            try await loadCustomerMargin(team.customerId, at: now)
-            let rating = try await rating(for: subscription, plan: plan, at: now)
+            let at = sessions.callTime(in: request.sessionId, now: now)
+            let pricing = try directory.pricing(for: credential, at: at)
+            try await loadCustomerMargin(pricing.team.customerId, at: at)
+            let rating = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
             var event = request.event
-            event.agentId = agent.id
+            event.agentId = pricing.agent.id
             event.sessionId = request.sessionId
             let path = ChargePath(
-                customerId: team.customerId, teamId: team.id, agentId: agent.id,
+                customerId: pricing.team.customerId, teamId: pricing.team.id, agentId: pricing.agent.id,
                 sessionId: request.sessionId, credentialId: credential.id)
             // From here to the ledger submit there is no suspension point: the session's activity, the quote,
             // the cap check and folding the call into the running totals happen in one actor turn.
             let admission: Admission
             do {
-                admission = try admit(event, path: path, rating: rating, at: now, settling: reservation)
+                admission = try admit(event, path: path, rating: rating, at: at, settling: reservation)
             } catch .budgetExceeded(let refusal, let currency) {
                 // Before refusing, make sure this is not the retry of a call answered before a restart: that
                 // one was already charged and must be replayed, not refused. Only refusals pay for this look-up.
                 if let stored = try await storedAnswer(request.idempotencyKey) {
-                    return try replay(stored: stored, asking: request.method, fingerprint)
+                    return try keys.replay(stored: stored, asking: call)
                 }
                 throw .budgetExceeded(refusal, currency: currency)
             }
             let receiptId = Identifiers.make(.receipt)
-            var result = receipt(
-                receiptId: receiptId, cost: admission.cost, currency: plan.currency, path: path,
-                scopes: admission.scopes, period: admission.period, at: now)
+            var result = receipt(receiptId: receiptId, admission: admission, currency: pricing.plan.currency)
             if let reservation, case .object(var fields) = result {
                 fields["reservationId"] = .string(reservation.id)
                 fields["held"] = .string(reservation.held.decimalString)
                 result = .object(fields)
             }
             let record = ChargeRecord(
-                receiptId: receiptId, tenantId: tenantId, path: path, subscriptionId: subscription.id,
-                planId: plan.id, planVersion: plan.version, tool: event.tool, quantity: event.quantity,
+                receiptId: receiptId, tenantId: tenantId, path: path, subscriptionId: pricing.subscription.id,
+                planId: pricing.plan.id, planVersion: pricing.plan.version, tool: event.tool, quantity: event.quantity,
                 inputTokens: event.inputTokens, outputTokens: event.outputTokens,
                 reasoningTokens: event.reasoningTokens, durationMs: event.durationMs, status: request.status,
-                cost: admission.cost, providerCost: event.providerCost, currency: plan.currency,
-                idempotencyKey: request.idempotencyKey, at: now)
-            let idempotency = IdempotencyRecord(
-                tenantId: tenantId, key: request.idempotencyKey, method: request.method, params: fingerprint,
-                result: JSONCodec.string(result), createdAt: now)
+                cost: admission.cost, providerCost: event.providerCost, currency: pricing.plan.currency,
+                idempotencyKey: request.idempotencyKey, at: at)
+            let entry = LedgerEntry(
+                charge: record, idempotency: idempotencyRecord(call, answer: result, at: at),
+                pricing: admission.ticket)
             let outcome: CommitOutcome
-            do {
-                outcome = try await services.ledger.submit(
-                    LedgerEntry(charge: record, idempotency: idempotency, pricing: admission.ticket))
-            } catch {
+            do { outcome = try await services.ledger.submit(entry) } catch {
                 finish(admission, recorded: nil)
                 throw error
             }
             switch outcome {
             case .recorded:
                 finish(admission, recorded: record)
-                capWarnings(
-                    after: admission.cost, path: path, scopes: admission.scopes, period: admission.period,
-                    at: now)
-                guardsAfter(record)
+                raise(
+                    CapAlerts.recorded(
+                        admission.cost, path: path, scopes: admission.scopes, period: admission.period, at: at,
+                        ledger: capLedger, marks: &marks))
+                raise(guards.recorded(record, session: sessions[path.sessionId]?.record.totals, marks: &marks))
                 if let reservation { await settled(reservation, receiptId: receiptId) }
-                recentKeys.set(
-                    request.idempotencyKey,
-                    .done(method: request.method, fingerprint: fingerprint, result: result))
                 return result
             case .duplicate(let stored):
                 // Charged by an earlier call with this key: nothing new was written, so give the hold back.
                 finish(admission, recorded: nil)
                 if let reservation { await settled(reservation, receiptId: nil) }
-                return try replay(stored: stored, asking: request.method, fingerprint)
+                return try keys.replay(stored: stored, asking: call)
             case .stale:
                 finish(admission, recorded: nil)
             }
@@ -119,21 +97,36 @@ extension TenantActor {
 
     /// The answer to an accepted call. `remaining` names each capped scope on the path with what is left
     /// under its tightest cap once this call is counted.
-    private func receipt(
-        receiptId: String, cost: Money, currency: String, path: ChargePath, scopes: [ScopeRef],
-        period: PeriodIndex, at now: Date
-    ) -> JSONValue {
+    private func receipt(receiptId: String, admission: Admission, currency: String) -> JSONValue {
         var remaining: [String: JSONValue] = [:]
-        for target in scopes {
+        for target in admission.scopes {
             let caps = capLedger.caps(on: target)
             guard !caps.isEmpty else { continue }
-            let tightest = caps.map { capLedger.remaining($0, on: scopes, during: period) }.min()!
+            let tightest = caps.map { capLedger.remaining($0, on: admission.scopes, during: admission.period) }.min()!
             remaining[target.scope.rawValue] = .string(tightest.decimalString)
         }
         return [
-            "allowed": true, "receiptId": .string(receiptId), "cost": .string(cost.decimalString),
-            "currency": .string(currency), "sessionId": .string(path.sessionId), "remaining": .object(remaining),
-            "at": .string(Timestamp.format(now)),
+            "allowed": true, "receiptId": .string(receiptId), "cost": .string(admission.cost.decimalString),
+            "currency": .string(currency), "sessionId": .string(admission.path.sessionId),
+            "remaining": .object(remaining), "at": .string(Timestamp.format(admission.at)),
         ]
+    }
+
+    /// Loads the customer's month of revenue and provider cost (for the margin guard) on its first call after a
+    /// start, or in a new month.
+    func loadCustomerMargin(_ customerId: String, at date: Date) async throws(TollgateError) {
+        guard guards.needsMargin(customerId, at: date) else { return }
+        let rows = try await storage("loading a customer's month") { () async throws(StorageError) in
+            try await services.store.usage(
+                tenantId: tenantId,
+                filter: UsageFilter(customerId: customerId, from: PeriodCalendar.startOfMonth(date)), groupBy: [])
+        }
+        var revenue = Money.zero
+        var providerCost = Money.zero
+        for row in rows {
+            revenue = (try? revenue.adding(row.cost)) ?? revenue
+            providerCost = (try? providerCost.adding(row.providerCost)) ?? providerCost
+        }
+        guards.loadMargin(customerId, at: date, revenue: revenue, providerCost: providerCost)
     }
 }

@@ -67,6 +67,8 @@ final class LedgerKeys: Sendable {
 
     /// What a hold's id starts with: a key pointing at one belongs to a `meter.authorize`.
     static let holdPrefix = "\(IDKind.reservation.rawValue)_"
+    /// What a row of `answers` starts with: a key pointing at one belongs to a call that wrote no charge or hold.
+    static let answerPrefix = "\(IDKind.answer.rawValue)_"
 
     /// The receipt recorded under `key`, pending or indexed; nil if the key is free.
     func receipt(_ key: Key, _ db: Database) throws -> String? {
@@ -78,9 +80,22 @@ final class LedgerKeys: Sendable {
     }
 
     /// The stored answer for `key`, from its charge row (or its hold's, for a key of `meter.authorize`, whose
-    /// "receipt" is the reservation id); nil if the key is free.
+    /// "receipt" is the reservation id, or its row of `answers`); nil if the key is free.
     func lookUp(_ key: Key, _ db: Database) throws -> IdempotencyRecord? {
         guard let receipt = try receipt(key, db) else { return nil }
+        if receipt.hasPrefix(Self.answerPrefix) {
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: "SELECT method, params, result, created_at_ms FROM answers WHERE tenant_id = ? AND id = ?"
+                    ), arguments: [key.tenantId, receipt])
+            else {
+                throw StorageError.backend("idempotency key \(key.key) names answer \(receipt), which is not stored")
+            }
+            return IdempotencyRecord(
+                tenantId: key.tenantId, key: key.key, method: row["method"], params: row["params"],
+                result: row["result"], createdAt: Timestamp.date(millis: row["created_at_ms"]))
+        }
         if receipt.hasPrefix(Self.holdPrefix) {
             guard
                 let row = try Row.fetchOne(

@@ -257,6 +257,21 @@ enum SQLiteMigrations {
                 WHERE closed_at_ms IS NULL;
                 """)
         }
+        // Issue 11: every writing method takes an idempotency key. The answers of those that write neither a
+        // charge nor a hold are kept here, their keys in the ledger's key index like the others.
+        migrator.registerMigration("v7-answers") { db in
+            try db.execute(sql: """
+                CREATE TABLE answers (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    method TEXT NOT NULL,
+                    params TEXT NOT NULL,
+                    result TEXT NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id)
+                )
+                """)
+        }
         return migrator
     }
 }

@@ -229,22 +229,6 @@ public final class SQLiteStore: TollgateStore {
 
     // MARK: hierarchy
 
-    public func insertCustomer(_ customer: Customer) async throws(StorageError) {
-        try await write { db in
-            try db.execute(
-                sql: "INSERT INTO customers(tenant_id, id, name, external_id) VALUES (?, ?, ?, ?)",
-                arguments: [customer.tenantId, customer.id, customer.name, customer.externalId])
-        }
-    }
-
-    public func insertTeam(_ team: Team) async throws(StorageError) {
-        try await write { db in
-            try db.execute(
-                sql: "INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (?, ?, ?, ?)",
-                arguments: [team.tenantId, team.id, team.customerId, team.name])
-        }
-    }
-
     public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
         try await write { db in
             try db.execute(
@@ -294,74 +278,141 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
-    public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
-        try await write { db in
-            try db.execute(
-                sql: """
-                    UPDATE credentials SET revoked_at_ms = ? WHERE tenant_id = ? AND id = ? AND revoked_at_ms IS NULL
-                    """, arguments: [Timestamp.millis(at), tenantId, credentialId])
+    // MARK: tenant writes
+
+    public func write(_ change: TenantWrite, answer: IdempotencyRecord?) async throws(StorageError) -> WriteOutcome {
+        try await write { [keys] db in
+            let key = answer.map { LedgerKeys.Key(tenantId: $0.tenantId, key: $0.key) }
+            if let key, let stored = try keys.lookUp(key, db) { return .keyTaken(stored) }
+            guard try Self.apply(change, db) else { return .unchanged }
+            if let answer, let key {
+                let id = Identifiers.make(.answer, at: answer.createdAt)
+                try db.execute(
+                    sql: """
+                        INSERT INTO answers(tenant_id, id, method, params, result, created_at_ms)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        answer.tenantId, id, answer.method, answer.params, answer.result,
+                        Timestamp.millis(answer.createdAt),
+                    ])
+                try keys.record([(key, id)], db)
+            }
+            return .written
         }
     }
 
-    // MARK: plans, subscriptions, caps
-
-    public func insertPlan(_ plan: PlanRecord) async throws(StorageError) {
-        try await write { db in
+    /// Makes `change` in the transaction of `db`; false if it had nothing to change.
+    private static func apply(_ change: TenantWrite, _ db: Database) throws -> Bool {
+        switch change {
+        case .insertCustomer(let customer):
+            try db.execute(
+                sql: "INSERT INTO customers(tenant_id, id, name, external_id) VALUES (?, ?, ?, ?)",
+                arguments: [customer.tenantId, customer.id, customer.name, customer.externalId])
+        case .insertTeam(let team):
+            try db.execute(
+                sql: "INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (?, ?, ?, ?)",
+                arguments: [team.tenantId, team.id, team.customerId, team.name])
+        case .insertPlan(let plan):
             try db.execute(
                 sql: """
-                    INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms) VALUES (?, ?, ?, ?, ?,
-                        ?)
+                    INSERT INTO plans(tenant_id, plan_id, name, version, document, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     plan.tenantId, plan.planId, plan.name, plan.version, plan.document,
                     Timestamp.millis(plan.createdAt),
                 ])
-        }
-    }
-
-    public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
-        try await write { db in
+        case .insertSubscription(let subscription):
             try db.execute(
                 sql: """
-                    INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms) VALUES (?, ?,
-                        ?, ?, ?, ?)
+                    INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     subscription.tenantId, subscription.id, subscription.customerId, subscription.planId,
                     subscription.version, Timestamp.millis(subscription.startsAt),
                 ])
-        }
-    }
-
-    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
-        try await write { db in
+        case .insertPlanSwap(let swap):
             try db.execute(
                 sql: """
-                    INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms) VALUES (?,
-                        ?, ?, ?, ?, ?)
+                    INSERT INTO plan_swaps(tenant_id, id, subscription_id, plan_id, version, effective_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     swap.tenantId, swap.id, swap.subscriptionId, swap.planId, swap.version,
                     Timestamp.millis(swap.effectiveAt),
                 ])
-        }
-    }
-
-    public func upsertCap(_ cap: Cap) async throws(StorageError) {
-        try await write { db in
+        case .upsertCap(let cap):
             try db.execute(
                 sql: """
                     INSERT INTO caps(tenant_id, id, scope, scope_id, period, limit_nanos, warn_at_percent)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(tenant_id, scope, scope_id, period)
-                    DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos, warn_at_percent =
-                        excluded.warn_at_percent
+                    DO UPDATE SET id = excluded.id, limit_nanos = excluded.limit_nanos,
+                        warn_at_percent = excluded.warn_at_percent
                     """,
                 arguments: [
                     cap.tenantId, cap.id, cap.target.scope.rawValue, cap.target.id, cap.period.rawValue,
                     cap.limit.nanos, cap.warnAtPercent,
                 ])
+        case .revokeCredential(let tenantId, let credentialId, let at):
+            try db.execute(
+                sql: """
+                    UPDATE credentials SET revoked_at_ms = ?
+                    WHERE tenant_id = ? AND id = ? AND revoked_at_ms IS NULL
+                    """, arguments: [Timestamp.millis(at), tenantId, credentialId])
+            return db.changesCount == 1
+        case .setSessionTimeouts(let tenantId, let idleAfterMs, let sessionTimeoutMs):
+            try db.execute(
+                sql: """
+                    INSERT INTO settings(key, value) VALUES (?, ?)
+                    ON CONFLICT(key) DO UPDATE SET value = excluded.value
+                    """,
+                arguments: [
+                    SessionTimeoutsSetting.key(tenantId),
+                    SessionTimeoutsSetting.text(idleAfterMs: idleAfterMs, sessionTimeoutMs: sessionTimeoutMs),
+                ])
+        case .openSession(let session):
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions(tenant_id, id, agent_id, team_id, customer_id, opened_at_ms, metadata)
+                    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, id) DO NOTHING
+                    """,
+                arguments: [
+                    session.tenantId, session.id, session.agentId, session.teamId, session.customerId,
+                    Timestamp.millis(session.openedAt), session.metadata,
+                ])
+            return db.changesCount == 1
+        case .closeSession(let tenantId, let id, let closedAt, let outcome, let totals):
+            try db.execute(
+                sql: """
+                    UPDATE sessions SET closed_at_ms = ?, outcome = ?, calls = ?, input_tokens = ?,
+                        output_tokens = ?, reasoning_tokens = ?, duration_ms = ?, cost_nanos = ?,
+                        provider_cost_nanos = ?, errors = ?, currency = ?,
+                        last_call_at_ms = (
+                            SELECT MAX(c.at_ms) FROM charges c
+                            WHERE c.tenant_id = sessions.tenant_id AND c.agent_id = sessions.agent_id
+                                AND c.at_ms >= sessions.opened_at_ms AND c.session_id = sessions.id)
+                    WHERE tenant_id = ? AND id = ? AND closed_at_ms IS NULL
+                    """,
+                arguments: [
+                    Timestamp.millis(closedAt), outcome.rawValue, totals.calls, totals.inputTokens,
+                    totals.outputTokens, totals.reasoningTokens, totals.durationMs, totals.cost.nanos,
+                    totals.providerCost.nanos, totals.errors, totals.currency, tenantId, id,
+                ])
+            return db.changesCount == 1
+        case .finishReservation(let tenantId, let id, let state, let receiptId):
+            try db.execute(
+                sql: """
+                    UPDATE reservations SET state = ?, receipt_id = ?
+                    WHERE tenant_id = ? AND id = ? AND state = 'held'
+                    """, arguments: [state.rawValue, receiptId, tenantId, id])
+            return db.changesCount == 1
+        case .answerOnly:
+            break
         }
+        return true
     }
 
     // MARK: ledger
@@ -472,45 +523,6 @@ public final class SQLiteStore: TollgateStore {
 
     public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
         try await read { [keys] db in try keys.lookUp(LedgerKeys.Key(tenantId: tenantId, key: key), db) }
-    }
-
-    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
-        try await write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO sessions(tenant_id, id, agent_id, team_id, customer_id, opened_at_ms, metadata)
-                    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, id) DO NOTHING
-                    """,
-                arguments: [
-                    session.tenantId, session.id, session.agentId, session.teamId, session.customerId,
-                    Timestamp.millis(session.openedAt), session.metadata,
-                ])
-            return db.changesCount == 1
-        }
-    }
-
-    public func closeSession(
-        tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals
-    )
-        async throws(StorageError)
-    {
-        try await write { db in
-            try db.execute(
-                sql: """
-                    UPDATE sessions SET closed_at_ms = ?, outcome = ?, calls = ?, input_tokens = ?, output_tokens = ?,
-                        reasoning_tokens = ?, duration_ms = ?, cost_nanos = ?, provider_cost_nanos = ?, errors = ?,
-                        currency = ?, last_call_at_ms = (SELECT MAX(c.at_ms) FROM charges c WHERE c.tenant_id =
-                        sessions.tenant_id AND c.agent_id = sessions.agent_id AND c.at_ms >= sessions.opened_at_ms AND
-                            c.session_id = sessions.id)
-                    WHERE tenant_id = ? AND id = ? AND closed_at_ms IS NULL
-                    """,
-                arguments: [
-                    Timestamp.millis(closedAt), outcome.rawValue, totals.calls, totals.inputTokens,
-                    totals.outputTokens, totals.reasoningTokens, totals.durationMs, totals.cost.nanos,
-                    totals.providerCost.nanos, totals.errors, totals.currency, tenantId, id,
-                ])
-            guard db.changesCount == 1 else { throw StorageError.backend("no open session \(id)") }
-        }
     }
 
     /// Sessions with their totals: the stored final record once closed, summed from the charges while open.
@@ -625,18 +637,6 @@ public final class SQLiteStore: TollgateStore {
                 db, sql: "SELECT * FROM reservations WHERE tenant_id = ? AND id = ?", arguments: [tenantId, id]
             )
             .map(Self.reservationRecord)
-        }
-    }
-
-    public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
-        async throws(StorageError) -> Bool
-    {
-        try await write { db in
-            try db.execute(
-                sql: """
-                    UPDATE reservations SET state = ?, receipt_id = ? WHERE tenant_id = ? AND id = ? AND state = 'held'
-                    """, arguments: [state.rawValue, receiptId, tenantId, id])
-            return db.changesCount == 1
         }
     }
 

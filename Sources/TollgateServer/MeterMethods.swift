@@ -53,7 +53,8 @@ enum MeterMethods {
         router.register("meter.release") { params, context in
             let (tenant, credentialId) = try await agentTenant(context)
             return try await tenant.releaseReservation(
-                try params.string("reservationId", lengthMax: 128), credentialId: credentialId)
+                try params.string("reservationId", lengthMax: 128),
+                call: try keyedCall(params, .meterRelease, context), credentialId: credentialId)
         }
     }
 
@@ -63,6 +64,19 @@ enum MeterMethods {
             throw TollgateError.validation(field: "idempotencyKey", rule: "1 to 128 printable ASCII characters")
         }
         return key
+    }
+
+    /// The call under the idempotency rule when its params carry an `idempotencyKey` (optional for every
+    /// writing method but `meter.verify` and `meter.authorize`), sent by the connection's agent or operator.
+    static func keyedCall(_ params: Params, _ method: WriteMethod, _ context: RequestContext) throws -> KeyedCall? {
+        guard params.object["idempotencyKey"] != nil else { return nil }
+        let principal: String
+        switch context.connection.currentPrincipal {
+        case .agent(_, let agentId, _, _)?: principal = agentId
+        default: principal = KeyedCall.operatorPrincipal
+        }
+        return KeyedCall(
+            key: try idempotencyKey(params), method: method, params: .object(params.object), principal: principal)
     }
 
     /// The call's session: the one it names, or the one the server named for this connection.

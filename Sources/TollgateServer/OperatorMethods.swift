@@ -36,18 +36,18 @@ enum OperatorMethods {
 
         router.register("customers.create") { params, context in
             let tenant = try await operatorTenant(params, context)
-            let customer = try await tenant.createCustomer(
+            return try await tenant.createCustomer(
                 name: try params.string("name", lengthMax: nameBytesMax),
-                externalId: try params.optionalString("externalId"))
-            return ["customerId": .string(customer.id), "tenantId": .string(customer.tenantId)]
+                externalId: try params.optionalString("externalId"),
+                call: try MeterMethods.keyedCall(params, .customersCreate, context))
         }
 
         router.register("teams.create") { params, context in
             let tenant = try await operatorTenant(params, context)
-            let team = try await tenant.createTeam(
+            return try await tenant.createTeam(
                 customerId: try params.string("customerId"),
-                name: try params.string("name", lengthMax: nameBytesMax))
-            return ["teamId": .string(team.id), "customerId": .string(team.customerId)]
+                name: try params.string("name", lengthMax: nameBytesMax),
+                call: try MeterMethods.keyedCall(params, .teamsCreate, context))
         }
 
         router.register("agents.create") { params, context in
@@ -83,16 +83,18 @@ enum OperatorMethods {
 
         router.register("credentials.revoke") { params, context in
             let tenant = try await operatorTenant(params, context)
-            try await tenant.revokeCredential(try params.string("credentialId"))
-            return ["revoked": true]
+            return try await tenant.revokeCredential(
+                try params.string("credentialId"), call: try MeterMethods.keyedCall(params, .credentialsRevoke, context)
+            )
         }
 
         router.register("plans.put") { params, context in
             let tenant = try await operatorTenant(params, context)
             var document = params.object
             document["tenantId"] = nil
-            let plan = try await tenant.putPlan(.object(document))
-            return ["planId": .string(plan.id), "name": .string(plan.name), "version": .integer(Int64(plan.version))]
+            document["idempotencyKey"] = nil
+            return try await tenant.putPlan(
+                .object(document), call: try MeterMethods.keyedCall(params, .plansPut, context))
         }
 
         router.register("plans.get") { params, context in
@@ -117,28 +119,21 @@ enum OperatorMethods {
 
         router.register("subscriptions.create") { params, context in
             let tenant = try await operatorTenant(params, context)
-            let subscription = try await tenant.createSubscription(
+            return try await tenant.createSubscription(
                 customerId: try params.string("customerId"), planId: try params.string("planId"),
                 version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
-                startsAt: try params.optionalDate("startsAt"))
-            return [
-                "subscriptionId": .string(subscription.id), "customerId": .string(subscription.customerId),
-                "planId": .string(subscription.planId), "version": .integer(Int64(subscription.version)),
-                "startsAt": .string(Timestamp.format(subscription.startsAt)),
-            ]
+                startsAt: try params.optionalDate("startsAt"),
+                call: try MeterMethods.keyedCall(params, .subscriptionsCreate, context))
         }
 
         router.register("subscriptions.swap") { params, context in
             let tenant = try await operatorTenant(params, context)
-            let swap = try await tenant.swapPlan(
+            return try await tenant.swapPlan(
                 subscriptionId: try params.string("subscriptionId"),
                 planId: try params.optionalString("planId", lengthMax: 128),
                 version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
-                effectiveAt: try params.optionalDate("effectiveAt"))
-            return [
-                "subscriptionId": .string(swap.subscriptionId), "planId": .string(swap.planId),
-                "version": .integer(Int64(swap.version)), "effectiveAt": .string(Timestamp.format(swap.effectiveAt)),
-            ]
+                effectiveAt: try params.optionalDate("effectiveAt"),
+                call: try MeterMethods.keyedCall(params, .subscriptionsSwap, context))
         }
 
         router.register("caps.set") { params, context in
@@ -152,16 +147,10 @@ enum OperatorMethods {
                 throw TollgateError.validation(field: "period", rule: "one of lifetime, month, day, session")
             }
             let warn = try params.optionalInt("warnAtPercent", range: 1...100).map(Int.init)
-            let cap = try await tenant.setCap(
+            return try await tenant.setCap(
                 target: ScopeRef(scope, try params.string("scopeId")),
-                limit: try params.money("limit"), period: period, warnAtPercent: warn)
-            var result: [String: JSONValue] = [
-                "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue),
-                "scopeId": .string(cap.target.id),
-                "limit": .string(cap.limit.decimalString), "period": .string(cap.period.rawValue),
-            ]
-            if let warn = cap.warnAtPercent { result["warnAtPercent"] = .integer(Int64(warn)) }
-            return .object(result)
+                limit: try params.money("limit"), period: period, warnAtPercent: warn,
+                call: try MeterMethods.keyedCall(params, .capsSet, context))
         }
 
         router.register("usage.summary") { params, context in

@@ -41,7 +41,9 @@ enum SessionMethods {
                 }
                 metadata = text
             }
-            return try await tenant.openSession(id, agentId: agentId, metadata: metadata)
+            return try await tenant.openSession(
+                id, agentId: agentId, metadata: metadata,
+                call: try MeterMethods.keyedCall(params, .sessionOpen, context))
         }
 
         router.register("session.get") { params, context in
@@ -58,7 +60,8 @@ enum SessionMethods {
             default: throw TollgateError.validation(field: "outcome", rule: "COMPLETED or FAILED")
             }
             return try await tenant.closeSession(
-                try params.string("sessionId", lengthMax: 128), outcome: outcome, agentId: agentId)
+                try params.string("sessionId", lengthMax: 128), outcome: outcome, agentId: agentId,
+                call: try MeterMethods.keyedCall(params, .sessionClose, context))
         }
 
         router.register("sessions.list") { params, context in
@@ -74,13 +77,10 @@ enum SessionMethods {
         router.register("sessions.configure") { params, context in
             let tenant = try await OperatorMethods.operatorTenant(params, context)
             let day: Int64 = 86_400_000
-            let timeouts = try await tenant.configureSessions(
+            return try await tenant.configureSessions(
                 idleAfterMs: try params.optionalInt("idleAfterMs", range: 1000...(30 * day)),
-                sessionTimeoutMs: try params.optionalInt("sessionTimeoutMs", range: 1000...(30 * day)))
-            return [
-                "idleAfterMs": .integer(Int64((timeouts.idleAfter * 1000).rounded())),
-                "sessionTimeoutMs": .integer(Int64((timeouts.sessionTimeout * 1000).rounded())),
-            ]
+                sessionTimeoutMs: try params.optionalInt("sessionTimeoutMs", range: 1000...(30 * day)),
+                call: try MeterMethods.keyedCall(params, .sessionsConfigure, context))
         }
     }
 }

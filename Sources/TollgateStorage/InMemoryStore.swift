@@ -74,18 +74,6 @@ public actor InMemoryStore: TollgateStore {
         return snapshot
     }
 
-    public func insertCustomer(_ customer: Customer) async throws(StorageError) {
-        try open()
-        guard customers[customer.id] == nil else { throw .duplicate("customer") }
-        customers[customer.id] = customer
-    }
-
-    public func insertTeam(_ team: Team) async throws(StorageError) {
-        try open()
-        guard teams[team.id] == nil else { throw .duplicate("team") }
-        teams[team.id] = team
-    }
-
     public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
         try open()
         guard agents[agent.id] == nil, !agents.values.contains(where: { $0.agent.clientId == agent.clientId }) else {
@@ -111,46 +99,76 @@ public actor InMemoryStore: TollgateStore {
         return credentials.values.first { $0.tokenHash == tokenHash }?.credential
     }
 
-    public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
+    public func write(_ change: TenantWrite, answer: IdempotencyRecord?) async throws(StorageError) -> WriteOutcome {
         try open()
-        guard var entry = credentials[credentialId], entry.credential.tenantId == tenantId else { return }
-        if entry.credential.revokedAt == nil { entry.credential.revokedAt = at }
-        credentials[credentialId] = entry
+        if let answer, let stored = idempotency[answer.tenantId + "\u{0}" + answer.key] { return .keyTaken(stored) }
+        guard try apply(change) else { return .unchanged }
+        if let answer { idempotency[answer.tenantId + "\u{0}" + answer.key] = answer }
+        return .written
     }
 
-    public func insertPlan(_ plan: PlanRecord) async throws(StorageError) {
-        try open()
-        guard
-            !plans.contains(where: {
-                $0.tenantId == plan.tenantId && $0.name == plan.name && $0.version == plan.version
-            })
-        else { throw .duplicate("plan version") }
-        plans.append(plan)
-    }
-
-    public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
-        try open()
-        guard subscriptions[subscription.id] == nil else { throw .duplicate("subscription") }
-        subscriptions[subscription.id] = subscription
-    }
-
-    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
-        try open()
-        guard subscriptions[swap.subscriptionId]?.tenantId == swap.tenantId else {
-            throw .backend("no such subscription")
+    /// Makes `change`; false if it had nothing to change. Checks everything before changing anything, so a
+    /// refused change leaves no trace.
+    private func apply(_ change: TenantWrite) throws(StorageError) -> Bool {
+        switch change {
+        case .insertCustomer(let customer):
+            guard customers[customer.id] == nil else { throw .duplicate("customer") }
+            customers[customer.id] = customer
+        case .insertTeam(let team):
+            guard teams[team.id] == nil else { throw .duplicate("team") }
+            teams[team.id] = team
+        case .insertPlan(let plan):
+            guard
+                !plans.contains(where: {
+                    $0.tenantId == plan.tenantId && $0.name == plan.name && $0.version == plan.version
+                })
+            else { throw .duplicate("plan version") }
+            plans.append(plan)
+        case .insertSubscription(let subscription):
+            guard subscriptions[subscription.id] == nil else { throw .duplicate("subscription") }
+            subscriptions[subscription.id] = subscription
+        case .insertPlanSwap(let swap):
+            guard subscriptions[swap.subscriptionId]?.tenantId == swap.tenantId else {
+                throw .backend("no such subscription")
+            }
+            guard !planSwaps.contains(where: { $0.id == swap.id }) else { throw .duplicate("plan swap") }
+            planSwaps.append(swap)
+        case .upsertCap(let cap):
+            if let existing = caps.values.first(where: {
+                $0.tenantId == cap.tenantId && $0.target == cap.target && $0.period == cap.period
+            }) {
+                caps[existing.id] = nil
+            }
+            caps[cap.id] = cap
+        case .revokeCredential(let tenantId, let credentialId, let at):
+            guard let entry = credentials[credentialId], entry.credential.tenantId == tenantId,
+                entry.credential.revokedAt == nil
+            else { return false }
+            credentials[credentialId]!.credential.revokedAt = at
+        case .setSessionTimeouts(let tenantId, let idleAfterMs, let sessionTimeoutMs):
+            settings[SessionTimeoutsSetting.key(tenantId)] = SessionTimeoutsSetting.text(
+                idleAfterMs: idleAfterMs, sessionTimeoutMs: sessionTimeoutMs)
+        case .openSession(let session):
+            let key = session.tenantId + "\u{0}" + session.id
+            guard sessionRows[key] == nil else { return false }
+            sessionRows[key] = session
+        case .closeSession(let tenantId, let id, let closedAt, let outcome, let totals):
+            let key = tenantId + "\u{0}" + id
+            guard var live = sessionRows[key], live.closedAt == nil else { return false }
+            try withCharges(&live)
+            sessionRows[key]!.lastCallAt = live.lastCallAt
+            sessionRows[key]!.closedAt = closedAt
+            sessionRows[key]!.outcome = outcome
+            sessionRows[key]!.totals = totals
+        case .finishReservation(let tenantId, let id, let state, let receiptId):
+            let key = tenantId + "\u{0}" + id
+            guard reservationRows[key]?.state == .held else { return false }
+            reservationRows[key]!.state = state
+            reservationRows[key]!.receiptId = receiptId
+        case .answerOnly:
+            break
         }
-        guard !planSwaps.contains(where: { $0.id == swap.id }) else { throw .duplicate("plan swap") }
-        planSwaps.append(swap)
-    }
-
-    public func upsertCap(_ cap: Cap) async throws(StorageError) {
-        try open()
-        if let existing = caps.values.first(where: {
-            $0.tenantId == cap.tenantId && $0.target == cap.target && $0.period == cap.period
-        }) {
-            caps[existing.id] = nil
-        }
-        caps[cap.id] = cap
+        return true
     }
 
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
@@ -171,32 +189,6 @@ public actor InMemoryStore: TollgateStore {
     public func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord? {
         try open()
         return idempotency[tenantId + "\u{0}" + key]
-    }
-
-    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
-        try open()
-        let key = session.tenantId + "\u{0}" + session.id
-        guard sessionRows[key] == nil else { return false }
-        sessionRows[key] = session
-        return true
-    }
-
-    public func closeSession(
-        tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals
-    )
-        async throws(StorageError)
-    {
-        try open()
-        let key = tenantId + "\u{0}" + id
-        guard sessionRows[key]?.closedAt == nil, sessionRows[key] != nil else {
-            throw .backend("no open session \(id)")
-        }
-        var live = sessionRows[key]!
-        try withCharges(&live)
-        sessionRows[key]!.lastCallAt = live.lastCallAt
-        sessionRows[key]!.closedAt = closedAt
-        sessionRows[key]!.outcome = outcome
-        sessionRows[key]!.totals = totals
     }
 
     public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
@@ -246,17 +238,6 @@ public actor InMemoryStore: TollgateStore {
     public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
         try open()
         return reservationRows[tenantId + "\u{0}" + id]
-    }
-
-    public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
-        async throws(StorageError) -> Bool
-    {
-        try open()
-        let key = tenantId + "\u{0}" + id
-        guard reservationRows[key]?.state == .held else { return false }
-        reservationRows[key]!.state = state
-        reservationRows[key]!.receiptId = receiptId
-        return true
     }
 
     public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {

@@ -27,19 +27,15 @@ public protocol TollgateStore: Sendable {
     /// Everything the tenant actor caches. Nil when there is no such tenant.
     func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot?
 
-    func insertCustomer(_ customer: Customer) async throws(StorageError)
-    func insertTeam(_ team: Team) async throws(StorageError)
     func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError)
     func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)?
     func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError)
     func credential(tokenHash: String) async throws(StorageError) -> Credential?
-    func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError)
 
-    func insertPlan(_ plan: PlanRecord) async throws(StorageError)
-    func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError)
-    func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError)
-    /// Creates or replaces the cap of `cap.target` for `cap.period`.
-    func upsertCap(_ cap: Cap) async throws(StorageError)
+    /// Writes one change to a tenant's records and, when given, the answer of the call that made it under its
+    /// idempotency key, in one transaction. Keys are one namespace per tenant, shared with the ledger's charges
+    /// and holds: when the answer's key is taken already, writes nothing and says what that key recorded.
+    func write(_ change: TenantWrite, answer: IdempotencyRecord?) async throws(StorageError) -> WriteOutcome
 
     /// Writes the entries of one group commit in a single transaction, returning one outcome per entry,
     /// in order. The key check happens inside the transaction, so a retry that races its own first call,
@@ -54,11 +50,6 @@ public protocol TollgateStore: Sendable {
     /// month and day containing `now`.
     func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow]
     func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow]
-    /// Stores a newly opened session; false (and nothing written) when the tenant already has one with its id.
-    func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool
-    /// Writes a session's final billing record.
-    func closeSession(tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals)
-        async throws(StorageError)
     /// One session with its totals (summed from its charges while open), or nil.
     func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord?
     /// Sessions of the tenant, newest first: the open ones, the closed ones, or all; at most `limit`.
@@ -70,9 +61,6 @@ public protocol TollgateStore: Sendable {
     func insertReservation(_ reservation: ReservationRecord, idempotency: IdempotencyRecord) async throws(StorageError)
         -> IdempotencyRecord?
     func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord?
-    /// Moves a held reservation to `state`; false (nothing written) when it was no longer held.
-    func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
-        async throws(StorageError) -> Bool
     /// The tenant's reservations still held: what is held again after a restart.
     func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord]
     func insertAlert(_ alert: AlertRecord) async throws(StorageError)

@@ -78,6 +78,10 @@ public final class GatedStore: TollgateStore, Sendable {
     /// Reads of a subscription's month of charges: how often a tenant rebuilt its pricing state from storage.
     public var ratingRebuilds: Int { state.withLock { $0.ratingRebuilds } }
 
+    public func write(_ change: TenantWrite, answer: IdempotencyRecord?) async throws(StorageError) -> WriteOutcome {
+        try await inner.write(change, answer: answer)
+    }
+
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
         state.withLock {
             $0.commitsStarted += 1
@@ -117,10 +121,6 @@ public final class GatedStore: TollgateStore, Sendable {
     public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? {
         try await inner.loadTenant(tenantId)
     }
-    public func insertCustomer(_ customer: Customer) async throws(StorageError) {
-        try await inner.insertCustomer(customer)
-    }
-    public func insertTeam(_ team: Team) async throws(StorageError) { try await inner.insertTeam(team) }
     public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
         try await inner.insertAgent(agent, clientSecretHash: clientSecretHash)
     }
@@ -133,17 +133,6 @@ public final class GatedStore: TollgateStore, Sendable {
     public func credential(tokenHash: String) async throws(StorageError) -> Credential? {
         try await inner.credential(tokenHash: tokenHash)
     }
-    public func revokeCredential(tenantId: String, credentialId: String, at: Date) async throws(StorageError) {
-        try await inner.revokeCredential(tenantId: tenantId, credentialId: credentialId, at: at)
-    }
-    public func insertPlan(_ plan: PlanRecord) async throws(StorageError) { try await inner.insertPlan(plan) }
-    public func insertSubscription(_ subscription: SubscriptionRecord) async throws(StorageError) {
-        try await inner.insertSubscription(subscription)
-    }
-    public func insertPlanSwap(_ swap: PlanSwapRecord) async throws(StorageError) {
-        try await inner.insertPlanSwap(swap)
-    }
-    public func upsertCap(_ cap: Cap) async throws(StorageError) { try await inner.upsertCap(cap) }
     public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
         try await inner.spend(tenantId: tenantId, now: now)
     }
@@ -153,16 +142,6 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.usage(tenantId: tenantId, filter: filter, groupBy: groupBy)
     }
 
-    public func insertSession(_ session: SessionRecord) async throws(StorageError) -> Bool {
-        try await inner.insertSession(session)
-    }
-    public func closeSession(
-        tenantId: String, id: String, closedAt: Date, outcome: SessionOutcome, totals: SessionTotals
-    )
-        async throws(StorageError)
-    {
-        try await inner.closeSession(tenantId: tenantId, id: id, closedAt: closedAt, outcome: outcome, totals: totals)
-    }
     public func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord? {
         try await inner.session(tenantId: tenantId, id: id)
     }
@@ -181,11 +160,6 @@ public final class GatedStore: TollgateStore, Sendable {
     }
     public func reservation(tenantId: String, id: String) async throws(StorageError) -> ReservationRecord? {
         try await inner.reservation(tenantId: tenantId, id: id)
-    }
-    public func finishReservation(tenantId: String, id: String, state: ReservationRecord.State, receiptId: String?)
-        async throws(StorageError) -> Bool
-    {
-        try await inner.finishReservation(tenantId: tenantId, id: id, state: state, receiptId: receiptId)
     }
     public func heldReservations(tenantId: String) async throws(StorageError) -> [ReservationRecord] {
         try await inner.heldReservations(tenantId: tenantId)

@@ -159,9 +159,8 @@ import TollgateTesting
                     params: fingerprint,
                     result: JSONCodec.string(receipt), createdAt: now))
         ])
-        _ = try await store.finishReservation(
-            tenantId: world.tenantId, id: reservationId, state: .committed,
-            receiptId: "rcp_legacy")
+        try await store.write(
+            .finishReservation(tenantId: world.tenantId, id: reservationId, state: .committed, receiptId: "rcp_legacy"))
 
         let replay = try await agent.call("meter.commit", params)
         #expect(replay["receiptId"] == "rcp_legacy" && replay["replayed"] == true)

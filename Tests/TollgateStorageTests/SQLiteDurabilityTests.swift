@@ -59,7 +59,7 @@ import TollgateStorage
                 tenantId: world.tenant.id, id: "ses_\(n)", agentId: world.agent.id,
                 teamId: world.team.id, customerId: world.customer.id, openedAt: Date(),
                 metadata: String(repeating: "m", count: 1000))
-            #expect(try await store.insertSession(session))
+            #expect(try await store.write(.openSession(session)) == .written)
         }
         try await store.checkpointer.idle()
         let walBytes = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0

@@ -18,11 +18,13 @@ import TollgateStorage
         let store = try await kind.open()
         let world = try await conformance.makeWorld(store)
         let other = try await conformance.makeWorld(store, name: "other")
-        #expect(try await store.insertSession(session(world, id: "ses_1")))
+        #expect(try await store.write(.openSession(session(world, id: "ses_1"))) == .written)
         #expect(
-            try await !store.insertSession(session(world, id: "ses_1")), "a second insert of the same id writes nothing"
+            try await store.write(.openSession(session(world, id: "ses_1"))) == .unchanged,
+            "a second insert of the same id writes nothing"
         )
-        #expect(try await store.insertSession(session(other, id: "ses_1")), "ids are scoped by tenant")
+        #expect(
+            try await store.write(.openSession(session(other, id: "ses_1"))) == .written, "ids are scoped by tenant")
         var first = try conformance.entry(world, key: "k1", cost: "0.25")
         first.charge.sessionId = "ses_1"
         first.charge.status = "FAILED"
@@ -45,13 +47,16 @@ import TollgateStorage
 
         var final = open.totals
         final.calls = 2
-        try await store.closeSession(
-            tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now.addingTimeInterval(60),
-            outcome: .completed, totals: final)
-        await #expect(throws: StorageError.self) {
-            try await store.closeSession(
-                tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now, outcome: .failed, totals: final)
-        }
+        #expect(
+            try await store.write(
+                .closeSession(
+                    tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now.addingTimeInterval(60),
+                    outcome: .completed, totals: final)) == .written)
+        #expect(
+            try await store.write(
+                .closeSession(
+                    tenantId: world.tenant.id, id: "ses_1", closedAt: conformance.now, outcome: .failed, totals: final))
+                == .unchanged, "a closed session is not closed again")
         let closed = try #require(try await store.session(tenantId: world.tenant.id, id: "ses_1"))
         #expect(closed.outcome == .completed && closed.totals == final)
         #expect(closed.closedAt.map(Timestamp.millis) == Timestamp.millis(conformance.now.addingTimeInterval(60)))
@@ -121,11 +126,13 @@ import TollgateStorage
             hold(world, id: "rsv_4", key: "k4"), idempotency: answer(world, key: "k4", params: "p4"))
         #expect(try await store.heldReservations(tenantId: world.tenant.id).map(\.id) == ["rsv_1", "rsv_4"])
         #expect(
-            try await store.finishReservation(
-                tenantId: world.tenant.id, id: "rsv_1", state: .committed, receiptId: "rcp_1"))
+            try await store.write(
+                .finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .committed, receiptId: "rcp_1"))
+                == .written)
         #expect(
-            try await !store.finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .released, receiptId: nil)
-        )
+            try await store.write(
+                .finishReservation(tenantId: world.tenant.id, id: "rsv_1", state: .released, receiptId: nil))
+                == .unchanged)
         let stored = try #require(try await store.reservation(tenantId: world.tenant.id, id: "rsv_1"))
         #expect(
             stored.state == .committed && stored.receiptId == "rcp_1" && stored.path == world.path

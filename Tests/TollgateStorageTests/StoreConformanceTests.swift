@@ -26,9 +26,9 @@ import TollgateStorage
             operatorTokenHash: Identifiers.randomString(count: 64), createdAt: now)
         try await store.insertTenant(tenant)
         let customer = Customer(id: Identifiers.make(.customer), tenantId: tenant.id, name: "c", externalId: "ext-1")
-        try await store.insertCustomer(customer)
+        try await store.write(.insertCustomer(customer))
         let team = Team(id: Identifiers.make(.team), tenantId: tenant.id, customerId: customer.id, name: "team")
-        try await store.insertTeam(team)
+        try await store.write(.insertTeam(team))
         let agent = Agent(
             id: Identifiers.make(.agent), tenantId: tenant.id, teamId: team.id, name: "a", agentType: nil,
             clientId: Identifiers.make(.client))
@@ -41,11 +41,11 @@ import TollgateStorage
         let plan = PlanRecord(
             tenantId: tenant.id, planId: Identifiers.make(.plan), name: "p", version: 1,
             document: #"{"name":"p"}"#, createdAt: now)
-        try await store.insertPlan(plan)
+        try await store.write(.insertPlan(plan))
         let subscription = SubscriptionRecord(
             id: Identifiers.make(.subscription), tenantId: tenant.id,
             customerId: customer.id, planId: plan.planId, version: 1, startsAt: now)
-        try await store.insertSubscription(subscription)
+        try await store.write(.insertSubscription(subscription))
         let path = ChargePath(
             customerId: customer.id, teamId: team.id, agentId: agent.id, sessionId: "ses_1",
             credentialId: credential.id)
@@ -110,9 +110,9 @@ import TollgateStorage
         let world = try await makeWorld(store)
         let other = try await makeWorld(store, name: "other")
         // Another tenant naming this credential changes nothing.
-        try await store.revokeCredential(tenantId: other.tenant.id, credentialId: world.credential.id, at: now)
+        try await store.write(.revokeCredential(tenantId: other.tenant.id, credentialId: world.credential.id, at: now))
         #expect(try await store.credential(tokenHash: "token-hash-\(world.credential.id)")?.revokedAt == nil)
-        try await store.revokeCredential(tenantId: world.tenant.id, credentialId: world.credential.id, at: now)
+        try await store.write(.revokeCredential(tenantId: world.tenant.id, credentialId: world.credential.id, at: now))
         let revoked = try await store.credential(tokenHash: "token-hash-\(world.credential.id)")?.revokedAt
         #expect(revoked.map(Timestamp.millis) == Timestamp.millis(now))
         try await store.close()
@@ -159,9 +159,9 @@ import TollgateStorage
     func duplicates_areRefused(kind: StoreKind) async throws {
         let store = try await kind.open()
         let world = try await makeWorld(store)
-        await #expect(throws: StorageError.self) { try await store.insertPlan(world.plan) }
+        await #expect(throws: StorageError.self) { try await store.write(.insertPlan(world.plan)) }
         await #expect(throws: StorageError.self) { try await store.insertTenant(world.tenant) }
-        await #expect(throws: StorageError.self) { try await store.insertCustomer(world.customer) }
+        await #expect(throws: StorageError.self) { try await store.write(.insertCustomer(world.customer)) }
         try await store.close()
     }
 
@@ -170,18 +170,21 @@ import TollgateStorage
         let store = try await kind.open()
         let world = try await makeWorld(store)
         let target = ScopeRef(.agent, world.agent.id)
-        try await store.upsertCap(
-            Cap(
-                id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "1"),
-                period: .day, warnAtPercent: 80))
-        try await store.upsertCap(
-            Cap(
-                id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "2"),
-                period: .day, warnAtPercent: nil))
-        try await store.upsertCap(
-            Cap(
-                id: "cap_b", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "9"),
-                period: .month, warnAtPercent: nil))
+        try await store.write(
+            .upsertCap(
+                Cap(
+                    id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "1"),
+                    period: .day, warnAtPercent: 80)))
+        try await store.write(
+            .upsertCap(
+                Cap(
+                    id: "cap_a", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "2"),
+                    period: .day, warnAtPercent: nil)))
+        try await store.write(
+            .upsertCap(
+                Cap(
+                    id: "cap_b", tenantId: world.tenant.id, target: target, limit: try Money(decimal: "9"),
+                    period: .month, warnAtPercent: nil)))
         let caps = try #require(try await store.loadTenant(world.tenant.id)).caps.sorted { $0.id < $1.id }
         #expect(caps.map(\.limit) == [try Money(decimal: "2"), try Money(decimal: "9")])
         #expect(caps[0].warnAtPercent == nil)

@@ -91,7 +91,7 @@ struct CustomerMargin {
     }
 }
 
-/// The velocity alert and the margin guard.
+/// The velocity alert and the margin guard, as a value the tenant's actor holds.
 ///
 /// Velocity: an agent whose calls this minute exceed `velocityFactor` × its average per minute over the
 /// trailing window raises `velocity` (once per crossing: again only after a minute below the threshold).
@@ -100,115 +100,118 @@ struct CustomerMargin {
 /// configured levels — L1 raises `margin_guard`; L2 also throttles that scope's calls to one per
 /// `marginThrottleMs` (the rest get `RATE_LIMITED` with `retryAfterMs`); L3 also blocks them (`CONFLICT`).
 /// Each level's alert fires once, when the scope first reaches it.
-extension TenantActor {
-    /// Refuses a call that a margin level throttles or blocks. Runs in the admission turn.
-    func marginGate(path: ChargePath, at now: Date) throws(TollgateError) {
-        try marginGate("session", path.sessionId, level: sessionMarginLevel(path.sessionId), at: now)
-        try marginGate("customer", path.customerId, level: customerMarginLevel(path.customerId, at: now), at: now)
+struct SpendGuards {
+    let limits: GuardLimits
+    /// Calls per minute per agent.
+    private var callRates: [String: CallRate] = [:]
+    /// Each customer's revenue and provider cost this month, once loaded (`needsMargin`).
+    private var margins: [String: CustomerMargin] = [:]
+    /// When the last call of each throttled scope (`session:<id>`, `customer:<id>`) was let through.
+    private var throttle: [String: Date] = [:]
+
+    init(limits: GuardLimits) { self.limits = limits }
+
+    /// Whether the month of `customerId` must be loaded (`loadMargin`) before its next call is admitted.
+    func needsMargin(_ customerId: String, at now: Date) -> Bool {
+        margins[customerId]?.month != PeriodCalendar.monthIndex(now)
     }
 
-    private func marginGate(_ scope: String, _ id: String, level: Int, at now: Date) throws(TollgateError) {
-        if level >= 2 {
-            if level >= 3 {
-                throw .conflict(
-                    "margin guard L3: provider cost exceeds revenue beyond \(guards.marginL3Percent)% for \(scope) "
-                        + "\(id); calls are blocked until an operator acts"
-                )
-            }
-            let key = "\(scope):\(id)"
-            if let last = marginThrottle[key] {
-                let elapsed = Int64((now.timeIntervalSince(last) * 1000).rounded(.down))
-                if elapsed < guards.marginThrottleMs {
-                    throw .rateLimited(retryAfterMs: guards.marginThrottleMs - elapsed)
-                }
-            }
-            marginThrottle[key] = now
+    /// The month of `customerId` as storage sums it (no-op if loaded meanwhile).
+    mutating func loadMargin(_ customerId: String, at now: Date, revenue: Money, providerCost: Money) {
+        guard needsMargin(customerId, at: now) else { return }
+        var margin = CustomerMargin(month: PeriodCalendar.monthIndex(now))
+        margin.add(revenue: revenue, providerCost: providerCost)
+        margins[customerId] = margin
+    }
+
+    /// Refuses a call that a margin level throttles or blocks; `session` is the call's session's totals.
+    /// Runs in the admission turn.
+    mutating func admit(_ path: ChargePath, session: SessionTotals?, at now: Date) throws(TollgateError) {
+        let sessionLevel = session.map { limits.marginLevel(revenue: $0.cost, providerCost: $0.providerCost) } ?? 0
+        try gate("session", path.sessionId, level: sessionLevel, at: now)
+        try gate("customer", path.customerId, level: customerLevel(path.customerId, at: now), at: now)
+    }
+
+    private mutating func gate(_ scope: String, _ id: String, level: Int, at now: Date) throws(TollgateError) {
+        guard level >= 2 else { return }
+        if level >= 3 {
+            throw .conflict(
+                "margin guard L3: provider cost exceeds revenue beyond \(limits.marginL3Percent)% for \(scope) "
+                    + "\(id); calls are blocked until an operator acts")
         }
+        let key = "\(scope):\(id)"
+        if let last = throttle[key] {
+            let elapsed = Int64((now.timeIntervalSince(last) * 1000).rounded(.down))
+            if elapsed < limits.marginThrottleMs { throw .rateLimited(retryAfterMs: limits.marginThrottleMs - elapsed) }
+        }
+        throttle[key] = now
     }
 
-    /// Loads the customer's month of revenue and provider cost on its first call after a start.
-    func loadCustomerMargin(_ customerId: String, at now: Date) async throws(TollgateError) {
-        let month = PeriodCalendar.monthIndex(now)
-        if customerMargins[customerId]?.month == month { return }
-        let rows: [UsageRow]
-        do {
-            rows = try await services.store.usage(
-                tenantId: tenantId,
-                filter: UsageFilter(
-                    customerId: customerId,
-                    from: PeriodCalendar.startOfMonth(now)),
-                groupBy: [])
-        } catch { throw .unavailable("storage is unavailable; nothing was recorded") }
-        if customerMargins[customerId]?.month == month { return }
-        var margin = CustomerMargin(month: month)
-        for row in rows { margin.add(revenue: row.cost, providerCost: row.providerCost) }
-        customerMargins[customerId] = margin
+    private func customerLevel(_ customerId: String, at now: Date) -> Int {
+        guard let margin = margins[customerId], margin.month == PeriodCalendar.monthIndex(now) else { return 0 }
+        return limits.marginLevel(revenue: margin.revenue, providerCost: margin.providerCost)
     }
 
-    private func sessionMarginLevel(_ sessionId: String) -> Int {
-        guard let totals = sessions[sessionId]?.record.totals else { return 0 }
-        return guards.marginLevel(revenue: totals.cost, providerCost: totals.providerCost)
-    }
-
-    private func customerMarginLevel(_ customerId: String, at now: Date) -> Int {
-        guard let margin = customerMargins[customerId], margin.month == PeriodCalendar.monthIndex(now) else { return 0 }
-        return guards.marginLevel(revenue: margin.revenue, providerCost: margin.providerCost)
-    }
-
-    /// After a call was recorded: count it for velocity and margins, and raise what it crossed.
-    func guardsAfter(_ charge: ChargeRecord) {
+    /// After `charge` was recorded (`session`: its session's totals with it): counts it for velocity and
+    /// margins, and returns the alerts it raised.
+    mutating func recorded(_ charge: ChargeRecord, session: SessionTotals?, marks: inout AlertMarks) -> [Alert] {
         let now = charge.at
+        var alerts: [Alert] = []
         // Velocity.
         let minute = Int64((now.timeIntervalSince1970 / 60).rounded(.down))
         var rate = callRates[charge.agentId] ?? CallRate()
-        rate.add(1, minute: minute, window: guards.velocityWindowMinutes)
-        let (current, average) = rate.rate(window: guards.velocityWindowMinutes)
-        let above = average.map { Double(current) > Double(guards.velocityFactor) * $0 } ?? false
+        rate.add(1, minute: minute, window: limits.velocityWindowMinutes)
+        let (current, average) = rate.rate(window: limits.velocityWindowMinutes)
+        let above = average.map { Double(current) > Double(limits.velocityFactor) * $0 } ?? false
         // A crossing stays open while every minute since it fired was above the threshold.
         let crossingOpen = rate.alertedMinute.map { $0 >= minute - 1 } ?? false
         if above, crossingOpen {
             rate.alertedMinute = minute
-        } else if above, current >= guards.velocityMinCallsPerMinute, let average {
+        } else if above, current >= limits.velocityMinCallsPerMinute, let average {
             rate.alertedMinute = minute
-            raise(
-                "velocity",
-                [
-                    "agentId": .string(charge.agentId), "callsThisMinute": .integer(Int64(current)),
-                    "averagePerMinute": .string(String(format: "%.2f", average)),
-                    "factor": .integer(Int64(guards.velocityFactor)), "sessionId": .string(charge.sessionId),
-                ])
+            alerts.append(
+                Alert(
+                    kind: .velocity,
+                    fields: [
+                        "agentId": .string(charge.agentId), "callsThisMinute": .integer(Int64(current)),
+                        "averagePerMinute": .string(String(format: "%.2f", average)),
+                        "factor": .integer(Int64(limits.velocityFactor)), "sessionId": .string(charge.sessionId),
+                    ]))
         }
         callRates[charge.agentId] = rate
 
-        // Margins: the customer's month here; the session's totals were updated by `callEnded`.
+        // Margins: the customer's month, and the session's totals.
         let month = PeriodCalendar.monthIndex(now)
-        var margin =
-            customerMargins[charge.customerId].flatMap { $0.month == month ? $0 : nil } ?? CustomerMargin(month: month)
+        var margin = margins[charge.customerId].flatMap { $0.month == month ? $0 : nil } ?? CustomerMargin(month: month)
         margin.add(revenue: charge.cost, providerCost: charge.providerCost)
-        customerMargins[charge.customerId] = margin
-        raiseMargin(
+        margins[charge.customerId] = margin
+        alerts += marginAlert(
             scope: "customer", id: charge.customerId, revenue: margin.revenue, providerCost: margin.providerCost,
-            period: "m\(month)", charge: charge)
-        if let totals = sessions[charge.sessionId]?.record.totals {
-            raiseMargin(
-                scope: "session", id: charge.sessionId, revenue: totals.cost, providerCost: totals.providerCost,
-                period: "", charge: charge)
+            period: "m\(month)", charge: charge, marks: &marks)
+        if let session {
+            alerts += marginAlert(
+                scope: "session", id: charge.sessionId, revenue: session.cost, providerCost: session.providerCost,
+                period: "", charge: charge, marks: &marks)
         }
+        return alerts
     }
 
-    private func raiseMargin(
-        scope: String, id: String, revenue: Money, providerCost: Money, period: String, charge: ChargeRecord
-    ) {
-        let level = guards.marginLevel(revenue: revenue, providerCost: providerCost)
-        guard level > 0, alertMarks.insert("margin|\(scope)|\(id)|\(period)|L\(level)").inserted else { return }
+    private func marginAlert(
+        scope: String, id: String, revenue: Money, providerCost: Money, period: String, charge: ChargeRecord,
+        marks: inout AlertMarks
+    ) -> [Alert] {
+        let level = limits.marginLevel(revenue: revenue, providerCost: providerCost)
+        guard level > 0, marks.first("margin|\(scope)|\(id)|\(period)|L\(level)") else { return [] }
         let action = ["alert", "throttle", "block"][level - 1]
-        raise(
-            "margin_guard",
-            [
-                "level": .integer(Int64(level)), "action": .string(action), "scope": .string(scope),
-                "scopeId": .string(id), "revenue": .string(revenue.decimalString),
-                "providerCost": .string(providerCost.decimalString), "agentId": .string(charge.agentId),
-                "sessionId": .string(charge.sessionId),
-            ])
+        return [
+            Alert(
+                kind: .marginGuard,
+                fields: [
+                    "level": .integer(Int64(level)), "action": .string(action), "scope": .string(scope),
+                    "scopeId": .string(id), "revenue": .string(revenue.decimalString),
+                    "providerCost": .string(providerCost.decimalString), "agentId": .string(charge.agentId),
+                    "sessionId": .string(charge.sessionId),
+                ])
+        ]
     }
 }

@@ -1,0 +1,61 @@
+import Foundation
+import TollgateCore
+import TollgateStorage
+
+/// Alerts raised by the tenant's calls, `alerts.list`, and the operator's view of the caps (`caps.list`).
+extension TenantActor {
+    /// Raises `alerts`: each stored, then pushed to subscribed operators. Runs beside the caller, which never
+    /// waits for it: an agent's call is not slowed by its operator's notifications.
+    func raise(_ alerts: [Alert]) {
+        for alert in alerts { raise(alert) }
+    }
+
+    func raise(_ alert: Alert?) {
+        guard let alert else { return }
+        let at = now
+        let id = Identifiers.make(.alert, at: at)
+        var params = alert.fields
+        params["kind"] = .string(alert.kind.rawValue)
+        params["alertId"] = .string(id)
+        params["at"] = .string(Timestamp.format(at))
+        let body = JSONValue.object(params)
+        let record = AlertRecord(
+            tenantId: tenantId, id: id, kind: alert.kind.rawValue, at: at, body: JSONCodec.string(body))
+        let (store, hub, logger, tenantId) = (services.store, services.alerts, services.logger, tenantId)
+        Task {
+            do { try await store.insertAlert(record) } catch {
+                logger.error(
+                    "storing an alert failed",
+                    metadata: ["tenant": "\(tenantId)", "kind": "\(alert.kind.rawValue)", "error": "\(error)"])
+            }
+            hub.push(tenantId: tenantId, kind: alert.kind.rawValue, params: body)
+        }
+    }
+
+    public func listAlerts(kinds: [String]?, limit: Int) async throws(TollgateError) -> [JSONValue] {
+        try await storage("listing alerts") { () async throws(StorageError) in
+            try await services.store.alerts(tenantId: tenantId, kinds: kinds, limit: limit)
+        }.map { (try? JSONCodec.parse($0.body)) ?? ["alertId": .string($0.id), "kind": .string($0.kind)] }
+    }
+
+    public func listCaps() -> [JSONValue] {
+        let period = PeriodIndex(now)
+        return capLedger.caps.values.flatMap(\.values).filter { $0.target.scope != .credential }
+            .sorted {
+                ($0.target.scope.rawValue, $0.target.id, $0.period.rawValue)
+                    < ($1.target.scope.rawValue, $1.target.id, $1.period.rawValue)
+            }
+            .map { cap in
+                var fields: [String: JSONValue] = [
+                    "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue),
+                    "scopeId": .string(cap.target.id), "period": .string(cap.period.rawValue),
+                    "limit": .string(cap.limit.decimalString),
+                ]
+                if let percent = cap.warnAtPercent { fields["warnAtPercent"] = .integer(Int64(percent)) }
+                if cap.period != .session, let used = capLedger.used(cap, on: [cap.target], during: period) {
+                    fields["spent"] = .string(used.decimalString)
+                }
+                return .object(fields)
+            }
+    }
+}

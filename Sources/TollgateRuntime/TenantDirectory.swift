@@ -1,0 +1,189 @@
+import Foundation
+import TollgateCore
+import TollgatePricing
+import TollgateStorage
+
+/// The tenant's own records as its actor holds them: the hierarchy (customers → teams → agents →
+/// credentials), plans by id and version, subscriptions and their plan swaps. Look-ups answer with the
+/// domain's error (`NOT_FOUND`, `UNAUTHENTICATED`, …), so the actor never spells one out.
+///
+/// Operator writes change this only once storage has the change, so it never shows what a restart would lose;
+/// a plan version and a swap are the exceptions, taken back if their write fails (see `TenantActor+Directory`).
+struct TenantDirectory {
+    /// Who a call is charged to, and the plan version that prices it.
+    struct Pricing {
+        var agent: Agent
+        var team: Team
+        var subscription: SubscriptionRecord
+        var plan: Plan
+    }
+
+    private(set) var tenant: TenantRecord
+    private var customers: [String: Customer] = [:]
+    private var teams: [String: Team] = [:]
+    private var agents: [String: Agent] = [:]
+    private var credentials: [String: Credential] = [:]
+    /// Plans by id, then version.
+    private var plans: [String: [Int: Plan]] = [:]
+    private var planIdsByName: [String: String] = [:]
+    /// Subscriptions by customer.
+    private var subscriptions: [String: [SubscriptionRecord]] = [:]
+    /// Plan swaps per subscription id, in the order they take effect (by millisecond, then id).
+    private var planSwaps: [String: [PlanSwapRecord]] = [:]
+
+    /// Builds the directory from a storage snapshot, compiling every stored plan version.
+    init(snapshot: TenantSnapshot, registry: StrategyRegistry) throws {
+        tenant = snapshot.tenant
+        for customer in snapshot.customers { customers[customer.id] = customer }
+        for team in snapshot.teams { teams[team.id] = team }
+        for agent in snapshot.agents { agents[agent.id] = agent }
+        for credential in snapshot.credentials { credentials[credential.id] = credential }
+        for record in snapshot.plans {
+            let document = try PlanDocument(json: JSONCodec.parse(record.document))
+            add(try document.compile(id: record.planId, version: record.version, registry: registry))
+        }
+        for subscription in snapshot.subscriptions { add(subscription) }
+        for swap in snapshot.planSwaps { add(swap) }
+    }
+
+    // MARK: look-ups
+
+    func customer(_ id: String) throws(TollgateError) -> Customer {
+        guard let customer = customers[id] else { throw .notFound("no customer \(id) in this tenant") }
+        return customer
+    }
+
+    func team(_ id: String) throws(TollgateError) -> Team {
+        guard let team = teams[id] else { throw .notFound("no team \(id) in this tenant") }
+        return team
+    }
+
+    func agent(_ id: String) throws(TollgateError) -> Agent {
+        guard let agent = agents[id] else { throw .notFound("no agent \(id) in this tenant") }
+        return agent
+    }
+
+    func credential(_ id: String) -> Credential? { credentials[id] }
+
+    /// The credentials with a spend limit, which is enforced as a cap (`credentialCap`).
+    var limitedCredentials: [Credential] { credentials.values.filter { $0.spendLimit != nil } }
+
+    /// The credential if it is still usable at `now`. Checked on every agent request, so a revocation or an
+    /// expiry takes effect at the very next request of an open connection.
+    func usableCredential(_ id: String, at now: Date) throws(TollgateError) -> Credential {
+        guard let credential = credentials[id], credential.isUsable(at: now) else {
+            throw .unauthenticated("credential expired or revoked")
+        }
+        return credential
+    }
+
+    /// A usable credential that may meter (`meter:write`): what every agent method of metering and sessions
+    /// needs.
+    func meterCredential(_ id: String, at now: Date) throws(TollgateError) -> Credential {
+        let credential = try usableCredential(id, at: now)
+        guard credential.scopes.contains(AgentScope.meterWrite) else {
+            throw .forbidden("credential lacks scope \(AgentScope.meterWrite)")
+        }
+        return credential
+    }
+
+    func plan(id: String, version: Int?) throws(TollgateError) -> Plan {
+        guard let versions = plans[id] else { throw .notFound("no plan \(id) in this tenant") }
+        if let version {
+            guard let plan = versions[version] else { throw .notFound("plan \(id) has no version \(version)") }
+            return plan
+        }
+        return versions[versions.keys.max()!]!
+    }
+
+    var allPlans: [Plan] { plans.values.flatMap(\.values).sorted { ($0.name, $0.version) < ($1.name, $1.version) } }
+
+    /// The id a plan name has, or nil for a name never put.
+    func planId(named name: String) -> String? { planIdsByName[name] }
+
+    /// The version the next put of `planId` takes.
+    func nextVersion(of planId: String) -> Int { (plans[planId]?.keys.max() ?? 0) + 1 }
+
+    func subscription(id: String) -> SubscriptionRecord? {
+        subscriptions.values.lazy.flatMap { $0 }.first { $0.id == id }
+    }
+
+    /// The subscription in force for `customerId` at `date`: the latest one that has started.
+    func subscription(for customerId: String, at date: Date) -> SubscriptionRecord? {
+        subscriptions[customerId]?.filter { $0.startsAt <= date }.max { ($0.startsAt, $0.id) < ($1.startsAt, $1.id) }
+    }
+
+    /// The plan version rating `subscription`'s calls at `date`: the latest swap effective at or before that
+    /// millisecond, else the subscription's own. Compared in whole milliseconds, as times are stored, so the
+    /// answer is the same before and after a restart.
+    func planInForce(_ subscription: SubscriptionRecord, at date: Date) -> (planId: String, version: Int) {
+        let millis = Timestamp.millis(date)
+        if let swap = planSwaps[subscription.id]?.last(where: { Timestamp.millis($0.effectiveAt) <= millis }) {
+            return (swap.planId, swap.version)
+        }
+        return (subscription.planId, subscription.version)
+    }
+
+    /// Who a credential's call is charged to and the plan version that prices it at `date`.
+    func pricing(for credential: Credential, at date: Date) throws(TollgateError) -> Pricing {
+        let agent = try agent(credential.agentId)
+        let team = try team(agent.teamId)
+        guard let subscription = subscription(for: team.customerId, at: date) else {
+            throw .conflict("customer \(team.customerId) has no active subscription to a plan")
+        }
+        let inForce = planInForce(subscription, at: date)
+        guard let plan = plans[inForce.planId]?[inForce.version] else {
+            throw .conflict("subscription \(subscription.id) names a plan this tenant does not have")
+        }
+        return Pricing(agent: agent, team: team, subscription: subscription, plan: plan)
+    }
+
+    /// The currency of the plan `customerId` is subscribed to at `date`, if any.
+    func currency(ofCustomer customerId: String, at date: Date) -> String? {
+        guard let subscription = subscription(for: customerId, at: date) else { return nil }
+        let inForce = planInForce(subscription, at: date)
+        return plans[inForce.planId]?[inForce.version]?.currency
+    }
+
+    // MARK: changes
+
+    mutating func add(_ customer: Customer) { customers[customer.id] = customer }
+    mutating func add(_ team: Team) { teams[team.id] = team }
+    mutating func add(_ agent: Agent) { agents[agent.id] = agent }
+    mutating func add(_ credential: Credential) { credentials[credential.id] = credential }
+
+    mutating func revoke(_ credentialId: String, at date: Date) {
+        if credentials[credentialId]?.revokedAt == nil { credentials[credentialId]?.revokedAt = date }
+    }
+
+    mutating func add(_ plan: Plan) {
+        plans[plan.id, default: [:]][plan.version] = plan
+        planIdsByName[plan.name] = plan.id
+    }
+
+    /// Takes back a plan version whose write failed (and its name, if it was the plan's only version).
+    mutating func remove(_ plan: Plan) {
+        plans[plan.id]?[plan.version] = nil
+        if plans[plan.id]?.isEmpty ?? false {
+            plans[plan.id] = nil
+            planIdsByName[plan.name] = nil
+        }
+    }
+
+    mutating func add(_ subscription: SubscriptionRecord) {
+        subscriptions[subscription.customerId, default: []].append(subscription)
+    }
+
+    /// Adds a swap, keeping each subscription's swaps in the order they take effect (by millisecond, then id).
+    mutating func add(_ swap: PlanSwapRecord) {
+        planSwaps[swap.subscriptionId, default: []].append(swap)
+        planSwaps[swap.subscriptionId]!.sort {
+            (Timestamp.millis($0.effectiveAt), $0.id) < (Timestamp.millis($1.effectiveAt), $1.id)
+        }
+    }
+
+    /// Takes back a swap whose write failed.
+    mutating func remove(_ swap: PlanSwapRecord) {
+        planSwaps[swap.subscriptionId]?.removeAll { $0.id == swap.id }
+    }
+}
