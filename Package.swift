@@ -157,7 +157,8 @@ let package = Package(
             dependencies: [
                 "TollgateRuntime", "TollgateStrategies", "TollgateStorage", "TollgatePricing", "TollgateCore",
             ]),
-        .testTarget(name: "TollgateServerTests", dependencies: ["TollgateTesting", "TollgateSQLite"]),
+        .testTarget(
+            name: "TollgateServerTests", dependencies: ["TollgateTesting", "TollgateSQLite", "TollgatePostgres"]),
         .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer"]),
     ]
         + strategyPlugins.map { name in

@@ -19,6 +19,8 @@ public final class GatedStore: TollgateStore, Sendable {
         var ratingRebuilds = 0
         var holds = Gate()
         var holdsAtInsert = 0
+        var writes = Gate()
+        var writesStarted = 0
     }
 
     public init(wrapping inner: any TollgateStore = InMemoryStore()) { self.inner = inner }
@@ -40,6 +42,16 @@ public final class GatedStore: TollgateStore, Sendable {
 
     /// Lets held and future `meter.authorize` inserts through.
     public func openHoldGate() { open(\.holds) }
+
+    /// Holds every tenant write (`write(_:answer:)`: operator writes, sessions opened and closed, holds ended)
+    /// from now on until `openWriteGate()`.
+    public func closeWriteGate() { state.withLock { $0.writes.closed = true } }
+
+    /// Lets held and future tenant writes through.
+    public func openWriteGate() { open(\.writes) }
+
+    /// Tenant writes that have reached `write(_:answer:)` (held at the gate or written).
+    public var writesStarted: Int { state.withLock { $0.writesStarted } }
 
     private func open(_ gate: WritableKeyPath<State, Gate>) {
         let waiting = state.withLock { state in
@@ -79,7 +91,9 @@ public final class GatedStore: TollgateStore, Sendable {
     public var ratingRebuilds: Int { state.withLock { $0.ratingRebuilds } }
 
     public func write(_ change: TenantWrite, answer: IdempotencyRecord?) async throws(StorageError) -> WriteOutcome {
-        try await inner.write(change, answer: answer)
+        state.withLock { $0.writesStarted += 1 }
+        await pass(\.writes)
+        return try await inner.write(change, answer: answer)
     }
 
     public func commit(_ entries: [LedgerEntry]) async throws(StorageError) -> [CommitOutcome] {
@@ -106,6 +120,8 @@ public final class GatedStore: TollgateStore, Sendable {
     // Everything else passes straight through.
     public func close() async throws {
         openGate()
+        openHoldGate()
+        openWriteGate()
         try await inner.close()
     }
     public func setting(_ key: String) async throws(StorageError) -> String? { try await inner.setting(key) }
