@@ -28,12 +28,11 @@ import TollgateStrategies
                 expiresAt: t0.addingTimeInterval(60), revokedAt: nil, spendLimit: Money(nanos: 5)),
         ]
         for version in 1...2 {
+            let charges = #"[{"strategy":"per_tool","rates":{"*":"\#(version)"}}]"#
             snapshot.plans.append(
                 PlanRecord(
                     tenantId: "ten_1", planId: "plan_1", name: "p", version: version,
-                    document:
-                        #"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"*":"\#(version)"}}]}"#,
-                    createdAt: t0))
+                    document: #"{"name":"p","currency":"USD","charges":\#(charges)}"#, createdAt: t0))
         }
         snapshot.subscriptions = [
             SubscriptionRecord(
