@@ -101,8 +101,10 @@ let package = Package(
         .target(
             name: "TollgateTesting",
             dependencies: [
-                "TollgateServer", "TollgateClient", "TollgateStorage", "TollgateCore",
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "TollgateServer", "TollgateClient", "TollgateRuntime", "TollgatePricing", "TollgateStrategies",
+                "TollgateStorage",
+                "TollgateCore", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ], swiftSettings: swiftSettings),
@@ -156,6 +158,7 @@ let package = Package(
             name: "TollgateRuntimeTests",
             dependencies: [
                 "TollgateRuntime", "TollgateStrategies", "TollgateStorage", "TollgatePricing", "TollgateCore",
+                "TollgateTesting",
             ]),
         .testTarget(
             name: "TollgateServerTests", dependencies: ["TollgateTesting", "TollgateSQLite", "TollgatePostgres"]),
