@@ -14,3 +14,10 @@ public enum Principal: Sendable, Equatable {
         }
     }
 }
+
+/// Who asks the tenant about a session: an operator sees any of the tenant's sessions; an agent, by the
+/// credential it called with (checked in the same actor turn), only its own — another's is NOT_FOUND.
+public enum Viewer: Sendable, Equatable {
+    case tenantOperator
+    case agent(credentialId: String)
+}

@@ -71,11 +71,19 @@ extension TenantActor {
         if sessions.adopt(record) { Self.loadSpend(of: record, into: &capLedger) }
     }
 
+    /// The agent a viewer may see the sessions of; nil for an operator, who may see all. An agent's credential
+    /// must still be usable and may meter.
+    func agentId(of viewer: Viewer) throws(TollgateError) -> String? {
+        guard case .agent(let credentialId) = viewer else { return nil }
+        return try meterCredential(credentialId).agentId
+    }
+
     /// `session.open`: opens (or returns, if this agent already has it open) the session `id`.
-    public func openSession(_ id: String, agentId: String, metadata: String?, call: KeyedCall?)
+    public func openSession(_ id: String, metadata: String?, call: KeyedCall?, credentialId: String)
         async throws(TollgateError) -> JSONValue
     {
-        try await keyed(call) { () async throws(TollgateError) in
+        let agentId = try meterCredential(credentialId).agentId
+        return try await keyed(call) { () async throws(TollgateError) in
             try await ensureSession(id, for: try directory.agent(agentId), openedAt: now, metadata: metadata)
             // Opening is the session's first activity: it is ACTIVE at once, as the protocol answers.
             try sessions.activity(in: id, at: sessions.callTime(in: id, now: now))
@@ -93,10 +101,11 @@ extension TenantActor {
     }
 
     /// `session.close`: closes now with the caller's outcome and returns the final billing record.
-    public func closeSession(_ id: String, outcome: SessionOutcome, agentId: String?, call: KeyedCall?)
+    public func closeSession(_ id: String, outcome: SessionOutcome, as viewer: Viewer, call: KeyedCall?)
         async throws(TollgateError) -> JSONValue
     {
-        try await keyed(call) { () async throws(TollgateError) in
+        let agentId = try agentId(of: viewer)
+        return try await keyed(call) { () async throws(TollgateError) in
             if sessions[id] == nil {
                 let stored = try await visibleStoredSession(id, agentId: agentId)
                 if stored.closedAt != nil { throw .conflict("session \(id) is already closed") }
@@ -181,7 +190,8 @@ extension TenantActor {
     }
 
     /// `session.get`: state, totals so far and, while open, `projectedCost`.
-    public func sessionInfo(_ id: String, agentId: String?) async throws(TollgateError) -> JSONValue {
+    public func sessionInfo(_ id: String, as viewer: Viewer) async throws(TollgateError) -> JSONValue {
+        let agentId = try agentId(of: viewer)
         if let session = sessions[id] {
             if let agentId, session.record.agentId != agentId { throw .notFound("no session \(id)") }
             sessions.advance(id, to: now)

@@ -69,7 +69,7 @@ struct ConnectionLoop {
 
         case .single(.success(let request)):
             // auth.hello runs before the next frame is read, so requests pipelined behind it see its principal.
-            if request.method == "auth.hello" {
+            if router.runsAlone(request.method) {
                 let response = await router.respond(to: request, context: context)
                 if request.id != nil { send(response) }
                 return

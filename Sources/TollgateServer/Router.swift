@@ -3,55 +3,167 @@ import TollgateCore
 import TollgateRuntime
 import TollgateWire
 
-/// Everything a method handler may use.
-struct RequestContext: Sendable {
-    let connection: ConnectionState
-    let supervisor: Supervisor
-    let configuration: ServerConfiguration
-    let serverInfo: ServerInfo
+/// Who may call a method: declared with its route, checked by the router before the handler runs, which then
+/// receives its caller typed. No handler looks its caller up.
+enum Access: Sendable, Equatable {
+    /// Anyone, before `auth.hello` too.
+    case anyone
+    /// The root operator only.
+    case root
+    /// Root or a tenant operator, without a tenant resolved (`tenants.list`).
+    case anyOperator
+    /// An operator acting in one tenant (root names it with `tenantId`).
+    case tenantOperator
+    /// An agent whose credential carries `scope`.
+    case agent(scope: String)
+    /// An agent whose credential carries `scope`, or an operator acting in one tenant.
+    case agentOrOperator(scope: String)
 }
 
-public struct ServerInfo: Sendable {
-    public var version: String
-    /// This node's address as clients should reach it.
-    public var node: String
-}
-
-typealias MethodHandler = @Sendable (Params, RequestContext) async throws -> JSONValue
-
-/// Maps method names to handlers and turns every outcome into exactly one response.
+/// Maps method names to routes and turns every outcome into exactly one response.
 struct Router: Sendable {
-    private var handlers: [String: MethodHandler] = [:]
-    /// Methods that may be called before `auth.hello`.
-    private var openMethods: Set<String> = []
+    typealias Handler = @Sendable (Params, RequestContext) async throws -> JSONValue
+
+    struct Route: Sendable {
+        var access: Access
+        /// Runs before the connection's next frame is read, so requests pipelined behind it see its effect
+        /// (`auth.hello` sets the principal they run as).
+        var runsAlone: Bool
+        var handler: Handler
+    }
+
+    private(set) var routes: [String: Route] = [:]
     let logger: Logger
 
     init(logger: Logger) {
         self.logger = logger
         AuthMethods.register(in: &self)
-        OperatorMethods.register(in: &self)
+        TenantMethods.register(in: &self)
+        HierarchyMethods.register(in: &self)
+        PlanMethods.register(in: &self)
+        CapMethods.register(in: &self)
+        UsageMethods.register(in: &self)
         MeterMethods.register(in: &self)
         SessionMethods.register(in: &self)
         AlertMethods.register(in: &self)
     }
 
-    mutating func register(_ method: String, open: Bool = false, _ handler: @escaping MethodHandler) {
-        precondition(handlers[method] == nil, "method \(method) registered twice")
-        handlers[method] = handler
-        if open { openMethods.insert(method) }
+    var methods: [String] { routes.keys.sorted() }
+
+    /// Whether `method` must run before the next frame of its connection is read.
+    func runsAlone(_ method: String) -> Bool { routes[method]?.runsAlone ?? false }
+
+    private mutating func add(_ method: String, _ access: Access, runsAlone: Bool = false, _ handler: @escaping Handler)
+    {
+        precondition(routes[method] == nil, "method \(method) registered twice")
+        routes[method] = Route(access: access, runsAlone: runsAlone, handler: handler)
     }
 
-    var methods: [String] { handlers.keys.sorted() }
+    /// A method anyone may call, before `auth.hello` too.
+    mutating func anyone(
+        _ method: String, runsAlone: Bool = false,
+        _ handler: @escaping @Sendable (Params, RequestContext) async throws -> JSONValue
+    ) {
+        add(method, .anyone, runsAlone: runsAlone, handler)
+    }
+
+    /// A method only the root operator may call.
+    mutating func root(
+        _ method: String, _ handler: @escaping @Sendable (Params, RequestContext) async throws -> JSONValue
+    ) {
+        add(method, .root) { params, context in
+            guard context.connection.currentPrincipal == .root else {
+                throw TollgateError.forbidden("only the root operator may call \(method)")
+            }
+            return try await handler(params, context)
+        }
+    }
+
+    /// A method root and tenant operators may call, each seeing what is theirs.
+    mutating func anyOperator(
+        _ method: String, _ handler: @escaping @Sendable (Params, RequestContext, Principal) async throws -> JSONValue
+    ) {
+        add(method, .anyOperator) { params, context in
+            let principal = context.connection.currentPrincipal
+            switch principal {
+            case .root?, .tenantOperator?: return try await handler(params, context, principal!)
+            default: throw TollgateError.forbidden("operators only")
+            }
+        }
+    }
+
+    /// A method of an operator acting in one tenant.
+    mutating func tenantOperator(
+        _ method: String, _ handler: @escaping @Sendable (Params, OperatorCaller) async throws -> JSONValue
+    ) {
+        add(method, .tenantOperator) { params, context in
+            try await handler(params, try await Self.operatorCaller(params, context))
+        }
+    }
+
+    /// A method of an agent whose credential carries `scope`.
+    mutating func agent(
+        _ method: String, scope: String, _ handler: @escaping @Sendable (Params, AgentCaller) async throws -> JSONValue
+    ) {
+        add(method, .agent(scope: scope)) { params, context in
+            try await handler(params, try await Self.agentCaller(scope: scope, method: method, context))
+        }
+    }
+
+    /// A method agents (with `scope`, on their own objects) and operators may call.
+    mutating func agentOrOperator(
+        _ method: String, scope: String, _ handler: @escaping @Sendable (Params, Caller) async throws -> JSONValue
+    ) {
+        add(method, .agentOrOperator(scope: scope)) { params, context in
+            if case .agent? = context.connection.currentPrincipal {
+                return try await handler(
+                    params, .agent(try await Self.agentCaller(scope: scope, method: method, context)))
+            }
+            return try await handler(params, .tenantOperator(try await Self.operatorCaller(params, context)))
+        }
+    }
+
+    /// The tenant an operator request acts in. A tenant operator acts in its own tenant (naming another is
+    /// `FORBIDDEN`); the root operator must name one with `tenantId`; agents may not call operator methods.
+    private static func operatorCaller(_ params: Params, _ context: RequestContext) async throws -> OperatorCaller {
+        let named = try params.optionalString("tenantId")
+        switch context.connection.currentPrincipal {
+        case .root?:
+            guard let named else {
+                throw WireError.invalidParams(field: "tenantId", expected: "a string (root must name the tenant)")
+            }
+            return OperatorCaller(tenant: try await context.supervisor.tenant(named), request: context)
+        case .tenantOperator(let tenantId)?:
+            if let named, named != tenantId { throw TollgateError.forbidden("operators act only in their own tenant") }
+            return OperatorCaller(tenant: try await context.supervisor.tenant(tenantId), request: context)
+        default:
+            throw TollgateError.forbidden("operator methods need an operator token")
+        }
+    }
+
+    private static func agentCaller(scope: String, method: String, _ context: RequestContext) async throws
+        -> AgentCaller
+    {
+        guard
+            case .agent(let tenantId, let agentId, let credentialId, let scopes)? = context.connection.currentPrincipal
+        else {
+            throw TollgateError.forbidden("\(method) needs an agent credential")
+        }
+        guard scopes.contains(scope) else { throw TollgateError.forbidden("credential lacks scope \(scope)") }
+        return AgentCaller(
+            tenant: try await context.supervisor.tenant(tenantId), agentId: agentId, credentialId: credentialId,
+            request: context)
+    }
 
     /// Runs one request. Never throws: failures become error responses, and internal detail goes to the log only.
     func respond(to request: RPCRequest, context: RequestContext) async -> JSONValue {
         let id = request.id ?? .null
         do {
-            guard let handler = handlers[request.method] else { throw WireError.methodNotFound(request.method) }
-            if !openMethods.contains(request.method), context.connection.currentPrincipal == nil {
+            guard let route = routes[request.method] else { throw WireError.methodNotFound(request.method) }
+            if route.access != .anyone, context.connection.currentPrincipal == nil {
                 throw TollgateError.unauthenticated("call auth.hello first")
             }
-            let result = try await handler(Params(request.params), context)
+            let result = try await route.handler(Params(request.params), context)
             return Envelope.success(id: id, result: result)
         } catch {
             let wire = WireError(translating: error)

@@ -31,7 +31,7 @@ import TollgateTesting
                 "name": "graduated", "currency": "USD",
                 "charges": [["strategy": "graduated", "tiers": [["upTo": 3, "rate": "1"], ["rate": "0.5"]]]],
             ])
-            _ = try await tenant.actor.openSession("ses_1", agentId: tenant.agentId, metadata: nil, call: nil)
+            _ = try await tenant.actor.openSession("ses_1", metadata: nil, call: nil, credentialId: tenant.credentialId)
             store.closeGate()
             let first = Task { try await tenant.verify("a") }
             while store.entriesAtCommit == 0 { try await Task.sleep(for: .milliseconds(2)) }
@@ -56,7 +56,7 @@ import TollgateTesting
             _ = try await tenant.verify("k1", session: "ses_quiet")
             clock.advance(seconds: 3601)
             await tenant.actor.sweepSessions()
-            let session = try await tenant.actor.sessionInfo("ses_quiet", agentId: nil)
+            let session = try await tenant.actor.sessionInfo("ses_quiet", as: .tenantOperator)
             #expect(session["state"] == "CLOSED")
             #expect(session["outcome"] == "TIMED_OUT")
             #expect(session["calls"] == 1)

@@ -4,8 +4,12 @@ import TollgateStorage
 import TollgateWire
 
 /// `usage.summary`: usage and cost of a tenant, filtered and grouped.
-enum UsageSummary {
-    static func answer(_ params: Params, tenant: TenantActor) async throws -> JSONValue {
+enum UsageMethods {
+    static func register(in router: inout Router) {
+        router.tenantOperator("usage.summary") { params, op in try await summary(params, tenant: op.tenant) }
+    }
+
+    static func summary(_ params: Params, tenant: TenantActor) async throws -> JSONValue {
         var groups: [UsageGroup] = []
         for (index, name) in (try params.optionalStrings("groupBy", countMax: UsageGroup.allCases.count) ?? [])
             .enumerated()

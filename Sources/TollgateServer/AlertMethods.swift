@@ -1,0 +1,37 @@
+import TollgateCore
+import TollgateRuntime
+import TollgateWire
+
+/// Alerts: `alerts.subscribe` (push `alert` notifications of some kinds on this connection) and `alerts.list`.
+enum AlertMethods {
+    static func register(in router: inout Router) {
+        router.tenantOperator("alerts.subscribe") { params, op in
+            let kinds = try params.optionalStrings("kinds") ?? AlertHub.kinds
+            try validate(kinds)
+            guard let send = op.request.connection.notify.withLock({ $0 }) else {
+                throw TollgateError.unavailable("this connection is closing")
+            }
+            let id = op.request.supervisor.services.alerts.subscribe(
+                tenantId: op.tenant.tenantId, kinds: Set(kinds), send: send)
+            op.request.connection.alertSubscriptions.withLock { $0.append(id) }
+            return ["subscribed": .array(kinds.sorted().map(JSONValue.string))]
+        }
+
+        router.tenantOperator("alerts.list") { params, op in
+            let kinds = try params.optionalStrings("kinds")
+            try validate(kinds ?? [])
+            let limit = Int(try params.optionalInt("limit", range: 1...1000) ?? 100)
+            return [
+                "alerts": .array(
+                    try await op.tenant.listAlerts(kinds: kinds?.isEmpty == true ? nil : kinds, limit: limit))
+            ]
+        }
+    }
+
+    private static func validate(_ kinds: [String]) throws {
+        for kind in kinds where !AlertHub.kinds.contains(kind) {
+            throw TollgateError.validation(
+                field: "kinds", rule: "each one of: \(AlertHub.kinds.joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import TollgateCore
+import TollgatePricing
+import TollgateRuntime
+import TollgateWire
+
+/// Plans and subscriptions: `plans.put`, `plans.get`, `plans.list`, `subscriptions.create`, `subscriptions.swap`.
+enum PlanMethods {
+    static func register(in router: inout Router) {
+        router.tenantOperator("plans.put") { params, op in
+            var document = params.object
+            document["tenantId"] = nil
+            document["idempotencyKey"] = nil
+            return try await op.tenant.putPlan(.object(document), call: try Keys.call(params, .plansPut, op.request))
+        }
+
+        router.tenantOperator("plans.get") { params, op in
+            let version = try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init)
+            return describe(try await op.tenant.plan(id: try params.string("planId"), version: version))
+        }
+
+        router.tenantOperator("plans.list") { _, op in
+            [
+                "plans": .array(
+                    await op.tenant.allPlans().map { plan in
+                        [
+                            "planId": .string(plan.id), "name": .string(plan.name),
+                            "version": .integer(Int64(plan.version)), "currency": .string(plan.currency),
+                        ]
+                    })
+            ]
+        }
+
+        router.tenantOperator("subscriptions.create") { params, op in
+            try await op.tenant.createSubscription(
+                customerId: try params.string("customerId"), planId: try params.string("planId"),
+                version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
+                startsAt: try params.optionalDate("startsAt"),
+                call: try Keys.call(params, .subscriptionsCreate, op.request))
+        }
+
+        router.tenantOperator("subscriptions.swap") { params, op in
+            try await op.tenant.swapPlan(
+                subscriptionId: try params.string("subscriptionId"),
+                planId: try params.optionalString("planId", lengthMax: 128),
+                version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
+                effectiveAt: try params.optionalDate("effectiveAt"),
+                call: try Keys.call(params, .subscriptionsSwap, op.request))
+        }
+    }
+
+    static func describe(_ plan: Plan) -> JSONValue {
+        [
+            "planId": .string(plan.id), "name": .string(plan.name), "version": .integer(Int64(plan.version)),
+            "currency": .string(plan.currency), "document": plan.document.json,
+        ]
+    }
+}
