@@ -41,18 +41,22 @@ public actor Supervisor {
         if token.hasPrefix(Secrets.operatorTokenPrefix) {
             if let tenantId = operatorTokens[hash] { return .tenantOperator(tenantId: tenantId) }
             guard
-                let tenant = try await read({ () async throws(StorageError) in
-                    try await services.store.tenant(operatorTokenHash: hash)
-                })
+                let tenant = try await services.storage(
+                    "authenticating",
+                    { () async throws(StorageError) in
+                        try await services.store.tenant(operatorTokenHash: hash)
+                    })
             else { throw denied }
             operatorTokens[hash] = tenant.id
             return .tenantOperator(tenantId: tenant.id)
         }
         if token.hasPrefix(Secrets.agentTokenPrefix) {
             guard
-                let stored = try await read({ () async throws(StorageError) in
-                    try await services.store.credential(tokenHash: hash)
-                })
+                let stored = try await services.storage(
+                    "authenticating",
+                    { () async throws(StorageError) in
+                        try await services.store.credential(tokenHash: hash)
+                    })
             else { throw denied }
             // The tenant actor's copy is authoritative: it sees revocations made since the row was read.
             let credential: Credential
@@ -69,9 +73,11 @@ public actor Supervisor {
         async throws(TollgateError) -> (credential: Credential, token: String)
     {
         guard
-            let found = try await read({ () async throws(StorageError) in
-                try await services.store.agent(clientId: clientId)
-            }),
+            let found = try await services.storage(
+                "exchanging client credentials",
+                { () async throws(StorageError) in
+                    try await services.store.agent(clientId: clientId)
+                }),
             found.clientSecretHash == Secrets.hash(clientSecret)
         else {
             throw .unauthenticated("invalid client id or secret")
@@ -87,15 +93,16 @@ public actor Supervisor {
         let tenant = TenantRecord(
             id: Identifiers.make(.tenant), name: name, operatorTokenHash: Secrets.hash(token),
             createdAt: services.clock.now())
-        do { try await services.store.insertTenant(tenant) } catch {
-            services.logger.error("tenant insert failed", metadata: ["error": "\(error)"])
-            throw .unavailable("storage is unavailable; nothing was recorded")
+        try await services.storage("creating a tenant") { () async throws(StorageError) in
+            try await services.store.insertTenant(tenant)
         }
         return (tenant, token)
     }
 
     public func allTenants() async throws(TollgateError) -> [TenantRecord] {
-        try await read { () async throws(StorageError) in try await services.store.tenants() }
+        try await services.storage("listing tenants") { () async throws(StorageError) in
+            try await services.store.tenants()
+        }
     }
 
     /// The actor of `tenantId`, started from storage if it is not running. `NOT_FOUND` if no such tenant.
@@ -160,13 +167,6 @@ public actor Supervisor {
         for task in tenants.values {
             guard let tenant = try? await task.value else { continue }
             await tenant.sweepSessions()
-        }
-    }
-
-    private func read<T>(_ body: () async throws(StorageError) -> T) async throws(TollgateError) -> T {
-        do { return try await body() } catch {
-            services.logger.error("storage read failed", metadata: ["error": "\(error)"])
-            throw .unavailable("storage is unavailable")
         }
     }
 }

@@ -138,14 +138,8 @@ public actor TenantActor {
         try directory.meterCredential(id, at: now)
     }
 
-    /// Runs one storage operation, mapping its failure to the domain's error: the one place where that is
-    /// done, with one wording, and logged with what was being done.
+    /// Runs one storage operation of this tenant (see `RuntimeServices.storage`).
     func storage<T>(_ what: String, _ body: () async throws(StorageError) -> T) async throws(TollgateError) -> T {
-        do { return try await body() } catch {
-            services.logger.error(
-                "storage failed", metadata: ["tenant": "\(tenantId)", "doing": "\(what)", "error": "\(error)"])
-            if case .duplicate = error { throw .conflict("an object with this identity already exists") }
-            throw .unavailable("storage is unavailable; nothing was changed")
-        }
+        try await services.storage(what, tenant: tenantId, body)
     }
 }
