@@ -57,7 +57,7 @@ struct Bench {
                 + "measured: \(seconds) s, keys: \(options["keys"]!)"
         )
 
-        let server = try await TestServer.start(storageURL: storage) { $0.limits.ledgerGroupEntriesMax = groupMax }
+        let server = try await TestServer.start(storageURL: storage) { $0.ledger.groupEntriesMax = groupMax }
         let world = try await Fixture.make(on: server, name: "bench")
         let op = try await server.connect(token: world.operatorToken)
         // A cap that is checked on every call but never reached.

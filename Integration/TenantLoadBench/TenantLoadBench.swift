@@ -59,8 +59,8 @@ struct TenantLoadBench {
         print("storage: \(storage.hasPrefix("postgres") ? "postgres" : storage)")
         // Room for the grown tenant's sessions beside the ones the measurements open.
         let server = try await TestServer.start(storageURL: storage) {
-            $0.limits.unauthenticatedIdleMs = 600_000
-            $0.limits.openSessionsMax = objects + 1000
+            $0.listener.unauthenticatedIdleMs = 600_000
+            $0.runtime.openSessionsMax = objects + 1000
         }
         switch mode {
         case "flood": try await flood(server, rate: rate, frames: frames, window: window)

@@ -72,11 +72,10 @@ public enum Identifiers {
     }
 }
 
-/// Caller-chosen idempotency keys: 1–128 printable ASCII characters (PROTOCOL.md, "Values").
+/// Caller-chosen idempotency keys: printable ASCII characters, 1 to 128 of them by default (PROTOCOL.md,
+/// "Values"; a server may allow more, `limits.idBytesMax`).
 public enum IdempotencyKey {
-    public static let lengthMax = 128
-
-    public static func isValid(_ key: String) -> Bool {
+    public static func isValid(_ key: String, lengthMax: Int = 128) -> Bool {
         let bytes = key.utf8
         return !bytes.isEmpty && bytes.count <= lengthMax && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }

@@ -9,36 +9,55 @@ import TollgateStorage
 /// share one database. A group commit is one transaction with one multi-row insert per table (`UNNEST`),
 /// so it costs a few round trips however many calls it carries.
 public final class PostgresStore: TollgateStore {
-    /// How the store reaches the database.
-    public struct Options: Sendable {
+    /// How the store reaches the database: its keys and defaults, written once.
+    public struct Configuration: ComponentConfiguration {
         /// Connections in the pool.
-        public var maximumConnections: Int
-        /// How long `init` keeps trying to reach the database (logging each failed attempt) before it fails.
-        public var startupTimeout: Duration
-        /// Longest a request waits for a connection before it fails.
-        public var requestTimeout: Duration
-        public init(
-            maximumConnections: Int = 8, startupTimeout: Duration = .seconds(30),
-            requestTimeout: Duration = .seconds(10)
-        ) {
-            self.maximumConnections = maximumConnections
-            self.startupTimeout = startupTimeout
-            self.requestTimeout = requestTimeout
+        public var connectionsMax = 8
+        /// How long `init` keeps trying to reach the database (logging each failed attempt) before it fails, in
+        /// milliseconds.
+        public var startupTimeoutMs = 30_000
+        /// Longest a request waits for a connection, and then for its answer, before it fails, in milliseconds.
+        public var requestTimeoutMs = 10_000
+
+        public init() {}
+
+        var startupTimeout: Duration { .milliseconds(startupTimeoutMs) }
+        var requestTimeout: Duration { .milliseconds(requestTimeoutMs) }
+
+        public static let settings: [Setting<Self>] = [
+            Setting("postgresConnectionsMax", \.connectionsMax, "PostgreSQL: connections in the pool of each node"),
+            Setting(
+                "storageStartupTimeoutMs", \.startupTimeoutMs,
+                "how long tollgated keeps trying to reach its database at start, logging each failed attempt, before "
+                    + "it exits non-zero with the reason, in milliseconds"),
+            Setting(
+                "storageTimeoutMs", \.requestTimeoutMs,
+                "longest a request waits for PostgreSQL (a connection or an answer) before it fails with "
+                    + "UNAVAILABLE, nothing recorded; requests succeed again once the database is back"),
+        ]
+
+        public func validate() throws(ConfigurationError) {
+            try ConfigurationError.check(connectionsMax >= 1, "postgresConnectionsMax", "at least 1")
+            try ConfigurationError.check(startupTimeoutMs >= 0, "storageStartupTimeoutMs", "not negative")
+            try ConfigurationError.check(requestTimeoutMs >= 100, "storageTimeoutMs", "at least 100")
         }
     }
 
     private let client: PostgresClient
     private let runner: Task<Void, Never>
     private let logger: Logger
-    private let options: Options
+    private let options: Configuration
 
     /// Connects (retrying for up to `options.startupTimeout`), and applies pending migrations under an
     /// advisory lock so that nodes starting together do not race each other.
-    public init(url: String, options: Options = Options(), logger: Logger = Logger(label: "tollgate.postgres"))
+    public init(
+        url: String, configuration options: Configuration = Configuration(),
+        logger: Logger = Logger(label: "tollgate.postgres")
+    )
         async throws(StorageError)
     {
         var configuration = try PostgresURL.configuration(url)
-        configuration.options.maximumConnections = options.maximumConnections
+        configuration.options.maximumConnections = options.connectionsMax
         try await Self.waitUntilReachable(
             try PostgresURL.connectionConfiguration(url),
             redacted: PostgresURL.redacted(url),

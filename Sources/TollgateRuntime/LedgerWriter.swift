@@ -20,14 +20,29 @@ import TollgateStorage
 /// A caller is answered only after its entry is committed, so an answered call survives `kill -9`.
 /// If a commit fails, every caller in that group gets `unavailable` and nothing of the group was written.
 public final class LedgerWriter: Service, Sendable {
-    public struct Limits: Sendable {
+    /// The writer's limits: its keys and defaults, written once.
+    public struct Configuration: ComponentConfiguration {
         /// Most entries committed in one transaction.
-        public var groupEntriesMax: Int
+        public var groupEntriesMax = 1000
         /// Most entries waiting to be committed; beyond it `submit` is refused with `unavailable`.
-        public var queueEntriesMax: Int
-        public init(groupEntriesMax: Int = 1000, queueEntriesMax: Int = 50_000) {
-            self.groupEntriesMax = groupEntriesMax
-            self.queueEntriesMax = queueEntriesMax
+        public var queueEntriesMax = 65_536
+
+        public init() {}
+
+        public static let settings: [Setting<Self>] = [
+            Setting(
+                "ledgerGroupEntriesMax", \.groupEntriesMax,
+                "most charge records committed in one transaction (one fsync) by the ledger writer"),
+            Setting(
+                "ledgerQueueEntriesMax", \.queueEntriesMax,
+                "most charge records waiting for commit; beyond it calls are refused with UNAVAILABLE, nothing "
+                    + "recorded"),
+        ]
+
+        public func validate() throws(ConfigurationError) {
+            try ConfigurationError.check(groupEntriesMax >= 1, "ledgerGroupEntriesMax", "at least 1")
+            try ConfigurationError.check(
+                queueEntriesMax >= groupEntriesMax, "ledgerQueueEntriesMax", "at least limits.ledgerGroupEntriesMax")
         }
     }
 
@@ -46,15 +61,17 @@ public final class LedgerWriter: Service, Sendable {
     }
 
     private let store: any TollgateStore
-    private let limits: Limits
+    private let configuration: Configuration
     private let logger: Logger
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
 
-    public init(store: any TollgateStore, limits: Limits = Limits(), logger: Logger = Logger(label: "tollgate.ledger"))
-    {
+    public init(
+        store: any TollgateStore, configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "tollgate.ledger")
+    ) {
         self.store = store
-        self.limits = limits
+        self.configuration = configuration
         self.logger = logger
     }
 
@@ -70,7 +87,7 @@ public final class LedgerWriter: Service, Sendable {
                 (continuation: CheckedContinuation<CommitOutcome, any Error>) in
                 let (refusal, wakeWriter) = state.withLock { state -> (TollgateError?, Bool) in
                     if state.draining || state.stopped { return (.unavailable("the server is shutting down"), false) }
-                    if state.queue.count >= limits.queueEntriesMax {
+                    if state.queue.count >= configuration.queueEntriesMax {
                         return (.unavailable("the ledger queue is full"), false)
                     }
                     state.queue.append(Waiting(entry: entry, continuation: continuation))
@@ -154,7 +171,7 @@ public final class LedgerWriter: Service, Sendable {
         while true {
             let taken = state.withLock { state -> [Waiting]?? in
                 if !state.queue.isEmpty {
-                    let count = min(state.queue.count, limits.groupEntriesMax)
+                    let count = min(state.queue.count, configuration.groupEntriesMax)
                     defer { state.queue.removeFirst(count) }
                     return .some(Array(state.queue.prefix(count)))
                 }

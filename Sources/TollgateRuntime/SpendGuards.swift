@@ -17,12 +17,12 @@ public struct GuardLimits: Sendable, Hashable {
     public var marginL2Percent: Int
     public var marginL3Percent: Int
     /// At L2, one call per this many milliseconds is let through; the others get RATE_LIMITED.
-    public var marginThrottleMs: Int64
+    public var marginThrottleMs: Int
 
     public init(
         velocityFactor: Int = 3, velocityWindowMinutes: Int = 60, velocityMinCallsPerMinute: Int = 10,
         marginL1Percent: Int = 100, marginL2Percent: Int = 125, marginL3Percent: Int = 150,
-        marginThrottleMs: Int64 = 1000
+        marginThrottleMs: Int = 1000
     ) {
         self.velocityFactor = velocityFactor
         self.velocityWindowMinutes = velocityWindowMinutes
@@ -142,7 +142,8 @@ struct SpendGuards {
         let key = "\(scope):\(id)"
         if let last = throttle[key] {
             let elapsed = Int64((now.timeIntervalSince(last) * 1000).rounded(.down))
-            if elapsed < limits.marginThrottleMs { throw .rateLimited(retryAfterMs: limits.marginThrottleMs - elapsed) }
+            let throttleMs = Int64(limits.marginThrottleMs)
+            if elapsed < throttleMs { throw .rateLimited(retryAfterMs: throttleMs - elapsed) }
         }
         throttle[key] = now
     }

@@ -10,13 +10,9 @@ import TollgateStorage
 /// A tenant actor is built from one storage snapshot; concurrent first requests for one tenant share the
 /// same start-up task, so a tenant is never loaded twice.
 public actor Supervisor {
-    public struct Limits: Sendable {
-        public var tenant: TenantActor.Limits
-        public init(tenant: TenantActor.Limits = .init()) { self.tenant = tenant }
-    }
 
     public nonisolated let services: RuntimeServices
-    let limits: Limits
+    let configuration: RuntimeConfiguration
     /// SHA-256 of the root operator token.
     let rootTokenHash: String
     private var tenants: [String: Task<TenantActor, any Error>] = [:]
@@ -26,10 +22,10 @@ public actor Supervisor {
     /// Operator token hash → tenant id: tenant operator tokens cannot be revoked, so this never goes stale.
     private var operatorTokens: [String: String] = [:]
 
-    public init(services: RuntimeServices, rootTokenHash: String, limits: Limits = .init()) {
+    public init(services: RuntimeServices, rootTokenHash: String, configuration: RuntimeConfiguration = .init()) {
         self.services = services
         self.rootTokenHash = rootTokenHash
-        self.limits = limits
+        self.configuration = configuration
     }
 
     /// Resolves a bearer token to a principal. Every failure says the same thing, so a caller learns nothing
@@ -116,14 +112,15 @@ public actor Supervisor {
         if let running = tenants[tenantId] {
             task = running
         } else {
-            task = Task { [services, limits] in
+            task = Task { [services, configuration] in
                 guard let snapshot = try await services.store.loadTenant(tenantId) else {
                     throw TollgateError.notFound("no tenant \(tenantId)")
                 }
                 let spend = try await services.store.spend(tenantId: tenantId, now: services.clock.now())
                 let open = try await services.store.sessions(
-                    tenantId: tenantId, .open, limit: limits.tenant.openSessionsMax)
-                let recent = try await services.store.sessions(tenantId: tenantId, .closed, limit: 1000)
+                    tenantId: tenantId, .open, limit: configuration.openSessionsMax)
+                let recent = try await services.store.sessions(
+                    tenantId: tenantId, .closed, limit: configuration.closedSessionsLoadedMax)
                 let timeouts = try await services.store.sessionTimeouts(tenantId: tenantId).map {
                     SessionTimeouts(
                         idleAfter: Double($0.idleAfterMs) / 1000, sessionTimeout: Double($0.sessionTimeoutMs) / 1000)
@@ -145,7 +142,7 @@ public actor Supervisor {
                 let loaded = TenantActor.Loaded(
                     snapshot: snapshot, spend: spend, sessions: open + recent, sessionTimeouts: timeouts,
                     reservations: held)
-                return try TenantActor(loaded, services: services, limits: limits.tenant)
+                return try TenantActor(loaded, services: services, configuration: configuration)
             }
             tenants[tenantId] = task
         }

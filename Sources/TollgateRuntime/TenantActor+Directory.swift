@@ -69,8 +69,8 @@ extension TenantActor {
                 field: "scopes[\(index)]", rule: "one of \(AgentScope.all.sorted().joined(separator: ", "))")
         }
         guard !scopes.isEmpty else { throw .validation(field: "scopes", rule: "at least one scope") }
-        guard (1...limits.credentialTTLSecondsMax).contains(ttlSeconds) else {
-            throw .validation(field: "ttlSeconds", rule: "from 1 to \(limits.credentialTTLSecondsMax)")
+        guard (1...Int64(configuration.credentialTTLSecondsMax)).contains(ttlSeconds) else {
+            throw .validation(field: "ttlSeconds", rule: "from 1 to \(Int64(configuration.credentialTTLSecondsMax))")
         }
         let token = Secrets.make(prefix: Secrets.agentTokenPrefix)
         let credential = Credential(

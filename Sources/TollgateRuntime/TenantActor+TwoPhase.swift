@@ -60,7 +60,7 @@ extension TenantActor {
             raise(CapAlerts.refused(refusal, path: path, at: at, marks: &marks))
             throw .budgetExceeded(refusal, currency: pricing.plan.currency)
         }
-        let ttl = min(ttlMs ?? limits.reservationTTLMs, limits.reservationTTLMs)
+        let ttl = min(ttlMs ?? Int64(configuration.reservationTTLMs), Int64(configuration.reservationTTLMs))
         let record = ReservationRecord(
             tenantId: tenantId, id: Identifiers.make(.reservation, at: at), idempotencyKey: call.key, path: path,
             tool: event.tool, held: amount, currency: pricing.plan.currency, createdAt: at,

@@ -22,36 +22,9 @@ import TollgateStorage
 /// justify happen synchronously, in one turn, before the first suspension point (`admit`); after an await,
 /// what is needed is read again.
 public actor TenantActor {
-    public struct Limits: Sendable {
-        /// Recent idempotency keys kept in memory (older ones are looked up in storage).
-        public var recentKeysMax: Int
-        /// Longest credential lifetime an operator may issue, in seconds.
-        public var credentialTTLSecondsMax: Int64
-        /// Open sessions a tenant may have at once.
-        public var openSessionsMax: Int
-        /// Session idleness and timeout unless the tenant sets its own (`sessions.configure`).
-        public var sessionTimeouts: SessionTimeouts
-        /// Longest a `meter.authorize` hold lasts before it expires, in milliseconds.
-        public var reservationTTLMs: Int64
-        /// The velocity alert's and the margin guard's thresholds.
-        public var guards: GuardLimits
-        public init(
-            recentKeysMax: Int = 100_000, credentialTTLSecondsMax: Int64 = 366 * 86_400,
-            openSessionsMax: Int = 100_000, sessionTimeouts: SessionTimeouts = SessionTimeouts(),
-            reservationTTLMs: Int64 = 300_000, guards: GuardLimits = GuardLimits()
-        ) {
-            self.recentKeysMax = recentKeysMax
-            self.credentialTTLSecondsMax = credentialTTLSecondsMax
-            self.openSessionsMax = openSessionsMax
-            self.sessionTimeouts = sessionTimeouts
-            self.reservationTTLMs = reservationTTLMs
-            self.guards = guards
-        }
-    }
-
     public nonisolated let tenantId: String
     let services: RuntimeServices
-    let limits: Limits
+    let configuration: RuntimeConfiguration
 
     var directory: TenantDirectory
     var capLedger = CapLedger()
@@ -77,15 +50,15 @@ public actor TenantActor {
         var reservations: [ReservationRecord]
     }
 
-    init(_ loaded: Loaded, services: RuntimeServices, limits: Limits) throws {
+    init(_ loaded: Loaded, services: RuntimeServices, configuration: RuntimeConfiguration) throws {
         tenantId = loaded.snapshot.tenant.id
         self.services = services
-        self.limits = limits
+        self.configuration = configuration
         directory = try TenantDirectory(snapshot: loaded.snapshot, registry: services.registry)
         sessions = SessionTable(
-            timeouts: loaded.sessionTimeouts ?? limits.sessionTimeouts, openMax: limits.openSessionsMax)
-        keys = IdempotencyCache(capacity: limits.recentKeysMax)
-        guards = SpendGuards(limits: limits.guards)
+            timeouts: loaded.sessionTimeouts ?? configuration.sessionTimeouts, openMax: configuration.openSessionsMax)
+        keys = IdempotencyCache(capacity: configuration.recentKeysMax)
+        guards = SpendGuards(limits: configuration.guards)
         for credential in directory.limitedCredentials { capLedger.setCap(Self.credentialCap(credential)!) }
         for cap in loaded.snapshot.caps { capLedger.setCap(cap) }
         let current = PeriodIndex(services.clock.now())

@@ -15,17 +15,53 @@ public final class SQLiteStore: TollgateStore {
     private let owner: OwnerLock
     public let path: String
 
+    /// The store's tuning: its keys and defaults, written once.
+    public struct Configuration: ComponentConfiguration {
+        /// How many frames (pages) the WAL may hold before the writer catches up on checkpointing itself;
+        /// 4,096 frames is 16 MiB at SQLite's default page size.
+        public var walFramesMax = 4096
+        /// The least time from one background checkpoint to the next, in milliseconds.
+        public var checkpointPauseMs = 10
+        /// When pending idempotency keys move into their index, and how many at a time (see `LedgerKeys`).
+        public var keysIndexAfter = 1024
+        public var keysIndexChunk = 512
+
+        public init() {}
+
+        public static let settings: [Setting<Self>] = [
+            Setting(
+                "sqliteWalFramesMax", \.walFramesMax,
+                "SQLite: pages the write-ahead log may hold before the ledger writer checkpoints it itself (4096 "
+                    + "pages is 16 MiB)"),
+            Setting(
+                "sqliteCheckpointPauseMs", \.checkpointPauseMs,
+                "SQLite: the least time between two background checkpoints, in milliseconds"),
+            Setting(
+                "sqliteKeysIndexAfter", \.keysIndexAfter,
+                "SQLite: idempotency keys appended with their charges before the oldest move into the sorted key "
+                    + "index"),
+            Setting(
+                "sqliteKeysIndexChunk", \.keysIndexChunk,
+                "SQLite: idempotency keys moved into the key index at a time, at most sqliteKeysIndexAfter"),
+        ]
+
+        public func validate() throws(ConfigurationError) {
+            try ConfigurationError.check(walFramesMax >= 100, "sqliteWalFramesMax", "at least 100")
+            try ConfigurationError.check(checkpointPauseMs >= 0, "sqliteCheckpointPauseMs", "not negative")
+            try ConfigurationError.check(keysIndexChunk >= 1, "sqliteKeysIndexChunk", "at least 1")
+            try ConfigurationError.check(
+                keysIndexAfter >= keysIndexChunk, "sqliteKeysIndexAfter", "at least limits.sqliteKeysIndexChunk")
+        }
+    }
+
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
-    /// `walFramesMax`: how many frames (pages) the WAL may hold before the writer catches up on checkpointing
-    /// itself; 4,096 frames is 16 MiB at SQLite's default page size.
-    /// `keysIndexAfter`, `keysIndexChunk`: when pending idempotency keys move into their index (see `LedgerKeys`).
     public init(
-        path: String, walFramesMax: Int = 4096, keysIndexAfter: Int = 1024, keysIndexChunk: Int = 512,
+        path: String, configuration tuning: Configuration = Configuration(),
         logger: Logger = Logger(label: "tollgate.sqlite")
     ) throws(StorageError) {
         self.path = path
         owner = try OwnerLock(path: path)
-        var configuration = Configuration()
+        var configuration = GRDB.Configuration()
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             // FULL: every commit is fsynced, so an acknowledged write survives `kill -9` and power loss.
@@ -42,8 +78,12 @@ public final class SQLiteStore: TollgateStore {
             // The writer never checkpoints; `WALCheckpointer` does, beside it (see there for why).
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
             try SQLiteMigrations.migrator.migrate(pool)
-            keys = try pool.read { db in try LedgerKeys(db, indexAfter: keysIndexAfter, indexChunk: keysIndexChunk) }
-            checkpointer = try WALCheckpointer(path: path, walFramesMax: walFramesMax, logger: logger)
+            keys = try pool.read { db in
+                try LedgerKeys(db, indexAfter: tuning.keysIndexAfter, indexChunk: tuning.keysIndexChunk)
+            }
+            checkpointer = try WALCheckpointer(
+                path: path, walFramesMax: tuning.walFramesMax, pause: .milliseconds(tuning.checkpointPauseMs),
+                logger: logger)
         } catch {
             throw .backend("opening \(path): \(error)")
         }

@@ -36,7 +36,7 @@ final class WALCheckpointer: Sendable {
     /// The least time from one checkpoint to the next.
     let pause: Duration
 
-    init(path: String, walFramesMax: Int, pause: Duration = .milliseconds(10), logger: Logger) throws {
+    init(path: String, walFramesMax: Int, pause: Duration, logger: Logger) throws {
         self.walFramesMax = walFramesMax
         self.pause = pause
         var configuration = Configuration()

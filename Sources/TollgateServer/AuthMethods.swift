@@ -12,7 +12,7 @@ enum AuthMethods {
             let token = try params.string("token", lengthMax: 512)
             let principal = try await context.supervisor.authenticate(token)
             context.connection.principal.withLock { $0 = principal }
-            let limits = context.configuration.limits
+            let limits = context.configuration.listener
             return [
                 "principal": describe(principal),
                 "server": [
@@ -31,7 +31,7 @@ enum AuthMethods {
             let clientId = try params.string("clientId")
             let secret = try params.string("clientSecret", lengthMax: 512)
             let ttl = try params.optionalInt(
-                "ttlSeconds", range: 1...Int64(context.configuration.limits.credentialTTLSecondsMax))
+                "ttlSeconds", range: 1...Int64(context.configuration.runtime.credentialTTLSecondsMax))
             let issued = try await context.supervisor.exchange(
                 clientId: clientId, clientSecret: secret, scopes: try params.optionalStrings("scopes"),
                 ttlSeconds: ttl ?? exchangedTokenTTLSecondsDefault)

@@ -14,7 +14,7 @@ struct ConnectionLoop {
         inbound: NIOAsyncChannelInboundStream<InboundFrame>,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     ) async throws {
-        let limits = context.configuration.limits
+        let limits = context.configuration.listener
         // Answers are funnelled through one writer task, so frames never interleave and share flushes.
         let answer = OutboundQueue()
         let frameBytesMax = limits.frameBytesMax
@@ -60,7 +60,7 @@ struct ConnectionLoop {
         _ payload: ByteBuffer, started: inout Int, window: InFlightWindow,
         requests: inout DiscardingTaskGroup, send: @escaping @Sendable (JSONValue) -> Void
     ) async {
-        switch Envelope.parse(payload, batchMax: context.configuration.limits.batchMax) {
+        switch Envelope.parse(payload, batchMax: context.configuration.listener.batchMax) {
         case .unanswerable(let error):
             send(Envelope.failure(id: .null, error: error))
 

@@ -34,7 +34,7 @@ enum HierarchyMethods {
         }
 
         router.tenantOperator("credentials.issue") { params, op in
-            let limit = Int64(op.request.configuration.limits.credentialTTLSecondsMax)
+            let limit = Int64(op.request.configuration.runtime.credentialTTLSecondsMax)
             let issued = try await op.tenant.issueCredential(
                 agentId: try params.string("agentId"),
                 scopes: try params.optionalStrings("scopes") ?? [AgentScope.meterWrite],

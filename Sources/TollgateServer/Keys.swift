@@ -5,10 +5,12 @@ import TollgateWire
 /// Reading idempotency keys from params: one format for every method.
 enum Keys {
     /// A required `idempotencyKey`.
-    static func key(_ params: Params) throws -> String {
-        let key = try params.string("idempotencyKey", lengthMax: 1024)
-        guard IdempotencyKey.isValid(key) else {
-            throw TollgateError.validation(field: "idempotencyKey", rule: "1 to 128 printable ASCII characters")
+    static func key(_ params: Params, _ context: RequestContext) throws -> String {
+        let lengthMax = context.idBytesMax
+        let key = try params.string("idempotencyKey", lengthMax: max(1024, lengthMax))
+        guard IdempotencyKey.isValid(key, lengthMax: lengthMax) else {
+            throw TollgateError.validation(
+                field: "idempotencyKey", rule: "1 to \(lengthMax) printable ASCII characters")
         }
         return key
     }
@@ -22,6 +24,7 @@ enum Keys {
         case .agent(_, let agentId, _, _)?: principal = agentId
         default: principal = KeyedCall.operatorPrincipal
         }
-        return KeyedCall(key: try key(params), method: method, params: .object(params.object), principal: principal)
+        return KeyedCall(
+            key: try key(params, context), method: method, params: .object(params.object), principal: principal)
     }
 }

@@ -69,12 +69,12 @@ public final class Listener: Service, Sendable {
     }
 
     public func run() async throws {
-        let limits = configuration.limits
+        let limits = configuration.listener
         let (host, port) = try configuration.listenAddress()
         let server: NIOAsyncChannel<Connection, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.backlog, value: Int32(clamping: limits.backlog))
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -139,7 +139,7 @@ public final class Listener: Service, Sendable {
     private func stopReadingAll() {
         let channels = open.withLock { Array($0.values) }
         for channel in channels { channel.close(mode: .input, promise: nil) }
-        let drainTimeout = TimeAmount.milliseconds(Int64(configuration.limits.drainTimeoutMs))
+        let drainTimeout = TimeAmount.milliseconds(Int64(configuration.listener.drainTimeoutMs))
         MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: drainTimeout) {
             for channel in self.open.withLock({ Array($0.values) }) { channel.close(promise: nil) }
         }
@@ -153,7 +153,7 @@ public final class Listener: Service, Sendable {
         open.withLock { $0[key] = channel }
         defer { open.withLock { $0[key] = nil } }
 
-        if count > configuration.limits.connectionsMax {
+        if count > configuration.listener.connectionsMax {
             try? await connection.executeThenClose { _, outbound in
                 try await outbound.write(
                     Envelope.buffer(

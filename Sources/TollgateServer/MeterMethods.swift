@@ -12,7 +12,7 @@ enum MeterMethods {
 
     static func register(in router: inout Router) {
         router.agent("meter.verify", scope: AgentScope.meterWrite) { params, agent in
-            let key = try Keys.key(params)
+            let key = try Keys.key(params, agent.request)
             let usage = try params.nested("usage")
             let event = try Self.event(
                 tool: try params.string("tool", lengthMax: toolBytesMax),
@@ -24,7 +24,7 @@ enum MeterMethods {
         }
 
         router.agent("meter.authorize", scope: AgentScope.meterWrite) { params, agent in
-            let key = try Keys.key(params)
+            let key = try Keys.key(params, agent.request)
             let tool = try params.string("tool", lengthMax: toolBytesMax)
             let estimate = try Self.event(
                 tool: tool, quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1,
@@ -40,21 +40,21 @@ enum MeterMethods {
             let event = try Self.event(
                 tool: "", quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1, usage: usage)
             return try await agent.tenant.commitReservation(
-                try params.string("reservationId", lengthMax: 128), usage: event,
+                try params.string("reservationId", lengthMax: agent.request.idBytesMax), usage: event,
                 status: try usage?.optionalString("status", lengthMax: 64), params: .object(params.object),
                 credentialId: agent.credentialId)
         }
 
         router.agent("meter.release", scope: AgentScope.meterWrite) { params, agent in
             try await agent.tenant.releaseReservation(
-                try params.string("reservationId", lengthMax: 128),
+                try params.string("reservationId", lengthMax: agent.request.idBytesMax),
                 call: try Keys.call(params, .meterRelease, agent.request), credentialId: agent.credentialId)
         }
     }
 
     /// The call's session: the one it names, or the one the server named for this connection.
     static func sessionId(_ params: Params, _ context: RequestContext) throws -> String {
-        try params.optionalString("sessionId", lengthMax: 128) ?? context.connection.defaultSessionId
+        try params.optionalString("sessionId", lengthMax: context.idBytesMax) ?? context.connection.defaultSessionId
     }
 
     /// The call's usage as rating sees it; `usage` (or `estimate`) names its fields in errors.

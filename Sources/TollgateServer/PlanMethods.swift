@@ -41,7 +41,7 @@ enum PlanMethods {
         router.tenantOperator("subscriptions.swap") { params, op in
             try await op.tenant.swapPlan(
                 subscriptionId: try params.string("subscriptionId"),
-                planId: try params.optionalString("planId", lengthMax: 128),
+                planId: try params.optionalString("planId", lengthMax: op.request.idBytesMax),
                 version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
                 effectiveAt: try params.optionalDate("effectiveAt"),
                 call: try Keys.call(params, .subscriptionsSwap, op.request))

@@ -8,6 +8,9 @@ struct RequestContext: Sendable {
     let supervisor: Supervisor
     let configuration: ServerConfiguration
     let serverInfo: ServerInfo
+
+    /// Longest id or idempotency key a request may carry (`limits.idBytesMax`).
+    var idBytesMax: Int { configuration.listener.idBytesMax }
 }
 
 public struct ServerInfo: Sendable {

@@ -1,3 +1,4 @@
+import TollgateCore
 import TollgateRuntime
 import TollgateStorage
 

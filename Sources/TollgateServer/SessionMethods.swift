@@ -11,7 +11,9 @@ enum SessionMethods {
 
     static func register(in router: inout Router) {
         router.agent("session.open", scope: AgentScope.meterWrite) { params, agent in
-            let id = try params.optionalString("sessionId", lengthMax: 128) ?? Identifiers.make(.session)
+            let id =
+                try params.optionalString("sessionId", lengthMax: agent.request.idBytesMax)
+                ?? Identifiers.make(.session)
             var metadata: String?
             if let value = params.object["metadata"], value != .null {
                 guard case .object = value else { throw TollgateError.validation(field: "metadata", rule: "an object") }
@@ -27,7 +29,8 @@ enum SessionMethods {
         }
 
         router.agentOrOperator("session.get", scope: AgentScope.meterWrite) { params, caller in
-            try await caller.tenant.sessionInfo(try params.string("sessionId", lengthMax: 128), as: caller.viewer)
+            try await caller.tenant.sessionInfo(
+                try params.string("sessionId", lengthMax: caller.request.idBytesMax), as: caller.viewer)
         }
 
         router.agentOrOperator("session.close", scope: AgentScope.meterWrite) { params, caller in
@@ -38,7 +41,8 @@ enum SessionMethods {
             default: throw TollgateError.validation(field: "outcome", rule: "COMPLETED or FAILED")
             }
             return try await caller.tenant.closeSession(
-                try params.string("sessionId", lengthMax: 128), outcome: outcome, as: caller.viewer,
+                try params.string("sessionId", lengthMax: caller.request.idBytesMax), outcome: outcome,
+                as: caller.viewer,
                 call: try Keys.call(params, .sessionClose, caller.request))
         }
 

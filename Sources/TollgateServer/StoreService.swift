@@ -18,14 +18,10 @@ final class StoreService: Service, Sendable {
     }
 
     static func open(_ configuration: ServerConfiguration, logger: Logger) async throws -> any TollgateStore {
-        let limits = configuration.limits
         switch try configuration.storage() {
-        case .sqlite(let path): return try SQLiteStore(path: path)
+        case .sqlite(let path): return try SQLiteStore(path: path, configuration: configuration.sqlite, logger: logger)
         case .postgres(let url):
-            let options = PostgresStore.Options(
-                startupTimeout: .milliseconds(limits.storageStartupTimeoutMs),
-                requestTimeout: .milliseconds(limits.storageTimeoutMs))
-            return try await PostgresStore(url: url, options: options, logger: logger)
+            return try await PostgresStore(url: url, configuration: configuration.postgres, logger: logger)
         case .memory: return InMemoryStore()
         }
     }

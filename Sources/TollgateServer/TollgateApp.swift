@@ -38,15 +38,9 @@ public struct TollgateApp: Sendable {
             try? await store.close()
             throw error
         }
-        let limits = configuration.limits
-        let ledger = LedgerWriter(
-            store: store,
-            limits: .init(
-                groupEntriesMax: limits.ledgerGroupEntriesMax,
-                queueEntriesMax: limits.ledgerQueueEntriesMax),
-            logger: logger)
+        let ledger = LedgerWriter(store: store, configuration: configuration.ledger, logger: logger)
         let services = RuntimeServices(store: store, ledger: ledger, registry: registry, clock: clock, logger: logger)
-        let supervisor = Supervisor(services: services, rootTokenHash: root.hash, limits: configuration.runtimeLimits)
+        let supervisor = Supervisor(services: services, rootTokenHash: root.hash, configuration: configuration.runtime)
         let listener = Listener(
             configuration: configuration, router: Router(logger: logger), supervisor: supervisor,
             version: version, logger: logger)
@@ -55,7 +49,7 @@ public struct TollgateApp: Sendable {
             supervisor: supervisor, generatedRootToken: root.generated,
             services: [
                 StoreService(store: store), ledger, listener,
-                SessionSweeper(supervisor: supervisor, intervalMs: limits.sessionSweepMs),
+                SessionSweeper(supervisor: supervisor, intervalMs: configuration.runtime.sessionSweepMs),
             ])
     }
 

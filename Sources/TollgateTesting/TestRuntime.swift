@@ -20,7 +20,7 @@ public struct TestRuntime: Sendable {
     /// Runs `body` with a runtime over `store` (a new in-memory store by default), reading `clock`.
     public static func with<T: Sendable>(
         store: (any TollgateStore)? = nil, clock: any WallClock = SystemWallClock(),
-        limits: TenantActor.Limits = TenantActor.Limits(), _ body: (TestRuntime) async throws -> T
+        configuration: RuntimeConfiguration = RuntimeConfiguration(), _ body: (TestRuntime) async throws -> T
     ) async throws -> T {
         let store = store ?? InMemoryStore()
         var logger = Logger(label: "tollgate.test-runtime")
@@ -31,7 +31,7 @@ public struct TestRuntime: Sendable {
             store: store, ledger: ledger, registry: .builtIn, clock: clock, logger: logger)
         let runtime = TestRuntime(
             supervisor: Supervisor(
-                services: services, rootTokenHash: Secrets.hash("unused"), limits: Supervisor.Limits(tenant: limits)))
+                services: services, rootTokenHash: Secrets.hash("unused"), configuration: configuration))
         func shutdown() async {
             writer.cancel()
             _ = await writer.result

@@ -24,7 +24,14 @@ struct Tollgated: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = ProcessInfo.processInfo.environment["TOLLGATE_LOG_LEVEL"] ?? "info"
 
+    @Flag(name: .long, help: "Print the configuration file of the defaults, every key explained, and exit.")
+    var printConfig = false
+
     func run() async throws {
+        if printConfig {
+            print(ServerConfiguration().file, terminator: "")
+            return
+        }
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("unknown log level \(logLevel)")
         }

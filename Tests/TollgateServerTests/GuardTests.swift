@@ -22,8 +22,8 @@ import TollgateTesting
     @Test func velocity_firesOnceWhenAnAgentRunsAtTripleItsTrailingAverage() async throws {
         let clock = ManualClock(Date(timeIntervalSince1970: 1_795_000_020))
         let server = try await TestServer.start(clock: clock) {
-            $0.limits.velocityWindowMinutes = 10
-            $0.limits.velocityMinCallsPerMinute = 5
+            $0.runtime.guards.velocityWindowMinutes = 10
+            $0.runtime.guards.velocityMinCallsPerMinute = 5
         }
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)

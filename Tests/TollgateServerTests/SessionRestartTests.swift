@@ -17,7 +17,7 @@ import TollgateTesting
     ]
 
     static func start(_ storageURL: String, clock: ManualClock) async throws -> TestServer {
-        try await TestServer.start(storageURL: storageURL, clock: clock) { $0.limits.sessionSweepMs = 5 }
+        try await TestServer.start(storageURL: storageURL, clock: clock) { $0.runtime.sessionSweepMs = 5 }
     }
 
     @Test(arguments: backends)

@@ -8,7 +8,7 @@ import TollgateTesting
 /// adds up to the receipts; kept across a restart; each agent sees only its own.
 @Suite struct SessionTests {
     static func start(clock: ManualClock, storageURL: String = "memory:") async throws -> TestServer {
-        try await TestServer.start(storageURL: storageURL, clock: clock) { $0.limits.sessionSweepMs = 5 }
+        try await TestServer.start(storageURL: storageURL, clock: clock) { $0.runtime.sessionSweepMs = 5 }
     }
 
     @Test func lifecycle_idle_timeout_andTheFinalRecordAddsUpToTheReceipts() async throws {
@@ -65,7 +65,7 @@ import TollgateTesting
 
     @Test func explicitClose_waitsForCallsInFlight_soTheRecordIsComplete() async throws {
         let store = GatedStore()
-        let server = try await TestServer.start(store: store) { $0.limits.sessionSweepMs = 5 }
+        let server = try await TestServer.start(store: store) { $0.runtime.sessionSweepMs = 5 }
         let world = try await Fixture.make(on: server)
         let agent = try await server.connect(token: world.agentToken)
         _ = try await agent.call("meter.verify", verifyParams("k0", extra: ["sessionId": "ses_b"]))

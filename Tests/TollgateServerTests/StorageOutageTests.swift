@@ -16,7 +16,7 @@ import TollgateTesting
         let (before, port, after) = try #require(Self.splitPort(live))
         let relay = try await TCPRelay(to: "127.0.0.1", port: port)
         let server = try await TestServer.start(storageURL: before + "\(relay.port)" + after) {
-            $0.limits.storageTimeoutMs = 3000
+            $0.postgres.requestTimeoutMs = 3000
         }
         do {
             let world = try await Fixture.make(on: server, name: "outage-\(UUID().uuidString)")

@@ -92,7 +92,7 @@ import TollgateTesting
 
     @Test func anExpiredHoldIsReleasedByTheSweeper() async throws {
         let clock = ManualClock()
-        let server = try await TestServer.start(clock: clock) { $0.limits.sessionSweepMs = 5 }
+        let server = try await TestServer.start(clock: clock) { $0.runtime.sessionSweepMs = 5 }
         let (_, _, agent) = try await Self.setUp(server, limit: "0.5")
         let hold = try await Self.authorize(agent, "a1", quantity: 2, ttlMs: 1000)
         #expect(hold["expiresAt"]?.string == Timestamp.format(clock.now().addingTimeInterval(1)))
@@ -148,7 +148,7 @@ import TollgateTesting
 @Suite struct SessionCloseWithHoldsTests {
     @Test func closingASessionReleasesItsHoldsOnce_andTheServerLivesOn() async throws {
         let clock = ManualClock()
-        let server = try await TestServer.start(clock: clock) { $0.limits.sessionSweepMs = 5 }
+        let server = try await TestServer.start(clock: clock) { $0.runtime.sessionSweepMs = 5 }
         let world = try await Fixture.make(on: server)
         let op = try await server.connect(token: world.operatorToken)
         _ = try await op.call(
@@ -189,7 +189,7 @@ import TollgateTesting
     /// scope already forgotten, and trapped).
     @Test func aCloseRacingAHoldBeingStored_releasesItToo() async throws {
         let store = GatedStore()
-        let server = try await TestServer.start(store: store) { $0.limits.sessionSweepMs = 5 }
+        let server = try await TestServer.start(store: store) { $0.runtime.sessionSweepMs = 5 }
         let world = try await Fixture.make(on: server)
         let agent = try await server.connect(token: world.agentToken)
         store.closeHoldGate()

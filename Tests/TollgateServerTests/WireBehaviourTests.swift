@@ -44,7 +44,7 @@ import TollgateTesting
     /// Sockets opened and left do not hold the connection limit: a connection that does not authenticate is
     /// closed once quiet for `unauthenticatedIdleMs`; an authenticated one stays (idleMs 0) unless configured.
     @Test func quietConnections_areClosed_unauthenticatedOnesFirst() async throws {
-        let server = try await TestServer.start { $0.limits.unauthenticatedIdleMs = 200 }
+        let server = try await TestServer.start { $0.listener.unauthenticatedIdleMs = 200 }
         let silent = try await server.connect()
         let authenticated = try await server.connect(token: TestServer.rootToken)
         try await Task.sleep(for: .milliseconds(1500))
@@ -54,8 +54,8 @@ import TollgateTesting
 
         // Margins wide enough for a busy test machine: a request every 100 ms against a limit of 1.5 s.
         let strict = try await TestServer.start {
-            $0.limits.unauthenticatedIdleMs = 200
-            $0.limits.idleMs = 1500
+            $0.listener.unauthenticatedIdleMs = 200
+            $0.listener.idleMs = 1500
         }
         let quiet = try await strict.connect(token: TestServer.rootToken)
         let busy = try await strict.connect(token: TestServer.rootToken)
@@ -130,7 +130,7 @@ import TollgateTesting
     }
 
     @Test func batchOverBatchMax_isRefusedWhole() async throws {
-        let server = try await TestServer.start { $0.limits.batchMax = 2 }
+        let server = try await TestServer.start { $0.listener.batchMax = 2 }
         let connection = try await server.connect(token: TestServer.rootToken)
         let one = #"{"jsonrpc":"2.0","id":1,"method":"tenants.list"}"#
         connection.sendRaw(frame("[\(one),\(one),\(one)]"))
@@ -158,8 +158,8 @@ import TollgateTesting
     @Test func atInFlightMax_theServerStopsReading_andLosesNothing() async throws {
         let store = GatedStore()
         let server = try await TestServer.start(store: store) {
-            $0.limits.inFlightMax = 4
-            $0.limits.batchMax = 4
+            $0.listener.inFlightMax = 4
+            $0.listener.batchMax = 4
         }
         let world = try await Fixture.make(on: server)
         let agent = try await server.connect(token: world.agentToken)
@@ -178,7 +178,7 @@ import TollgateTesting
     }
 
     @Test func connectionLimit_refusesTheNextConnectionWithUnavailable() async throws {
-        let server = try await TestServer.start { $0.limits.connectionsMax = 2 }
+        let server = try await TestServer.start { $0.listener.connectionsMax = 2 }
         let first = try await server.connect(token: TestServer.rootToken)
         let second = try await server.connect(token: TestServer.rootToken)
         let third = try await server.connect()

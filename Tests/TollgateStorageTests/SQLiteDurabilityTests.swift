@@ -30,7 +30,7 @@ import TollgateStorage
 @Suite struct SQLiteCheckpointTests {
     @Test func theWALIsCopiedBackWhileTheWriterKeepsCommitting() async throws {
         let path = StoreKind.temporarySQLitePath()
-        let store = try SQLiteStore(path: path, walFramesMax: 500)
+        let store = try SQLiteStore(path: path, configuration: .wal(framesMax: 500))
         let conformance = StoreConformanceTests()
         let world = try await conformance.makeWorld(store)
         for group in 0..<200 {
@@ -52,7 +52,7 @@ import TollgateStorage
     /// sessions without a single charge once grew the WAL without bound.
     @Test func theWALStaysBoundedUnderWritesOtherThanCharges() async throws {
         let path = StoreKind.temporarySQLitePath()
-        let store = try SQLiteStore(path: path, walFramesMax: 500)
+        let store = try SQLiteStore(path: path, configuration: .wal(framesMax: 500))
         let world = try await StoreConformanceTests().makeWorld(store)
         for n in 0..<3000 {
             let session = SessionRecord(

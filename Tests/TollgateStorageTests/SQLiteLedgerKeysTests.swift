@@ -30,7 +30,7 @@ import TollgateStorage
 
     @Test func aKeyIsRefusedWhetherPendingIndexedOrReadBackAfterReopening() async throws {
         let path = StoreKind.temporarySQLitePath()
-        var store = try SQLiteStore(path: path, keysIndexAfter: 8, keysIndexChunk: 4)
+        var store = try SQLiteStore(path: path, configuration: .keys(indexAfter: 8, chunk: 4))
         let world = try await conformance.makeWorld(store)
         for group in 0..<50 {
             let outcomes = try await store.commit(
@@ -62,7 +62,7 @@ import TollgateStorage
         try await replayAll(store, fresh: "a")
         try await store.close()
 
-        store = try SQLiteStore(path: path, keysIndexAfter: 8, keysIndexChunk: 4)
+        store = try SQLiteStore(path: path, configuration: .keys(indexAfter: 8, chunk: 4))
         #expect(store.keys.pendingCount == (try keyTables(path)).pending)
         try await replayAll(store, fresh: "b")
         for key in ["k0", "k149", "a0", "b14"] {
@@ -114,7 +114,7 @@ import TollgateStorage
     @Test(arguments: FailurePoint.allCases)
     func aGroupThatRollsBackLeavesEveryKeyAsItWas(failing at: FailurePoint) async throws {
         let path = StoreKind.temporarySQLitePath()
-        let store = try SQLiteStore(path: path, keysIndexAfter: 4, keysIndexChunk: 4)
+        let store = try SQLiteStore(path: path, configuration: .keys(indexAfter: 4, chunk: 4))
         let world = try await conformance.makeWorld(store)
         _ = try await store.commit(try (0..<3).map { try conformance.entry(world, key: "k\($0)", cost: "1") })
         // With the next group the pending keys reach 4, so it would move them all into the index.

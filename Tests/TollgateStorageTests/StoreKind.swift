@@ -30,3 +30,18 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
         return directory.appendingPathComponent("tollgate.sqlite").path
     }
 }
+
+extension SQLiteStore.Configuration {
+    static func keys(indexAfter: Int, chunk: Int) -> Self {
+        var configuration = Self()
+        configuration.keysIndexAfter = indexAfter
+        configuration.keysIndexChunk = chunk
+        return configuration
+    }
+
+    static func wal(framesMax: Int) -> Self {
+        var configuration = Self()
+        configuration.walFramesMax = framesMax
+        return configuration
+    }
+}
