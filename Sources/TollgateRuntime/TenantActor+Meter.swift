@@ -7,20 +7,19 @@ import TollgateStorage
 extension TenantActor {
     public func verify(_ request: MeterRequest, credentialId: String) async throws(TollgateError) -> JSONValue {
         let credential = try meterCredential(credentialId)
+        let call = request.keyed(by: credential.agentId)
         // Keys recorded before this actor started (by another process, or forgotten by memory) are caught by the
         // ledger writer, inside the very transaction that would record the charge: the hot path reads nothing.
-        return try await keyed(request.keyed(by: credential.agentId), lookUpStored: false) {
-            () async throws(TollgateError) in
-            try await charge(request, credential: credential, settling: nil)
+        return try await keyed(call, lookUpStored: false) { () async throws(TollgateError) in
+            try await charge(request, call: call, credential: credential, settling: nil)
         }
     }
 
     /// Charges `request` — or, `settling` a reservation, its commit, which gives the reservation's hold back in
     /// the turn that checks the caps for the actual cost.
-    func charge(_ request: MeterRequest, credential: Credential, settling reservation: ReservationRecord?)
-        async throws(TollgateError) -> JSONValue
-    {
-        let call = request.keyed(by: credential.agentId)
+    func charge(
+        _ request: MeterRequest, call: KeyedCall, credential: Credential, settling reservation: ReservationRecord?
+    ) async throws(TollgateError) -> JSONValue {
         let caller = try directory.agent(credential.agentId)
         try await ensureSession(request.sessionId, for: caller, openedAt: now)
         // A call priced with a call counted that was then not recorded is priced again (`PricingStream`). Each

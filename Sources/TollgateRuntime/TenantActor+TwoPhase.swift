@@ -99,7 +99,7 @@ extension TenantActor {
             let request = MeterRequest(
                 event: event, idempotencyKey: call.key, sessionId: reservation.path.sessionId, status: status,
                 params: params, method: .meterCommit)
-            return try await charge(request, credential: credential, settling: reservation)
+            return try await charge(request, call: call, credential: credential, settling: reservation)
         }
     }
 
