@@ -39,14 +39,17 @@ let package = Package(
     targets: [
         // Pure domain: ids, Money, usage, cap ledger, hierarchy. Foundation only.
         .target(name: "TollgateCore", swiftSettings: swiftSettings),
+        // JSON as a value, and its strict reader and canonical writer (exact integers, a depth limit, no
+        // duplicate keys): the wire's, plan documents' and stored answers' format. Depends on nothing.
+        .target(name: "TollgateJSON", swiftSettings: swiftSettings),
         // The PricingStrategy protocol, the registry, plan documents, rating.
-        .target(name: "TollgatePricing", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
+        .target(name: "TollgatePricing", dependencies: ["TollgateCore", "TollgateJSON"], swiftSettings: swiftSettings),
         // The list of built-in strategies: the one place a new plug-in is registered.
         .target(
             name: "TollgateStrategies", dependencies: ["TollgatePricing"] + strategyPlugins.map { .target(name: $0) },
             path: "Plugins/TollgateStrategies", swiftSettings: swiftSettings),
         // The storage protocol, records and the in-memory store.
-        .target(name: "TollgateStorage", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
+        .target(name: "TollgateStorage", dependencies: ["TollgateCore", "TollgateJSON"], swiftSettings: swiftSettings),
         .target(
             name: "TollgateSQLite",
             dependencies: [
@@ -66,14 +69,14 @@ let package = Package(
         .target(
             name: "TollgateWire",
             dependencies: [
-                "TollgateCore",
+                "TollgateCore", "TollgateJSON",
                 .product(name: "NIOCore", package: "swift-nio"),
             ], swiftSettings: swiftSettings),
         // Supervisor, tenant actors, the ledger writer.
         .target(
             name: "TollgateRuntime",
             dependencies: [
-                "TollgateCore", "TollgatePricing", "TollgateStorage",
+                "TollgateCore", "TollgateJSON", "TollgatePricing", "TollgateStorage",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,7 +96,7 @@ let package = Package(
         .target(
             name: "TollgateClient",
             dependencies: [
-                "TollgateWire",
+                "TollgateWire", "TollgateJSON",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ], swiftSettings: swiftSettings),
@@ -102,8 +105,8 @@ let package = Package(
             name: "TollgateTesting",
             dependencies: [
                 "TollgateServer", "TollgateClient", "TollgateRuntime", "TollgatePricing", "TollgateStrategies",
-                "TollgateStorage",
-                "TollgateCore", .product(name: "NIOCore", package: "swift-nio"),
+                "TollgateStorage", "TollgateCore", "TollgateJSON",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -119,12 +122,12 @@ let package = Package(
         .executableTarget(
             name: "tollgate",
             dependencies: [
-                "TollgateClient", "TollgatePricing", "TollgateStrategies",
+                "TollgateClient", "TollgateJSON", "TollgatePricing", "TollgateStrategies",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ], swiftSettings: swiftSettings),
         // Benchmark: the cost of rating one event under each strategy and modifier.
         .executableTarget(
-            name: "TollgateRatingBench", dependencies: ["TollgatePricing", "TollgateStrategies"],
+            name: "TollgateRatingBench", dependencies: ["TollgatePricing", "TollgateStrategies", "TollgateJSON"],
             path: "Integration/RatingBench", swiftSettings: swiftSettings),
         // Benchmark: 64 pipelining agent connections against a live server on SQLite.
         .executableTarget(
@@ -140,17 +143,19 @@ let package = Package(
             path: "Integration/TenantLoadBench", swiftSettings: swiftSettings),
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
-        .testTarget(name: "TollgatePricingTests", dependencies: ["TollgatePricing", "TollgateStrategies"]),
+        .testTarget(name: "TollgateJSONTests", dependencies: ["TollgateJSON"]),
+        .testTarget(
+            name: "TollgatePricingTests", dependencies: ["TollgatePricing", "TollgateStrategies", "TollgateJSON"]),
         .testTarget(
             name: "TollgateStorageTests",
             dependencies: [
-                "TollgateStorage", "TollgateSQLite", "TollgatePostgres",
+                "TollgateStorage", "TollgateSQLite", "TollgatePostgres", "TollgateJSON",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         .testTarget(
             name: "TollgateWireTests",
             dependencies: [
-                "TollgateWire",
+                "TollgateWire", "TollgateJSON",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
         // The runtime's values and the tenant actor in process: no socket, no JSON on the wire.
@@ -158,11 +163,12 @@ let package = Package(
             name: "TollgateRuntimeTests",
             dependencies: [
                 "TollgateRuntime", "TollgateStrategies", "TollgateStorage", "TollgatePricing", "TollgateCore",
-                "TollgateTesting",
+                "TollgateJSON", "TollgateTesting",
             ]),
         .testTarget(
-            name: "TollgateServerTests", dependencies: ["TollgateTesting", "TollgateSQLite", "TollgatePostgres"]),
-        .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer"]),
+            name: "TollgateServerTests",
+            dependencies: ["TollgateTesting", "TollgateSQLite", "TollgatePostgres", "TollgateJSON"]),
+        .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer", "TollgateJSON"]),
     ]
         + strategyPlugins.map { name in
             // Pricing strategy plug-ins: one target each, depending only on TollgatePricing.

@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import TollgateCore
+import TollgateJSON
 import TollgateWire
 
 /// One persistent connection to a Tollgate server.

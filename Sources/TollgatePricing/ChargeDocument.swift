@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 
 /// One charge (or modifier) object of a plan document, with readers that name the exact field and rule when
 /// a value is wrong. Every strategy reads its fields through these, so every plan error reads the same way.

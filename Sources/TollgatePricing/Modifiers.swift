@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 
 /// `error_rate_penalty`: a multiplier on the price of a session (or of the whole period) whose share of
 /// failed calls is above a threshold.

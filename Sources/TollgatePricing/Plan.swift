@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 
 /// A validated, immutable version of a rate plan: its document as the operator wrote it, and the strategies
 /// built from its charges. Putting a plan with the same name again makes the next version; a version never changes.

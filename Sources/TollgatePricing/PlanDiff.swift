@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 
 /// The differences between two plan documents, field by field (`charges[0].rates.search: "0.001" → "0.002"`),
 /// for `tollgate plans diff`.

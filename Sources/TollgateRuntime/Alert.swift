@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 
 /// The kinds of alert a tenant raises; the raw values are the wire's.
 public enum AlertKind: String, Sendable, CaseIterable {

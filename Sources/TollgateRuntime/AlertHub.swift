@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import TollgateCore
+import TollgateJSON
 import TollgateStorage
 
 /// Delivers alerts to the operators watching a tenant: every connection that called `alerts.subscribe`

@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 
 /// What idempotency compares: the params and who sent them. A key reused by another agent of the same
 /// tenant is a mismatch (field `agentId`), never a replay of someone else's receipt.

@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 import TollgateStorage
 
 /// The tenant's one idempotency rule, for every writing method:

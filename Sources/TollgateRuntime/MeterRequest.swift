@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 import TollgatePricing
 
 /// A `meter.verify` call (or the charge of a `meter.commit`) as the runtime sees it: the event to rate, where

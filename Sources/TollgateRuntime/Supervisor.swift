@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import TollgateCore
+import TollgateJSON
 import TollgatePricing
 import TollgateStorage
 

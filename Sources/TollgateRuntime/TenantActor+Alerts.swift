@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 import TollgateStorage
 
 /// Alerts raised by the tenant's calls, `alerts.list`, and the operator's view of the caps (`caps.list`).

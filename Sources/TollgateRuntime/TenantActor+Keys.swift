@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 import TollgateStorage
 
 /// How the tenant's writing calls keep the idempotency rule (`IdempotencyCache`): every one of them runs in

@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 import TollgateStorage
 
 /// Sessions: opened explicitly (`session.open`) or by the first call naming them; IDLE after `idleAfter`;

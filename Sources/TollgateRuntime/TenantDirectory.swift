@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 import TollgatePricing
 import TollgateStorage
 

@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 
 /// The methods that write, as the idempotency rule names them: a key used by one of them and then by
 /// another is `IDEMPOTENCY_MISMATCH` (field `method`). The raw values are the wire's method names, which are

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import TollgateCore
+import TollgateJSON
 import TollgateWire
 
 /// One connection's life: read frames, run requests concurrently (pipelining), write answers as they

@@ -1,5 +1,6 @@
 import Synchronization
 import TollgateCore
+import TollgateJSON
 import TollgateRuntime
 
 /// What the server remembers about one connection between its requests.

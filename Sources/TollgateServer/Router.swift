@@ -1,5 +1,6 @@
 import Logging
 import TollgateCore
+import TollgateJSON
 import TollgateRuntime
 import TollgateWire
 

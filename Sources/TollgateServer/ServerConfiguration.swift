@@ -2,6 +2,7 @@ import Configuration
 import Foundation
 import SystemPackage
 import TollgateCore
+import TollgateJSON
 import TollgatePostgres
 import TollgateRuntime
 import TollgateSQLite

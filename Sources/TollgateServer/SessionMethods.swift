@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 import TollgateRuntime
 import TollgateStorage
 import TollgateWire

@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 
 /// A change to one tenant's records made by an operator or by the runtime, outside the ledger's group
 /// commits. `TollgateStore.write(_:answer:)` writes it together with the answer of the call that made it,

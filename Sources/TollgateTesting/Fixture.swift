@@ -1,5 +1,6 @@
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 
 /// A tenant with one customer, team and agent, a `per_tool` plan and a subscription: the smallest world in
 /// which an agent can pay for a call. Built over the wire, as an operator would.

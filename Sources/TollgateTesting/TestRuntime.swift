@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TollgateCore
+import TollgateJSON
 import TollgatePricing
 import TollgateRuntime
 import TollgateStorage

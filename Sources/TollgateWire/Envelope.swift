@@ -1,5 +1,6 @@
 import NIOCore
 import TollgateCore
+import TollgateJSON
 
 /// One JSON-RPC request taken out of a frame. `id` is nil for a notification (no answer is sent).
 public struct RPCRequest: Sendable {

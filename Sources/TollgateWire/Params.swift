@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 
 /// Typed access to a request's `params` object. A missing field or a wrong JSON type is `-32602` naming the
 /// field; a value of the right type that breaks a rule (negative, too long) is `VALIDATION_FAILED`.

@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 
 /// A JSON-RPC error as it goes on the wire: `{code, message, data}`. Every failure reaches the client
 /// through `WireError(translating:)`, the one place where internal errors become wire errors; nothing

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TollgateCore
+import TollgateJSON
 
 struct Hello: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Authenticate and show who the token belongs to.")

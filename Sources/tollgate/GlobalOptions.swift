@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 
 /// Options every command takes.
 struct GlobalOptions: ParsableArguments {

@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 
 /// How results are shown: a table for people, JSON or one field for scripts.
 enum Output {

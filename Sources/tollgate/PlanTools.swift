@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TollgateCore
+import TollgateJSON
 import TollgatePricing
 import TollgateStrategies
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 
 struct Sessions: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

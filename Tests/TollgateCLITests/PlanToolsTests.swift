@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 
 /// `tollgate plans simulate`, `plans diff` and `subscriptions swap`, run as an operator would.
 @Suite struct PlanToolsTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 
 /// `tollgated` as a real process: first-start token, signals, and durability across `kill -9`.
 @Suite struct ServerProcessTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TollgateCore
+import TollgateJSON
 import TollgatePricing
 
 /// The worked examples of seed document 001 ("Dimension Pricing in the Rate Plan" and "Real-World

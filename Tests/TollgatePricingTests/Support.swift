@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 import TollgatePricing
 import TollgateStrategies
 

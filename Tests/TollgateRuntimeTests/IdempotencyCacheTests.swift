@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TollgateCore
+import TollgateJSON
 import TollgateStorage
 
 @testable import TollgateRuntime

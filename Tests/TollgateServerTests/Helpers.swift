@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 
 /// The reason of the error `body` throws, or nil if it succeeds.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgatePostgres
 import TollgateSQLite
 import TollgateStorage

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 
 /// `subscriptions.swap`: a tenant's plan changes without a restart, and every call is rated by exactly one

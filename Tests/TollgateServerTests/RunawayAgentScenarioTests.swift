@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 
 /// The weekend retry loop, end to end over the wire on SQLite: an agent keeps retrying a failing expensive

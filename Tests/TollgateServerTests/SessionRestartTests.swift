@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 
 /// An open session across a restart, on every durable backend: its record equals its ledger, its cap is not

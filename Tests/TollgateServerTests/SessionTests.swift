@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 
 /// Sessions over the wire: opened, billed, idle, closed by timeout or explicitly, with a final record that

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 
 /// A running server whose PostgreSQL goes away: calls fail with `UNAVAILABLE` within the storage timeout

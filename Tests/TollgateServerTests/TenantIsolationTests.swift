@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 
 /// An operator of tenant A can neither see nor change anything of tenant B, through any method.

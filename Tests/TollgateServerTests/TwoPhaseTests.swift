@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 
 /// `meter.authorize` / `meter.commit` / `meter.release`: holds count against caps, the commit charges the

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 
 /// The transport rules of PROTOCOL.md, over a real socket.

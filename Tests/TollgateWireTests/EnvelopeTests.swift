@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
 import TollgateCore
+import TollgateJSON
 
 @testable import TollgateWire
 

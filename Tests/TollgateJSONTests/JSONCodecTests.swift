@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TollgateJSON
 
 @testable import TollgateCore
 
