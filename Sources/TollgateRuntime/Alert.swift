@@ -16,11 +16,94 @@ public enum AlertKind: String, Sendable, CaseIterable {
     case marginGuard = "margin_guard"
 }
 
-/// An alert as the runtime raises it: its kind and its fields (the params of the `alert` notification,
-/// besides `kind`, `alertId` and `at`, which are added when it is stored).
-struct Alert: Equatable {
-    var kind: AlertKind
-    var fields: [String: JSONValue]
+/// An alert as the runtime raises it, typed by kind. Its `json` is the params of the `alert` notification
+/// besides `kind`, `alertId` and `at`, which are added when it is stored (`TenantActor.raise`).
+public enum Alert: JSONRepresentable, Equatable {
+    case capWarning(CapCrossing)
+    case capReached(CapCrossing)
+    case sessionClosed(SessionView)
+    case velocity(VelocityCrossing)
+    case marginGuard(MarginCrossing)
+
+    public var kind: AlertKind {
+        switch self {
+        case .capWarning: .capWarning
+        case .capReached: .capReached
+        case .sessionClosed: .sessionClosed
+        case .velocity: .velocity
+        case .marginGuard: .marginGuard
+        }
+    }
+
+    public var json: JSONValue {
+        switch self {
+        case .capWarning(let crossing), .capReached(let crossing): return crossing.json
+        case .sessionClosed(let session): return session.json
+        case .velocity(let crossing): return crossing.json
+        case .marginGuard(let crossing): return crossing.json
+        }
+    }
+}
+
+/// Spend under a cap crossing its warning threshold or its limit, or a call refused by it (`requested`).
+public struct CapCrossing: JSONRepresentable, Equatable {
+    public var cap: Cap
+    public var agentId: String
+    public var sessionId: String
+    /// Spent in the cap's period, holds included.
+    public var spent: Money
+    /// The refused call's price, when a call was refused.
+    public var requested: Money?
+
+    public var json: JSONValue {
+        var fields = CapView(cap: cap).json.objectValue ?? [:]
+        fields["agentId"] = .string(agentId)
+        fields["sessionId"] = .string(sessionId)
+        fields["spent"] = .string(spent.decimalString)
+        if let requested { fields["requested"] = .string(requested.decimalString) }
+        return .object(fields)
+    }
+}
+
+/// An agent's calls this minute above `factor` times its average per minute.
+public struct VelocityCrossing: JSONRepresentable, Equatable {
+    public var agentId: String
+    public var sessionId: String
+    public var callsThisMinute: Int
+    public var averagePerMinute: Double
+    public var factor: Int
+
+    public var json: JSONValue {
+        [
+            "agentId": .string(agentId), "callsThisMinute": .integer(Int64(callsThisMinute)),
+            "averagePerMinute": .string(String(format: "%.2f", averagePerMinute)),
+            "factor": .integer(Int64(factor)), "sessionId": .string(sessionId),
+        ]
+    }
+}
+
+/// A session's or a customer's month's provider cost above revenue by a margin guard level.
+public struct MarginCrossing: JSONRepresentable, Equatable {
+    public enum Scope: String, Sendable { case session, customer }
+    public var level: Int
+    public var scope: Scope
+    public var scopeId: String
+    public var revenue: Money
+    public var providerCost: Money
+    public var agentId: String
+    public var sessionId: String
+
+    /// What the level does: L1 alerts, L2 also throttles, L3 also blocks.
+    public var action: String { ["alert", "throttle", "block"][level - 1] }
+
+    public var json: JSONValue {
+        [
+            "level": .integer(Int64(level)), "action": .string(action), "scope": .string(scope.rawValue),
+            "scopeId": .string(scopeId), "revenue": .string(revenue.decimalString),
+            "providerCost": .string(providerCost.decimalString), "agentId": .string(agentId),
+            "sessionId": .string(sessionId),
+        ]
+    }
 }
 
 /// The alerts already raised for the current crossing of something (a cap in its period, a margin level of a
@@ -54,10 +137,10 @@ enum CapAlerts {
     static func refused(_ refusal: CapRefusal, path: ChargePath, at now: Date, marks: inout AlertMarks) -> Alert? {
         let cap = refusal.cap
         guard marks.first("reached", cap, sessionId: path.sessionId, at: now) else { return nil }
-        var fields = Self.fields(of: cap, path: path)
-        fields["spent"] = .string(refusal.spent.decimalString)
-        fields["requested"] = .string(refusal.requested.decimalString)
-        return Alert(kind: .capReached, fields: fields)
+        return .capReached(
+            CapCrossing(
+                cap: cap, agentId: path.agentId, sessionId: path.sessionId, spent: refusal.spent,
+                requested: refusal.requested))
     }
 
     /// A call costing `cost` was recorded on `path` (whose `scopes` and `period` the caller has at hand).
@@ -69,13 +152,12 @@ enum CapAlerts {
         var alerts: [Alert] = []
         for cap in ledger.caps(on: scopes) {
             guard let used = ledger.used(cap, on: scopes, during: period) else { continue }
+            let crossing = CapCrossing(cap: cap, agentId: path.agentId, sessionId: path.sessionId, spent: used)
             let before = Int128(used.nanos) - Int128(cost.nanos)
             if Int128(used.nanos) >= Int128(cap.limit.nanos),
                 marks.first("reached", cap, sessionId: path.sessionId, at: now)
             {
-                var fields = Self.fields(of: cap, path: path)
-                fields["spent"] = .string(used.decimalString)
-                alerts.append(Alert(kind: .capReached, fields: fields))
+                alerts.append(.capReached(crossing))
             }
             guard let percent = cap.warnAtPercent else { continue }
             // used ≥ limit × percent / 100, in integers.
@@ -83,22 +165,9 @@ enum CapAlerts {
             if Int128(used.nanos) * 100 >= threshold, before * 100 < threshold,
                 marks.first("warning", cap, sessionId: path.sessionId, at: now)
             {
-                var fields = Self.fields(of: cap, path: path)
-                fields["spent"] = .string(used.decimalString)
-                fields["warnAtPercent"] = .integer(Int64(percent))
-                alerts.append(Alert(kind: .capWarning, fields: fields))
+                alerts.append(.capWarning(crossing))
             }
         }
         return alerts
-    }
-
-    private static func fields(of cap: Cap, path: ChargePath) -> [String: JSONValue] {
-        var fields: [String: JSONValue] = [
-            "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue), "scopeId": .string(cap.target.id),
-            "period": .string(cap.period.rawValue), "limit": .string(cap.limit.decimalString),
-            "agentId": .string(path.agentId), "sessionId": .string(path.sessionId),
-        ]
-        if let percent = cap.warnAtPercent { fields["warnAtPercent"] = .integer(Int64(percent)) }
-        return fields
     }
 }

@@ -171,13 +171,10 @@ struct SpendGuards {
         } else if above, current >= limits.velocityMinCallsPerMinute, let average {
             rate.alertedMinute = minute
             alerts.append(
-                Alert(
-                    kind: .velocity,
-                    fields: [
-                        "agentId": .string(charge.agentId), "callsThisMinute": .integer(Int64(current)),
-                        "averagePerMinute": .string(String(format: "%.2f", average)),
-                        "factor": .integer(Int64(limits.velocityFactor)), "sessionId": .string(charge.sessionId),
-                    ]))
+                .velocity(
+                    VelocityCrossing(
+                        agentId: charge.agentId, sessionId: charge.sessionId, callsThisMinute: current,
+                        averagePerMinute: average, factor: limits.velocityFactor)))
         }
         callRates[charge.agentId] = rate
 
@@ -187,32 +184,27 @@ struct SpendGuards {
         margin.add(revenue: charge.cost, providerCost: charge.providerCost)
         margins[charge.customerId] = margin
         alerts += marginAlert(
-            scope: "customer", id: charge.customerId, revenue: margin.revenue, providerCost: margin.providerCost,
+            scope: .customer, id: charge.customerId, revenue: margin.revenue, providerCost: margin.providerCost,
             period: "m\(month)", charge: charge, marks: &marks)
         if let session {
             alerts += marginAlert(
-                scope: "session", id: charge.sessionId, revenue: session.cost, providerCost: session.providerCost,
+                scope: .session, id: charge.sessionId, revenue: session.cost, providerCost: session.providerCost,
                 period: "", charge: charge, marks: &marks)
         }
         return alerts
     }
 
     private func marginAlert(
-        scope: String, id: String, revenue: Money, providerCost: Money, period: String, charge: ChargeRecord,
-        marks: inout AlertMarks
+        scope: MarginCrossing.Scope, id: String, revenue: Money, providerCost: Money, period: String,
+        charge: ChargeRecord, marks: inout AlertMarks
     ) -> [Alert] {
         let level = limits.marginLevel(revenue: revenue, providerCost: providerCost)
-        guard level > 0, marks.first("margin|\(scope)|\(id)|\(period)|L\(level)") else { return [] }
-        let action = ["alert", "throttle", "block"][level - 1]
+        guard level > 0, marks.first("margin|\(scope.rawValue)|\(id)|\(period)|L\(level)") else { return [] }
         return [
-            Alert(
-                kind: .marginGuard,
-                fields: [
-                    "level": .integer(Int64(level)), "action": .string(action), "scope": .string(scope),
-                    "scopeId": .string(id), "revenue": .string(revenue.decimalString),
-                    "providerCost": .string(providerCost.decimalString), "agentId": .string(charge.agentId),
-                    "sessionId": .string(charge.sessionId),
-                ])
+            .marginGuard(
+                MarginCrossing(
+                    level: level, scope: scope, scopeId: id, revenue: revenue, providerCost: providerCost,
+                    agentId: charge.agentId, sessionId: charge.sessionId))
         ]
     }
 }

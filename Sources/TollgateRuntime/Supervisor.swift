@@ -67,7 +67,7 @@ public actor Supervisor {
 
     /// The client-credentials exchange: an agent's client id and secret for a short-lived `AGT-` token.
     public func exchange(clientId: String, clientSecret: String, scopes: [String]?, ttlSeconds: Int64)
-        async throws(TollgateError) -> (credential: Credential, token: String)
+        async throws(TollgateError) -> CredentialIssued
     {
         guard
             let found = try await services.storage(
@@ -84,8 +84,7 @@ public actor Supervisor {
     }
 
     /// Creates a tenant and its operator token (returned once, stored as a hash).
-    public func createTenant(name: String) async throws(TollgateError) -> (tenant: TenantRecord, operatorToken: String)
-    {
+    public func createTenant(name: String) async throws(TollgateError) -> TenantCreated {
         let token = Secrets.make(prefix: Secrets.operatorTokenPrefix)
         let tenant = TenantRecord(
             id: Identifiers.make(.tenant), name: name, operatorTokenHash: Secrets.hash(token),
@@ -93,7 +92,7 @@ public actor Supervisor {
         try await services.storage("creating a tenant") { () async throws(StorageError) in
             try await services.store.insertTenant(tenant)
         }
-        return (tenant, token)
+        return TenantCreated(tenant: tenant, operatorToken: token)
     }
 
     public func allTenants() async throws(TollgateError) -> [TenantRecord] {

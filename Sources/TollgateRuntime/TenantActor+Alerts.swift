@@ -15,7 +15,7 @@ extension TenantActor {
         guard let alert else { return }
         let at = now
         let id = Identifiers.make(.alert, at: at)
-        var params = alert.fields
+        var params = alert.json.objectValue ?? [:]
         params["kind"] = .string(alert.kind.rawValue)
         params["alertId"] = .string(id)
         params["at"] = .string(Timestamp.format(at))
@@ -39,7 +39,7 @@ extension TenantActor {
         }.map { (try? JSONCodec.parse($0.body)) ?? ["alertId": .string($0.id), "kind": .string($0.kind)] }
     }
 
-    public func listCaps() -> [JSONValue] {
+    public func listCaps() -> [CapView] {
         let period = PeriodIndex(now)
         return capLedger.caps.values.flatMap(\.values).filter { $0.target.scope != .credential }
             .sorted {
@@ -47,16 +47,9 @@ extension TenantActor {
                     < ($1.target.scope.rawValue, $1.target.id, $1.period.rawValue)
             }
             .map { cap in
-                var fields: [String: JSONValue] = [
-                    "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue),
-                    "scopeId": .string(cap.target.id), "period": .string(cap.period.rawValue),
-                    "limit": .string(cap.limit.decimalString),
-                ]
-                if let percent = cap.warnAtPercent { fields["warnAtPercent"] = .integer(Int64(percent)) }
-                if cap.period != .session, let used = capLedger.used(cap, on: [cap.target], during: period) {
-                    fields["spent"] = .string(used.decimalString)
-                }
-                return .object(fields)
+                CapView(
+                    cap: cap,
+                    spent: cap.period == .session ? nil : capLedger.used(cap, on: [cap.target], during: period))
             }
     }
 }

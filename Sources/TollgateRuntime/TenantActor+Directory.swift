@@ -12,41 +12,35 @@ import TollgateStorage
 /// never stored, so there is nothing a retry could be answered with.
 extension TenantActor {
     public func createCustomer(name: String, externalId: String?, call: KeyedCall?) async throws(TollgateError)
-        -> JSONValue
+        -> Answer<CustomerCreated>
     {
         try await keyed(call) { () async throws(TollgateError) in
             let customer = Customer(
                 id: Identifiers.make(.customer), tenantId: tenantId, name: name, externalId: externalId)
-            let answer: JSONValue = ["customerId": .string(customer.id), "tenantId": .string(customer.tenantId)]
-            if case .replay(let replay) = try await write(
+            let answer = Answer(CustomerCreated(customer: customer))
+            let written = try await write(
                 .insertCustomer(customer), answering: answer, for: call, "creating a customer")
-            {
-                return replay
-            }
-            directory.add(customer)
-            return answer
+            if written == .written { directory.add(customer) }
+            return written.answer(answer)
         }
     }
 
-    public func createTeam(customerId: String, name: String, call: KeyedCall?) async throws(TollgateError) -> JSONValue
+    public func createTeam(customerId: String, name: String, call: KeyedCall?) async throws(TollgateError)
+        -> Answer<TeamCreated>
     {
         try await keyed(call) { () async throws(TollgateError) in
             _ = try directory.customer(customerId)
             let team = Team(id: Identifiers.make(.team), tenantId: tenantId, customerId: customerId, name: name)
-            let answer: JSONValue = ["teamId": .string(team.id), "customerId": .string(team.customerId)]
-            if case .replay(let replay) = try await write(
-                .insertTeam(team), answering: answer, for: call, "creating a team")
-            {
-                return replay
-            }
-            directory.add(team)
-            return answer
+            let answer = Answer(TeamCreated(team: team))
+            let written = try await write(.insertTeam(team), answering: answer, for: call, "creating a team")
+            if written == .written { directory.add(team) }
+            return written.answer(answer)
         }
     }
 
     /// Creates an agent and its client credentials; the secret is returned once and stored only as a hash.
     public func createAgent(teamId: String, name: String, agentType: String?) async throws(TollgateError)
-        -> (agent: Agent, clientSecret: String)
+        -> AgentCreated
     {
         _ = try directory.team(teamId)
         let agent = Agent(
@@ -57,12 +51,12 @@ extension TenantActor {
             try await services.store.insertAgent(agent, clientSecretHash: Secrets.hash(secret))
         }
         directory.add(agent)
-        return (agent, secret)
+        return AgentCreated(agent: agent, clientSecret: secret)
     }
 
     /// Issues an `AGT-` token for an agent. The token is returned once and stored only as a hash.
     public func issueCredential(agentId: String, scopes: [String], ttlSeconds: Int64, spendLimit: Money?)
-        async throws(TollgateError) -> (credential: Credential, token: String)
+        async throws(TollgateError) -> CredentialIssued
     {
         _ = try directory.agent(agentId)
         for (index, scope) in scopes.enumerated() where !AgentScope.all.contains(scope) {
@@ -70,49 +64,50 @@ extension TenantActor {
                 field: "scopes[\(index)]", rule: "one of \(AgentScope.all.sorted().joined(separator: ", "))")
         }
         guard !scopes.isEmpty else { throw .validation(field: "scopes", rule: "at least one scope") }
-        guard (1...Int64(configuration.credentialTTLSecondsMax)).contains(ttlSeconds) else {
-            throw .validation(field: "ttlSeconds", rule: "from 1 to \(Int64(configuration.credentialTTLSecondsMax))")
+        let ttlMax = Int64(configuration.credentialTTLSecondsMax)
+        guard (1...ttlMax).contains(ttlSeconds) else {
+            throw .validation(field: "ttlSeconds", rule: "from 1 to \(ttlMax)")
         }
         let token = Secrets.make(prefix: Secrets.agentTokenPrefix)
         let credential = Credential(
             id: Identifiers.make(.credential), tenantId: tenantId, agentId: agentId,
-            scopes: Array(Set(scopes)).sorted(),
-            expiresAt: now.addingTimeInterval(TimeInterval(ttlSeconds)), revokedAt: nil, spendLimit: spendLimit)
+            scopes: Array(Set(scopes)).sorted(), expiresAt: now.addingTimeInterval(TimeInterval(ttlSeconds)),
+            revokedAt: nil, spendLimit: spendLimit)
         try await storage("issuing a credential") { () async throws(StorageError) in
             try await services.store.insertCredential(credential, tokenHash: Secrets.hash(token))
         }
         directory.add(credential)
         if let cap = Self.credentialCap(credential) { capLedger.setCap(cap) }
-        return (credential, token)
+        return CredentialIssued(credential: credential, token: token)
     }
 
-    public func revokeCredential(_ credentialId: String, call: KeyedCall?) async throws(TollgateError) -> JSONValue {
+    public func revokeCredential(_ credentialId: String, call: KeyedCall?) async throws(TollgateError)
+        -> Answer<CredentialRevoked>
+    {
         try await keyed(call) { () async throws(TollgateError) in
             guard directory.credential(credentialId) != nil else {
                 throw .notFound("no credential \(credentialId) in this tenant")
             }
             let at = now
-            let answer: JSONValue = ["revoked": true]
+            let answer = Answer(CredentialRevoked())
             let written = try await write(
                 .revokeCredential(tenantId: tenantId, credentialId: credentialId, at: at), answering: answer,
                 for: call, "revoking a credential")
             switch written {
-            case .replay(let replay): return replay
+            case .replay(let replay): return Answer(replay: replay)
             case .written: directory.revoke(credentialId, at: at)
             case .unchanged:
                 // Revoked already: the same answer, stored for the key all the same.
-                if case .replay(let replay) = try await write(
-                    .answerOnly, answering: answer, for: call, "revoking a credential")
-                {
-                    return replay
-                }
+                guard call != nil else { break }
+                return try await write(.answerOnly, answering: answer, for: call, "revoking a credential")
+                    .answer(answer)
             }
             return answer
         }
     }
 
     /// Validates a plan document completely and stores it as the next version of its name.
-    public func putPlan(_ json: JSONValue, call: KeyedCall?) async throws(TollgateError) -> JSONValue {
+    public func putPlan(_ json: JSONValue, call: KeyedCall?) async throws(TollgateError) -> Answer<PlanVersion> {
         try await keyed(call) { () async throws(TollgateError) in
             let document: PlanDocument
             do throws(PlanValidationError) { document = try PlanDocument(json: json) } catch {
@@ -131,9 +126,7 @@ extension TenantActor {
             let record = PlanRecord(
                 tenantId: tenantId, planId: planId, name: document.name, version: version,
                 document: JSONCodec.string(document.json), createdAt: now)
-            let answer: JSONValue = [
-                "planId": .string(plan.id), "name": .string(plan.name), "version": .integer(Int64(plan.version)),
-            ]
+            let answer = Answer(PlanVersion(planId: plan.id, name: plan.name, version: plan.version))
             let written: Written
             do throws(TollgateError) {
                 written = try await write(.insertPlan(record), answering: answer, for: call, "storing a plan")
@@ -141,11 +134,8 @@ extension TenantActor {
                 directory.remove(plan)
                 throw error
             }
-            if case .replay(let replay) = written {
-                directory.remove(plan)
-                return replay
-            }
-            return answer
+            if case .replay = written { directory.remove(plan) }
+            return written.answer(answer)
         }
     }
 
@@ -155,27 +145,20 @@ extension TenantActor {
 
     public func allPlans() -> [Plan] { directory.allPlans }
 
-    public func createSubscription(customerId: String, planId: String, version: Int?, startsAt: Date?, call: KeyedCall?)
-        async throws(TollgateError) -> JSONValue
-    {
+    public func createSubscription(
+        customerId: String, planId: String, version: Int?, startsAt: Date?, call: KeyedCall?
+    ) async throws(TollgateError) -> Answer<SubscriptionView> {
         try await keyed(call) { () async throws(TollgateError) in
             _ = try directory.customer(customerId)
             let plan = try directory.plan(id: planId, version: version)
             let subscription = SubscriptionRecord(
                 id: Identifiers.make(.subscription), tenantId: tenantId, customerId: customerId, planId: planId,
                 version: plan.version, startsAt: startsAt ?? now)
-            let answer: JSONValue = [
-                "subscriptionId": .string(subscription.id), "customerId": .string(subscription.customerId),
-                "planId": .string(subscription.planId), "version": .integer(Int64(subscription.version)),
-                "startsAt": .string(Timestamp.format(subscription.startsAt)),
-            ]
-            if case .replay(let replay) = try await write(
+            let answer = Answer(SubscriptionView(subscription: subscription))
+            let written = try await write(
                 .insertSubscription(subscription), answering: answer, for: call, "creating a subscription")
-            {
-                return replay
-            }
-            directory.add(subscription)
-            return answer
+            if written == .written { directory.add(subscription) }
+            return written.answer(answer)
         }
     }
 
@@ -183,9 +166,9 @@ extension TenantActor {
     /// before it were already rated). Without `planId` the subscription's current plan is kept and moved to
     /// `version` (its latest by default). "Now" is the next whole millisecond, so every call the actor has
     /// already rated falls before it and every later one after it.
-    public func swapPlan(subscriptionId: String, planId: String?, version: Int?, effectiveAt: Date?, call: KeyedCall?)
-        async throws(TollgateError) -> JSONValue
-    {
+    public func swapPlan(
+        subscriptionId: String, planId: String?, version: Int?, effectiveAt: Date?, call: KeyedCall?
+    ) async throws(TollgateError) -> Answer<PlanSwapView> {
         try await keyed(call) { () async throws(TollgateError) in
             guard let subscription = directory.subscription(id: subscriptionId) else {
                 throw .notFound("no subscription \(subscriptionId) in this tenant")
@@ -212,10 +195,7 @@ extension TenantActor {
             let swap = PlanSwapRecord(
                 id: Identifiers.make(.planSwap), tenantId: tenantId, subscriptionId: subscriptionId, planId: plan.id,
                 version: plan.version, effectiveAt: effective)
-            let answer: JSONValue = [
-                "subscriptionId": .string(swap.subscriptionId), "planId": .string(swap.planId),
-                "version": .integer(Int64(swap.version)), "effectiveAt": .string(Timestamp.format(swap.effectiveAt)),
-            ]
+            let answer = Answer(PlanSwapView(swap: swap))
             // In force in memory before the write: calls rated while the write is under way, at or after
             // `effective`, must already see it. If the write fails the swap is taken back; calls in that window
             // keep the version they were rated (and recorded) with.
@@ -227,17 +207,14 @@ extension TenantActor {
                 directory.remove(swap)
                 throw error
             }
-            if case .replay(let replay) = written {
-                directory.remove(swap)
-                return replay
-            }
-            return answer
+            if case .replay = written { directory.remove(swap) }
+            return written.answer(answer)
         }
     }
 
     /// Sets (or replaces) the cap of one scope for one period. Spend already recorded in the period counts.
     public func setCap(target: ScopeRef, limit: Money, period: CapPeriod, warnAtPercent: Int?, call: KeyedCall?)
-        async throws(TollgateError) -> JSONValue
+        async throws(TollgateError) -> Answer<CapView>
     {
         try await keyed(call) { () async throws(TollgateError) in
             switch target.scope {
@@ -257,21 +234,13 @@ extension TenantActor {
             let cap = Cap(
                 id: existing?.id ?? Identifiers.make(.cap), tenantId: tenantId, target: target, limit: limit,
                 period: period, warnAtPercent: warnAtPercent)
-            var fields: [String: JSONValue] = [
-                "capId": .string(cap.id), "scope": .string(cap.target.scope.rawValue),
-                "scopeId": .string(cap.target.id),
-                "limit": .string(cap.limit.decimalString), "period": .string(cap.period.rawValue),
-            ]
-            if let warnAtPercent { fields["warnAtPercent"] = .integer(Int64(warnAtPercent)) }
-            let answer = JSONValue.object(fields)
-            if case .replay(let replay) = try await write(
-                .upsertCap(cap), answering: answer, for: call, "setting a cap")
-            {
-                return replay
+            let answer = Answer(CapView(cap: cap))
+            let written = try await write(.upsertCap(cap), answering: answer, for: call, "setting a cap")
+            if written == .written {
+                capLedger.setCap(cap)
+                marks.clear(capId: cap.id)
             }
-            capLedger.setCap(cap)
-            marks.clear(capId: cap.id)
-            return answer
+            return written.answer(answer)
         }
     }
 

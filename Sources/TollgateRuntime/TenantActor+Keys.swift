@@ -12,19 +12,19 @@ extension TenantActor {
     /// `IN_PROGRESS`), or — the key claimed — looked up in storage (`lookUpStored`: the ledger's transaction
     /// checks the keys of `meter.verify` itself, which spares the hot path a read), and otherwise `body`.
     /// Whatever `body` throws leaves the key free: its retry is judged afresh. Without a key, just `body`.
-    func keyed(
-        _ call: KeyedCall?, lookUpStored: Bool = true, _ body: () async throws(TollgateError) -> JSONValue
-    ) async throws(TollgateError) -> JSONValue {
+    func keyed<Value>(
+        _ call: KeyedCall?, lookUpStored: Bool = true, _ body: () async throws(TollgateError) -> Answer<Value>
+    ) async throws(TollgateError) -> Answer<Value> {
         guard let call else { return try await body() }
         // Claimed before the first suspension point: a concurrent retry now sees IN_PROGRESS.
-        if case .replay(let answer) = try keys.claim(call) { return answer }
+        if case .replay(let answer) = try keys.claim(call) { return Answer(replay: answer) }
         do {
             if lookUpStored, let stored = try await storedAnswer(call.key) {
-                return try keys.replay(stored: stored, asking: call)
+                return Answer(replay: try keys.replay(stored: stored, asking: call))
             }
             let answer = try await body()
             // A body that found its key taken meanwhile has remembered that answer already.
-            if case .inFlight? = keys[call.key] { keys.answered(call, answer) }
+            if !answer.replayed { keys.answered(call, answer.json) }
             return answer
         } catch {
             keys.release(call.key)
@@ -47,7 +47,7 @@ extension TenantActor {
     }
 
     /// What `write(_:answering:for:_:)` did.
-    enum Written {
+    enum Written: Equatable {
         case written
         /// Nothing to change (see `TenantWrite`): nothing was stored, not even the answer.
         case unchanged
@@ -56,10 +56,10 @@ extension TenantActor {
     }
 
     /// Writes `change` and, for a keyed call, `answer` under its key, in one transaction.
-    func write(_ change: TenantWrite, answering answer: JSONValue, for call: KeyedCall?, _ what: String)
+    func write(_ change: TenantWrite, answering answer: some JSONRepresentable, for call: KeyedCall?, _ what: String)
         async throws(TollgateError) -> Written
     {
-        let record = call.map { idempotencyRecord($0, answer: answer, at: now) }
+        let record = call.map { idempotencyRecord($0, answer: answer.json, at: now) }
         let outcome = try await storage(what) { () async throws(StorageError) in
             try await services.store.write(change, answer: record)
         }
@@ -68,5 +68,13 @@ extension TenantActor {
         case .unchanged: return .unchanged
         case .keyTaken(let stored): return .replay(try keys.replay(stored: stored, asking: call!))
         }
+    }
+}
+
+extension TenantActor.Written {
+    /// The answer to give: `answer` itself, or the replay of what the key recorded.
+    func answer<Value>(_ answer: Answer<Value>) -> Answer<Value> {
+        if case .replay(let replay) = self { return Answer(replay: replay) }
+        return answer
     }
 }

@@ -6,7 +6,7 @@ import TollgateStorage
 
 /// `meter.verify`: authenticate, price, check every cap, record durably, answer — or refuse and record nothing.
 extension TenantActor {
-    public func verify(_ request: MeterRequest, credentialId: String) async throws(TollgateError) -> JSONValue {
+    public func verify(_ request: MeterRequest, credentialId: String) async throws(TollgateError) -> Answer<Receipt> {
         let credential = try meterCredential(credentialId)
         let call = request.keyed(by: credential.agentId)
         // Keys recorded before this actor started (by another process, or forgotten by memory) are caught by the
@@ -20,7 +20,7 @@ extension TenantActor {
     /// the turn that checks the caps for the actual cost.
     func charge(
         _ request: MeterRequest, call: KeyedCall, credential: Credential, settling reservation: ReservationRecord?
-    ) async throws(TollgateError) -> JSONValue {
+    ) async throws(TollgateError) -> Answer<Receipt> {
         let caller = try directory.agent(credential.agentId)
         try await ensureSession(request.sessionId, for: caller, openedAt: now)
         // A call priced with a call counted that was then not recorded is priced again (`PricingStream`). Each
@@ -46,17 +46,15 @@ extension TenantActor {
                 // Before refusing, make sure this is not the retry of a call answered before a restart: that
                 // one was already charged and must be replayed, not refused. Only refusals pay for this look-up.
                 if let stored = try await storedAnswer(request.idempotencyKey) {
-                    return try keys.replay(stored: stored, asking: call)
+                    return Answer(replay: try keys.replay(stored: stored, asking: call))
                 }
                 throw .budgetExceeded(refusal, currency: currency)
             }
             let receiptId = Identifiers.make(.receipt)
-            var result = receipt(receiptId: receiptId, admission: admission, currency: pricing.plan.currency)
-            if let reservation, case .object(var fields) = result {
-                fields["reservationId"] = .string(reservation.id)
-                fields["held"] = .string(reservation.held.decimalString)
-                result = .object(fields)
-            }
+            let answer = Answer(
+                receipt(
+                    receiptId: receiptId, admission: admission, currency: pricing.plan.currency,
+                    settling: reservation))
             let record = ChargeRecord(
                 receiptId: receiptId, tenantId: tenantId, path: path, subscriptionId: pricing.subscription.id,
                 planId: pricing.plan.id, planVersion: pricing.plan.version, tool: event.tool, quantity: event.quantity,
@@ -65,7 +63,7 @@ extension TenantActor {
                 cost: admission.cost, providerCost: event.providerCost, currency: pricing.plan.currency,
                 idempotencyKey: request.idempotencyKey, at: at)
             let entry = LedgerEntry(
-                charge: record, idempotency: idempotencyRecord(call, answer: result, at: at),
+                charge: record, idempotency: idempotencyRecord(call, answer: answer.json, at: at),
                 pricing: admission.ticket)
             let outcome: CommitOutcome
             do { outcome = try await services.ledger.submit(entry) } catch {
@@ -81,12 +79,12 @@ extension TenantActor {
                         ledger: capLedger, marks: &marks))
                 raise(guards.recorded(record, session: sessions[path.sessionId]?.record.totals, marks: &marks))
                 if let reservation { await settled(reservation, receiptId: receiptId) }
-                return result
+                return answer
             case .duplicate(let stored):
                 // Charged by an earlier call with this key: nothing new was written, so give the hold back.
                 finish(admission, recorded: nil)
                 if let reservation { await settled(reservation, receiptId: nil) }
-                return try keys.replay(stored: stored, asking: call)
+                return Answer(replay: try keys.replay(stored: stored, asking: call))
             case .stale:
                 finish(admission, recorded: nil)
             }
@@ -97,19 +95,20 @@ extension TenantActor {
 
     /// The answer to an accepted call. `remaining` names each capped scope on the path with what is left
     /// under its tightest cap once this call is counted.
-    private func receipt(receiptId: String, admission: Admission, currency: String) -> JSONValue {
-        var remaining: [String: JSONValue] = [:]
+    private func receipt(
+        receiptId: String, admission: Admission, currency: String, settling reservation: ReservationRecord?
+    ) -> Receipt {
+        var remaining: [CapScope: Money] = [:]
         for target in admission.scopes {
             let caps = capLedger.caps(on: target)
             guard !caps.isEmpty else { continue }
-            let tightest = caps.map { capLedger.remaining($0, on: admission.scopes, during: admission.period) }.min()!
-            remaining[target.scope.rawValue] = .string(tightest.decimalString)
+            remaining[target.scope] = caps.map {
+                capLedger.remaining($0, on: admission.scopes, during: admission.period)
+            }.min()!
         }
-        return [
-            "allowed": true, "receiptId": .string(receiptId), "cost": .string(admission.cost.decimalString),
-            "currency": .string(currency), "sessionId": .string(admission.path.sessionId),
-            "remaining": .object(remaining), "at": .string(Timestamp.format(admission.at)),
-        ]
+        return Receipt(
+            receiptId: receiptId, cost: admission.cost, currency: currency, sessionId: admission.path.sessionId,
+            remaining: remaining, at: admission.at, settled: reservation.map { ($0.id, $0.held) })
     }
 
     /// Loads the customer's month of revenue and provider cost (for the margin guard) on its first call after a

@@ -81,29 +81,23 @@ extension TenantActor {
 
     /// `session.open`: opens (or returns, if this agent already has it open) the session `id`.
     public func openSession(_ id: String, metadata: String?, call: KeyedCall?, credentialId: String)
-        async throws(TollgateError) -> JSONValue
+        async throws(TollgateError) -> Answer<SessionView>
     {
         let agentId = try meterCredential(credentialId).agentId
         return try await keyed(call) { () async throws(TollgateError) in
             try await ensureSession(id, for: try directory.agent(agentId), openedAt: now, metadata: metadata)
             // Opening is the session's first activity: it is ACTIVE at once, as the protocol answers.
             try sessions.activity(in: id, at: sessions.callTime(in: id, now: now))
-            let session = sessions[id]!
-            let answer = Self.describe(
-                session.record, state: session.lifecycle.state, currency: currency(of: session.record))
+            let answer = Answer(view(ofOpen: id)!)
             guard call != nil else { return answer }
-            if case .replay(let replay) = try await write(
-                .answerOnly, answering: answer, for: call, "storing a session's opening answer")
-            {
-                return replay
-            }
-            return answer
+            return try await write(.answerOnly, answering: answer, for: call, "storing a session's opening answer")
+                .answer(answer)
         }
     }
 
     /// `session.close`: closes now with the caller's outcome and returns the final billing record.
     public func closeSession(_ id: String, outcome: SessionOutcome, as viewer: Viewer, call: KeyedCall?)
-        async throws(TollgateError) -> JSONValue
+        async throws(TollgateError) -> Answer<SessionView>
     {
         let agentId = try agentId(of: viewer)
         return try await keyed(call) { () async throws(TollgateError) in
@@ -120,7 +114,7 @@ extension TenantActor {
             }
             switch await finalize(id, answering: call) {
             case .closed(let answer): return answer
-            case .replay(let replay): return try replay.get()
+            case .replay(let replay): return Answer(replay: try replay.get())
             case .notNow: throw .unavailable("the final record could not be written; it will be retried")
             }
         }
@@ -142,7 +136,7 @@ extension TenantActor {
     /// What `finalize` did.
     enum Finalized {
         /// The final record is written; the answer of `session.close`.
-        case closed(JSONValue)
+        case closed(Answer<SessionView>)
         /// The closing call's key was taken: its replay (or mismatch); the session waits for the next sweep.
         case replay(Result<JSONValue, TollgateError>)
         /// Not closed, being finalized by another call, or the write failed (the next sweep retries).
@@ -167,7 +161,8 @@ extension TenantActor {
         guard let final = sessions.finalRecord(id), let closedAt = final.closedAt, let outcome = final.outcome else {
             return .notNow
         }
-        let answer = Self.describe(final, state: .closed, currency: currency(of: final))
+        let view = SessionView(record: final, state: .closed, currency: currency(of: final))
+        let answer = Answer(view)
         let written: Written
         do {
             written = try await write(
@@ -184,96 +179,75 @@ extension TenantActor {
         // Written, or unchanged: closed in storage already (by a node sharing it); either way it is final.
         sessions.finalized(final)
         capLedger.forget(ScopeRef(.session, id))
-        var fields = answer.objectValue ?? [:]
-        fields["sessionId"] = .string(id)
-        raise([Alert(kind: .sessionClosed, fields: fields)])
+        raise(.sessionClosed(view))
         return .closed(answer)
     }
 
     /// `session.get`: state, totals so far and, while open, `projectedCost`.
-    public func sessionInfo(_ id: String, as viewer: Viewer) async throws(TollgateError) -> JSONValue {
+    public func sessionInfo(_ id: String, as viewer: Viewer) async throws(TollgateError) -> SessionView {
         let agentId = try agentId(of: viewer)
         if let session = sessions[id] {
             if let agentId, session.record.agentId != agentId { throw .notFound("no session \(id)") }
             sessions.advance(id, to: now)
-            var answer = describeOpen(id)?.objectValue ?? [:]
-            if let projected = sessions.projectedCost(of: id, at: now) {
-                answer["projectedCost"] = .string(projected.decimalString)
-            }
-            return .object(answer)
+            var view = view(ofOpen: id)!
+            view.projectedCost = sessions.projectedCost(of: id, at: now)
+            return view
         }
-        return describeStored(try await visibleStoredSession(id, agentId: agentId))
+        return view(ofStored: try await visibleStoredSession(id, agentId: agentId))
     }
 
     /// `sessions.list` for operators: open sessions from memory (newest first, without sorting them all),
     /// closed ones from storage.
-    public func listSessions(_ selection: SessionSelection, limit: Int) async throws(TollgateError) -> [JSONValue] {
+    public func listSessions(_ selection: SessionSelection, limit: Int) async throws(TollgateError) -> [SessionView] {
         if selection == .open {
             return sessions.newest(limit, at: now).map { session in
-                Self.describe(session.record, state: session.lifecycle.state, currency: currency(of: session.record))
+                SessionView(
+                    record: session.record, state: session.lifecycle.state, currency: currency(of: session.record))
             }
         }
         let stored = try await storage("listing sessions") { () async throws(StorageError) in
             try await services.store.sessions(tenantId: tenantId, selection, limit: limit)
         }
         return stored.map { record in
-            guard sessions[record.id] != nil else { return describeStored(record) }
+            guard sessions[record.id] != nil else { return view(ofStored: record) }
             sessions.advance(record.id, to: now)
-            return describeOpen(record.id)!
+            return view(ofOpen: record.id)!
         }
     }
 
     /// `sessions.configure`: this tenant's idleness and timeout, stored so that they outlive a restart.
     public func configureSessions(idleAfterMs: Int64?, sessionTimeoutMs: Int64?, call: KeyedCall?)
-        async throws(TollgateError) -> JSONValue
+        async throws(TollgateError) -> Answer<SessionTimeoutsView>
     {
         try await keyed(call) { () async throws(TollgateError) in
             let idle = idleAfterMs ?? Int64((sessions.timeouts.idleAfter * 1000).rounded())
             let timeout = sessionTimeoutMs ?? Int64((sessions.timeouts.sessionTimeout * 1000).rounded())
             guard idle <= timeout else { throw .validation(field: "idleAfterMs", rule: "at most sessionTimeoutMs") }
-            let answer: JSONValue = ["idleAfterMs": .integer(idle), "sessionTimeoutMs": .integer(timeout)]
+            let answer = Answer(SessionTimeoutsView(idleAfterMs: idle, sessionTimeoutMs: timeout))
             let written = try await write(
                 .setSessionTimeouts(tenantId: tenantId, idleAfterMs: idle, sessionTimeoutMs: timeout),
                 answering: answer, for: call, "storing session timeouts")
-            if case .replay(let replay) = written { return replay }
+            if case .replay(let replay) = written { return Answer(replay: replay) }
             sessions.configure(SessionTimeouts(idleAfter: Double(idle) / 1000, sessionTimeout: Double(timeout) / 1000))
             return answer
         }
     }
 
     /// An open session as it stands in memory.
-    private func describeOpen(_ id: String) -> JSONValue? {
+    private func view(ofOpen id: String) -> SessionView? {
         guard let session = sessions[id] else { return nil }
-        return Self.describe(session.record, state: session.lifecycle.state, currency: currency(of: session.record))
+        return SessionView(
+            record: session.record, state: session.lifecycle.state, currency: currency(of: session.record))
     }
 
     /// A session as storage has it.
-    private func describeStored(_ record: SessionRecord) -> JSONValue {
-        Self.describe(record, state: record.closedAt == nil ? .active : .closed, currency: currency(of: record))
+    private func view(ofStored record: SessionRecord) -> SessionView {
+        SessionView(record: record, state: record.closedAt == nil ? .active : .closed, currency: currency(of: record))
     }
 
     /// The currency of a session's amounts: its charges' once it has any, else that of the plan its customer
     /// is subscribed to now. Money is never shown without one; nil only for a customer without a plan.
     func currency(of record: SessionRecord) -> String? {
         record.totals.currency ?? directory.currency(ofCustomer: record.customerId, at: now)
-    }
-
-    /// The session fields of `session.get`, `session.close` and `session_closed`.
-    static func describe(_ record: SessionRecord, state: SessionState, currency: String?) -> JSONValue {
-        var fields: [String: JSONValue] = [
-            "sessionId": .string(record.id), "agentId": .string(record.agentId), "state": .string(state.rawValue),
-            "openedAt": .string(Timestamp.format(record.openedAt)),
-            "calls": .integer(record.totals.calls), "inputTokens": .integer(record.totals.inputTokens),
-            "outputTokens": .integer(record.totals.outputTokens),
-            "reasoningTokens": .integer(record.totals.reasoningTokens),
-            "durationMs": .integer(record.totals.durationMs), "cost": .string(record.totals.cost.decimalString),
-            "providerCost": .string(record.totals.providerCost.decimalString),
-            "errors": .integer(record.totals.errors),
-        ]
-        if let currency { fields["currency"] = .string(currency) }
-        if let closedAt = record.closedAt { fields["closedAt"] = .string(Timestamp.format(closedAt)) }
-        if let outcome = record.outcome { fields["outcome"] = .string(outcome.rawValue) }
-        if let metadata = record.metadata, let value = try? JSONCodec.parse(metadata) { fields["metadata"] = value }
-        return .object(fields)
     }
 }

@@ -19,7 +19,7 @@ extension TenantActor {
     public func authorize(
         tool: String, idempotencyKey key: String, sessionId: String, estimate: RatedEvent, ttlMs: Int64?,
         params: JSONValue, credentialId: String
-    ) async throws(TollgateError) -> JSONValue {
+    ) async throws(TollgateError) -> Answer<Hold> {
         let credential = try meterCredential(credentialId)
         let call = KeyedCall(key: key, method: .meterAuthorize, params: params, principal: credential.agentId)
         // Not the hot path, and a write follows anyway: a key recorded before this actor started (or forgotten
@@ -34,7 +34,7 @@ extension TenantActor {
 
     private func hold(
         tool: String, call: KeyedCall, sessionId: String, estimate: RatedEvent, ttlMs: Int64?, credential: Credential
-    ) async throws(TollgateError) -> JSONValue {
+    ) async throws(TollgateError) -> Answer<Hold> {
         let caller = try directory.agent(credential.agentId)
         try await ensureSession(sessionId, for: caller, openedAt: now)
         let at = sessions.callTime(in: sessionId, now: now)
@@ -66,12 +66,12 @@ extension TenantActor {
             tenantId: tenantId, id: Identifiers.make(.reservation, at: at), idempotencyKey: call.key, path: path,
             tool: event.tool, held: amount, currency: pricing.plan.currency, createdAt: at,
             expiresAt: at.addingTimeInterval(Double(ttl) / 1000))
-        let answer = Self.answer(record)
+        let answer = Answer(Hold(reservation: record))
         let taken: IdempotencyRecord?
         do {
             taken = try await storage("storing a hold") { () async throws(StorageError) in
                 try await services.store.insertReservation(
-                    record, idempotency: idempotencyRecord(call, answer: answer, at: at))
+                    record, idempotency: idempotencyRecord(call, answer: answer.json, at: at))
             }
         } catch {
             capLedger.release(amount, on: path.scopes)
@@ -80,7 +80,7 @@ extension TenantActor {
         if let taken {
             // The key was recorded meanwhile (by another process sharing the store): that answer stands.
             capLedger.release(amount, on: path.scopes)
-            return try keys.replay(stored: taken, asking: call)
+            return Answer(replay: try keys.replay(stored: taken, asking: call))
         }
         holds.insert(record)
         return answer
@@ -89,7 +89,7 @@ extension TenantActor {
     /// `meter.commit`: charges `usage` in place of the hold, under the key `commit:<reservationId>`.
     public func commitReservation(
         _ id: String, usage: RatedEvent, status: String?, params: JSONValue, credentialId: String
-    ) async throws(TollgateError) -> JSONValue {
+    ) async throws(TollgateError) -> Answer<Receipt> {
         let credential = try meterCredential(credentialId)
         let call = KeyedCall(
             key: Self.commitKey(id), method: .meterCommit, params: params, principal: credential.agentId)
@@ -107,7 +107,7 @@ extension TenantActor {
     /// `meter.release`: gives the hold back. Releasing a hold that was released or expired already answers the
     /// same; with an idempotency key, the first answer is replayed.
     public func releaseReservation(_ id: String, call: KeyedCall?, credentialId: String) async throws(TollgateError)
-        -> JSONValue
+        -> Answer<Release>
     {
         let credential = try meterCredential(credentialId)
         return try await keyed(call) { () async throws(TollgateError) in
@@ -117,24 +117,19 @@ extension TenantActor {
                 case .committed: throw .conflict("reservation \(id) was committed")
                 case .held: throw .conflict("reservation \(id) is being committed")
                 case .released, .expired:
-                    let answer = Self.released(id, state: stored.state)
-                    if case .replay(let replay) = try await write(
-                        .answerOnly, answering: answer, for: call, "storing a release's answer")
-                    {
-                        return replay
-                    }
-                    return answer
+                    let answer = Answer(Release(reservationId: id, state: stored.state))
+                    guard call != nil else { return answer }
+                    return try await write(.answerOnly, answering: answer, for: call, "storing a release's answer")
+                        .answer(answer)
                 }
             }
             guard reservation.path.agentId == credential.agentId else { throw .notFound("no reservation \(id)") }
-            let answer = Self.released(id, state: .released)
-            if let replay = try await end(reservation, as: .released, answering: answer, for: call) { return replay }
+            let answer = Answer(Release(reservationId: id, state: .released))
+            if let replay = try await end(reservation, as: .released, answering: answer, for: call) {
+                return Answer(replay: replay)
+            }
             return answer
         }
-    }
-
-    private static func released(_ id: String, state: ReservationRecord.State) -> JSONValue {
-        ["reservationId": .string(id), "released": true, "state": .string(state.rawValue)]
     }
 
     /// The reservation `id` of `agentId` as a commit needs it: held (an expired one is expired on the spot,
@@ -172,8 +167,8 @@ extension TenantActor {
     /// key turned out taken (nothing was stored, and the hold stands).
     @discardableResult
     func end(
-        _ reservation: ReservationRecord, as state: ReservationRecord.State, answering answer: JSONValue = [:],
-        for call: KeyedCall? = nil
+        _ reservation: ReservationRecord, as state: ReservationRecord.State,
+        answering answer: some JSONRepresentable = JSONValue.null, for call: KeyedCall? = nil
     ) async throws(TollgateError) -> JSONValue? {
         guard holds.remove(reservation.id) != nil else { return nil }
         let written: Written
@@ -211,14 +206,5 @@ extension TenantActor {
         for reservation in holds.expired(at: now) {
             _ = try? await end(reservation, as: .expired)
         }
-    }
-
-    /// The answer to `meter.authorize`, stored with its key and replayed unchanged.
-    static func answer(_ reservation: ReservationRecord) -> JSONValue {
-        [
-            "reservationId": .string(reservation.id), "held": .string(reservation.held.decimalString),
-            "currency": .string(reservation.currency), "expiresAt": .string(Timestamp.format(reservation.expiresAt)),
-            "sessionId": .string(reservation.path.sessionId), "state": .string(reservation.state.rawValue),
-        ]
     }
 }

@@ -15,17 +15,15 @@ enum AlertMethods {
             let id = op.request.supervisor.services.alerts.subscribe(
                 tenantId: op.tenant.tenantId, kinds: Set(kinds), send: send)
             op.request.connection.alertSubscriptions.withLock { $0.append(id) }
-            return ["subscribed": .array(kinds.sorted().map(JSONValue.string))]
+            return JSONValue.object(["subscribed": .array(kinds.sorted().map(JSONValue.string))])
         }
 
         router.tenantOperator("alerts.list") { params, op in
             let kinds = try params.optionalStrings("kinds")
             try validate(kinds ?? [])
             let limit = Int(try params.optionalInt("limit", range: 1...1000) ?? 100)
-            return [
-                "alerts": .array(
-                    try await op.tenant.listAlerts(kinds: kinds?.isEmpty == true ? nil : kinds, limit: limit))
-            ]
+            let alerts = try await op.tenant.listAlerts(kinds: kinds?.isEmpty == true ? nil : kinds, limit: limit)
+            return JSONValue.object(["alerts": .array(alerts)])
         }
     }
 

@@ -14,7 +14,7 @@ enum AuthMethods {
             let principal = try await context.supervisor.authenticate(token)
             context.connection.principal.withLock { $0 = principal }
             let limits = context.configuration.listener
-            return [
+            let answer: JSONValue = [
                 "principal": describe(principal),
                 "server": [
                     "name": "tollgate", "version": .string(context.serverInfo.version),
@@ -26,6 +26,7 @@ enum AuthMethods {
                     "batchMax": .integer(Int64(limits.batchMax)),
                 ],
             ]
+            return answer
         }
 
         router.anyone("auth.token") { params, context in
@@ -36,11 +37,12 @@ enum AuthMethods {
             let issued = try await context.supervisor.exchange(
                 clientId: clientId, clientSecret: secret, scopes: try params.optionalStrings("scopes"),
                 ttlSeconds: ttl ?? exchangedTokenTTLSecondsDefault)
-            return [
+            let answer: JSONValue = [
                 "token": .string(issued.token), "credentialId": .string(issued.credential.id),
                 "expiresAt": .string(Timestamp.format(issued.credential.expiresAt)),
                 "scopes": .array(issued.credential.scopes.map(JSONValue.string)),
             ]
+            return answer
         }
     }
 

@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 import TollgateRuntime
 import TollgateWire
 
@@ -21,6 +22,8 @@ enum CapMethods {
                 call: try Keys.call(params, .capsSet, op.request))
         }
 
-        router.tenantOperator("caps.list") { _, op in ["caps": .array(await op.tenant.listCaps())] }
+        router.tenantOperator("caps.list") { _, op in
+            JSONValue.object(["caps": .array(await op.tenant.listCaps().map(\.json))])
+        }
     }
 }

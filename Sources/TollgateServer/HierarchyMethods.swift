@@ -24,32 +24,19 @@ enum HierarchyMethods {
         }
 
         router.tenantOperator("agents.create") { params, op in
-            let created = try await op.tenant.createAgent(
+            try await op.tenant.createAgent(
                 teamId: try params.string("teamId"),
                 name: try params.string("name", lengthMax: nameBytesMax),
                 agentType: try params.optionalString("agentType"))
-            return [
-                "agentId": .string(created.agent.id), "teamId": .string(created.agent.teamId),
-                "clientId": .string(created.agent.clientId), "clientSecret": .string(created.clientSecret),
-            ]
         }
 
         router.tenantOperator("credentials.issue") { params, op in
             let limit = Int64(op.request.configuration.runtime.credentialTTLSecondsMax)
-            let issued = try await op.tenant.issueCredential(
+            return try await op.tenant.issueCredential(
                 agentId: try params.string("agentId"),
                 scopes: try params.optionalStrings("scopes") ?? [AgentScope.meterWrite],
                 ttlSeconds: try params.int("ttlSeconds", range: 1...limit),
                 spendLimit: try params.optionalMoney("spendLimit"))
-            var result: [String: JSONValue] = [
-                "credentialId": .string(issued.credential.id), "agentId": .string(issued.credential.agentId),
-                "token": .string(issued.token), "expiresAt": .string(Timestamp.format(issued.credential.expiresAt)),
-                "scopes": .array(issued.credential.scopes.map(JSONValue.string)),
-            ]
-            if let spendLimit = issued.credential.spendLimit {
-                result["spendLimit"] = .string(spendLimit.decimalString)
-            }
-            return .object(result)
         }
 
         router.tenantOperator("credentials.revoke") { params, op in

@@ -16,19 +16,14 @@ enum PlanMethods {
 
         router.tenantOperator("plans.get") { params, op in
             let version = try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init)
-            return describe(try await op.tenant.plan(id: try params.string("planId"), version: version))
+            return PlanView(
+                plan: try await op.tenant.plan(id: try params.string("planId"), version: version), withDocument: true)
         }
 
         router.tenantOperator("plans.list") { _, op in
-            [
-                "plans": .array(
-                    await op.tenant.allPlans().map { plan in
-                        [
-                            "planId": .string(plan.id), "name": .string(plan.name),
-                            "version": .integer(Int64(plan.version)), "currency": .string(plan.currency),
-                        ]
-                    })
-            ]
+            JSONValue.object([
+                "plans": .array(await op.tenant.allPlans().map { PlanView(plan: $0, withDocument: false).json })
+            ])
         }
 
         router.tenantOperator("subscriptions.create") { params, op in
@@ -47,12 +42,5 @@ enum PlanMethods {
                 effectiveAt: try params.optionalDate("effectiveAt"),
                 call: try Keys.call(params, .subscriptionsSwap, op.request))
         }
-    }
-
-    static func describe(_ plan: Plan) -> JSONValue {
-        [
-            "planId": .string(plan.id), "name": .string(plan.name), "version": .integer(Int64(plan.version)),
-            "currency": .string(plan.currency), "document": plan.document.json,
-        ]
     }
 }

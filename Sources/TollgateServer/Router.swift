@@ -21,9 +21,10 @@ enum Access: Sendable, Equatable {
     case agentOrOperator(scope: String)
 }
 
-/// Maps method names to routes and turns every outcome into exactly one response.
+/// Maps method names to routes and turns every outcome into exactly one response. Handlers return typed
+/// answers (`JSONRepresentable`); `respond` turns each into JSON, once.
 struct Router: Sendable {
-    typealias Handler = @Sendable (Params, RequestContext) async throws -> JSONValue
+    typealias Handler = @Sendable (Params, RequestContext) async throws -> any JSONRepresentable
 
     struct Route: Sendable {
         var access: Access
@@ -63,14 +64,14 @@ struct Router: Sendable {
     /// A method anyone may call, before `auth.hello` too.
     mutating func anyone(
         _ method: String, runsAlone: Bool = false,
-        _ handler: @escaping @Sendable (Params, RequestContext) async throws -> JSONValue
+        _ handler: @escaping @Sendable (Params, RequestContext) async throws -> any JSONRepresentable
     ) {
         add(method, .anyone, runsAlone: runsAlone, handler)
     }
 
     /// A method only the root operator may call.
     mutating func root(
-        _ method: String, _ handler: @escaping @Sendable (Params, RequestContext) async throws -> JSONValue
+        _ method: String, _ handler: @escaping @Sendable (Params, RequestContext) async throws -> any JSONRepresentable
     ) {
         add(method, .root) { params, context in
             guard context.connection.currentPrincipal == .root else {
@@ -82,7 +83,8 @@ struct Router: Sendable {
 
     /// A method root and tenant operators may call, each seeing what is theirs.
     mutating func anyOperator(
-        _ method: String, _ handler: @escaping @Sendable (Params, RequestContext, Principal) async throws -> JSONValue
+        _ method: String,
+        _ handler: @escaping @Sendable (Params, RequestContext, Principal) async throws -> any JSONRepresentable
     ) {
         add(method, .anyOperator) { params, context in
             let principal = context.connection.currentPrincipal
@@ -95,7 +97,7 @@ struct Router: Sendable {
 
     /// A method of an operator acting in one tenant.
     mutating func tenantOperator(
-        _ method: String, _ handler: @escaping @Sendable (Params, OperatorCaller) async throws -> JSONValue
+        _ method: String, _ handler: @escaping @Sendable (Params, OperatorCaller) async throws -> any JSONRepresentable
     ) {
         add(method, .tenantOperator) { params, context in
             try await handler(params, try await Self.operatorCaller(params, context))
@@ -104,7 +106,8 @@ struct Router: Sendable {
 
     /// A method of an agent whose credential carries `scope`.
     mutating func agent(
-        _ method: String, scope: String, _ handler: @escaping @Sendable (Params, AgentCaller) async throws -> JSONValue
+        _ method: String, scope: String,
+        _ handler: @escaping @Sendable (Params, AgentCaller) async throws -> any JSONRepresentable
     ) {
         add(method, .agent(scope: scope)) { params, context in
             try await handler(params, try await Self.agentCaller(scope: scope, method: method, context))
@@ -113,7 +116,8 @@ struct Router: Sendable {
 
     /// A method agents (with `scope`, on their own objects) and operators may call.
     mutating func agentOrOperator(
-        _ method: String, scope: String, _ handler: @escaping @Sendable (Params, Caller) async throws -> JSONValue
+        _ method: String, scope: String,
+        _ handler: @escaping @Sendable (Params, Caller) async throws -> any JSONRepresentable
     ) {
         add(method, .agentOrOperator(scope: scope)) { params, context in
             if case .agent? = context.connection.currentPrincipal {
@@ -164,7 +168,8 @@ struct Router: Sendable {
             if route.access != .anyone, context.connection.currentPrincipal == nil {
                 throw TollgateError.unauthenticated("call auth.hello first")
             }
-            let result = try await route.handler(Params(request.params), context)
+            // The one place a typed answer becomes JSON.
+            let result = try await route.handler(Params(request.params), context).json
             return Envelope.success(id: id, result: result)
         } catch {
             let wire = WireError(translating: error)

@@ -53,7 +53,8 @@ enum SessionMethods {
                 throw TollgateError.validation(field: "state", rule: "open or all")
             }
             let limit = Int(try params.optionalInt("limit", range: 1...listMax) ?? 100)
-            return ["sessions": .array(try await op.tenant.listSessions(state == "open" ? .open : .all, limit: limit))]
+            let sessions = try await op.tenant.listSessions(state == "open" ? .open : .all, limit: limit)
+            return JSONValue.object(["sessions": .array(sessions.map(\.json))])
         }
 
         router.tenantOperator("sessions.configure") { params, op in

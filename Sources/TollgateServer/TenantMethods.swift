@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateJSON
 import TollgateRuntime
 import TollgateWire
 
@@ -6,20 +7,18 @@ import TollgateWire
 enum TenantMethods {
     static func register(in router: inout Router) {
         router.root("tenants.create") { params, context in
-            let created = try await context.supervisor.createTenant(
+            try await context.supervisor.createTenant(
                 name: try params.string("name", lengthMax: HierarchyMethods.nameBytesMax))
-            return [
-                "tenantId": .string(created.tenant.id), "name": .string(created.tenant.name),
-                "operatorToken": .string(created.operatorToken),
-            ]
         }
 
         router.anyOperator("tenants.list") { _, context, principal in
             guard case .tenantOperator(let tenantId) = principal else {
                 let tenants = try await context.supervisor.allTenants()
-                return ["tenants": .array(tenants.map { ["tenantId": .string($0.id), "name": .string($0.name)] })]
+                return JSONValue.object([
+                    "tenants": .array(tenants.map { ["tenantId": .string($0.id), "name": .string($0.name)] })
+                ])
             }
-            return ["tenants": [["tenantId": .string(tenantId)]]]
+            return JSONValue.object(["tenants": [["tenantId": .string(tenantId)]]])
         }
     }
 }

@@ -53,15 +53,14 @@ public struct TestRuntime: Sendable {
     public func makeTenant(plan: JSONValue = Fixture.searchPlan) async throws -> TestTenant {
         let tenantId = try await supervisor.createTenant(name: "acme").tenant.id
         let actor = try await supervisor.tenant(tenantId)
-        let customerId = try await actor.createCustomer(name: "Customer", externalId: nil, call: nil)["customerId"]!
-            .stringValue!
-        let teamId = try await actor.createTeam(customerId: customerId, name: "Team", call: nil)["teamId"]!
-            .stringValue!
+        let customerId = try await actor.createCustomer(name: "Customer", externalId: nil, call: nil).value!
+            .customer.id
+        let teamId = try await actor.createTeam(customerId: customerId, name: "Team", call: nil).value!.team.id
         let agent = try await actor.createAgent(teamId: teamId, name: "Agent", agentType: nil).agent
-        let planId = try await actor.putPlan(plan, call: nil)["planId"]!.stringValue!
+        let planId = try await actor.putPlan(plan, call: nil).value!.planId
         let subscriptionId = try await actor.createSubscription(
-            customerId: customerId, planId: planId, version: nil, startsAt: nil, call: nil)["subscriptionId"]!
-            .stringValue!
+            customerId: customerId, planId: planId, version: nil, startsAt: nil, call: nil
+        ).value!.subscription.id
         let credential = try await actor.issueCredential(
             agentId: agent.id, scopes: [AgentScope.meterWrite], ttlSeconds: 86_400, spendLimit: nil
         ).credential
@@ -84,7 +83,7 @@ public struct TestTenant: Sendable {
 
     /// `meter.verify` of `quantity` calls of `tool` under `key`, in `session`, as the tenant's agent.
     public func verify(_ key: String, tool: String = "search", quantity: Int64 = 1, session: String = "ses_1")
-        async throws -> JSONValue
+        async throws -> Answer<Receipt>
     {
         let params: JSONValue = [
             "tool": .string(tool), "idempotencyKey": .string(key), "quantity": .integer(quantity),

@@ -77,6 +77,8 @@ import TollgateStorage
         }
         let fired = velocity.filter { $0.kind == .velocity }
         #expect(fired.count == 1)
-        #expect(fired.first?.fields["callsThisMinute"] == 5)
+        guard case .velocity(let crossing)? = fired.first else { return }
+        #expect(crossing.callsThisMinute == 5)
+        #expect(crossing.averagePerMinute == 1)
     }
 }

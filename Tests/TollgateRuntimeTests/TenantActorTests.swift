@@ -13,10 +13,11 @@ import TollgateTesting
         try await TestRuntime.with { runtime in
             let tenant = try await runtime.makeTenant()
             let first = try await tenant.verify("k1")
-            #expect(first["cost"] == "0.001")
+            #expect(first.value?.cost == Money(nanos: 1_000_000))
             let again = try await tenant.verify("k1")
+            #expect(again.replayed)
             #expect(again["replayed"] == true)
-            #expect(again["receiptId"] == first["receiptId"])
+            #expect(again["receiptId"] == .string(first.value!.receiptId))
             let usage = try await tenant.actor.usage(filter: UsageFilter(), groupBy: [])
             #expect(usage.first?.calls == 1)
         }
@@ -57,11 +58,11 @@ import TollgateTesting
             clock.advance(seconds: 3601)
             await tenant.actor.sweepSessions()
             let session = try await tenant.actor.sessionInfo("ses_quiet", as: .tenantOperator)
-            #expect(session["state"] == "CLOSED")
-            #expect(session["outcome"] == "TIMED_OUT")
-            #expect(session["calls"] == 1)
+            #expect(session.state == .closed)
+            #expect(session.record.outcome == .timedOut)
+            #expect(session.record.totals.calls == 1)
             // Closed an hour after its last call, however late the sweep ran.
-            #expect(session["closedAt"] == .string(Timestamp.format(clock.now().addingTimeInterval(-1))))
+            #expect(session.record.closedAt == clock.now().addingTimeInterval(-1))
         }
     }
 }
