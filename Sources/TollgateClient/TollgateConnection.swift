@@ -189,11 +189,14 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
 public enum TollgateClientError: Error, Sendable, Equatable, CustomStringConvertible {
     case connectionClosed
     case badAddress(String)
+    /// An answer lacked a field a typed call reads, or held it in another form.
+    case unexpectedAnswer(String)
 
     public var description: String {
         switch self {
         case .connectionClosed: "the connection to the server is closed"
         case .badAddress(let address): "\(address) is not host:port"
+        case .unexpectedAnswer(let field): "the server's answer has no valid \(field)"
         }
     }
 }
