@@ -57,6 +57,24 @@ public final class TestServer: Sendable {
         return connection
     }
 
+    /// Runs `body` with a node started as `start` starts one, and always stops it — also when `body` throws or
+    /// a `#require` fails — so that no test leaves a node running behind it.
+    public static func with<T>(
+        storageURL: String = "memory:", clock: any WallClock = SystemWallClock(), store: (any TollgateStore)? = nil,
+        configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        _ body: (TestServer) async throws -> T
+    ) async throws -> T {
+        let server = try await start(storageURL: storageURL, clock: clock, store: store, configure: configure)
+        do {
+            let result = try await body(server)
+            try await server.stop()
+            return result
+        } catch {
+            try? await server.stop()
+            throw error
+        }
+    }
+
     /// Graceful shutdown, as on SIGTERM: stop accepting, answer in-flight requests, flush the ledger,
     /// close storage. Returns when the node has stopped.
     public func stop() async throws {

@@ -25,50 +25,52 @@ import TollgateTesting
     }
 
     func race(storageURL: String, session: String?, cap: (Fixture) -> JSONValue) async throws {
-        let server = try await TestServer.start(storageURL: storageURL)
-        let world = try await Fixture.make(on: server, name: "race-\(UUID().uuidString)")
-        let op = try await server.connect(token: world.operatorToken)
-        // 0.25 per call, a cap of 10.1: exactly 40 calls fit, the 41st would cross.
-        _ = try await op.call("caps.set", cap(world))
-        let connections = 64
-        let callsPerConnection = 4
-        let accepted = try await withThrowingTaskGroup(of: Int.self) { group in
-            for c in 0..<connections {
-                group.addTask {
-                    let agent = try await server.connect(token: world.agentToken)
-                    // Each connection pipelines its calls: all in flight at once.
-                    let outcomes = await withTaskGroup(of: Bool.self) { calls in
-                        for n in 0..<callsPerConnection {
-                            calls.addTask {
-                                do {
-                                    let extra: [String: JSONValue] = session.map { ["sessionId": .string($0)] } ?? [:]
-                                    _ = try await agent.call("meter.verify", verifyParams("c\(c)-\(n)", extra: extra))
-                                    return true
-                                } catch let error as RPCError {
-                                    #expect(error.reason == "BUDGET_EXCEEDED")
-                                    return false
-                                } catch {
-                                    Issue.record("unexpected \(error)")
-                                    return false
+        try await TestServer.with(storageURL: storageURL) { server in
+            let world = try await Fixture.make(on: server, name: "race-\(UUID().uuidString)")
+            let op = try await server.connect(token: world.operatorToken)
+            // 0.25 per call, a cap of 10.1: exactly 40 calls fit, the 41st would cross.
+            _ = try await op.call("caps.set", cap(world))
+            let connections = 64
+            let callsPerConnection = 4
+            let accepted = try await withThrowingTaskGroup(of: Int.self) { group in
+                for c in 0..<connections {
+                    group.addTask {
+                        let agent = try await server.connect(token: world.agentToken)
+                        // Each connection pipelines its calls: all in flight at once.
+                        let outcomes = await withTaskGroup(of: Bool.self) { calls in
+                            for n in 0..<callsPerConnection {
+                                calls.addTask {
+                                    do {
+                                        let extra: [String: JSONValue] =
+                                            session.map { ["sessionId": .string($0)] } ?? [:]
+                                        _ = try await agent.call(
+                                            "meter.verify", verifyParams("c\(c)-\(n)", extra: extra))
+                                        return true
+                                    } catch let error as RPCError {
+                                        #expect(error.reason == "BUDGET_EXCEEDED")
+                                        return false
+                                    } catch {
+                                        Issue.record("unexpected \(error)")
+                                        return false
+                                    }
                                 }
                             }
+                            return await calls.reduce(into: 0) { $0 += $1 ? 1 : 0 }
                         }
-                        return await calls.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+                        await agent.close()
+                        return outcomes
                     }
-                    await agent.close()
-                    return outcomes
                 }
+                return try await group.reduce(0, +)
             }
-            return try await group.reduce(0, +)
+            #expect(accepted == 40)
+            let usage = try await op.call("usage.summary")
+            #expect(usage["total"]?["calls"] == 40)
+            #expect(usage["total"]?["cost"] == "10")
+            if let session {
+                let record = try await op.call("session.get", ["sessionId": .string(session)])
+                #expect(record["calls"] == 40 && record["cost"] == "10")
+            }
         }
-        #expect(accepted == 40)
-        let usage = try await op.call("usage.summary")
-        #expect(usage["total"]?["calls"] == 40)
-        #expect(usage["total"]?["cost"] == "10")
-        if let session {
-            let record = try await op.call("session.get", ["sessionId": .string(session)])
-            #expect(record["calls"] == 40 && record["cost"] == "10")
-        }
-        try await server.stop()
     }
 }

@@ -49,37 +49,37 @@ import TollgateTesting
 
     @Test func marginGuard_alertsThenThrottlesThenBlocks() async throws {
         let clock = ManualClock()
-        let server = try await TestServer.start(clock: clock)
-        let world = try await Fixture.make(on: server)
-        let op = try await server.connect(token: world.operatorToken)
-        let inbox = AlertInbox(op)
-        _ = try await op.call("alerts.subscribe", ["kinds": ["margin_guard"]])
-        let agent = try await server.connect(token: world.agentToken)
+        try await TestServer.with(clock: clock) { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            let inbox = AlertInbox(op)
+            _ = try await op.call("alerts.subscribe", ["kinds": ["margin_guard"]])
+            let agent = try await server.connect(token: world.agentToken)
 
-        _ = try await call(agent, "k1", providerCost: "0.30")  // earned 0.25, spent 0.30: 120 % → L1
-        let first = try await inbox.next("margin_guard")
-        #expect(
-            first["level"] == 1 && first["action"] == "alert" && first["revenue"] == "0.25"
-                && first["providerCost"] == "0.3")
-        _ = try await call(agent, "k2", providerCost: "0.35")  // 0.50 vs 0.65: 130 % → L2
-        // At L2 the first call of the second passes: 0.75 vs 1.00.
-        _ = try await call(agent, "k3", providerCost: "0.35")
-        let limited = try #require(await rpcError { try await call(agent, "k4") })
-        #expect(limited.reason == "RATE_LIMITED" && limited.data?["retryAfterMs"] == 1000)
-        clock.advance(seconds: 1)
-        _ = try await call(agent, "k5", providerCost: "0.60")  // 1.00 vs 1.60: 160 % → L3
-        #expect(await reason { try await call(agent, "k6") } == "CONFLICT")
-        // The customer's month is at L3 too: a fresh session of the same customer is blocked as well.
-        #expect(await reason { try await call(agent, "k7", session: "ses_other") } == "CONFLICT")
-        // One alert per level and scope, as each was first reached.
-        try await Task.sleep(for: .milliseconds(100))
-        var seen = [first]
-        while let next = try? await inbox.next("margin_guard", withinMs: 200) { seen.append(next) }
-        let levels = seen.compactMap { alert -> String? in
-            guard let level = alert["level"]?.int64Value, let scope = alert["scope"]?.string else { return nil }
-            return "\(scope) L\(level)"
-        }.sorted()
-        #expect(levels == ["customer L1", "customer L2", "customer L3", "session L1", "session L2", "session L3"])
-        try await server.stop()
+            _ = try await call(agent, "k1", providerCost: "0.30")  // earned 0.25, spent 0.30: 120 % → L1
+            let first = try await inbox.next("margin_guard")
+            #expect(
+                first["level"] == 1 && first["action"] == "alert" && first["revenue"] == "0.25"
+                    && first["providerCost"] == "0.3")
+            _ = try await call(agent, "k2", providerCost: "0.35")  // 0.50 vs 0.65: 130 % → L2
+            // At L2 the first call of the second passes: 0.75 vs 1.00.
+            _ = try await call(agent, "k3", providerCost: "0.35")
+            let limited = try #require(await rpcError { try await call(agent, "k4") })
+            #expect(limited.reason == "RATE_LIMITED" && limited.data?["retryAfterMs"] == 1000)
+            clock.advance(seconds: 1)
+            _ = try await call(agent, "k5", providerCost: "0.60")  // 1.00 vs 1.60: 160 % → L3
+            #expect(await reason { try await call(agent, "k6") } == "CONFLICT")
+            // The customer's month is at L3 too: a fresh session of the same customer is blocked as well.
+            #expect(await reason { try await call(agent, "k7", session: "ses_other") } == "CONFLICT")
+            // One alert per level and scope, as each was first reached.
+            try await Task.sleep(for: .milliseconds(100))
+            var seen = [first]
+            while let next = try? await inbox.next("margin_guard", withinMs: 200) { seen.append(next) }
+            let levels = seen.compactMap { alert -> String? in
+                guard let level = alert["level"]?.int64Value, let scope = alert["scope"]?.string else { return nil }
+                return "\(scope) L\(level)"
+            }.sorted()
+            #expect(levels == ["customer L1", "customer L2", "customer L3", "session L1", "session L2", "session L3"])
+        }
     }
 }

@@ -29,30 +29,33 @@ import TollgateTesting
 
     @Test(arguments: backends)
     func aKeyMeansOneRequest_whateverMethodSendsItAgain(storageURL: String) async throws {
-        let server = try await TestServer.start(storageURL: storageURL)
-        let world = try await Fixture.make(on: server, name: "keys-\(UUID().uuidString)")
-        let agent = try await server.connect(token: world.agentToken)
+        try await TestServer.with(storageURL: storageURL) { server in
+            let world = try await Fixture.make(on: server, name: "keys-\(UUID().uuidString)")
+            let agent = try await server.connect(token: world.agentToken)
 
-        let first = try await agent.call("meter.authorize", Self.authorize("k1", tool: "transform"))
-        #expect(
-            await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("k1", tool: "search")) } == [
-                "tool"
-            ])
-        _ = try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "s1"]))
-        #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("k2")) } == ["method"])
-        #expect(
-            await Self.mismatch { try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "s1"])) }
-                == ["method"])
+            let first = try await agent.call("meter.authorize", Self.authorize("k1", tool: "transform"))
+            #expect(
+                await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("k1", tool: "search")) }
+                    == [
+                        "tool"
+                    ])
+            _ = try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "s1"]))
+            #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("k2")) } == ["method"])
+            #expect(
+                await Self.mismatch {
+                    try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "s1"]))
+                }
+                    == ["method"])
 
-        // A replay after the hold was committed answers what the first call did: held.
-        _ = try await agent.call("meter.commit", ["reservationId": first["reservationId"]!, "quantity": 1])
-        let replay = try await agent.call("meter.authorize", Self.authorize("k1", tool: "transform"))
-        #expect(replay["replayed"] == true)
-        #expect(Self.withoutReplayed(replay) == first && first["state"] == "held")
-        // Nothing of the above made a second hold or a second charge.
-        let usage = try await agent.call("session.get", ["sessionId": "s1"])
-        #expect(usage["calls"] == 2 && usage["cost"] == "0.5")
-        try await server.stop()
+            // A replay after the hold was committed answers what the first call did: held.
+            _ = try await agent.call("meter.commit", ["reservationId": first["reservationId"]!, "quantity": 1])
+            let replay = try await agent.call("meter.authorize", Self.authorize("k1", tool: "transform"))
+            #expect(replay["replayed"] == true)
+            #expect(Self.withoutReplayed(replay) == first && first["state"] == "held")
+            // Nothing of the above made a second hold or a second charge.
+            let usage = try await agent.call("session.get", ["sessionId": "s1"])
+            #expect(usage["calls"] == 2 && usage["cost"] == "0.5")
+        }
     }
 
     @Test(arguments: backends.filter { $0 != "memory:" })
@@ -123,50 +126,51 @@ import TollgateTesting
     /// the upgrade, it still replays its receipt instead of being refused as another method's key.
     @Test func aCommitRecordedBeforeTheUpgrade_stillReplays() async throws {
         let store = InMemoryStore()
-        let server = try await TestServer.start(store: store)
-        let world = try await Fixture.make(on: server)
-        let agent = try await server.connect(token: world.agentToken)
-        let session = "ses_legacy"
-        _ = try await agent.call("session.open", ["sessionId": .string(session)])
-        // The hold and its commit as the earlier version stored them.
-        let path = ChargePath(
-            customerId: world.customerId, teamId: world.teamId, agentId: world.agentId,
-            sessionId: session, credentialId: world.credentialId)
-        let now = Date()
-        let reservationId = Identifiers.make(.reservation)
-        let hold = ReservationRecord(
-            tenantId: world.tenantId, id: reservationId, idempotencyKey: "legacy-hold", path: path,
-            tool: "search", held: Money(nanos: 1_000_000), currency: "USD", createdAt: now,
-            expiresAt: now.addingTimeInterval(300))
-        _ = try await store.insertReservation(
-            hold,
-            idempotency: IdempotencyRecord(
-                tenantId: world.tenantId, key: "legacy-hold", method: "meter.authorize", params: "", result: "",
-                createdAt: now))
-        let params: JSONValue = ["reservationId": .string(reservationId), "quantity": 1]
-        let receipt: JSONValue = ["allowed": true, "receiptId": "rcp_legacy", "cost": "0.001", "currency": "USD"]
-        let charge = ChargeRecord(
-            receiptId: "rcp_legacy", tenantId: world.tenantId, path: path,
-            subscriptionId: world.subscriptionId, planId: world.planId, planVersion: 1, tool: "search",
-            quantity: 1, cost: Money(nanos: 1_000_000), currency: "USD",
-            idempotencyKey: "commit:\(reservationId)", at: now)
-        // The fingerprint's documented shape: the agent and the params, canonical JSON.
-        let fingerprint = JSONCodec.string(["agentId": .string(world.agentId), "params": params])
-        _ = try await store.commit([
-            LedgerEntry(
-                charge: charge,
+        try await TestServer.with(store: store) { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            let session = "ses_legacy"
+            _ = try await agent.call("session.open", ["sessionId": .string(session)])
+            // The hold and its commit as the earlier version stored them.
+            let path = ChargePath(
+                customerId: world.customerId, teamId: world.teamId, agentId: world.agentId,
+                sessionId: session, credentialId: world.credentialId)
+            let now = Date()
+            let reservationId = Identifiers.make(.reservation)
+            let hold = ReservationRecord(
+                tenantId: world.tenantId, id: reservationId, idempotencyKey: "legacy-hold", path: path,
+                tool: "search", held: Money(nanos: 1_000_000), currency: "USD", createdAt: now,
+                expiresAt: now.addingTimeInterval(300))
+            _ = try await store.insertReservation(
+                hold,
                 idempotency: IdempotencyRecord(
-                    tenantId: world.tenantId, key: "commit:\(reservationId)", method: "meter.verify",
-                    params: fingerprint,
-                    result: JSONCodec.string(receipt), createdAt: now))
-        ])
-        try await store.write(
-            .finishReservation(tenantId: world.tenantId, id: reservationId, state: .committed, receiptId: "rcp_legacy"))
+                    tenantId: world.tenantId, key: "legacy-hold", method: "meter.authorize", params: "", result: "",
+                    createdAt: now))
+            let params: JSONValue = ["reservationId": .string(reservationId), "quantity": 1]
+            let receipt: JSONValue = ["allowed": true, "receiptId": "rcp_legacy", "cost": "0.001", "currency": "USD"]
+            let charge = ChargeRecord(
+                receiptId: "rcp_legacy", tenantId: world.tenantId, path: path,
+                subscriptionId: world.subscriptionId, planId: world.planId, planVersion: 1, tool: "search",
+                quantity: 1, cost: Money(nanos: 1_000_000), currency: "USD",
+                idempotencyKey: "commit:\(reservationId)", at: now)
+            // The fingerprint's documented shape: the agent and the params, canonical JSON.
+            let fingerprint = JSONCodec.string(["agentId": .string(world.agentId), "params": params])
+            _ = try await store.commit([
+                LedgerEntry(
+                    charge: charge,
+                    idempotency: IdempotencyRecord(
+                        tenantId: world.tenantId, key: "commit:\(reservationId)", method: "meter.verify",
+                        params: fingerprint,
+                        result: JSONCodec.string(receipt), createdAt: now))
+            ])
+            try await store.write(
+                .finishReservation(
+                    tenantId: world.tenantId, id: reservationId, state: .committed, receiptId: "rcp_legacy"))
 
-        let replay = try await agent.call("meter.commit", params)
-        #expect(replay["receiptId"] == "rcp_legacy" && replay["replayed"] == true)
-        let usage = try await server.connect(token: world.operatorToken).call("usage.summary")
-        #expect(usage["total"]?["calls"] == 1, "replayed, not charged again")
-        try await server.stop()
+            let replay = try await agent.call("meter.commit", params)
+            #expect(replay["receiptId"] == "rcp_legacy" && replay["replayed"] == true)
+            let usage = try await server.connect(token: world.operatorToken).call("usage.summary")
+            #expect(usage["total"]?["calls"] == 1, "replayed, not charged again")
+        }
     }
 }

@@ -7,106 +7,109 @@ import TollgateTesting
 
 @Suite struct MeterVerifyTests {
     @Test func verify_pricesRecordsAndAnswersWithAReceipt() async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let agent = try await server.connect(token: world.agentToken)
-        let receipt = try await agent.call(
-            "meter.verify", verifyParams("k1", tool: "search", extra: ["sessionId": "ses_mine"]))
-        #expect(receipt["allowed"] == true)
-        #expect(receipt["cost"] == "0.001")
-        #expect(receipt["currency"] == "USD")
-        #expect(receipt["sessionId"] == "ses_mine")
-        #expect(receipt["receiptId"]?.string?.hasPrefix("rcp_") == true)
-        #expect(receipt["remaining"] == .object([:]))
-        // Without a sessionId the server names the session, and keeps naming the same one on this connection.
-        let first = try await agent.call("meter.verify", verifyParams("k2", tool: "other", extra: ["quantity": 3]))
-        let second = try await agent.call("meter.verify", verifyParams("k3"))
-        #expect(first["cost"] == "0.006")
-        #expect(first["sessionId"]?.string?.hasPrefix("ses_") == true, "\(first)")
-        #expect(first["sessionId"] == second["sessionId"])
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            let receipt = try await agent.call(
+                "meter.verify", verifyParams("k1", tool: "search", extra: ["sessionId": "ses_mine"]))
+            #expect(receipt["allowed"] == true)
+            #expect(receipt["cost"] == "0.001")
+            #expect(receipt["currency"] == "USD")
+            #expect(receipt["sessionId"] == "ses_mine")
+            #expect(receipt["receiptId"]?.string?.hasPrefix("rcp_") == true)
+            #expect(receipt["remaining"] == .object([:]))
+            // Without a sessionId the server names the session, and keeps naming the same one on this connection.
+            let first = try await agent.call("meter.verify", verifyParams("k2", tool: "other", extra: ["quantity": 3]))
+            let second = try await agent.call("meter.verify", verifyParams("k3"))
+            #expect(first["cost"] == "0.006")
+            #expect(first["sessionId"]?.string?.hasPrefix("ses_") == true, "\(first)")
+            #expect(first["sessionId"] == second["sessionId"])
+        }
     }
 
     @Test func verify_whenAgentCapWouldBeCrossed_refusesAndRecordsNothing() async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call(
-            "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.6", "period": "day"])
-        let agent = try await server.connect(token: world.agentToken)
-        let first = try await agent.call("meter.verify", verifyParams("a"))
-        #expect(first["remaining"] == ["agent": "0.35"])
-        _ = try await agent.call("meter.verify", verifyParams("b"))
-        let refusal = try #require(await rpcError { try await agent.call("meter.verify", verifyParams("c")) })
-        #expect(refusal.code == -32010)
-        #expect(refusal.reason == "BUDGET_EXCEEDED")
-        #expect(refusal.data?["scope"] == "agent")
-        #expect(refusal.data?["scopeId"] == .string(world.agentId))
-        #expect(refusal.data?["limit"] == "0.6")
-        #expect(refusal.data?["spent"] == "0.5")
-        #expect(refusal.data?["requested"] == "0.25")
-        #expect(refusal.data?["hint"]?.string?.contains("resets at") == true)
-        // A cheaper call still fits.
-        _ = try await agent.call("meter.verify", verifyParams("d", tool: "search"))
-        let usage = try await op.call("usage.summary", ["groupBy": ["tool"]])
-        #expect(usage["total"]?["calls"] == 3)
-        #expect(usage["total"]?["cost"] == "0.501")
-        // The refused key stored nothing: retried after the cap is raised, it is charged afresh.
-        _ = try await op.call(
-            "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "10", "period": "day"])
-        let retried = try await agent.call("meter.verify", verifyParams("c"))
-        #expect(retried["replayed"] == nil)
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.6", "period": "day"])
+            let agent = try await server.connect(token: world.agentToken)
+            let first = try await agent.call("meter.verify", verifyParams("a"))
+            #expect(first["remaining"] == ["agent": "0.35"])
+            _ = try await agent.call("meter.verify", verifyParams("b"))
+            let refusal = try #require(await rpcError { try await agent.call("meter.verify", verifyParams("c")) })
+            #expect(refusal.code == -32010)
+            #expect(refusal.reason == "BUDGET_EXCEEDED")
+            #expect(refusal.data?["scope"] == "agent")
+            #expect(refusal.data?["scopeId"] == .string(world.agentId))
+            #expect(refusal.data?["limit"] == "0.6")
+            #expect(refusal.data?["spent"] == "0.5")
+            #expect(refusal.data?["requested"] == "0.25")
+            #expect(refusal.data?["hint"]?.string?.contains("resets at") == true)
+            // A cheaper call still fits.
+            _ = try await agent.call("meter.verify", verifyParams("d", tool: "search"))
+            let usage = try await op.call("usage.summary", ["groupBy": ["tool"]])
+            #expect(usage["total"]?["calls"] == 3)
+            #expect(usage["total"]?["cost"] == "0.501")
+            // The refused key stored nothing: retried after the cap is raised, it is charged afresh.
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "10", "period": "day"])
+            let retried = try await agent.call("meter.verify", verifyParams("c"))
+            #expect(retried["replayed"] == nil)
+        }
     }
 
     @Test(arguments: ["customer", "team"])
     func capsOnHigherScopes_holdForEveryAgentBelow(scope: String) async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let op = try await server.connect(token: world.operatorToken)
-        let scopeId = scope == "team" ? world.teamId : world.customerId
-        _ = try await op.call(
-            "caps.set", ["scope": .string(scope), "scopeId": .string(scopeId), "limit": "0.5", "period": "lifetime"])
-        let second = try await op.call("agents.create", ["teamId": .string(world.teamId), "name": "second"])
-        let token = try await op.call("credentials.issue", ["agentId": second["agentId"]!, "ttlSeconds": 600])["token"]!
-        let a = try await server.connect(token: world.agentToken)
-        let b = try await server.connect(token: token.string!)
-        _ = try await a.call("meter.verify", verifyParams("1"))
-        _ = try await b.call("meter.verify", verifyParams("2"))
-        let refusal = try #require(await rpcError { try await b.call("meter.verify", verifyParams("3")) })
-        #expect(refusal.data?["scope"] == .string(scope))
-        #expect(refusal.data?["hint"]?.string?.contains("never resets") == true)
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            let scopeId = scope == "team" ? world.teamId : world.customerId
+            _ = try await op.call(
+                "caps.set",
+                ["scope": .string(scope), "scopeId": .string(scopeId), "limit": "0.5", "period": "lifetime"])
+            let second = try await op.call("agents.create", ["teamId": .string(world.teamId), "name": "second"])
+            let token = try await op.call("credentials.issue", ["agentId": second["agentId"]!, "ttlSeconds": 600])[
+                "token"]!
+            let a = try await server.connect(token: world.agentToken)
+            let b = try await server.connect(token: token.string!)
+            _ = try await a.call("meter.verify", verifyParams("1"))
+            _ = try await b.call("meter.verify", verifyParams("2"))
+            let refusal = try #require(await rpcError { try await b.call("meter.verify", verifyParams("3")) })
+            #expect(refusal.data?["scope"] == .string(scope))
+            #expect(refusal.data?["hint"]?.string?.contains("never resets") == true)
+        }
     }
 
     @Test func capSetAfterSpending_countsWhatWasAlreadySpent() async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let agent = try await server.connect(token: world.agentToken)
-        for key in ["1", "2", "3"] { _ = try await agent.call("meter.verify", verifyParams(key)) }
-        let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call(
-            "caps.set", ["scope": "customer", "scopeId": .string(world.customerId), "limit": "1", "period": "month"])
-        _ = try await agent.call("meter.verify", verifyParams("4"))
-        #expect(await reason { try await agent.call("meter.verify", verifyParams("5")) } == "BUDGET_EXCEEDED")
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            for key in ["1", "2", "3"] { _ = try await agent.call("meter.verify", verifyParams(key)) }
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set",
+                ["scope": "customer", "scopeId": .string(world.customerId), "limit": "1", "period": "month"])
+            _ = try await agent.call("meter.verify", verifyParams("4"))
+            #expect(await reason { try await agent.call("meter.verify", verifyParams("5")) } == "BUDGET_EXCEEDED")
+        }
     }
 
     @Test func credentialSpendLimit_isEnforced() async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let op = try await server.connect(token: world.operatorToken)
-        let issued = try await op.call(
-            "credentials.issue",
-            [
-                "agentId": .string(world.agentId), "ttlSeconds": 600,
-                "spendLimit": "0.3",
-            ])
-        let agent = try await server.connect(token: issued["token"]!.string!)
-        _ = try await agent.call("meter.verify", verifyParams("1"))
-        let refusal = try #require(await rpcError { try await agent.call("meter.verify", verifyParams("2")) })
-        #expect(refusal.data?["scope"] == "credential")
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            let issued = try await op.call(
+                "credentials.issue",
+                [
+                    "agentId": .string(world.agentId), "ttlSeconds": 600,
+                    "spendLimit": "0.3",
+                ])
+            let agent = try await server.connect(token: issued["token"]!.string!)
+            _ = try await agent.call("meter.verify", verifyParams("1"))
+            let refusal = try #require(await rpcError { try await agent.call("meter.verify", verifyParams("2")) })
+            #expect(refusal.data?["scope"] == "credential")
+        }
     }
 
     static let badParams: [(params: [String: JSONValue], code: Int)] = {
@@ -128,73 +131,75 @@ import TollgateTesting
 
     @Test(arguments: badParams)
     func badParams_areRefusedWithTheRightCodeAndRecordNothing(params: [String: JSONValue], code: Int) async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let agent = try await server.connect(token: world.agentToken)
-        let error = try #require(await rpcError { try await agent.call("meter.verify", .object(params)) })
-        #expect(error.code == code)
-        #expect(error.data?["field"] != nil)
-        let op = try await server.connect(token: world.operatorToken)
-        #expect(try await op.call("usage.summary")["total"]?["calls"] == 0)
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            let error = try #require(await rpcError { try await agent.call("meter.verify", .object(params)) })
+            #expect(error.code == code)
+            #expect(error.data?["field"] != nil)
+            let op = try await server.connect(token: world.operatorToken)
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 0)
+        }
     }
 
     @Test func customerWithoutSubscription_isAConflict() async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let op = try await server.connect(token: world.operatorToken)
-        let customer = try await op.call("customers.create", ["name": "new"])["customerId"]!
-        let team = try await op.call("teams.create", ["customerId": customer, "name": "t"])["teamId"]!
-        let agentId = try await op.call("agents.create", ["teamId": team, "name": "a"])["agentId"]!
-        let token = try await op.call("credentials.issue", ["agentId": agentId, "ttlSeconds": 60])["token"]!
-        let agent = try await server.connect(token: token.string!)
-        #expect(await reason { try await agent.call("meter.verify", verifyParams("x")) } == "CONFLICT")
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            let customer = try await op.call("customers.create", ["name": "new"])["customerId"]!
+            let team = try await op.call("teams.create", ["customerId": customer, "name": "t"])["teamId"]!
+            let agentId = try await op.call("agents.create", ["teamId": team, "name": "a"])["agentId"]!
+            let token = try await op.call("credentials.issue", ["agentId": agentId, "ttlSeconds": 60])["token"]!
+            let agent = try await server.connect(token: token.string!)
+            #expect(await reason { try await agent.call("meter.verify", verifyParams("x")) } == "CONFLICT")
+        }
     }
 
     @Test func usageSummary_groupsByToolAndAgent() async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let agent = try await server.connect(token: world.agentToken)
-        _ = try await agent.call(
-            "meter.verify",
-            verifyParams(
-                "1", tool: "search",
-                extra: ["usage": ["inputTokens": 100, "outputTokens": 7, "providerCost": "0.0004"]]))
-        _ = try await agent.call("meter.verify", verifyParams("2", tool: "search"))
-        _ = try await agent.call("meter.verify", verifyParams("3", tool: "transform"))
-        let op = try await server.connect(token: world.operatorToken)
-        let byTool = try await op.call("usage.summary", ["groupBy": ["tool"]])
-        #expect(byTool["currency"] == "USD")
-        #expect(
-            byTool["rows"] == [
-                [
-                    "tool": "search", "calls": 2, "quantity": 2, "inputTokens": 100, "outputTokens": 7, "cost": "0.002",
-                    "providerCost": "0.0004",
-                ],
-                [
-                    "tool": "transform", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0, "cost": "0.25",
-                    "providerCost": "0",
-                ],
-            ])
-        #expect(byTool["total"]?["cost"] == "0.252")
-        let byAgent = try await op.call(
-            "usage.summary", ["groupBy": ["agent", "tool"], "agentId": .string(world.agentId)])
-        #expect(byAgent["rows"].flatMap { if case .array(let rows) = $0 { rows.count } else { nil } } == 2)
-        #expect(await reason { try await op.call("usage.summary", ["groupBy": ["colour"]]) } == "VALIDATION_FAILED")
-        #expect(await reason { try await op.call("usage.summary", ["from": "yesterday"]) } == "VALIDATION_FAILED")
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            _ = try await agent.call(
+                "meter.verify",
+                verifyParams(
+                    "1", tool: "search",
+                    extra: ["usage": ["inputTokens": 100, "outputTokens": 7, "providerCost": "0.0004"]]))
+            _ = try await agent.call("meter.verify", verifyParams("2", tool: "search"))
+            _ = try await agent.call("meter.verify", verifyParams("3", tool: "transform"))
+            let op = try await server.connect(token: world.operatorToken)
+            let byTool = try await op.call("usage.summary", ["groupBy": ["tool"]])
+            #expect(byTool["currency"] == "USD")
+            #expect(
+                byTool["rows"] == [
+                    [
+                        "tool": "search", "calls": 2, "quantity": 2, "inputTokens": 100, "outputTokens": 7,
+                        "cost": "0.002",
+                        "providerCost": "0.0004",
+                    ],
+                    [
+                        "tool": "transform", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0,
+                        "cost": "0.25",
+                        "providerCost": "0",
+                    ],
+                ])
+            #expect(byTool["total"]?["cost"] == "0.252")
+            let byAgent = try await op.call(
+                "usage.summary", ["groupBy": ["agent", "tool"], "agentId": .string(world.agentId)])
+            #expect(byAgent["rows"].flatMap { if case .array(let rows) = $0 { rows.count } else { nil } } == 2)
+            #expect(await reason { try await op.call("usage.summary", ["groupBy": ["colour"]]) } == "VALIDATION_FAILED")
+            #expect(await reason { try await op.call("usage.summary", ["from": "yesterday"]) } == "VALIDATION_FAILED")
+        }
     }
 
     @Test func rolesAreKeptApart() async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let op = try await server.connect(token: world.operatorToken)
-        let agent = try await server.connect(token: world.agentToken)
-        #expect(await reason { try await op.call("meter.verify", verifyParams("x")) } == "FORBIDDEN")
-        #expect(await reason { try await agent.call("customers.create", ["name": "x"]) } == "FORBIDDEN")
-        #expect(await reason { try await agent.call("tenants.create", ["name": "x"]) } == "FORBIDDEN")
-        #expect(await reason { try await op.call("no.such.method") } == "code -32601")
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            let agent = try await server.connect(token: world.agentToken)
+            #expect(await reason { try await op.call("meter.verify", verifyParams("x")) } == "FORBIDDEN")
+            #expect(await reason { try await agent.call("customers.create", ["name": "x"]) } == "FORBIDDEN")
+            #expect(await reason { try await agent.call("tenants.create", ["name": "x"]) } == "FORBIDDEN")
+            #expect(await reason { try await op.call("no.such.method") } == "code -32601")
+        }
     }
 }

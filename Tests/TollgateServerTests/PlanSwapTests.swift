@@ -21,53 +21,54 @@ import TollgateTesting
             .appendingPathComponent("tollgate-swap-\(UUID().uuidString).sqlite").path,
     ])
     func callsRacingASwapAreEachRatedByTheVersionInForceAtTheirTime(storageURL: String) async throws {
-        let server = try await TestServer.start(storageURL: storageURL)
-        let world = try await Fixture.make(on: server, plan: Self.perTool("1"))
-        let op = try await server.connect(token: world.operatorToken)
-        let v2 = try await op.call("plans.put", Self.perTool("2"))
-        #expect(v2["version"] == 2)
-        let agents = try await (0..<8).asyncMap { _ in try await server.connect(token: world.agentToken) }
-        // The swap is sent once 40 calls are answered, and each agent calls until it has made 20 calls after the
-        // swap was answered (at most 400): the swap lands mid-run however slow or fast the machine is.
-        let swapped = SwapFlag()
-        let answers = try await withThrowingTaskGroup(of: [JSONValue].self) { group in
-            for (index, agent) in agents.enumerated() {
-                group.addTask {
-                    var answers: [JSONValue] = []
-                    var afterSwap = 0
-                    for call in 0..<400 where afterSwap < 20 {
-                        answers.append(try await agent.call("meter.verify", verifyParams("c\(index)-\(call)")))
-                        swapped.calls.add(1, ordering: .relaxed)
-                        if swapped.value.load(ordering: .acquiring) { afterSwap += 1 }
+        try await TestServer.with(storageURL: storageURL) { server in
+            let world = try await Fixture.make(on: server, plan: Self.perTool("1"))
+            let op = try await server.connect(token: world.operatorToken)
+            let v2 = try await op.call("plans.put", Self.perTool("2"))
+            #expect(v2["version"] == 2)
+            let agents = try await (0..<8).asyncMap { _ in try await server.connect(token: world.agentToken) }
+            // The swap is sent once 40 calls are answered, and each agent calls until it has made 20 calls after the
+            // swap was answered (at most 400): the swap lands mid-run however slow or fast the machine is.
+            let swapped = SwapFlag()
+            let answers = try await withThrowingTaskGroup(of: [JSONValue].self) { group in
+                for (index, agent) in agents.enumerated() {
+                    group.addTask {
+                        var answers: [JSONValue] = []
+                        var afterSwap = 0
+                        for call in 0..<400 where afterSwap < 20 {
+                            answers.append(try await agent.call("meter.verify", verifyParams("c\(index)-\(call)")))
+                            swapped.calls.add(1, ordering: .relaxed)
+                            if swapped.value.load(ordering: .acquiring) { afterSwap += 1 }
+                        }
+                        return answers
                     }
-                    return answers
                 }
+                group.addTask {
+                    while swapped.calls.load(ordering: .relaxed) < 40 { try await Task.sleep(for: .milliseconds(1)) }
+                    let answer = try await op.call(
+                        "subscriptions.swap", ["subscriptionId": .string(world.subscriptionId)])
+                    swapped.value.store(true, ordering: .releasing)
+                    return [answer]
+                }
+                var all: [JSONValue] = []
+                for try await part in group { all += part }
+                return all
             }
-            group.addTask {
-                while swapped.calls.load(ordering: .relaxed) < 40 { try await Task.sleep(for: .milliseconds(1)) }
-                let answer = try await op.call("subscriptions.swap", ["subscriptionId": .string(world.subscriptionId)])
-                swapped.value.store(true, ordering: .releasing)
-                return [answer]
+            let swap = try #require(answers.first { $0["effectiveAt"] != nil })
+            #expect(swap["version"] == 2)
+            let effectiveAt = try #require(Timestamp.parse(swap["effectiveAt"]!.string!))
+            let calls = answers.filter { $0["receiptId"] != nil }
+            #expect(calls.count >= 160)
+            var before = 0
+            var after = 0
+            for call in calls {
+                let at = try #require(Timestamp.parse(call["at"]!.string!))
+                let expected = at >= effectiveAt ? "2" : "1"
+                #expect(call["cost"]?.string == expected, "call at \(call["at"]!) vs swap at \(swap["effectiveAt"]!)")
+                if at >= effectiveAt { after += 1 } else { before += 1 }
             }
-            var all: [JSONValue] = []
-            for try await part in group { all += part }
-            return all
+            #expect(before > 0 && after > 0, "the swap landed mid-run (\(before) before, \(after) after)")
         }
-        let swap = try #require(answers.first { $0["effectiveAt"] != nil })
-        #expect(swap["version"] == 2)
-        let effectiveAt = try #require(Timestamp.parse(swap["effectiveAt"]!.string!))
-        let calls = answers.filter { $0["receiptId"] != nil }
-        #expect(calls.count >= 160)
-        var before = 0
-        var after = 0
-        for call in calls {
-            let at = try #require(Timestamp.parse(call["at"]!.string!))
-            let expected = at >= effectiveAt ? "2" : "1"
-            #expect(call["cost"]?.string == expected, "call at \(call["at"]!) vs swap at \(swap["effectiveAt"]!)")
-            if at >= effectiveAt { after += 1 } else { before += 1 }
-        }
-        #expect(before > 0 && after > 0, "the swap landed mid-run (\(before) before, \(after) after)")
-        try await server.stop()
     }
 
     @Test func aFutureSwapTakesEffectAtItsTime_andSurvivesARestart() async throws {

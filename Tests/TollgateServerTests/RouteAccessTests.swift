@@ -13,55 +13,59 @@ import TollgateTesting
     static let routes = Router(logger: Logger(label: "test")).routes
 
     @Test func everyRouteRefusesCallersItWasNotDeclaredFor() async throws {
-        let server = try await TestServer.start()
-        do {
-            let world = try await Fixture.make(on: server)
-            let anonymous = try await server.connect()
-            let agent = try await server.connect(token: world.agentToken)
-            let op = try await server.connect(token: world.operatorToken)
-            for (method, route) in Self.routes.sorted(by: { $0.key < $1.key }) where route.access != .anyone {
-                let unauthenticated = await reason { try await anonymous.call(method, [:]) }
-                #expect(unauthenticated == "UNAUTHENTICATED", "\(method) before auth.hello")
-                switch route.access {
-                case .anyone:
-                    break
-                case .root:
-                    #expect(await reason { try await op.call(method, [:]) } == "FORBIDDEN", "\(method) by an operator")
-                    #expect(await reason { try await agent.call(method, [:]) } == "FORBIDDEN", "\(method) by an agent")
-                case .anyOperator, .tenantOperator:
-                    #expect(await reason { try await agent.call(method, [:]) } == "FORBIDDEN", "\(method) by an agent")
-                case .agent:
-                    #expect(await reason { try await op.call(method, [:]) } == "FORBIDDEN", "\(method) by an operator")
-                case .agentOrOperator:
-                    break
+        try await TestServer.with { server in
+            do {
+                let world = try await Fixture.make(on: server)
+                let anonymous = try await server.connect()
+                let agent = try await server.connect(token: world.agentToken)
+                let op = try await server.connect(token: world.operatorToken)
+                for (method, route) in Self.routes.sorted(by: { $0.key < $1.key }) where route.access != .anyone {
+                    let unauthenticated = await reason { try await anonymous.call(method, [:]) }
+                    #expect(unauthenticated == "UNAUTHENTICATED", "\(method) before auth.hello")
+                    switch route.access {
+                    case .anyone:
+                        break
+                    case .root:
+                        #expect(
+                            await reason { try await op.call(method, [:]) } == "FORBIDDEN", "\(method) by an operator")
+                        #expect(
+                            await reason { try await agent.call(method, [:]) } == "FORBIDDEN", "\(method) by an agent")
+                    case .anyOperator, .tenantOperator:
+                        #expect(
+                            await reason { try await agent.call(method, [:]) } == "FORBIDDEN", "\(method) by an agent")
+                    case .agent:
+                        #expect(
+                            await reason { try await op.call(method, [:]) } == "FORBIDDEN", "\(method) by an operator")
+                    case .agentOrOperator:
+                        break
+                    }
                 }
+                #expect(Self.routes.count == 28, "every method of docs/PROTOCOL.md that is served")
+            } catch {
+                Issue.record(error)
             }
-            #expect(Self.routes.count == 28, "every method of docs/PROTOCOL.md that is served")
-        } catch {
-            Issue.record(error)
         }
-        try await server.stop()
     }
 
     @Test func anAgentWithoutTheRoutesScope_isRefused() async throws {
-        let server = try await TestServer.start()
-        do {
-            let world = try await Fixture.make(on: server)
-            let op = try await server.connect(token: world.operatorToken)
-            let token = try await op.call(
-                "credentials.issue",
-                ["agentId": .string(world.agentId), "scopes": ["usage:read"], "ttlSeconds": 60])["token"]!
-            let reader = try await server.connect(token: token.stringValue!)
-            for (method, route) in Self.routes {
-                guard case .agent(let scope) = route.access else { continue }
-                #expect(scope == AgentScope.meterWrite)
-                let error = await rpcError { try await reader.call(method, [:]) }
-                #expect(error?.reason == "FORBIDDEN", "\(method)")
-                #expect(error?.message.contains("meter:write") == true, "\(method): \(String(describing: error))")
+        try await TestServer.with { server in
+            do {
+                let world = try await Fixture.make(on: server)
+                let op = try await server.connect(token: world.operatorToken)
+                let token = try await op.call(
+                    "credentials.issue",
+                    ["agentId": .string(world.agentId), "scopes": ["usage:read"], "ttlSeconds": 60])["token"]!
+                let reader = try await server.connect(token: token.stringValue!)
+                for (method, route) in Self.routes {
+                    guard case .agent(let scope) = route.access else { continue }
+                    #expect(scope == AgentScope.meterWrite)
+                    let error = await rpcError { try await reader.call(method, [:]) }
+                    #expect(error?.reason == "FORBIDDEN", "\(method)")
+                    #expect(error?.message.contains("meter:write") == true, "\(method): \(String(describing: error))")
+                }
+            } catch {
+                Issue.record(error)
             }
-        } catch {
-            Issue.record(error)
         }
-        try await server.stop()
     }
 }

@@ -66,26 +66,30 @@ import TollgateTesting
 
     @Test func explicitClose_waitsForCallsInFlight_soTheRecordIsComplete() async throws {
         let store = GatedStore()
-        let server = try await TestServer.start(store: store) { $0.runtime.sessionSweepMs = 5 }
-        let world = try await Fixture.make(on: server)
-        let agent = try await server.connect(token: world.agentToken)
-        _ = try await agent.call("meter.verify", verifyParams("k0", extra: ["sessionId": "ses_b"]))
-        store.closeGate()
-        let inFlight = Task { try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "ses_b"])) }
-        await eventually("the call to reach the ledger") { store.commitsStarted >= 2 }
-        let closing = Task { try await agent.call("session.close", ["sessionId": "ses_b", "outcome": "COMPLETED"]) }
-        try await Task.sleep(for: .milliseconds(100))
-        // No new call gets in once the close has begun.
-        #expect(
-            await reason { try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "ses_b"])) }
-                == "CONFLICT")
-        store.openGate()
-        #expect(try await inFlight.value["cost"] == "0.25")
-        let record = try await closing.value
-        #expect(
-            record["state"] == "CLOSED" && record["outcome"] == "COMPLETED" && record["calls"] == 2
-                && record["cost"] == "0.5")
-        try await server.stop()
+        try await TestServer.with(store: store, configure: { $0.runtime.sessionSweepMs = 5 }) { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            _ = try await agent.call("meter.verify", verifyParams("k0", extra: ["sessionId": "ses_b"]))
+            store.closeGate()
+            let inFlight = Task {
+                try await agent.call("meter.verify", verifyParams("k1", extra: ["sessionId": "ses_b"]))
+            }
+            await eventually("the call to reach the ledger") { store.commitsStarted >= 2 }
+            let closing = Task {
+                try await agent.call("session.close", ["sessionId": "ses_b", "outcome": "COMPLETED"])
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            // No new call gets in once the close has begun.
+            #expect(
+                await reason { try await agent.call("meter.verify", verifyParams("k2", extra: ["sessionId": "ses_b"])) }
+                    == "CONFLICT")
+            store.openGate()
+            #expect(try await inFlight.value["cost"] == "0.25")
+            let record = try await closing.value
+            #expect(
+                record["state"] == "CLOSED" && record["outcome"] == "COMPLETED" && record["calls"] == 2
+                    && record["cost"] == "0.5")
+        }
     }
 
     @Test func theServerNamesASessionForCallsWithoutOne_andAgentsSeeOnlyTheirOwn() async throws {

@@ -22,24 +22,24 @@ import TollgateTesting
     /// never echoes unbounded input, and no answer is ever larger than the frame limit.
     @Test(arguments: ["id", "method"])
     func hugeIdOrMethodName_isAnsweredSmall_andTheConnectionLivesOn(field: String) async throws {
-        let server = try await TestServer.start()
-        let connection = try await server.connect()
-        let huge = String(repeating: "x", count: 1_048_576 - 64)
-        let request =
-            field == "id"
-            ? #"{"jsonrpc":"2.0","id":"\#(huge)","method":"no.such"}"#
-            : #"{"jsonrpc":"2.0","id":1,"method":"\#(huge)"}"#
-        #expect(request.utf8.count <= 1_048_576)
-        connection.sendRaw(frame(request))
-        let answer = try #require(await nextNotification(connection))
-        #expect(JSONCodec.serialize(answer).count < 512, "answered in \(JSONCodec.serialize(answer).count) bytes")
-        if field == "id" {
-            #expect(answer["id"] == .null && answer["error"]?["code"] == -32600)
-        } else {
-            #expect(answer["error"]?["code"] == -32601)
+        try await TestServer.with { server in
+            let connection = try await server.connect()
+            let huge = String(repeating: "x", count: 1_048_576 - 64)
+            let request =
+                field == "id"
+                ? #"{"jsonrpc":"2.0","id":"\#(huge)","method":"no.such"}"#
+                : #"{"jsonrpc":"2.0","id":1,"method":"\#(huge)"}"#
+            #expect(request.utf8.count <= 1_048_576)
+            connection.sendRaw(frame(request))
+            let answer = try #require(await nextNotification(connection))
+            #expect(JSONCodec.serialize(answer).count < 512, "answered in \(JSONCodec.serialize(answer).count) bytes")
+            if field == "id" {
+                #expect(answer["id"] == .null && answer["error"]?["code"] == -32600)
+            } else {
+                #expect(answer["error"]?["code"] == -32601)
+            }
+            _ = try await connection.call("auth.hello", ["token": .string(TestServer.rootToken)])
         }
-        _ = try await connection.call("auth.hello", ["token": .string(TestServer.rootToken)])
-        try await server.stop()
     }
 
     /// Sockets opened and left do not hold the connection limit: a connection that does not authenticate is
@@ -70,90 +70,90 @@ import TollgateTesting
     }
 
     @Test func malformedJSON_getsParseError_andTheConnectionLivesOn() async throws {
-        let server = try await TestServer.start()
-        let connection = try await server.connect()
-        connection.sendRaw(frame("{not json"))
-        let answer = try #require(await nextNotification(connection))
-        #expect(answer["error"]?["code"] == -32700)
-        #expect(answer["id"] == .null)
-        _ = try await connection.call("auth.hello", ["token": .string(TestServer.rootToken)])
-        try await server.stop()
+        try await TestServer.with { server in
+            let connection = try await server.connect()
+            connection.sendRaw(frame("{not json"))
+            let answer = try #require(await nextNotification(connection))
+            #expect(answer["error"]?["code"] == -32700)
+            #expect(answer["id"] == .null)
+            _ = try await connection.call("auth.hello", ["token": .string(TestServer.rootToken)])
+        }
     }
 
     @Test(arguments: [([UInt8]([0, 0, 0, 0]), "FRAME_EMPTY"), ([0x00, 0x10, 0x00, 0x01], "FRAME_TOO_LARGE")])
     func impossibleLengthHeader_isAnsweredOnceAndTheConnectionClosed(header: [UInt8], reason: String) async throws {
-        let server = try await TestServer.start()
-        let connection = try await server.connect()
-        connection.sendRaw(header)  // no body follows: the server must not wait for one
-        let answer = try #require(await nextNotification(connection))
-        #expect(answer["error"]?["code"] == -32600)
-        #expect(answer["error"]?["data"]?["reason"] == .string(reason))
-        #expect(answer["id"] == .null)
-        #expect(await nextNotification(connection) == nil, "connection should be closed")
-        #expect(
-            await self.reason { try await connection.call("auth.hello", ["token": "x"]) }
-                == "the connection to the server is closed")
-        try await server.stop()
+        try await TestServer.with { server in
+            let connection = try await server.connect()
+            connection.sendRaw(header)  // no body follows: the server must not wait for one
+            let answer = try #require(await nextNotification(connection))
+            #expect(answer["error"]?["code"] == -32600)
+            #expect(answer["error"]?["data"]?["reason"] == .string(reason))
+            #expect(answer["id"] == .null)
+            #expect(await nextNotification(connection) == nil, "connection should be closed")
+            #expect(
+                await self.reason { try await connection.call("auth.hello", ["token": "x"]) }
+                    == "the connection to the server is closed")
+        }
     }
 
     @Test func oneBrokenConnection_neverAffectsAnother() async throws {
-        let server = try await TestServer.start()
-        let world = try await Fixture.make(on: server)
-        let good = try await server.connect(token: world.agentToken)
-        let bad = try await server.connect()
-        bad.sendRaw([0xFF, 0xFF, 0xFF, 0xFF])
-        _ = await nextNotification(bad)
-        _ = try await good.call("meter.verify", verifyParams("still-fine"))
-        try await server.stop()
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let good = try await server.connect(token: world.agentToken)
+            let bad = try await server.connect()
+            bad.sendRaw([0xFF, 0xFF, 0xFF, 0xFF])
+            _ = await nextNotification(bad)
+            _ = try await good.call("meter.verify", verifyParams("still-fine"))
+        }
     }
 
     @Test func batch_isAnsweredAsAnArray_withoutTheNotifications() async throws {
-        let server = try await TestServer.start()
-        let connection = try await server.connect(token: TestServer.rootToken)
-        connection.sendRaw(
-            frame(
-                """
-                [{"jsonrpc":"2.0","id":"a","method":"tenants.list"},
-                 {"jsonrpc":"2.0","method":"tenants.list"},
-                 {"jsonrpc":"2.0","id":"b","method":"no.such"},
-                 7]
-                """))
-        let answer = try #require(await nextNotification(connection))
-        guard case .array(let answers) = answer else {
-            Issue.record("not an array: \(answer)")
-            return
+        try await TestServer.with { server in
+            let connection = try await server.connect(token: TestServer.rootToken)
+            connection.sendRaw(
+                frame(
+                    """
+                    [{"jsonrpc":"2.0","id":"a","method":"tenants.list"},
+                     {"jsonrpc":"2.0","method":"tenants.list"},
+                     {"jsonrpc":"2.0","id":"b","method":"no.such"},
+                     7]
+                    """))
+            let answer = try #require(await nextNotification(connection))
+            guard case .array(let answers) = answer else {
+                Issue.record("not an array: \(answer)")
+                return
+            }
+            #expect(answers.count == 3)
+            #expect(answers[0]["id"] == "a" && answers[0]["result"] != nil)
+            #expect(answers[1]["id"] == "b" && answers[1]["error"]?["code"] == -32601)
+            #expect(answers[2]["id"] == .null && answers[2]["error"]?["code"] == -32600)
         }
-        #expect(answers.count == 3)
-        #expect(answers[0]["id"] == "a" && answers[0]["result"] != nil)
-        #expect(answers[1]["id"] == "b" && answers[1]["error"]?["code"] == -32601)
-        #expect(answers[2]["id"] == .null && answers[2]["error"]?["code"] == -32600)
-        try await server.stop()
     }
 
     @Test func batchOverBatchMax_isRefusedWhole() async throws {
-        let server = try await TestServer.start { $0.listener.batchMax = 2 }
-        let connection = try await server.connect(token: TestServer.rootToken)
-        let one = #"{"jsonrpc":"2.0","id":1,"method":"tenants.list"}"#
-        connection.sendRaw(frame("[\(one),\(one),\(one)]"))
-        let answer = try #require(await nextNotification(connection))
-        #expect(answer["error"]?["data"]?["reason"] == "BATCH_TOO_LARGE")
-        try await server.stop()
+        try await TestServer.with(configure: { $0.listener.batchMax = 2 }) { server in
+            let connection = try await server.connect(token: TestServer.rootToken)
+            let one = #"{"jsonrpc":"2.0","id":1,"method":"tenants.list"}"#
+            connection.sendRaw(frame("[\(one),\(one),\(one)]"))
+            let answer = try #require(await nextNotification(connection))
+            #expect(answer["error"]?["data"]?["reason"] == "BATCH_TOO_LARGE")
+        }
     }
 
     @Test func pipelinedRequests_areAnsweredOutOfOrderById() async throws {
         let store = GatedStore()
-        let server = try await TestServer.start(store: store)
-        let world = try await Fixture.make(on: server)
-        let agent = try await server.connect(token: world.agentToken)
-        store.closeGate()
-        let slow = Task { try await agent.call("meter.verify", verifyParams("slow")) }
-        await eventually("the slow call to reach the ledger") { store.commitsStarted == 1 }
-        // Sent after the slow call on the same connection, answered before it.
-        let fast = try await agent.call("auth.hello", ["token": .string(world.agentToken)])
-        #expect(fast["principal"]?["kind"] == "agent")
-        store.openGate()
-        #expect(try await slow.value["allowed"] == true)
-        try await server.stop()
+        try await TestServer.with(store: store) { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            store.closeGate()
+            let slow = Task { try await agent.call("meter.verify", verifyParams("slow")) }
+            await eventually("the slow call to reach the ledger") { store.commitsStarted == 1 }
+            // Sent after the slow call on the same connection, answered before it.
+            let fast = try await agent.call("auth.hello", ["token": .string(world.agentToken)])
+            #expect(fast["principal"]?["kind"] == "agent")
+            store.openGate()
+            #expect(try await slow.value["allowed"] == true)
+        }
     }
 
     @Test func atInFlightMax_theServerStopsReading_andLosesNothing() async throws {
@@ -179,15 +179,15 @@ import TollgateTesting
     }
 
     @Test func connectionLimit_refusesTheNextConnectionWithUnavailable() async throws {
-        let server = try await TestServer.start { $0.listener.connectionsMax = 2 }
-        let first = try await server.connect(token: TestServer.rootToken)
-        let second = try await server.connect(token: TestServer.rootToken)
-        let third = try await server.connect()
-        let answer = try #require(await nextNotification(third))
-        #expect(answer["error"]?["data"]?["reason"] == "UNAVAILABLE")
-        _ = try await first.call("tenants.list")
-        _ = try await second.call("tenants.list")
-        try await server.stop()
+        try await TestServer.with(configure: { $0.listener.connectionsMax = 2 }) { server in
+            let first = try await server.connect(token: TestServer.rootToken)
+            let second = try await server.connect(token: TestServer.rootToken)
+            let third = try await server.connect()
+            let answer = try #require(await nextNotification(third))
+            #expect(answer["error"]?["data"]?["reason"] == "UNAVAILABLE")
+            _ = try await first.call("tenants.list")
+            _ = try await second.call("tenants.list")
+        }
     }
 
     func reason(_ body: () async throws -> JSONValue) async -> String? {
