@@ -1,6 +1,7 @@
 import Foundation
 import TollgateCore
 import TollgateJSON
+import TollgateWire
 
 /// When a typed call retries: a failure the server marks retryable (`UNAVAILABLE`, `IN_PROGRESS`) is tried again,
 /// with the same idempotency key, so that a retry can never be charged twice; `RATE_LIMITED` waits the
@@ -151,7 +152,7 @@ extension TollgateConnection {
         ]
         if let sessionId { params["sessionId"] = .string(sessionId) }
         if let usage { params["usage"] = usage.json }
-        return try Receipt(try await call("meter.verify", .object(params), retry: retry))
+        return try Receipt(try await call(.meterVerify, .object(params), retry: retry))
     }
 
     /// `meter.authorize`: holds the estimate's price until `commit`, `release` or expiry.
@@ -165,7 +166,7 @@ extension TollgateConnection {
         if let sessionId { params["sessionId"] = .string(sessionId) }
         if let estimate { params["estimate"] = estimate.json }
         if let ttlMs { params["ttlMs"] = .integer(ttlMs) }
-        return try Hold(try await call("meter.authorize", .object(params), retry: retry))
+        return try Hold(try await call(.meterAuthorize, .object(params), retry: retry))
     }
 
     /// `meter.commit`: charges the actual usage in place of the hold (keyed by the reservation itself).
@@ -174,7 +175,7 @@ extension TollgateConnection {
     ) async throws -> Receipt {
         var params: [String: JSONValue] = ["reservationId": .string(reservationId), "quantity": .integer(quantity)]
         if let usage { params["usage"] = usage.json }
-        return try Receipt(try await call("meter.commit", .object(params), retry: retry))
+        return try Receipt(try await call(.meterCommit, .object(params), retry: retry))
     }
 
     /// `meter.release`: gives the hold back. The state the hold ended in (`released` or `expired`).
@@ -184,7 +185,7 @@ extension TollgateConnection {
     {
         var params: [String: JSONValue] = ["reservationId": .string(reservationId)]
         if let key { params["idempotencyKey"] = .string(key) }
-        return try Receipt.string(try await call("meter.release", .object(params), retry: retry), "state")
+        return try Receipt.string(try await call(.meterRelease, .object(params), retry: retry), "state")
     }
 
     /// `session.open`: opens the session `id` (or one the server names).
@@ -195,12 +196,12 @@ extension TollgateConnection {
         if let id { params["sessionId"] = .string(id) }
         if let metadata { params["metadata"] = metadata }
         if let key { params["idempotencyKey"] = .string(key) }
-        return try SessionInfo(try await call("session.open", .object(params), retry: retry))
+        return try SessionInfo(try await call(.sessionOpen, .object(params), retry: retry))
     }
 
     /// `session.get`.
     public func session(_ id: String, retry: RetryPolicy = .default) async throws -> SessionInfo {
-        try SessionInfo(try await call("session.get", ["sessionId": .string(id)], retry: retry))
+        try SessionInfo(try await call(.sessionGet, ["sessionId": .string(id)], retry: retry))
     }
 
     /// `session.close`: closes the session and answers its final billing record.
@@ -209,15 +210,15 @@ extension TollgateConnection {
     ) async throws -> SessionInfo {
         var params: [String: JSONValue] = ["sessionId": .string(id), "outcome": .string(outcome)]
         if let key { params["idempotencyKey"] = .string(key) }
-        return try SessionInfo(try await call("session.close", .object(params), retry: retry))
+        return try SessionInfo(try await call(.sessionClose, .object(params), retry: retry))
     }
 
     /// `call` under `retry`: the same method and params (and so the same key) each attempt.
-    public func call(_ method: String, _ params: JSONValue, retry: RetryPolicy) async throws -> JSONValue {
+    public func call(_ method: RPCMethod, _ params: JSONValue, retry: RetryPolicy) async throws -> JSONValue {
         var waitMs = retry.backoffMs
         for attempt in 1...retry.attempts {
             do {
-                return try await call(method, params)
+                return try await call(method.rawValue, params)
             } catch let error as RPCError where attempt < retry.attempts && error.retryable {
                 let serverWait = error.data?["retryAfterMs"]?.int64Value.map(Int.init)
                 try await Task.sleep(for: .milliseconds(serverWait ?? waitMs))

@@ -9,7 +9,7 @@ enum AuthMethods {
     static let exchangedTokenTTLSecondsDefault: Int64 = 3600
 
     static func register(in router: inout Router) {
-        router.anyone("auth.hello", runsAlone: true) { params, context in
+        router.anyone(.authHello, runsAlone: true) { params, context in
             let token = try params.string("token", lengthMax: 512)
             let principal = try await context.supervisor.authenticate(token)
             context.connection.principal.withLock { $0 = principal }
@@ -29,7 +29,7 @@ enum AuthMethods {
             return answer
         }
 
-        router.anyone("auth.token") { params, context in
+        router.anyone(.authToken) { params, context in
             let clientId = try params.string("clientId")
             let secret = try params.string("clientSecret", lengthMax: 512)
             let ttl = try params.optionalInt(

@@ -11,7 +11,7 @@ enum MeterMethods {
     static let countMax: Int64 = 1_000_000_000_000
 
     static func register(in router: inout Router) {
-        router.agent("meter.verify", scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.meterVerify, scope: AgentScope.meterWrite) { params, agent in
             let key = try Keys.key(params, agent.request)
             let usage = try params.nested("usage")
             let event = try Self.event(
@@ -23,7 +23,7 @@ enum MeterMethods {
             return try await agent.tenant.verify(request, credentialId: agent.credentialId)
         }
 
-        router.agent("meter.authorize", scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.meterAuthorize, scope: AgentScope.meterWrite) { params, agent in
             let key = try Keys.key(params, agent.request)
             let tool = try params.string("tool", lengthMax: toolBytesMax)
             let estimate = try Self.event(
@@ -35,7 +35,7 @@ enum MeterMethods {
                 credentialId: agent.credentialId)
         }
 
-        router.agent("meter.commit", scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.meterCommit, scope: AgentScope.meterWrite) { params, agent in
             let usage = try params.nested("usage")
             let event = try Self.event(
                 tool: "", quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1, usage: usage)
@@ -45,7 +45,7 @@ enum MeterMethods {
                 credentialId: agent.credentialId)
         }
 
-        router.agent("meter.release", scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.meterRelease, scope: AgentScope.meterWrite) { params, agent in
             try await agent.tenant.releaseReservation(
                 try params.string("reservationId", lengthMax: agent.request.idBytesMax),
                 call: try Keys.call(params, .meterRelease, agent.request), credentialId: agent.credentialId)

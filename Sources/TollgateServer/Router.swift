@@ -34,7 +34,7 @@ struct Router: Sendable {
         var handler: Handler
     }
 
-    private(set) var routes: [String: Route] = [:]
+    private(set) var routes: [RPCMethod: Route] = [:]
     let logger: Logger
 
     init(logger: Logger) {
@@ -50,20 +50,21 @@ struct Router: Sendable {
         AlertMethods.register(in: &self)
     }
 
-    var methods: [String] { routes.keys.sorted() }
+    var methods: [String] { routes.keys.map(\.rawValue).sorted() }
 
     /// Whether `method` must run before the next frame of its connection is read.
-    func runsAlone(_ method: String) -> Bool { routes[method]?.runsAlone ?? false }
+    func runsAlone(_ method: String) -> Bool { RPCMethod(rawValue: method).flatMap { routes[$0]?.runsAlone } ?? false }
 
-    private mutating func add(_ method: String, _ access: Access, runsAlone: Bool = false, _ handler: @escaping Handler)
-    {
+    private mutating func add(
+        _ method: RPCMethod, _ access: Access, runsAlone: Bool = false, _ handler: @escaping Handler
+    ) {
         precondition(routes[method] == nil, "method \(method) registered twice")
         routes[method] = Route(access: access, runsAlone: runsAlone, handler: handler)
     }
 
     /// A method anyone may call, before `auth.hello` too.
     mutating func anyone(
-        _ method: String, runsAlone: Bool = false,
+        _ method: RPCMethod, runsAlone: Bool = false,
         _ handler: @escaping @Sendable (Params, RequestContext) async throws -> any JSONRepresentable
     ) {
         add(method, .anyone, runsAlone: runsAlone, handler)
@@ -71,11 +72,12 @@ struct Router: Sendable {
 
     /// A method only the root operator may call.
     mutating func root(
-        _ method: String, _ handler: @escaping @Sendable (Params, RequestContext) async throws -> any JSONRepresentable
+        _ method: RPCMethod,
+        _ handler: @escaping @Sendable (Params, RequestContext) async throws -> any JSONRepresentable
     ) {
         add(method, .root) { params, context in
             guard context.connection.currentPrincipal == .root else {
-                throw TollgateError.forbidden("only the root operator may call \(method)")
+                throw TollgateError.forbidden("only the root operator may call \(method.rawValue)")
             }
             return try await handler(params, context)
         }
@@ -83,7 +85,7 @@ struct Router: Sendable {
 
     /// A method root and tenant operators may call, each seeing what is theirs.
     mutating func anyOperator(
-        _ method: String,
+        _ method: RPCMethod,
         _ handler: @escaping @Sendable (Params, RequestContext, Principal) async throws -> any JSONRepresentable
     ) {
         add(method, .anyOperator) { params, context in
@@ -97,7 +99,8 @@ struct Router: Sendable {
 
     /// A method of an operator acting in one tenant.
     mutating func tenantOperator(
-        _ method: String, _ handler: @escaping @Sendable (Params, OperatorCaller) async throws -> any JSONRepresentable
+        _ method: RPCMethod,
+        _ handler: @escaping @Sendable (Params, OperatorCaller) async throws -> any JSONRepresentable
     ) {
         add(method, .tenantOperator) { params, context in
             try await handler(params, try await Self.operatorCaller(params, context))
@@ -106,7 +109,7 @@ struct Router: Sendable {
 
     /// A method of an agent whose credential carries `scope`.
     mutating func agent(
-        _ method: String, scope: String,
+        _ method: RPCMethod, scope: String,
         _ handler: @escaping @Sendable (Params, AgentCaller) async throws -> any JSONRepresentable
     ) {
         add(method, .agent(scope: scope)) { params, context in
@@ -116,7 +119,7 @@ struct Router: Sendable {
 
     /// A method agents (with `scope`, on their own objects) and operators may call.
     mutating func agentOrOperator(
-        _ method: String, scope: String,
+        _ method: RPCMethod, scope: String,
         _ handler: @escaping @Sendable (Params, Caller) async throws -> any JSONRepresentable
     ) {
         add(method, .agentOrOperator(scope: scope)) { params, context in
@@ -146,13 +149,13 @@ struct Router: Sendable {
         }
     }
 
-    private static func agentCaller(scope: String, method: String, _ context: RequestContext) async throws
+    private static func agentCaller(scope: String, method: RPCMethod, _ context: RequestContext) async throws
         -> AgentCaller
     {
         guard
             case .agent(let tenantId, let agentId, let credentialId, let scopes)? = context.connection.currentPrincipal
         else {
-            throw TollgateError.forbidden("\(method) needs an agent credential")
+            throw TollgateError.forbidden("\(method.rawValue) needs an agent credential")
         }
         guard scopes.contains(scope) else { throw TollgateError.forbidden("credential lacks scope \(scope)") }
         return AgentCaller(
@@ -164,7 +167,9 @@ struct Router: Sendable {
     func respond(to request: RPCRequest, context: RequestContext) async -> JSONValue {
         let id = request.id ?? .null
         do {
-            guard let route = routes[request.method] else { throw WireError.methodNotFound(request.method) }
+            guard let method = RPCMethod(rawValue: request.method), let route = routes[method] else {
+                throw WireError.methodNotFound(request.method)
+            }
             if route.access != .anyone, context.connection.currentPrincipal == nil {
                 throw TollgateError.unauthenticated("call auth.hello first")
             }

@@ -11,7 +11,7 @@ enum SessionMethods {
     static let listMax: Int64 = 1000
 
     static func register(in router: inout Router) {
-        router.agent("session.open", scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.sessionOpen, scope: AgentScope.meterWrite) { params, agent in
             let id =
                 try params.optionalString("sessionId", lengthMax: agent.request.idBytesMax)
                 ?? Identifiers.make(.session)
@@ -29,12 +29,12 @@ enum SessionMethods {
                 credentialId: agent.credentialId)
         }
 
-        router.agentOrOperator("session.get", scope: AgentScope.meterWrite) { params, caller in
+        router.agentOrOperator(.sessionGet, scope: AgentScope.meterWrite) { params, caller in
             try await caller.tenant.sessionInfo(
                 try params.string("sessionId", lengthMax: caller.request.idBytesMax), as: caller.viewer)
         }
 
-        router.agentOrOperator("session.close", scope: AgentScope.meterWrite) { params, caller in
+        router.agentOrOperator(.sessionClose, scope: AgentScope.meterWrite) { params, caller in
             let outcome: SessionOutcome
             switch try params.optionalString("outcome") {
             case nil, "COMPLETED"?: outcome = .completed
@@ -47,7 +47,7 @@ enum SessionMethods {
                 call: try Keys.call(params, .sessionClose, caller.request))
         }
 
-        router.tenantOperator("sessions.list") { params, op in
+        router.tenantOperator(.sessionsList) { params, op in
             let state = try params.optionalString("state") ?? "open"
             guard state == "open" || state == "all" else {
                 throw TollgateError.validation(field: "state", rule: "open or all")
@@ -57,7 +57,7 @@ enum SessionMethods {
             return JSONValue.object(["sessions": .array(sessions.map(\.json))])
         }
 
-        router.tenantOperator("sessions.configure") { params, op in
+        router.tenantOperator(.sessionsConfigure) { params, op in
             let day: Int64 = 86_400_000
             return try await op.tenant.configureSessions(
                 idleAfterMs: try params.optionalInt("idleAfterMs", range: 1000...(30 * day)),

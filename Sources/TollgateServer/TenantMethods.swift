@@ -6,12 +6,12 @@ import TollgateWire
 /// `tenants.create` (root) and `tenants.list`.
 enum TenantMethods {
     static func register(in router: inout Router) {
-        router.root("tenants.create") { params, context in
+        router.root(.tenantsCreate) { params, context in
             try await context.supervisor.createTenant(
                 name: try params.string("name", lengthMax: HierarchyMethods.nameBytesMax))
         }
 
-        router.anyOperator("tenants.list") { _, context, principal in
+        router.anyOperator(.tenantsList) { _, context, principal in
             guard case .tenantOperator(let tenantId) = principal else {
                 let tenants = try await context.supervisor.allTenants()
                 return JSONValue.object([

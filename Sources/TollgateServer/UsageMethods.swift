@@ -7,7 +7,7 @@ import TollgateWire
 /// `usage.summary`: usage and cost of a tenant, filtered and grouped.
 enum UsageMethods {
     static func register(in router: inout Router) {
-        router.tenantOperator("usage.summary") { params, op in try await summary(params, tenant: op.tenant) }
+        router.tenantOperator(.usageSummary) { params, op in try await summary(params, tenant: op.tenant) }
     }
 
     static func summary(_ params: Params, tenant: TenantActor) async throws -> JSONValue {
