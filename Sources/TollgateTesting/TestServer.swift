@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TollgateClient
 import TollgateCore
 import TollgateServer
@@ -80,5 +81,41 @@ public final class TestServer: Sendable {
     public func stop() async throws {
         await group.triggerGracefulShutdown()
         try await runner.value
+    }
+
+    /// Runs `body` with a scope in which nodes can be started (`Scope.start`), stopped and started again on the
+    /// same storage — a restart — and stops every node still running when `body` ends, also when it throws or a
+    /// `#require` fails.
+    public static func scope<T>(_ body: (Scope) async throws -> T) async throws -> T {
+        let scope = Scope()
+        do {
+            let result = try await body(scope)
+            try await scope.stopAll()
+            return result
+        } catch {
+            try? await scope.stopAll()
+            throw error
+        }
+    }
+
+    /// The nodes a test started (see `TestServer.scope`).
+    public final class Scope: Sendable {
+        private let started = Mutex<[TestServer]>([])
+
+        /// Starts a node as `TestServer.start` does; it is stopped at the end of the scope if the test has not.
+        public func start(
+            storageURL: String = "memory:", clock: any WallClock = SystemWallClock(),
+            store: (any TollgateStore)? = nil,
+            configure: @Sendable (inout ServerConfiguration) -> Void = { _ in }
+        ) async throws -> TestServer {
+            let server = try await TestServer.start(
+                storageURL: storageURL, clock: clock, store: store, configure: configure)
+            started.withLock { $0.append(server) }
+            return server
+        }
+
+        func stopAll() async throws {
+            for server in started.withLock({ $0 }) { try await server.stop() }
+        }
     }
 }

@@ -107,20 +107,25 @@ import TollgateTesting
     }
 
     @Test func secretsAreStoredOnlyAsHashes() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+        try await TestServer.scope { servers in
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tollgate-\(UUID().uuidString).sqlite"
+            )
             .path
-        let server = try await TestServer.start(storageURL: "sqlite:\(path)")
-        let world = try await Fixture.make(on: server)
-        let op = try await server.connect(token: world.operatorToken)
-        let agent = try await op.call("agents.create", ["teamId": .string(world.teamId), "name": "x"])
-        try await server.stop()
-        var bytes = Data()
-        for suffix in ["", "-wal"] {
-            if let data = FileManager.default.contents(atPath: path + suffix) { bytes.append(data) }
-        }
-        #expect(!bytes.isEmpty)
-        for secret in [world.agentToken, world.operatorToken, agent["clientSecret"]!.string!, TestServer.rootToken] {
-            #expect(bytes.range(of: Data(secret.utf8)) == nil, "a secret was stored in plain text")
+            let server = try await servers.start(storageURL: "sqlite:\(path)")
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            let agent = try await op.call("agents.create", ["teamId": .string(world.teamId), "name": "x"])
+            try await server.stop()
+            var bytes = Data()
+            for suffix in ["", "-wal"] {
+                if let data = FileManager.default.contents(atPath: path + suffix) { bytes.append(data) }
+            }
+            #expect(!bytes.isEmpty)
+            for secret in [world.agentToken, world.operatorToken, agent["clientSecret"]!.string!, TestServer.rootToken]
+            {
+                #expect(bytes.range(of: Data(secret.utf8)) == nil, "a secret was stored in plain text")
+            }
         }
     }
 }

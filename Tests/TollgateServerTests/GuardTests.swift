@@ -21,30 +21,32 @@ import TollgateTesting
     }
 
     @Test func velocity_firesOnceWhenAnAgentRunsAtTripleItsTrailingAverage() async throws {
-        let clock = ManualClock(Date(timeIntervalSince1970: 1_795_000_020))
-        let server = try await TestServer.start(clock: clock) {
-            $0.runtime.guards.velocityWindowMinutes = 10
-            $0.runtime.guards.velocityMinCallsPerMinute = 5
+        try await TestServer.scope { servers in
+            let clock = ManualClock(Date(timeIntervalSince1970: 1_795_000_020))
+            let server = try await servers.start(clock: clock) {
+                $0.runtime.guards.velocityWindowMinutes = 10
+                $0.runtime.guards.velocityMinCallsPerMinute = 5
+            }
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            let inbox = AlertInbox(op)
+            _ = try await op.call("alerts.subscribe", ["kinds": ["velocity"]])
+            let agent = try await server.connect(token: world.agentToken)
+            // Ten quiet minutes at 2 calls each: an average of 2 a minute.
+            for minute in 0..<10 {
+                for n in 0..<2 { _ = try await call(agent, "q\(minute)-\(n)") }
+                clock.advance(seconds: 60)
+            }
+            // Then a runaway minute: the 7th call is above 3 × 2.
+            for n in 0..<12 { _ = try await call(agent, "r\(n)") }
+            let alert = try await inbox.next("velocity")
+            #expect(
+                alert["agentId"]?.string == world.agentId && alert["callsThisMinute"] == 7
+                    && alert["averagePerMinute"] == "2.00")
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(inbox.all.isEmpty, "once per crossing, not per call")
+            try await server.stop()
         }
-        let world = try await Fixture.make(on: server)
-        let op = try await server.connect(token: world.operatorToken)
-        let inbox = AlertInbox(op)
-        _ = try await op.call("alerts.subscribe", ["kinds": ["velocity"]])
-        let agent = try await server.connect(token: world.agentToken)
-        // Ten quiet minutes at 2 calls each: an average of 2 a minute.
-        for minute in 0..<10 {
-            for n in 0..<2 { _ = try await call(agent, "q\(minute)-\(n)") }
-            clock.advance(seconds: 60)
-        }
-        // Then a runaway minute: the 7th call is above 3 × 2.
-        for n in 0..<12 { _ = try await call(agent, "r\(n)") }
-        let alert = try await inbox.next("velocity")
-        #expect(
-            alert["agentId"]?.string == world.agentId && alert["callsThisMinute"] == 7
-                && alert["averagePerMinute"] == "2.00")
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(inbox.all.isEmpty, "once per crossing, not per call")
-        try await server.stop()
     }
 
     @Test func marginGuard_alertsThenThrottlesThenBlocks() async throws {

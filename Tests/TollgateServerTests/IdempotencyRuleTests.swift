@@ -143,83 +143,86 @@ import TollgateTesting
     }
 
     func walk(_ method: Method, on url: String) async throws {
-        let store = GatedStore(wrapping: try await Self.open(url))
-        var server = try await TestServer.start(store: store)
-        var firstCall: Call?
-        var firstAnswer: JSONValue?
-        var fixture: Fixture?
-        do {
-            let made = try await Fixture.make(on: server)
-            fixture = made
-            let world = World(
-                fixture: made, op: try await server.connect(token: made.operatorToken),
-                agent: try await server.connect(token: made.agentToken))
-            let caller = method.byAgent ? world.agent : world.op
-            let call = try await method.prepare(world, "k-\(UUID().uuidString)")
+        try await TestServer.scope { servers in
+            let store = GatedStore(wrapping: try await Self.open(url))
+            var server = try await servers.start(store: store)
+            var firstCall: Call?
+            var firstAnswer: JSONValue?
+            var fixture: Fixture?
+            do {
+                let made = try await Fixture.make(on: server)
+                fixture = made
+                let world = World(
+                    fixture: made, op: try await server.connect(token: made.operatorToken),
+                    agent: try await server.connect(token: made.agentToken))
+                let caller = method.byAgent ? world.agent : world.op
+                let call = try await method.prepare(world, "k-\(UUID().uuidString)")
 
-            // 1. The same key, method and params: the first answer, replayed.
-            let first = try await caller.call(method.name, call.params)
-            let again = try await caller.call(method.name, call.params)
-            #expect(again["replayed"] == true, "\(method.name) on \(url): \(again)")
-            #expect(Self.without("replayed", again) == first, "\(method.name) on \(url)")
-            firstCall = call
-            firstAnswer = first
+                // 1. The same key, method and params: the first answer, replayed.
+                let first = try await caller.call(method.name, call.params)
+                let again = try await caller.call(method.name, call.params)
+                #expect(again["replayed"] == true, "\(method.name) on \(url): \(again)")
+                #expect(Self.without("replayed", again) == first, "\(method.name) on \(url)")
+                firstCall = call
+                firstAnswer = first
 
-            // 2. Other params: a mismatch naming the field.
-            let differing = try #require(await rpcError { try await caller.call(method.name, call.differing) })
-            #expect(differing.reason == "IDEMPOTENCY_MISMATCH", "\(method.name) on \(url): \(differing)")
-            #expect(differing.data?["fields"]?.arrayValue?.contains(.string(call.field)) == true, "\(differing)")
+                // 2. Other params: a mismatch naming the field.
+                let differing = try #require(await rpcError { try await caller.call(method.name, call.differing) })
+                #expect(differing.reason == "IDEMPOTENCY_MISMATCH", "\(method.name) on \(url): \(differing)")
+                #expect(differing.data?["fields"]?.arrayValue?.contains(.string(call.field)) == true, "\(differing)")
 
-            // 3. Another method with the same key: a mismatch naming the method.
-            let other = method.name == "meter.verify" ? "meter.authorize" : "meter.verify"
-            let otherMethod = try #require(
-                await rpcError {
-                    try await world.agent.call(other, ["tool": "search", "idempotencyKey": .string(call.key)])
-                })
-            #expect(otherMethod.reason == "IDEMPOTENCY_MISMATCH", "\(method.name) on \(url): \(otherMethod)")
-            #expect(otherMethod.data?["fields"] == ["method"], "\(method.name) on \(url)")
+                // 3. Another method with the same key: a mismatch naming the method.
+                let other = method.name == "meter.verify" ? "meter.authorize" : "meter.verify"
+                let otherMethod = try #require(
+                    await rpcError {
+                        try await world.agent.call(other, ["tool": "search", "idempotencyKey": .string(call.key)])
+                    })
+                #expect(otherMethod.reason == "IDEMPOTENCY_MISMATCH", "\(method.name) on \(url): \(otherMethod)")
+                #expect(otherMethod.data?["fields"] == ["method"], "\(method.name) on \(url)")
 
-            // 4. A key whose first call is still being written: IN_PROGRESS, then the first call's answer.
-            let held = try await method.prepare(world, "k-\(UUID().uuidString)")
-            let before = (store.entriesAtCommit, store.holdsAtInsert, store.writesStarted)
-            switch method.gate {
-            case .commits: store.closeGate()
-            case .holds: store.closeHoldGate()
-            case .writes: store.closeWriteGate()
-            }
-            let inFlight = Task { try await caller.call(method.name, held.params) }
-            await eventually("\(method.name) held at the gate") {
+                // 4. A key whose first call is still being written: IN_PROGRESS, then the first call's answer.
+                let held = try await method.prepare(world, "k-\(UUID().uuidString)")
+                let before = (store.entriesAtCommit, store.holdsAtInsert, store.writesStarted)
                 switch method.gate {
-                case .commits: store.entriesAtCommit > before.0
-                case .holds: store.holdsAtInsert > before.1
-                case .writes: store.writesStarted > before.2
+                case .commits: store.closeGate()
+                case .holds: store.closeHoldGate()
+                case .writes: store.closeWriteGate()
                 }
+                let inFlight = Task { try await caller.call(method.name, held.params) }
+                await eventually("\(method.name) held at the gate") {
+                    switch method.gate {
+                    case .commits: store.entriesAtCommit > before.0
+                    case .holds: store.holdsAtInsert > before.1
+                    case .writes: store.writesStarted > before.2
+                    }
+                }
+                let busy = await rpcError { try await caller.call(method.name, held.params) }
+                #expect(busy?.reason == "IN_PROGRESS", "\(method.name) on \(url): \(String(describing: busy))")
+                store.openGate()
+                store.openHoldGate()
+                store.openWriteGate()
+                let answered = try await inFlight.value
+                #expect(answered["replayed"] == nil, "\(method.name) on \(url)")
+            } catch {
+                Issue.record("\(method.name) on \(url): \(error)")
             }
-            let busy = await rpcError { try await caller.call(method.name, held.params) }
-            #expect(busy?.reason == "IN_PROGRESS", "\(method.name) on \(url): \(String(describing: busy))")
-            store.openGate()
-            store.openHoldGate()
-            store.openWriteGate()
-            let answered = try await inFlight.value
-            #expect(answered["replayed"] == nil, "\(method.name) on \(url)")
-        } catch {
-            Issue.record("\(method.name) on \(url): \(error)")
-        }
-        try await server.stop()
+            try await server.stop()
 
-        // 5. After a restart (a store that keeps what it wrote): the same replay, and the same mismatch.
-        guard !url.hasPrefix("memory"), let call = firstCall, let first = firstAnswer, let fixture else { return }
-        server = try await TestServer.start(store: try await Self.open(url))
-        do {
-            let caller = try await server.connect(token: method.byAgent ? fixture.agentToken : fixture.operatorToken)
-            let again = try await caller.call(method.name, call.params)
-            #expect(again["replayed"] == true, "\(method.name) on \(url) after a restart")
-            #expect(Self.without("replayed", again) == first, "\(method.name) on \(url) after a restart")
-            let differing = await rpcError { try await caller.call(method.name, call.differing) }
-            #expect(differing?.reason == "IDEMPOTENCY_MISMATCH", "\(method.name) on \(url) after a restart")
-        } catch {
-            Issue.record("\(method.name) on \(url) after a restart: \(error)")
+            // 5. After a restart (a store that keeps what it wrote): the same replay, and the same mismatch.
+            guard !url.hasPrefix("memory"), let call = firstCall, let first = firstAnswer, let fixture else { return }
+            server = try await servers.start(store: try await Self.open(url))
+            do {
+                let caller = try await server.connect(
+                    token: method.byAgent ? fixture.agentToken : fixture.operatorToken)
+                let again = try await caller.call(method.name, call.params)
+                #expect(again["replayed"] == true, "\(method.name) on \(url) after a restart")
+                #expect(Self.without("replayed", again) == first, "\(method.name) on \(url) after a restart")
+                let differing = await rpcError { try await caller.call(method.name, call.differing) }
+                #expect(differing?.reason == "IDEMPOTENCY_MISMATCH", "\(method.name) on \(url) after a restart")
+            } catch {
+                Issue.record("\(method.name) on \(url) after a restart: \(error)")
+            }
+            try await server.stop()
         }
-        try await server.stop()
     }
 }

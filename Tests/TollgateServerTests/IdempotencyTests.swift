@@ -95,28 +95,32 @@ import TollgateTesting
     }
 
     @Test func replayAndSpend_surviveARestart() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+        try await TestServer.scope { servers in
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tollgate-\(UUID().uuidString).sqlite"
+            )
             .path
-        var server = try await TestServer.start(storageURL: "sqlite:\(path)")
-        let world = try await Fixture.make(on: server)
-        let op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call(
-            "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.5", "period": "month"])
-        var agent = try await server.connect(token: world.agentToken)
-        let first = try await agent.call("meter.verify", verifyParams("before-restart"))
-        _ = try await agent.call("meter.verify", verifyParams("second"))
-        try await server.stop()
+            var server = try await servers.start(storageURL: "sqlite:\(path)")
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.5", "period": "month"])
+            var agent = try await server.connect(token: world.agentToken)
+            let first = try await agent.call("meter.verify", verifyParams("before-restart"))
+            _ = try await agent.call("meter.verify", verifyParams("second"))
+            try await server.stop()
 
-        server = try await TestServer.start(storageURL: "sqlite:\(path)")
-        agent = try await server.connect(token: world.agentToken)
-        let replay = try await agent.call("meter.verify", verifyParams("before-restart"))
-        #expect(replay["receiptId"] == first["receiptId"])
-        #expect(replay["replayed"] == true)
-        #expect(
-            await reason { try await agent.call("meter.verify", verifyParams("before-restart", tool: "search")) }
-                == "IDEMPOTENCY_MISMATCH")
-        // The cap's spend was rebuilt from storage: nothing more fits.
-        #expect(await reason { try await agent.call("meter.verify", verifyParams("third")) } == "BUDGET_EXCEEDED")
-        try await server.stop()
+            server = try await servers.start(storageURL: "sqlite:\(path)")
+            agent = try await server.connect(token: world.agentToken)
+            let replay = try await agent.call("meter.verify", verifyParams("before-restart"))
+            #expect(replay["receiptId"] == first["receiptId"])
+            #expect(replay["replayed"] == true)
+            #expect(
+                await reason { try await agent.call("meter.verify", verifyParams("before-restart", tool: "search")) }
+                    == "IDEMPOTENCY_MISMATCH")
+            // The cap's spend was rebuilt from storage: nothing more fits.
+            #expect(await reason { try await agent.call("meter.verify", verifyParams("third")) } == "BUDGET_EXCEEDED")
+            try await server.stop()
+        }
     }
 }

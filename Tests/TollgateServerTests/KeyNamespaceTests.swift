@@ -60,66 +60,73 @@ import TollgateTesting
 
     @Test(arguments: backends.filter { $0 != "memory:" })
     func theNamespaceAndTheFirstAnswer_surviveARestart(storageURL: String) async throws {
-        var server = try await TestServer.start(storageURL: storageURL)
-        let world = try await Fixture.make(on: server, name: "keys-restart-\(UUID().uuidString)")
-        var agent = try await server.connect(token: world.agentToken)
-        let hold = try await agent.call("meter.authorize", Self.authorize("h1"))
-        _ = try await agent.call("meter.verify", verifyParams("v1", extra: ["sessionId": "s1"]))
-        try await server.stop()
+        try await TestServer.scope { servers in
+            var server = try await servers.start(storageURL: storageURL)
+            let world = try await Fixture.make(on: server, name: "keys-restart-\(UUID().uuidString)")
+            var agent = try await server.connect(token: world.agentToken)
+            let hold = try await agent.call("meter.authorize", Self.authorize("h1"))
+            _ = try await agent.call("meter.verify", verifyParams("v1", extra: ["sessionId": "s1"]))
+            try await server.stop()
 
-        server = try await TestServer.start(storageURL: storageURL)
-        do {
-            agent = try await server.connect(token: world.agentToken)
-            let replay = try await agent.call("meter.authorize", Self.authorize("h1"))
-            #expect(replay["replayed"] == true)
-            #expect(Self.withoutReplayed(replay) == hold)
-            #expect(
-                await Self.mismatch {
-                    try await agent.call("meter.verify", verifyParams("h1", extra: ["sessionId": "s1"]))
-                }
-                    == ["method"])
-            #expect(await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("v1")) } == ["method"])
-            #expect(
-                await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("h1", tool: "search")) }
-                    == ["tool"])
-            let session = try await agent.call("session.get", ["sessionId": "s1"])
-            #expect(session["calls"] == 1 && session["cost"] == "0.25")
-        } catch {
-            Issue.record(error)
+            server = try await servers.start(storageURL: storageURL)
+            do {
+                agent = try await server.connect(token: world.agentToken)
+                let replay = try await agent.call("meter.authorize", Self.authorize("h1"))
+                #expect(replay["replayed"] == true)
+                #expect(Self.withoutReplayed(replay) == hold)
+                #expect(
+                    await Self.mismatch {
+                        try await agent.call("meter.verify", verifyParams("h1", extra: ["sessionId": "s1"]))
+                    }
+                        == ["method"])
+                #expect(
+                    await Self.mismatch { try await agent.call("meter.authorize", Self.authorize("v1")) } == ["method"])
+                #expect(
+                    await Self.mismatch {
+                        try await agent.call("meter.authorize", Self.authorize("h1", tool: "search"))
+                    }
+                        == ["tool"])
+                let session = try await agent.call("session.get", ["sessionId": "s1"])
+                #expect(session["calls"] == 1 && session["cost"] == "0.25")
+            } catch {
+                Issue.record(error)
+            }
+            try await server.stop()
         }
-        try await server.stop()
     }
 
     /// After a restart every client retries at once. A retried key is answered from the key index; it does
     /// not make the next call rebuild the subscription's pricing state from the month's charges, which is
     /// what made each retry slower as charges accumulated.
     @Test func retriesAfterARestart_doNotRebuildThePricingState() async throws {
-        let path =
-            "sqlite:"
-            + FileManager.default.temporaryDirectory
-            .appendingPathComponent("tollgate-retry-\(UUID().uuidString).sqlite").path
-        var server = try await TestServer.start(storageURL: path)
-        let world = try await Fixture.make(on: server)
-        var agent = try await server.connect(token: world.agentToken)
-        for n in 0..<50 { _ = try await agent.call("meter.verify", verifyParams("r\(n)", tool: "search")) }
-        try await server.stop()
+        try await TestServer.scope { servers in
+            let path =
+                "sqlite:"
+                + FileManager.default.temporaryDirectory
+                .appendingPathComponent("tollgate-retry-\(UUID().uuidString).sqlite").path
+            var server = try await servers.start(storageURL: path)
+            let world = try await Fixture.make(on: server)
+            var agent = try await server.connect(token: world.agentToken)
+            for n in 0..<50 { _ = try await agent.call("meter.verify", verifyParams("r\(n)", tool: "search")) }
+            try await server.stop()
 
-        let store = try GatedStore(wrapping: SQLiteStore(path: String(path.dropFirst("sqlite:".count))))
-        server = try await TestServer.start(store: store)
-        do {
-            agent = try await server.connect(token: world.agentToken)
-            for n in 0..<50 {
-                let replay = try await agent.call("meter.verify", verifyParams("r\(n)", tool: "search"))
-                #expect(replay["replayed"] == true)
+            let store = try GatedStore(wrapping: SQLiteStore(path: String(path.dropFirst("sqlite:".count))))
+            server = try await servers.start(store: store)
+            do {
+                agent = try await server.connect(token: world.agentToken)
+                for n in 0..<50 {
+                    let replay = try await agent.call("meter.verify", verifyParams("r\(n)", tool: "search"))
+                    #expect(replay["replayed"] == true)
+                }
+                _ = try await agent.call("meter.verify", verifyParams("new", tool: "search"))
+                #expect(store.ratingRebuilds == 1, "built once after the start, never again")
+                let usage = try await server.connect(token: world.operatorToken).call("usage.summary")
+                #expect(usage["total"]?["calls"] == 51)
+            } catch {
+                Issue.record(error)
             }
-            _ = try await agent.call("meter.verify", verifyParams("new", tool: "search"))
-            #expect(store.ratingRebuilds == 1, "built once after the start, never again")
-            let usage = try await server.connect(token: world.operatorToken).call("usage.summary")
-            #expect(usage["total"]?["calls"] == 51)
-        } catch {
-            Issue.record(error)
+            try await server.stop()
         }
-        try await server.stop()
     }
 
     /// A commit recorded before commits had a method of their own was stored as `meter.verify`: retried after

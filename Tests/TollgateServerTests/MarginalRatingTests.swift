@@ -23,24 +23,28 @@ import TollgateTesting
     }
 
     @Test func runningTotalsSurviveARestart() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+        try await TestServer.scope { servers in
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tollgate-\(UUID().uuidString).sqlite"
+            )
             .path
-        var server = try await TestServer.start(storageURL: "sqlite:" + path)
-        let world = try await Fixture.make(on: server, plan: Self.tieredPlan)
-        var agent = try await server.connect(token: world.agentToken)
-        #expect(try await cost(agent, "k1") == "6")  // tier 1 + the session's fee
-        #expect(try await cost(agent, "k2") == "1")  // tier 1, within the bundle
-        try await server.stop()
+            var server = try await servers.start(storageURL: "sqlite:" + path)
+            let world = try await Fixture.make(on: server, plan: Self.tieredPlan)
+            var agent = try await server.connect(token: world.agentToken)
+            #expect(try await cost(agent, "k1") == "6")  // tier 1 + the session's fee
+            #expect(try await cost(agent, "k2") == "1")  // tier 1, within the bundle
+            try await server.stop()
 
-        server = try await TestServer.start(storageURL: "sqlite:" + path)
-        agent = try await server.connect(token: world.agentToken)
-        #expect(try await cost(agent, "k3") == "1.1")  // tier 1 + the bundle's first overage call
-        #expect(try await cost(agent, "k4") == "0.6")  // tier 2 + overage
-        #expect(try await cost(agent, "k5", session: "s2") == "5.5")  // a new session pays its fee
-        // A retry after the restart replays the first answer and does not count twice.
-        #expect(try await cost(agent, "k2") == "1")
-        #expect(try await cost(agent, "k6", session: "s2") == "0.5")
-        try await server.stop()
+            server = try await servers.start(storageURL: "sqlite:" + path)
+            agent = try await server.connect(token: world.agentToken)
+            #expect(try await cost(agent, "k3") == "1.1")  // tier 1 + the bundle's first overage call
+            #expect(try await cost(agent, "k4") == "0.6")  // tier 2 + overage
+            #expect(try await cost(agent, "k5", session: "s2") == "5.5")  // a new session pays its fee
+            // A retry after the restart replays the first answer and does not count twice.
+            #expect(try await cost(agent, "k2") == "1")
+            #expect(try await cost(agent, "k6", session: "s2") == "0.5")
+            try await server.stop()
+        }
     }
 
     @Test func aRefusedCallLeavesNoTraceInTheTotals() async throws {

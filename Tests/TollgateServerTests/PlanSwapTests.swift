@@ -72,61 +72,66 @@ import TollgateTesting
     }
 
     @Test func aFutureSwapTakesEffectAtItsTime_andSurvivesARestart() async throws {
-        let clock = ManualClock(Date(timeIntervalSince1970: 1_795_000_000))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+        try await TestServer.scope { servers in
+            let clock = ManualClock(Date(timeIntervalSince1970: 1_795_000_000))
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tollgate-\(UUID().uuidString).sqlite"
+            )
             .path
-        var server = try await TestServer.start(storageURL: "sqlite:" + path, clock: clock)
-        let world = try await Fixture.make(on: server, plan: Self.perTool("1"))
-        var op = try await server.connect(token: world.operatorToken)
-        _ = try await op.call("plans.put", Self.perTool("3"))
-        let at = Timestamp.format(clock.now().addingTimeInterval(3600))
-        #expect(
-            try await op.call(
-                "subscriptions.swap",
-                [
-                    "subscriptionId": .string(world.subscriptionId), "version": 2,
-                    "effectiveAt": .string(at),
-                ])["effectiveAt"]?.string == at)
-        var agent = try await server.connect(token: world.agentToken)
-        #expect(try await agent.call("meter.verify", verifyParams("k1"))["cost"] == "1")
-        try await server.stop()
+            var server = try await servers.start(storageURL: "sqlite:" + path, clock: clock)
+            let world = try await Fixture.make(on: server, plan: Self.perTool("1"))
+            var op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call("plans.put", Self.perTool("3"))
+            let at = Timestamp.format(clock.now().addingTimeInterval(3600))
+            #expect(
+                try await op.call(
+                    "subscriptions.swap",
+                    [
+                        "subscriptionId": .string(world.subscriptionId), "version": 2,
+                        "effectiveAt": .string(at),
+                    ])["effectiveAt"]?.string == at)
+            var agent = try await server.connect(token: world.agentToken)
+            #expect(try await agent.call("meter.verify", verifyParams("k1"))["cost"] == "1")
+            try await server.stop()
 
-        server = try await TestServer.start(storageURL: "sqlite:" + path, clock: clock)
-        agent = try await server.connect(token: world.agentToken)
-        clock.advance(seconds: 3599.999)
-        #expect(try await agent.call("meter.verify", verifyParams("k2"))["cost"] == "1")
-        clock.advance(seconds: 0.001)
-        #expect(try await agent.call("meter.verify", verifyParams("k3"))["cost"] == "3")
-        op = try await server.connect(token: world.operatorToken)
-        // The past cannot be re-rated; other currencies and unknown ids are refused.
-        #expect(
-            await rpcError {
-                try await op.call(
-                    "subscriptions.swap",
-                    [
-                        "subscriptionId": .string(world.subscriptionId),
-                        "effectiveAt": "2020-01-01T00:00:00.000Z",
-                    ])
-            }?.data?["field"] == "effectiveAt")
-        let euro = try await op.call(
-            "plans.put",
-            ["name": "euro", "currency": "EUR", "charges": [["strategy": "per_tool", "rates": ["*": "1"]]]])
-        #expect(
-            await rpcError {
-                try await op.call(
-                    "subscriptions.swap",
-                    [
-                        "subscriptionId": .string(world.subscriptionId),
-                        "planId": euro["planId"]!,
-                    ])
-            }?.data?["field"] == "planId")
-        #expect(await reason { try await op.call("subscriptions.swap", ["subscriptionId": "sub_nope"]) } == "NOT_FOUND")
-        #expect(
-            await reason {
-                try await op.call(
-                    "subscriptions.swap", ["subscriptionId": .string(world.subscriptionId), "version": 9])
-            } == "NOT_FOUND")
-        try await server.stop()
+            server = try await servers.start(storageURL: "sqlite:" + path, clock: clock)
+            agent = try await server.connect(token: world.agentToken)
+            clock.advance(seconds: 3599.999)
+            #expect(try await agent.call("meter.verify", verifyParams("k2"))["cost"] == "1")
+            clock.advance(seconds: 0.001)
+            #expect(try await agent.call("meter.verify", verifyParams("k3"))["cost"] == "3")
+            op = try await server.connect(token: world.operatorToken)
+            // The past cannot be re-rated; other currencies and unknown ids are refused.
+            #expect(
+                await rpcError {
+                    try await op.call(
+                        "subscriptions.swap",
+                        [
+                            "subscriptionId": .string(world.subscriptionId),
+                            "effectiveAt": "2020-01-01T00:00:00.000Z",
+                        ])
+                }?.data?["field"] == "effectiveAt")
+            let euro = try await op.call(
+                "plans.put",
+                ["name": "euro", "currency": "EUR", "charges": [["strategy": "per_tool", "rates": ["*": "1"]]]])
+            #expect(
+                await rpcError {
+                    try await op.call(
+                        "subscriptions.swap",
+                        [
+                            "subscriptionId": .string(world.subscriptionId),
+                            "planId": euro["planId"]!,
+                        ])
+                }?.data?["field"] == "planId")
+            #expect(
+                await reason { try await op.call("subscriptions.swap", ["subscriptionId": "sub_nope"]) } == "NOT_FOUND")
+            #expect(
+                await reason {
+                    try await op.call(
+                        "subscriptions.swap", ["subscriptionId": .string(world.subscriptionId), "version": 9])
+                } == "NOT_FOUND")
+            try await server.stop()
+        }
     }
 }
 

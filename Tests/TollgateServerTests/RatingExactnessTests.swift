@@ -54,40 +54,42 @@ import TollgateTesting
     }
 
     @Test func aRetryFoundRecordedAtCommit_leavesNoUnitsInTheCallsQueuedBehindIt() async throws {
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("tollgate-exact-\(UUID().uuidString).sqlite").path
-        var server = try await TestServer.start(storageURL: "sqlite:" + path)
-        let world: Fixture
-        do {
-            world = try await Fixture.make(on: server, plan: Self.graduated)
-            let agent = try await server.connect(token: world.agentToken)
-            _ = try await agent.call("meter.verify", verifyParams("a", tool: "search"))
-        } catch {
+        try await TestServer.scope { servers in
+            let path = FileManager.default.temporaryDirectory
+                .appendingPathComponent("tollgate-exact-\(UUID().uuidString).sqlite").path
+            var server = try await servers.start(storageURL: "sqlite:" + path)
+            let world: Fixture
+            do {
+                world = try await Fixture.make(on: server, plan: Self.graduated)
+                let agent = try await server.connect(token: world.agentToken)
+                _ = try await agent.call("meter.verify", verifyParams("a", tool: "search"))
+            } catch {
+                try await server.stop()
+                throw error
+            }
             try await server.stop()
-            throw error
-        }
-        try await server.stop()
 
-        // After a restart the key `a` is known only to storage: its retry is admitted, priced as a second
-        // call, and found recorded inside the commit.
-        let store = try GatedStore(wrapping: SQLiteStore(path: path))
-        server = try await TestServer.start(store: store)
-        do {
-            let agent = try await server.connect(token: world.agentToken)
-            // Builds the month's totals from storage before the gate closes.
-            _ = try await agent.call("meter.verify", verifyParams("b", tool: "search"))
-            let results = await queuedBehindTheFirst(["a", "c", "d"], agent, store, server) {}
-            #expect(try results[0].get()["replayed"] == true)
-            #expect(try results[0].get()["cost"]?.stringValue == "1")
-            let costs = results.dropFirst().compactMap { try? $0.get()["cost"]?.stringValue }
-            // c and d are the third and fourth calls (1.00 and 0.50): the replay counts nothing.
-            #expect(costs.sorted() == ["0.5", "1"])
-            let (calls, charged) = try await month(server, world)
-            #expect(calls == 4)
-            #expect(charged == Self.price(calls: calls))
-        } catch {
-            Issue.record(error)
+            // After a restart the key `a` is known only to storage: its retry is admitted, priced as a second
+            // call, and found recorded inside the commit.
+            let store = try GatedStore(wrapping: SQLiteStore(path: path))
+            server = try await servers.start(store: store)
+            do {
+                let agent = try await server.connect(token: world.agentToken)
+                // Builds the month's totals from storage before the gate closes.
+                _ = try await agent.call("meter.verify", verifyParams("b", tool: "search"))
+                let results = await queuedBehindTheFirst(["a", "c", "d"], agent, store, server) {}
+                #expect(try results[0].get()["replayed"] == true)
+                #expect(try results[0].get()["cost"]?.stringValue == "1")
+                let costs = results.dropFirst().compactMap { try? $0.get()["cost"]?.stringValue }
+                // c and d are the third and fourth calls (1.00 and 0.50): the replay counts nothing.
+                #expect(costs.sorted() == ["0.5", "1"])
+                let (calls, charged) = try await month(server, world)
+                #expect(calls == 4)
+                #expect(charged == Self.price(calls: calls))
+            } catch {
+                Issue.record(error)
+            }
+            try await server.stop()
         }
-        try await server.stop()
     }
 }

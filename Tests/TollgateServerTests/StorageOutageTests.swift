@@ -13,42 +13,46 @@ import TollgateTesting
 
     @Test(.enabled(if: postgres != nil, "needs TOLLGATE_TEST_POSTGRES_URL"))
     func aLostDatabase_makesCallsUnavailable_andTheyRecoverWhenItReturns() async throws {
-        let live = try #require(Self.postgres)
-        let (before, port, after) = try #require(Self.splitPort(live))
-        let relay = try await TCPRelay(to: "127.0.0.1", port: port)
-        let server = try await TestServer.start(storageURL: before + "\(relay.port)" + after) {
-            $0.postgres.requestTimeoutMs = 3000
-        }
-        do {
-            let world = try await Fixture.make(on: server, name: "outage-\(UUID().uuidString)")
-            let agent = try await server.connect(token: world.agentToken)
-            _ = try await agent.call("meter.verify", verifyParams("k1", tool: "search"))
-
-            relay.cut()
-            let started = ContinuousClock.now
-            let refused = await rpcError { try await agent.call("meter.verify", verifyParams("k2", tool: "search")) }
-            #expect(
-                refused?.reason == "UNAVAILABLE" && refused?.data?["retryable"] == true,
-                "\(String(describing: refused))")
-            #expect(ContinuousClock.now - started < .seconds(10), "answered within the storage timeout, not never")
-
-            relay.restore()
-            // The same key again once the database is back: charged now, and once.
-            var recovered: JSONValue?
-            for _ in 0..<100 where recovered == nil {
-                recovered = try? await agent.call("meter.verify", verifyParams("k2", tool: "search"))
-                if recovered == nil { try await Task.sleep(for: .milliseconds(100)) }
+        try await TestServer.scope { servers in
+            let live = try #require(Self.postgres)
+            let (before, port, after) = try #require(Self.splitPort(live))
+            let relay = try await TCPRelay(to: "127.0.0.1", port: port)
+            let server = try await servers.start(storageURL: before + "\(relay.port)" + after) {
+                $0.postgres.requestTimeoutMs = 3000
             }
-            #expect(recovered?["allowed"] == true, "calls succeed again once the database is back")
-            let op = try await server.connect(token: world.operatorToken)
-            let usage = try await op.call("usage.summary")
-            #expect(usage["total"]?["calls"] == 2 && usage["total"]?["cost"] == "0.002")
-        } catch {
-            Issue.record(error)
+            do {
+                let world = try await Fixture.make(on: server, name: "outage-\(UUID().uuidString)")
+                let agent = try await server.connect(token: world.agentToken)
+                _ = try await agent.call("meter.verify", verifyParams("k1", tool: "search"))
+
+                relay.cut()
+                let started = ContinuousClock.now
+                let refused = await rpcError {
+                    try await agent.call("meter.verify", verifyParams("k2", tool: "search"))
+                }
+                #expect(
+                    refused?.reason == "UNAVAILABLE" && refused?.data?["retryable"] == true,
+                    "\(String(describing: refused))")
+                #expect(ContinuousClock.now - started < .seconds(10), "answered within the storage timeout, not never")
+
+                relay.restore()
+                // The same key again once the database is back: charged now, and once.
+                var recovered: JSONValue?
+                for _ in 0..<100 where recovered == nil {
+                    recovered = try? await agent.call("meter.verify", verifyParams("k2", tool: "search"))
+                    if recovered == nil { try await Task.sleep(for: .milliseconds(100)) }
+                }
+                #expect(recovered?["allowed"] == true, "calls succeed again once the database is back")
+                let op = try await server.connect(token: world.operatorToken)
+                let usage = try await op.call("usage.summary")
+                #expect(usage["total"]?["calls"] == 2 && usage["total"]?["cost"] == "0.002")
+            } catch {
+                Issue.record(error)
+            }
+            relay.restore()
+            try await server.stop()
+            try await relay.close()
         }
-        relay.restore()
-        try await server.stop()
-        try await relay.close()
     }
 
     /// `postgres://u:p@host:PORT/db` as the text before the port, the port, and the text after it.

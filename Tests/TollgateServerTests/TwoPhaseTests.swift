@@ -113,21 +113,26 @@ import TollgateTesting
     }
 
     @Test func holdsSurviveARestart() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-\(UUID().uuidString).sqlite")
+        try await TestServer.scope { servers in
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tollgate-\(UUID().uuidString).sqlite"
+            )
             .path
-        var server = try await TestServer.start(storageURL: "sqlite:" + path)
-        let (world, _, first) = try await Self.setUp(server, limit: "0.5")
-        let id = try #require(try await Self.authorize(first, "a1", quantity: 2)["reservationId"]?.string)
-        try await server.stop()
+            var server = try await servers.start(storageURL: "sqlite:" + path)
+            let (world, _, first) = try await Self.setUp(server, limit: "0.5")
+            let id = try #require(try await Self.authorize(first, "a1", quantity: 2)["reservationId"]?.string)
+            try await server.stop()
 
-        server = try await TestServer.start(storageURL: "sqlite:" + path)
-        let agent = try await server.connect(token: world.agentToken)
-        #expect(
-            await reason { try await agent.call("meter.verify", verifyParams("v1")) } == "BUDGET_EXCEEDED",
-            "held again after the restart")
-        #expect(try await agent.call("meter.commit", ["reservationId": .string(id), "quantity": 1])["cost"] == "0.25")
-        _ = try await agent.call("meter.verify", verifyParams("v2"))
-        try await server.stop()
+            server = try await servers.start(storageURL: "sqlite:" + path)
+            let agent = try await server.connect(token: world.agentToken)
+            #expect(
+                await reason { try await agent.call("meter.verify", verifyParams("v1")) } == "BUDGET_EXCEEDED",
+                "held again after the restart")
+            #expect(
+                try await agent.call("meter.commit", ["reservationId": .string(id), "quantity": 1])["cost"] == "0.25")
+            _ = try await agent.call("meter.verify", verifyParams("v2"))
+            try await server.stop()
+        }
     }
 
     @Test func onlyAMeteringCredentialMayCommitOrReleaseAHold() async throws {

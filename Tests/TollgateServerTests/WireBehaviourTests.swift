@@ -158,25 +158,27 @@ import TollgateTesting
     }
 
     @Test func atInFlightMax_theServerStopsReading_andLosesNothing() async throws {
-        let store = GatedStore()
-        let server = try await TestServer.start(store: store) {
-            $0.listener.inFlightMax = 4
-            $0.listener.batchMax = 4
+        try await TestServer.scope { servers in
+            let store = GatedStore()
+            let server = try await servers.start(store: store) {
+                $0.listener.inFlightMax = 4
+                $0.listener.batchMax = 4
+            }
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            store.closeGate()
+            let calls = (0..<12).map { n in Task { try await agent.call("meter.verify", verifyParams("p\(n)")) } }
+            // Each call read is either held at the storage gate or queued in the ledger writer behind it.
+            let read = { store.entriesAtCommit + server.app.ledger.queuedCount }
+            await eventually("four calls to be in flight") { read() == 4 }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(read() == 4, "the server read more than inFlightMax requests")
+            store.openGate()
+            var receipts = Set<String>()
+            for call in calls { receipts.insert(try await call.value["receiptId"]!.string!) }
+            #expect(receipts.count == 12)
+            try await server.stop()
         }
-        let world = try await Fixture.make(on: server)
-        let agent = try await server.connect(token: world.agentToken)
-        store.closeGate()
-        let calls = (0..<12).map { n in Task { try await agent.call("meter.verify", verifyParams("p\(n)")) } }
-        // Each call read is either held at the storage gate or queued in the ledger writer behind it.
-        let read = { store.entriesAtCommit + server.app.ledger.queuedCount }
-        await eventually("four calls to be in flight") { read() == 4 }
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(read() == 4, "the server read more than inFlightMax requests")
-        store.openGate()
-        var receipts = Set<String>()
-        for call in calls { receipts.insert(try await call.value["receiptId"]!.string!) }
-        #expect(receipts.count == 12)
-        try await server.stop()
     }
 
     @Test func connectionLimit_refusesTheNextConnectionWithUnavailable() async throws {
