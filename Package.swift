@@ -167,7 +167,11 @@ let package = Package(
             ]),
         .testTarget(
             name: "TollgateServerTests",
-            dependencies: ["TollgateTesting", "TollgateSQLite", "TollgatePostgres", "TollgateJSON"]),
+            dependencies: [
+                "TollgateTesting", "TollgateServer", "TollgateRuntime", "TollgateWire", "TollgateClient",
+                "TollgateSQLite", "TollgatePostgres", "TollgateJSON",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer", "TollgateJSON"]),
     ]
         + strategyPlugins.map { name in

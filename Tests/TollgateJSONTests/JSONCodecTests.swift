@@ -1,8 +1,7 @@
 import Foundation
 import Testing
-import TollgateJSON
 
-@testable import TollgateCore
+@testable import TollgateJSON
 
 @Suite struct JSONCodecTests {
     @Test func parse_keepsIntegersExact() throws {
