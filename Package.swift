@@ -100,6 +100,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ], swiftSettings: swiftSettings),
+        // Metering MCP servers: the tool-call meter (a state machine) and the proxy that drives it.
+        .target(
+            name: "TollgateMCP",
+            dependencies: ["TollgateClient", "TollgateCore", "TollgateJSON", "TollgateWire"],
+            swiftSettings: swiftSettings),
         // In-process server helpers for tests, shipped as a library.
         .target(
             name: "TollgateTesting",
@@ -144,6 +149,7 @@ let package = Package(
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
         .testTarget(name: "TollgateJSONTests", dependencies: ["TollgateJSON"]),
+        .testTarget(name: "TollgateMCPTests", dependencies: ["TollgateMCP", "TollgateJSON", "TollgateCore"]),
         .testTarget(
             name: "TollgatePricingTests", dependencies: ["TollgatePricing", "TollgateStrategies", "TollgateJSON"]),
         .testTarget(
