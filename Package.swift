@@ -103,7 +103,17 @@ let package = Package(
         // Metering MCP servers: the tool-call meter (a state machine) and the proxy that drives it.
         .target(
             name: "TollgateMCP",
-            dependencies: ["TollgateClient", "TollgateCore", "TollgateJSON", "TollgateWire"],
+            dependencies: [
+                "TollgateClient", "TollgateCore", "TollgateJSON", "TollgateWire",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "tollgate-mcp-proxy",
+            dependencies: [
+                "TollgateMCP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings),
         // In-process server helpers for tests, shipped as a library.
         .target(

@@ -1,0 +1,43 @@
+"""Drives an MCP server through tollgate-mcp-proxy with the official Python client (stdio, handshake era).
+
+Usage: python stdio_scenario.py PROXY TOLLGATE_ADDRESS -- SERVER_COMMAND ARGS...
+The agent's token comes from TOLLGATE_TOKEN. Prints one JSON object per line: the tools listed, then each call's
+result (isError, text, structuredContent), so that a test can check what the client saw.
+"""
+import asyncio
+import json
+import os
+import sys
+
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+
+async def main() -> None:
+    proxy, address = sys.argv[1], sys.argv[2]
+    server = sys.argv[sys.argv.index("--") + 1 :]
+    calls = int(os.environ.get("SCENARIO_CALLS", "1"))
+    parameters = StdioServerParameters(
+        command=proxy,
+        args=["--tollgate", address, "--", *server],
+        env={"TOLLGATE_TOKEN": os.environ["TOLLGATE_TOKEN"], "PATH": os.environ.get("PATH", "")},
+    )
+    async with stdio_client(parameters) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            tools = await session.list_tools()
+            print(json.dumps({"tools": sorted(tool.name for tool in tools.tools)}), flush=True)
+            for _ in range(calls):
+                result = await session.call_tool("get_current_time", {"timezone": "UTC"})
+                text = " ".join(part.text for part in result.content if getattr(part, "type", "") == "text")
+                # mcp 2.x names fields in snake case; 1.x in camel case.
+                is_error = getattr(result, "is_error", None)
+                if is_error is None:
+                    is_error = getattr(result, "isError", False)
+                structured = getattr(result, "structured_content", None)
+                if structured is None:
+                    structured = getattr(result, "structuredContent", None)
+                print(json.dumps({"isError": bool(is_error), "text": text, "structuredContent": structured}), flush=True)
+
+
+asyncio.run(main())

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TollgateMCP
+
+/// `tollgate-mcp-proxy`: meters an unmodified MCP server. It starts the server, speaks MCP on its own stdin and
+/// stdout, relays every message unchanged, and has Tollgate hold, charge or refuse every `tools/call`.
+@main
+struct TollgateMCPProxy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tollgate-mcp-proxy",
+        abstract: "Meter every tools/call of an unmodified MCP server with Tollgate.",
+        discussion: """
+            tollgate-mcp-proxy --tollgate 127.0.0.1:7420 -- COMMAND ARGS…
+            The agent's token comes from TOLLGATE_TOKEN or --token-file; it is never logged. Logs go to stderr.
+            """)
+
+    @Option(name: .long, help: "Tollgate's host:port.")
+    var tollgate = "127.0.0.1:7420"
+
+    @Option(name: .long, help: "A file holding the agent's AGT- token (else TOLLGATE_TOKEN).")
+    var tokenFile: String?
+
+    @Argument(parsing: .postTerminator, help: "The MCP server to start, and its arguments.")
+    var command: [String]
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        let token: String
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                throw ValidationError("cannot read --token-file \(tokenFile)")
+            }
+            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let fromEnvironment = ProcessInfo.processInfo.environment["TOLLGATE_TOKEN"], !fromEnvironment.isEmpty
+        {
+            token = fromEnvironment
+        } else {
+            throw ValidationError("no agent token: set TOLLGATE_TOKEN or pass --token-file")
+        }
+        guard !command.isEmpty else { throw ValidationError("name the MCP server to start after --") }
+        let status = try await StdioProxy(
+            options: StdioProxy.Options(tollgate: tollgate, token: token, command: command)
+        ).run()
+        throw ExitCode(status)
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+import TollgateClient
+import TollgateJSON
+import TollgateTesting
+
+/// A Python with the official `mcp` package and the reference servers, for the MCP scenarios.
+let mcpPython = ProcessInfo.processInfo.environment["TOLLGATE_TEST_MCP_PYTHON"]
+
+/// The MCP proxy in front of real MCP software nobody here wrote: the reference `mcp-server-time` from PyPI,
+/// driven by the official Python client (`mcp` on PyPI) through `tollgate-mcp-proxy`, stdio, handshake era.
+/// Needs `TOLLGATE_TEST_MCP_PYTHON`, a Python with `mcp` and `mcp-server-time` installed (`.ci/run` makes one);
+/// without it the scenario is skipped, not failed.
+@Suite(.enabled(if: mcpPython != nil, "set TOLLGATE_TEST_MCP_PYTHON to run the MCP scenarios"))
+struct MCPProxyScenarioTests {
+    static let python = mcpPython
+    static let script = Products.repository.appendingPathComponent("Integration/MCP/stdio_scenario.py").path
+
+    /// The reference time server, next to the Python that has it.
+    static var timeServer: String {
+        URL(fileURLWithPath: python!).deletingLastPathComponent().appendingPathComponent("mcp-server-time").path
+    }
+
+    /// Runs the Python scenario on a thread of its own: `run` blocks while the process runs, and the in-process
+    /// server needs the cooperative pool (two cores, two threads) to answer the proxy meanwhile.
+    static func scenario(_ server: TestServer, token: String, calls: Int) async throws -> [JSONValue] {
+        let arguments = [script, Products.path("tollgate-mcp-proxy"), server.address, "--", timeServer]
+        let result = try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(
+                    with: Result {
+                        try run(
+                            python!, arguments,
+                            environment: ["TOLLGATE_TOKEN": token, "SCENARIO_CALLS": String(calls)],
+                            timeoutSeconds: 120)
+                    })
+            }.start()
+        }
+        #expect(result.status == 0, "\(result.error)")
+        #expect(!result.error.contains(token), "the token never appears in a log")
+        return result.output.split(separator: "\n").compactMap { try? JSONCodec.parse(Array($0.utf8)) }
+    }
+
+    @Test func everyToolCallIsMeteredOnce_withItsToolAgentAndSession() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let lines = try await Self.scenario(server, token: world.agentToken, calls: 3)
+            #expect(lines.first?["tools"]?.arrayValue?.contains("get_current_time") == true, "\(lines)")
+            let results = lines.dropFirst()
+            #expect(results.count == 3)
+            #expect(
+                results.allSatisfy { $0["isError"] == false && ($0["text"]?.stringValue?.contains("UTC") ?? false) })
+            let op = try await server.connect(token: world.operatorToken)
+            let usage = try await op.call("usage.summary", ["groupBy": ["tool", "agent", "session"]])
+            let rows = usage["rows"]?.arrayValue ?? []
+            #expect(rows.count == 1, "\(usage)")
+            #expect(rows.first?["tool"] == "get_current_time")
+            #expect(rows.first?["agent"] == .string(world.agentId))
+            #expect(rows.first?["session"]?.stringValue?.hasPrefix("mcp-") == true)
+            #expect(rows.first?["calls"] == 3)
+            // Its session was closed with its final record when the client went away.
+            let sessionId = try #require(rows.first?["session"])
+            let session = try await op.call("session.get", ["sessionId": sessionId])
+            #expect(session["state"] == "CLOSED" && session["calls"] == 3, "\(session)")
+        }
+    }
+
+    @Test func aCapStopsCalls_withAToolErrorTheClientReads() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            // get_current_time costs 0.002 (the fixture's `*` rate): the cap lets one call through.
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.003", "period": "day"])
+            let lines = try await Self.scenario(server, token: world.agentToken, calls: 2)
+            let results = Array(lines.dropFirst())
+            #expect(results.count == 2, "\(lines)")
+            #expect(results.first?["isError"] == false)
+            #expect(results.last?["isError"] == true)
+            #expect(results.last?["text"]?.stringValue?.contains("BUDGET_EXCEEDED") == true)
+            #expect(results.last?["structuredContent"]?["dev.tollgate/refusal"]?["reason"] == "BUDGET_EXCEEDED")
+            let usage = try await op.call("usage.summary")
+            #expect(usage["total"]?["calls"] == 1)
+        }
+    }
+}
