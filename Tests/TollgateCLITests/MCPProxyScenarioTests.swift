@@ -21,21 +21,19 @@ struct MCPProxyScenarioTests {
         URL(fileURLWithPath: python!).deletingLastPathComponent().appendingPathComponent("mcp-server-time").path
     }
 
-    /// Runs the Python scenario on a thread of its own: `run` blocks while the process runs, and the in-process
-    /// server needs the cooperative pool (two cores, two threads) to answer the proxy meanwhile.
-    static func scenario(_ server: TestServer, token: String, calls: Int) async throws -> [JSONValue] {
-        let arguments = [script, Products.path("tollgate-mcp-proxy"), server.address, "--", timeServer]
-        let result = try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                continuation.resume(
-                    with: Result {
-                        try run(
-                            python!, arguments,
-                            environment: ["TOLLGATE_TOKEN": token, "SCENARIO_CALLS": String(calls)],
-                            timeoutSeconds: 120)
-                    })
-            }.start()
-        }
+    static var slowServer: [String] {
+        [python!, Products.repository.appendingPathComponent("Integration/MCP/slow_server.py").path]
+    }
+
+    /// Runs the Python scenario (off the pool: the in-process server needs it to answer the proxy meanwhile).
+    static func scenario(
+        _ server: TestServer, token: String, calls: Int, script: String = script, upstream: [String]? = nil
+    ) async throws -> [JSONValue] {
+        let arguments =
+            [script, Products.path("tollgate-mcp-proxy"), server.address, "--"] + (upstream ?? [timeServer])
+        let result = try await run(
+            python!, arguments, environment: ["TOLLGATE_TOKEN": token, "SCENARIO_CALLS": String(calls)],
+            timeoutSeconds: 120)
         #expect(result.status == 0, "\(result.error)")
         #expect(!result.error.contains(token), "the token never appears in a log")
         return result.output.split(separator: "\n").compactMap { try? JSONCodec.parse(Array($0.utf8)) }
@@ -81,6 +79,34 @@ struct MCPProxyScenarioTests {
             #expect(results.last?["structuredContent"]?["dev.tollgate/refusal"]?["reason"] == "BUDGET_EXCEEDED")
             let usage = try await op.call("usage.summary")
             #expect(usage["total"]?["calls"] == 1)
+        }
+    }
+
+    @Test func aCancelledCallLeavesNoHold_andIsNotCharged() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let script = Products.repository.appendingPathComponent("Integration/MCP/cancel_scenario.py").path
+            let scenario = Task {
+                try await Self.scenario(
+                    server, token: world.agentToken, calls: 0, script: script, upstream: Self.slowServer)
+            }
+            // While the proxy still runs (the scenario lingers after the quick call): once the quick call is charged,
+            // its price is all the cap counts — the cancelled call's hold went back when it was cancelled, not when
+            // the proxy ended.
+            var charged = false
+            for _ in 0..<200 where !charged {
+                charged = try await op.call("usage.summary")["total"]?["calls"] == 1
+                if !charged { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(charged)
+            let caps = try await op.call("caps.list")["caps"]?.arrayValue ?? []
+            let lines = try await scenario.value
+            #expect(lines.contains { $0["id"] == 3 && $0["result"]?["isError"] == false }, "\(lines)")
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 1)
+            #expect(caps.first?["spent"] == "0.002", "only the quick call's price is spent or held: \(caps)")
         }
     }
 }

@@ -6,10 +6,10 @@ import TollgateJSON
 
 /// `tollgate plans simulate`, `plans diff` and `subscriptions swap`, run as an operator would.
 @Suite struct PlanToolsTests {
-    @Test func simulate_printsTheInvoicePreviewLineByLine() throws {
+    @Test func simulate_printsTheInvoicePreviewLineByLine() async throws {
         let plan = Products.repository.appendingPathComponent("Config/plans/pattern-2-session-bundle.json").path
         let events = Products.repository.appendingPathComponent("Config/events/pattern-2-sample.jsonl").path
-        let result = try run(Products.path("tollgate"), ["plans", "simulate", plan, "--events", events])
+        let result = try await run(Products.path("tollgate"), ["plans", "simulate", plan, "--events", events])
         #expect(result.status == 0, "\(result.error)")
         let lines = result.output.split(separator: "\n").map {
             $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
@@ -20,7 +20,7 @@ import TollgateJSON
                 "invoice preview: session-bundle, 4 events, USD", "charges[0] session_bundle 11.00",
                 "charges[1] token_multiplier 0.24", "total 11.24",
             ])
-        let json = try run(Products.path("tollgate"), ["plans", "simulate", plan, "--events", events, "--json"])
+        let json = try await run(Products.path("tollgate"), ["plans", "simulate", plan, "--events", events, "--json"])
         let parsed = try JSONCodec.parse(json.output.trimmingCharacters(in: .whitespacesAndNewlines))
         guard case .array(let previewLines)? = parsed["lines"] else {
             Issue.record("no lines in \(parsed)")
@@ -30,12 +30,12 @@ import TollgateJSON
         #expect(parsed["total"] == "11.24")
     }
 
-    @Test func simulate_namesTheBadLineOrField() throws {
+    @Test func simulate_namesTheBadLineOrField() async throws {
         let directory = try temporaryDirectory()
         let plan = Products.repository.appendingPathComponent("Config/plans/pattern-2-session-bundle.json").path
         let events = directory.appendingPathComponent("events.jsonl")
         try Data("{\"tool\":\"a\"}\n{\"tool\":\"a\",\"quantity\":0}\n".utf8).write(to: events)
-        let result = try run(Products.path("tollgate"), ["plans", "simulate", plan, "--events", events.path])
+        let result = try await run(Products.path("tollgate"), ["plans", "simulate", plan, "--events", events.path])
         #expect(result.status != 0)
         #expect(result.error.contains("events.jsonl:2: quantity"))
         let badPlan = directory.appendingPathComponent("plan.json")
@@ -43,27 +43,28 @@ import TollgateJSON
             (#"{"name":"p","currency":"USD","charges":[{"strategy":"graduated","tiers":[{"upTo":5,"rate":"1"},"#
                 + #"{"upTo":5,"rate":"1"},{"rate":"1"}]}]}"#).utf8
         ).write(to: badPlan)
-        let refused = try run(Products.path("tollgate"), ["plans", "simulate", badPlan.path, "--events", events.path])
+        let refused = try await run(
+            Products.path("tollgate"), ["plans", "simulate", badPlan.path, "--events", events.path])
         #expect(refused.status != 0)
         #expect(refused.error.contains("charges[0].tiers[1].upTo"))
     }
 
     @Test func diffAndSwap_againstARunningServer() async throws {
         let directory = try temporaryDirectory()
-        let server = try ServerProcess(
+        let server = try await ServerProcess.start(
             directory: directory,
             environment: [
                 "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
             ])
-        func tollgate(_ arguments: [String], token: String) throws -> String {
-            let result = try run(
+        func tollgate(_ arguments: [String], token: String) async throws -> String {
+            let result = try await run(
                 Products.path("tollgate"), arguments + ["--token", token, "--address", server.address])
             #expect(result.status == 0, "\(arguments): \(result.error)")
             return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        let op = try tollgate(
+        let op = try await tollgate(
             ["tenants", "create", "acme", "--get", "operatorToken"], token: "process-test-root-token")
-        let customer = try tollgate(["customers", "create", "C", "--get", "customerId"], token: op)
+        let customer = try await tollgate(["customers", "create", "C", "--get", "customerId"], token: op)
         let v1 = directory.appendingPathComponent("v1.json")
         let v2 = directory.appendingPathComponent("v2.json")
         try Data(
@@ -74,23 +75,24 @@ import TollgateJSON
             (#"{"name":"search","currency":"USD","charges":[{"strategy":"per_tool","rates":{"search":"0.0015","#
                 + #""*":"0.002","new":"1"}}]}"#).utf8
         ).write(to: v2)
-        let planId = try tollgate(["plans", "put", v1.path, "--get", "planId"], token: op)
-        #expect(try tollgate(["plans", "put", v2.path, "--get", "version"], token: op) == "2")
-        let diff = try tollgate(["plans", "diff", planId, "1", "2"], token: op)
+        let planId = try await tollgate(["plans", "put", v1.path, "--get", "planId"], token: op)
+        #expect(try await tollgate(["plans", "put", v2.path, "--get", "version"], token: op) == "2")
+        let diff = try await tollgate(["plans", "diff", planId, "1", "2"], token: op)
         #expect(
             diff == """
                 charges[0].rates.new: (absent) → "1"
                 charges[0].rates.search: "0.001" → "0.0015"
                 """)
-        let subscription = try tollgate(
+        let subscription = try await tollgate(
             [
                 "subscriptions", "create", "--customer", customer, "--plan", planId, "--version", "1",
                 "--get", "subscriptionId",
             ], token: op)
         #expect(
-            try tollgate(["subscriptions", "swap", "--subscription", subscription, "--get", "version"], token: op)
+            try await tollgate(
+                ["subscriptions", "swap", "--subscription", subscription, "--get", "version"], token: op)
                 == "2")
-        let stopped = server.stop()
+        let stopped = await server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
     }
 }
@@ -100,14 +102,14 @@ import TollgateJSON
 @Suite struct SessionCommandsTests {
     @Test func alertsTail_printsAlertsAsTheyHappen_andSessionCommandsWork() async throws {
         let directory = try temporaryDirectory()
-        let server = try ServerProcess(
+        let server = try await ServerProcess.start(
             directory: directory,
             environment: [
                 "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
             ])
         let setup = try await ServerProcessTests().setUpAgent(address: server.address)
-        func tollgate(_ arguments: [String]) throws -> String {
-            let result = try run(
+        func tollgate(_ arguments: [String]) async throws -> String {
+            let result = try await run(
                 Products.path("tollgate"), arguments + ["--token", setup.operatorToken, "--address", server.address])
             #expect(result.status == 0, "\(arguments): \(result.error)")
             return result.output
@@ -134,7 +136,7 @@ import TollgateJSON
         let receipt = try await agent.call(
             "meter.verify", ["tool": "x", "idempotencyKey": "t1", "sessionId": "ses_cli"])
         let agentOfCall = try await hello.call("session.get", ["sessionId": "ses_cli"])["agentId"]!.stringValue!
-        _ = try tollgate([
+        _ = try await tollgate([
             "caps", "set", "--scope", "agent", "--id", agentOfCall, "--limit", "3", "--period", "month",
             "--warn-at", "50",
         ])
@@ -152,15 +154,15 @@ import TollgateJSON
         let alert = try JSONCodec.parse(String(line.prefix { $0 != "\n" }))
         #expect(alert["kind"] == "cap_warning" && alert["spent"] == "2" && alert["scope"] == "agent")
 
-        #expect(try tollgate(["sessions", "list"]).contains("ses_cli"))
-        #expect(try tollgate(["caps", "list", "--json"]).contains("\"spent\":\"2\""))
-        let closed = try tollgate(["sessions", "close", "ses_cli", "--json"])
+        #expect(try await tollgate(["sessions", "list"]).contains("ses_cli"))
+        #expect(try await tollgate(["caps", "list", "--json"]).contains("\"spent\":\"2\""))
+        let closed = try await tollgate(["sessions", "close", "ses_cli", "--json"])
         #expect(try JSONCodec.parse(closed.trimmingCharacters(in: .whitespacesAndNewlines))["calls"] == 2)
         #expect(
-            try tollgate(["sessions", "show", "ses_cli", "--get", "state"]).trimmingCharacters(
+            try await tollgate(["sessions", "show", "ses_cli", "--get", "state"]).trimmingCharacters(
                 in: .whitespacesAndNewlines) == "CLOSED")
         tail.terminate()
-        let stopped = server.stop()
+        let stopped = await server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
     }
 }

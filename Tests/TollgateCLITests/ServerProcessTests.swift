@@ -9,27 +9,27 @@ import TollgateJSON
     @Test func firstStartWithoutAdminToken_printsARootTokenOnce_thatThenWorks() async throws {
         let directory = try temporaryDirectory()
         let environment = ["TOLLGATE_STORAGE_URL": "sqlite:first.sqlite", "TOLLGATE_ADMIN_TOKEN": ""]
-        let first = try ServerProcess(directory: directory, environment: environment)
-        let stopped = first.stop()
+        let first = try await ServerProcess.start(directory: directory, environment: environment)
+        let stopped = await first.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
         let printed = first.standardOutput()
         let token = try #require(
             printed.split(separator: " ").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
         #expect(token.hasPrefix("TGR-"))
 
-        let second = try ServerProcess(directory: directory, environment: environment)
+        let second = try await ServerProcess.start(directory: directory, environment: environment)
         let connection = try await TollgateConnection.connect(address: second.address)
         let hello = try await connection.call("auth.hello", ["token": .string(token)])
         #expect(hello["principal"]?["kind"] == "operator")
         await connection.close()
-        let secondStop = second.stop(with: SIGINT)
+        let secondStop = await second.stop(with: SIGINT)
         #expect(secondStop.status == 0, "\(secondStop.log)")
         #expect(!second.standardOutput().contains("TGR-"), "the root token was printed twice")
     }
 
     /// A database that cannot be reached does not leave `tollgated` waiting in silence: each attempt is
     /// logged with its reason (never the password), and after the start-up timeout it exits non-zero.
-    @Test func unreachablePostgres_isLoggedAttemptByAttempt_thenTheServerExitsWithTheReason() throws {
+    @Test func unreachablePostgres_isLoggedAttemptByAttempt_thenTheServerExitsWithTheReason() async throws {
         var urls = ["postgres://tollgate:s3cret-pw@127.0.0.1:\(try freePort())/tollgate"]
         if let live = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"],
             let slash = live.lastIndex(of: "/")
@@ -39,7 +39,7 @@ import TollgateJSON
         }
         for url in urls {
             let started = Date()
-            let result = try run(
+            let result = try await run(
                 Products.path("tollgated"), [],
                 environment: [
                     "TOLLGATE_STORAGE_URL": url, "TOLLGATE_ADMIN_TOKEN": "root",
@@ -62,7 +62,7 @@ import TollgateJSON
         let environment = [
             "TOLLGATE_STORAGE_URL": "sqlite:durable.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
         ]
-        var server = try ServerProcess(directory: directory, environment: environment)
+        var server = try await ServerProcess.start(directory: directory, environment: environment)
         let setup = try await setUpAgent(address: server.address)
         let agent = try await TollgateConnection.connect(address: server.address)
         _ = try await agent.call("auth.hello", ["token": .string(setup.agentToken)])
@@ -81,10 +81,10 @@ import TollgateJSON
             for try await (key, receipt) in group { receipts[key] = receipt }
         }
         server.signal(SIGKILL)
-        _ = server.wait()
+        _ = await server.wait()
         await agent.close()
 
-        server = try ServerProcess(directory: directory, environment: environment)
+        server = try await ServerProcess.start(directory: directory, environment: environment)
         let again = try await TollgateConnection.connect(address: server.address)
         _ = try await again.call("auth.hello", ["token": .string(setup.agentToken)])
         for (key, receipt) in receipts {
@@ -97,34 +97,35 @@ import TollgateJSON
         let usage = try await op.call("usage.summary")
         #expect(usage["total"]?["calls"] == 1100)
         #expect(usage["total"]?["cost"] == "1.1")
-        let stopped = server.stop()
+        let stopped = await server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
     }
 
-    @Test func cliErrors_printTheReasonAndExitNonZero() throws {
+    @Test func cliErrors_printTheReasonAndExitNonZero() async throws {
         let port = try freePort()
-        let unreachable = try run(
+        let unreachable = try await run(
             Products.path("tollgate"), ["tenants", "list", "--token", "x", "--address", "127.0.0.1:\(port)"])
         #expect(unreachable.status != 0)
         #expect(unreachable.error.contains("cannot connect"))
-        let noToken = try run(Products.path("tollgate"), ["tenants", "list"], environment: ["TOLLGATE_TOKEN": ""])
+        let noToken = try await run(
+            Products.path("tollgate"), ["tenants", "list"], environment: ["TOLLGATE_TOKEN": ""])
         #expect(noToken.status != 0)
         #expect(noToken.error.contains("no token"))
     }
 
     @Test func cliErrorsFromTheServer_showTheReason() async throws {
         let directory = try temporaryDirectory()
-        let server = try ServerProcess(
+        let server = try await ServerProcess.start(
             directory: directory,
             environment: [
                 "TOLLGATE_STORAGE_URL": "sqlite:cli.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
             ])
-        let denied = try run(
+        let denied = try await run(
             Products.path("tollgate"), ["tenants", "list", "--token", "TGO-nope", "--address", server.address])
         #expect(denied.status != 0)
         #expect(denied.error.contains("UNAUTHENTICATED"))
         #expect(!denied.error.contains("TGO-nope"), "the token was echoed")
-        let created = try run(
+        let created = try await run(
             Products.path("tollgate"),
             [
                 "tenants", "create", "acme", "--token", "process-test-root-token",
@@ -136,13 +137,13 @@ import TollgateJSON
         let badPlan = directory.appendingPathComponent("bad.json")
         try Data(#"{"name":"p","currency":"USD","charges":[{"strategy":"per_tool","rates":{"x":"-1","*":"1"}}]}"#.utf8)
             .write(to: badPlan)
-        let refused = try run(
+        let refused = try await run(
             Products.path("tollgate"),
             ["plans", "put", badPlan.path, "--token", operatorToken, "--address", server.address])
         #expect(refused.status != 0)
         #expect(refused.error.contains("VALIDATION_FAILED"))
         #expect(refused.error.contains("charges[0].rates.x"))
-        let stopped = server.stop()
+        let stopped = await server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
     }
 
@@ -158,7 +159,7 @@ import TollgateJSON
         let environment = [
             "TOLLGATE_STORAGE_URL": "sqlite:race.sqlite", "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
         ]
-        var server = try ServerProcess(directory: directory, environment: environment)
+        var server = try await ServerProcess.start(directory: directory, environment: environment)
         let setup = try await setUpAgent(address: server.address)
         let op = try await TollgateConnection.connect(address: server.address)
         _ = try await op.call("auth.hello", ["token": .string(setup.operatorToken)])
@@ -196,9 +197,9 @@ import TollgateJSON
         // Up to 128 calls before the kill: the session is opened by 64 racing first calls.
         let first = try await race(server.address, "a", callsMax: 2)
         server.signal(SIGKILL)
-        _ = server.wait()
+        _ = await server.wait()
 
-        server = try ServerProcess(directory: directory, environment: environment)
+        server = try await ServerProcess.start(directory: directory, environment: environment)
         let second = try await race(server.address, "b", callsMax: 10)
         let check = try await TollgateConnection.connect(address: server.address)
         _ = try await check.call("auth.hello", ["token": .string(setup.operatorToken)])
@@ -208,7 +209,7 @@ import TollgateJSON
         #expect(usage["total"]?["cost"] == "0.15" && usage["total"]?["calls"] == 150)
         #expect(session["calls"] == 150 && session["cost"] == "0.15", "the session's record equals its ledger")
         await check.close()
-        #expect(server.stop().status == 0)
+        #expect(await server.stop().status == 0)
     }
 
     func setUpAgent(address: String) async throws -> Setup {

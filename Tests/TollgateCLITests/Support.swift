@@ -40,14 +40,34 @@ func temporaryDirectory() throws -> URL {
     return url
 }
 
-struct ProcessResult {
+struct ProcessResult: Sendable {
     var status: Int32
     var output: String
     var error: String
 }
 
-/// Runs a program to completion (bounded by `timeoutSeconds`) and collects its output.
+/// Runs `body` on a thread of its own and waits for it without holding a thread of the cooperative pool: the
+/// helpers below block while processes run, and on two cores the pool has two threads, which in-process servers
+/// of the tests running beside need.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// Runs a program to completion (bounded by `timeoutSeconds`) and collects its output, off the pool.
 func run(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
+    timeoutSeconds: Double = 60
+) async throws -> ProcessResult {
+    try await offPool {
+        try runBlocking(
+            executable, arguments, environment: environment, directory: directory, timeoutSeconds: timeoutSeconds)
+    }
+}
+
+/// `run`, blocking the calling thread.
+func runBlocking(
     _ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
     timeoutSeconds: Double = 60
 ) throws -> ProcessResult {
@@ -90,13 +110,19 @@ final class Mutable<T>: @unchecked Sendable {
 }
 
 /// A `tollgated` child process on a free port.
-final class ServerProcess {
+/// Unchecked: a test's own handle on a child process, used from one test at a time.
+final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
     let output = Pipe()
     let errors = Pipe()
 
-    init(directory: URL, environment: [String: String]) throws {
+    /// Starts `tollgated` and waits, off the pool, until it listens.
+    static func start(directory: URL, environment: [String: String]) async throws -> ServerProcess {
+        try await offPool { try ServerProcess(directory: directory, environment: environment) }
+    }
+
+    private init(directory: URL, environment: [String: String]) throws {
         port = try freePort()
         process.executableURL = URL(fileURLWithPath: Products.path("tollgated"))
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -132,10 +158,12 @@ final class ServerProcess {
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
-    /// Waits for the process to exit and returns its status.
-    func wait() -> Int32 {
-        process.waitUntilExit()
-        return process.terminationStatus
+    /// Waits, off the pool, for the process to exit and returns its status.
+    func wait() async -> Int32 {
+        (try? await offPool { [process] in
+            process.waitUntilExit()
+            return process.terminationStatus
+        }) ?? -1
     }
 
     func standardOutput() -> String {
@@ -146,9 +174,9 @@ final class ServerProcess {
     }
 
     /// Stops with `signal` and returns the exit status, with the server's log when it is not 0.
-    func stop(with signal: Int32 = SIGTERM) -> (status: Int32, log: String) {
+    func stop(with signal: Int32 = SIGTERM) async -> (status: Int32, log: String) {
         self.signal(signal)
-        let status = wait()
+        let status = await wait()
         return (status, status == 0 ? "" : standardError())
     }
 

@@ -17,14 +17,14 @@ import Testing
         return String(block[open.upperBound..<close.lowerBound])
     }
 
-    @Test func readmeWalkthrough_paysUntilTheCapRefuses() throws {
+    @Test func readmeWalkthrough_paysUntilTheCapRefuses() async throws {
         let directory = try temporaryDirectory()
         // The walkthrough runs from the repository root; give it the same Config/ in a scratch directory.
         try FileManager.default.createSymbolicLink(
             at: directory.appendingPathComponent("Config"),
             withDestinationURL: Products.repository.appendingPathComponent("Config"))
         let port = try freePort()
-        let result = try run(
+        let result = try await run(
             "/bin/bash", ["-euo", "pipefail", "-c", try Self.walkthroughScript()],
             environment: [
                 "PATH": Products.directory.path + ":"
