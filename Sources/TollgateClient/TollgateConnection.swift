@@ -144,6 +144,9 @@ public final class TollgateConnection: Sendable {
         }
     }
 
+    /// Whether the connection is closed (by either end): every call on it fails at once.
+    public var isClosed: Bool { pending.withLock { $0.closed != nil } }
+
     /// Sends raw bytes as they are: for testing how a server treats malformed input.
     public func sendRaw(_ bytes: [UInt8]) {
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)

@@ -37,8 +37,8 @@ public struct StdioProxy: Sendable {
 
     /// Runs until the client closes stdin or the server exits; returns the server's exit status.
     public func run() async throws -> Int32 {
-        let connection = try await TollgateConnection.connect(address: options.tollgate)
-        _ = try await connection.call(RPCMethod.authHello.rawValue, ["token": .string(options.token)])
+        let link = TollgateLink(address: options.tollgate, token: options.token)
+        let retry = RetryPolicy(attempts: options.attempts)
         let run = Identifiers.randomString(count: 16)
         let sessionId = "mcp-\(run)"
 
@@ -54,11 +54,15 @@ public struct StdioProxy: Sendable {
         logger.info("started the MCP server", metadata: ["command": "\(options.command.first ?? "")"])
 
         let core = ProxyCore(
-            meter: ToolCallMeter(keyPrefix: "mcp-\(run)"), connection: connection, sessionId: sessionId,
+            meter: ToolCallMeter(keyPrefix: "mcp-\(run)"), link: link, sessionId: sessionId,
             retry: RetryPolicy(attempts: options.attempts),
             toServer: LineWriter(fd: toChild.fileHandleForWriting.fileDescriptor),
             toClient: LineWriter(fd: FileHandle.standardOutput.fileDescriptor), logger: logger)
-        _ = try? await connection.openSession(sessionId, retry: RetryPolicy(attempts: options.attempts))
+        do { _ = try await link.connection().openSession(sessionId, retry: retry) } catch {
+            // Calls are refused until Tollgate answers (a session opens with the first call that gets through).
+            logger.warning(
+                "Tollgate cannot be reached; tool calls are refused until it can", metadata: ["error": "\(error)"])
+        }
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -77,8 +81,8 @@ public struct StdioProxy: Sendable {
         }
         child.waitUntilExit()
         await core.finish()
-        _ = try? await connection.closeSession(sessionId, retry: RetryPolicy(attempts: options.attempts))
-        await connection.close()
+        _ = try? await link.connection().closeSession(sessionId, retry: retry)
+        await link.close()
         return child.terminationStatus
     }
 }
@@ -87,7 +91,7 @@ public struct StdioProxy: Sendable {
 /// actions the meter returns.
 actor ProxyCore {
     private var meter: ToolCallMeter
-    private let connection: TollgateConnection
+    private let link: TollgateLink
     private let sessionId: String
     private let retry: RetryPolicy
     private let toServer: LineWriter
@@ -97,11 +101,11 @@ actor ProxyCore {
     private var settling: [UUID: Task<Void, Never>] = [:]
 
     init(
-        meter: ToolCallMeter, connection: TollgateConnection, sessionId: String, retry: RetryPolicy,
+        meter: ToolCallMeter, link: TollgateLink, sessionId: String, retry: RetryPolicy,
         toServer: LineWriter, toClient: LineWriter, logger: Logger
     ) {
         self.meter = meter
-        self.connection = connection
+        self.link = link
         self.sessionId = sessionId
         self.retry = retry
         self.toServer = toServer
@@ -125,10 +129,10 @@ actor ProxyCore {
             case .toServer(let line): toServer.write(line)
             case .toClient(let line): toClient.write(line)
             case .authorize(let callId, let tool, let key):
-                let (connection, sessionId, retry) = (self.connection, self.sessionId, self.retry)
+                let (link, sessionId, retry) = (self.link, self.sessionId, self.retry)
                 Task {
                     do {
-                        let hold = try await connection.authorize(
+                        let hold = try await link.connection().authorize(
                             tool: tool, key: key, sessionId: sessionId, retry: retry)
                         self.authorized(callId: callId, reservationId: hold.reservationId)
                     } catch let error as RPCError {
@@ -174,9 +178,9 @@ actor ProxyCore {
     /// made the call safe), and `finish` does.
     private func settle(_ body: @escaping @Sendable (TollgateConnection, RetryPolicy) async throws -> Void) {
         let id = UUID()
-        let (connection, retry, logger) = (self.connection, self.retry, self.logger)
+        let (link, retry, logger) = (self.link, self.retry, self.logger)
         settling[id] = Task {
-            do { try await body(connection, retry) } catch {
+            do { try await body(try await link.connection(), retry) } catch {
                 logger.error("settling a metered call failed", metadata: ["error": "\(error)"])
             }
             self.settled(id)

@@ -29,8 +29,13 @@ struct MCPProxyScenarioTests {
     static func scenario(
         _ server: TestServer, token: String, calls: Int, script: String = script, upstream: [String]? = nil
     ) async throws -> [JSONValue] {
-        let arguments =
-            [script, Products.path("tollgate-mcp-proxy"), server.address, "--"] + (upstream ?? [timeServer])
+        try await scenario(address: server.address, token: token, calls: calls, script: script, upstream: upstream)
+    }
+
+    static func scenario(
+        address: String, token: String, calls: Int, script: String = script, upstream: [String]? = nil
+    ) async throws -> [JSONValue] {
+        let arguments = [script, Products.path("tollgate-mcp-proxy"), address, "--"] + (upstream ?? [timeServer])
         let result = try await run(
             python!, arguments, environment: ["TOLLGATE_TOKEN": token, "SCENARIO_CALLS": String(calls)],
             timeoutSeconds: 120)
@@ -108,5 +113,15 @@ struct MCPProxyScenarioTests {
             #expect(try await op.call("usage.summary")["total"]?["calls"] == 1)
             #expect(caps.first?["spent"] == "0.002", "only the quick call's price is spent or held: \(caps)")
         }
+    }
+
+    /// `--on-unavailable block`, the default: a proxy whose Tollgate cannot be reached still starts, and answers
+    /// each call with a tool error saying so, without running it.
+    @Test func whenTollgateIsUnreachable_callsAreRefusedWithAToolError_notAnswered() async throws {
+        let nothingListens = "127.0.0.1:\(try freePort())"
+        let lines = try await Self.scenario(address: nothingListens, token: "AGT-unused", calls: 1)
+        #expect(lines.first?["tools"]?.arrayValue?.contains("get_current_time") == true, "\(lines)")
+        #expect(lines.last?["isError"] == true)
+        #expect(lines.last?["text"]?.stringValue?.contains("UNAVAILABLE") == true, "\(lines)")
     }
 }

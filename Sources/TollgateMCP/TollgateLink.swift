@@ -1,0 +1,36 @@
+import TollgateClient
+import TollgateJSON
+import TollgateWire
+
+/// The proxy's connection to Tollgate, made when first needed and made again when lost: a proxy started while
+/// Tollgate is down still starts (its calls are refused meanwhile with a tool error saying so, the default
+/// `--on-unavailable block`), and one whose connection drops reconnects at the next call.
+actor TollgateLink {
+    private let address: String
+    private let token: String
+    private var current: TollgateConnection?
+
+    init(address: String, token: String) {
+        self.address = address
+        self.token = token
+    }
+
+    /// An authenticated connection: the current one, or a new one if there is none yet or it was closed.
+    func connection() async throws -> TollgateConnection {
+        if let current, !current.isClosed { return current }
+        let connection = try await TollgateConnection.connect(address: address)
+        do {
+            _ = try await connection.call(RPCMethod.authHello.rawValue, ["token": .string(token)])
+        } catch {
+            await connection.close()
+            throw error
+        }
+        current = connection
+        return connection
+    }
+
+    func close() async {
+        await current?.close()
+        current = nil
+    }
+}
