@@ -18,12 +18,18 @@ public struct StdioProxy: Sendable {
         public var command: [String]
         /// How long each Tollgate call may keep being retried, in attempts (`RetryPolicy`).
         public var attempts: Int
+        /// How long a call's hold lasts if the proxy never commits or releases it (it was killed, say), in
+        /// milliseconds; nil for Tollgate's limit (`limits.reservationTTLMs`).
+        public var holdTTLMs: Int64?
 
-        public init(tollgate: String, token: String, command: [String], attempts: Int = 4) {
+        public init(
+            tollgate: String, token: String, command: [String], attempts: Int = 4, holdTTLMs: Int64? = nil
+        ) {
             self.tollgate = tollgate
             self.token = token
             self.command = command
             self.attempts = attempts
+            self.holdTTLMs = holdTTLMs
         }
     }
 
@@ -55,6 +61,7 @@ public struct StdioProxy: Sendable {
 
         let core = ProxyCore(
             meter: ToolCallMeter(keyPrefix: "mcp-\(run)"), link: link, sessionId: sessionId,
+            holdTTLMs: options.holdTTLMs,
             retry: RetryPolicy(attempts: options.attempts),
             toServer: LineWriter(fd: toChild.fileHandleForWriting.fileDescriptor),
             toClient: LineWriter(fd: FileHandle.standardOutput.fileDescriptor), logger: logger)
@@ -92,6 +99,7 @@ public struct StdioProxy: Sendable {
 actor ProxyCore {
     private var meter: ToolCallMeter
     private let link: TollgateLink
+    private let holdTTLMs: Int64?
     private let sessionId: String
     private let retry: RetryPolicy
     private let toServer: LineWriter
@@ -101,11 +109,12 @@ actor ProxyCore {
     private var settling: [UUID: Task<Void, Never>] = [:]
 
     init(
-        meter: ToolCallMeter, link: TollgateLink, sessionId: String, retry: RetryPolicy,
+        meter: ToolCallMeter, link: TollgateLink, sessionId: String, holdTTLMs: Int64?, retry: RetryPolicy,
         toServer: LineWriter, toClient: LineWriter, logger: Logger
     ) {
         self.meter = meter
         self.link = link
+        self.holdTTLMs = holdTTLMs
         self.sessionId = sessionId
         self.retry = retry
         self.toServer = toServer
@@ -129,11 +138,11 @@ actor ProxyCore {
             case .toServer(let line): toServer.write(line)
             case .toClient(let line): toClient.write(line)
             case .authorize(let callId, let tool, let key):
-                let (link, sessionId, retry) = (self.link, self.sessionId, self.retry)
+                let (link, sessionId, retry, ttlMs) = (self.link, self.sessionId, self.retry, self.holdTTLMs)
                 Task {
                     do {
                         let hold = try await link.connection().authorize(
-                            tool: tool, key: key, sessionId: sessionId, retry: retry)
+                            tool: tool, key: key, sessionId: sessionId, ttlMs: ttlMs, retry: retry)
                         self.authorized(callId: callId, reservationId: hold.reservationId)
                     } catch let error as RPCError {
                         self.refused(

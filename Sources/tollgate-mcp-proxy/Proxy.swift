@@ -21,6 +21,10 @@ struct TollgateMCPProxy: AsyncParsableCommand {
     @Option(name: .long, help: "A file holding the agent's AGT- token (else TOLLGATE_TOKEN).")
     var tokenFile: String?
 
+    /// How long a call's hold lasts if the proxy dies before committing it.
+    @Option(name: .long, help: "Milliseconds a call's hold lasts if the proxy dies first (default: Tollgate's).")
+    var holdTtlMs: Int64?
+
     @Argument(parsing: .postTerminator, help: "The MCP server to start, and its arguments.")
     var command: [String]
 
@@ -44,7 +48,7 @@ struct TollgateMCPProxy: AsyncParsableCommand {
         }
         guard !command.isEmpty else { throw ValidationError("name the MCP server to start after --") }
         let status = try await StdioProxy(
-            options: StdioProxy.Options(tollgate: tollgate, token: token, command: command)
+            options: StdioProxy.Options(tollgate: tollgate, token: token, command: command, holdTTLMs: holdTtlMs)
         ).run()
         throw ExitCode(status)
     }

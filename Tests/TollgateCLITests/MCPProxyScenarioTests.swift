@@ -124,4 +124,33 @@ struct MCPProxyScenarioTests {
         #expect(lines.last?["isError"] == true)
         #expect(lines.last?["text"]?.stringValue?.contains("UNAVAILABLE") == true, "\(lines)")
     }
+
+    /// The proxy killed (SIGKILL) mid-call: the call it had completed stays charged, and the hold of the call it
+    /// was running expires (its hold lasts `--hold-ttl-ms`), so nothing is held for ever by a proxy that died.
+    @Test func aKilledProxyLosesNoCommittedUsage_andItsOpenHoldExpires() async throws {
+        try await TestServer.with(configure: { $0.runtime.sessionSweepMs = 50 }) { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let script = Products.repository.appendingPathComponent("Integration/MCP/kill_scenario.py").path
+            let lines = try await Self.scenario(
+                server, token: world.agentToken, calls: 0, script: script, upstream: Self.slowServer)
+            #expect(lines.last?["killed"] == true, "\(lines)")
+            #expect(lines.contains { $0["id"] == 2 && $0["result"]?["isError"] == false })
+            func spent() async throws -> JSONValue? {
+                try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
+            }
+            // Right after the kill the running call is still held beside the completed one…
+            #expect(try await spent() == "0.004")
+            // …until its hold expires.
+            var released = false
+            for _ in 0..<150 where !released {
+                released = try await spent() == "0.002"
+                if !released { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(released, "the killed proxy's hold expired")
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 1)
+        }
+    }
 }
