@@ -153,4 +153,20 @@ struct MCPProxyScenarioTests {
             #expect(try await op.call("usage.summary")["total"]?["calls"] == 1)
         }
     }
+
+    /// Every message but `tools/call` reaches the client exactly as the server wrote it: the transcript of
+    /// `initialize`, `tools/list` and `ping` through the proxy is the direct one, byte for byte.
+    @Test func everyOtherMessageIsWhatADirectConnectionGets_byteForByte() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let script = Products.repository.appendingPathComponent("Integration/MCP/transcript_scenario.py").path
+            let direct = try await run(Self.python!, [script, "direct", "--", Self.timeServer], timeoutSeconds: 60)
+            let proxied = try await run(
+                Self.python!, [script, Products.path("tollgate-mcp-proxy"), server.address, "--", Self.timeServer],
+                environment: ["TOLLGATE_TOKEN": world.agentToken], timeoutSeconds: 60)
+            #expect(direct.status == 0 && proxied.status == 0, "\(direct.error) \(proxied.error)")
+            #expect(direct.output.split(separator: "\n").count == 3, "\(direct.output)")
+            #expect(proxied.output == direct.output)
+        }
+    }
 }
