@@ -106,6 +106,8 @@ let package = Package(
             dependencies: [
                 "TollgateClient", "TollgateCore", "TollgateJSON", "TollgateWire",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
@@ -159,7 +161,9 @@ let package = Package(
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
         .testTarget(name: "TollgateJSONTests", dependencies: ["TollgateJSON"]),
-        .testTarget(name: "TollgateMCPTests", dependencies: ["TollgateMCP", "TollgateJSON", "TollgateCore"]),
+        .testTarget(
+            name: "TollgateMCPTests",
+            dependencies: ["TollgateMCP", "TollgateJSON", "TollgateCore", "TollgateClient", "TollgateTesting"]),
         .testTarget(
             name: "TollgatePricingTests", dependencies: ["TollgatePricing", "TollgateStrategies", "TollgateJSON"]),
         .testTarget(

@@ -13,10 +13,12 @@ import time
 
 
 def main() -> None:
+    # More of the proxy's options (--spool, --on-unavailable), as a JSON array.
+    proxy_args = json.loads(os.environ.get("SCENARIO_PROXY_ARGS", "[]"))
     proxy, address = sys.argv[1], sys.argv[2]
     server = sys.argv[sys.argv.index("--") + 1 :]
     child = subprocess.Popen(
-        [proxy, "--tollgate", address, "--", *server],
+        [proxy, "--tollgate", address, *proxy_args, "--", *server],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env={"TOLLGATE_TOKEN": os.environ["TOLLGATE_TOKEN"], "PATH": os.environ.get("PATH", "")},

@@ -1,7 +1,9 @@
 """Drives an MCP server through tollgate-mcp-proxy with the official Python client (stdio, handshake era).
 
 Usage: python stdio_scenario.py PROXY TOLLGATE_ADDRESS -- SERVER_COMMAND ARGS...
-The agent's token comes from TOLLGATE_TOKEN. Prints one JSON object per line: the tools listed, then each call's
+The agent's token comes from TOLLGATE_TOKEN; SCENARIO_CALLS calls (1) are made to SCENARIO_TOOL
+(get_current_time) with SCENARIO_ARGUMENTS (a JSON object), and SCENARIO_PROXY_ARGS (a JSON array) are more of the
+proxy's options. Prints one JSON object per line: the tools listed, then each call's
 result (isError, text, structuredContent), so that a test can check what the client saw.
 """
 import asyncio
@@ -14,12 +16,16 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 
 
 async def main() -> None:
+    # More of the proxy's options (--spool, --on-unavailable), as a JSON array.
+    proxy_args = json.loads(os.environ.get("SCENARIO_PROXY_ARGS", "[]"))
     proxy, address = sys.argv[1], sys.argv[2]
     server = sys.argv[sys.argv.index("--") + 1 :]
     calls = int(os.environ.get("SCENARIO_CALLS", "1"))
+    tool = os.environ.get("SCENARIO_TOOL", "get_current_time")
+    arguments = json.loads(os.environ.get("SCENARIO_ARGUMENTS", '{"timezone": "UTC"}'))
     parameters = StdioServerParameters(
         command=proxy,
-        args=["--tollgate", address, "--", *server],
+        args=["--tollgate", address, *proxy_args, "--", *server],
         env={"TOLLGATE_TOKEN": os.environ["TOLLGATE_TOKEN"], "PATH": os.environ.get("PATH", "")},
     )
     async with stdio_client(parameters) as (read, write):
@@ -28,7 +34,7 @@ async def main() -> None:
             tools = await session.list_tools()
             print(json.dumps({"tools": sorted(tool.name for tool in tools.tools)}), flush=True)
             for _ in range(calls):
-                result = await session.call_tool("get_current_time", {"timezone": "UTC"})
+                result = await session.call_tool(tool, arguments)
                 text = " ".join(part.text for part in result.content if getattr(part, "type", "") == "text")
                 # mcp 2.x names fields in snake case; 1.x in camel case.
                 is_error = getattr(result, "is_error", None)

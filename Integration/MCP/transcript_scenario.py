@@ -12,11 +12,13 @@ import sys
 
 
 def main() -> None:
+    # More of the proxy's options (--spool, --on-unavailable), as a JSON array.
+    proxy_args = json.loads(os.environ.get("SCENARIO_PROXY_ARGS", "[]"))
     server = sys.argv[sys.argv.index("--") + 1 :]
     if sys.argv[1] == "direct":
         command = server
     else:
-        command = [sys.argv[1], "--tollgate", sys.argv[2], "--", *server]
+        command = [sys.argv[1], "--tollgate", sys.argv[2], *proxy_args, "--", *server]
     child = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,

@@ -170,6 +170,12 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var data: JSONValue?
 
+    public init(code: Int, message: String, data: JSONValue? = nil) {
+        self.code = code
+        self.message = message
+        self.data = data
+    }
+
     init(_ error: JSONValue) {
         code = Int(error["code"]?.int64Value ?? -32603)
         message = error["message"]?.stringValue ?? "error"

@@ -46,7 +46,7 @@ public struct Usage: Sendable, Equatable {
         self.providerCost = providerCost
     }
 
-    var json: JSONValue {
+    public var json: JSONValue {
         var fields: [String: JSONValue] = [:]
         if let inputTokens { fields["inputTokens"] = .integer(inputTokens) }
         if let outputTokens { fields["outputTokens"] = .integer(outputTokens) }

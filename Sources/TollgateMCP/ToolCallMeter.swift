@@ -19,9 +19,25 @@ public struct ToolCallMeter: Sendable {
         public let key: String
         /// The request line, held until Tollgate answers.
         let line: [UInt8]
-        var reservationId: String?
-        var forwardedAt: Date?
-        var cancelled = false
+        var phase: Phase
+    }
+
+    /// Where a metered call is.
+    enum Phase: Sendable, Equatable {
+        /// Waiting for Tollgate's hold; `cancelled` when the client cancelled it meanwhile.
+        case authorizing(cancelled: Bool)
+        /// Held and forwarded: its result is committed against the hold.
+        case held(reservationId: String, forwardedAt: Date)
+        /// Forwarded without a hold, Tollgate being unreachable (`--on-unavailable allow`): its usage is spooled.
+        case unheld(forwardedAt: Date)
+    }
+
+    /// What to do with a call while Tollgate cannot be reached.
+    public enum UnavailablePolicy: String, Sendable, CaseIterable {
+        /// Answer it with a tool error saying so, without running it: no call runs that Tollgate has not held.
+        case block
+        /// Run it, and keep its usage in the spool until Tollgate can take it. Caps cannot hold meanwhile.
+        case allow
     }
 
     /// What the shell must do.
@@ -32,10 +48,14 @@ public struct ToolCallMeter: Sendable {
         case toClient([UInt8])
         /// Hold the call's estimated cost (`meter.authorize` under `key`), then report `authorized` or `refused`.
         case authorize(callId: String, tool: String, key: String)
-        /// Charge the call's actual usage in place of its hold (`meter.commit`).
-        case commit(reservationId: String, usage: CallUsage)
+        /// Charge the call's actual usage in place of its hold (`meter.commit`); the call's tool and key go with
+        /// it, for the spool, should the hold be gone before the commit can be delivered.
+        case commit(reservationId: String, tool: String, key: String, usage: CallUsage)
         /// Give the call's hold back (`meter.release`).
         case release(reservationId: String)
+        /// Keep the usage of a call run without a hold in the durable spool, before its answer goes to the client;
+        /// it is recorded (`meter.verify` under `key`) once Tollgate can be reached.
+        case spool(tool: String, key: String, usage: CallUsage)
     }
 
     /// What a finished call used, as the proxy measured it and the result reported it.
@@ -76,12 +96,16 @@ public struct ToolCallMeter: Sendable {
     public static let refusalKey = "dev.tollgate/refusal"
 
     private let keyPrefix: String
+    private let whenUnavailable: UnavailablePolicy
     private var nextKey: UInt64 = 0
     /// Calls being authorized or running, by their request id (canonical JSON).
     private var calls: [String: Call] = [:]
 
     /// `keyPrefix` makes this connection's keys unique among every proxy run (a random id per run).
-    public init(keyPrefix: String) { self.keyPrefix = keyPrefix }
+    public init(keyPrefix: String, whenUnavailable: UnavailablePolicy = .block) {
+        self.keyPrefix = keyPrefix
+        self.whenUnavailable = whenUnavailable
+    }
 
     /// Calls being authorized or running.
     public var callsInFlight: Int { calls.count }
@@ -100,20 +124,24 @@ public struct ToolCallMeter: Sendable {
             }
             nextKey += 1
             let key = "\(keyPrefix)-\(nextKey)"
-            calls[callId] = Call(id: id, tool: tool, key: key, line: message.bytes)
+            calls[callId] = Call(id: id, tool: tool, key: key, line: message.bytes, phase: .authorizing(cancelled: false))
             return [.authorize(callId: callId, tool: tool, key: key)]
         case .notification("notifications/cancelled"):
             var actions: [Action] = [.toServer(message.bytes)]
             guard let requestId = message.params?["requestId"] else { return actions }
             let callId = Self.callId(requestId)
             guard var call = calls[callId] else { return actions }
-            if let reservationId = call.reservationId {
+            switch call.phase {
+            case .held(let reservationId, _):
                 // Forwarded and now cancelled: no result will be charged; the hold goes back.
                 calls[callId] = nil
                 actions.append(.release(reservationId: reservationId))
-            } else {
-                // Still being authorized: released (not forwarded) once Tollgate answers.
-                call.cancelled = true
+            case .unheld:
+                // Run without a hold: nothing to give back, and nothing is charged.
+                calls[callId] = nil
+            case .authorizing:
+                // Not forwarded yet, so the server never hears of it: released once Tollgate answers.
+                call.phase = .authorizing(cancelled: true)
                 calls[callId] = call
                 actions = []
             }
@@ -125,13 +153,14 @@ public struct ToolCallMeter: Sendable {
 
     /// Tollgate held the call's cost: forward it (or, cancelled meanwhile, give the hold back).
     public mutating func authorized(callId: String, reservationId: String, at now: Date) -> [Action] {
-        guard var call = calls[callId] else { return [.release(reservationId: reservationId)] }
-        if call.cancelled {
+        guard var call = calls[callId], case .authorizing(let cancelled) = call.phase else {
+            return [.release(reservationId: reservationId)]
+        }
+        if cancelled {
             calls[callId] = nil
             return [.release(reservationId: reservationId)]
         }
-        call.reservationId = reservationId
-        call.forwardedAt = now
+        call.phase = .held(reservationId: reservationId, forwardedAt: now)
         calls[callId] = call
         return [.toServer(call.line)]
     }
@@ -139,21 +168,46 @@ public struct ToolCallMeter: Sendable {
     /// Tollgate refused the call: it is not forwarded; the client gets a tool error saying why.
     public mutating func refused(callId: String, _ refusal: Refusal) -> [Action] {
         guard let call = calls.removeValue(forKey: callId) else { return [] }
-        if call.cancelled { return [] }
+        if case .authorizing(cancelled: true) = call.phase { return [] }
         return [.toClient(Self.refusalLine(id: call.id, refusal))]
     }
+
+    /// Tollgate could not be reached for the call's hold: refused with a tool error saying so (`block`), or run
+    /// without a hold, its usage spooled (`allow`).
+    public mutating func unavailable(callId: String, at now: Date) -> [Action] {
+        guard var call = calls[callId], case .authorizing(let cancelled) = call.phase else { return [] }
+        switch (whenUnavailable, cancelled) {
+        case (_, true):
+            calls[callId] = nil
+            return []
+        case (.block, false):
+            return refused(callId: callId, Self.unavailableRefusal)
+        case (.allow, false):
+            call.phase = .unheld(forwardedAt: now)
+            calls[callId] = call
+            return [.toServer(call.line)]
+        }
+    }
+
+    /// The refusal of a call Tollgate could not hold.
+    public static let unavailableRefusal = Refusal(
+        reason: "UNAVAILABLE", message: "Tollgate cannot be reached, so the call was not run",
+        hint: "Try again shortly.")
 
     /// A message from the server.
     public mutating func fromServer(_ message: MCPMessage, at now: Date) -> [Action] {
         guard case .response(let id, let isError) = message.kind else { return [.toClient(message.bytes)] }
         let callId = Self.callId(id)
-        guard let call = calls[callId], let reservationId = call.reservationId else {
-            return [.toClient(message.bytes)]
+        guard let call = calls[callId] else { return [.toClient(message.bytes)] }
+        let forwardedAt: Date
+        switch call.phase {
+        case .authorizing: return [.toClient(message.bytes)]  // not forwarded by us: not its answer
+        case .held(_, let at), .unheld(let at): forwardedAt = at
         }
         calls[callId] = nil
         let result = message.result
         var usage = CallUsage(
-            durationMs: max(0, Int64(((now.timeIntervalSince(call.forwardedAt ?? now)) * 1000).rounded())),
+            durationMs: max(0, Int64((now.timeIntervalSince(forwardedAt) * 1000).rounded())),
             failed: isError || result?["isError"] == true)
         if let reported = result?["_meta"]?[Self.usageMetaKey] {
             usage.inputTokens = reported["inputTokens"]?.int64Value
@@ -162,14 +216,25 @@ public struct ToolCallMeter: Sendable {
             usage.providerCost = reported["providerCost"]?.stringValue.flatMap { try? Money(decimal: $0) }
             usage.model = reported["model"]?.stringValue
         }
-        // The answer goes to the client first: the hold already makes the call safe, and the commit follows.
-        return [.toClient(message.bytes), .commit(reservationId: reservationId, usage: usage)]
+        switch call.phase {
+        case .held(let reservationId, _):
+            // The answer goes to the client first: the hold already makes the call safe, and the commit follows.
+            return [
+                .toClient(message.bytes), .commit(reservationId: reservationId, tool: call.tool, key: call.key, usage: usage),
+            ]
+        default:
+            // No hold stands for it: its usage is made durable before the client has its answer.
+            return [.spool(tool: call.tool, key: call.key, usage: usage), .toClient(message.bytes)]
+        }
     }
 
     /// The client ended the connection: every call still held is released.
     public mutating func ended() -> [Action] {
         defer { calls = [:] }
-        return calls.values.compactMap { $0.reservationId.map { .release(reservationId: $0) } }
+        return calls.values.compactMap { call in
+            guard case .held(let reservationId, _) = call.phase else { return nil }
+            return .release(reservationId: reservationId)
+        }
     }
 
     /// An ordinary `CallToolResult` with `isError: true`: a text saying why and what to do, and the details in

@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import TollgateMCP
 
+extension ToolCallMeter.UnavailablePolicy: ExpressibleByArgument {}
+
 /// `tollgate-mcp-proxy`: meters an unmodified MCP server. It starts the server, speaks MCP on its own stdin and
 /// stdout, relays every message unchanged, and has Tollgate hold, charge or refuse every `tools/call`.
 @main
@@ -24,6 +26,19 @@ struct TollgateMCPProxy: AsyncParsableCommand {
     /// How long a call's hold lasts if the proxy dies before committing it.
     @Option(name: .long, help: "Milliseconds a call's hold lasts if the proxy dies first (default: Tollgate's).")
     var holdTtlMs: Int64?
+
+    @Option(
+        name: .long,
+        help: """
+            While Tollgate cannot be reached: block (answer each call with a tool error, without running it) or \
+            allow (run it and spool its usage until Tollgate is back; caps cannot hold meanwhile).
+            """)
+    var onUnavailable: ToolCallMeter.UnavailablePolicy = .block
+
+    @Option(
+        name: .long,
+        help: "The spool's SQLite file (default $XDG_STATE_HOME/tollgate/mcp-spool.sqlite, else ~/.local/state/…).")
+    var spool: String?
 
     @Argument(parsing: .postTerminator, help: "The MCP server to start, and its arguments.")
     var command: [String]
@@ -47,9 +62,15 @@ struct TollgateMCPProxy: AsyncParsableCommand {
             throw ValidationError("no agent token: set TOLLGATE_TOKEN or pass --token-file")
         }
         guard !command.isEmpty else { throw ValidationError("name the MCP server to start after --") }
-        let status = try await StdioProxy(
-            options: StdioProxy.Options(tollgate: tollgate, token: token, command: command, holdTTLMs: holdTtlMs)
-        ).run()
+        let environment = ProcessInfo.processInfo.environment
+        let options = StdioProxy.Options(
+            tollgate: tollgate, token: token, command: command,
+            spoolPath: spool ?? StdioProxy.Options.defaultSpoolPath(environment: environment),
+            holdTTLMs: holdTtlMs, whenUnavailable: onUnavailable)
+        let status: Int32
+        do { status = try await StdioProxy(options: options).run() } catch let error as ProxyError {
+            throw ValidationError(error.description)
+        }
         throw ExitCode(status)
     }
 }

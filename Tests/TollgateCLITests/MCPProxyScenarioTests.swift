@@ -25,19 +25,32 @@ struct MCPProxyScenarioTests {
         [python!, Products.repository.appendingPathComponent("Integration/MCP/slow_server.py").path]
     }
 
+    /// A spool file of its own for each proxy run a test makes, unless the test shares one between runs.
+    static func temporarySpool() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("mcp-spool-\(UUID().uuidString).sqlite").path
+    }
+
     /// Runs the Python scenario (off the pool: the in-process server needs it to answer the proxy meanwhile).
     static func scenario(
-        _ server: TestServer, token: String, calls: Int, script: String = script, upstream: [String]? = nil
+        _ server: TestServer, token: String, calls: Int, script: String = script, upstream: [String]? = nil,
+        proxyArguments: [String] = [], spool: String = temporarySpool(), environment: [String: String] = [:]
     ) async throws -> [JSONValue] {
-        try await scenario(address: server.address, token: token, calls: calls, script: script, upstream: upstream)
+        try await scenario(
+            address: server.address, token: token, calls: calls, script: script, upstream: upstream,
+            proxyArguments: proxyArguments, spool: spool, environment: environment)
     }
 
     static func scenario(
-        address: String, token: String, calls: Int, script: String = script, upstream: [String]? = nil
+        address: String, token: String, calls: Int, script: String = script, upstream: [String]? = nil,
+        proxyArguments: [String] = [], spool: String = temporarySpool(), environment: [String: String] = [:]
     ) async throws -> [JSONValue] {
         let arguments = [script, Products.path("tollgate-mcp-proxy"), address, "--"] + (upstream ?? [timeServer])
+        let proxyArguments = JSONCodec.string(.array((["--spool", spool] + proxyArguments).map { .string($0) }))
         let result = try await run(
-            python!, arguments, environment: ["TOLLGATE_TOKEN": token, "SCENARIO_CALLS": String(calls)],
+            python!, arguments,
+            environment: environment.merging(
+                ["TOLLGATE_TOKEN": token, "SCENARIO_CALLS": String(calls), "SCENARIO_PROXY_ARGS": proxyArguments],
+                uniquingKeysWith: { $1 }),
             timeoutSeconds: 120)
         #expect(result.status == 0, "\(result.error)")
         #expect(!result.error.contains(token), "the token never appears in a log")
@@ -163,10 +176,83 @@ struct MCPProxyScenarioTests {
             let direct = try await run(Self.python!, [script, "direct", "--", Self.timeServer], timeoutSeconds: 60)
             let proxied = try await run(
                 Self.python!, [script, Products.path("tollgate-mcp-proxy"), server.address, "--", Self.timeServer],
-                environment: ["TOLLGATE_TOKEN": world.agentToken], timeoutSeconds: 60)
+                environment: [
+                    "TOLLGATE_TOKEN": world.agentToken,
+                    "SCENARIO_PROXY_ARGS": JSONCodec.string(["--spool", .string(Self.temporarySpool())]),
+                ], timeoutSeconds: 60)
             #expect(direct.status == 0 && proxied.status == 0, "\(direct.error) \(proxied.error)")
             #expect(direct.output.split(separator: "\n").count == 3, "\(direct.output)")
             #expect(proxied.output == direct.output)
+        }
+    }
+
+    /// `--on-unavailable allow`: calls run while Tollgate is away, their usage waits in the spool, and the next
+    /// proxy run that reaches Tollgate sends it — each call counted once, however often the spool is sent.
+    @Test func withAllow_callsRunWhileTollgateIsAway_andTheirUsageArrivesOnce() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let relay = try await TCPRelay(to: "127.0.0.1", port: server.port)
+            relay.cut()
+            let address = "127.0.0.1:\(relay.port)"
+            let spool = Self.temporarySpool()
+            let lines = try await Self.scenario(
+                address: address, token: world.agentToken, calls: 2, proxyArguments: ["--on-unavailable", "allow"],
+                spool: spool)
+            let results = Array(lines.dropFirst())
+            #expect(results.count == 2 && results.allSatisfy { $0["isError"] == false }, "\(lines)")
+            let op = try await server.connect(token: world.operatorToken)
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 0, "nothing reached Tollgate yet")
+            // Tollgate is back: the next run sends what the first one spooled, and closes its session.
+            relay.restore()
+            _ = try await Self.scenario(address: address, token: world.agentToken, calls: 0, spool: spool)
+            let usage = try await op.call("usage.summary", ["groupBy": ["tool", "session"]])
+            let rows = usage["rows"]?.arrayValue ?? []
+            #expect(rows.count == 1 && rows.first?["tool"] == "get_current_time" && rows.first?["calls"] == 2, "\(usage)")
+            let session = try await op.call("session.get", ["sessionId": rows.first?["session"] ?? .null])
+            #expect(session["state"] == "CLOSED" && session["calls"] == 2, "\(session)")
+            // Sent again (another run over the same spool): nothing more is counted.
+            _ = try await Self.scenario(address: address, token: world.agentToken, calls: 0, spool: spool)
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 2)
+            try await relay.close()
+        }
+    }
+
+    /// The default `--on-unavailable block`: a call already held runs to its end even if Tollgate goes away
+    /// meanwhile; its commit waits in the spool and is delivered once, in place of its hold.
+    @Test func aCommitThatCannotBeDelivered_isSpooled_andChargedOnceInPlaceOfItsHold() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let relay = try await TCPRelay(to: "127.0.0.1", port: server.port)
+            let address = "127.0.0.1:\(relay.port)"
+            let spool = Self.temporarySpool()
+            let slowCall = Task {
+                try await Self.scenario(
+                    address: address, token: world.agentToken, calls: 1, upstream: Self.slowServer, spool: spool,
+                    environment: ["SCENARIO_TOOL": "slow", "SCENARIO_ARGUMENTS": #"{"seconds": 3}"#])
+            }
+            func spent() async throws -> JSONValue? {
+                try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
+            }
+            var held = false
+            for _ in 0..<200 where !held {
+                held = try await spent() == "0.002"
+                if !held { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(held, "the slow call is held")
+            relay.cut()  // Tollgate goes away while the call runs
+            let lines = try await slowCall.value
+            #expect(lines.last?["isError"] == false && lines.last?["text"] == "waited 3.0 s", "\(lines)")
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 0)
+            #expect(try await spent() == "0.002", "the hold stands meanwhile")
+            relay.restore()
+            _ = try await Self.scenario(address: address, token: world.agentToken, calls: 0, spool: spool)
+            let usage = try await op.call("usage.summary", ["groupBy": ["tool"]])
+            #expect(usage["rows"]?.arrayValue?.first?["tool"] == "slow" && usage["total"]?["calls"] == 1, "\(usage)")
+            #expect(try await spent() == "0.002", "charged in place of its hold, not beside it")
+            try await relay.close()
         }
     }
 }

@@ -44,7 +44,7 @@ import TollgateJSON
         let done = meter.fromServer(result, at: Self.t0.addingTimeInterval(0.25))
         let usage = ToolCallMeter.CallUsage(
             durationMs: 250, failed: false, inputTokens: 12, providerCost: try Money(decimal: "0.0021"), model: "m")
-        #expect(done == [.toClient(result.bytes), .commit(reservationId: "rsv_1", usage: usage)])
+        #expect(done == [.toClient(result.bytes), .commit(reservationId: "rsv_1", tool: "get_current_time", key: "run-1", usage: usage)])
         #expect(meter.callsInFlight == 0)
     }
 
@@ -60,7 +60,7 @@ import TollgateJSON
             response["jsonrpc"] = "2.0"
             response["id"] = id
             let actions = meter.fromServer(Self.line(.object(response)), at: Self.t0)
-            guard case .commit(_, let usage)? = actions.last else {
+            guard case .commit(_, _, _, let usage)? = actions.last else {
                 Issue.record("no commit")
                 continue
             }
@@ -126,6 +126,46 @@ import TollgateJSON
         _ = meter.authorized(callId: "1", reservationId: "rsv_1", at: Self.t0)
         _ = meter.fromClient(Self.call(2))
         #expect(meter.ended() == [.release(reservationId: "rsv_1")])
+        #expect(meter.callsInFlight == 0)
+    }
+
+    @Test func whenTollgateIsUnreachable_blockRefusesTheCall_withoutRunningIt() throws {
+        var meter = ToolCallMeter(keyPrefix: "run", whenUnavailable: .block)
+        _ = meter.fromClient(Self.call(4))
+        let actions = meter.unavailable(callId: "4", at: Self.t0)
+        guard case .toClient(let bytes)? = actions.first, actions.count == 1 else {
+            Issue.record("\(actions)")
+            return
+        }
+        let answer = try JSONCodec.parse(bytes)
+        #expect(answer["result"]?["isError"] == true)
+        #expect(answer["result"]?["structuredContent"]?[ToolCallMeter.refusalKey]?["reason"] == "UNAVAILABLE")
+        #expect(meter.callsInFlight == 0)
+    }
+
+    @Test func whenTollgateIsUnreachable_allowRunsTheCall_andSpoolsItsUsageBeforeTheClientHasItsAnswer() {
+        var meter = ToolCallMeter(keyPrefix: "run", whenUnavailable: .allow)
+        let request = Self.call(5, tool: "search")
+        _ = meter.fromClient(request)
+        #expect(meter.unavailable(callId: "5", at: Self.t0) == [.toServer(request.bytes)])
+        let result = Self.line(["jsonrpc": "2.0", "id": 5, "result": ["content": [], "isError": true]])
+        let usage = ToolCallMeter.CallUsage(durationMs: 40, failed: true)
+        // The spool first: no hold stands for this call, so its usage must be on disk before anything else.
+        #expect(
+            meter.fromServer(result, at: Self.t0.addingTimeInterval(0.04)) == [
+                .spool(tool: "search", key: "run-1", usage: usage), .toClient(result.bytes),
+            ])
+        // Cancelled while running unheld: relayed, nothing to release, nothing spooled.
+        _ = meter.fromClient(Self.call(6))
+        _ = meter.unavailable(callId: "6", at: Self.t0)
+        let cancel = Self.line(["jsonrpc": "2.0", "method": "notifications/cancelled", "params": ["requestId": 6]])
+        #expect(meter.fromClient(cancel) == [.toServer(cancel.bytes)])
+        #expect(meter.ended() == [])
+        // Cancelled before Tollgate's answer came: neither run nor answered.
+        _ = meter.fromClient(Self.call(7))
+        let cancel7 = Self.line(["jsonrpc": "2.0", "method": "notifications/cancelled", "params": ["requestId": 7]])
+        #expect(meter.fromClient(cancel7) == [])
+        #expect(meter.unavailable(callId: "7", at: Self.t0) == [])
         #expect(meter.callsInFlight == 0)
     }
 }
