@@ -13,12 +13,13 @@ struct TollgateMCPProxy: AsyncParsableCommand {
         commandName: "tollgate-mcp-proxy",
         abstract: "Meter every tools/call of an unmodified MCP server with Tollgate.",
         discussion: """
-            tollgate-mcp-proxy --tollgate 127.0.0.1:7420 -- COMMAND ARGS…
+            tollgate-mcp-proxy [--tollgate 127.0.0.1:7420] -- COMMAND ARGS…
             The agent's token comes from TOLLGATE_TOKEN or --token-file; it is never logged. Logs go to stderr.
             """)
 
-    @Option(name: .long, help: "Tollgate's host:port.")
-    var tollgate = "127.0.0.1:7420"
+    @Option(name: .long, help: "Tollgate's host:port (env TOLLGATE_ADDRESS; default 127.0.0.1:7420).")
+    var tollgate = ProcessInfo.processInfo.environment["TOLLGATE_ADDRESS"].flatMap { $0.isEmpty ? nil : $0 }
+        ?? "127.0.0.1:7420"
 
     @Option(name: .long, help: "A file holding the agent's AGT- token (else TOLLGATE_TOKEN).")
     var tokenFile: String?

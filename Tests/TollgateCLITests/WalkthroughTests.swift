@@ -3,10 +3,11 @@ import Testing
 
 /// The README's five-minute walkthrough, run exactly as written, against the built binaries.
 @Suite struct WalkthroughTests {
-    static func walkthroughScript() throws -> String {
+    /// The shell block between `<!-- name:start -->` and `<!-- name:end -->` in the README.
+    static func walkthroughScript(_ name: String = "walkthrough") throws -> String {
         let readme = try String(contentsOf: Products.repository.appendingPathComponent("README.md"), encoding: .utf8)
-        guard let start = readme.range(of: "<!-- walkthrough:start -->"),
-            let end = readme.range(of: "<!-- walkthrough:end -->"), start.upperBound < end.lowerBound
+        guard let start = readme.range(of: "<!-- \(name):start -->"),
+            let end = readme.range(of: "<!-- \(name):end -->"), start.upperBound < end.lowerBound
         else {
             throw CocoaError(.fileReadCorruptFile)
         }
@@ -43,5 +44,35 @@ import Testing
         let log = try String(contentsOf: directory.appendingPathComponent("tollgated.log"), encoding: .utf8)
         #expect(log.contains("stopped"))
         #expect(!log.contains("walkthrough-root-token"), "a token was logged")
+    }
+
+    /// "Meter an MCP server in one command", run as written: a fresh virtual environment from PyPI, the proxy in
+    /// front of the reference time server, two calls, and the charges in `tollgate usage summary`. It needs Python
+    /// and PyPI, so it runs where the MCP scenarios do (`TOLLGATE_TEST_MCP_PYTHON`, which `.ci/run` sets).
+    @Test(.enabled(if: mcpPython != nil, "set TOLLGATE_TEST_MCP_PYTHON to run the MCP scenarios"))
+    func readmeMCPSection_metersTwoCallsOfAnUnmodifiedServer() async throws {
+        let directory = try temporaryDirectory()
+        for shared in ["Config", "Integration"] {
+            try FileManager.default.createSymbolicLink(
+                at: directory.appendingPathComponent(shared),
+                withDestinationURL: Products.repository.appendingPathComponent(shared))
+        }
+        let port = try freePort()
+        let result = try await run(
+            "/bin/bash", ["-euo", "pipefail", "-c", try Self.walkthroughScript("mcp")],
+            environment: [
+                "PATH": Products.directory.path + ":"
+                    + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+                "TOLLGATE_LISTEN": "127.0.0.1:\(port)", "TOLLGATE_ADDRESS": "127.0.0.1:\(port)",
+                "TOLLGATE_TOKEN": "", "TOLLGATE_CONFIG": "", "XDG_STATE_HOME": directory.path + "/state",
+            ], directory: directory, timeoutSeconds: 600)
+        #expect(result.status == 0, "the MCP section failed:\n\(result.output)\n\(result.error)")
+        // Two results from the time server, neither a tool error, then the usage table: get_current_time, 2 calls.
+        #expect(result.output.components(separatedBy: "\"timezone\": \"UTC\"").count - 1 == 2, "\(result.output)")
+        #expect(!result.output.contains("tool error"))
+        let row = result.output.split(separator: "\n").first { $0.hasPrefix("get_current_time") }
+        #expect(row?.split(separator: " ", omittingEmptySubsequences: true).prefix(3) == ["get_current_time", "2", "2"])
+        #expect(row?.contains("0.004") == true, "\(row ?? "")")
+        #expect(!result.error.contains("mcp-walkthrough-root-token") && !result.output.contains("AGT-"))
     }
 }
