@@ -32,7 +32,8 @@ async def main() -> None:
         async with ClientSession(read, write) as session:
             await session.initialize()
             tools = await session.list_tools()
-            print(json.dumps({"tools": sorted(tool.name for tool in tools.tools)}), flush=True)
+            meta = {tool.name: getattr(tool, "meta", None) for tool in tools.tools}
+            print(json.dumps({"tools": sorted(tool.name for tool in tools.tools), "meta": meta}), flush=True)
             for _ in range(calls):
                 result = await session.call_tool(tool, arguments)
                 text = " ".join(part.text for part in result.content if getattr(part, "type", "") == "text")

@@ -140,6 +140,24 @@ public struct SessionInfo: Sendable, Equatable {
     }
 }
 
+/// The answer to `meter.quote`: each tool's price, in one currency.
+public struct PriceList: Sendable, Equatable {
+    public var currency: String
+    public var prices: [String: Money]
+    public var json: JSONValue
+
+    init(_ json: JSONValue) throws {
+        currency = try Receipt.string(json, "currency")
+        var prices: [String: Money] = [:]
+        for entry in json["prices"]?.arrayValue ?? [] {
+            let tool = try Receipt.string(entry, "tool")
+            prices[tool] = try Money(decimal: try Receipt.string(entry, "amount"))
+        }
+        self.prices = prices
+        self.json = json
+    }
+}
+
 extension TollgateConnection {
     /// `meter.verify`: may this call run, at what cost? Charged once, whatever the retries: every attempt
     /// carries `key`.
@@ -186,6 +204,18 @@ extension TollgateConnection {
         var params: [String: JSONValue] = ["reservationId": .string(reservationId)]
         if let key { params["idempotencyKey"] = .string(key) }
         return try Receipt.string(try await call(.meterRelease, .object(params), retry: retry), "state")
+    }
+
+    /// `meter.quote`: what each tool would cost this agent now, for one call of `quantity` with `usage`
+    /// (recording and holding nothing).
+    public func quote(
+        tools: [String], sessionId: String? = nil, quantity: Int64 = 1, usage: Usage? = nil,
+        retry: RetryPolicy = .default
+    ) async throws -> PriceList {
+        var params: [String: JSONValue] = ["tools": .array(tools.map { .string($0) }), "quantity": .integer(quantity)]
+        if let sessionId { params["sessionId"] = .string(sessionId) }
+        if let usage { params["usage"] = usage.json }
+        return try PriceList(try await call(.meterQuote, .object(params), retry: retry))
     }
 
     /// `session.open`: opens the session `id` (or one the server names).

@@ -25,6 +25,8 @@ public struct StdioProxy: Sendable {
         public var whenUnavailable: ToolCallMeter.UnavailablePolicy
         /// The spool's SQLite file (`UsageSpool`).
         public var spoolPath: String
+        /// Put each tool's price for this agent in `tools/list` answers (`meter.quote`).
+        public var annotatePrices = false
 
         public init(
             tollgate: String, token: String, command: [String], spoolPath: String, attempts: Int = 4,
@@ -80,7 +82,9 @@ public struct StdioProxy: Sendable {
         logger.info("started the MCP server", metadata: ["command": "\(options.command.first ?? "")"])
 
         let core = ProxyCore(
-            meter: ToolCallMeter(keyPrefix: "mcp-\(run)", whenUnavailable: options.whenUnavailable), link: link,
+            meter: ToolCallMeter(
+                keyPrefix: "mcp-\(run)", whenUnavailable: options.whenUnavailable,
+                annotatePrices: options.annotatePrices), link: link,
             sessionId: sessionId, holdTTLMs: options.holdTTLMs, retry: RetryPolicy(attempts: options.attempts),
             spool: spool, credential: SpoolDelivery.credential(ofToken: options.token),
             toServer: LineWriter(fd: toChild.fileHandleForWriting.fileDescriptor),
@@ -243,6 +247,21 @@ actor ProxyCore {
                     }
                     self.settled(id)
                 }
+            case .quote(let listingId, let tools):
+                let (link, sessionId, logger) = (self.link, self.sessionId, self.logger)
+                Task {
+                    do {
+                        // Once: a listing is not held back long for its prices.
+                        let list = try await link.connection().quote(
+                            tools: tools, sessionId: sessionId, retry: RetryPolicy(attempts: 1))
+                        self.priced(
+                            listingId: listingId, currency: list.currency,
+                            prices: list.prices.mapValues(\.decimalString))
+                    } catch {
+                        logger.warning("cannot quote the listed tools; listed without prices", metadata: ["error": "\(error)"])
+                        self.notPriced(listingId: listingId)
+                    }
+                }
             case .spool(let tool, let key, let usage):
                 spool(
                     UsageSpool.Entry(
@@ -266,6 +285,12 @@ actor ProxyCore {
     private func refused(callId: String, _ refusal: ToolCallMeter.Refusal) {
         perform(meter.refused(callId: callId, refusal))
     }
+
+    private func priced(listingId: String, currency: String, prices: [String: String]) {
+        perform(meter.priced(listingId: listingId, currency: currency, prices: prices))
+    }
+
+    private func notPriced(listingId: String) { perform(meter.notPriced(listingId: listingId)) }
 
     private func unavailable(callId: String) { perform(meter.unavailable(callId: callId, at: Date())) }
 

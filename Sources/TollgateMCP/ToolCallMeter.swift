@@ -53,6 +53,9 @@ public struct ToolCallMeter: Sendable {
         case commit(reservationId: String, tool: String, key: String, usage: CallUsage)
         /// Give the call's hold back (`meter.release`).
         case release(reservationId: String)
+        /// Ask Tollgate for these tools' prices (`meter.quote`), then report `priced` or `notPriced` for the
+        /// `tools/list` answer `listingId` (`--annotate-prices`).
+        case quote(listingId: String, tools: [String])
         /// Keep the usage of a call run without a hold in the durable spool, before its answer goes to the client;
         /// it is recorded (`meter.verify` under `key`) once Tollgate can be reached.
         case spool(tool: String, key: String, usage: CallUsage)
@@ -92,19 +95,29 @@ public struct ToolCallMeter: Sendable {
     /// `io.modelcontextprotocol/` one is reserved to the specification.
     public static let usageMetaKey = "dev.tollgate/usage"
 
+    /// Where `--annotate-prices` puts a tool's price in a `tools/list` answer: `_meta["dev.tollgate/price"]` =
+    /// `{amount (decimal string), currency, unit: "call"}`.
+    public static let priceMetaKey = "dev.tollgate/price"
+
     /// Where a refusal's details go in the tool error's `structuredContent`.
     public static let refusalKey = "dev.tollgate/refusal"
 
     private let keyPrefix: String
     private let whenUnavailable: UnavailablePolicy
+    private let annotatePrices: Bool
     private var nextKey: UInt64 = 0
+    /// `tools/list` requests awaiting their answer, and answers awaiting their prices (`--annotate-prices`).
+    private var listings: Set<String> = []
+    private var listingsBeingPriced: [String: MCPMessage] = [:]
     /// Calls being authorized or running, by their request id (canonical JSON).
     private var calls: [String: Call] = [:]
 
     /// `keyPrefix` makes this connection's keys unique among every proxy run (a random id per run).
-    public init(keyPrefix: String, whenUnavailable: UnavailablePolicy = .block) {
+    /// `annotatePrices` puts each listed tool's price for this agent in `tools/list` answers.
+    public init(keyPrefix: String, whenUnavailable: UnavailablePolicy = .block, annotatePrices: Bool = false) {
         self.keyPrefix = keyPrefix
         self.whenUnavailable = whenUnavailable
+        self.annotatePrices = annotatePrices
     }
 
     /// Calls being authorized or running.
@@ -126,6 +139,9 @@ public struct ToolCallMeter: Sendable {
             let key = "\(keyPrefix)-\(nextKey)"
             calls[callId] = Call(id: id, tool: tool, key: key, line: message.bytes, phase: .authorizing(cancelled: false))
             return [.authorize(callId: callId, tool: tool, key: key)]
+        case .request(let id, "tools/list") where annotatePrices:
+            listings.insert(Self.callId(id))
+            return [.toServer(message.bytes)]
         case .notification("notifications/cancelled"):
             var actions: [Action] = [.toServer(message.bytes)]
             guard let requestId = message.params?["requestId"] else { return actions }
@@ -198,6 +214,13 @@ public struct ToolCallMeter: Sendable {
     public mutating func fromServer(_ message: MCPMessage, at now: Date) -> [Action] {
         guard case .response(let id, let isError) = message.kind else { return [.toClient(message.bytes)] }
         let callId = Self.callId(id)
+        if listings.remove(callId) != nil, !isError, let tools = message.result?["tools"]?.arrayValue {
+            let names = tools.compactMap { $0["name"]?.stringValue }
+            if !names.isEmpty {
+                listingsBeingPriced[callId] = message
+                return [.quote(listingId: callId, tools: names)]
+            }
+        }
         guard let call = calls[callId] else { return [.toClient(message.bytes)] }
         let forwardedAt: Date
         switch call.phase {
@@ -226,6 +249,31 @@ public struct ToolCallMeter: Sendable {
             // No hold stands for it: its usage is made durable before the client has its answer.
             return [.spool(tool: call.tool, key: call.key, usage: usage), .toClient(message.bytes)]
         }
+    }
+
+    /// Tollgate quoted the listed tools: the answer goes on with each tool's price in its `_meta`.
+    public mutating func priced(listingId: String, currency: String, prices: [String: String]) -> [Action] {
+        guard let message = listingsBeingPriced.removeValue(forKey: listingId) else { return [] }
+        guard var response = message.json?.objectValue, var result = response["result"]?.objectValue,
+            let tools = result["tools"]?.arrayValue
+        else { return [.toClient(message.bytes)] }
+        result["tools"] = .array(
+            tools.map { tool in
+                guard var fields = tool.objectValue, let name = fields["name"]?.stringValue, let amount = prices[name]
+                else { return tool }
+                var meta = fields["_meta"]?.objectValue ?? [:]
+                meta[Self.priceMetaKey] = ["amount": .string(amount), "currency": .string(currency), "unit": "call"]
+                fields["_meta"] = .object(meta)
+                return .object(fields)
+            })
+        response["result"] = .object(result)
+        return [.toClient(JSONCodec.serialize(.object(response)))]
+    }
+
+    /// Tollgate could not quote them: the answer goes on as the server wrote it.
+    public mutating func notPriced(listingId: String) -> [Action] {
+        guard let message = listingsBeingPriced.removeValue(forKey: listingId) else { return [] }
+        return [.toClient(message.bytes)]
     }
 
     /// The client ended the connection: every call still held is released.

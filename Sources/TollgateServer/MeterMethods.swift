@@ -3,7 +3,8 @@ import TollgatePricing
 import TollgateRuntime
 import TollgateWire
 
-/// Metering: `meter.verify` (the hot path), and two-phase `meter.authorize`, `meter.commit`, `meter.release`.
+/// Metering: `meter.verify` (the hot path), two-phase `meter.authorize`, `meter.commit`, `meter.release`, and
+/// `meter.quote`, which prices without recording.
 enum MeterMethods {
     static let toolBytesMax = 256
     /// Largest per-call quantity and token counts: large enough for any real call, small enough that a
@@ -49,6 +50,28 @@ enum MeterMethods {
             try await agent.tenant.releaseReservation(
                 try params.string("reservationId", lengthMax: agent.request.idBytesMax),
                 call: try Keys.call(params, .meterRelease, agent.request), credentialId: agent.credentialId)
+        }
+
+        registerQuote(in: &router)
+    }
+
+    /// Most tools one `meter.quote` prices.
+    static let quoteToolsMax = 100
+
+    static func registerQuote(in router: inout Router) {
+        router.agent(.meterQuote, scope: AgentScope.meterWrite) { params, agent in
+            guard let tools = try params.optionalStrings("tools", countMax: quoteToolsMax), !tools.isEmpty else {
+                throw TollgateError.validation(field: "tools", rule: "1 to \(quoteToolsMax) tool names")
+            }
+            for (index, tool) in tools.enumerated() where tool.isEmpty || tool.utf8.count > toolBytesMax {
+                throw TollgateError.validation(field: "tools[\(index)]", rule: "1 to \(toolBytesMax) bytes")
+            }
+            let usage = try Self.event(
+                tool: "", quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1,
+                usage: try params.nested("usage"))
+            return try await agent.tenant.quote(
+                tools: tools, sessionId: try sessionId(params, agent.request), usage: usage,
+                credentialId: agent.credentialId)
         }
     }
 

@@ -22,6 +22,7 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case meterAuthorize = "meter.authorize"
     case meterCommit = "meter.commit"
     case meterRelease = "meter.release"
+    case meterQuote = "meter.quote"
     case sessionOpen = "session.open"
     case sessionGet = "session.get"
     case sessionClose = "session.close"

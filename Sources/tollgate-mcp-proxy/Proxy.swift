@@ -41,6 +41,9 @@ struct TollgateMCPProxy: AsyncParsableCommand {
         help: "The spool's SQLite file (default $XDG_STATE_HOME/tollgate/mcp-spool.sqlite, else ~/.local/state/…).")
     var spool: String?
 
+    @Flag(name: .long, help: "Put each tool's price for this agent in tools/list answers (_meta \"dev.tollgate/price\").")
+    var annotatePrices = false
+
     @Argument(parsing: .postTerminator, help: "The MCP server to start, and its arguments.")
     var command: [String]
 
@@ -64,10 +67,11 @@ struct TollgateMCPProxy: AsyncParsableCommand {
         }
         guard !command.isEmpty else { throw ValidationError("name the MCP server to start after --") }
         let environment = ProcessInfo.processInfo.environment
-        let options = StdioProxy.Options(
+        var options = StdioProxy.Options(
             tollgate: tollgate, token: token, command: command,
             spoolPath: spool ?? StdioProxy.Options.defaultSpoolPath(environment: environment),
             holdTTLMs: holdTtlMs, whenUnavailable: onUnavailable)
+        options.annotatePrices = annotatePrices
         let status: Int32
         do { status = try await StdioProxy(options: options).run() } catch let error as ProxyError {
             throw ValidationError(error.description)

@@ -255,4 +255,17 @@ struct MCPProxyScenarioTests {
             try await relay.close()
         }
     }
+
+    /// `--annotate-prices`: the client's `tools/list` shows each tool's price for this agent, from `meter.quote`.
+    @Test func annotatePrices_showsEachToolsPriceInTheListing() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let lines = try await Self.scenario(
+                server, token: world.agentToken, calls: 0, proxyArguments: ["--annotate-prices"])
+            let price = lines.first?["meta"]?["get_current_time"]?["dev.tollgate/price"]
+            #expect(price == ["amount": "0.002", "currency": "USD", "unit": "call"], "\(lines)")
+            let op = try await server.connect(token: world.operatorToken)
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 0, "quoting charges nothing")
+        }
+    }
 }

@@ -168,4 +168,40 @@ import TollgateJSON
         #expect(meter.unavailable(callId: "7", at: Self.t0) == [])
         #expect(meter.callsInFlight == 0)
     }
+
+    @Test func annotatePrices_putsEachListedToolsPriceInItsMeta_orListsAsWrittenWithoutThem() throws {
+        var meter = ToolCallMeter(keyPrefix: "run", annotatePrices: true)
+        let request = Self.line(["jsonrpc": "2.0", "id": 2, "method": "tools/list"])
+        #expect(meter.fromClient(request) == [.toServer(request.bytes)])
+        let listing = Self.line([
+            "jsonrpc": "2.0", "id": 2,
+            "result": [
+                "tools": [
+                    ["name": "cheap", "inputSchema": ["type": "object"], "_meta": ["vendor/x": 1]],
+                    ["name": "dear", "inputSchema": ["type": "object"]],
+                ],
+                "nextCursor": "c2",
+            ],
+        ])
+        #expect(meter.fromServer(listing, at: Self.t0) == [.quote(listingId: "2", tools: ["cheap", "dear"])])
+        let actions = meter.priced(listingId: "2", currency: "USD", prices: ["cheap": "0.001", "dear": "0.25"])
+        guard case .toClient(let bytes)? = actions.first, actions.count == 1 else {
+            Issue.record("\(actions)")
+            return
+        }
+        let answer = try JSONCodec.parse(bytes)
+        let tools = answer["result"]?["tools"]?.arrayValue ?? []
+        #expect(tools.first?["_meta"]?[ToolCallMeter.priceMetaKey] == ["amount": "0.001", "currency": "USD", "unit": "call"])
+        #expect(tools.first?["_meta"]?["vendor/x"] == 1, "the server's own _meta stays")
+        #expect(tools.last?["_meta"]?[ToolCallMeter.priceMetaKey]?["amount"] == "0.25")
+        #expect(answer["result"]?["nextCursor"] == "c2" && tools.first?["inputSchema"] == ["type": "object"])
+        // Tollgate could not quote: the listing goes on exactly as the server wrote it.
+        _ = meter.fromClient(request)
+        _ = meter.fromServer(listing, at: Self.t0)
+        #expect(meter.notPriced(listingId: "2") == [.toClient(listing.bytes)])
+        // Without the option, listings are relayed untouched.
+        var plain = ToolCallMeter(keyPrefix: "run")
+        _ = plain.fromClient(request)
+        #expect(plain.fromServer(listing, at: Self.t0) == [.toClient(listing.bytes)])
+    }
 }
