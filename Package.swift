@@ -158,6 +158,10 @@ let package = Package(
         .executableTarget(
             name: "TollgateTenantLoadBench", dependencies: ["TollgateTesting", "TollgateClient"],
             path: "Integration/TenantLoadBench", swiftSettings: swiftSettings),
+        // Benchmark: the latency tollgate-mcp-proxy adds to a tools/call, and calls/s through one proxy.
+        .executableTarget(
+            name: "TollgateMCPBench", dependencies: ["TollgateTesting", "TollgateMCP", "TollgateJSON"],
+            path: "Integration/MCPBench", swiftSettings: swiftSettings),
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
         .testTarget(name: "TollgateJSONTests", dependencies: ["TollgateJSON"]),

@@ -3,10 +3,10 @@ import Foundation
 /// Reads newline-delimited lines from a file descriptor on a thread of its own (a blocking read must not hold a
 /// task of the cooperative pool), and hands each line, without its newline, to an async stream. MCP's stdio
 /// transport puts one message on each line and forbids embedded newlines.
-enum LineReader {
+public enum LineReader {
     /// The lines of `fd` until end of file. A line longer than `lineBytesMax` ends the stream (a peer that never
     /// sends a newline cannot make the proxy buffer without bound).
-    static func lines(of fd: Int32, lineBytesMax: Int = 64 << 20) -> AsyncStream<[UInt8]> {
+    public static func lines(of fd: Int32, lineBytesMax: Int = 64 << 20) -> AsyncStream<[UInt8]> {
         let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .unbounded)
         let thread = Thread {
             var pending: [UInt8] = []
@@ -36,15 +36,15 @@ enum LineReader {
 }
 
 /// Writes whole lines to a file descriptor, one writer at a time, so that two messages never interleave.
-final class LineWriter: Sendable {
+public final class LineWriter: Sendable {
     private let fd: Int32
     private let lock = NSLock()
 
-    init(fd: Int32) { self.fd = fd }
+    public init(fd: Int32) { self.fd = fd }
 
     /// Writes `line` and a newline; false once the other end is gone.
     @discardableResult
-    func write(_ line: [UInt8]) -> Bool {
+    public func write(_ line: [UInt8]) -> Bool {
         lock.lock()
         defer { lock.unlock() }
         var bytes = line
