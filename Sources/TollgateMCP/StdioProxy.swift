@@ -157,7 +157,7 @@ actor ProxyCore {
         self.logger = logger
     }
 
-    func fromClient(_ message: MCPMessage) { perform(meter.fromClient(message)) }
+    func fromClient(_ message: MCPMessage) { perform(meter.fromClient(message, at: Date())) }
 
     func fromServer(_ message: MCPMessage) { perform(meter.fromServer(message, at: Date())) }
 

@@ -20,6 +20,19 @@ public struct ToolCallMeter: Sendable {
         /// The request line, held until Tollgate answers.
         let line: [UInt8]
         var phase: Phase
+        /// The server's time on the call's earlier rounds (`resultType: input_required`), in milliseconds.
+        var earlierRoundsMs: Int64 = 0
+    }
+
+    /// A call the server answered with `resultType: "input_required"` (2026-07-28, multi round-trip requests):
+    /// not complete, so not committed; its hold stands until the client's retry — a new `tools/call` of the same
+    /// tool carrying `inputResponses` or the `requestState` the server gave — completes it.
+    struct AwaitingInput: Sendable, Equatable {
+        var tool: String
+        var key: String
+        var reservationId: String?
+        var requestState: String?
+        var roundsMs: Int64
     }
 
     /// Where a metered call is.
@@ -109,6 +122,8 @@ public struct ToolCallMeter: Sendable {
     /// `tools/list` requests awaiting their answer, and answers awaiting their prices (`--annotate-prices`).
     private var listings: Set<String> = []
     private var listingsBeingPriced: [String: MCPMessage] = [:]
+    /// Calls waiting for the client's input, oldest first.
+    private var awaitingInput: [AwaitingInput] = []
     /// Calls being authorized or running, by their request id (canonical JSON).
     private var calls: [String: Call] = [:]
 
@@ -126,13 +141,22 @@ public struct ToolCallMeter: Sendable {
     public static func callId(_ id: JSONValue) -> String { JSONCodec.string(id) }
 
     /// A message from the client.
-    public mutating func fromClient(_ message: MCPMessage) -> [Action] {
+    public mutating func fromClient(_ message: MCPMessage, at now: Date) -> [Action] {
         switch message.kind {
         case .request(let id, "tools/call"):
             guard let tool = message.params?["name"]?.stringValue else { return [.toServer(message.bytes)] }
             let callId = Self.callId(id)
             guard calls[callId] == nil else {
                 // A client reusing the id of a call still running: not ours to meter twice; the server decides.
+                return [.toServer(message.bytes)]
+            }
+            if let resumed = resume(tool: tool, params: message.params) {
+                // The next round of a call that asked for input: forwarded under the hold it already has.
+                calls[callId] = Call(
+                    id: id, tool: tool, key: resumed.key, line: message.bytes,
+                    phase: resumed.reservationId.map { .held(reservationId: $0, forwardedAt: now) }
+                        ?? .unheld(forwardedAt: now),
+                    earlierRoundsMs: resumed.roundsMs)
                 return [.toServer(message.bytes)]
             }
             nextKey += 1
@@ -229,9 +253,18 @@ public struct ToolCallMeter: Sendable {
         }
         calls[callId] = nil
         let result = message.result
+        let roundMs = max(0, Int64((now.timeIntervalSince(forwardedAt) * 1000).rounded()))
+        if !isError, result?["resultType"] == "input_required" {
+            // Not complete: the hold stands until the client's retry completes the call.
+            let reservationId: String? = if case .held(let id, _) = call.phase { id } else { nil }
+            awaitingInput.append(
+                AwaitingInput(
+                    tool: call.tool, key: call.key, reservationId: reservationId,
+                    requestState: result?["requestState"]?.stringValue, roundsMs: call.earlierRoundsMs + roundMs))
+            return [.toClient(message.bytes)]
+        }
         var usage = CallUsage(
-            durationMs: max(0, Int64((now.timeIntervalSince(forwardedAt) * 1000).rounded())),
-            failed: isError || result?["isError"] == true)
+            durationMs: call.earlierRoundsMs + roundMs, failed: isError || result?["isError"] == true)
         if let reported = result?["_meta"]?[Self.usageMetaKey] {
             usage.inputTokens = reported["inputTokens"]?.int64Value
             usage.outputTokens = reported["outputTokens"]?.int64Value
@@ -276,13 +309,31 @@ public struct ToolCallMeter: Sendable {
         return [.toClient(message.bytes)]
     }
 
-    /// The client ended the connection: every call still held is released.
+    /// The client ended the connection: every call still held is released (waiting for input included).
     public mutating func ended() -> [Action] {
-        defer { calls = [:] }
-        return calls.values.compactMap { call in
+        defer {
+            calls = [:]
+            awaitingInput = []
+        }
+        let running: [Action] = calls.values.compactMap { call in
             guard case .held(let reservationId, _) = call.phase else { return nil }
             return .release(reservationId: reservationId)
         }
+        return running + awaitingInput.compactMap { $0.reservationId.map { .release(reservationId: $0) } }
+    }
+
+    /// Calls waiting for the client's input.
+    public var callsAwaitingInput: Int { awaitingInput.count }
+
+    /// The call a retry continues, taken out of those waiting: a `tools/call` of the same tool carrying
+    /// `inputResponses` or `requestState` — the one whose `requestState` it echoes, else the oldest of that tool.
+    private mutating func resume(tool: String, params: JSONValue?) -> AwaitingInput? {
+        let state = params?["requestState"]?.stringValue
+        guard state != nil || params?["inputResponses"] != nil else { return nil }
+        let index =
+            awaitingInput.firstIndex { $0.tool == tool && state != nil && $0.requestState == state }
+            ?? awaitingInput.firstIndex { $0.tool == tool }
+        return index.map { awaitingInput.remove(at: $0) }
     }
 
     /// An ordinary `CallToolResult` with `isError: true`: a text saying why and what to do, and the details in

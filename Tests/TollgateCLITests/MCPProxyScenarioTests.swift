@@ -268,4 +268,42 @@ struct MCPProxyScenarioTests {
             #expect(try await op.call("usage.summary")["total"]?["calls"] == 0, "quoting charges nothing")
         }
     }
+
+    /// The 2026-07-28 revision, as the official Python client speaks it (`mode="2026-07-28"`: no `initialize`,
+    /// `server/discover`, the version in each request's `_meta`): calls are metered the same way, and a call whose
+    /// first round asks for input (`resultType: "input_required"`) keeps one hold across its rounds and is
+    /// charged once, when the retry completes it.
+    @Test func theModernRevision_isMetered_andAnInputRequiredCallIsChargedOnceAcrossItsRounds() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            // Room for exactly three calls (0.002 each): a second hold for the deploy's retry would be refused.
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.006", "period": "day"])
+            let script = Products.repository.appendingPathComponent("Integration/MCP/modern_scenario.py").path
+            let confirmServer = Products.repository.appendingPathComponent("Integration/MCP/confirm_server.py").path
+            let result = try await run(
+                Self.python!,
+                [script, Products.path("tollgate-mcp-proxy"), server.address, Self.timeServer, confirmServer],
+                environment: [
+                    "TOLLGATE_TOKEN": world.agentToken,
+                    "SCENARIO_PROXY_ARGS": JSONCodec.string(["--spool", .string(Self.temporarySpool())]),
+                ], timeoutSeconds: 120)
+            #expect(result.status == 0, "\(result.error)")
+            let lines = result.output.split(separator: "\n").compactMap { try? JSONCodec.parse(Array($0.utf8)) }
+            let times = lines.filter { $0["tool"] == "get_current_time" }
+            #expect(times.count == 2 && times.allSatisfy { $0["isError"] == false && $0["protocolVersion"] == "2026-07-28" })
+            let deploy = lines.first { $0["tool"] == "deploy" }
+            #expect(deploy?["isError"] == false && deploy?["text"] == "deployed to prod", "\(lines)")
+            #expect(deploy?["asked"] == ["Deploy to prod?"], "the question reached the client")
+            let usage = try await op.call("usage.summary", ["groupBy": ["tool"]])
+            var calls: [String: JSONValue] = [:]
+            for row in usage["rows"]?.arrayValue ?? [] { calls[row["tool"]?.stringValue ?? ""] = row["calls"] }
+            #expect(calls == ["get_current_time": 2, "deploy": 1], "\(usage)")
+            // Three calls' prices are spent, and nothing more is held: the input round made no hold of its own.
+            #expect(try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"] == "0.006")
+            let sessions = try await op.call("sessions.list", ["state": "all"])["sessions"]?.arrayValue ?? []
+            #expect(sessions.count == 2 && sessions.allSatisfy { $0["state"] == "CLOSED" }, "\(sessions)")
+        }
+    }
 }
