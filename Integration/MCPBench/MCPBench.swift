@@ -1,4 +1,5 @@
 import Foundation
+import TollgateClient
 import TollgateJSON
 import TollgateMCP
 import TollgateTesting
@@ -80,8 +81,20 @@ struct MCPBench {
             proxied.close()
             proxied.waitUntilExit()
 
+            // The floor under the proxy's figure: a hold alone, the durable write it waits for before forwarding.
+            let agent = try await server.connect(token: world.agentToken)
+            var holdLatencies: [Double] = []
+            for index in 0..<calls {
+                let start = ContinuousClock.now
+                _ = try await agent.authorize(tool: "echo", key: "bench-hold-\(index)", sessionId: "bench-holds")
+                holdLatencies.append(milliseconds(ContinuousClock.now - start))
+            }
+            _ = try await agent.closeSession("bench-holds")
+            await agent.close()
+
             let d = Percentiles(directLatencies)
             let p = Percentiles(proxiedLatencies)
+            let h = Percentiles(holdLatencies)
             print("sequential tools/call, \(calls) each (ms):      p50     p90     p99     max")
             print("  direct                                 " + d.row)
             print("  through the proxy                      " + p.row)
@@ -89,6 +102,7 @@ struct MCPBench {
                 String(
                     format: "  added by the proxy                     %7.3f %7.3f %7.3f", p.p50 - d.p50, p.p90 - d.p90,
                     p.p99 - d.p99))
+            print("  of which a hold alone (meter.authorize) " + h.row)
             print(
                 String(
                     format: "concurrent tools/call through one proxy: %d in flight, %d calls in %.1f s = %.0f calls/s",
@@ -127,6 +141,10 @@ struct MCPBench {
         }
         done.wait()
     }
+}
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
 
 /// Latency percentiles, in milliseconds.
@@ -210,8 +228,7 @@ final class LineClient: @unchecked Sendable {
         for _ in 0..<count {
             let start = ContinuousClock.now
             try await call()
-            let elapsed = ContinuousClock.now - start
-            latencies.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+            latencies.append(milliseconds(ContinuousClock.now - start))
         }
         return latencies
     }
