@@ -81,12 +81,12 @@ public struct StdioProxy: Sendable {
         try child.run()
         logger.info("started the MCP server", metadata: ["command": "\(options.command.first ?? "")"])
 
+        let settlement = Settlement(link: link, spool: spool, token: options.token, retry: retry, logger: logger)
         let core = ProxyCore(
             meter: ToolCallMeter(
                 keyPrefix: "mcp-\(run)", whenUnavailable: options.whenUnavailable,
-                annotatePrices: options.annotatePrices), link: link,
-            sessionId: sessionId, holdTTLMs: options.holdTTLMs, retry: RetryPolicy(attempts: options.attempts),
-            spool: spool, credential: SpoolDelivery.credential(ofToken: options.token),
+                annotatePrices: options.annotatePrices),
+            settlement: settlement, sessionId: sessionId, holdTTLMs: options.holdTTLMs, retry: retry,
             toServer: LineWriter(fd: toChild.fileHandleForWriting.fileDescriptor),
             toClient: LineWriter(fd: FileHandle.standardOutput.fileDescriptor), logger: logger)
         do { _ = try await link.connection().openSession(sessionId, retry: retry) } catch {
@@ -98,7 +98,7 @@ public struct StdioProxy: Sendable {
                 metadata: ["error": "\(error)"])
         }
         // What earlier runs left in the spool goes first.
-        await core.drainSoon()
+        settlement.drainSoon()
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -122,36 +122,27 @@ public struct StdioProxy: Sendable {
     }
 }
 
-/// The shell around `ToolCallMeter`: it feeds the meter messages and Tollgate's answers, and carries out the
-/// actions the meter returns. What Tollgate cannot take now goes to the spool, which is sent in the background.
+/// The shell around `ToolCallMeter` for one stdio connection: it feeds the meter messages and Tollgate's answers,
+/// and carries out the actions the meter returns; what follows a call goes through its `Settlement`.
 actor ProxyCore {
     private var meter: ToolCallMeter
-    private let link: TollgateLink
+    private let settlement: Settlement
     private let holdTTLMs: Int64?
     private let sessionId: String
     private let retry: RetryPolicy
-    private let spool: UsageSpool
-    private let credential: String
     private let toServer: LineWriter
     private let toClient: LineWriter
     private let logger: Logger
-    /// Commits and releases still on their way to Tollgate: `finish` waits for them.
-    private var settling: [UUID: Task<Void, Never>] = [:]
-    /// The spool being sent, and whether more was spooled since it started.
-    private var draining: Task<Void, Never>?
-    private var spooledSinceDrainStarted = false
 
     init(
-        meter: ToolCallMeter, link: TollgateLink, sessionId: String, holdTTLMs: Int64?, retry: RetryPolicy,
-        spool: UsageSpool, credential: String, toServer: LineWriter, toClient: LineWriter, logger: Logger
+        meter: ToolCallMeter, settlement: Settlement, sessionId: String, holdTTLMs: Int64?, retry: RetryPolicy,
+        toServer: LineWriter, toClient: LineWriter, logger: Logger
     ) {
         self.meter = meter
-        self.link = link
+        self.settlement = settlement
         self.holdTTLMs = holdTTLMs
         self.sessionId = sessionId
         self.retry = retry
-        self.spool = spool
-        self.credential = credential
         self.toServer = toServer
         self.toClient = toClient
         self.logger = logger
@@ -161,36 +152,10 @@ actor ProxyCore {
 
     func fromServer(_ message: MCPMessage) { perform(meter.fromServer(message, at: Date())) }
 
-    /// Releases what is still held, waits for every commit and release, sends what the spool holds, and closes
-    /// the Tollgate session — or, if Tollgate cannot take all of it now, leaves the rest (and the close, after it)
-    /// in the spool for the next run.
+    /// Releases what is still held, then settles and closes the Tollgate session (see `Settlement.close`).
     func finish() async {
         perform(meter.ended())
-        while let task = settling.values.first {
-            await task.value
-        }
-        draining?.cancel()
-        await draining?.value
-        draining = nil
-        let report = await drainOnce()
-        let close = UsageSpool.Entry(kind: .close, credential: credential, sessionId: sessionId, key: "\(sessionId)-close")
-        if report?.stopped == false {
-            do {
-                _ = try await link.connection().closeSession(sessionId, key: close.key, retry: retry)
-                return
-            } catch where SpoolDelivery.verdict(for: close, after: error) != .later {
-                return  // closed already, or never opened
-            } catch {}
-        }
-        do {
-            try spool.add(close)
-            let waiting = try spool.pendingCount(credential: credential)
-            logger.warning(
-                "Tollgate cannot take the metered usage now; it waits in the spool, and the next proxy run sends it",
-                metadata: ["entries": "\(waiting)", "spool": "\(spool.path)"])
-        } catch {
-            logger.error("cannot spool the session's close", metadata: ["session": "\(sessionId)", "error": "\(error)"])
-        }
+        await settlement.close(sessionId: sessionId)
     }
 
     private func perform(_ actions: [ToolCallMeter.Action]) {
@@ -199,163 +164,77 @@ actor ProxyCore {
             case .toServer(let line): toServer.write(line)
             case .toClient(let line): toClient.write(line)
             case .authorize(let callId, let tool, let key):
-                let (link, sessionId, retry, ttlMs) = (self.link, self.sessionId, self.retry, self.holdTTLMs)
+                let (link, sessionId, retry, ttlMs) = (settlement.link, self.sessionId, self.retry, self.holdTTLMs)
                 Task {
-                    do {
-                        let hold = try await link.connection().authorize(
-                            tool: tool, key: key, sessionId: sessionId, ttlMs: ttlMs, retry: retry)
-                        self.authorized(callId: callId, reservationId: hold.reservationId)
-                    } catch let error as RPCError where !error.retryable {
-                        self.refused(
-                            callId: callId,
-                            ToolCallMeter.Refusal(
-                                reason: error.reason ?? "ERROR", message: error.message,
-                                hint: error.data?["hint"]?.stringValue, details: error.data ?? .object([:])))
-                    } catch {
-                        // Not reachable, or not serving (`UNAVAILABLE` after every retry).
-                        self.unavailable(callId: callId)
-                    }
+                    let answer = await ProxyCalls.authorize(
+                        link: link, tool: tool, key: key, sessionId: sessionId, ttlMs: ttlMs, retry: retry)
+                    self.answered(callId: callId, answer)
                 }
             case .commit(let reservationId, let tool, let key, let usage):
-                let id = UUID()
-                let (link, retry) = (self.link, self.retry)
-                settling[id] = Task {
-                    do {
-                        _ = try await link.connection().commit(
-                            reservationId: reservationId, usage: Self.usage(usage), retry: retry)
-                    } catch {
-                        // Never dropped: the spool sends it once Tollgate can take it (or records it, if the hold
-                        // is gone by then).
-                        self.spool(
-                            UsageSpool.Entry(
-                                kind: .commit, credential: self.credential, sessionId: self.sessionId, tool: tool,
-                                key: key, reservationId: reservationId,
-                                usage: Self.usage(usage).json),
-                            because: error)
-                    }
-                    self.settled(id)
-                }
-            case .release(let reservationId):
-                let id = UUID()
-                let (link, retry, logger) = (self.link, self.retry, self.logger)
-                settling[id] = Task {
-                    do { try await link.connection().release(reservationId: reservationId, retry: retry) } catch {
-                        // The hold expires on its own (`--hold-ttl-ms`).
-                        logger.warning(
-                            "cannot release a hold; it expires on its own",
-                            metadata: ["reservation": "\(reservationId)", "error": "\(error)"])
-                    }
-                    self.settled(id)
-                }
-            case .quote(let listingId, let tools):
-                let (link, sessionId, logger) = (self.link, self.sessionId, self.logger)
-                Task {
-                    do {
-                        // Once: a listing is not held back long for its prices.
-                        let list = try await link.connection().quote(
-                            tools: tools, sessionId: sessionId, retry: RetryPolicy(attempts: 1))
-                        self.priced(
-                            listingId: listingId, currency: list.currency,
-                            prices: list.prices.mapValues(\.decimalString))
-                    } catch {
-                        logger.warning("cannot quote the listed tools; listed without prices", metadata: ["error": "\(error)"])
-                        self.notPriced(listingId: listingId)
-                    }
-                }
+                settlement.commit(reservationId: reservationId, tool: tool, key: key, sessionId: sessionId, usage: usage)
+            case .release(let reservationId): settlement.release(reservationId: reservationId)
             case .spool(let tool, let key, let usage):
-                spool(
-                    UsageSpool.Entry(
-                        kind: .record, credential: credential, sessionId: sessionId, tool: tool, key: key,
-                        usage: Self.usage(usage).json),
-                    because: nil)
-            }
-        }
-    }
-
-    static func usage(_ usage: ToolCallMeter.CallUsage) -> Usage {
-        Usage(
-            inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, reasoningTokens: usage.reasoningTokens,
-            durationMs: usage.durationMs, status: usage.failed ? "FAILED" : "SUCCESS", providerCost: usage.providerCost)
-    }
-
-    private func authorized(callId: String, reservationId: String) {
-        perform(meter.authorized(callId: callId, reservationId: reservationId, at: Date()))
-    }
-
-    private func refused(callId: String, _ refusal: ToolCallMeter.Refusal) {
-        perform(meter.refused(callId: callId, refusal))
-    }
-
-    private func priced(listingId: String, currency: String, prices: [String: String]) {
-        perform(meter.priced(listingId: listingId, currency: currency, prices: prices))
-    }
-
-    private func notPriced(listingId: String) { perform(meter.notPriced(listingId: listingId)) }
-
-    private func unavailable(callId: String) { perform(meter.unavailable(callId: callId, at: Date())) }
-
-    private func settled(_ id: UUID) { settling[id] = nil }
-
-    /// Writes an entry to the spool (on disk when this returns) and has it sent.
-    private func spool(_ entry: UsageSpool.Entry, because error: (any Error)?) {
-        do {
-            try spool.add(entry)
-            logger.notice(
-                "spooled metered usage until Tollgate can take it",
-                metadata: ["kind": "\(entry.kind.rawValue)", "key": "\(entry.key)", "error": "\(error.map { "\($0)" } ?? "")"])
-        } catch {
-            // The one place usage can be lost: say everything needed to charge it by hand.
-            logger.critical(
-                "cannot write to the spool; this usage is not recorded anywhere else",
-                metadata: [
-                    "spool": "\(spool.path)", "kind": "\(entry.kind.rawValue)", "tool": "\(entry.tool ?? "")",
-                    "key": "\(entry.key)", "session": "\(entry.sessionId ?? "")",
-                    "usage": "\(entry.usage.map(JSONCodec.string) ?? "")", "error": "\(error)",
-                ])
-        }
-        drainSoon()
-    }
-
-    /// Sends the spool in the background until it is empty, waiting longer each time Tollgate cannot take it.
-    func drainSoon() {
-        guard draining == nil else {
-            spooledSinceDrainStarted = true
-            return
-        }
-        draining = Task {
-            var waitMs = 250
-            while !Task.isCancelled {
-                self.spooledSinceDrainStarted = false
-                guard let report = await self.drainOnce() else { break }
-                if report.stopped {
-                    try? await Task.sleep(for: .milliseconds(waitMs))
-                    waitMs = min(waitMs * 2, 5000)
-                } else if !self.spooledSinceDrainStarted {
-                    break
+                settlement.record(tool: tool, key: key, sessionId: sessionId, usage: usage)
+            case .quote(let listingId, let tools):
+                let (link, sessionId, logger) = (settlement.link, self.sessionId, self.logger)
+                Task {
+                    let prices = await ProxyCalls.quote(link: link, tools: tools, sessionId: sessionId, logger: logger)
+                    self.priced(listingId: listingId, prices)
                 }
             }
-            self.draining = nil
         }
     }
 
-    /// One pass over this credential's pending entries; nil when the spool itself failed.
-    private func drainOnce() async -> SpoolDelivery.Report? {
+    private func answered(callId: String, _ answer: ProxyCalls.HoldAnswer) {
+        let now = Date()
+        switch answer {
+        case .held(let reservationId):
+            perform(meter.authorized(callId: callId, reservationId: reservationId, at: now))
+        case .refused(let refusal): perform(meter.refused(callId: callId, refusal))
+        case .unavailable: perform(meter.unavailable(callId: callId, at: now))
+        }
+    }
+
+    private func priced(listingId: String, _ prices: PriceList?) {
+        guard let prices else { return perform(meter.notPriced(listingId: listingId)) }
+        perform(
+            meter.priced(
+                listingId: listingId, currency: prices.currency, prices: prices.prices.mapValues(\.decimalString)))
+    }
+}
+
+/// The proxy's two questions to Tollgate before it acts, and how their failures read.
+enum ProxyCalls {
+    enum HoldAnswer: Sendable {
+        case held(reservationId: String)
+        case refused(ToolCallMeter.Refusal)
+        /// Tollgate could not be reached, or is not serving (`UNAVAILABLE` after every retry).
+        case unavailable
+    }
+
+    static func authorize(
+        link: TollgateLink, tool: String, key: String, sessionId: String, ttlMs: Int64?, retry: RetryPolicy
+    ) async -> HoldAnswer {
         do {
-            let link = self.link
-            let report = try await SpoolDelivery.drain(spool, credential: credential) { try await link.connection() }
-            if report.delivered > 0 || report.refused > 0 {
-                logger.notice(
-                    "sent spooled usage to Tollgate",
-                    metadata: ["delivered": "\(report.delivered)", "refused": "\(report.refused)"])
-            }
-            if report.refused > 0 {
-                logger.error(
-                    "Tollgate refused spooled usage for good; it stays in the spool with the reason",
-                    metadata: ["refused": "\(report.refused)", "spool": "\(spool.path)"])
-            }
-            return report
+            let hold = try await link.connection().authorize(
+                tool: tool, key: key, sessionId: sessionId, ttlMs: ttlMs, retry: retry)
+            return .held(reservationId: hold.reservationId)
+        } catch let error as RPCError where !error.retryable {
+            return .refused(
+                ToolCallMeter.Refusal(
+                    reason: error.reason ?? "ERROR", message: error.message, hint: error.data?["hint"]?.stringValue,
+                    details: error.data ?? .object([:])))
         } catch {
-            logger.error("cannot read or update the spool", metadata: ["spool": "\(spool.path)", "error": "\(error)"])
+            return .unavailable
+        }
+    }
+
+    /// Prices for a listing, asked once (a listing is not held back long for them); nil if Tollgate cannot quote.
+    static func quote(link: TollgateLink, tools: [String], sessionId: String, logger: Logger) async -> PriceList? {
+        do {
+            return try await link.connection().quote(tools: tools, sessionId: sessionId, retry: RetryPolicy(attempts: 1))
+        } catch {
+            logger.warning("cannot quote the listed tools; listed without prices", metadata: ["error": "\(error)"])
             return nil
         }
     }

@@ -29,6 +29,13 @@ actor TollgateLink {
         return connection
     }
 
+    /// Checks the token again on the current connection (a later `auth.hello` replaces the principal), so that a
+    /// revoked or expired credential is refused; throws Tollgate's refusal, or why it cannot be reached.
+    func verify() async throws {
+        let connection = try await connection()
+        _ = try await connection.call(RPCMethod.authHello.rawValue, ["token": .string(token)])
+    }
+
     func close() async {
         await current?.close()
         current = nil

@@ -325,6 +325,23 @@ public struct ToolCallMeter: Sendable {
     /// Calls waiting for the client's input.
     public var callsAwaitingInput: Int { awaitingInput.count }
 
+    /// Whether the call with this id is being authorized or running.
+    public func isInFlight(callId: String) -> Bool { calls[callId] != nil }
+
+    /// The call will get no result (its HTTP exchange ended without one, say): its hold is given back.
+    public mutating func abandoned(callId: String) -> [Action] {
+        guard let call = calls.removeValue(forKey: callId) else { return [] }
+        switch call.phase {
+        case .held(let reservationId, _): return [.release(reservationId: reservationId)]
+        case .authorizing:
+            // Released once Tollgate answers, as a cancelled call is.
+            calls[callId] = Call(
+                id: call.id, tool: call.tool, key: call.key, line: call.line, phase: .authorizing(cancelled: true))
+            return []
+        case .unheld: return []
+        }
+    }
+
     /// The call a retry continues, taken out of those waiting: a `tools/call` of the same tool carrying
     /// `inputResponses` or `requestState` — the one whose `requestState` it echoes, else the oldest of that tool.
     private mutating func resume(tool: String, params: JSONValue?) -> AwaitingInput? {
