@@ -27,7 +27,8 @@ struct MCPBench {
         while let flag = arguments.popFirst() {
             guard flag.hasPrefix("--"), let value = arguments.popFirst(), options[String(flag.dropFirst(2))] != nil
             else {
-                print("usage: TollgateMCPBench [--calls N] [--concurrency N] [--seconds N] [--warmup N] [--storage URL]")
+                print(
+                    "usage: TollgateMCPBench [--calls N] [--concurrency N] [--seconds N] [--warmup N] [--storage URL]")
                 exit(64)
             }
             options[String(flag.dropFirst(2))] = value
@@ -42,7 +43,9 @@ struct MCPBench {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-mcp-bench-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let storage = options["storage"]!.isEmpty ? "sqlite:" + directory.appendingPathComponent("t.sqlite").path
+        let storage =
+            options["storage"]!.isEmpty
+            ? "sqlite:" + directory.appendingPathComponent("t.sqlite").path
             : options["storage"]!
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         let proxy = me.deletingLastPathComponent().appendingPathComponent("tollgate-mcp-proxy").path
@@ -110,7 +113,9 @@ struct MCPBench {
             let op = try await server.connect(token: world.operatorToken)
             let charged = try await op.call("usage.summary")["total"]?["calls"]?.int64Value ?? -1
             let expected = Int64(warmup + calls + concurrentCalls)
-            print("charged \(charged) of \(expected) calls made through the proxy" + (charged == expected ? "" : " — MISMATCH"))
+            print(
+                "charged \(charged) of \(expected) calls made through the proxy"
+                    + (charged == expected ? "" : " — MISMATCH"))
             if charged != expected { exit(1) }
         }
     }
@@ -205,7 +210,9 @@ final class LineClient: @unchecked Sendable {
                 waiting[nextId] = continuation
                 return nextId
             }
-            writer.write(JSONCodec.serialize(["jsonrpc": "2.0", "id": .integer(id), "method": .string(method), "params": params]))
+            writer.write(
+                JSONCodec.serialize(["jsonrpc": "2.0", "id": .integer(id), "method": .string(method), "params": params])
+            )
         }
     }
 

@@ -107,7 +107,8 @@ final class Settlement: Sendable {
                 "Tollgate cannot take the metered usage now; it waits in the spool, and the next proxy run sends it",
                 metadata: ["entries": "\(waiting)", "spool": "\(spool.path)"])
         } catch {
-            logger.error("cannot spool the session's close", metadata: ["session": "\(sessionId)", "error": "\(error)"])
+            logger.error(
+                "cannot spool the session's close", metadata: ["session": "\(sessionId)", "error": "\(error)"])
         }
     }
 

@@ -171,7 +171,8 @@ actor ProxyCore {
                     self.answered(callId: callId, answer)
                 }
             case .commit(let reservationId, let tool, let key, let usage):
-                settlement.commit(reservationId: reservationId, tool: tool, key: key, sessionId: sessionId, usage: usage)
+                settlement.commit(
+                    reservationId: reservationId, tool: tool, key: key, sessionId: sessionId, usage: usage)
             case .release(let reservationId): settlement.release(reservationId: reservationId)
             case .spool(let tool, let key, let usage):
                 settlement.record(tool: tool, key: key, sessionId: sessionId, usage: usage)
@@ -232,7 +233,8 @@ enum ProxyCalls {
     /// Prices for a listing, asked once (a listing is not held back long for them); nil if Tollgate cannot quote.
     static func quote(link: TollgateLink, tools: [String], sessionId: String, logger: Logger) async -> PriceList? {
         do {
-            return try await link.connection().quote(tools: tools, sessionId: sessionId, retry: RetryPolicy(attempts: 1))
+            return try await link.connection().quote(
+                tools: tools, sessionId: sessionId, retry: RetryPolicy(attempts: 1))
         } catch {
             logger.warning("cannot quote the listed tools; listed without prices", metadata: ["error": "\(error)"])
             return nil

@@ -161,7 +161,8 @@ public struct ToolCallMeter: Sendable {
             }
             nextKey += 1
             let key = "\(keyPrefix)-\(nextKey)"
-            calls[callId] = Call(id: id, tool: tool, key: key, line: message.bytes, phase: .authorizing(cancelled: false))
+            calls[callId] = Call(
+                id: id, tool: tool, key: key, line: message.bytes, phase: .authorizing(cancelled: false))
             return [.authorize(callId: callId, tool: tool, key: key)]
         case .request(let id, "tools/list") where annotatePrices:
             listings.insert(Self.callId(id))
@@ -276,7 +277,8 @@ public struct ToolCallMeter: Sendable {
         case .held(let reservationId, _):
             // The answer goes to the client first: the hold already makes the call safe, and the commit follows.
             return [
-                .toClient(message.bytes), .commit(reservationId: reservationId, tool: call.tool, key: call.key, usage: usage),
+                .toClient(message.bytes),
+                .commit(reservationId: reservationId, tool: call.tool, key: call.key, usage: usage),
             ]
         default:
             // No hold stands for it: its usage is made durable before the client has its answer.

@@ -207,7 +207,8 @@ struct MCPProxyScenarioTests {
             _ = try await Self.scenario(address: address, token: world.agentToken, calls: 0, spool: spool)
             let usage = try await op.call("usage.summary", ["groupBy": ["tool", "session"]])
             let rows = usage["rows"]?.arrayValue ?? []
-            #expect(rows.count == 1 && rows.first?["tool"] == "get_current_time" && rows.first?["calls"] == 2, "\(usage)")
+            #expect(
+                rows.count == 1 && rows.first?["tool"] == "get_current_time" && rows.first?["calls"] == 2, "\(usage)")
             let session = try await op.call("session.get", ["sessionId": rows.first?["session"] ?? .null])
             #expect(session["state"] == "CLOSED" && session["calls"] == 2, "\(session)")
             // Sent again (another run over the same spool): nothing more is counted.
@@ -292,7 +293,9 @@ struct MCPProxyScenarioTests {
             #expect(result.status == 0, "\(result.error)")
             let lines = result.output.split(separator: "\n").compactMap { try? JSONCodec.parse(Array($0.utf8)) }
             let times = lines.filter { $0["tool"] == "get_current_time" }
-            #expect(times.count == 2 && times.allSatisfy { $0["isError"] == false && $0["protocolVersion"] == "2026-07-28" })
+            #expect(
+                times.count == 2 && times.allSatisfy { $0["isError"] == false && $0["protocolVersion"] == "2026-07-28" }
+            )
             let deploy = lines.first { $0["tool"] == "deploy" }
             #expect(deploy?["isError"] == false && deploy?["text"] == "deployed to prod", "\(lines)")
             #expect(deploy?["asked"] == ["Deploy to prod?"], "the question reached the client")

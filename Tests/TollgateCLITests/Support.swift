@@ -66,47 +66,46 @@ func run(
     }
 }
 
-/// `run`, blocking the calling thread.
+/// `run`, blocking the calling thread. The program's output goes to files rather than pipes: a pipe's end can be
+/// inherited by a process started at the same moment by a concurrent test, and reading it to its end would then
+/// wait for that unrelated process. A program still running at the deadline is killed (SIGKILL: a child started
+/// from a pool thread inherits that thread's blocked signals, SIGTERM among them).
 func runBlocking(
     _ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
     timeoutSeconds: Double = 60
 ) throws -> ProcessResult {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let outURL = scratch.appendingPathComponent("out")
+    let errURL = scratch.appendingPathComponent("err")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
+    defer {
+        try? out.close()
+        try? err.close()
+    }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     if let directory { process.currentDirectoryURL = directory }
-    let out = Pipe()
-    let err = Pipe()
     process.standardOutput = out
     process.standardError = err
     try process.run()
     let deadline = Date().addingTimeInterval(timeoutSeconds)
-    let outData = Mutable(Data())
-    let errData = Mutable(Data())
-    let group = DispatchGroup()
-    for (pipe, sink) in [(out, outData), (err, errData)] {
-        group.enter()
-        DispatchQueue.global().async {
-            sink.value = pipe.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-    }
     while process.isRunning && Date() < deadline { usleep(20_000) }
     if process.isRunning {
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
         Issue.record("\(executable) timed out")
     }
     process.waitUntilExit()
-    group.wait()
     return ProcessResult(
-        status: process.terminationStatus, output: String(decoding: outData.value, as: UTF8.self),
-        error: String(decoding: errData.value, as: UTF8.self))
-}
-
-final class Mutable<T>: @unchecked Sendable {
-    var value: T
-    init(_ value: T) { self.value = value }
+        status: process.terminationStatus,
+        output: String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self),
+        error: String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self))
 }
 
 /// A `tollgated` child process on a free port.
@@ -116,6 +115,8 @@ final class ServerProcess: @unchecked Sendable {
     let port: Int
     let output = Pipe()
     let errors = Pipe()
+    /// Where a program started with `launch` writes both its streams (its pipes above are then unused).
+    private var log: URL?
 
     /// Starts `tollgated` and waits, off the pool, until it listens.
     static func start(directory: URL, environment: [String: String]) async throws -> ServerProcess {
@@ -130,6 +131,31 @@ final class ServerProcess: @unchecked Sendable {
         process.currentDirectoryURL = directory
         process.standardOutput = output
         process.standardError = errors
+        try process.run()
+        try waitUntilListening()
+    }
+
+    /// Starts any program that listens on `port` (an MCP server, the HTTP proxy) and waits, off the pool, until
+    /// it does. Its output goes to `log` (a file: a chatty child never blocks on a full pipe).
+    static func launch(
+        _ executable: String, _ arguments: [String], port: Int, environment: [String: String] = [:], log: URL
+    ) async throws -> ServerProcess {
+        try await offPool {
+            try ServerProcess(
+                executable: executable, arguments: arguments, port: port, environment: environment, log: log)
+        }
+    }
+
+    private init(executable: String, arguments: [String], port: Int, environment: [String: String], log: URL) throws {
+        self.port = port
+        self.log = log
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let sink = try FileHandle(forWritingTo: log)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = sink
+        process.standardError = sink
         try process.run()
         try waitUntilListening()
     }
@@ -166,18 +192,24 @@ final class ServerProcess: @unchecked Sendable {
         }) ?? -1
     }
 
+    /// What the process wrote to standard output, to its end: call only once it has exited.
     func standardOutput() -> String {
-        String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        if let log { return (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
+    /// What the process wrote to standard error, to its end: call only once it has exited.
     func standardError() -> String {
-        String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        if let log { return (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        return String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
 
     /// Stops with `signal` and returns the exit status, with the server's log when it is not 0.
     func stop(with signal: Int32 = SIGTERM) async -> (status: Int32, log: String) {
         self.signal(signal)
         let status = await wait()
-        return (status, status == 0 ? "" : standardError())
+        if status == 0 { return (status, "") }
+        // Off the pool: reading a pipe to its end blocks the thread, and the pool has one per core.
+        return (status, (try? await offPool { [self] in standardError() }) ?? "")
     }
 
     deinit { if process.isRunning { process.terminate() } }

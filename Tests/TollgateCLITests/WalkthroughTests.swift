@@ -71,7 +71,8 @@ import Testing
         #expect(result.output.components(separatedBy: "\"timezone\": \"UTC\"").count - 1 == 2, "\(result.output)")
         #expect(!result.output.contains("tool error"))
         let row = result.output.split(separator: "\n").first { $0.hasPrefix("get_current_time") }
-        #expect(row?.split(separator: " ", omittingEmptySubsequences: true).prefix(3) == ["get_current_time", "2", "2"])
+        #expect(
+            row?.split(separator: " ", omittingEmptySubsequences: true).prefix(3) == ["get_current_time", "2", "2"])
         #expect(row?.contains("0.004") == true, "\(row ?? "")")
         #expect(!result.error.contains("mcp-walkthrough-root-token") && !result.output.contains("AGT-"))
     }

@@ -44,7 +44,11 @@ import TollgateJSON
         let done = meter.fromServer(result, at: Self.t0.addingTimeInterval(0.25))
         let usage = ToolCallMeter.CallUsage(
             durationMs: 250, failed: false, inputTokens: 12, providerCost: try Money(decimal: "0.0021"), model: "m")
-        #expect(done == [.toClient(result.bytes), .commit(reservationId: "rsv_1", tool: "get_current_time", key: "run-1", usage: usage)])
+        #expect(
+            done == [
+                .toClient(result.bytes),
+                .commit(reservationId: "rsv_1", tool: "get_current_time", key: "run-1", usage: usage),
+            ])
         #expect(meter.callsInFlight == 0)
     }
 
@@ -191,7 +195,10 @@ import TollgateJSON
         }
         let answer = try JSONCodec.parse(bytes)
         let tools = answer["result"]?["tools"]?.arrayValue ?? []
-        #expect(tools.first?["_meta"]?[ToolCallMeter.priceMetaKey] == ["amount": "0.001", "currency": "USD", "unit": "call"])
+        #expect(
+            tools.first?["_meta"]?[ToolCallMeter.priceMetaKey] == [
+                "amount": "0.001", "currency": "USD", "unit": "call",
+            ])
         #expect(tools.first?["_meta"]?["vendor/x"] == 1, "the server's own _meta stays")
         #expect(tools.last?["_meta"]?[ToolCallMeter.priceMetaKey]?["amount"] == "0.25")
         #expect(answer["result"]?["nextCursor"] == "c2" && tools.first?["inputSchema"] == ["type": "object"])

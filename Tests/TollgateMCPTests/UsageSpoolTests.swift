@@ -85,7 +85,8 @@ import TollgateTesting
             try spool.add(Self.record("run-1", credential: credential, session: "mcp-a"))
             try spool.add(Self.record("run-1", credential: credential, session: "mcp-a"))
             try spool.add(Self.record("run-2", credential: credential, session: "mcp-a", tool: "transform"))
-            try spool.add(UsageSpool.Entry(kind: .close, credential: credential, sessionId: "mcp-a", key: "mcp-a-close"))
+            try spool.add(
+                UsageSpool.Entry(kind: .close, credential: credential, sessionId: "mcp-a", key: "mcp-a-close"))
             // Another agent's entry is not ours to send.
             try spool.add(Self.record("other-1", credential: "someone-else", session: "mcp-b"))
             let report = try await SpoolDelivery.drain(spool, credential: credential) { agent }
@@ -96,7 +97,8 @@ import TollgateTesting
             #expect(session.state == "CLOSED" && session.calls == 2 && session.cost == cost)
             // Everything sent once more (a second proxy run over a copy of the file): replays, nothing new.
             try spool.add(Self.record("run-2", credential: credential, session: "mcp-a", tool: "transform"))
-            try spool.add(UsageSpool.Entry(kind: .close, credential: credential, sessionId: "mcp-a", key: "mcp-a-close"))
+            try spool.add(
+                UsageSpool.Entry(kind: .close, credential: credential, sessionId: "mcp-a", key: "mcp-a-close"))
             #expect(try await SpoolDelivery.drain(spool, credential: credential) { agent }.delivered == 2)
             let op = try await server.connect(token: world.operatorToken)
             let usage = try await op.call("usage.summary")

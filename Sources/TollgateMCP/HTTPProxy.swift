@@ -1,0 +1,312 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import TollgateClient
+import TollgateCore
+import TollgateJSON
+
+/// Puts Tollgate in front of an MCP server that speaks Streamable HTTP, and serves Streamable HTTP itself: every
+/// request is relayed to the upstream and every answer back — JSON as a whole, SSE streams event by event as they
+/// arrive — while each `tools/call` is metered as on stdio (see `ToolCallMeter`). Agents authenticate with their
+/// Tollgate credential (`Authorization: Bearer AGT-…`), checked through Tollgate and never sent upstream.
+public struct HTTPProxy: Sendable {
+    public struct Options: Sendable {
+        /// Where to serve, `host:port`.
+        public var listen: String
+        /// The upstream MCP endpoint, `http://HOST:PORT/PATH`; the proxy serves the same path.
+        public var upstream: String
+        /// Headers the proxy sends upstream with every request (`--upstream-header "Name: value"`).
+        public var upstreamHeaders: [String]
+        public var tollgate: String
+        public var spoolPath: String
+        public var holdTTLMs: Int64?
+        public var whenUnavailable: ToolCallMeter.UnavailablePolicy
+        public var annotatePrices: Bool
+        /// How long the credential's own Tollgate session (2026-07-28, no MCP sessions) may go without a call.
+        public var sessionIdleMs: Int64
+        /// The largest request body the proxy reads.
+        public var requestBytesMax = 4 << 20
+
+        public init(
+            listen: String, upstream: String, upstreamHeaders: [String] = [], tollgate: String, spoolPath: String,
+            holdTTLMs: Int64? = nil, whenUnavailable: ToolCallMeter.UnavailablePolicy = .block,
+            annotatePrices: Bool = false, sessionIdleMs: Int64 = 900_000
+        ) {
+            self.listen = listen
+            self.upstream = upstream
+            self.upstreamHeaders = upstreamHeaders
+            self.tollgate = tollgate
+            self.spoolPath = spoolPath
+            self.holdTTLMs = holdTTLMs
+            self.whenUnavailable = whenUnavailable
+            self.annotatePrices = annotatePrices
+            self.sessionIdleMs = sessionIdleMs
+        }
+    }
+
+    let options: Options
+    let logger: Logger
+
+    public init(options: Options, logger: Logger = Logger(label: "tollgate-mcp-proxy")) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// The headers named by `--upstream-header` values (`Name: value`), or why one is malformed.
+    static func upstreamHeaders(_ values: [String]) throws -> [(String, String)] {
+        try values.map { value in
+            guard let colon = value.firstIndex(of: ":"), value.startIndex < colon else {
+                throw ProxyError("--upstream-header takes \"Name: value\", not \(value.debugDescription)")
+            }
+            let name = value[..<colon].trimmingCharacters(in: .whitespaces)
+            guard HTTPField.Name(name) != nil else {
+                throw ProxyError("--upstream-header: \(name) is not a header name")
+            }
+            return (name, value[value.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then ends every MCP session (settling and closing its Tollgate session).
+    public func run() async throws {
+        guard let upstream = URL(string: options.upstream), let scheme = upstream.scheme,
+            ["http", "https"].contains(scheme), upstream.host != nil
+        else { throw ProxyError("--upstream must be an http:// or https:// URL, not \(options.upstream)") }
+        let (host, port) = try Self.hostAndPort(options.listen)
+        let extraHeaders = try Self.upstreamHeaders(options.upstreamHeaders)
+        let spool: UsageSpool
+        do { spool = try UsageSpool(path: options.spoolPath) } catch {
+            throw ProxyError("cannot open the spool at \(options.spoolPath) (\(error)); name another with --spool")
+        }
+        let agents = HTTPAgents(
+            options: HTTPAgents.Options(
+                tollgate: options.tollgate, holdTTLMs: options.holdTTLMs, retry: RetryPolicy(attempts: 4),
+                whenUnavailable: options.whenUnavailable, annotatePrices: options.annotatePrices,
+                sessionIdleMs: options.sessionIdleMs),
+            spool: spool, run: Identifiers.randomString(count: 16), logger: logger)
+        let exchange = HTTPExchange(
+            upstream: options.upstream, extraHeaders: extraHeaders, agents: agents,
+            requestBytesMax: options.requestBytesMax, logger: logger)
+
+        let path = upstream.path.isEmpty ? "/" : upstream.path
+        let router = Router()
+        for method in [HTTPRequest.Method.post, .get, .delete] {
+            router.on(RouterPath(path), method: method) { request, _ in try await exchange.handle(request) }
+        }
+        let logger = self.logger
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in
+                logger.notice(
+                    "serving MCP over Streamable HTTP",
+                    metadata: ["listen": "\(channel.localAddress?.description ?? "")", "upstream": "\(upstream)"])
+            }, logger: logger)
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await services.run()
+        await agents.finish()
+    }
+
+    static func hostAndPort(_ address: String) throws -> (String, Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (0...65_535).contains(port), colon > address.startIndex
+        else { throw ProxyError("--listen takes host:port, not \(address)") }
+        return (String(address[..<colon]), port)
+    }
+}
+
+/// One HTTP request through the proxy: authenticated, admitted by the meter, relayed upstream, and its answer
+/// relayed back and read by the meter.
+struct HTTPExchange: Sendable {
+    let upstream: String
+    let extraHeaders: [(String, String)]
+    let agents: HTTPAgents
+    let requestBytesMax: Int
+    let logger: Logger
+
+    static let sessionHeader = HTTPField.Name("Mcp-Session-Id")!
+    /// Never sent on: the agent's credential stays here, and these belong to one hop only.
+    static let notForwarded: Set<String> = [
+        "authorization", "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
+        "proxy-authorization", "proxy-connection",
+    ]
+
+    func handle(_ incoming: Request) async throws -> Response {
+        var request = incoming
+        guard let token = Self.bearer(request.headers) else {
+            return Self.unauthorized(
+                invalid: false, "a Tollgate agent credential is required: Authorization: Bearer AGT-…")
+        }
+        let credential: String
+        switch await agents.authenticate(token: token) {
+        case .granted(let granted): credential = granted
+        case .unauthorized(let invalid, let reason): return Self.unauthorized(invalid: invalid, reason)
+        case .unavailable:
+            return Self.plain(
+                .serviceUnavailable, "Tollgate cannot be reached to check the credential; try again shortly")
+        }
+        let sessionKey = HTTPAgents.sessionKey(mcpSessionId: request.headers[Self.sessionHeader])
+        var body: [UInt8] = []
+        var message: MCPMessage?
+        if request.method == .post {
+            let buffer: ByteBuffer
+            do { buffer = try await request.collectBody(upTo: requestBytesMax) } catch {
+                return Self.plain(.contentTooLarge, "the request body is over \(requestBytesMax) bytes")
+            }
+            body = Array(buffer: buffer)
+            let parsed = MCPMessage(bytes: body)
+            message = parsed
+            switch await agents.admit(parsed, credential: credential, session: sessionKey) {
+            case .forward: break
+            case .answer(let answer):
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer)))
+            case .nothing: return Response(status: .accepted)
+            }
+        }
+        let callId: String? =
+            if case .request(let id, "tools/call")? = message?.kind { ToolCallMeter.callId(id) } else { nil }
+
+        let upstreamResponse: HTTPClientResponse
+        do {
+            upstreamResponse = try await HTTPClient.shared.execute(
+                upstreamRequest(request, body: body), timeout: .hours(24), logger: nil)
+        } catch {
+            if let callId { _ = await agents.abandon(callId: callId, credential: credential, session: sessionKey) }
+            logger.warning("the upstream MCP server cannot be reached", metadata: ["error": "\(error)"])
+            return Self.plain(.badGateway, "the upstream MCP server cannot be reached")
+        }
+        if request.method == .delete, (200..<300).contains(upstreamResponse.status.code) {
+            await agents.endSession(credential: credential, session: sessionKey)
+        }
+        var headers = HTTPFields()
+        for (name, value) in upstreamResponse.headers where !Self.notForwarded.contains(name.lowercased()) {
+            if let field = HTTPField.Name(name) { headers.append(HTTPField(name: field, value: value)) }
+        }
+        let status = HTTPResponse.Status(code: Int(upstreamResponse.status.code))
+        let contentType = upstreamResponse.headers.first(name: "content-type")?.lowercased() ?? ""
+        let agents = self.agents
+
+        if contentType.hasPrefix("text/event-stream") {
+            let relay = SSERelay(
+                agents: agents, credential: credential, sessionKey: sessionKey, callId: callId, exchange: self)
+            return Response(
+                status: status, headers: headers,
+                body: ResponseBody { writer in try await relay.run(upstreamResponse.body, into: &writer) })
+        }
+        // A JSON answer (or anything else): read whole, shown to the meter, sent on.
+        var answer = try await upstreamResponse.body.collect(upTo: 64 << 20)
+        if contentType.hasPrefix("application/json"), answer.readableBytes > 0 {
+            let bytes = Array(buffer: answer)
+            let relayed = await agents.answer(MCPMessage(bytes: bytes), credential: credential, session: sessionKey)
+            if relayed != bytes { answer = ByteBuffer(bytes: relayed) }
+        }
+        if let callId { _ = await agents.abandon(callId: callId, credential: credential, session: sessionKey) }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: answer))
+    }
+
+    /// The request as sent upstream: its method, headers (but the credential and hop-by-hop ones) and body, and
+    /// the proxy's own upstream headers.
+    func upstreamRequest(_ request: Request, body: [UInt8]) -> HTTPClientRequest {
+        var outgoing = HTTPClientRequest(url: upstream)
+        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        for field in request.headers where !Self.notForwarded.contains(field.name.canonicalName) {
+            outgoing.headers.add(name: field.name.rawName, value: field.value)
+        }
+        for (name, value) in extraHeaders { outgoing.headers.replaceOrAdd(name: name, value: value) }
+        if request.method == .post { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
+        return outgoing
+    }
+
+    /// Tells the upstream a call is cancelled (its client closed the stream before the result).
+    func cancelUpstream(callId: String, headers: [(String, String)]) async {
+        var request = HTTPClientRequest(url: upstream)
+        request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        for (name, value) in extraHeaders { request.headers.replaceOrAdd(name: name, value: value) }
+        request.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+        request.headers.replaceOrAdd(name: "Accept", value: "application/json, text/event-stream")
+        let id = (try? JSONCodec.parse(Array(callId.utf8))) ?? .string(callId)
+        request.body = .bytes(
+            ByteBuffer(
+                bytes: JSONCodec.serialize([
+                    "jsonrpc": "2.0", "method": "notifications/cancelled",
+                    "params": ["requestId": id, "reason": "the client closed the stream"],
+                ])))
+        _ = try? await HTTPClient.shared.execute(request, timeout: .seconds(10))
+    }
+
+    static func bearer(_ headers: HTTPFields) -> String? {
+        guard let value = headers[.authorization] else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+
+    static func unauthorized(invalid: Bool, _ reason: String) -> Response {
+        var challenge = #"Bearer realm="tollgate-mcp-proxy""#
+        if invalid {
+            challenge +=
+                #", error="invalid_token", error_description="\#(reason.replacingOccurrences(of: "\"", with: "'"))""#
+        }
+        var response = plain(.unauthorized, reason)
+        response.headers[.wwwAuthenticate] = challenge
+        return response
+    }
+
+    static func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCodec.serialize(["error": .string(text)]))))
+    }
+}
+
+/// Relays an upstream SSE stream event by event, showing each event's message to the meter; when the stream ends
+/// before the call's result (or the client closes it), the call is abandoned: its hold goes back and the upstream
+/// is told the call is cancelled.
+struct SSERelay: Sendable {
+    let agents: HTTPAgents
+    let credential: String
+    let sessionKey: String
+    let callId: String?
+    let exchange: HTTPExchange
+
+    func run(_ body: HTTPClientResponse.Body, into writer: inout any ResponseBodyWriter) async throws {
+        var events = SSEEvents()
+        do {
+            for try await chunk in body {
+                for event in events.feed(chunk.readableBytesView) {
+                    var out = event.raw
+                    if let data = event.data {
+                        let relayed = await agents.answer(
+                            MCPMessage(bytes: data), credential: credential, session: sessionKey)
+                        if relayed != data { out = Array("data: ".utf8) + relayed + Array("\n\n".utf8) }
+                    }
+                    try await writer.write(ByteBuffer(bytes: out))
+                }
+            }
+            if !events.remainder.isEmpty { try await writer.write(ByteBuffer(bytes: events.remainder)) }
+            try await writer.finish(nil)
+        } catch {
+            await abandon(cancelUpstream: true)
+            throw error
+        }
+        await abandon(cancelUpstream: false)
+    }
+
+    private func abandon(cancelUpstream: Bool) async {
+        guard let callId else { return }
+        let wasRunning = await agents.abandon(callId: callId, credential: credential, session: sessionKey)
+        if wasRunning, cancelUpstream {
+            let session = sessionKey.hasPrefix("h:") ? [("Mcp-Session-Id", String(sessionKey.dropFirst(2)))] : []
+            await exchange.cancelUpstream(callId: callId, headers: session)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+import TollgateClient
+import TollgateJSON
+import TollgateTesting
+
+/// `tollgate-mcp-proxy --upstream … --listen …`: the proxy in front of a Streamable HTTP MCP server built on the
+/// official SDK (`Integration/MCP/http_server.py`), driven by the official Python client over HTTP in both
+/// protocol eras. Needs `TOLLGATE_TEST_MCP_PYTHON` (see `MCPProxyScenarioTests`); skipped without it.
+@Suite(.enabled(if: mcpPython != nil, "set TOLLGATE_TEST_MCP_PYTHON to run the MCP scenarios"))
+struct MCPHTTPProxyScenarioTests {
+    static let python = mcpPython!
+    static func integration(_ file: String) -> String {
+        Products.repository.appendingPathComponent("Integration/MCP/\(file)").path
+    }
+
+    /// An upstream MCP server and a proxy in front of it, both stopped when `body` ends.
+    static func withProxy<T>(
+        tollgate: String, proxyArguments: [String] = [], _ body: (_ url: String, _ log: URL) async throws -> T
+    ) async throws -> T {
+        let directory = try temporaryDirectory()
+        let upstreamPort = try freePort()
+        let upstream = try await ServerProcess.launch(
+            python, [integration("http_server.py"), String(upstreamPort)], port: upstreamPort,
+            log: directory.appendingPathComponent("upstream.log"))
+        let proxyPort = try freePort()
+        let proxyLog = directory.appendingPathComponent("proxy.log")
+        let proxy = try await ServerProcess.launch(
+            Products.path("tollgate-mcp-proxy"),
+            [
+                "--upstream", "http://127.0.0.1:\(upstreamPort)/mcp", "--listen", "127.0.0.1:\(proxyPort)",
+                "--tollgate", tollgate, "--spool", directory.appendingPathComponent("spool.sqlite").path,
+                "--upstream-header", "X-Upstream-Key: k-123",
+            ] + proxyArguments, port: proxyPort, log: proxyLog)
+        // The upstream is stopped with SIGKILL: children of the test process inherit its blocked signals, and
+        // Python never unblocks SIGTERM. The proxy handles SIGTERM itself (its graceful shutdown is under test).
+        do {
+            let result = try await body("http://127.0.0.1:\(proxyPort)/mcp", proxyLog)
+            let stopped = await proxy.stop()
+            #expect(stopped.status == 0, "the proxy stops cleanly on SIGTERM")
+            _ = await upstream.stop(with: SIGKILL)
+            return result
+        } catch {
+            _ = await proxy.stop(with: SIGKILL)
+            _ = await upstream.stop(with: SIGKILL)
+            throw error
+        }
+    }
+
+    static func scenario(_ url: String, mode: String, calls: Int, token: String) async throws -> [JSONValue] {
+        let result = try await run(
+            python, [integration("http_scenario.py"), url, mode, String(calls)],
+            environment: ["TOLLGATE_TOKEN": token], timeoutSeconds: 120)
+        #expect(result.status == 0, "\(result.error)")
+        return result.output.split(separator: "\n").compactMap { try? JSONCodec.parse(Array($0.utf8)) }
+    }
+
+    @Test func bothEras_areMeteredPerSession_andTheCredentialStaysWithTheProxy() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            try await Self.withProxy(tollgate: server.address) { url, log in
+                for mode in ["legacy", "2026-07-28"] {
+                    let lines = try await Self.scenario(url, mode: mode, calls: 2, token: world.agentToken)
+                    #expect(lines.first?["tools"] == ["echo", "headers", "slow"], "\(mode): \(lines)")
+                    let echoes = lines.filter { $0["tool"] == "echo" }
+                    #expect(echoes.count == 2 && echoes.allSatisfy { $0["isError"] == false }, "\(mode): \(lines)")
+                    // The upstream saw the proxy's own header, and never the agent's credential.
+                    let seen = lines.first { $0["tool"] == "headers" }?["text"]?.stringValue ?? ""
+                    #expect(!seen.contains("authorization") && seen.hasSuffix("x-upstream-key=k-123"), "\(seen)")
+                    // No credential, or a bad one: 401 with a challenge.
+                    let refused = lines.filter { $0["credential"] != nil }
+                    #expect(refused.count == 2 && refused.allSatisfy { $0["status"] == 401 })
+                    #expect(refused.first?["wwwAuthenticate"] == #"Bearer realm="tollgate-mcp-proxy""#)
+                    #expect(
+                        refused.last?["wwwAuthenticate"]?.stringValue?.contains(#"error="invalid_token""#) == true)
+                }
+                let proxyLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                #expect(!proxyLog.contains(world.agentToken), "the token never appears in a log")
+            }
+            let usage = try await op.call("usage.summary", ["groupBy": ["session", "tool"]])
+            var bySession: [String: Int64] = [:]
+            for row in usage["rows"]?.arrayValue ?? [] {
+                bySession[row["session"]?.stringValue ?? "", default: 0] += row["calls"]?.int64Value ?? 0
+            }
+            // 3 calls in each era (2 echo, 1 headers), each era in a Tollgate session of its own.
+            #expect(usage["total"]?["calls"] == 6 && bySession.values.sorted() == [3, 3], "\(usage)")
+            #expect(bySession.keys.allSatisfy { $0.hasPrefix("mcp-") })
+            // The handshake-era session was closed when the client ended it (DELETE); the proxy's shutdown
+            // closed the 2026-07-28 one.
+            let sessions = try await op.call("sessions.list", ["state": "all"])["sessions"]?.arrayValue ?? []
+            let metered = sessions.filter { bySession[$0["sessionId"]?.stringValue ?? ""] != nil }
+            #expect(metered.count == 2 && metered.allSatisfy { $0["state"] == "CLOSED" }, "\(sessions)")
+        }
+    }
+
+    @Test func aCapRefusal_isAToolResult_andPricesShowInTheListing() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.003", "period": "day"])
+            try await Self.withProxy(tollgate: server.address, proxyArguments: ["--annotate-prices"]) { url, _ in
+                let lines = try await Self.scenario(url, mode: "legacy", calls: 2, token: world.agentToken)
+                #expect(
+                    lines.first?["meta"]?["echo"]?["dev.tollgate/price"]
+                        == ["amount": "0.002", "currency": "USD", "unit": "call"], "\(lines)")
+                let echoes = lines.filter { $0["tool"] == "echo" }
+                #expect(echoes.first?["isError"] == false)
+                #expect(echoes.last?["isError"] == true, "\(lines)")
+                #expect(echoes.last?["text"]?.stringValue?.contains("BUDGET_EXCEEDED") == true)
+                #expect(
+                    echoes.last?["structuredContent"]?["dev.tollgate/refusal"]?["reason"] == "BUDGET_EXCEEDED")
+            }
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 1)
+        }
+    }
+
+    @Test func whileTollgateIsAway_anUnknownCredentialIsTurnedAway() async throws {
+        let nothingListens = "127.0.0.1:\(try freePort())"
+        try await Self.withProxy(tollgate: nothingListens) { url, _ in
+            let post = """
+                import sys, urllib.error, urllib.request
+                request = urllib.request.Request(sys.argv[1], data=b"{}", method="POST", headers={
+                    "Authorization": "Bearer AGT-someone", "Content-Type": "application/json"})
+                try:
+                    print(urllib.request.urlopen(request).status, end="")
+                except urllib.error.HTTPError as error:
+                    print(error.code, end="")
+                """
+            let result = try await run(Self.python, ["-c", post, url], timeoutSeconds: 30)
+            #expect(result.output == "503", "\(result)")
+        }
+    }
+}
