@@ -20,8 +20,12 @@ async def echo(text: str) -> str:
 
 @server.tool()
 async def slow(seconds: float) -> str:
-    """Waits, then answers."""
-    await asyncio.sleep(seconds)
+    """Waits, then answers. Says so on standard error when it is cancelled (notifications/cancelled)."""
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        print("slow: cancelled", file=sys.stderr, flush=True)
+        raise
     return f"waited {seconds} s"
 
 

@@ -271,25 +271,62 @@ struct HTTPExchange: Sendable {
 /// Relays an upstream SSE stream event by event, showing each event's message to the meter; when the stream ends
 /// before the call's result (or the client closes it), the call is abandoned: its hold goes back and the upstream
 /// is told the call is cancelled.
+///
+/// A client that gives up on a call closes the stream, and HTTP gives no sign of that until the proxy next
+/// writes; so while the upstream is silent the proxy writes an SSE comment (`: tollgate`) every `heartbeat`.
+/// SSE clients ignore comments; a closed client makes the write fail, which ends the relay.
 struct SSERelay: Sendable {
     let agents: HTTPAgents
     let credential: String
     let sessionKey: String
     let callId: String?
     let exchange: HTTPExchange
+    var heartbeat: Duration = .seconds(1)
+
+    static let comment = Array(": tollgate\n\n".utf8)
+
+    private enum Feed: Sendable {
+        case bytes(ByteBuffer)
+        case heartbeat
+        case end
+        case failed(any Error)
+    }
 
     func run(_ body: HTTPClientResponse.Body, into writer: inout any ResponseBodyWriter) async throws {
+        let (feed, input) = AsyncStream<Feed>.makeStream()
+        let reader = Task {
+            do {
+                for try await chunk in body { input.yield(.bytes(chunk)) }
+                input.yield(.end)
+            } catch {
+                input.yield(.failed(error))
+            }
+        }
+        let ticker = Task { [heartbeat] in
+            while (try? await Task.sleep(for: heartbeat)) != nil { input.yield(.heartbeat) }
+        }
+        defer {
+            reader.cancel()
+            ticker.cancel()
+            input.finish()
+        }
         var events = SSEEvents()
+        var quiet = true  // nothing from the upstream since the last heartbeat
         do {
-            for try await chunk in body {
-                for event in events.feed(chunk.readableBytesView) {
-                    var out = event.raw
-                    if let data = event.data {
-                        let relayed = await agents.answer(
-                            MCPMessage(bytes: data), credential: credential, session: sessionKey)
-                        if relayed != data { out = Array("data: ".utf8) + relayed + Array("\n\n".utf8) }
+            relaying: for await item in feed {
+                switch item {
+                case .bytes(let chunk):
+                    quiet = false
+                    for event in events.feed(chunk.readableBytesView) {
+                        try await writer.write(ByteBuffer(bytes: await relayed(event)))
                     }
-                    try await writer.write(ByteBuffer(bytes: out))
+                case .heartbeat:
+                    if quiet, events.isBetweenEvents { try await writer.write(ByteBuffer(bytes: Self.comment)) }
+                    quiet = true
+                case .end:
+                    break relaying
+                case .failed(let error):
+                    throw error
                 }
             }
             if !events.remainder.isEmpty { try await writer.write(ByteBuffer(bytes: events.remainder)) }
@@ -299,6 +336,14 @@ struct SSERelay: Sendable {
             throw error
         }
         await abandon(cancelUpstream: false)
+    }
+
+    /// The bytes the client gets for `event`: as they came, unless the meter changed its message (a price added),
+    /// then the event's other fields (its id, for resumption) as they came and the new data.
+    private func relayed(_ event: SSEEvents.Event) async -> [UInt8] {
+        guard let data = event.data else { return event.raw }
+        let message = await agents.answer(MCPMessage(bytes: data), credential: credential, session: sessionKey)
+        return message == data ? event.raw : SSEEvents.replacingData(of: event.raw, with: message)
     }
 
     private func abandon(cancelUpstream: Bool) async {

@@ -56,4 +56,33 @@ struct SSEEvents: Sendable {
 
     /// What is left when the stream ends: an event the stream did not finish, relayed as it came.
     var remainder: [UInt8] { pending }
+
+    /// True when no event is half received: a comment can be sent to the client without splitting one.
+    var isBetweenEvents: Bool { pending.isEmpty }
+
+    /// `raw` (one whole event) with its data replaced by `data`: its other lines (`id:`, `event:`, `retry:`,
+    /// comments) kept as they came and in order, the new `data:` lines where the first old one was.
+    static func replacingData(of raw: [UInt8], with data: [UInt8]) -> [UInt8] {
+        var newData: [UInt8] = []
+        for line in data.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            newData += Array("data: ".utf8) + line + [0x0A]
+        }
+        var out: [UInt8] = []
+        var placed = false
+        // The event's lines, without its final blank line.
+        var lines = raw.split(separator: 0x0A, omittingEmptySubsequences: false)
+        while let last = lines.last, last.isEmpty || last == [0x0D] { lines.removeLast() }
+        for line in lines {
+            let content = line.last == 0x0D ? line.dropLast() : line
+            let name = content.firstIndex(of: 0x3A).map { content[content.startIndex..<$0] } ?? content
+            if name.elementsEqual("data".utf8) {
+                if !placed { out += newData }
+                placed = true
+            } else {
+                out += Array(line) + [0x0A]
+            }
+        }
+        if !placed { out += newData }
+        return out + [0x0A]
+    }
 }

@@ -116,6 +116,49 @@ struct MCPHTTPProxyScenarioTests {
         }
     }
 
+    /// Streamable HTTP has no other way for a client to give up on a call than to close its stream: the proxy takes
+    /// it as a cancellation, gives the hold back at once (not when the upstream finishes) and charges nothing.
+    @Test func closingACallsStream_releasesItsHold() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            try await Self.withProxy(tollgate: server.address) { url, log in
+                let scenario = Task {
+                    try await run(
+                        Self.python, [Self.integration("http_cancel_scenario.py"), url],
+                        environment: ["TOLLGATE_TOKEN": world.agentToken, "SCENARIO_LINGER_SECONDS": "8"],
+                        timeoutSeconds: 60)
+                }
+                // The hold is taken while the call runs, then given back once the stream is closed, well before
+                // the upstream's 20 s are over.
+                var spent: [JSONValue] = []
+                for _ in 0..<200 {
+                    let caps = try await op.call("caps.list")["caps"]?.arrayValue ?? []
+                    spent.append(caps.first?["spent"] ?? .null)
+                    if spent.contains("0.002"), spent.last == "0" { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(spent.contains("0.002") && spent.last == "0", "held, then released: \(spent)")
+                // Released by the stream's end, not by the end of the MCP session (the client's DELETE, later).
+                let upstreamLog = log.deletingLastPathComponent().appendingPathComponent("upstream.log")
+                var seen = (try? String(contentsOf: upstreamLog, encoding: .utf8)) ?? ""
+                #expect(!seen.contains("DELETE"))
+                for _ in 0..<100 where !seen.contains("slow: cancelled") {
+                    try await Task.sleep(for: .milliseconds(50))
+                    seen = (try? String(contentsOf: upstreamLog, encoding: .utf8)) ?? ""
+                }
+                // And the upstream was told: its tool was cancelled, not left to run.
+                #expect(seen.contains("slow: cancelled"), "\(seen)")
+                let result = try await scenario.value
+                #expect(result.status == 0, "\(result.error)")
+                #expect(result.output.contains(#""contentType": "text/event-stream""#), "\(result.output)")
+            }
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 0)
+        }
+    }
+
     @Test func whileTollgateIsAway_anUnknownCredentialIsTurnedAway() async throws {
         let nothingListens = "127.0.0.1:\(try freePort())"
         try await Self.withProxy(tollgate: nothingListens) { url, _ in
