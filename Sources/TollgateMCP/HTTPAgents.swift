@@ -65,7 +65,9 @@ actor HTTPAgents {
     }
 
     /// The session a request belongs to: its MCP session, or the credential's own.
-    static func sessionKey(mcpSessionId: String?) -> String { mcpSessionId.map { "h:" + $0 } ?? "c" }
+    static func sessionKey(mcpSessionId: String?) -> String { mcpSessionId.map { "h:" + $0 } ?? credentialSession }
+    /// The key of the credential's own session (requests without an `Mcp-Session-Id`).
+    static let credentialSession = "c"
 
     /// Checks the bearer credential through Tollgate (again after `recheckAfterMs`, so that a revoked one stops
     /// working). While Tollgate cannot be reached, a credential it accepted before is let through under `allow`.
@@ -189,6 +191,21 @@ actor HTTPAgents {
         await settlement.close(sessionId: session.tollgateSessionId)
     }
 
+    /// Ends the sessions no request has used for `sessionIdleMs` and that have no call running or waiting for
+    /// input: a client that went away without ending its MCP session (no `DELETE`), or a credential that stopped
+    /// calling, does not leave its Tollgate session open for ever. A client that comes back later with the same
+    /// `Mcp-Session-Id` continues in a new Tollgate session.
+    func sweep(now: Date = Date()) async {
+        for (credential, agent) in agents {
+            for (key, session) in agent.sessions
+            where now.timeIntervalSince(session.lastUsed) * 1000 >= Double(options.sessionIdleMs)
+                && session.meter.callsInFlight == 0 && session.meter.callsAwaitingInput == 0
+            {
+                await endSession(credential: credential, session: key)
+            }
+        }
+    }
+
     /// Shutting down: every session ends.
     func finish() async {
         for (credential, agent) in agents {
@@ -202,7 +219,7 @@ actor HTTPAgents {
         let now = Date()
         if let session = agents[credential]?.sessions[key] {
             let idle = now.timeIntervalSince(session.lastUsed) * 1000 >= Double(options.sessionIdleMs)
-            if !(key == "c" && idle && session.meter.callsInFlight == 0 && session.meter.callsAwaitingInput == 0) {
+            if !(key == Self.credentialSession && idle && session.meter.callsInFlight == 0 && session.meter.callsAwaitingInput == 0) {
                 agents[credential]?.sessions[key]?.lastUsed = now
                 return session.tollgateSessionId
             }

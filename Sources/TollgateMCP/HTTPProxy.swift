@@ -108,7 +108,14 @@ public struct HTTPProxy: Sendable {
         let services = ServiceGroup(
             configuration: .init(
                 services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // Idle sessions are ended a few times per idle period.
+        let sweeper = Task { [idle = options.sessionIdleMs] in
+            let every = Duration.milliseconds(max(50, min(idle / 4, 30_000)))
+            while (try? await Task.sleep(for: every)) != nil { await agents.sweep() }
+        }
+        defer { sweeper.cancel() }
         try await services.run()
+        sweeper.cancel()
         await agents.finish()
     }
 
@@ -182,7 +189,11 @@ struct HTTPExchange: Sendable {
             logger.warning("the upstream MCP server cannot be reached", metadata: ["error": "\(error)"])
             return Self.plain(.badGateway, "the upstream MCP server cannot be reached")
         }
-        if request.method == .delete, (200..<300).contains(upstreamResponse.status.code) {
+        // The client ended its MCP session, or the upstream no longer knows it (404: it ended it, or restarted).
+        if sessionKey != HTTPAgents.credentialSession,
+            request.method == .delete && (200..<300).contains(upstreamResponse.status.code)
+                || upstreamResponse.status.code == 404
+        {
             await agents.endSession(credential: credential, session: sessionKey)
         }
         var headers = HTTPFields()

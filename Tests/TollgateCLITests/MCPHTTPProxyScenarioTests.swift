@@ -94,6 +94,34 @@ struct MCPHTTPProxyScenarioTests {
         }
     }
 
+    /// 2026-07-28 has no MCP sessions: a credential's calls share a Tollgate session that the proxy closes once it
+    /// has been idle for `--session-idle-ms` — while the proxy keeps running — and the next call opens another.
+    @Test func anIdleCredentialSession_isClosed_andTheNextCallOpensAnother() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            func states() async throws -> [String: String] {
+                let sessions = try await op.call("sessions.list", ["state": "all"])["sessions"]?.arrayValue ?? []
+                return Dictionary(
+                    sessions.map { ($0["sessionId"]?.stringValue ?? "", $0["state"]?.stringValue ?? "") },
+                    uniquingKeysWith: { $1 })
+            }
+            try await Self.withProxy(tollgate: server.address, proxyArguments: ["--session-idle-ms", "1000"]) {
+                url, _ in
+                _ = try await Self.scenario(url, mode: "2026-07-28", calls: 1, token: world.agentToken)
+                var seen = try await states()
+                for _ in 0..<200 where seen.values.contains("ACTIVE") || seen.isEmpty {
+                    try await Task.sleep(for: .milliseconds(50))
+                    seen = try await states()
+                }
+                #expect(seen.count == 1 && seen.values.allSatisfy { $0 == "CLOSED" }, "\(seen)")
+                _ = try await Self.scenario(url, mode: "2026-07-28", calls: 1, token: world.agentToken)
+                #expect(try await states().count == 2)
+            }
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 4)
+        }
+    }
+
     @Test func aCapRefusal_isAToolResult_andPricesShowInTheListing() async throws {
         try await TestServer.with { server in
             let world = try await Fixture.make(on: server)
