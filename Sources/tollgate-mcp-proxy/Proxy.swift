@@ -59,7 +59,9 @@ struct TollgateMCPProxy: AsyncParsableCommand {
     @Option(name: .long, help: "A header sent upstream with every request, \"Name: value\" (repeatable).")
     var upstreamHeader: [String] = []
 
-    @Option(name: .long, help: "HTTP, 2026-07-28: milliseconds an agent's Tollgate session may go without a call.")
+    @Option(
+        name: .long,
+        help: "HTTP: milliseconds an MCP session, or an agent's own session (2026-07-28), may go unused before it ends.")
     var sessionIdleMs: Int64 = 900_000
 
     @Argument(parsing: .postTerminator, help: "The MCP server to start, and its arguments.")
@@ -84,11 +86,10 @@ struct TollgateMCPProxy: AsyncParsableCommand {
             guard command.isEmpty else { throw ValidationError("--upstream serves HTTP: name no command after --") }
             guard let listen else { throw ValidationError("--upstream needs --listen host:port") }
             guard sessionIdleMs >= 1000 else { throw ValidationError("--session-idle-ms is at least 1000") }
-            var options = HTTPProxy.Options(
+            let options = HTTPProxy.Options(
                 listen: listen, upstream: upstream, upstreamHeaders: upstreamHeader, tollgate: tollgate,
                 spoolPath: spoolPath, holdTTLMs: holdTtlMs, whenUnavailable: onUnavailable,
                 annotatePrices: annotatePrices, sessionIdleMs: sessionIdleMs)
-            options.annotatePrices = annotatePrices
             do { try await HTTPProxy(options: options).run() } catch let error as ProxyError {
                 throw ValidationError(error.description)
             }
