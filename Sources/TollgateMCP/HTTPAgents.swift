@@ -195,13 +195,18 @@ actor HTTPAgents {
     /// input: a client that went away without ending its MCP session (no `DELETE`), or a credential that stopped
     /// calling, does not leave its Tollgate session open for ever. A client that comes back later with the same
     /// `Mcp-Session-Id` continues in a new Tollgate session.
+    /// First, the holds of tasks whose TTL has passed go back.
     func sweep(now: Date = Date()) async {
         for (credential, agent) in agents {
-            for (key, session) in agent.sessions
-            where now.timeIntervalSince(session.lastUsed) * 1000 >= Double(options.sessionIdleMs)
-                && session.meter.callsInFlight == 0 && session.meter.callsAwaitingInput == 0
-            {
-                await endSession(credential: credential, session: key)
+            for (key, session) in agent.sessions {
+                for action in mutateMeter(credential, key, { $0.expireTasks(at: now) }) {
+                    settle(action, settlement: agent.settlement, sessionId: session.tollgateSessionId)
+                }
+                if now.timeIntervalSince(session.lastUsed) * 1000 >= Double(options.sessionIdleMs),
+                    agents[credential]?.sessions[key]?.meter.isIdle == true
+                {
+                    await endSession(credential: credential, session: key)
+                }
             }
         }
     }
@@ -219,7 +224,7 @@ actor HTTPAgents {
         let now = Date()
         if let session = agents[credential]?.sessions[key] {
             let idle = now.timeIntervalSince(session.lastUsed) * 1000 >= Double(options.sessionIdleMs)
-            if !(key == Self.credentialSession && idle && session.meter.callsInFlight == 0 && session.meter.callsAwaitingInput == 0) {
+            if !(key == Self.credentialSession && idle && session.meter.isIdle) {
                 agents[credential]?.sessions[key]?.lastUsed = now
                 return session.tollgateSessionId
             }

@@ -113,7 +113,12 @@ public struct StdioProxy: Sendable {
                     await core.fromServer(MCPMessage(bytes: line))
                 }
             }
+            // Once a second, the holds of tasks whose TTL has passed go back.
+            let ticker = Task {
+                while (try? await Task.sleep(for: .seconds(1))) != nil { await core.expireTasks() }
+            }
             await group.waitForAll()
+            ticker.cancel()
         }
         child.waitUntilExit()
         await core.finish()
@@ -151,6 +156,8 @@ actor ProxyCore {
     func fromClient(_ message: MCPMessage) { perform(meter.fromClient(message, at: Date())) }
 
     func fromServer(_ message: MCPMessage) { perform(meter.fromServer(message, at: Date())) }
+
+    func expireTasks() { perform(meter.expireTasks(at: Date())) }
 
     /// Releases what is still held, then settles and closes the Tollgate session (see `Settlement.close`).
     func finish() async {

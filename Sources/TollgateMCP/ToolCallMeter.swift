@@ -35,6 +35,24 @@ public struct ToolCallMeter: Sendable {
         var roundsMs: Int64
     }
 
+    /// A call the server answered with a task (`resultType: "task"`, the tasks extension): the call runs on after
+    /// its answer, so its hold stands until the task's status — in a `tasks/get` answer or a `notifications/tasks`
+    /// — says it is over: `completed` is committed, `failed` and `cancelled` are released. A task whose status
+    /// nobody asks for is released when its TTL passes (`expireTasks`).
+    struct RunningTask: Sendable, Equatable {
+        var tool: String
+        var key: String
+        var reservationId: String?
+        /// When the call was forwarded, and the server's time on its earlier rounds: its duration if the server
+        /// gives no timestamps.
+        var forwardedAt: Date
+        var earlierRoundsMs: Int64
+        /// When the proxy first saw the task, and its TTL from then (nil: unlimited; the server may change it).
+        var seenAt: Date
+        var ttlMs: Int64?
+        var expiresAt: Date? { ttlMs.map { seenAt.addingTimeInterval(Double($0) / 1000) } }
+    }
+
     /// Where a metered call is.
     enum Phase: Sendable, Equatable {
         /// Waiting for Tollgate's hold; `cancelled` when the client cancelled it meanwhile.
@@ -126,6 +144,10 @@ public struct ToolCallMeter: Sendable {
     private var awaitingInput: [AwaitingInput] = []
     /// Calls being authorized or running, by their request id (canonical JSON).
     private var calls: [String: Call] = [:]
+    /// Calls running as tasks, by task id; and the client's `tasks/get` requests awaiting their answer (request id
+    /// to task id).
+    private var tasks: [String: RunningTask] = [:]
+    private var taskPolls: [String: String] = [:]
 
     /// `keyPrefix` makes this connection's keys unique among every proxy run (a random id per run).
     /// `annotatePrices` puts each listed tool's price for this agent in `tools/list` answers.
@@ -166,6 +188,11 @@ public struct ToolCallMeter: Sendable {
             return [.authorize(callId: callId, tool: tool, key: key)]
         case .request(let id, "tools/list") where annotatePrices:
             listings.insert(Self.callId(id))
+            return [.toServer(message.bytes)]
+        case .request(let id, "tasks/get"):
+            if let taskId = message.params?["taskId"]?.stringValue, tasks[taskId] != nil {
+                taskPolls[Self.callId(id)] = taskId
+            }
             return [.toServer(message.bytes)]
         case .notification("notifications/cancelled"):
             var actions: [Action] = [.toServer(message.bytes)]
@@ -237,8 +264,17 @@ public struct ToolCallMeter: Sendable {
 
     /// A message from the server.
     public mutating func fromServer(_ message: MCPMessage, at now: Date) -> [Action] {
+        if case .notification("notifications/tasks") = message.kind, let task = message.params {
+            return Self.ordered(message.bytes, taskStatus(task, at: now))
+        }
         guard case .response(let id, let isError) = message.kind else { return [.toClient(message.bytes)] }
         let callId = Self.callId(id)
+        if let taskId = taskPolls.removeValue(forKey: callId) {
+            guard !isError, let task = message.result, task["taskId"]?.stringValue == taskId else {
+                return [.toClient(message.bytes)]
+            }
+            return Self.ordered(message.bytes, taskStatus(task, at: now))
+        }
         if listings.remove(callId) != nil, !isError, let tools = message.result?["tools"]?.arrayValue {
             let names = tools.compactMap { $0["name"]?.stringValue }
             if !names.isEmpty {
@@ -264,8 +300,22 @@ public struct ToolCallMeter: Sendable {
                     requestState: result?["requestState"]?.stringValue, roundsMs: call.earlierRoundsMs + roundMs))
             return [.toClient(message.bytes)]
         }
-        var usage = CallUsage(
-            durationMs: call.earlierRoundsMs + roundMs, failed: isError || result?["isError"] == true)
+        let reservationId: String? = if case .held(let id, _) = call.phase { id } else { nil }
+        if !isError, result?["resultType"] == "task", let taskId = result?["taskId"]?.stringValue {
+            // Answered with a task: the call goes on. Its status may already be final (a task seeded completed).
+            tasks[taskId] = RunningTask(
+                tool: call.tool, key: call.key, reservationId: reservationId, forwardedAt: forwardedAt,
+                earlierRoundsMs: call.earlierRoundsMs, seenAt: now, ttlMs: nil)
+            return Self.ordered(message.bytes, taskStatus(result!, at: now))
+        }
+        let usage = Self.usage(
+            of: result, durationMs: call.earlierRoundsMs + roundMs, failed: isError || result?["isError"] == true)
+        return Self.ordered(message.bytes, settle(tool: call.tool, key: call.key, reservationId, usage))
+    }
+
+    /// What a finished call's result reports it used (`_meta["dev.tollgate/usage"]`), with its duration.
+    static func usage(of result: JSONValue?, durationMs: Int64, failed: Bool) -> CallUsage {
+        var usage = CallUsage(durationMs: durationMs, failed: failed)
         if let reported = result?["_meta"]?[Self.usageMetaKey] {
             usage.inputTokens = reported["inputTokens"]?.int64Value
             usage.outputTokens = reported["outputTokens"]?.int64Value
@@ -273,18 +323,86 @@ public struct ToolCallMeter: Sendable {
             usage.providerCost = reported["providerCost"]?.stringValue.flatMap { try? Money(decimal: $0) }
             usage.model = reported["model"]?.stringValue
         }
-        switch call.phase {
-        case .held(let reservationId, _):
-            // The answer goes to the client first: the hold already makes the call safe, and the commit follows.
-            return [
-                .toClient(message.bytes),
-                .commit(reservationId: reservationId, tool: call.tool, key: call.key, usage: usage),
-            ]
+        return usage
+    }
+
+    /// The line to the client and what settles a call: a spooled usage first (durable before the client has its
+    /// answer: no hold stands for the call), a commit or release after (the hold already makes the call safe).
+    static func ordered(_ line: [UInt8], _ settling: [Action]) -> [Action] {
+        let spooled = settling.filter { if case .spool = $0 { true } else { false } }
+        let rest = settling.filter { if case .spool = $0 { false } else { true } }
+        return spooled + [.toClient(line)] + rest
+    }
+
+    /// A finished call is charged: against its hold, or — run without one — through the spool.
+    private func settle(tool: String, key: String, _ reservationId: String?, _ usage: CallUsage) -> [Action] {
+        if let reservationId { return [.commit(reservationId: reservationId, tool: tool, key: key, usage: usage)] }
+        return [.spool(tool: tool, key: key, usage: usage)]
+    }
+
+    /// A task's status, from the server (a `tasks/get` answer, a `notifications/tasks`, or the task's creation):
+    /// a finished task is settled, a running one has its TTL brought up to date.
+    private mutating func taskStatus(_ task: JSONValue, at now: Date) -> [Action] {
+        guard let taskId = task["taskId"]?.stringValue, var running = tasks[taskId] else { return [] }
+        switch task["status"]?.stringValue {
+        case "completed":
+            tasks[taskId] = nil
+            let result = task["result"]
+            let usage = Self.usage(
+                of: result, durationMs: running.earlierRoundsMs + Self.taskDurationMs(task, running, now),
+                failed: result?["isError"] == true)
+            return settle(tool: running.tool, key: running.key, running.reservationId, usage)
+        case "failed", "cancelled":
+            tasks[taskId] = nil
+            return running.reservationId.map { [.release(reservationId: $0)] } ?? []
         default:
-            // No hold stands for it: its usage is made durable before the client has its answer.
-            return [.spool(tool: call.tool, key: call.key, usage: usage), .toClient(message.bytes)]
+            // working, input_required (answered through tasks/update, which is relayed as it comes)
+            if let ttl = task["ttlMs"] {
+                running.ttlMs = ttl.int64Value
+                tasks[taskId] = running
+            }
+            return []
         }
     }
+
+    /// How long the task ran: from its `createdAt` to its `lastUpdatedAt` when the server gives both, else from
+    /// when the call was forwarded to when the proxy saw it finished.
+    static func taskDurationMs(_ task: JSONValue, _ running: RunningTask, _ now: Date) -> Int64 {
+        if let created = task["createdAt"]?.stringValue.flatMap(Self.timestamp),
+            let updated = task["lastUpdatedAt"]?.stringValue.flatMap(Self.timestamp), updated >= created
+        {
+            return Int64((updated.timeIntervalSince(created) * 1000).rounded())
+        }
+        return max(0, Int64((now.timeIntervalSince(running.forwardedAt) * 1000).rounded()))
+    }
+
+    static func timestamp(_ text: String) -> Date? {
+        if let date = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)
+            .timeZone(separator: .omitted))
+        {
+            return date
+        }
+        return try? Date(text, strategy: .iso8601)
+    }
+
+    /// Tasks whose TTL has passed without a final status: the server may have discarded them, and nobody will
+    /// learn how they ended, so their holds go back.
+    public mutating func expireTasks(at now: Date) -> [Action] {
+        var actions: [Action] = []
+        for (taskId, task) in tasks {
+            guard let expiresAt = task.expiresAt, expiresAt <= now else { continue }
+            tasks[taskId] = nil
+            if let reservationId = task.reservationId { actions.append(.release(reservationId: reservationId)) }
+        }
+        return actions
+    }
+
+    /// Calls running as tasks.
+    public var tasksRunning: Int { tasks.count }
+
+    /// No call is being authorized, running, waiting for input or running as a task: the connection's session
+    /// can end without losing track of one.
+    public var isIdle: Bool { calls.isEmpty && awaitingInput.isEmpty && tasks.isEmpty }
 
     /// Tollgate quoted the listed tools: the answer goes on with each tool's price in its `_meta`.
     public mutating func priced(listingId: String, currency: String, prices: [String: String]) -> [Action] {
@@ -311,17 +429,21 @@ public struct ToolCallMeter: Sendable {
         return [.toClient(message.bytes)]
     }
 
-    /// The client ended the connection: every call still held is released (waiting for input included).
+    /// The client ended the connection: every call still held is released (waiting for input, or running as a
+    /// task, included: nobody is left to learn how it ends).
     public mutating func ended() -> [Action] {
         defer {
             calls = [:]
             awaitingInput = []
+            tasks = [:]
+            taskPolls = [:]
         }
         let running: [Action] = calls.values.compactMap { call in
             guard case .held(let reservationId, _) = call.phase else { return nil }
             return .release(reservationId: reservationId)
         }
         return running + awaitingInput.compactMap { $0.reservationId.map { .release(reservationId: $0) } }
+            + tasks.values.compactMap { $0.reservationId.map { .release(reservationId: $0) } }
     }
 
     /// Calls waiting for the client's input.
