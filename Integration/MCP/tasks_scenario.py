@@ -1,0 +1,71 @@
+"""Three tool calls answered as tasks (the tasks extension, 2026-07-28) through tollgate-mcp-proxy over stdio,
+speaking MCP's JSON-RPC lines directly (the official client has no tasks support yet).
+
+Usage: python tasks_scenario.py PROXY TOLLGATE_ADDRESS -- SERVER_COMMAND ARGS...
+Task 1 is polled until it completes; task 2 is cancelled (tasks/cancel) and polled until it shows so; task 3 is
+never asked about again and has a TTL of 1.5 s. The connection then stays open SCENARIO_LINGER_SECONDS (4), or
+until the file SCENARIO_UNTIL_FILE names exists.
+SCENARIO_PROXY_ARGS (a JSON array) are more of the proxy's options.
+Prints each message received from the proxy, one JSON object per line.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+VERSION = "2026-07-28"
+META = {"io.modelcontextprotocol/protocolVersion": VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}}}
+
+
+def main() -> None:
+    # More of the proxy's options (--spool, --on-unavailable), as a JSON array.
+    proxy_args = json.loads(os.environ.get("SCENARIO_PROXY_ARGS", "[]"))
+    proxy, address = sys.argv[1], sys.argv[2]
+    server = sys.argv[sys.argv.index("--") + 1:]
+    child = subprocess.Popen([proxy, "--tollgate", address, *proxy_args, "--", *server], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE,
+                             env={"TOLLGATE_TOKEN": os.environ["TOLLGATE_TOKEN"], "PATH": os.environ.get("PATH", "")})
+    next_id = 0
+
+    def request(method: str, params: dict) -> dict:
+        nonlocal next_id
+        next_id += 1
+        message = {"jsonrpc": "2.0", "id": next_id, "method": method, "params": {**params, "_meta": META}}
+        child.stdin.write((json.dumps(message) + "\n").encode())
+        child.stdin.flush()
+        while True:
+            line = child.stdout.readline()
+            if not line:
+                raise SystemExit("the proxy closed its output")
+            answer = json.loads(line)
+            print(json.dumps(answer), flush=True)
+            if answer.get("id") == next_id:
+                return answer.get("result") or answer
+
+    def until(task_id: str, statuses: set[str]) -> dict:
+        while True:
+            task = request("tasks/get", {"taskId": task_id})
+            if task.get("status") in statuses:
+                return task
+            time.sleep(task.get("pollIntervalMs", 100) / 1000)
+
+    request("server/discover", {})
+    first = request("tools/call", {"name": "report", "arguments": {"seconds": 0.5}})
+    second = request("tools/call", {"name": "report", "arguments": {"seconds": 30}})
+    request("tools/call", {"name": "report", "arguments": {"seconds": 30, "ttlMs": 1500}})
+    until(first["taskId"], {"completed", "failed", "cancelled"})
+    request("tasks/cancel", {"taskId": second["taskId"]})
+    until(second["taskId"], {"completed", "failed", "cancelled"})
+    # The connection stays open until the test has seen what it needs (the file SCENARIO_UNTIL_FILE names
+    # appears), or SCENARIO_LINGER_SECONDS pass: the proxy's end releases whatever is still held.
+    until_file = os.environ.get("SCENARIO_UNTIL_FILE")
+    deadline = time.monotonic() + float(os.environ.get("SCENARIO_LINGER_SECONDS", "4"))
+    while time.monotonic() < deadline and not (until_file and os.path.exists(until_file)):
+        time.sleep(0.05)
+    child.stdin.close()
+    child.wait(timeout=60)
+
+
+main()
