@@ -27,7 +27,7 @@ def send(message: dict) -> None:
 
 def result_of(task: dict) -> dict:
     return {"content": [{"type": "text", "text": f"report ready after {task['seconds']} s"}], "isError": False,
-            "_meta": {"dev.tollgate/usage": {"outputTokens": 120, "providerCost": "0.0004"}}}
+            "_meta": {"dev.tollgate/usage": {"outputTokens": 120, "providerCost": "0.0004", "model": "report-model-1"}}}
 
 
 def detailed(task: dict) -> dict:

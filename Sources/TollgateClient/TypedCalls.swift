@@ -33,10 +33,12 @@ public struct Usage: Sendable, Equatable {
     /// `SUCCESS`, or the call's failure (`FAILED`, `TIMEOUT`, …): counted in the session's errors.
     public var status: String?
     public var providerCost: Money?
+    /// The model the call used (1 to 128 bytes), recorded with the charge.
+    public var model: String?
 
     public init(
         inputTokens: Int64? = nil, outputTokens: Int64? = nil, reasoningTokens: Int64? = nil,
-        durationMs: Int64? = nil, status: String? = nil, providerCost: Money? = nil
+        durationMs: Int64? = nil, status: String? = nil, providerCost: Money? = nil, model: String? = nil
     ) {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
@@ -44,6 +46,7 @@ public struct Usage: Sendable, Equatable {
         self.durationMs = durationMs
         self.status = status
         self.providerCost = providerCost
+        self.model = model
     }
 
     public var json: JSONValue {
@@ -54,6 +57,7 @@ public struct Usage: Sendable, Equatable {
         if let durationMs { fields["durationMs"] = .integer(durationMs) }
         if let status { fields["status"] = .string(status) }
         if let providerCost { fields["providerCost"] = .string(providerCost.decimalString) }
+        if let model { fields["model"] = .string(model) }
         return .object(fields)
     }
 }

@@ -115,7 +115,8 @@ final class Settlement: Sendable {
     static func usage(_ usage: ToolCallMeter.CallUsage) -> Usage {
         Usage(
             inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, reasoningTokens: usage.reasoningTokens,
-            durationMs: usage.durationMs, status: usage.failed ? "FAILED" : "SUCCESS", providerCost: usage.providerCost)
+            durationMs: usage.durationMs, status: usage.failed ? "FAILED" : "SUCCESS", providerCost: usage.providerCost,
+            model: usage.model)
     }
 
     private func track(_ body: @escaping @Sendable () async -> Void) {

@@ -313,18 +313,26 @@ public struct ToolCallMeter: Sendable {
         return Self.ordered(message.bytes, settle(tool: call.tool, key: call.key, reservationId, usage))
     }
 
-    /// What a finished call's result reports it used (`_meta["dev.tollgate/usage"]`), with its duration.
+    /// What a finished call's result reports it used (`_meta["dev.tollgate/usage"]`), with its duration. A field
+    /// Tollgate would refuse (a negative count, a cost that is not a decimal, an empty or overlong model name) is
+    /// left out: the call is still charged, never held back by what its server reported.
     static func usage(of result: JSONValue?, durationMs: Int64, failed: Bool) -> CallUsage {
         var usage = CallUsage(durationMs: durationMs, failed: failed)
-        if let reported = result?["_meta"]?[Self.usageMetaKey] {
-            usage.inputTokens = reported["inputTokens"]?.int64Value
-            usage.outputTokens = reported["outputTokens"]?.int64Value
-            usage.reasoningTokens = reported["reasoningTokens"]?.int64Value
-            usage.providerCost = reported["providerCost"]?.stringValue.flatMap { try? Money(decimal: $0) }
-            usage.model = reported["model"]?.stringValue
+        guard let reported = result?["_meta"]?[Self.usageMetaKey] else { return usage }
+        func count(_ field: String) -> Int64? {
+            reported[field]?.int64Value.flatMap { (0...Self.reportedCountMax).contains($0) ? $0 : nil }
         }
+        usage.inputTokens = count("inputTokens")
+        usage.outputTokens = count("outputTokens")
+        usage.reasoningTokens = count("reasoningTokens")
+        usage.providerCost = reported["providerCost"]?.stringValue.flatMap { try? Money(decimal: $0) }
+            .flatMap { $0 >= .zero ? $0 : nil }
+        usage.model = reported["model"]?.stringValue.flatMap { (1...128).contains($0.utf8.count) ? $0 : nil }
         return usage
     }
+
+    /// The largest count Tollgate takes in a call's usage.
+    static let reportedCountMax: Int64 = 1_000_000_000_000
 
     /// The line to the client and what settles a call: a spooled usage first (durable before the client has its
     /// answer: no hold stands for the call), a commit or release after (the hold already makes the call safe).
@@ -377,8 +385,10 @@ public struct ToolCallMeter: Sendable {
     }
 
     static func timestamp(_ text: String) -> Date? {
-        if let date = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)
-            .timeZone(separator: .omitted))
+        if let date = try? Date(
+            text,
+            strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)
+                .timeZone(separator: .omitted))
         {
             return date
         }

@@ -238,5 +238,8 @@ enum PostgresMigrations {
             WHERE s.closed_at_ms IS NULL
             """,
         ]),
+        // Issue 12: the model a call reported (`usage.model`), '' for none. Named as SQLite's v8 (SQLite's v7
+        // made a table PostgreSQL never needed: its `idempotency` table keeps every answer).
+        ("v8-charge-model", ["ALTER TABLE charges ADD COLUMN model TEXT NOT NULL DEFAULT ''"]),
     ]
 }

@@ -709,9 +709,9 @@ public final class PostgresStore: TollgateStore {
                         INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id,
                             session_id, subscription_id, plan_id, plan_version, tool, quantity, input_tokens,
                             output_tokens, reasoning_tokens, duration_ms, status, cost_nanos, provider_cost_nanos,
-                            currency, idempotency_key, at_ms, day)
+                            currency, idempotency_key, at_ms, day, model)
                         SELECT t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, NULLIF(st, ''), co, pc, cy,
-                            ik, at, dy
+                            ik, at, dy, mo
                         FROM UNNEST(\(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)),
                             \(c.map(\.teamId)), \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)),
                             \(c.map(\.subscriptionId)), \(c.map(\.planId)), \(c.map { Int64($0.planVersion) }),
@@ -719,8 +719,8 @@ public final class PostgresStore: TollgateStore {
                             \(c.map(\.reasoningTokens)), \(c.map(\.durationMs)), \(c.map { $0.status ?? "" }),
                             \(c.map(\.cost.nanos)), \(c.map(\.providerCost.nanos)), \(c.map(\.currency)),
                             \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }),
-                            \(c.map { PeriodCalendar.dayIndex($0.at) }))
-                        AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy)
+                            \(c.map { PeriodCalendar.dayIndex($0.at) }), \(c.map { $0.model ?? "" }))
+                        AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy, mo)
                         """, logger: logger)
                 }
                 // Keys that were already stored answer with their stored record.

@@ -16,11 +16,14 @@ public struct RatedEvent: Sendable, Hashable {
     public var sessionId: String?
     /// The caller's outcome (`usage.status`). Anything but absent or `SUCCESS` counts as an error.
     public var status: String?
+    /// The model the call used, as the caller reported it (`usage.model`): recorded with the charge, so that
+    /// usage and provider cost can be read per model. No strategy prices by it.
+    public var model: String?
 
     public init(
         tool: String, quantity: Int64 = 1, inputTokens: Int64 = 0, outputTokens: Int64 = 0,
         reasoningTokens: Int64 = 0, durationMs: Int64 = 0, providerCost: Money = .zero,
-        agentId: String = "", sessionId: String? = nil, status: String? = nil
+        agentId: String = "", sessionId: String? = nil, status: String? = nil, model: String? = nil
     ) {
         self.tool = tool
         self.quantity = quantity
@@ -32,6 +35,7 @@ public struct RatedEvent: Sendable, Hashable {
         self.agentId = agentId
         self.sessionId = sessionId
         self.status = status
+        self.model = model
     }
 
     public var isError: Bool { CallStatus.isError(status) }

@@ -60,7 +60,8 @@ extension TenantActor {
                 planId: pricing.plan.id, planVersion: pricing.plan.version, tool: event.tool, quantity: event.quantity,
                 inputTokens: event.inputTokens, outputTokens: event.outputTokens,
                 reasoningTokens: event.reasoningTokens, durationMs: event.durationMs, status: request.status,
-                cost: admission.cost, providerCost: event.providerCost, currency: pricing.plan.currency,
+                cost: admission.cost, providerCost: event.providerCost, model: event.model,
+                currency: pricing.plan.currency,
                 idempotencyKey: request.idempotencyKey, at: at)
             let entry = LedgerEntry(
                 charge: record, idempotency: idempotencyRecord(call, answer: answer.json, at: at),

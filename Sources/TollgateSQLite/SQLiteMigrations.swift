@@ -272,6 +272,11 @@ enum SQLiteMigrations {
                 )
                 """)
         }
+        // Issue 12: the model a call reported (`usage.model`), so that usage and provider cost read per model.
+        // '' for none: a key `usage.summary` groups by, the same in every backend.
+        migrator.registerMigration("v8-charge-model") { db in
+            try db.execute(sql: "ALTER TABLE charges ADD COLUMN model TEXT NOT NULL DEFAULT ''")
+        }
         return migrator
     }
 }

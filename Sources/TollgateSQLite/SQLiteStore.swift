@@ -499,8 +499,8 @@ public final class SQLiteStore: TollgateStore {
             INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
                 subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
                 duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day,
-                request_method, request_params, result)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                request_method, request_params, result, model)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         var outcomes: [CommitOutcome] = []
         outcomes.reserveCapacity(entries.count)
@@ -552,6 +552,7 @@ public final class SQLiteStore: TollgateStore {
             charge.bind(i.method)
             charge.bind(i.params)
             charge.bind(i.result)
+            charge.bind(c.model ?? "")
             try charge.run()
             recordedHere[key] = outcomes.count
             recorded.append((key, c.receiptId))

@@ -88,6 +88,10 @@ enum MeterMethods {
             outputTokens: try usage?.optionalInt("outputTokens", range: 0...countMax) ?? 0,
             reasoningTokens: try usage?.optionalInt("reasoningTokens", range: 0...countMax) ?? 0,
             durationMs: try usage?.optionalInt("durationMs", range: 0...countMax) ?? 0,
-            providerCost: try usage?.optionalMoney("providerCost") ?? .zero)
+            providerCost: try usage?.optionalMoney("providerCost") ?? .zero,
+            model: try usage?.optionalString("model", lengthMax: modelBytesMax))
     }
+
+    /// The longest model name a call may report (`usage.model`).
+    static let modelBytesMax = 128
 }

@@ -17,7 +17,8 @@ enum UsageMethods {
         {
             guard let group = UsageGroup(rawValue: name) else {
                 throw TollgateError.validation(
-                    field: "groupBy[\(index)]", rule: "one of tool, agent, session, team, day")
+                    field: "groupBy[\(index)]",
+                    rule: "one of \(UsageGroup.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             guard !groups.contains(group) else {
                 throw TollgateError.validation(field: "groupBy[\(index)]", rule: "not repeated")

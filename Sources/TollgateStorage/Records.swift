@@ -93,6 +93,8 @@ public struct ChargeRecord: Sendable, Hashable {
     public var status: String?
     public var cost: Money
     public var providerCost: Money
+    /// The model the call reported using (`usage.model`), if it did.
+    public var model: String?
     public var currency: String
     public var idempotencyKey: String
     public var at: Date
@@ -101,7 +103,7 @@ public struct ChargeRecord: Sendable, Hashable {
         receiptId: String, tenantId: String, path: ChargePath, subscriptionId: String, planId: String,
         planVersion: Int, tool: String, quantity: Int64, inputTokens: Int64 = 0, outputTokens: Int64 = 0,
         reasoningTokens: Int64 = 0, durationMs: Int64 = 0, status: String? = nil, cost: Money,
-        providerCost: Money = .zero, currency: String, idempotencyKey: String, at: Date
+        providerCost: Money = .zero, model: String? = nil, currency: String, idempotencyKey: String, at: Date
     ) {
         self.receiptId = receiptId
         self.tenantId = tenantId
@@ -120,6 +122,7 @@ public struct ChargeRecord: Sendable, Hashable {
         self.reasoningTokens = reasoningTokens
         self.durationMs = durationMs
         self.providerCost = providerCost
+        self.model = model
         self.status = status
         self.cost = cost
         self.currency = currency
@@ -200,7 +203,8 @@ public struct SpendRow: Sendable, Hashable {
 
 /// The dimensions `usage.summary` can group by.
 public enum UsageGroup: String, Sendable, Hashable, CaseIterable {
-    case tool, agent, session, team, day
+    /// `model` is the model the call reported (`usage.model`); calls that reported none group under "".
+    case tool, agent, session, team, day, model
 }
 
 public struct UsageFilter: Sendable, Hashable {

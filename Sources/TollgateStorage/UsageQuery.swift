@@ -20,6 +20,7 @@ public enum UsageQuery {
         case .session: charge.sessionId
         case .team: charge.teamId
         case .day: dayString(PeriodCalendar.dayIndex(charge.at))
+        case .model: charge.model ?? ""
         }
     }
 

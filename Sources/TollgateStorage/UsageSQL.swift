@@ -43,6 +43,7 @@ public struct UsageSQL: Sendable {
         case .session: "session_id"
         case .team: "team_id"
         case .day: "day"
+        case .model: "model"
         }
     }
 

@@ -61,7 +61,8 @@ struct TollgateMCPProxy: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "HTTP: milliseconds an MCP session, or an agent's own session (2026-07-28), may go unused before it ends.")
+        help: "HTTP: milliseconds an MCP session, or an agent's own session (2026-07-28), may go unused before it ends."
+    )
     var sessionIdleMs: Int64 = 900_000
 
     @Argument(parsing: .postTerminator, help: "The MCP server to start, and its arguments.")

@@ -44,9 +44,11 @@ struct MCPTasksScenarioTests {
             let statuses = lines.compactMap { $0["result"]?["status"]?.stringValue }
             #expect(statuses.contains("completed") && statuses.contains("cancelled"), "\(lines)")
             #expect(lines.filter { $0["result"]?["resultType"] == "task" }.count == 3, "\(lines)")
-            let usage = try await op.call("usage.summary", ["groupBy": ["tool"]])
+            let usage = try await op.call("usage.summary", ["groupBy": ["tool", "model"]])
             #expect(usage["total"]?["calls"] == 1 && usage["total"]?["providerCost"] == "0.0004", "\(usage)")
             #expect(usage["total"]?["outputTokens"] == 120)
+            // What the task's result reported, model included, is recorded with the charge.
+            #expect(usage["rows"]?.arrayValue?.first?["model"] == "report-model-1", "\(usage)")
             let caps = try await op.call("caps.list")["caps"]?.arrayValue ?? []
             #expect(caps.first?["spent"] == "0.002")
         }

@@ -26,7 +26,11 @@ struct SSEEventsTests {
     @Test func eventsEndAtABlankLine_andKeepTheirBytes() {
         var reader = SSEEvents()
         let events = reader.feed(stream)
-        #expect(events.map(\.data) == [nil, Array("{\"jsonrpc\":\"2.0\",\n\"id\":1}".utf8), nil, [], Array(#"{"jsonrpc":"2.0","id":2,"result":{}}"#.utf8)])
+        #expect(
+            events.map(\.data) == [
+                nil, Array("{\"jsonrpc\":\"2.0\",\n\"id\":1}".utf8), nil, [],
+                Array(#"{"jsonrpc":"2.0","id":2,"result":{}}"#.utf8),
+            ])
         // Nothing added, nothing lost: the events and what is left are the stream.
         #expect(events.flatMap(\.raw) + reader.remainder == stream)
         #expect(reader.remainder == Array("data: unfinished".utf8))
@@ -60,7 +64,8 @@ struct SSEEventsTests {
     @Test func replacingData_keepsTheEventsOtherFields() {
         let raw = Array("event: message\r\nid: 42\r\ndata: {\"a\":1}\r\n: note\r\n\r\n".utf8)
         let replaced = SSEEvents.replacingData(of: raw, with: Array(#"{"a":2}"#.utf8))
-        #expect(String(decoding: replaced, as: UTF8.self) == "event: message\r\nid: 42\r\ndata: {\"a\":2}\n: note\r\n\n")
+        #expect(
+            String(decoding: replaced, as: UTF8.self) == "event: message\r\nid: 42\r\ndata: {\"a\":2}\n: note\r\n\n")
         var reader = SSEEvents()
         #expect(reader.feed(replaced).map(\.data) == [Array(#"{"a":2}"#.utf8)])
         // Data over several lines is sent as several data lines, and reads back the same.

@@ -13,7 +13,8 @@ import TollgateJSON
 
     /// A meter whose call `1` (tool `report`, hold `rsv_1`) the server answered with task `tk-1`.
     static func meterWithTask(
-        ttlMs: JSONValue = 60_000, reservation: String? = "rsv_1", whenUnavailable: ToolCallMeter.UnavailablePolicy = .block
+        ttlMs: JSONValue = 60_000, reservation: String? = "rsv_1",
+        whenUnavailable: ToolCallMeter.UnavailablePolicy = .block
     ) -> ToolCallMeter {
         var meter = ToolCallMeter(keyPrefix: "run", whenUnavailable: whenUnavailable)
         _ = meter.fromClient(ToolCallMeterTests.call(1, tool: "report"), at: t0)

@@ -52,6 +52,24 @@ import TollgateJSON
         #expect(meter.callsInFlight == 0)
     }
 
+    @Test func reportedUsageTollgateWouldRefuse_isLeftOut_andTheCallIsStillCharged() throws {
+        let reported: JSONValue = [
+            "content": [],
+            "_meta": [
+                ToolCallMeter.usageMetaKey: [
+                    "inputTokens": -3, "outputTokens": 7, "reasoningTokens": 1_000_000_000_001,
+                    "providerCost": "-0.5", "model": .string(String(repeating: "m", count: 129)),
+                ]
+            ],
+        ]
+        let usage = ToolCallMeter.usage(of: reported, durationMs: 5, failed: false)
+        #expect(usage == ToolCallMeter.CallUsage(durationMs: 5, failed: false, outputTokens: 7))
+        let fine = ToolCallMeter.usage(
+            of: ["_meta": [ToolCallMeter.usageMetaKey: ["providerCost": "0.25", "model": "claude-x"]]], durationMs: 1,
+            failed: false)
+        #expect(fine.providerCost == (try Money(decimal: "0.25")) && fine.model == "claude-x")
+    }
+
     @Test func anErrorResultOrAJSONRPCError_commitsAFailedCall() {
         var meter = ToolCallMeter(keyPrefix: "run")
         for (id, answer) in [

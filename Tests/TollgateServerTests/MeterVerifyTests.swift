@@ -125,6 +125,9 @@ import TollgateTesting
         cases.append((["tool": "x", "idempotencyKey": "k", "quantity": "1"], -32602))
         cases.append((["tool": "x", "idempotencyKey": "k", "usage": ["providerCost": float]], -32602))
         cases.append((["tool": "x", "idempotencyKey": "k", "usage": ["inputTokens": -1]], -32020))
+        cases.append((["tool": "x", "idempotencyKey": "k", "usage": ["model": ""]], -32020))
+        cases.append((["tool": "x", "idempotencyKey": "k", "usage": ["model": long]], -32020))
+        cases.append((["tool": "x", "idempotencyKey": "k", "usage": ["model": 4]], -32602))
         cases.append((["tool": 5, "idempotencyKey": "k"], -32602))
         return cases
     }()
@@ -187,6 +190,29 @@ import TollgateTesting
                 "usage.summary", ["groupBy": ["agent", "tool"], "agentId": .string(world.agentId)])
             #expect(byAgent["rows"].flatMap { if case .array(let rows) = $0 { rows.count } else { nil } } == 2)
             #expect(await reason { try await op.call("usage.summary", ["groupBy": ["colour"]]) } == "VALIDATION_FAILED")
+        }
+    }
+
+    @Test func theModelACallReports_isRecorded_andUsageReadsPerModel() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            for (key, model) in [("1", "claude-x"), ("2", "claude-x"), ("3", nil), ("4", "gpt-y")] {
+                var usage: [String: JSONValue] = ["providerCost": "0.0001"]
+                if let model { usage["model"] = .string(model) }
+                _ = try await agent.call(
+                    "meter.verify", verifyParams(key, tool: "search", extra: ["usage": .object(usage)]))
+            }
+            // Through a hold too: the commit's usage carries it.
+            let hold = try await agent.call(
+                "meter.authorize", ["tool": "search", "idempotencyKey": "5"])
+            _ = try await agent.call(
+                "meter.commit", ["reservationId": hold["reservationId"]!, "usage": ["model": "gpt-y"]])
+            let op = try await server.connect(token: world.operatorToken)
+            let rows = try await op.call("usage.summary", ["groupBy": ["model"]])["rows"]?.arrayValue ?? []
+            #expect(rows.map { $0["model"] } == ["", "claude-x", "gpt-y"], "\(rows)")
+            #expect(rows.map { $0["calls"] } == [1, 2, 2])
+            #expect(rows.map { $0["providerCost"] } == ["0.0001", "0.0002", "0.0001"])
             #expect(await reason { try await op.call("usage.summary", ["from": "yesterday"]) } == "VALIDATION_FAILED")
         }
     }

@@ -56,7 +56,7 @@ import TollgateStorage
 
     func entry(
         _ world: World, key: String, tool: String = "search", cost: String, at: Date? = nil,
-        agentId: String? = nil
+        agentId: String? = nil, model: String? = nil
     ) throws -> LedgerEntry {
         var path = world.path
         if let agentId { path.agentId = agentId }
@@ -64,7 +64,7 @@ import TollgateStorage
             receiptId: Identifiers.make(.receipt), tenantId: world.tenant.id, path: path,
             subscriptionId: world.subscription.id, planId: world.plan.planId, planVersion: 1, tool: tool, quantity: 1,
             inputTokens: 10, outputTokens: 5, cost: try Money(decimal: cost),
-            providerCost: try Money(decimal: "0.0001"),
+            providerCost: try Money(decimal: "0.0001"), model: model,
             currency: "USD", idempotencyKey: key, at: at ?? now)
         return LedgerEntry(
             charge: charge,
@@ -280,6 +280,26 @@ import TollgateStorage
         #expect(byAgentDay.map(\.keys) == [[world.agent.id, UsageQuery.dayString(PeriodCalendar.dayIndex(now))]])
         let none = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(to: now), groupBy: [.tool])
         #expect(none.isEmpty)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.available)
+    func usage_groupsByTheModelACallReported_noneUnderEmpty(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        _ = try await store.commit([
+            try entry(world, key: "1", cost: "0.001", model: "claude-x"),
+            try entry(world, key: "2", cost: "0.002", model: "claude-x"),
+            try entry(world, key: "3", cost: "0.004", model: "gpt-y"),
+            try entry(world, key: "4", cost: "0.008"),
+        ])
+        let byModel = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(), groupBy: [.model, .tool])
+        #expect(byModel.map(\.keys) == [["", "search"], ["claude-x", "search"], ["gpt-y", "search"]])
+        #expect(
+            byModel.map(\.cost) == [
+                try Money(decimal: "0.008"), try Money(decimal: "0.003"), try Money(decimal: "0.004"),
+            ])
+        #expect(byModel[1].providerCost == (try Money(decimal: "0.0002")))
         try await store.close()
     }
 
