@@ -720,7 +720,8 @@ public final class PostgresStore: TollgateStore {
                             \(c.map(\.cost.nanos)), \(c.map(\.providerCost.nanos)), \(c.map(\.currency)),
                             \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }),
                             \(c.map { PeriodCalendar.dayIndex($0.at) }), \(c.map { $0.model ?? "" }))
-                        AS u(t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy, mo)
+                        AS u(
+                            t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy, mo)
                         """, logger: logger)
                 }
                 // Keys that were already stored answer with their stored record.
