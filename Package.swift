@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "tollgate", targets: ["tollgate"]),
         .library(name: "TollgateClient", targets: ["TollgateClient"]),
         .library(name: "TollgateTesting", targets: ["TollgateTesting"]),
+        .library(name: "TollgateMCPSwift", targets: ["TollgateMCPSwift"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -36,6 +37,8 @@ let package = Package(
         // The MCP proxy's Streamable HTTP side: its server, and its client to the upstream MCP server.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // The official Swift MCP SDK, for the wrapper that meters a server built on it (TollgateMCPSwift).
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
         // Already resolved for postgres-nio; named so the start-up probe can open a TLS connection itself.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
@@ -122,6 +125,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
+        // Metering inside an MCP server built on the official Swift SDK: one call wraps its CallTool handler.
+        .target(
+            name: "TollgateMCPSwift",
+            dependencies: [
+                "TollgateMCP", "TollgateClient", "TollgateCore", "TollgateJSON",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+        // An example MCP server on the Swift SDK, metered with TollgateMCPSwift (driven by the Python client in
+        // the tests).
+        .executableTarget(
+            name: "MeteredSwiftServer",
+            dependencies: [
+                "TollgateMCPSwift", .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Integration/MeteredSwiftServer", swiftSettings: swiftSettings),
         // In-process server helpers for tests, shipped as a library.
         .target(
             name: "TollgateTesting",

@@ -2,7 +2,8 @@
 client gives no handle on when its cancellation is sent).
 
 Usage: python cancel_scenario.py PROXY TOLLGATE_ADDRESS -- SERVER_COMMAND ARGS...
-Starts a slow call (id 2), cancels it half a second later, then makes a quick call (id 3), keeps the connection
+PROXY `none` starts the server itself (one that meters its own calls, such as MeteredSwiftServer), with
+TOLLGATE_ADDRESS in its environment. Starts a slow call (id 2), cancels it half a second later, then makes a quick call (id 3), keeps the connection
 open for SCENARIO_LINGER_SECONDS (3), and closes it. Prints each message received from the proxy, one JSON object per line.
 """
 import json
@@ -17,12 +18,15 @@ def main() -> None:
     proxy_args = json.loads(os.environ.get("SCENARIO_PROXY_ARGS", "[]"))
     proxy, address = sys.argv[1], sys.argv[2]
     server = sys.argv[sys.argv.index("--") + 1 :]
-    child = subprocess.Popen(
-        [proxy, "--tollgate", address, *proxy_args, "--", *server],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env={"TOLLGATE_TOKEN": os.environ["TOLLGATE_TOKEN"], "PATH": os.environ.get("PATH", "")},
-    )
+    env = {"TOLLGATE_TOKEN": os.environ["TOLLGATE_TOKEN"], "PATH": os.environ.get("PATH", "")}
+    if proxy == "none":
+        command = server
+        env["TOLLGATE_ADDRESS"] = address
+        if "TOLLGATE_SPOOL" in os.environ:
+            env["TOLLGATE_SPOOL"] = os.environ["TOLLGATE_SPOOL"]
+    else:
+        command = [proxy, "--tollgate", address, *proxy_args, "--", *server]
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
     def send(message: dict) -> None:
         child.stdin.write((json.dumps(message) + "\n").encode())

@@ -8,8 +8,8 @@ import TollgateJSON
 /// for them: the hold already made the call safe), what Tollgate cannot take now into the spool, the spool sent back
 /// in the background, and a session's close. One per agent credential; the stdio proxy has one, the HTTP proxy one
 /// per credential it serves.
-final class Settlement: Sendable {
-    let link: TollgateLink
+package final class Settlement: Sendable {
+    package let link: TollgateLink
     let spool: UsageSpool
     /// The spool's name for the credential (a hash of its token).
     let credential: String
@@ -25,7 +25,7 @@ final class Settlement: Sendable {
         var spooledSinceDrainStarted = false
     }
 
-    init(link: TollgateLink, spool: UsageSpool, token: String, retry: RetryPolicy, logger: Logger) {
+    package init(link: TollgateLink, spool: UsageSpool, token: String, retry: RetryPolicy, logger: Logger) {
         self.link = link
         self.spool = spool
         self.credential = SpoolDelivery.credential(ofToken: token)
@@ -34,7 +34,9 @@ final class Settlement: Sendable {
     }
 
     /// Charges a held call's usage in place of its hold; if Tollgate cannot take it, the spool keeps it.
-    func commit(reservationId: String, tool: String, key: String, sessionId: String, usage: ToolCallMeter.CallUsage) {
+    package func commit(
+        reservationId: String, tool: String, key: String, sessionId: String, usage: ToolCallMeter.CallUsage
+    ) {
         let (link, retry) = (self.link, self.retry)
         track { [self] in
             do {
@@ -52,7 +54,7 @@ final class Settlement: Sendable {
     }
 
     /// Gives a hold back; one that cannot be released expires on its own (`--hold-ttl-ms`).
-    func release(reservationId: String) {
+    package func release(reservationId: String) {
         let (link, retry, logger) = (self.link, self.retry, self.logger)
         track {
             do { try await link.connection().release(reservationId: reservationId, retry: retry) } catch {
@@ -64,7 +66,7 @@ final class Settlement: Sendable {
     }
 
     /// Keeps the usage of a call run without a hold: on disk when this returns, sent when Tollgate can take it.
-    func record(tool: String, key: String, sessionId: String, usage: ToolCallMeter.CallUsage) {
+    package func record(tool: String, key: String, sessionId: String, usage: ToolCallMeter.CallUsage) {
         spool(
             UsageSpool.Entry(
                 kind: .record, credential: credential, sessionId: sessionId, tool: tool, key: key,
@@ -81,7 +83,7 @@ final class Settlement: Sendable {
 
     /// Closes a Tollgate session with its final record once its calls are settled — or, when Tollgate cannot take
     /// all of it now, leaves the rest and the close after it in the spool for the next run.
-    func close(sessionId: String) async {
+    package func close(sessionId: String) async {
         await settled()
         let running = state.withLock { state in
             defer { state.draining = nil }
@@ -152,7 +154,7 @@ final class Settlement: Sendable {
     }
 
     /// Sends the spool in the background until it is empty, waiting longer each time Tollgate cannot take it.
-    func drainSoon() {
+    package func drainSoon() {
         state.withLock { state in
             guard state.draining == nil else {
                 state.spooledSinceDrainStarted = true

@@ -212,15 +212,15 @@ actor ProxyCore {
 }
 
 /// The proxy's two questions to Tollgate before it acts, and how their failures read.
-enum ProxyCalls {
-    enum HoldAnswer: Sendable {
+package enum ProxyCalls {
+    package enum HoldAnswer: Sendable {
         case held(reservationId: String)
         case refused(ToolCallMeter.Refusal)
         /// Tollgate could not be reached, or is not serving (`UNAVAILABLE` after every retry).
         case unavailable
     }
 
-    static func authorize(
+    package static func authorize(
         link: TollgateLink, tool: String, key: String, sessionId: String, ttlMs: Int64?, retry: RetryPolicy
     ) async -> HoldAnswer {
         do {

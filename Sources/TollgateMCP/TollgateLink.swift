@@ -5,12 +5,12 @@ import TollgateWire
 /// The proxy's connection to Tollgate, made when first needed and made again when lost: a proxy started while
 /// Tollgate is down still starts (its calls are refused meanwhile with a tool error saying so, the default
 /// `--on-unavailable block`), and one whose connection drops reconnects at the next call.
-actor TollgateLink {
+package actor TollgateLink {
     private let address: String
     private let token: String
     private var current: TollgateConnection?
 
-    init(address: String, token: String) {
+    package init(address: String, token: String) {
         self.address = address
         self.token = token
     }
@@ -36,7 +36,7 @@ actor TollgateLink {
         _ = try await connection.call(RPCMethod.authHello.rawValue, ["token": .string(token)])
     }
 
-    func close() async {
+    package func close() async {
         await current?.close()
         current = nil
     }

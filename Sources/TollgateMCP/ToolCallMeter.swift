@@ -316,7 +316,7 @@ public struct ToolCallMeter: Sendable {
     /// What a finished call's result reports it used (`_meta["dev.tollgate/usage"]`), with its duration. A field
     /// Tollgate would refuse (a negative count, a cost that is not a decimal, an empty or overlong model name) is
     /// left out: the call is still charged, never held back by what its server reported.
-    static func usage(of result: JSONValue?, durationMs: Int64, failed: Bool) -> CallUsage {
+    package static func usage(of result: JSONValue?, durationMs: Int64, failed: Bool) -> CallUsage {
         var usage = CallUsage(durationMs: durationMs, failed: failed)
         guard let reported = result?["_meta"]?[Self.usageMetaKey] else { return usage }
         func count(_ field: String) -> Int64? {
@@ -489,7 +489,7 @@ public struct ToolCallMeter: Sendable {
 
     /// An ordinary `CallToolResult` with `isError: true`: a text saying why and what to do, and the details in
     /// `structuredContent`, so that an agent can read the refusal and act on it.
-    static func refusalLine(id: JSONValue, _ refusal: Refusal) -> [UInt8] {
+    package static func refusalLine(id: JSONValue, _ refusal: Refusal) -> [UInt8] {
         var text = "Tollgate refused this call (\(refusal.reason)): \(refusal.message)."
         if let hint = refusal.hint { text += " \(hint)" }
         let result: JSONValue = [
