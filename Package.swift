@@ -186,7 +186,8 @@ let package = Package(
             path: "Integration/TenantLoadBench", swiftSettings: swiftSettings),
         // Benchmark: the latency tollgate-mcp-proxy adds to a tools/call, and calls/s through one proxy.
         .executableTarget(
-            name: "TollgateMCPBench", dependencies: ["TollgateTesting", "TollgateMCP", "TollgateClient", "TollgateJSON"],
+            name: "TollgateMCPBench",
+            dependencies: ["TollgateTesting", "TollgateMCP", "TollgateClient", "TollgateJSON"],
             path: "Integration/MCPBench", swiftSettings: swiftSettings),
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
