@@ -15,13 +15,15 @@ struct MCPHTTPProxyScenarioTests {
     }
 
     /// An upstream MCP server and a proxy in front of it, both stopped when `body` ends.
+    /// `body` gets the proxy's URL, the upstream's (to compare with a direct connection) and the proxy's log.
     static func withProxy<T>(
-        tollgate: String, proxyArguments: [String] = [], _ body: (_ url: String, _ log: URL) async throws -> T
+        tollgate: String, proxyArguments: [String] = [], upstreamArguments: [String] = [],
+        _ body: (_ url: String, _ upstream: String, _ log: URL) async throws -> T
     ) async throws -> T {
         let directory = try temporaryDirectory()
         let upstreamPort = try freePort()
         let upstream = try await ServerProcess.launch(
-            python, [integration("http_server.py"), String(upstreamPort)], port: upstreamPort,
+            python, [integration("http_server.py"), String(upstreamPort)] + upstreamArguments, port: upstreamPort,
             log: directory.appendingPathComponent("upstream.log"))
         let proxyPort = try freePort()
         let proxyLog = directory.appendingPathComponent("proxy.log")
@@ -35,7 +37,8 @@ struct MCPHTTPProxyScenarioTests {
         // The upstream is stopped with SIGKILL: children of the test process inherit its blocked signals, and
         // Python never unblocks SIGTERM. The proxy handles SIGTERM itself (its graceful shutdown is under test).
         do {
-            let result = try await body("http://127.0.0.1:\(proxyPort)/mcp", proxyLog)
+            let result = try await body(
+                "http://127.0.0.1:\(proxyPort)/mcp", "http://127.0.0.1:\(upstreamPort)/mcp", proxyLog)
             let stopped = await proxy.stop()
             #expect(stopped.status == 0, "the proxy stops cleanly on SIGTERM")
             _ = await upstream.stop(with: SIGKILL)
@@ -59,7 +62,7 @@ struct MCPHTTPProxyScenarioTests {
         try await TestServer.with { server in
             let world = try await Fixture.make(on: server)
             let op = try await server.connect(token: world.operatorToken)
-            try await Self.withProxy(tollgate: server.address) { url, log in
+            try await Self.withProxy(tollgate: server.address) { url, _, log in
                 for mode in ["legacy", "2026-07-28"] {
                     let lines = try await Self.scenario(url, mode: mode, calls: 2, token: world.agentToken)
                     #expect(lines.first?["tools"] == ["echo", "headers", "slow"], "\(mode): \(lines)")
@@ -107,7 +110,7 @@ struct MCPHTTPProxyScenarioTests {
                     uniquingKeysWith: { $1 })
             }
             try await Self.withProxy(tollgate: server.address, proxyArguments: ["--session-idle-ms", "1000"]) {
-                url, _ in
+                url, _, _ in
                 _ = try await Self.scenario(url, mode: "2026-07-28", calls: 1, token: world.agentToken)
                 var seen = try await states()
                 for _ in 0..<200 where seen.values.contains("ACTIVE") || seen.isEmpty {
@@ -128,7 +131,7 @@ struct MCPHTTPProxyScenarioTests {
             let op = try await server.connect(token: world.operatorToken)
             _ = try await op.call(
                 "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.003", "period": "day"])
-            try await Self.withProxy(tollgate: server.address, proxyArguments: ["--annotate-prices"]) { url, _ in
+            try await Self.withProxy(tollgate: server.address, proxyArguments: ["--annotate-prices"]) { url, _, _ in
                 let lines = try await Self.scenario(url, mode: "legacy", calls: 2, token: world.agentToken)
                 #expect(
                     lines.first?["meta"]?["echo"]?["dev.tollgate/price"]
@@ -144,6 +147,33 @@ struct MCPHTTPProxyScenarioTests {
         }
     }
 
+    /// Every message but a `tools/call` reaches the client as the upstream sent it: for each era, and for an
+    /// upstream that answers with SSE streams and one that answers with JSON, what a client receives through the
+    /// proxy is what it receives directly (the tools/call's result included, since nothing was refused).
+    @Test(arguments: [[], ["--json"]])
+    func aTranscriptThroughTheProxy_isTheDirectOne(upstreamArguments: [String]) async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            try await Self.withProxy(tollgate: server.address, upstreamArguments: upstreamArguments) {
+                proxy, upstream, _ in
+                for mode in ["legacy", "2026-07-28"] {
+                    var transcripts: [String] = []
+                    for url in [upstream, proxy] {
+                        let result = try await run(
+                            Self.python, [Self.integration("http_transcript_scenario.py"), url, mode],
+                            environment: ["TOLLGATE_TOKEN": world.agentToken], timeoutSeconds: 60)
+                        #expect(result.status == 0, "\(result.error)")
+                        transcripts.append(result.output)
+                    }
+                    #expect(transcripts[0].split(separator: "\n").count >= 3, "\(mode): \(transcripts[0])")
+                    #expect(transcripts[0] == transcripts[1], "\(mode) \(upstreamArguments)")
+                }
+            }
+            let op = try await server.connect(token: world.operatorToken)
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 2, "one tools/call per era, proxied")
+        }
+    }
+
     /// Streamable HTTP has no other way for a client to give up on a call than to close its stream: the proxy takes
     /// it as a cancellation, gives the hold back at once (not when the upstream finishes) and charges nothing.
     @Test func closingACallsStream_releasesItsHold() async throws {
@@ -152,7 +182,7 @@ struct MCPHTTPProxyScenarioTests {
             let op = try await server.connect(token: world.operatorToken)
             _ = try await op.call(
                 "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
-            try await Self.withProxy(tollgate: server.address) { url, log in
+            try await Self.withProxy(tollgate: server.address) { url, _, log in
                 let scenario = Task {
                     try await run(
                         Self.python, [Self.integration("http_cancel_scenario.py"), url],
@@ -189,7 +219,7 @@ struct MCPHTTPProxyScenarioTests {
 
     @Test func whileTollgateIsAway_anUnknownCredentialIsTurnedAway() async throws {
         let nothingListens = "127.0.0.1:\(try freePort())"
-        try await Self.withProxy(tollgate: nothingListens) { url, _ in
+        try await Self.withProxy(tollgate: nothingListens) { url, _, _ in
             let post = """
                 import sys, urllib.error, urllib.request
                 request = urllib.request.Request(sys.argv[1], data=b"{}", method="POST", headers={
