@@ -249,7 +249,7 @@ struct Usage: AsyncParsableCommand {
 struct Meter: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Meter calls as an agent (with an AGT- token).",
-        subcommands: [Verify.self])
+        subcommands: [Verify.self, Quote.self])
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Price, cap-check and record one tool call.")
@@ -263,6 +263,21 @@ struct Meter: AsyncParsableCommand {
             params.set("sessionId", session)
             params.set("quantity", quantity)
             try await options.call("meter.verify", params, tenantScoped: false)
+        }
+    }
+
+    struct Quote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "This agent's current price of one call of each tool; records nothing.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "A tool's name (repeatable).") var tool: [String]
+        @Option(name: .long, help: "Session id (a bundle fee counts in a session not opened yet).") var session: String?
+        @Option(name: .long, help: "Units per call (default 1).") var quantity: Int?
+        func run() async throws {
+            var params: [String: JSONValue] = ["tools": .array(tool.map(JSONValue.string))]
+            params.set("sessionId", session)
+            params.set("quantity", quantity)
+            try await options.call("meter.quote", params, tenantScoped: false)
         }
     }
 }

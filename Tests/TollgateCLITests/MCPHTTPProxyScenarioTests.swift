@@ -7,7 +7,8 @@ import TollgateTesting
 /// `tollgate-mcp-proxy --upstream … --listen …`: the proxy in front of a Streamable HTTP MCP server built on the
 /// official SDK (`Integration/MCP/http_server.py`), driven by the official Python client over HTTP in both
 /// protocol eras. Needs `TOLLGATE_TEST_MCP_PYTHON` (see `MCPProxyScenarioTests`); skipped without it.
-@Suite(.enabled(if: mcpPython != nil, "set TOLLGATE_TEST_MCP_PYTHON to run the MCP scenarios"))
+/// One test at a time: each starts two processes, one a Python server that imports for seconds.
+@Suite(.enabled(if: mcpPython != nil, "set TOLLGATE_TEST_MCP_PYTHON to run the MCP scenarios"), .serialized)
 struct MCPHTTPProxyScenarioTests {
     static let python = mcpPython!
     static func integration(_ file: String) -> String {
@@ -27,13 +28,19 @@ struct MCPHTTPProxyScenarioTests {
             log: directory.appendingPathComponent("upstream.log"))
         let proxyPort = try freePort()
         let proxyLog = directory.appendingPathComponent("proxy.log")
-        let proxy = try await ServerProcess.launch(
-            Products.path("tollgate-mcp-proxy"),
-            [
-                "--upstream", "http://127.0.0.1:\(upstreamPort)/mcp", "--listen", "127.0.0.1:\(proxyPort)",
-                "--tollgate", tollgate, "--spool", directory.appendingPathComponent("spool.sqlite").path,
-                "--upstream-header", "X-Upstream-Key: k-123",
-            ] + proxyArguments, port: proxyPort, log: proxyLog)
+        let proxy: ServerProcess
+        do {
+            proxy = try await ServerProcess.launch(
+                Products.path("tollgate-mcp-proxy"),
+                [
+                    "--upstream", "http://127.0.0.1:\(upstreamPort)/mcp", "--listen", "127.0.0.1:\(proxyPort)",
+                    "--tollgate", tollgate, "--spool", directory.appendingPathComponent("spool.sqlite").path,
+                    "--upstream-header", "X-Upstream-Key: k-123",
+                ] + proxyArguments, port: proxyPort, log: proxyLog)
+        } catch {
+            _ = await upstream.stop(with: SIGKILL)
+            throw error
+        }
         // The upstream is stopped with SIGKILL: children of the test process inherit its blocked signals, and
         // Python never unblocks SIGTERM. The proxy handles SIGTERM itself (its graceful shutdown is under test).
         do {

@@ -92,6 +92,18 @@ import TollgateJSON
             try await tollgate(
                 ["subscriptions", "swap", "--subscription", subscription, "--get", "version"], token: op)
                 == "2")
+        // As an agent: the prices of the plan now in force, and nothing recorded by asking.
+        let team = try await tollgate(["teams", "create", "--customer", customer, "T", "--get", "teamId"], token: op)
+        let agent = try await tollgate(["agents", "create", "--team", team, "a", "--get", "agentId"], token: op)
+        let agentToken = try await tollgate(["credentials", "issue", "--agent", agent, "--get", "token"], token: op)
+        let quote = try JSONCodec.parse(
+            Array(
+                try await tollgate(
+                    ["meter", "quote", "--tool", "search", "--tool", "new", "--json"], token: agentToken
+                )
+                .utf8))
+        #expect(quote["prices"]?.arrayValue?.map { $0["amount"] } == ["0.0015", "1"], "\(quote)")
+        #expect(try await tollgate(["usage", "summary", "--json"], token: op).contains(#""calls":0"#))
         let stopped = await server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
     }

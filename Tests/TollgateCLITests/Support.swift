@@ -95,21 +95,40 @@ func runBlocking(
     process.standardOutput = out
     process.standardError = err
     try process.run()
-    let deadline = Date().addingTimeInterval(timeoutSeconds)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning {
+    var status = exitStatus(of: process, waitingUntil: Date().addingTimeInterval(timeoutSeconds))
+    if status == nil {
         kill(process.processIdentifier, SIGKILL)
         Issue.record("\(executable) timed out")
+        status = exitStatus(of: process, waitingUntil: Date().addingTimeInterval(30))
     }
-    process.waitUntilExit()
     return ProcessResult(
-        status: process.terminationStatus,
+        status: status ?? -1,
         output: String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self),
         error: String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self))
 }
 
 /// A `tollgated` child process on a free port.
 /// Unchecked: a test's own handle on a child process, used from one test at a time.
+/// How `process` ended — its exit code, or the signal that ended it — or nil if it still runs at `deadline`.
+///
+/// Foundation's own watch (`isRunning`, `waitUntilExit`) misses, now and then, the end of a child that exits
+/// while many are started at once: the child stays a zombie, and `waitUntilExit` never returns. So this also
+/// reaps the child itself (`waitpid`), whichever of the two sees it first.
+func exitStatus(of process: Process, waitingUntil deadline: Date) -> Int32? {
+    let pid = process.processIdentifier
+    while Date() < deadline {
+        if !process.isRunning { return process.terminationStatus }
+        var status: Int32 = 0
+        let reaped = waitpid(pid, &status, WNOHANG)
+        if reaped == pid {
+            // Exited: its code; ended by a signal: the signal's number (as Foundation reports it).
+            return status & 0x7f == 0 ? (status >> 8) & 0xff : status & 0x7f
+        }
+        usleep(20_000)
+    }
+    return nil
+}
+
 final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
@@ -157,13 +176,18 @@ final class ServerProcess: @unchecked Sendable {
         process.standardOutput = sink
         process.standardError = sink
         try process.run()
-        try waitUntilListening()
+        // A Python MCP server imports for seconds, more while the whole suite runs on two cores.
+        do { try waitUntilListening(seconds: 90) } catch {
+            kill(process.processIdentifier, SIGKILL)
+            _ = exitStatus(of: process, waitingUntil: Date().addingTimeInterval(30))
+            throw error
+        }
     }
 
     var address: String { "127.0.0.1:\(port)" }
 
-    private func waitUntilListening() throws {
-        for _ in 0..<500 {
+    private func waitUntilListening(seconds: Double = 10) throws {
+        for _ in 0..<Int(seconds * 50) {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
@@ -187,8 +211,7 @@ final class ServerProcess: @unchecked Sendable {
     /// Waits, off the pool, for the process to exit and returns its status.
     func wait() async -> Int32 {
         (try? await offPool { [process] in
-            process.waitUntilExit()
-            return process.terminationStatus
+            exitStatus(of: process, waitingUntil: Date().addingTimeInterval(120)) ?? -1
         }) ?? -1
     }
 
@@ -212,5 +235,6 @@ final class ServerProcess: @unchecked Sendable {
         return (status, (try? await offPool { [self] in standardError() }) ?? "")
     }
 
-    deinit { if process.isRunning { process.terminate() } }
+    /// A last resort, so SIGKILL: a child started from a pool thread may block SIGTERM (see `runBlocking`).
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
