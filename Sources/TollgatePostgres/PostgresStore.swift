@@ -702,7 +702,18 @@ public final class PostgresStore: TollgateStore {
                         WHERE d.tenant_id = s.t AND d.key = s.k
                         """, logger: logger)
                 }
-                let c = zip(entries, outcomes).filter { $0.1 == .recorded }.map(\.0.charge)
+                let recorded = zip(entries, outcomes).filter { $0.1 == .recorded }.map(\.0)
+                let settling = recorded.filter { $0.settles != nil }
+                if !settling.isEmpty {
+                    try await connection.query(
+                        """
+                        UPDATE reservations r SET state = 'committed', receipt_id = s.receipt
+                        FROM UNNEST(\(settling.map(\.charge.tenantId)), \(settling.map { $0.settles ?? "" }),
+                            \(settling.map(\.charge.receiptId))) AS s(tenant, id, receipt)
+                        WHERE r.tenant_id = s.tenant AND r.id = s.id AND r.state = 'held'
+                        """, logger: logger)
+                }
+                let c = recorded.map(\.charge)
                 if !c.isEmpty {
                     try await connection.query(
                         """

@@ -65,7 +65,7 @@ extension TenantActor {
                 idempotencyKey: request.idempotencyKey, at: at)
             let entry = LedgerEntry(
                 charge: record, idempotency: idempotencyRecord(call, answer: answer.json, at: at),
-                pricing: admission.ticket)
+                pricing: admission.ticket, settles: reservation?.id)
             let outcome: CommitOutcome
             do { outcome = try await services.ledger.submit(entry) } catch {
                 finish(admission, recorded: nil)
@@ -79,7 +79,7 @@ extension TenantActor {
                         admission.cost, path: path, scopes: admission.scopes, period: admission.period, at: at,
                         ledger: capLedger, marks: &marks))
                 raise(guards.recorded(record, session: sessions[path.sessionId]?.record.totals, marks: &marks))
-                if let reservation { await settled(reservation, receiptId: receiptId) }
+                // A commit's hold was marked committed in the charge's own transaction.
                 return answer
             case .duplicate(let stored):
                 // Charged by an earlier call with this key: nothing new was written, so give the hold back.

@@ -188,7 +188,8 @@ extension TenantActor {
         return nil
     }
 
-    /// After the commit of `reservation` was recorded (its hold already given back): store that it is done.
+    /// A commit of `reservation` found recorded already under its key (by an earlier run, or before a commit's
+    /// charge and its hold's end were one transaction): make sure the hold reads as committed.
     func settled(_ reservation: ReservationRecord, receiptId: String?) async {
         do {
             _ = try await storage("marking a reservation committed") { () async throws(StorageError) in

@@ -554,6 +554,13 @@ public final class SQLiteStore: TollgateStore {
             charge.bind(i.result)
             charge.bind(c.model ?? "")
             try charge.run()
+            if let settles = entry.settles {
+                try db.execute(
+                    sql: """
+                        UPDATE reservations SET state = 'committed', receipt_id = ?
+                        WHERE tenant_id = ? AND id = ? AND state = 'held'
+                        """, arguments: [c.receiptId, c.tenantId, settles])
+            }
             recordedHere[key] = outcomes.count
             recorded.append((key, c.receiptId))
             outcomes.append(.recorded)

@@ -182,6 +182,13 @@ public actor InMemoryStore: TollgateStore {
             if entry.isStale { return .stale }
             charges.append(entry.charge)
             idempotency[key] = entry.idempotency
+            if let settles = entry.settles {
+                let reservation = entry.charge.tenantId + "\u{0}" + settles
+                if reservationRows[reservation]?.state == .held {
+                    reservationRows[reservation]!.state = .committed
+                    reservationRows[reservation]!.receiptId = entry.charge.receiptId
+                }
+            }
             return .recorded
         }
     }

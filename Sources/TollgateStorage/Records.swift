@@ -164,11 +164,17 @@ public struct LedgerEntry: Sendable, Hashable {
     /// Where the charge's price stands among the calls priced before it, on plans whose prices depend on
     /// them; nil when its price depends on no other call. See `PricingStream`.
     public var pricing: PricingTicket?
+    /// The hold this charge commits (`meter.commit`): marked committed, with the charge's receipt, in the same
+    /// transaction as the charge — one write, and never a charge whose hold still reads as held.
+    public var settles: String?
 
-    public init(charge: ChargeRecord, idempotency: IdempotencyRecord, pricing: PricingTicket? = nil) {
+    public init(
+        charge: ChargeRecord, idempotency: IdempotencyRecord, pricing: PricingTicket? = nil, settles: String? = nil
+    ) {
         self.charge = charge
         self.idempotency = idempotency
         self.pricing = pricing
+        self.settles = settles
     }
 }
 

@@ -142,6 +142,38 @@ import TollgateStorage
         try await store.close()
     }
 
+    /// A commit's charge and the end of its hold are one write: the hold reads as committed, with the charge's
+    /// receipt, exactly when the charge is recorded — not when its key turned out taken, and not another
+    /// tenant's hold of the same id.
+    @Test(arguments: StoreKind.available)
+    func aChargeThatSettlesAHold_marksItCommittedInTheSameWrite(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await conformance.makeWorld(store)
+        let other = try await conformance.makeWorld(store, name: "other")
+        for (owner, id) in [(world, "rsv_1"), (world, "rsv_2"), (other, "rsv_1")] {
+            _ = try await store.insertReservation(
+                ReservationRecord(
+                    tenantId: owner.tenant.id, id: id, idempotencyKey: "hold-\(id)", path: owner.path, tool: "search",
+                    held: Money(nanos: 1), currency: "USD", createdAt: conformance.now,
+                    expiresAt: conformance.now.addingTimeInterval(300)),
+                idempotency: IdempotencyRecord(
+                    tenantId: owner.tenant.id, key: "hold-\(id)", method: "meter.authorize", params: "p",
+                    result: "{}", createdAt: conformance.now))
+        }
+        var commit = try conformance.entry(world, key: "commit:rsv_1", cost: "0.25")
+        commit.settles = "rsv_1"
+        // The same key again, settling another hold: a duplicate, which settles nothing.
+        var again = try conformance.entry(world, key: "commit:rsv_1", cost: "0.25")
+        again.settles = "rsv_2"
+        let outcomes = try await store.commit([commit, again])
+        #expect(outcomes.first == .recorded && outcomes.count == 2)
+        let settled = try #require(try await store.reservation(tenantId: world.tenant.id, id: "rsv_1"))
+        #expect(settled.state == .committed && settled.receiptId == commit.charge.receiptId)
+        #expect(try await store.heldReservations(tenantId: world.tenant.id).map(\.id) == ["rsv_2"])
+        #expect(try await store.heldReservations(tenantId: other.tenant.id).map(\.id) == ["rsv_1"])
+        try await store.close()
+    }
+
     /// Keys are one namespace per tenant: a charge's key cannot be taken by a hold, nor a hold's by a charge,
     /// and each answers with what the key recorded first (its method included).
     @Test(arguments: StoreKind.available)
