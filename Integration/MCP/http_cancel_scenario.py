@@ -3,7 +3,7 @@ result: for the proxy, a cancellation. Speaks the handshake era's HTTP directly 
 handle on the stream of one call).
 
 Usage: python http_cancel_scenario.py URL
-The agent's token comes from TOLLGATE_TOKEN. Prints one JSON object per line: what it saw.
+The agent's token comes from TOLLGATE_TOKEN; the stream is closed after SCENARIO_CLOSE_AFTER_SECONDS (1). Prints one JSON object per line: what it saw.
 """
 import asyncio
 import json
@@ -29,7 +29,7 @@ async def main() -> None:
         async with http.stream("POST", url, json=call, headers=headers) as stream:
             print(json.dumps({"status": stream.status_code, "contentType": stream.headers.get("content-type")}),
                   flush=True)
-            await asyncio.sleep(1)
+            await asyncio.sleep(float(os.environ.get("SCENARIO_CLOSE_AFTER_SECONDS", "1")))
         # The stream is closed: the call's hold goes back, and the upstream is told the call is cancelled.
         print(json.dumps({"closed": True}), flush=True)
         await asyncio.sleep(float(os.environ.get("SCENARIO_LINGER_SECONDS", "3")))

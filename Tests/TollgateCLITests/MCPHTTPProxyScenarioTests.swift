@@ -224,6 +224,61 @@ struct MCPHTTPProxyScenarioTests {
         }
     }
 
+    /// A proxy killed (SIGKILL) while a call runs: what it committed stays charged, and the running call's hold
+    /// expires (`--hold-ttl-ms`) — nobody is left to release it.
+    @Test func aKilledProxyLosesNoCommittedUsage_andItsOpenHoldExpires() async throws {
+        try await TestServer.with(configure: { $0.runtime.sessionSweepMs = 50 }) { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            func spent() async throws -> JSONValue? {
+                try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
+            }
+            let directory = try temporaryDirectory()
+            let upstreamPort = try freePort()
+            let upstream = try await ServerProcess.launch(
+                Self.python, [Self.integration("http_server.py"), String(upstreamPort)], port: upstreamPort,
+                log: directory.appendingPathComponent("upstream.log"))
+            defer { upstream.signal(SIGKILL) }
+            let proxyPort = try freePort()
+            let proxy = try await ServerProcess.launch(
+                Products.path("tollgate-mcp-proxy"),
+                [
+                    "--upstream", "http://127.0.0.1:\(upstreamPort)/mcp", "--listen", "127.0.0.1:\(proxyPort)",
+                    "--tollgate", server.address, "--spool", directory.appendingPathComponent("spool.sqlite").path,
+                    "--hold-ttl-ms", "2000",
+                ], port: proxyPort, log: directory.appendingPathComponent("proxy.log"))
+            let url = "http://127.0.0.1:\(proxyPort)/mcp"
+            // Two calls committed (echo, headers)…
+            _ = try await Self.scenario(url, mode: "legacy", calls: 1, token: world.agentToken)
+            // …and a third running, its stream open, when the proxy is killed.
+            let running = Task {
+                try await run(
+                    Self.python, [Self.integration("http_cancel_scenario.py"), url],
+                    environment: ["TOLLGATE_TOKEN": world.agentToken, "SCENARIO_CLOSE_AFTER_SECONDS": "8"],
+                    timeoutSeconds: 60)
+            }
+            var held = false
+            for _ in 0..<200 where !held {
+                held = try await spent() == "0.006"
+                if !held { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(held, "two charged and one held")
+            let killed = await proxy.stop(with: SIGKILL)
+            #expect(killed.status == SIGKILL)
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 2, "what was committed stays")
+            var expired = false
+            for _ in 0..<150 where !expired {
+                expired = try await spent() == "0.004"
+                if !expired { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(expired, "the killed proxy's hold expired")
+            _ = try await running.value  // its connection was cut: it fails, as it should
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 2)
+        }
+    }
+
     @Test func whileTollgateIsAway_anUnknownCredentialIsTurnedAway() async throws {
         let nothingListens = "127.0.0.1:\(try freePort())"
         try await Self.withProxy(tollgate: nothingListens) { url, _, _ in
