@@ -54,6 +54,8 @@ let package = Package(
         .target(
             name: "TollgateStrategies", dependencies: ["TollgatePricing"] + strategyPlugins.map { .target(name: $0) },
             path: "Plugins/TollgateStrategies", swiftSettings: swiftSettings),
+        // Ingestion's gates (schema, idempotency, timestamp, lateness): pure decisions about a batch of events.
+        .target(name: "TollgateIngest", dependencies: ["TollgateCore", "TollgateJSON"], swiftSettings: swiftSettings),
         // The storage protocol, records and the in-memory store.
         .target(name: "TollgateStorage", dependencies: ["TollgateCore", "TollgateJSON"], swiftSettings: swiftSettings),
         .target(
@@ -192,6 +194,7 @@ let package = Package(
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
         .testTarget(name: "TollgateJSONTests", dependencies: ["TollgateJSON"]),
+        .testTarget(name: "TollgateIngestTests", dependencies: ["TollgateIngest", "TollgateCore", "TollgateJSON"]),
         .testTarget(
             name: "TollgateMCPTests",
             dependencies: ["TollgateMCP", "TollgateJSON", "TollgateCore", "TollgateClient", "TollgateTesting"]),
