@@ -37,6 +37,8 @@ let package = Package(
         // The MCP proxy's Streamable HTTP side: its server, and its client to the upstream MCP server.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Already resolved for Hummingbird; named for AsyncChannel (the HTTP proxy's SSE relay, with backpressure).
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         // The official Swift MCP SDK, for the wrapper that meters a server built on it (TollgateMCPSwift).
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
         // Already resolved for postgres-nio; named so the start-up probe can open a TLS connection itself.
@@ -118,6 +120,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import AsyncHTTPClient
 import Foundation
 import HTTPTypes
@@ -304,22 +305,24 @@ struct SSERelay: Sendable {
     }
 
     func run(_ body: HTTPClientResponse.Body, into writer: inout any ResponseBodyWriter) async throws {
-        let (feed, input) = AsyncStream<Feed>.makeStream()
+        // A channel, not a buffer: the upstream is read only as fast as the client takes what it sends, so a slow
+        // client holds the upstream back instead of filling the proxy's memory.
+        let feed = AsyncChannel<Feed>()
         let reader = Task {
             do {
-                for try await chunk in body { input.yield(.bytes(chunk)) }
-                input.yield(.end)
+                for try await chunk in body { await feed.send(.bytes(chunk)) }
+                await feed.send(.end)
             } catch {
-                input.yield(.failed(error))
+                await feed.send(.failed(error))
             }
         }
         let ticker = Task { [heartbeat] in
-            while (try? await Task.sleep(for: heartbeat)) != nil { input.yield(.heartbeat) }
+            while (try? await Task.sleep(for: heartbeat)) != nil { await feed.send(.heartbeat) }
         }
         defer {
             reader.cancel()
             ticker.cancel()
-            input.finish()
+            feed.finish()
         }
         var events = SSEEvents()
         var quiet = true  // nothing from the upstream since the last heartbeat
