@@ -241,5 +241,17 @@ enum PostgresMigrations {
         // Issue 12: the model a call reported (`usage.model`), '' for none. Named as SQLite's v8 (SQLite's v7
         // made a table PostgreSQL never needed: its `idempotency` table keeps every answer).
         ("v8-charge-model", ["ALTER TABLE charges ADD COLUMN model TEXT NOT NULL DEFAULT ''"]),
+        // Issue 13: each charge's place in an agent's task; only charges with a parent are indexed by invocation.
+        ("v9-invocation-graph", [
+            "ALTER TABLE charges ADD COLUMN invocation_id TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE charges ADD COLUMN parent_invocation_id TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE charges ADD COLUMN retry_count BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE charges ADD COLUMN parallel BOOLEAN NOT NULL DEFAULT false",
+            "UPDATE charges SET invocation_id = idempotency_key",
+            """
+            CREATE INDEX charges_invocation_children ON charges(tenant_id, invocation_id)
+            WHERE parent_invocation_id <> ''
+            """,
+        ]),
     ]
 }

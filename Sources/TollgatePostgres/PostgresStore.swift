@@ -720,9 +720,10 @@ public final class PostgresStore: TollgateStore {
                         INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id,
                             session_id, subscription_id, plan_id, plan_version, tool, quantity, input_tokens,
                             output_tokens, reasoning_tokens, duration_ms, status, cost_nanos, provider_cost_nanos,
-                            currency, idempotency_key, at_ms, day, model)
+                            currency, idempotency_key, at_ms, day, model, invocation_id, parent_invocation_id,
+                            retry_count, parallel)
                         SELECT t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, NULLIF(st, ''), co, pc, cy,
-                            ik, at, dy, mo
+                            ik, at, dy, mo, iv, pa, rc, pr
                         FROM UNNEST(\(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)),
                             \(c.map(\.teamId)), \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)),
                             \(c.map(\.subscriptionId)), \(c.map(\.planId)), \(c.map { Int64($0.planVersion) }),
@@ -730,9 +731,12 @@ public final class PostgresStore: TollgateStore {
                             \(c.map(\.reasoningTokens)), \(c.map(\.durationMs)), \(c.map { $0.status ?? "" }),
                             \(c.map(\.cost.nanos)), \(c.map(\.providerCost.nanos)), \(c.map(\.currency)),
                             \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }),
-                            \(c.map { PeriodCalendar.dayIndex($0.at) }), \(c.map { $0.model ?? "" }))
+                            \(c.map { PeriodCalendar.dayIndex($0.at) }), \(c.map { $0.model ?? "" }),
+                            \(c.map(\.invocationId)), \(c.map { $0.parentInvocationId ?? "" }), \(c.map(\.retryCount)),
+                            \(c.map(\.parallel)))
                         AS u(
-                            t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy, mo)
+                            t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy, mo,
+                            iv, pa, rc, pr)
                         """, logger: logger)
                 }
                 // Keys that were already stored answer with their stored record.
@@ -1025,7 +1029,7 @@ public final class PostgresStore: TollgateStore {
         let sql = """
             SELECT
                 \((keyCasts + ["currency", "calls", "quantity::BIGINT", "input_tokens::BIGINT", "output_tokens::BIGINT",
-                                  "cost::BIGINT", "provider_cost::BIGINT"]).joined(separator: ", "))
+                                  "cost::BIGINT", "provider_cost::BIGINT", "retries::BIGINT"]).joined(separator: ", "))
             FROM (\(query.sql)) AS grouped
             """
         let grouped = PostgresQuery(unsafeSQL: sql, binds: binds)
@@ -1045,7 +1049,7 @@ public final class PostgresStore: TollgateStore {
                     query.row(
                         keys: keys, currency: currency, calls: numbers[0], quantity: numbers[1],
                         inputTokens: numbers[2], outputTokens: numbers[3], cost: numbers[4],
-                        providerCost: numbers[5]))
+                        providerCost: numbers[5], retries: numbers[6]))
             }
             return result
         }

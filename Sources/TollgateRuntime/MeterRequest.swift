@@ -17,6 +17,11 @@ public struct MeterRequest: Sendable {
     public var status: String?
     /// The request's `params` exactly as received; compared, canonicalised, with a retry's params.
     public var params: JSONValue
+    /// The invocation the call was made for (`parentInvocationId`), how many times it was tried before
+    /// (`retryCount`), and whether it ran beside its siblings (`parallel`).
+    public var parentInvocationId: String?
+    public var retryCount: Int64 = 0
+    public var parallel = false
 
     public init(
         event: RatedEvent, idempotencyKey: String, sessionId: String, status: String? = nil, params: JSONValue,

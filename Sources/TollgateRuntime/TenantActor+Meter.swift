@@ -55,7 +55,7 @@ extension TenantActor {
                 receipt(
                     receiptId: receiptId, admission: admission, currency: pricing.plan.currency,
                     settling: reservation))
-            let record = ChargeRecord(
+            var record = ChargeRecord(
                 receiptId: receiptId, tenantId: tenantId, path: path, subscriptionId: pricing.subscription.id,
                 planId: pricing.plan.id, planVersion: pricing.plan.version, tool: event.tool, quantity: event.quantity,
                 inputTokens: event.inputTokens, outputTokens: event.outputTokens,
@@ -63,6 +63,11 @@ extension TenantActor {
                 cost: admission.cost, providerCost: event.providerCost, model: event.model,
                 currency: pricing.plan.currency,
                 idempotencyKey: request.idempotencyKey, at: at)
+            // A commit is the invocation its hold was made for, under the hold's key.
+            record.invocationId = reservation?.idempotencyKey ?? request.idempotencyKey
+            record.parentInvocationId = request.parentInvocationId
+            record.retryCount = request.retryCount
+            record.parallel = request.parallel
             let entry = LedgerEntry(
                 charge: record, idempotency: idempotencyRecord(call, answer: answer.json, at: at),
                 pricing: admission.ticket, settles: reservation?.id)

@@ -17,10 +17,21 @@ import Darwin
 final class OwnerLock: Sendable {
     private let descriptor: Mutex<Int32>
 
+    /// How long a lock held elsewhere is waited for before the store refuses to open: a process that starts
+    /// children (a test suite, a supervisor) lends each a copy of the lock's descriptor from fork to exec —
+    /// close-on-exec is not close-on-fork — so a store reopened in such a process can find its own released
+    /// lock still held for a moment. Another live owner still holds it after the wait.
+    static let waitMs = 5_000
+
     init(path: String) throws(StorageError) {
         let lockPath = path + ".lock"
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .backend("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        var waited = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK, waited < Self.waitMs {
+            usleep(10_000)
+            waited += 10
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let reason =
                 errno == EWOULDBLOCK ? "another process (or store) has \(path) open" : String(cString: strerror(errno))

@@ -277,6 +277,20 @@ enum SQLiteMigrations {
         migrator.registerMigration("v8-charge-model") { db in
             try db.execute(sql: "ALTER TABLE charges ADD COLUMN model TEXT NOT NULL DEFAULT ''")
         }
+        // Issue 13: each charge's place in an agent's task. Only charges with a parent are indexed by invocation:
+        // a task's root is found by walking up through them, and most calls have no parent to pay for.
+        migrator.registerMigration("v9-invocation-graph") { db in
+            try db.execute(sql: "ALTER TABLE charges ADD COLUMN invocation_id TEXT NOT NULL DEFAULT ''")
+            try db.execute(sql: "ALTER TABLE charges ADD COLUMN parent_invocation_id TEXT NOT NULL DEFAULT ''")
+            try db.execute(sql: "ALTER TABLE charges ADD COLUMN retry_count INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE charges ADD COLUMN parallel INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "UPDATE charges SET invocation_id = idempotency_key")
+            try db.execute(
+                sql: """
+                    CREATE INDEX charges_invocation_children ON charges(tenant_id, invocation_id)
+                    WHERE parent_invocation_id <> ''
+                    """)
+        }
         return migrator
     }
 }

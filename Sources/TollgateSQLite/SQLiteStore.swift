@@ -499,8 +499,9 @@ public final class SQLiteStore: TollgateStore {
             INSERT INTO charges(tenant_id, receipt_id, customer_id, team_id, agent_id, credential_id, session_id,
                 subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
                 duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day,
-                request_method, request_params, result, model)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                request_method, request_params, result, model, invocation_id, parent_invocation_id, retry_count,
+                parallel)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         var outcomes: [CommitOutcome] = []
         outcomes.reserveCapacity(entries.count)
@@ -553,6 +554,10 @@ public final class SQLiteStore: TollgateStore {
             charge.bind(i.params)
             charge.bind(i.result)
             charge.bind(c.model ?? "")
+            charge.bind(c.invocationId)
+            charge.bind(c.parentInvocationId ?? "")
+            charge.bind(c.retryCount)
+            charge.bind(c.parallel ? Int64(1) : 0)
             try charge.run()
             if let settles = entry.settles {
                 try db.execute(
@@ -787,7 +792,7 @@ public final class SQLiteStore: TollgateStore {
                     },
                     currency: row["currency"], calls: row["calls"], quantity: row["quantity"],
                     inputTokens: row["input_tokens"], outputTokens: row["output_tokens"],
-                    cost: row["cost"], providerCost: row["provider_cost"])
+                    cost: row["cost"], providerCost: row["provider_cost"], retries: row["retries"])
             }
         }
     }

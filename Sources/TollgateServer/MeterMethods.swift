@@ -18,9 +18,10 @@ enum MeterMethods {
             let event = try Self.event(
                 tool: try params.string("tool", lengthMax: toolBytesMax),
                 quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1, usage: usage)
-            let request = MeterRequest(
+            var request = MeterRequest(
                 event: event, idempotencyKey: key, sessionId: try sessionId(params, agent.request),
                 status: try usage?.optionalString("status", lengthMax: 64), params: .object(params.object))
+            try Self.readGraph(params, key: key, into: &request)
             return try await agent.tenant.verify(request, credentialId: agent.credentialId)
         }
 
@@ -72,6 +73,21 @@ enum MeterMethods {
             return try await agent.tenant.quote(
                 tools: tools, sessionId: try sessionId(params, agent.request), usage: usage,
                 credentialId: agent.credentialId)
+        }
+    }
+
+    /// The call's place in an agent's task: `parentInvocationId` (another call's key), `retryCount` (0–1000),
+    /// `parallel`.
+    static func readGraph(_ params: Params, key: String, into request: inout MeterRequest) throws {
+        request.parentInvocationId = try params.optionalString("parentInvocationId", lengthMax: 128)
+        guard request.parentInvocationId != key else {
+            throw TollgateError.validation(field: "parentInvocationId", rule: "another call's key, not the call's own")
+        }
+        request.retryCount = try params.optionalInt("retryCount", range: 0...1000) ?? 0
+        switch params.object["parallel"] {
+        case nil, .null?: request.parallel = false
+        case .bool(let value)?: request.parallel = value
+        default: throw WireError.invalidParams(field: "parallel", expected: "true or false")
         }
     }
 

@@ -47,6 +47,7 @@ enum UsageMethods {
             total.quantity += row.quantity
             total.inputTokens += row.inputTokens
             total.outputTokens += row.outputTokens
+            total.retries += row.retries
             total.cost = try total.cost.adding(row.cost)
             total.providerCost = try total.providerCost.adding(row.providerCost)
         }
@@ -60,7 +61,7 @@ enum UsageMethods {
         [
             "calls": .integer(row.calls), "quantity": .integer(row.quantity), "inputTokens": .integer(row.inputTokens),
             "outputTokens": .integer(row.outputTokens), "cost": .string(row.cost.decimalString),
-            "providerCost": .string(row.providerCost.decimalString),
+            "providerCost": .string(row.providerCost.decimalString), "retries": .integer(row.retries),
         ]
     }
 }

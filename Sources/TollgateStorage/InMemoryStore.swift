@@ -301,8 +301,9 @@ public actor InMemoryStore: TollgateStore {
     {
         try open()
         var rows: [[String]: UsageRow] = [:]
+        let roots = groupBy.contains(.task) ? UsageQuery.taskRoots(charges.filter { $0.tenantId == tenantId }) : [:]
         for charge in charges where charge.tenantId == tenantId && UsageQuery.matches(charge, filter) {
-            let keys = groupBy.map { UsageQuery.key(of: charge, $0) }
+            let keys = groupBy.map { UsageQuery.key(of: charge, $0, roots: roots) }
             var row =
                 rows[keys]
                 ?? UsageRow(
@@ -312,6 +313,7 @@ public actor InMemoryStore: TollgateStore {
             row.quantity += charge.quantity
             row.inputTokens += charge.inputTokens
             row.outputTokens += charge.outputTokens
+            if charge.retryCount > 0 { row.retries += 1 }
             do {
                 row.cost = try row.cost.adding(charge.cost)
                 row.providerCost = try row.providerCost.adding(charge.providerCost)

@@ -95,6 +95,12 @@ public struct ChargeRecord: Sendable, Hashable {
     public var providerCost: Money
     /// The model the call reported using (`usage.model`), if it did.
     public var model: String?
+    /// The call's place in an agent's task: its own invocation id (a `meter.verify`'s key), the invocation it
+    /// was made for, how many times it had been tried before, and whether it ran beside its siblings.
+    public var invocationId: String
+    public var parentInvocationId: String?
+    public var retryCount: Int64 = 0
+    public var parallel: Bool = false
     public var currency: String
     public var idempotencyKey: String
     public var at: Date
@@ -123,6 +129,7 @@ public struct ChargeRecord: Sendable, Hashable {
         self.durationMs = durationMs
         self.providerCost = providerCost
         self.model = model
+        self.invocationId = idempotencyKey
         self.status = status
         self.cost = cost
         self.currency = currency
@@ -210,7 +217,9 @@ public struct SpendRow: Sendable, Hashable {
 /// The dimensions `usage.summary` can group by.
 public enum UsageGroup: String, Sendable, Hashable, CaseIterable {
     /// `model` is the model the call reported (`usage.model`); calls that reported none group under "".
-    case tool, agent, session, team, day, model
+    /// `task` is the root of the call's invocation graph: the cost of one agent task, its fan-out and its
+    /// retries, is one row.
+    case tool, agent, session, team, day, model, task
 }
 
 public struct UsageFilter: Sendable, Hashable {
@@ -244,10 +253,13 @@ public struct UsageRow: Sendable, Hashable {
     public var outputTokens: Int64
     public var cost: Money
     public var providerCost: Money
+    /// Calls that were retries (`retryCount` above 0): a retry storm shows here, not as new work.
+    public var retries: Int64
     public init(
         keys: [String], currency: String, calls: Int64, quantity: Int64, inputTokens: Int64,
-        outputTokens: Int64, cost: Money, providerCost: Money
+        outputTokens: Int64, cost: Money, providerCost: Money, retries: Int64 = 0
     ) {
+        self.retries = retries
         self.keys = keys
         self.currency = currency
         self.calls = calls

@@ -13,8 +13,32 @@ public enum UsageQuery {
         return true
     }
 
-    public static func key(of charge: ChargeRecord, _ group: UsageGroup) -> String {
+    /// How far up an invocation graph a task's root is looked for: deeper chains (or a cycle) stop there.
+    public static let taskDepthMax = 32
+
+    /// The root of each charge's invocation graph, by receipt: follow `parentInvocationId` up through the
+    /// recorded charges that have a parent themselves; the root is the first invocation that has none, or that
+    /// was never recorded. Resolved when asked, so the order charges arrive in cannot change the answer.
+    public static func taskRoots(_ charges: [ChargeRecord]) -> [String: String] {
+        var parents: [String: String] = [:]
+        for charge in charges { if let parent = charge.parentInvocationId { parents[charge.invocationId] = parent } }
+        var roots: [String: String] = [:]
+        for charge in charges {
+            var node = charge.invocationId
+            var depth = 0
+            while let parent = parents[node], depth < taskDepthMax {
+                node = parent
+                depth += 1
+            }
+            // A chain cut at the limit (or a cycle) is a task of its own.
+            roots[charge.receiptId] = parents[node] == nil ? node : charge.invocationId
+        }
+        return roots
+    }
+
+    public static func key(of charge: ChargeRecord, _ group: UsageGroup, roots: [String: String] = [:]) -> String {
         switch group {
+        case .task: roots[charge.receiptId] ?? charge.invocationId
         case .tool: charge.tool
         case .agent: charge.agentId
         case .session: charge.sessionId

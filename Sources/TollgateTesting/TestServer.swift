@@ -31,7 +31,10 @@ public final class TestServer: Sendable {
         configure(&configuration)
         var logger = Logger(label: "tollgate.test")
         logger.logLevel = .critical
-        let app = try await makeApp(configuration, clock: clock, store: store, logger: logger)
+        let app = try await TollgateApp.make(
+            configuration: configuration,
+            environment: ["TOLLGATE_ADMIN_TOKEN": rootToken], clock: clock,
+            store: store, logger: logger)
         let group = app.serviceGroup(logger: logger)
         let runner = Task { try await group.run() }
         let address = try await app.listener.boundAddress()
@@ -47,28 +50,6 @@ public final class TestServer: Sendable {
     }
 
     public var address: String { "\(host):\(port)" }
-
-    /// The app, on a SQLite file that a node stopped just before may still seem to hold: its store has given the
-    /// file's lock up, but a child process forked at that moment by another test (an MCP server, the CLI) keeps a
-    /// copy of the lock's descriptor until it execs — close-on-exec is not close-on-fork. Waits for that, at most
-    /// 10 s; a file another running node holds still fails.
-    private static func makeApp(
-        _ configuration: ServerConfiguration, clock: any WallClock, store: (any TollgateStore)?, logger: Logger
-    ) async throws -> TollgateApp {
-        let deadline = Date().addingTimeInterval(10)
-        while true {
-            do {
-                return try await TollgateApp.make(
-                    configuration: configuration, environment: ["TOLLGATE_ADMIN_TOKEN": rootToken], clock: clock,
-                    store: store, logger: logger)
-            } catch {
-                guard store == nil, configuration.storageURL.hasPrefix("sqlite:"), "\(error)".contains("cannot lock"),
-                    Date() < deadline
-                else { throw error }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-        }
-    }
 
     /// A new connection, already authenticated with `token` when one is given.
     public func connect(token: String? = nil) async throws -> TollgateConnection {

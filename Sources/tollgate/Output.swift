@@ -50,7 +50,7 @@ enum Output {
     static func grid(_ items: [JSONValue], title: String) -> String {
         let objects = items.compactMap(\.objectValue)
         // Group keys and names first, figures after, so a table reads left to right like a report.
-        let figures = ["calls", "quantity", "inputTokens", "outputTokens", "cost", "providerCost"]
+        let figures = ["calls", "quantity", "inputTokens", "outputTokens", "cost", "providerCost", "retries"]
         let keys = Set(objects.flatMap(\.keys))
         let columns = keys.filter { !figures.contains($0) }.sorted() + figures.filter(keys.contains)
         let cells = objects.map { object in columns.map { object[$0].map(scalar) ?? "" } }

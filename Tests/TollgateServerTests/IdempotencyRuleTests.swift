@@ -124,19 +124,7 @@ import TollgateTesting
 
     /// The store behind `url`, opened the way the server opens it.
     static func open(_ url: String) async throws -> any TollgateStore {
-        if url.hasPrefix("sqlite:") {
-            // The store just closed has given its lock up; but a child process that another test forks at that
-            // moment holds a copy of the lock's descriptor until it execs (the descriptor is close-on-exec, not
-            // close-on-fork). So the reopening store may wait a little for it — never beyond 10 s.
-            let path = String(url.dropFirst("sqlite:".count))
-            let deadline = Date().addingTimeInterval(10)
-            while true {
-                let failure: StorageError
-                do { return try SQLiteStore(path: path) } catch { failure = error }
-                guard "\(failure)".contains("cannot lock"), Date() < deadline else { throw failure }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-        }
+        if url.hasPrefix("sqlite:") { return try SQLiteStore(path: String(url.dropFirst("sqlite:".count))) }
         if url.hasPrefix("postgres") { return try await PostgresStore(url: url) }
         return InMemoryStore()
     }

@@ -128,6 +128,11 @@ import TollgateTesting
         cases.append((["tool": "x", "idempotencyKey": "k", "usage": ["model": ""]], -32020))
         cases.append((["tool": "x", "idempotencyKey": "k", "usage": ["model": long]], -32020))
         cases.append((["tool": "x", "idempotencyKey": "k", "usage": ["model": 4]], -32602))
+        cases.append((["tool": "x", "idempotencyKey": "k", "parentInvocationId": "k"], -32020))
+        cases.append((["tool": "x", "idempotencyKey": "k", "parentInvocationId": ""], -32020))
+        cases.append((["tool": "x", "idempotencyKey": "k", "retryCount": 1_001], -32020))
+        cases.append((["tool": "x", "idempotencyKey": "k", "retryCount": -1], -32020))
+        cases.append((["tool": "x", "idempotencyKey": "k", "parallel": "yes"], -32602))
         cases.append((["tool": 5, "idempotencyKey": "k"], -32602))
         return cases
     }()
@@ -177,12 +182,12 @@ import TollgateTesting
                     [
                         "tool": "search", "calls": 2, "quantity": 2, "inputTokens": 100, "outputTokens": 7,
                         "cost": "0.002",
-                        "providerCost": "0.0004",
+                        "providerCost": "0.0004", "retries": 0,
                     ],
                     [
                         "tool": "transform", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0,
                         "cost": "0.25",
-                        "providerCost": "0",
+                        "providerCost": "0", "retries": 0,
                     ],
                 ])
             #expect(byTool["total"]?["cost"] == "0.252")
@@ -190,6 +195,33 @@ import TollgateTesting
                 "usage.summary", ["groupBy": ["agent", "tool"], "agentId": .string(world.agentId)])
             #expect(byAgent["rows"].flatMap { if case .array(let rows) = $0 { rows.count } else { nil } } == 2)
             #expect(await reason { try await op.call("usage.summary", ["groupBy": ["colour"]]) } == "VALIDATION_FAILED")
+        }
+    }
+
+    /// An agent's task fans out and retries: grouped by task, its cost is one row, with its retries counted as
+    /// retries — whatever order the calls were charged in (children before their parents here).
+    @Test func usageByTask_isOneRowPerAgentTask_withItsRetries() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            let calls: [(key: String, extra: [String: JSONValue])] = [
+                ("plan-1", ["parentInvocationId": "search-1"]),
+                ("plan-1-retry", ["parentInvocationId": "search-1", "retryCount": 1]),
+                ("plan-1-retry2", ["parentInvocationId": "search-1", "retryCount": 2]),
+                ("search-1", ["parentInvocationId": "task-1", "parallel": true]),
+                ("search-2", ["parentInvocationId": "task-1", "parallel": true]),
+                ("task-1", [:]),
+                ("alone", [:]),
+            ]
+            for call in calls {
+                _ = try await agent.call("meter.verify", verifyParams(call.key, tool: "search", extra: call.extra))
+            }
+            let op = try await server.connect(token: world.operatorToken)
+            let usage = try await op.call("usage.summary", ["groupBy": ["task"]])
+            let rows = usage["rows"]?.arrayValue ?? []
+            #expect(rows.map { $0["task"] } == ["alone", "task-1"], "\(rows)")
+            #expect(rows.map { $0["calls"] } == [1, 6] && rows.map { $0["retries"] } == [0, 2], "\(rows)")
+            #expect(usage["total"]?["retries"] == 2)
         }
     }
 

@@ -209,11 +209,11 @@ import TollgateTesting
                 bySession["rows"] == [
                     [
                         "session": "ses_first", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0,
-                        "cost": "0.25", "providerCost": "0",
+                        "cost": "0.25", "providerCost": "0", "retries": 0,
                     ],
                     [
                         "session": "ses_next", "calls": 1, "quantity": 1, "inputTokens": 0, "outputTokens": 0,
-                        "cost": "0.25", "providerCost": "0",
+                        "cost": "0.25", "providerCost": "0", "retries": 0,
                     ],
                 ])
             try await server.stop()

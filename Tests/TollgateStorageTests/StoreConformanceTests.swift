@@ -283,6 +283,41 @@ import TollgateStorage
         try await store.close()
     }
 
+    /// Grouped by task, each charge counts under the root of its invocation graph, resolved through the recorded
+    /// charges of its own tenant only, whatever order they were recorded in; a chain that loops ends as tasks of
+    /// their own, and a parent never recorded is the root.
+    @Test(arguments: StoreKind.available)
+    func usage_groupsByTheRootOfEachCallsTask(kind: StoreKind) async throws {
+        let store = try await kind.open()
+        let world = try await makeWorld(store)
+        let other = try await makeWorld(store, name: "other")
+        func call(_ world: World, _ key: String, parent: String?, retry: Int64 = 0) throws -> LedgerEntry {
+            var entry = try entry(world, key: key, cost: "0.001")
+            entry.charge.parentInvocationId = parent
+            entry.charge.retryCount = retry
+            entry.charge.parallel = parent != nil
+            return entry
+        }
+        // Children first, then their parents, in two groups; another tenant reuses the keys with other parents.
+        _ = try await store.commit([
+            try call(world, "leaf", parent: "mid"), try call(world, "leaf-retry", parent: "mid", retry: 1),
+            try call(world, "orphan", parent: "never-recorded"), try call(world, "loop-a", parent: "loop-b"),
+            try call(world, "loop-b", parent: "loop-a"),
+        ])
+        _ = try await store.commit([
+            try call(world, "mid", parent: "root"), try call(world, "root", parent: nil),
+            try call(other, "mid", parent: "elsewhere"), try call(other, "root", parent: nil),
+        ])
+        let rows = try await store.usage(tenantId: world.tenant.id, filter: UsageFilter(), groupBy: [.task])
+        #expect(rows.map(\.keys) == [["loop-a"], ["loop-b"], ["never-recorded"], ["root"]], "\(rows)")
+        #expect(rows.map(\.calls) == [1, 1, 1, 4] && rows.map(\.retries) == [0, 0, 0, 1])
+        #expect(rows.last?.cost == (try Money(decimal: "0.004")))
+        // The other tenant's "mid" hangs under its own parent: keys never cross tenants.
+        let otherRows = try await store.usage(tenantId: other.tenant.id, filter: UsageFilter(), groupBy: [.task])
+        #expect(otherRows.map(\.keys) == [["elsewhere"], ["root"]], "\(otherRows)")
+        try await store.close()
+    }
+
     @Test(arguments: StoreKind.available)
     func usage_groupsByTheModelACallReported_noneUnderEmpty(kind: StoreKind) async throws {
         let store = try await kind.open()
