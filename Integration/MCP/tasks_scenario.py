@@ -10,9 +10,10 @@ Prints each message received from the proxy, one JSON object per line.
 """
 import json
 import os
-import subprocess
 import sys
 import time
+
+from mcp_lines import Lines, proxy_command, server_of
 
 VERSION = "2026-07-28"
 META = {"io.modelcontextprotocol/protocolVersion": VERSION,
@@ -20,29 +21,15 @@ META = {"io.modelcontextprotocol/protocolVersion": VERSION,
 
 
 def main() -> None:
-    # More of the proxy's options (--spool, --on-unavailable), as a JSON array.
-    proxy_args = json.loads(os.environ.get("SCENARIO_PROXY_ARGS", "[]"))
-    proxy, address = sys.argv[1], sys.argv[2]
-    server = sys.argv[sys.argv.index("--") + 1:]
-    child = subprocess.Popen([proxy, "--tollgate", address, *proxy_args, "--", *server], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE,
-                             env={"TOLLGATE_TOKEN": os.environ["TOLLGATE_TOKEN"], "PATH": os.environ.get("PATH", "")})
+    lines = Lines(proxy_command(sys.argv[1], sys.argv[2], server_of(sys.argv)))
     next_id = 0
 
     def request(method: str, params: dict) -> dict:
         nonlocal next_id
         next_id += 1
-        message = {"jsonrpc": "2.0", "id": next_id, "method": method, "params": {**params, "_meta": META}}
-        child.stdin.write((json.dumps(message) + "\n").encode())
-        child.stdin.flush()
-        while True:
-            line = child.stdout.readline()
-            if not line:
-                raise SystemExit("the proxy closed its output")
-            answer = json.loads(line)
-            print(json.dumps(answer), flush=True)
-            if answer.get("id") == next_id:
-                return answer.get("result") or answer
+        lines.send({"jsonrpc": "2.0", "id": next_id, "method": method, "params": {**params, "_meta": META}})
+        answer = lines.until(next_id)
+        return answer.get("result") or answer
 
     def until(task_id: str, statuses: set[str]) -> dict:
         while True:
@@ -64,8 +51,7 @@ def main() -> None:
     deadline = time.monotonic() + float(os.environ.get("SCENARIO_LINGER_SECONDS", "4"))
     while time.monotonic() < deadline and not (until_file and os.path.exists(until_file)):
         time.sleep(0.05)
-    child.stdin.close()
-    child.wait(timeout=60)
+    lines.close()
 
 
 main()

@@ -116,23 +116,14 @@ actor HTTPAgents {
                     link: settlement.link, tool: tool, key: key2, sessionId: sessionId, ttlMs: options.holdTTLMs,
                     retry: options.retry)
                 let now = Date()
-                let next: [ToolCallMeter.Action]
-                switch answer {
-                case .held(let reservationId):
-                    next = mutateMeter(credential, key) {
-                        $0.authorized(callId: callId, reservationId: reservationId, at: now)
-                    }
-                case .refused(let refusal): next = mutateMeter(credential, key) { $0.refused(callId: callId, refusal) }
-                case .unavailable: next = mutateMeter(credential, key) { $0.unavailable(callId: callId, at: now) }
-                }
-                for step in next {
+                for step in mutateMeter(credential, key, { $0.holdAnswered(callId: callId, answer, at: now) }) {
                     switch step {
                     case .toServer: admission = .forward
                     case .toClient(let bytes): admission = .answer(bytes)
-                    default: settle(step, settlement: settlement, sessionId: sessionId)
+                    default: settlement.settle(step, sessionId: sessionId)
                     }
                 }
-            default: settle(action, settlement: settlement, sessionId: sessionId)
+            default: settlement.settle(action, sessionId: sessionId)
             }
         }
         return admission
@@ -154,13 +145,8 @@ actor HTTPAgents {
                 case .quote(let listingId, let tools):
                     let prices = await ProxyCalls.quote(
                         link: settlement.link, tools: tools, sessionId: sessionId, logger: logger)
-                    next += mutateMeter(credential, key) { meter in
-                        guard let prices else { return meter.notPriced(listingId: listingId) }
-                        return meter.priced(
-                            listingId: listingId, currency: prices.currency,
-                            prices: prices.prices.mapValues(\.decimalString))
-                    }
-                default: settle(action, settlement: settlement, sessionId: sessionId)
+                    next += mutateMeter(credential, key) { $0.quoted(listingId: listingId, prices) }
+                default: settlement.settle(action, sessionId: sessionId)
                 }
             }
             actions = next
@@ -176,7 +162,7 @@ actor HTTPAgents {
             session.meter.isInFlight(callId: callId)
         else { return false }
         for action in mutateMeter(credential, key, { $0.abandoned(callId: callId) }) {
-            settle(action, settlement: settlement, sessionId: session.tollgateSessionId)
+            settlement.settle(action, sessionId: session.tollgateSessionId)
         }
         return true
     }
@@ -187,7 +173,7 @@ actor HTTPAgents {
             let session = agents[credential]?.sessions.removeValue(forKey: key)
         else { return }
         var meter = session.meter
-        for action in meter.ended() { settle(action, settlement: settlement, sessionId: session.tollgateSessionId) }
+        for action in meter.ended() { settlement.settle(action, sessionId: session.tollgateSessionId) }
         await settlement.close(sessionId: session.tollgateSessionId)
     }
 
@@ -200,7 +186,7 @@ actor HTTPAgents {
         for (credential, agent) in agents {
             for (key, session) in agent.sessions {
                 for action in mutateMeter(credential, key, { $0.expireTasks(at: now) }) {
-                    settle(action, settlement: agent.settlement, sessionId: session.tollgateSessionId)
+                    agent.settlement.settle(action, sessionId: session.tollgateSessionId)
                 }
                 if now.timeIntervalSince(session.lastUsed) * 1000 >= Double(options.sessionIdleMs),
                     agents[credential]?.sessions[key]?.meter.isIdle == true
@@ -246,17 +232,5 @@ actor HTTPAgents {
     ) -> [ToolCallMeter.Action] {
         guard agents[credential]?.sessions[key] != nil else { return [] }
         return body(&agents[credential]!.sessions[key]!.meter)
-    }
-
-    private func settle(_ action: ToolCallMeter.Action, settlement: Settlement, sessionId: String) {
-        switch action {
-        case .commit(let reservationId, let tool, let key, let usage):
-            settlement.commit(reservationId: reservationId, tool: tool, key: key, sessionId: sessionId, usage: usage)
-        case .release(let reservationId): settlement.release(reservationId: reservationId)
-        case .spool(let tool, let key, let usage):
-            settlement.record(tool: tool, key: key, sessionId: sessionId, usage: usage)
-        case .toServer, .toClient, .authorize, .quote:
-            break  // the HTTP exchange handles these
-        }
     }
 }

@@ -53,6 +53,18 @@ package final class Settlement: Sendable {
         }
     }
 
+    /// Carries out what the meter says follows a call in `sessionId` — a commit, a release, a spooled usage;
+    /// the meter's other actions (relaying, asking Tollgate) are the shell's, and are ignored here.
+    package func settle(_ action: ToolCallMeter.Action, sessionId: String) {
+        switch action {
+        case .commit(let reservationId, let tool, let key, let usage):
+            commit(reservationId: reservationId, tool: tool, key: key, sessionId: sessionId, usage: usage)
+        case .release(let reservationId): release(reservationId: reservationId)
+        case .spool(let tool, let key, let usage): record(tool: tool, key: key, sessionId: sessionId, usage: usage)
+        case .toServer, .toClient, .authorize, .quote: break
+        }
+    }
+
     /// Gives a hold back; one that cannot be released expires on its own (`--hold-ttl-ms`).
     package func release(reservationId: String) {
         let (link, retry, logger) = (self.link, self.retry, self.logger)

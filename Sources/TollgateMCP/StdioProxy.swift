@@ -175,39 +175,17 @@ actor ProxyCore {
                 Task {
                     let answer = await ProxyCalls.authorize(
                         link: link, tool: tool, key: key, sessionId: sessionId, ttlMs: ttlMs, retry: retry)
-                    self.answered(callId: callId, answer)
+                    self.perform(self.meter.holdAnswered(callId: callId, answer, at: Date()))
                 }
-            case .commit(let reservationId, let tool, let key, let usage):
-                settlement.commit(
-                    reservationId: reservationId, tool: tool, key: key, sessionId: sessionId, usage: usage)
-            case .release(let reservationId): settlement.release(reservationId: reservationId)
-            case .spool(let tool, let key, let usage):
-                settlement.record(tool: tool, key: key, sessionId: sessionId, usage: usage)
+            case .commit, .release, .spool: settlement.settle(action, sessionId: sessionId)
             case .quote(let listingId, let tools):
                 let (link, sessionId, logger) = (settlement.link, self.sessionId, self.logger)
                 Task {
                     let prices = await ProxyCalls.quote(link: link, tools: tools, sessionId: sessionId, logger: logger)
-                    self.priced(listingId: listingId, prices)
+                    self.perform(self.meter.quoted(listingId: listingId, prices))
                 }
             }
         }
-    }
-
-    private func answered(callId: String, _ answer: ProxyCalls.HoldAnswer) {
-        let now = Date()
-        switch answer {
-        case .held(let reservationId):
-            perform(meter.authorized(callId: callId, reservationId: reservationId, at: now))
-        case .refused(let refusal): perform(meter.refused(callId: callId, refusal))
-        case .unavailable: perform(meter.unavailable(callId: callId, at: now))
-        }
-    }
-
-    private func priced(listingId: String, _ prices: PriceList?) {
-        guard let prices else { return perform(meter.notPriced(listingId: listingId)) }
-        perform(
-            meter.priced(
-                listingId: listingId, currency: prices.currency, prices: prices.prices.mapValues(\.decimalString)))
     }
 }
 

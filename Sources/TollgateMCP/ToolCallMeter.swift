@@ -1,4 +1,5 @@
 import Foundation
+import TollgateClient
 import TollgateCore
 import TollgateJSON
 
@@ -310,7 +311,7 @@ public struct ToolCallMeter: Sendable {
         }
         let usage = Self.usage(
             of: result, durationMs: call.earlierRoundsMs + roundMs, failed: isError || result?["isError"] == true)
-        return Self.ordered(message.bytes, settle(tool: call.tool, key: call.key, reservationId, usage))
+        return Self.ordered(message.bytes, [Self.charge(tool: call.tool, key: call.key, reservationId, usage)])
     }
 
     /// What a finished call's result reports it used (`_meta["dev.tollgate/usage"]`), with its duration. A field
@@ -343,9 +344,9 @@ public struct ToolCallMeter: Sendable {
     }
 
     /// A finished call is charged: against its hold, or — run without one — through the spool.
-    private func settle(tool: String, key: String, _ reservationId: String?, _ usage: CallUsage) -> [Action] {
-        if let reservationId { return [.commit(reservationId: reservationId, tool: tool, key: key, usage: usage)] }
-        return [.spool(tool: tool, key: key, usage: usage)]
+    package static func charge(tool: String, key: String, _ reservationId: String?, _ usage: CallUsage) -> Action {
+        if let reservationId { return .commit(reservationId: reservationId, tool: tool, key: key, usage: usage) }
+        return .spool(tool: tool, key: key, usage: usage)
     }
 
     /// A task's status, from the server (a `tasks/get` answer, a `notifications/tasks`, or the task's creation):
@@ -359,7 +360,7 @@ public struct ToolCallMeter: Sendable {
             let usage = Self.usage(
                 of: result, durationMs: running.earlierRoundsMs + Self.taskDurationMs(task, running, now),
                 failed: result?["isError"] == true)
-            return settle(tool: running.tool, key: running.key, running.reservationId, usage)
+            return [Self.charge(tool: running.tool, key: running.key, running.reservationId, usage)]
         case "failed", "cancelled":
             tasks[taskId] = nil
             return running.reservationId.map { [.release(reservationId: $0)] } ?? []
@@ -413,6 +414,22 @@ public struct ToolCallMeter: Sendable {
     /// No call is being authorized, running, waiting for input or running as a task: the connection's session
     /// can end without losing track of one.
     public var isIdle: Bool { calls.isEmpty && awaitingInput.isEmpty && tasks.isEmpty }
+
+    /// What Tollgate answered to a call's hold, whichever it was (the shells' one way in).
+    package mutating func holdAnswered(callId: String, _ answer: ProxyCalls.HoldAnswer, at now: Date) -> [Action] {
+        switch answer {
+        case .held(let reservationId): authorized(callId: callId, reservationId: reservationId, at: now)
+        case .refused(let refusal): refused(callId: callId, refusal)
+        case .unavailable: unavailable(callId: callId, at: now)
+        }
+    }
+
+    /// What Tollgate answered to a listing's quote: its prices, or nil when it could not quote.
+    package mutating func quoted(listingId: String, _ prices: PriceList?) -> [Action] {
+        guard let prices else { return notPriced(listingId: listingId) }
+        return priced(
+            listingId: listingId, currency: prices.currency, prices: prices.prices.mapValues(\.decimalString))
+    }
 
     /// Tollgate quoted the listed tools: the answer goes on with each tool's price in its `_meta`.
     public mutating func priced(listingId: String, currency: String, prices: [String: String]) -> [Action] {

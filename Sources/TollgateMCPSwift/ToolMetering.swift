@@ -127,13 +127,9 @@ public final class ToolMetering: Sendable {
         return result
     }
 
+    /// Charged against its hold, or — run without one — spooled, durable before the result goes back.
     private func settle(_ tool: String, _ key: String, _ reservationId: String?, _ usage: ToolCallMeter.CallUsage) {
-        if let reservationId {
-            settlement.commit(reservationId: reservationId, tool: tool, key: key, sessionId: sessionId, usage: usage)
-        } else {
-            // Run without a hold: made durable here, before the result goes back.
-            settlement.record(tool: tool, key: key, sessionId: sessionId, usage: usage)
-        }
+        settlement.settle(ToolCallMeter.charge(tool: tool, key: key, reservationId, usage), sessionId: sessionId)
     }
 
     /// The refusal as a tool result, the same the proxy answers (its text and `structuredContent`).

@@ -15,44 +15,62 @@ struct MCPHTTPProxyScenarioTests {
         Products.repository.appendingPathComponent("Integration/MCP/\(file)").path
     }
 
+    /// An upstream MCP server (`http_server.py`) and a proxy in front of it, started.
+    struct ProxyPair {
+        let upstream: ServerProcess
+        let proxy: ServerProcess
+        /// The proxy's endpoint, and the upstream's (to compare with a direct connection).
+        let url: String
+        let upstreamURL: String
+        let log: URL
+
+        static func launch(tollgate: String, proxyArguments: [String], upstreamArguments: [String]) async throws
+            -> ProxyPair
+        {
+            let directory = try temporaryDirectory()
+            let upstreamPort = try freePort()
+            let upstream = try await ServerProcess.launch(
+                python, [integration("http_server.py"), String(upstreamPort)] + upstreamArguments,
+                port: upstreamPort, log: directory.appendingPathComponent("upstream.log"))
+            let proxyPort = try freePort()
+            let log = directory.appendingPathComponent("proxy.log")
+            do {
+                let proxy = try await ServerProcess.launch(
+                    Products.path("tollgate-mcp-proxy"),
+                    [
+                        "--upstream", "http://127.0.0.1:\(upstreamPort)/mcp", "--listen", "127.0.0.1:\(proxyPort)",
+                        "--tollgate", tollgate, "--spool", directory.appendingPathComponent("spool.sqlite").path,
+                        "--upstream-header", "X-Upstream-Key: k-123",
+                    ] + proxyArguments, port: proxyPort, log: log)
+                return ProxyPair(
+                    upstream: upstream, proxy: proxy, url: "http://127.0.0.1:\(proxyPort)/mcp",
+                    upstreamURL: "http://127.0.0.1:\(upstreamPort)/mcp", log: log)
+            } catch {
+                _ = await upstream.stop(with: SIGKILL)
+                throw error
+            }
+        }
+    }
+
     /// An upstream MCP server and a proxy in front of it, both stopped when `body` ends.
     /// `body` gets the proxy's URL, the upstream's (to compare with a direct connection) and the proxy's log.
     static func withProxy<T>(
         tollgate: String, proxyArguments: [String] = [], upstreamArguments: [String] = [],
         _ body: (_ url: String, _ upstream: String, _ log: URL) async throws -> T
     ) async throws -> T {
-        let directory = try temporaryDirectory()
-        let upstreamPort = try freePort()
-        let upstream = try await ServerProcess.launch(
-            python, [integration("http_server.py"), String(upstreamPort)] + upstreamArguments, port: upstreamPort,
-            log: directory.appendingPathComponent("upstream.log"))
-        let proxyPort = try freePort()
-        let proxyLog = directory.appendingPathComponent("proxy.log")
-        let proxy: ServerProcess
-        do {
-            proxy = try await ServerProcess.launch(
-                Products.path("tollgate-mcp-proxy"),
-                [
-                    "--upstream", "http://127.0.0.1:\(upstreamPort)/mcp", "--listen", "127.0.0.1:\(proxyPort)",
-                    "--tollgate", tollgate, "--spool", directory.appendingPathComponent("spool.sqlite").path,
-                    "--upstream-header", "X-Upstream-Key: k-123",
-                ] + proxyArguments, port: proxyPort, log: proxyLog)
-        } catch {
-            _ = await upstream.stop(with: SIGKILL)
-            throw error
-        }
+        let pair = try await ProxyPair.launch(
+            tollgate: tollgate, proxyArguments: proxyArguments, upstreamArguments: upstreamArguments)
         // The upstream is stopped with SIGKILL: children of the test process inherit its blocked signals, and
         // Python never unblocks SIGTERM. The proxy handles SIGTERM itself (its graceful shutdown is under test).
         do {
-            let result = try await body(
-                "http://127.0.0.1:\(proxyPort)/mcp", "http://127.0.0.1:\(upstreamPort)/mcp", proxyLog)
-            let stopped = await proxy.stop()
+            let result = try await body(pair.url, pair.upstreamURL, pair.log)
+            let stopped = await pair.proxy.stop()
             #expect(stopped.status == 0, "the proxy stops cleanly on SIGTERM")
-            _ = await upstream.stop(with: SIGKILL)
+            _ = await pair.upstream.stop(with: SIGKILL)
             return result
         } catch {
-            _ = await proxy.stop(with: SIGKILL)
-            _ = await upstream.stop(with: SIGKILL)
+            _ = await pair.proxy.stop(with: SIGKILL)
+            _ = await pair.upstream.stop(with: SIGKILL)
             throw error
         }
     }
@@ -235,21 +253,10 @@ struct MCPHTTPProxyScenarioTests {
             func spent() async throws -> JSONValue? {
                 try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
             }
-            let directory = try temporaryDirectory()
-            let upstreamPort = try freePort()
-            let upstream = try await ServerProcess.launch(
-                Self.python, [Self.integration("http_server.py"), String(upstreamPort)], port: upstreamPort,
-                log: directory.appendingPathComponent("upstream.log"))
-            defer { upstream.signal(SIGKILL) }
-            let proxyPort = try freePort()
-            let proxy = try await ServerProcess.launch(
-                Products.path("tollgate-mcp-proxy"),
-                [
-                    "--upstream", "http://127.0.0.1:\(upstreamPort)/mcp", "--listen", "127.0.0.1:\(proxyPort)",
-                    "--tollgate", server.address, "--spool", directory.appendingPathComponent("spool.sqlite").path,
-                    "--hold-ttl-ms", "2000",
-                ], port: proxyPort, log: directory.appendingPathComponent("proxy.log"))
-            let url = "http://127.0.0.1:\(proxyPort)/mcp"
+            let pair = try await ProxyPair.launch(
+                tollgate: server.address, proxyArguments: ["--hold-ttl-ms", "2000"], upstreamArguments: [])
+            defer { pair.upstream.signal(SIGKILL) }
+            let (proxy, url) = (pair.proxy, pair.url)
             // Two calls committed (echo, headers)…
             _ = try await Self.scenario(url, mode: "legacy", calls: 1, token: world.agentToken)
             // …and a third running, its stream open, when the proxy is killed.

@@ -15,8 +15,7 @@ struct SwiftSDKWrapperTests {
             // Room for four calls at 0.002: the fifth is refused.
             _ = try await op.call(
                 "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "0.008", "period": "day"])
-            let spool = FileManager.default.temporaryDirectory
-                .appendingPathComponent("swift-sdk-spool-\(UUID().uuidString).sqlite").path
+            let spool = MCPProxyScenarioTests.temporarySpool()
             let result = try await run(
                 mcpPython!,
                 [
@@ -60,8 +59,7 @@ struct SwiftSDKWrapperTests {
             let op = try await server.connect(token: world.operatorToken)
             _ = try await op.call(
                 "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
-            let spool = FileManager.default.temporaryDirectory
-                .appendingPathComponent("swift-sdk-spool-\(UUID().uuidString).sqlite").path
+            let spool = MCPProxyScenarioTests.temporarySpool()
             let scenario = Task {
                 try await run(
                     mcpPython!,
