@@ -121,6 +121,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
@@ -200,7 +202,10 @@ let package = Package(
         .testTarget(name: "TollgateIngestTests", dependencies: ["TollgateIngest", "TollgateCore", "TollgateJSON"]),
         .testTarget(
             name: "TollgateMCPTests",
-            dependencies: ["TollgateMCP", "TollgateJSON", "TollgateCore", "TollgateClient", "TollgateTesting"]),
+            dependencies: [
+                "TollgateMCP", "TollgateJSON", "TollgateCore", "TollgateClient", "TollgateTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "TollgatePricingTests", dependencies: ["TollgatePricing", "TollgateStrategies", "TollgateJSON"]),
         .testTarget(

@@ -1,10 +1,13 @@
-"""Kills tollgate-mcp-proxy (SIGKILL) while a call is in flight, speaking MCP's JSON-RPC lines directly.
+"""Stops tollgate-mcp-proxy with a signal while a call is in flight, speaking MCP's JSON-RPC lines directly.
 
 Usage: python kill_scenario.py PROXY TOLLGATE_ADDRESS -- SERVER_COMMAND ARGS...
-A quick call (id 2) completes; a slow one (id 3) is forwarded; a second later the proxy is killed. Its hold is
-made to last 4 s (`--hold-ttl-ms 4000`), so that the test sees it expire. Prints each message received.
+A quick call (id 2) completes; a slow one (id 3) is forwarded; a second later the proxy is sent SCENARIO_SIGNAL
+(KILL, the default, or TERM), to it alone, with its input still open. Its holds are made to last 4 s
+(`--hold-ttl-ms 4000`), so that the test sees one expire. Prints each message received, then how the proxy ended:
+{"killed": true, "status": the exit status, negative for the signal that ended it}.
 """
 import json
+import os
 import signal
 import sys
 import time
@@ -21,9 +24,9 @@ def main() -> None:
     proxy.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                 "params": {"name": "slow", "arguments": {"seconds": 30}}})
     time.sleep(1.0)
-    proxy.child.send_signal(signal.SIGKILL)
-    proxy.child.wait(timeout=10)
-    print(json.dumps({"killed": True}), flush=True)
+    proxy.child.send_signal(getattr(signal, "SIG" + os.environ.get("SCENARIO_SIGNAL", "KILL")))
+    status = proxy.child.wait(timeout=30)
+    print(json.dumps({"killed": True, "status": status}), flush=True)
 
 
 main()

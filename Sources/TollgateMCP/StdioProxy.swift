@@ -4,6 +4,7 @@ import TollgateClient
 import TollgateCore
 import TollgateJSON
 import TollgateWire
+import UnixSignals
 
 /// Puts Tollgate in front of an MCP server that speaks stdio: starts it as a child process, speaks MCP on this
 /// process's own stdin and stdout, and meters every `tools/call` (see `ToolCallMeter`). One proxy run is one MCP
@@ -59,7 +60,8 @@ public struct StdioProxy: Sendable {
         self.logger = logger
     }
 
-    /// Runs until the client closes stdin or the server exits; returns the server's exit status.
+    /// Runs until the client closes stdin or the server exits, and returns the server's exit status; or until
+    /// SIGTERM or SIGINT, and returns 128 + the signal. Either way the calls are settled and the session closed.
     public func run() async throws -> Int32 {
         let spool: UsageSpool
         do { spool = try UsageSpool(path: options.spoolPath) } catch {
@@ -100,25 +102,63 @@ public struct StdioProxy: Sendable {
         // What earlier runs left in the spool goes first.
         settlement.drainSoon()
 
-        await withTaskGroup(of: Void.self) { group in
+        // Trapped only now: a signal ignored while the child starts would be ignored by the child too.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let (stops, stop) = AsyncStream.makeStream(of: UnixSignal.self)
+        let watcher = Task {
+            var told = false
+            for await signal in signals {
+                // A second signal while the proxy settles: it goes at once. What is not settled by then waits in
+                // the spool or, for a hold, expires.
+                if told { exit(128 + signal.rawValue) }
+                told = true
+                stop.yield(signal)
+            }
+        }
+        defer { watcher.cancel() }
+        let stoppedBy = await withTaskGroup(of: UnixSignal?.self) { group -> UnixSignal? in
             group.addTask {
                 for await line in LineReader.lines(of: FileHandle.standardInput.fileDescriptor) {
                     await core.fromClient(MCPMessage(bytes: line))
                 }
                 // The client is gone: the server's stdin closes, which ends it.
                 try? toChild.fileHandleForWriting.close()
+                return nil
             }
             group.addTask {
                 for await line in LineReader.lines(of: fromChild.fileHandleForReading.fileDescriptor) {
                     await core.fromServer(MCPMessage(bytes: line))
                 }
+                return nil
+            }
+            group.addTask {
+                for await signal in stops { return signal }
+                return nil
             }
             // Once a second, the holds of tasks whose TTL has passed go back.
             let ticker = Task {
                 while (try? await Task.sleep(for: .seconds(1))) != nil { await core.expireTasks() }
             }
-            await group.waitForAll()
-            ticker.cancel()
+            defer { ticker.cancel() }
+            var relaying = 2
+            while let finished = await group.next() {
+                if let signal = finished {
+                    // Told to stop (by the client that gave up waiting, or by a person): the server is stopped
+                    // too, and the proxy settles and closes its session before it goes, as when the client ends.
+                    logger.notice("stopping", metadata: ["signal": "\(signal)"])
+                    if child.isRunning { kill(child.processIdentifier, SIGTERM) }
+                    group.cancelAll()
+                    return signal
+                }
+                relaying -= 1
+                if relaying == 0 { group.cancelAll() }
+            }
+            return nil
+        }
+        if let stoppedBy {
+            await core.finish()
+            await link.close()
+            return 128 + stoppedBy.rawValue
         }
         child.waitUntilExit()
         await core.finish()

@@ -167,6 +167,31 @@ struct MCPProxyScenarioTests {
         }
     }
 
+    /// The proxy told to stop (SIGTERM, as a client that gave up waiting for it to exit sends, or SIGINT) mid-call:
+    /// it stops its server, gives back the running call's hold at once, keeps the completed call charged, closes its
+    /// session, and exits with 128 + the signal — a client's deadline does not cost the session its close.
+    @Test func aProxyToldToStop_settles_releasesTheRunningCall_andClosesItsSession() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            _ = try await op.call(
+                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let script = Products.repository.appendingPathComponent("Integration/MCP/kill_scenario.py").path
+            let lines = try await Self.scenario(
+                server, token: world.agentToken, calls: 0, script: script, upstream: Self.slowServer,
+                environment: ["SCENARIO_SIGNAL": "TERM"])
+            #expect(lines.last?["killed"] == true && lines.last?["status"] == 143, "\(lines)")
+            #expect(lines.contains { $0["id"] == 2 && $0["result"]?["isError"] == false })
+            let caps = try await op.call("caps.list")["caps"]?.arrayValue ?? []
+            #expect(caps.first?["spent"] == "0.002", "the running call's hold went back when the proxy stopped")
+            let usage = try await op.call("usage.summary", ["groupBy": ["session"]])
+            let rows = usage["rows"]?.arrayValue ?? []
+            #expect(rows.count == 1 && usage["total"]?["calls"] == 1, "\(usage)")
+            let session = try await op.call("session.get", ["sessionId": rows.first?["session"] ?? .null])
+            #expect(session["state"] == "CLOSED" && session["calls"] == 1, "\(session)")
+        }
+    }
+
     /// Every message but `tools/call` reaches the client exactly as the server wrote it: the transcript of
     /// `initialize`, `tools/list` and `ping` through the proxy is the direct one, byte for byte.
     @Test func everyOtherMessageIsWhatADirectConnectionGets_byteForByte() async throws {

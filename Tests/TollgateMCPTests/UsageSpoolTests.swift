@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import TollgateClient
 import TollgateCore
@@ -139,6 +140,41 @@ import TollgateTesting
             #expect(try spool.all().last?.refused?.hasPrefix("BUDGET_EXCEEDED") == true)
             #expect(try await SpoolDelivery.drain(spool, credential: credential) { agent }.refused == 0)
             #expect(try await op.call("usage.summary")["total"]?["calls"] == 2)
+        }
+    }
+
+    /// A proxy that ends while its background drain is still sending lets that send finish before it drains the
+    /// rest and closes its own session: cut short, the send would leave its key in progress at Tollgate, the
+    /// resend would be turned away (`IN_PROGRESS`), and the last session's close would wait for another run.
+    @Test func endingWhileTheSpoolIsBeingSent_deliversEverythingNow() async throws {
+        let store = GatedStore()
+        try await TestServer.with(store: store) { server in
+            let world = try await Fixture.make(on: server)
+            let spool = try Self.temporarySpool()
+            let credential = SpoolDelivery.credential(ofToken: world.agentToken)
+            try spool.add(Self.record("run-1", credential: credential, session: "mcp-e"))
+            try spool.add(
+                UsageSpool.Entry(kind: .close, credential: credential, sessionId: "mcp-e", key: "mcp-e-close"))
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let settlement = Settlement(
+                link: TollgateLink(address: server.address, token: world.agentToken), spool: spool,
+                token: world.agentToken, retry: RetryPolicy(attempts: 1), logger: logger)
+            let started = store.commitsStarted
+            store.closeGate()
+            settlement.drainSoon()
+            while store.commitsStarted == started { try await Task.sleep(for: .milliseconds(5)) }
+            // The record is at Tollgate, its answer held back; the proxy's own (never opened) session ends now.
+            let ending = Task { await settlement.close(sessionId: "mcp-f") }
+            try await Task.sleep(for: .milliseconds(200))
+            store.openGate()
+            await ending.value
+            let left = try spool.all().filter { $0.refused == nil }
+            #expect(left.isEmpty, "\(left)")
+            let agent = try await server.connect(token: world.agentToken)
+            let session = try await agent.session("mcp-e")
+            #expect(session.state == "CLOSED" && session.calls == 1)
+            await settlement.link.close()
         }
     }
 
