@@ -63,14 +63,14 @@ let package = Package(
         .target(
             name: "TollgateSQLite",
             dependencies: [
-                "TollgateStorage",
+                "TollgateStorage", "TollgateJSON",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ], swiftSettings: swiftSettings),
         .target(
             name: "TollgatePostgres",
             dependencies: [
-                "TollgateStorage",
+                "TollgateStorage", "TollgateJSON",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "TollgateRuntime",
             dependencies: [
-                "TollgateCore", "TollgateJSON", "TollgatePricing", "TollgateStorage",
+                "TollgateCore", "TollgateJSON", "TollgatePricing", "TollgateStorage", "TollgateIngest",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,6 +96,7 @@ let package = Package(
             name: "TollgateServer",
             dependencies: [
                 "TollgateWire", "TollgateRuntime", "TollgateSQLite", "TollgatePostgres", "TollgateStrategies",
+                "TollgateIngest",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

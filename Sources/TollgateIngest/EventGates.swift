@@ -35,11 +35,12 @@ public struct EventGates: Sendable {
     }
 
     /// - Parameters:
+    ///   - principal: who sent the batch (an agent id), part of each event's fingerprint.
     ///   - stored: the fingerprints already recorded under the batch's event ids (absent ids are new).
     ///   - closedThrough: the end of the customer's last closed billing period, if any.
-    public func check(_ batch: [JSONValue], now: Date, stored: [String: String], closedThrough: Date? = nil)
-        -> [Outcome]
-    {
+    public func check(
+        _ batch: [JSONValue], principal: String, now: Date, stored: [String: String], closedThrough: Date? = nil
+    ) -> [Outcome] {
         var claimed = stored  // ids taken so far, this batch's earlier events included
         return batch.map { raw in
             let event: UsageEvent
@@ -47,7 +48,7 @@ public struct EventGates: Sendable {
             case .failure(let rejection): return .rejected(eventId: raw["eventId"]?.stringValue, rejection)
             case .success(let read): event = read
             }
-            let fingerprint = IdempotencyGate.fingerprint(raw)
+            let fingerprint = IdempotencyGate.fingerprint(raw, principal: principal)
             switch IdempotencyGate.check(fingerprint, stored: claimed[event.eventId]) {
             case .duplicate: return .duplicate(eventId: event.eventId)
             case .mismatch(let rejection): return .rejected(eventId: event.eventId, rejection)

@@ -16,8 +16,13 @@ public enum IdempotencyGate {
         case mismatch(EventRejection)
     }
 
-    /// The body an id is compared by: the event as sent, in canonical form (key order and spacing do not count).
-    public static func fingerprint(_ raw: JSONValue) -> String { JSONCodec.string(raw) }
+    /// What an id is compared by: the event as sent, in canonical form (key order and spacing do not count), and
+    /// who sent it — the same id from another agent of the tenant is a mismatch, never someone else's record.
+    /// It is the fingerprint of every keyed call (`meter.verify`'s included): event ids and idempotency keys are
+    /// one namespace per tenant.
+    public static func fingerprint(_ raw: JSONValue, principal: String) -> String {
+        JSONCodec.string(["agentId": .string(principal), "params": raw])
+    }
 
     /// - Parameter stored: the fingerprint recorded under the event's id, if the id was taken already (by an
     ///   earlier batch, or earlier in this one).

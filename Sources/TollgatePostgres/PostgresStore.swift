@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import Synchronization
 import TollgateCore
+import TollgateJSON
 import TollgateStorage
 
 /// The production store: PostgreSQL through postgres-nio's connection pool. Several `tollgated` nodes may
@@ -969,6 +970,17 @@ public final class PostgresStore: TollgateStore {
         ).map {
             AlertRecord(tenantId: tenantId, id: $0.0, kind: $0.1, at: Timestamp.date(millis: $0.2), body: $0.3)
         }
+    }
+
+    public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {
+        let rows = try await rows(
+            "SELECT row_to_json(c)::text FROM charges c WHERE tenant_id = \(tenantId) AND receipt_id = \(receiptId)",
+            as: String.self)
+        guard let text = rows.first else { return nil }
+        guard let object = try? JSONCodec.parse(Array(text.utf8)).objectValue,
+            let charge = ChargeRecord(storedColumns: object)
+        else { throw StorageError.backend("charge \(receiptId) cannot be read") }
+        return charge
     }
 
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]

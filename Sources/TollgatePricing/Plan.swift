@@ -14,6 +14,10 @@ public struct Plan: Sendable {
     public var charges: [any PricingStrategy]
     public var modifiers: Modifiers
 
+    /// The custom metrics the plan declares (`metrics`): event types `events.ingest` accepts beside the built-in
+    /// ones, each rated as `quantity` units of a tool named for the metric.
+    public var metrics: [String] { document.metrics }
+
     /// Whether a call's price can depend on the calls before it: a charge that does, or any modifier (both
     /// read the period's running counts).
     public var pricesDependOnEarlierEvents: Bool {
@@ -30,20 +34,26 @@ public struct PlanDocument: Sendable, Hashable {
     /// Whether the operator accepts events priced below zero (credits), which volume tiers with falling rates
     /// and both modifiers can produce. Without it such a plan is refused.
     public var creditsAllowed: Bool
+    /// Custom metrics: event types `events.ingest` accepts for customers on this plan (`Plan.metrics`).
+    public var metrics: [String]
 
     public init(
         name: String, currency: String, charges: [JSONValue], modifiers: [JSONValue]? = nil,
-        creditsAllowed: Bool = false
+        creditsAllowed: Bool = false, metrics: [String] = []
     ) {
         self.name = name
         self.currency = currency
         self.charges = charges
         self.modifiers = modifiers
         self.creditsAllowed = creditsAllowed
+        self.metrics = metrics
     }
 
     public static let nameLengthMax = 128
     public static let chargesMax = 64
+    public static let metricsMax = 64
+    /// The event types of `events.ingest` itself, which a metric may not be named.
+    public static let builtInEventTypes: Set<String> = ["tool_invocation", "token_consumption", "session"]
 
     /// Validates the whole document and builds its strategies; the first broken rule is thrown.
     public func compile(id: String, version: Int, registry: StrategyRegistry) throws(PlanValidationError) -> Plan {
@@ -54,6 +64,19 @@ public struct PlanDocument: Sendable, Hashable {
             throw PlanValidationError(field: "currency", rule: "an ISO 4217 code of three upper-case letters")
         }
         guard !charges.isEmpty else { throw PlanValidationError(field: "charges", rule: "at least one charge") }
+        guard metrics.count <= Self.metricsMax, Set(metrics).count == metrics.count else {
+            throw PlanValidationError(field: "metrics", rule: "at most \(Self.metricsMax) names, each once")
+        }
+        for (index, metric) in metrics.enumerated() {
+            guard !metric.isEmpty, metric.utf8.count <= 64,
+                metric.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }),
+                !Self.builtInEventTypes.contains(metric)
+            else {
+                throw PlanValidationError(
+                    field: "metrics[\(index)]",
+                    rule: "1 to 64 of a-z, 0-9 and _, and not tool_invocation, token_consumption or session")
+            }
+        }
         guard charges.count <= Self.chargesMax else {
             throw PlanValidationError(field: "charges", rule: "at most \(Self.chargesMax) charges")
         }
@@ -98,7 +121,7 @@ extension PlanDocument {
     /// Reads a plan document from JSON, naming the first field that has the wrong shape.
     public init(json: JSONValue) throws(PlanValidationError) {
         guard let object = json.objectValue else { throw PlanValidationError(field: "plan", rule: "an object") }
-        let fields = ["name", "currency", "charges", "modifiers", "creditsAllowed"]
+        let fields = ["name", "currency", "charges", "modifiers", "creditsAllowed", "metrics"]
         for key in object.keys.sorted() where !fields.contains(key) {
             throw PlanValidationError(field: key, rule: "not a plan field (\(fields.joined(separator: ", ")))")
         }
@@ -121,8 +144,21 @@ extension PlanDocument {
         case .bool(let value)?: creditsAllowed = value
         default: throw PlanValidationError(field: "creditsAllowed", rule: "true or false")
         }
+        var metrics: [String] = []
+        switch object["metrics"] {
+        case nil, .null?: break
+        case .array(let items)?:
+            for (index, item) in items.enumerated() {
+                guard let metric = item.stringValue else {
+                    throw PlanValidationError(field: "metrics[\(index)]", rule: "a string")
+                }
+                metrics.append(metric)
+            }
+        default: throw PlanValidationError(field: "metrics", rule: "an array of metric names")
+        }
         self.init(
-            name: name, currency: currency, charges: charges, modifiers: modifiers, creditsAllowed: creditsAllowed)
+            name: name, currency: currency, charges: charges, modifiers: modifiers, creditsAllowed: creditsAllowed,
+            metrics: metrics)
     }
 
     /// The document as canonical JSON: how it is stored and shown.
@@ -132,6 +168,7 @@ extension PlanDocument {
         ]
         if let modifiers { object["modifiers"] = .array(modifiers) }
         if creditsAllowed { object["creditsAllowed"] = .bool(true) }
+        if !metrics.isEmpty { object["metrics"] = .array(metrics.map(JSONValue.string)) }
         return .object(object)
     }
 }

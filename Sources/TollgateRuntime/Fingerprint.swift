@@ -1,11 +1,12 @@
 import TollgateCore
+import TollgateIngest
 import TollgateJSON
 
 /// What idempotency compares: the params and who sent them. A key reused by another agent of the same
 /// tenant is a mismatch (field `agentId`), never a replay of someone else's receipt.
 enum Fingerprint {
     static func make(params: JSONValue, principal: String) -> String {
-        JSONCodec.string(["agentId": .string(principal), "params": params])
+        IdempotencyGate.fingerprint(params, principal: principal)
     }
 
     /// The top-level fields in which two fingerprints differ, for `IDEMPOTENCY_MISMATCH`'s `data.fields`.

@@ -19,6 +19,8 @@ import TollgateStorage
 ///
 /// A caller is answered only after its entry is committed, so an answered call survives `kill -9`.
 /// If a commit fails, every caller in that group gets `unavailable` and nothing of the group was written.
+/// A caller may submit several entries as one unit (a batch of events): a unit is never split between two
+/// groups, so it is written whole or not at all.
 public final class LedgerWriter: Service, Sendable {
     /// The writer's limits: its keys and defaults, written once.
     public struct Configuration: ComponentConfiguration {
@@ -46,13 +48,16 @@ public final class LedgerWriter: Service, Sendable {
         }
     }
 
+    /// One submission: an entry, or a unit of several committed in the same transaction.
     private struct Waiting {
-        var entry: LedgerEntry
-        var continuation: CheckedContinuation<CommitOutcome, any Error>
+        var entries: [LedgerEntry]
+        var continuation: CheckedContinuation<[CommitOutcome], any Error>
     }
 
     private struct State {
         var queue: [Waiting] = []
+        /// Entries in `queue`, all units counted whole.
+        var queuedEntries = 0
         /// The writer thread found nothing to do and waits on `wake`; whoever clears this signals it once.
         var writerIdle = false
         /// Set once shutdown starts: new submissions are refused, queued ones are still committed.
@@ -82,15 +87,25 @@ public final class LedgerWriter: Service, Sendable {
     /// actor turn: a tenant queues its calls in the order it priced them, which `PricingStream` relies on (a
     /// call is committed after every call it was priced against).
     nonisolated(nonsending) public func submit(_ entry: LedgerEntry) async throws(TollgateError) -> CommitOutcome {
+        try await submit(unit: [entry])[0]
+    }
+
+    /// Queues `entries` as one unit, committed in one transaction with whatever else shares its group, and returns
+    /// their outcomes in order once it is durable. Like `submit(_:)`, queued within the caller's turn.
+    nonisolated(nonsending) public func submit(unit entries: [LedgerEntry]) async throws(TollgateError)
+        -> [CommitOutcome]
+    {
+        guard !entries.isEmpty else { return [] }
         do {
             return try await withCheckedThrowingContinuation {
-                (continuation: CheckedContinuation<CommitOutcome, any Error>) in
+                (continuation: CheckedContinuation<[CommitOutcome], any Error>) in
                 let (refusal, wakeWriter) = state.withLock { state -> (TollgateError?, Bool) in
                     if state.draining || state.stopped { return (.unavailable("the server is shutting down"), false) }
-                    if state.queue.count >= configuration.queueEntriesMax {
+                    if state.queuedEntries + entries.count > configuration.queueEntriesMax {
                         return (.unavailable("the ledger queue is full"), false)
                     }
-                    state.queue.append(Waiting(entry: entry, continuation: continuation))
+                    state.queue.append(Waiting(entries: entries, continuation: continuation))
+                    state.queuedEntries += entries.count
                     defer { state.writerIdle = false }
                     return (nil, state.writerIdle)
                 }
@@ -105,7 +120,7 @@ public final class LedgerWriter: Service, Sendable {
     }
 
     /// The number of entries waiting to be committed.
-    public var queuedCount: Int { state.withLock { $0.queue.count } }
+    public var queuedCount: Int { state.withLock { $0.queuedEntries } }
 
     /// Runs the writer thread until shutdown: graceful shutdown or cancellation stops new submissions, and
     /// the thread commits what is queued before it ends.
@@ -140,16 +155,22 @@ public final class LedgerWriter: Service, Sendable {
     /// The writer thread: commits group after group until drained after shutdown.
     private func writeLoop() {
         while let group = nextGroup() {
+            let entries = group.flatMap(\.entries)
             do {
-                let outcomes = try store.commitBlocking(group.map(\.entry))
+                let outcomes = try store.commitBlocking(entries)
                 precondition(
-                    outcomes.count == group.count,
-                    "store answered \(outcomes.count) outcomes for \(group.count) entries")
-                for (waiting, outcome) in zip(group, outcomes) { waiting.continuation.resume(returning: outcome) }
+                    outcomes.count == entries.count,
+                    "store answered \(outcomes.count) outcomes for \(entries.count) entries")
+                var start = 0
+                for waiting in group {
+                    let end = start + waiting.entries.count
+                    waiting.continuation.resume(returning: Array(outcomes[start..<end]))
+                    start = end
+                }
             } catch {
-                logger.error("group commit failed", metadata: ["entries": "\(group.count)", "error": "\(error)"])
+                logger.error("group commit failed", metadata: ["entries": "\(entries.count)", "error": "\(error)"])
                 // Told before any later group is committed: the calls priced after these are stale.
-                for waiting in group { waiting.entry.notRecorded() }
+                for entry in entries { entry.notRecorded() }
                 for waiting in group {
                     waiting.continuation.resume(
                         throwing: TollgateError.unavailable("recording failed; nothing was recorded"))
@@ -158,6 +179,7 @@ public final class LedgerWriter: Service, Sendable {
         }
         let leftovers = state.withLock { state -> [Waiting] in
             state.stopped = true
+            state.queuedEntries = 0
             defer { state.queue.removeAll() }
             return state.queue
         }
@@ -166,14 +188,23 @@ public final class LedgerWriter: Service, Sendable {
         }
     }
 
-    /// Blocks until there is work and takes up to `groupEntriesMax` entries; nil once drained and shutting down.
+    /// Blocks until there is work and takes whole units up to `groupEntriesMax` entries (at least one unit, however
+    /// large); nil once drained and shutting down.
     private func nextGroup() -> [Waiting]? {
         while true {
             let taken = state.withLock { state -> [Waiting]?? in
                 if !state.queue.isEmpty {
-                    let count = min(state.queue.count, configuration.groupEntriesMax)
-                    defer { state.queue.removeFirst(count) }
-                    return .some(Array(state.queue.prefix(count)))
+                    var units = 1
+                    var entries = state.queue[0].entries.count
+                    while units < state.queue.count,
+                        entries + state.queue[units].entries.count <= configuration.groupEntriesMax
+                    {
+                        entries += state.queue[units].entries.count
+                        units += 1
+                    }
+                    state.queuedEntries -= entries
+                    defer { state.queue.removeFirst(units) }
+                    return .some(Array(state.queue.prefix(units)))
                 }
                 if state.draining { return .some(nil) }
                 state.writerIdle = true

@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateIngest
 
 /// The tenant runtime's limits: its keys and defaults, written once.
 public struct RuntimeConfiguration: ComponentConfiguration {
@@ -20,8 +21,21 @@ public struct RuntimeConfiguration: ComponentConfiguration {
     public var reservationTTLMs = 300_000
     /// The velocity alert's and the margin guard's thresholds.
     public var guards = GuardLimits()
+    /// `events.ingest`: how far ahead of the server's clock an event may be, how old it may be, and after how
+    /// long it is `late`.
+    public var eventFutureToleranceMs = 300_000
+    public var eventMaxAgeDays = 90
+    public var eventLateAfterMs = 86_400_000
 
     public init() {}
+
+    /// The ingest gates these limits make (the plan's declared metrics are added per batch).
+    public var eventGates: EventGates {
+        EventGates(
+            timestamp: TimestampGate(
+                futureToleranceMs: Int64(eventFutureToleranceMs), maxAgeMs: Int64(eventMaxAgeDays) * 86_400_000),
+            lateness: LatenessGate(lateAfterMs: Int64(eventLateAfterMs)))
+    }
 
     /// The sessions' idleness and timeout as the session lifecycle takes them.
     public var sessionTimeouts: SessionTimeouts {
@@ -80,6 +94,17 @@ public struct RuntimeConfiguration: ComponentConfiguration {
         Setting(
             "marginThrottleMs", \.guards.marginThrottleMs,
             "at margin level 2, one call per this many milliseconds gets through"),
+        Setting(
+            "eventFutureToleranceMs", \.eventFutureToleranceMs,
+            "events.ingest refuses an event whose occurredAt is further ahead of the server's clock than this "
+                + "(TOO_FAR_IN_FUTURE)"),
+        Setting(
+            "eventMaxAgeDays", \.eventMaxAgeDays,
+            "events.ingest refuses an event that occurred more than this many days ago (TOO_OLD); its id stays "
+                + "taken at least this long"),
+        Setting(
+            "eventLateAfterMs", \.eventLateAfterMs,
+            "an event ingested more than this long after it occurred is accepted and flagged late"),
     ]
 
     public func validate() throws(ConfigurationError) {
@@ -103,5 +128,8 @@ public struct RuntimeConfiguration: ComponentConfiguration {
             try E.check(value >= 0, name, "0 (off) or a percentage")
         }
         try E.check(guards.marginThrottleMs >= 1, "marginThrottleMs", "at least 1")
+        try E.check(eventFutureToleranceMs >= 0, "eventFutureToleranceMs", "not negative")
+        try E.check((1...3650).contains(eventMaxAgeDays), "eventMaxAgeDays", "from 1 to 3650")
+        try E.check(eventLateAfterMs >= 1, "eventLateAfterMs", "at least 1")
     }
 }

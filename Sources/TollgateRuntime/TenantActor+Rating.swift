@@ -17,20 +17,14 @@ extension TenantActor {
     func rating(for subscription: SubscriptionRecord, plan: Plan, at now: Date) async throws(TollgateError)
         -> SubscriptionRating
     {
+        if let rating = cachedRating(for: subscription, plan: plan, at: now) { return rating }
         let monthStart = PeriodCalendar.startOfMonth(now)
-        func cached() -> SubscriptionRating? {
-            guard let rating = ratings[subscription.id], rating.plan.id == plan.id, rating.plan.version == plan.version,
-                rating.period == monthStart
-            else { return nil }
-            return rating
-        }
-        if let rating = cached() { return rating }
         let rows = try await storage("rebuilding a pricing state") { () async throws(StorageError) in
             try await services.store.charges(tenantId: tenantId, subscriptionId: subscription.id, from: monthStart)
         }
         // Another call may have built it while this one waited on storage: keep the first, which may
         // already hold calls in flight.
-        if let rating = cached() { return rating }
+        if let rating = cachedRating(for: subscription, plan: plan, at: now) { return rating }
         let recorded = PlanRating(plan: plan, period: monthStart)
         do {
             // A plan version swapped in mid-month starts its own totals: each version rates its own calls.
@@ -41,8 +35,23 @@ extension TenantActor {
             throw .unavailable("recorded charges of subscription \(subscription.id) cannot be re-rated")
         }
         let rating = SubscriptionRating(recorded: recorded)
-        ratings[subscription.id] = rating
+        // Each version keeps its own state for the month (late events may still be rated under the version in
+        // force when they occurred); a new month starts afresh.
+        ratings = ratings.filter { $0.value.period == monthStart }
+        ratings[Self.ratingKey(subscription, plan)] = rating
         return rating
+    }
+
+    /// The rating state, if it is in memory already: what a turn that must not suspend can use.
+    func cachedRating(for subscription: SubscriptionRecord, plan: Plan, at now: Date) -> SubscriptionRating? {
+        guard let rating = ratings[Self.ratingKey(subscription, plan)],
+            rating.period == PeriodCalendar.startOfMonth(now)
+        else { return nil }
+        return rating
+    }
+
+    private static func ratingKey(_ subscription: SubscriptionRecord, _ plan: Plan) -> String {
+        "\(subscription.id) \(plan.id) \(plan.version)"
     }
 }
 

@@ -28,7 +28,7 @@ public actor TenantActor {
 
     var directory: TenantDirectory
     var capLedger = CapLedger()
-    /// Running pricing totals per subscription for the current month (see `TenantActor+Rating`).
+    /// Running pricing totals per subscription and plan version for the current month (`TenantActor+Rating`).
     var ratings: [String: SubscriptionRating] = [:]
     var sessions: SessionTable
     var holds = ReservationBook()
@@ -38,6 +38,9 @@ public actor TenantActor {
     var keys: IdempotencyCache
     var guards: SpendGuards
     var marks = AlertMarks()
+    /// Event ids claimed by `events.ingest` batches not answered yet, and the batches waiting for them to be.
+    var eventsInFlight: Set<String> = []
+    var eventWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Everything the tenant's storage holds that the actor keeps in memory, as `Supervisor` loads it.
     struct Loaded {

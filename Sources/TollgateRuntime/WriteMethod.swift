@@ -19,6 +19,8 @@ public enum WriteMethod: String, Sendable, CaseIterable {
     case subscriptionsSwap = "subscriptions.swap"
     case capsSet = "caps.set"
     case sessionsConfigure = "sessions.configure"
+    /// An event of a batch: its `eventId` is its key.
+    case eventsIngest = "events.ingest"
 }
 
 /// A writing call as the idempotency rule sees it: its key, its method, and what a retry must repeat (its
@@ -37,5 +39,12 @@ public struct KeyedCall: Sendable, Hashable {
         self.key = key
         self.method = method
         self.fingerprint = Fingerprint.make(params: params, principal: principal)
+    }
+
+    /// A call whose fingerprint is already made (an event's, by the ingest gates).
+    init(key: String, method: WriteMethod, fingerprint: String) {
+        self.key = key
+        self.method = method
+        self.fingerprint = fingerprint
     }
 }

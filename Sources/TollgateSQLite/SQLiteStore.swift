@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import TollgateCore
+import TollgateJSON
 import TollgateStorage
 
 /// The embedded default store: one SQLite file in WAL mode with `synchronous=FULL`, so that a committed
@@ -725,6 +726,28 @@ public final class SQLiteStore: TollgateStore {
                     tenantId: tenantId, id: $0["id"], kind: $0["kind"], at: Timestamp.date(millis: $0["at_ms"]),
                     body: $0["body"])
             }
+        }
+    }
+
+    public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {
+        try await read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM charges WHERE tenant_id = ? AND receipt_id = ?",
+                    arguments: [tenantId, receiptId])
+            else { return nil }
+            var columns: [String: JSONValue] = [:]
+            for (name, value) in row {
+                switch value.storage {
+                case .int64(let number): columns[name] = .integer(number)
+                case .string(let text): columns[name] = .string(text)
+                default: break
+                }
+            }
+            guard let charge = ChargeRecord(storedColumns: columns) else {
+                throw DatabaseError(resultCode: .SQLITE_MISMATCH, message: "charge \(receiptId) cannot be read")
+            }
+            return charge
         }
     }
 

@@ -48,6 +48,7 @@ struct Router: Sendable {
         MeterMethods.register(in: &self)
         SessionMethods.register(in: &self)
         AlertMethods.register(in: &self)
+        EventMethods.register(in: &self)
     }
 
     var methods: [String] { routes.keys.map(\.rawValue).sorted() }

@@ -263,6 +263,11 @@ public actor InMemoryStore: TollgateStore {
             .sorted { ($0.at, $0.id) > ($1.at, $1.id) }.prefix(limit).map { $0 }
     }
 
+    public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {
+        try open()
+        return charges.first { $0.tenantId == tenantId && $0.receiptId == receiptId }
+    }
+
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
     {
         try open()

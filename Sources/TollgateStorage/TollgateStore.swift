@@ -68,6 +68,8 @@ public protocol TollgateStore: Sendable {
     func alerts(tenantId: String, kinds: [String]?, limit: Int) async throws(StorageError) -> [AlertRecord]
     /// The charges of one subscription at or after `from`, oldest first: what a pricing state is rebuilt from.
     func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
+    /// One charge, by its receipt: what `events.get` shows of the billing context an event was rated in.
+    func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord?
 }
 
 /// What became of one ledger entry in a group commit.

@@ -184,6 +184,10 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.alerts(tenantId: tenantId, kinds: kinds, limit: limit)
     }
 
+    public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {
+        try await inner.charge(tenantId: tenantId, receiptId: receiptId)
+    }
+
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
     {
         state.withLock { $0.ratingRebuilds += 1 }

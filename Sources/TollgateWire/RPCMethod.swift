@@ -30,4 +30,6 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case sessionsConfigure = "sessions.configure"
     case alertsSubscribe = "alerts.subscribe"
     case alertsList = "alerts.list"
+    case eventsIngest = "events.ingest"
+    case eventsGet = "events.get"
 }

@@ -212,10 +212,10 @@ import TollgateJSON
         #expect(await server.stop().status == 0)
     }
 
-    func setUpAgent(address: String) async throws -> Setup {
+    func setUpAgent(address: String, tenant: String = "t") async throws -> Setup {
         let root = try await TollgateConnection.connect(address: address)
         _ = try await root.call("auth.hello", ["token": "process-test-root-token"])
-        let operatorToken = try await root.call("tenants.create", ["name": "t"])["operatorToken"]!
+        let operatorToken = try await root.call("tenants.create", ["name": .string(tenant)])["operatorToken"]!
         await root.close()
         let op = try await TollgateConnection.connect(address: address)
         _ = try await op.call("auth.hello", ["token": operatorToken])

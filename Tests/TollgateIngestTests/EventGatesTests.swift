@@ -19,7 +19,11 @@ struct EventGatesTests {
     @Test func theFingerprint_ignoresKeyOrderAndSpacing() throws {
         let a = try JSONCodec.parse(Array(#"{"eventId":"e","type":"t","n":1}"#.utf8))
         let b = try JSONCodec.parse(Array(#"{ "n": 1, "type": "t", "eventId": "e" }"#.utf8))
-        #expect(IdempotencyGate.fingerprint(a) == IdempotencyGate.fingerprint(b))
+        #expect(
+            IdempotencyGate.fingerprint(a, principal: "agt_1") == IdempotencyGate.fingerprint(b, principal: "agt_1"))
+        // The same event from another agent of the tenant is another event.
+        #expect(
+            IdempotencyGate.fingerprint(a, principal: "agt_1") != IdempotencyGate.fingerprint(a, principal: "agt_2"))
         #expect(IdempotencyGate.check("x", stored: nil) == .new)
         #expect(IdempotencyGate.check("x", stored: "x") == .duplicate)
         guard case .mismatch(let rejection) = IdempotencyGate.check("x", stored: "y") else {
@@ -31,8 +35,8 @@ struct EventGatesTests {
 
     @Test func aBatch_isAnsweredInOrder_eachEventOnce() {
         let stored = [
-            "seen": IdempotencyGate.fingerprint(Self.event("seen")),
-            "reused": IdempotencyGate.fingerprint(Self.event("reused", tool: "other")),
+            "seen": IdempotencyGate.fingerprint(Self.event("seen"), principal: "agt_1"),
+            "reused": IdempotencyGate.fingerprint(Self.event("reused", tool: "other"), principal: "agt_1"),
         ]
         let batch: [JSONValue] = [
             Self.event("a"),
@@ -45,7 +49,7 @@ struct EventGatesTests {
             Self.event("old", at: "2026-11-29T12:00:00.000Z"),
             ["eventId": "bad", "type": "tool_invocation"],
         ]
-        let outcomes = EventGates().check(batch, now: Self.now, stored: stored)
+        let outcomes = EventGates().check(batch, principal: "agt_1", now: Self.now, stored: stored)
         #expect(outcomes.count == batch.count)
         func summary(_ outcome: EventGates.Outcome) -> String {
             switch outcome {
@@ -63,7 +67,8 @@ struct EventGatesTests {
 
     @Test func aRefusedEvent_claimsNothing_soItsFixCanBeSentUnderTheSameId() {
         let outcomes = EventGates().check(
-            [Self.event("e", at: "2026-12-01T13:00:00.000Z"), Self.event("e")], now: Self.now, stored: [:])
+            [Self.event("e", at: "2026-12-01T13:00:00.000Z"), Self.event("e")], principal: "agt_1", now: Self.now,
+            stored: [:])
         guard case .rejected = outcomes[0], case .record(let event, _, _) = outcomes[1] else {
             Issue.record("\(outcomes)")
             return
@@ -74,7 +79,8 @@ struct EventGatesTests {
     @Test func anEventBeforeTheLastClosedPeriodEnd_isAnAdjustment() {
         let closed = Timestamp.parse("2026-12-01T00:00:00.000Z")!
         let outcomes = EventGates().check(
-            [Self.event("late", at: "2026-11-30T23:59:59.000Z"), Self.event("now")], now: Self.now, stored: [:],
+            [Self.event("late", at: "2026-11-30T23:59:59.000Z"), Self.event("now")], principal: "agt_1",
+            now: Self.now, stored: [:],
             closedThrough: closed)
         guard case .record(_, let first, _) = outcomes[0], case .record(_, let second, _) = outcomes[1] else {
             Issue.record("\(outcomes)")

@@ -1,0 +1,354 @@
+import Foundation
+import TollgateCore
+import TollgateIngest
+import TollgateJSON
+import TollgatePricing
+import TollgateStorage
+
+/// `events.ingest`: a batch of usage events through the four gates (`EventGates`), each event that passes rated,
+/// capped and charged exactly as a `meter.verify` call is, all of the batch's records written as one unit of the
+/// ledger (one transaction), and the batch answered once they are durable.
+///
+/// An event is charged when it is ingested, in the open period, as a call made now would be: that is what its caps
+/// check (a batch never pushes one over), and how a late event whose month has ended reaches the next invoice as an
+/// adjustment rather than a period that is over. When it occurred decides whether it is late, and stays in its
+/// provenance.
+///
+/// An event's id is its idempotency key, in the tenant's one namespace of keys: its record in the ledger is its
+/// charge, its key and its provenance (the event as sent, where from, when, the gates it passed, and the billing
+/// context it was rated in), written in one row — so a failed write leaves the id free and its retry is counted
+/// once, never zero times.
+extension TenantActor {
+    public func ingest(_ batch: EventBatch, credentialId: String) async throws(TollgateError) -> [EventOutcome] {
+        let ids = Set(batch.events.compactMap { $0["eventId"]?.stringValue })
+        // Another batch holding some of these ids is waited for: then they are duplicates, or free again.
+        while !eventsInFlight.isDisjoint(with: ids) {
+            await withCheckedContinuation { eventWaiters.append($0) }
+        }
+        // From here to the claims below, one turn: no other call can take one of these ids meanwhile.
+        let credential = try meterCredential(credentialId)
+        let caller = try directory.agent(credential.agentId)
+        let ingestedAt = now
+        var gates = configuration.eventGates
+        gates.schema.declaredMetrics = Set(try directory.pricing(for: credential, at: ingestedAt).plan.metrics)
+        var known: [String: String] = [:]
+        for id in ids {
+            if case .answered(_, let fingerprint, _)? = keys[id] { known[id] = fingerprint }
+        }
+        let checked = gates.check(
+            batch.events, principal: caller.id, now: ingestedAt, stored: known,
+            closedThrough: PeriodCalendar.startOfMonth(ingestedAt))
+        var outcomes = [EventOutcome?](repeating: nil, count: batch.events.count)
+        var pending: [PendingEvent] = []
+        var sessionEvents: [SessionEvent] = []
+        for (index, result) in checked.enumerated() {
+            switch result {
+            case .duplicate(let id): outcomes[index] = .duplicate(eventId: id, receiptId: nil)
+            case .rejected(let id, let rejection): outcomes[index] = .rejected(eventId: id, rejection)
+            case .record(let event, let lateness, let fingerprint):
+                let call = KeyedCall(key: event.eventId, method: .eventsIngest, fingerprint: fingerprint)
+                if case .session(let action) = event.kind {
+                    // Applied through session.open and session.close, which claim the id themselves.
+                    sessionEvents.append((index, action, event.sessionId!, lateness, call))
+                    continue
+                }
+                do {
+                    // Not in memory (the gates judged those): claimed now, or held by a call of another method.
+                    guard case .claimed = try keys.claim(call) else { continue }
+                } catch {
+                    outcomes[index] = .refused(eventId: event.eventId, error)
+                    continue
+                }
+                eventsInFlight.insert(event.eventId)
+                pending.append(
+                    PendingEvent(
+                        index: index, event: event, raw: batch.events[index], lateness: lateness, call: call,
+                        sessionId: event.sessionId ?? batch.defaultSessionId))
+            }
+        }
+        defer {
+            // Whatever was not recorded leaves its id free; batches waiting for these ids look again.
+            for event in pending where outcomes[event.index]?.isRecorded != true { keys.release(event.call.key) }
+            for event in pending { eventsInFlight.remove(event.eventId) }
+            let waiters = eventWaiters
+            eventWaiters = []
+            for waiter in waiters { waiter.resume() }
+        }
+        // A batch's session starts apply first, then its charges, then its closes: an event is never refused
+        // because its session's start came later in the batch.
+        for event in sessionEvents where event.action == .start {
+            outcomes[event.index] = await apply(event, credentialId: credentialId)
+        }
+        let recorded = try await record(
+            pending, in: batch, credential: credential, caller: caller, ingestedAt: ingestedAt)
+        for (index, outcome) in recorded { outcomes[index] = outcome }
+        for event in sessionEvents where event.action == .close {
+            outcomes[event.index] = await apply(event, credentialId: credentialId)
+        }
+        // An event refused by a cap may be the retry of one recorded before this process started: that one is a
+        // duplicate, not a refusal. Only refusals pay for this look-up.
+        for event in pending {
+            guard case .refused(_, .budgetExceeded)? = outcomes[event.index],
+                let stored = try await storedAnswer(event.eventId)
+            else { continue }
+            outcomes[event.index] = duplicate(of: stored, asking: event.call)
+        }
+        return Self.resolvingDuplicates(outcomes.map { $0! }, of: batch.events)
+    }
+
+    /// Opens the sessions the events name, then charges the events — in rounds, each one actor turn from the first
+    /// price to the ledger submit, until none is left to price again (see `PricingStream`).
+    private func record(
+        _ pending: [PendingEvent], in batch: EventBatch, credential: Credential, caller: Agent, ingestedAt: Date
+    ) async throws(TollgateError) -> [(Int, EventOutcome)] {
+        var outcomes: [(Int, EventOutcome)] = []
+        var todo: [PendingEvent] = []
+        // Sessions first: opening one may wait on storage, which must not happen between two prices.
+        var failed: [String: TollgateError] = [:]
+        for sessionId in Set(pending.map(\.sessionId)) {
+            do { try await ensureSession(sessionId, for: caller, openedAt: ingestedAt) } catch {
+                failed[sessionId] = error
+            }
+        }
+        for event in pending {
+            if let error = failed[event.sessionId] {
+                outcomes.append((event.index, .refused(eventId: event.eventId, error)))
+            } else {
+                todo.append(event)
+            }
+        }
+        for _ in 1...Self.pricingAttemptsMax where !todo.isEmpty {
+            // Everything a price needs that may wait on storage, loaded before the turn that prices.
+            for event in todo {
+                let at = sessions.callTime(in: event.sessionId, now: ingestedAt)
+                guard let pricing = try? directory.pricing(for: credential, at: at) else { continue }
+                try await loadCustomerMargin(pricing.team.customerId, at: at)
+                _ = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
+            }
+            let round = admit(todo, credential: credential, source: batch.source, ingestedAt: ingestedAt)
+            outcomes += round.refused
+            guard let admitted = round.admitted else { continue }  // a pricing state went missing: load it again
+            todo = []
+            let results: [CommitOutcome]
+            do { results = try await services.ledger.submit(unit: admitted.map(\.entry)) } catch {
+                for charge in admitted { finish(charge.admission, recorded: nil) }
+                throw error
+            }
+            for (charge, result) in zip(admitted, results) {
+                switch result {
+                case .recorded:
+                    finish(charge.admission, recorded: charge.entry.charge)
+                    raise(
+                        CapAlerts.recorded(
+                            charge.admission.cost, path: charge.admission.path, scopes: charge.admission.scopes,
+                            period: charge.admission.period, at: charge.admission.at, ledger: capLedger,
+                            marks: &marks))
+                    raise(
+                        guards.recorded(
+                            charge.entry.charge, session: sessions[charge.event.sessionId]?.record.totals,
+                            marks: &marks))
+                    keys.answered(charge.event.call, charge.answer)
+                    outcomes.append((charge.event.index, .accepted(charge.receipt)))
+                case .duplicate(let stored):
+                    // Recorded under this id by another process sharing the store.
+                    finish(charge.admission, recorded: nil)
+                    outcomes.append((charge.event.index, duplicate(of: stored, asking: charge.event.call)))
+                case .stale:
+                    finish(charge.admission, recorded: nil)
+                    todo.append(charge.event)
+                }
+            }
+        }
+        for event in todo {
+            outcomes.append(
+                (event.index, .refused(eventId: event.eventId, .unavailable("the event could not be priced"))))
+        }
+        return outcomes
+    }
+
+    /// One round's turn: prices and admits every event in order, with no suspension point, so that the events are
+    /// priced one after the other against everything admitted before them, and queues none of them yet. Nil
+    /// `admitted` when a pricing state is not in memory (another call's turn dropped it): the round starts over.
+    private func admit(_ todo: [PendingEvent], credential: Credential, source: EventSource, ingestedAt: Date)
+        -> (admitted: [AdmittedEvent]?, refused: [(Int, EventOutcome)])
+    {
+        var admitted: [AdmittedEvent] = []
+        var refused: [(Int, EventOutcome)] = []
+        for event in todo {
+            let at = sessions.callTime(in: event.sessionId, now: ingestedAt)
+            let pricing: TenantDirectory.Pricing
+            do { pricing = try directory.pricing(for: credential, at: at) } catch {
+                refused.append((event.index, .refused(eventId: event.eventId, error)))
+                continue
+            }
+            guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at) else {
+                for charge in admitted { finish(charge.admission, recorded: nil) }
+                return (nil, [])
+            }
+            var rated = event.event.rated
+            rated.agentId = pricing.agent.id
+            rated.sessionId = event.sessionId
+            let path = ChargePath(
+                customerId: pricing.team.customerId, teamId: pricing.team.id, agentId: pricing.agent.id,
+                sessionId: event.sessionId, credentialId: credential.id)
+            let admission: Admission
+            do { admission = try self.admit(rated, path: path, rating: rating, at: at, settling: nil) } catch {
+                refused.append((event.index, .refused(eventId: event.eventId, error)))
+                continue
+            }
+            let receipt = EventReceipt(
+                eventId: event.eventId, receiptId: Identifiers.make(.receipt), cost: admission.cost,
+                currency: pricing.plan.currency, sessionId: event.sessionId, chargedAt: at,
+                lateness: event.lateness)
+            var record = ChargeRecord(
+                receiptId: receipt.receiptId, tenantId: tenantId, path: path, subscriptionId: pricing.subscription.id,
+                planId: pricing.plan.id, planVersion: pricing.plan.version, tool: rated.tool, quantity: rated.quantity,
+                inputTokens: rated.inputTokens, outputTokens: rated.outputTokens,
+                reasoningTokens: rated.reasoningTokens, cost: admission.cost, providerCost: rated.providerCost,
+                model: rated.model, currency: pricing.plan.currency, idempotencyKey: event.eventId, at: at)
+            record.parentInvocationId = event.event.graph.parentInvocationId
+            record.retryCount = event.event.graph.retryCount
+            record.parallel = event.event.graph.parallel
+            let answer = EventProvenance(
+                receipt: receipt, type: event.event.kind.name, occurredAt: event.event.occurredAt,
+                ingestedAt: ingestedAt, source: source
+            ).json
+            let entry = LedgerEntry(
+                charge: record,
+                idempotency: IdempotencyRecord(
+                    tenantId: tenantId, key: event.eventId, method: WriteMethod.eventsIngest.rawValue,
+                    params: event.call.fingerprint, result: JSONCodec.string(answer), createdAt: ingestedAt),
+                pricing: admission.ticket)
+            admitted.append(
+                AdmittedEvent(event: event, admission: admission, entry: entry, receipt: receipt, answer: answer))
+        }
+        return (admitted, refused)
+    }
+
+    /// A session event: the session opened (or found open) or closed, under the event's id as its key.
+    private func apply(_ event: SessionEvent, credentialId: String) async -> EventOutcome {
+        let id = event.call.key
+        do {
+            let answer =
+                switch event.action {
+                case .start:
+                    try await openSession(event.sessionId, metadata: nil, call: event.call, credentialId: credentialId)
+                case .close:
+                    try await closeSession(
+                        event.sessionId, outcome: .completed, as: .agent(credentialId: credentialId), call: event.call)
+                }
+            if answer.replayed { return .duplicate(eventId: id, receiptId: nil) }
+            return .applied(eventId: id, lateness: event.lateness)
+        } catch .idempotencyMismatch {
+            return .rejected(
+                eventId: id,
+                EventRejection(
+                    "IDEMPOTENCY_MISMATCH", field: "eventId",
+                    "this eventId was already used for an event with another body, or by another call"))
+        } catch {
+            return .refused(eventId: id, error)
+        }
+    }
+
+    /// The answer to an event whose id was found taken: a duplicate if it is this very event (from this agent),
+    /// else a mismatch.
+    private func duplicate(of stored: IdempotencyRecord, asking call: KeyedCall) -> EventOutcome {
+        do {
+            let first = try keys.replay(stored: stored, asking: call)
+            return .duplicate(eventId: call.key, receiptId: first["receiptId"]?.stringValue)
+        } catch {
+            return .rejected(
+                eventId: call.key,
+                EventRejection(
+                    "IDEMPOTENCY_MISMATCH", field: "eventId",
+                    "this eventId was already used for an event with another body, or by another call"))
+        }
+    }
+
+    /// Duplicates within the batch name the receipt of the event they repeat, once it is known.
+    private static func resolvingDuplicates(_ outcomes: [EventOutcome], of events: [JSONValue]) -> [EventOutcome] {
+        var receipts: [String: String] = [:]
+        for outcome in outcomes {
+            if case .accepted(let receipt) = outcome { receipts[receipt.eventId] = receipt.receiptId }
+        }
+        return outcomes.map { outcome in
+            guard case .duplicate(let id, nil) = outcome, let receipt = receipts[id] else { return outcome }
+            return .duplicate(eventId: id, receiptId: receipt)
+        }
+    }
+}
+
+/// An event past the gates, its id claimed, on its way to the ledger.
+struct PendingEvent {
+    var index: Int
+    var event: UsageEvent
+    var raw: JSONValue
+    var lateness: LatenessGate.Verdict
+    var call: KeyedCall
+    /// The session it is charged in: its own, or the connection's.
+    var sessionId: String
+
+    var eventId: String { event.eventId }
+
+}
+
+/// A session's start or close, from a batch.
+typealias SessionEvent = (
+    index: Int, action: UsageEvent.SessionAction, sessionId: String, lateness: LatenessGate.Verdict, call: KeyedCall
+)
+
+/// An event admitted in a round: its price held on the caps, its record ready.
+struct AdmittedEvent {
+    var event: PendingEvent
+    var admission: Admission
+    var entry: LedgerEntry
+    var receipt: EventReceipt
+    /// Its result and provenance, stored under its id.
+    var answer: JSONValue
+}
+
+extension UsageEvent {
+    /// The event as rating sees it: a tool invocation is a call; tokens are priced by the tokens, never as a call
+    /// (quantity 0); a custom metric is `quantity` units of a tool named for the metric.
+    var rated: RatedEvent {
+        switch kind {
+        case .toolInvocation, .session:
+            RatedEvent(tool: tool ?? "", quantity: quantity)
+        case .tokenConsumption:
+            RatedEvent(
+                tool: tool ?? "llm", quantity: 0, inputTokens: inputTokens, outputTokens: outputTokens,
+                reasoningTokens: reasoningTokens, providerCost: providerCost, model: model)
+        case .metric(let name):
+            RatedEvent(tool: name, quantity: quantity)
+        }
+    }
+}
+
+/// `events.get`: one event, as recorded, with its provenance.
+extension TenantActor {
+    /// The methods whose keys name events: a batch's events, and the calls `meter.verify` and `meter.commit`
+    /// charged (the MCP proxy's among them).
+    static let eventMethods: Set<String> = [
+        WriteMethod.eventsIngest.rawValue, WriteMethod.meterVerify.rawValue, WriteMethod.meterCommit.rawValue,
+    ]
+
+    /// The event recorded under `id`. An agent sees only the events it sent; an operator, every event of the
+    /// tenant. An id taken by anything else (a session opened under a key, a cap set) is not an event.
+    public func event(_ id: String, as viewer: Viewer) async throws(TollgateError) -> EventView {
+        let agentId = try agentId(of: viewer)
+        guard let stored = try await storedAnswer(id), Self.eventMethods.contains(stored.method),
+            let fingerprint = try? JSONCodec.parse(Array(stored.params.utf8)),
+            agentId == nil || fingerprint["agentId"]?.stringValue == agentId
+        else { throw .notFound("no event \(id)") }
+        let result = (try? JSONCodec.parse(Array(stored.result.utf8))) ?? .null
+        var charge: ChargeRecord?
+        if let receiptId = result["receiptId"]?.stringValue {
+            charge = try await storage("reading an event's charge") { () async throws(StorageError) in
+                try await services.store.charge(tenantId: tenantId, receiptId: receiptId)
+            }
+        }
+        return EventView(
+            stored: stored, sentBy: fingerprint["agentId"]?.stringValue, payload: fingerprint["params"],
+            result: result, charge: charge)
+    }
+}
