@@ -192,6 +192,10 @@ let package = Package(
         .executableTarget(
             name: "TollgateTenantLoadBench", dependencies: ["TollgateTesting", "TollgateClient"],
             path: "Integration/TenantLoadBench", swiftSettings: swiftSettings),
+        // Benchmark: batched events.ingest, durable, in events/s.
+        .executableTarget(
+            name: "TollgateIngestBench", dependencies: ["TollgateTesting", "TollgateClient", "TollgateJSON"],
+            path: "Integration/IngestBench", swiftSettings: swiftSettings),
         // Benchmark: the latency tollgate-mcp-proxy adds to a tools/call, and calls/s through one proxy.
         .executableTarget(
             name: "TollgateMCPBench",

@@ -43,7 +43,11 @@ extension TenantActor {
         var sessionEvents: [SessionEvent] = []
         for (index, result) in checked.enumerated() {
             switch result {
-            case .duplicate(let id): outcomes[index] = .duplicate(eventId: id, receiptId: nil)
+            case .duplicate(let id):
+                // Recorded before (its receipt is in memory), or earlier in this batch (named once it is recorded).
+                var receiptId: String?
+                if case .answered(_, _, let answer)? = keys[id] { receiptId = answer["receiptId"]?.stringValue }
+                outcomes[index] = .duplicate(eventId: id, receiptId: receiptId)
             case .rejected(let id, let rejection): outcomes[index] = .rejected(eventId: id, rejection)
             case .record(let event, let lateness, let fingerprint):
                 let call = KeyedCall(key: event.eventId, method: .eventsIngest, fingerprint: fingerprint)
@@ -147,7 +151,8 @@ extension TenantActor {
                         guards.recorded(
                             charge.entry.charge, session: sessions[charge.event.sessionId]?.record.totals,
                             marks: &marks))
-                    keys.answered(charge.event.call, charge.answer)
+                    // Memory keeps what a duplicate is answered with; the whole record is in storage.
+                    keys.answered(charge.event.call, ["receiptId": .string(charge.receipt.receiptId)])
                     outcomes.append((charge.event.index, .accepted(charge.receipt)))
                 case .duplicate(let stored):
                     // Recorded under this id by another process sharing the store.
@@ -173,18 +178,27 @@ extension TenantActor {
         -> (admitted: [AdmittedEvent]?, refused: [(Int, EventOutcome)])
     {
         var admitted: [AdmittedEvent] = []
+        admitted.reserveCapacity(todo.count)
         var refused: [(Int, EventOutcome)] = []
+        let shared = EventProvenance.Batch(ingestedAt: ingestedAt, source: source)
+        // The events of a batch are charged at one moment (unless a session opened later), so their pricing and
+        // rating state are looked up once for that moment.
+        var looked: (at: Date, pricing: TenantDirectory.Pricing, rating: SubscriptionRating)?
         for event in todo {
             let at = sessions.callTime(in: event.sessionId, now: ingestedAt)
-            let pricing: TenantDirectory.Pricing
-            do { pricing = try directory.pricing(for: credential, at: at) } catch {
-                refused.append((event.index, .refused(eventId: event.eventId, error)))
-                continue
+            if looked?.at != at {
+                let pricing: TenantDirectory.Pricing
+                do { pricing = try directory.pricing(for: credential, at: at) } catch {
+                    refused.append((event.index, .refused(eventId: event.eventId, error)))
+                    continue
+                }
+                guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at) else {
+                    for charge in admitted { finish(charge.admission, recorded: nil) }
+                    return (nil, [])
+                }
+                looked = (at, pricing, rating)
             }
-            guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at) else {
-                for charge in admitted { finish(charge.admission, recorded: nil) }
-                return (nil, [])
-            }
+            let (pricing, rating) = (looked!.pricing, looked!.rating)
             var rated = event.event.rated
             rated.agentId = pricing.agent.id
             rated.sessionId = event.sessionId
@@ -209,18 +223,15 @@ extension TenantActor {
             record.parentInvocationId = event.event.graph.parentInvocationId
             record.retryCount = event.event.graph.retryCount
             record.parallel = event.event.graph.parallel
-            let answer = EventProvenance(
-                receipt: receipt, type: event.event.kind.name, occurredAt: event.event.occurredAt,
-                ingestedAt: ingestedAt, source: source
-            ).json
+            let provenance = EventProvenance(
+                receipt: receipt, type: event.event.kind.name, occurredAt: event.event.occurredAt, batch: shared)
             let entry = LedgerEntry(
                 charge: record,
                 idempotency: IdempotencyRecord(
                     tenantId: tenantId, key: event.eventId, method: WriteMethod.eventsIngest.rawValue,
-                    params: event.call.fingerprint, result: JSONCodec.string(answer), createdAt: ingestedAt),
+                    params: event.call.fingerprint, result: provenance.text, createdAt: ingestedAt),
                 pricing: admission.ticket)
-            admitted.append(
-                AdmittedEvent(event: event, admission: admission, entry: entry, receipt: receipt, answer: answer))
+            admitted.append(AdmittedEvent(event: event, admission: admission, entry: entry, receipt: receipt))
         }
         return (admitted, refused)
     }
@@ -303,8 +314,6 @@ struct AdmittedEvent {
     var admission: Admission
     var entry: LedgerEntry
     var receipt: EventReceipt
-    /// Its result and provenance, stored under its id.
-    var answer: JSONValue
 }
 
 extension UsageEvent {

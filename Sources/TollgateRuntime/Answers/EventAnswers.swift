@@ -65,25 +65,41 @@ public struct EventReceipt: Sendable, Hashable {
 /// What is stored under an accepted event's id, in the same row as its charge: its result and its provenance.
 /// The event as sent is stored beside it (the idempotency record's params), and the billing context it was rated
 /// in is the charge's own columns (customer, team, agent, session, subscription, plan version, cost).
-struct EventProvenance: JSONRepresentable {
+struct EventProvenance {
+    /// What every event of a batch shares, formatted once per batch.
+    struct Batch {
+        var ingestedAt: Date
+        var ingestedAtText: String
+        var source: EventSource
+
+        init(ingestedAt: Date, source: EventSource) {
+            self.ingestedAt = ingestedAt
+            ingestedAtText = Timestamp.format(ingestedAt)
+            self.source = source
+        }
+    }
+
     var receipt: EventReceipt
     var type: String
     var occurredAt: Date
-    var ingestedAt: Date
-    var source: EventSource
+    var batch: Batch
 
-    var json: JSONValue {
-        var fields: [String: JSONValue] = [
-            "eventId": .string(receipt.eventId), "status": .string(receipt.status), "type": .string(type),
-            "receiptId": .string(receipt.receiptId), "cost": .string(receipt.cost.decimalString),
-            "currency": .string(receipt.currency), "sessionId": .string(receipt.sessionId),
-            "occurredAt": .string(Timestamp.format(occurredAt)),
-            "chargedAt": .string(Timestamp.format(receipt.chargedAt)),
-            "ingestedAt": .string(Timestamp.format(ingestedAt)), "source": .string(source.rawValue),
-            "gates": .array(EventGates.names.map(JSONValue.string)),
-        ]
-        if receipt.lateness == .adjustment { fields["adjustment"] = true }
-        return .object(fields)
+    /// The stored JSON, written directly: one is made for every event of every batch, and a `JSONValue` tree
+    /// serialized with sorted keys cost a fifth of a batch's time. Every text that comes from a caller is escaped.
+    var text: String {
+        // Charged when ingested, unless its session opened later than that (a clock that stepped back).
+        let chargedAt =
+            receipt.chargedAt == batch.ingestedAt ? batch.ingestedAtText : Timestamp.format(receipt.chargedAt)
+        var text = #"{"eventId":"# + JSONCodec.string(.string(receipt.eventId))
+        text += #","status":""# + receipt.status + #"","type":"# + JSONCodec.string(.string(type))
+        text += #","receiptId":""# + receipt.receiptId + #"","cost":""# + receipt.cost.decimalString
+        text +=
+            #"","currency":""# + receipt.currency + #"","sessionId":"# + JSONCodec.string(.string(receipt.sessionId))
+        text += #","occurredAt":""# + Timestamp.format(occurredAt) + #"","chargedAt":""# + chargedAt
+        text += #"","ingestedAt":""# + batch.ingestedAtText + #"","source":""# + batch.source.rawValue
+        text += #"","gates":["schema","idempotency","timestamp","lateness"]"#
+        if receipt.lateness == .adjustment { text += #","adjustment":true"# }
+        return text + "}"
     }
 }
 
