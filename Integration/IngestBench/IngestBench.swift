@@ -20,8 +20,8 @@ struct IngestBench {
         while let flag = rest.popFirst() {
             guard flag.hasPrefix("--"), let value = rest.popFirst(), options[String(flag.dropFirst(2))] != nil else {
                 print(
-                    "usage: TollgateIngestBench [--events N] [--batch N] [--connections N] [--in-flight N] [--storage URL]"
-                )
+                    "usage: TollgateIngestBench [--events N] [--batch N] [--connections N] [--in-flight N] "
+                        + "[--storage URL]")
                 exit(64)
             }
             options[String(flag.dropFirst(2))] = value
