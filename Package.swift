@@ -173,7 +173,7 @@ let package = Package(
         .executableTarget(
             name: "tollgate",
             dependencies: [
-                "TollgateClient", "TollgateJSON", "TollgatePricing", "TollgateStrategies",
+                "TollgateClient", "TollgateJSON", "TollgatePricing", "TollgateStrategies", "TollgateIngest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ], swiftSettings: swiftSettings),
         // Benchmark: the cost of rating one event under each strategy and modifier.
