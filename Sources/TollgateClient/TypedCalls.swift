@@ -165,14 +165,17 @@ public struct PriceList: Sendable, Equatable {
 extension TollgateConnection {
     /// `meter.verify`: may this call run, at what cost? Charged once, whatever the retries: every attempt
     /// carries `key`.
+    ///
+    /// `source` says who is calling (`sdk`, `proxy`; the server assumes `rpc`), kept with the call as an event.
     public func verify(
         tool: String, key: String, sessionId: String? = nil, quantity: Int64 = 1, usage: Usage? = nil,
-        retry: RetryPolicy = .default
+        source: String? = nil, retry: RetryPolicy = .default
     ) async throws -> Receipt {
         var params: [String: JSONValue] = [
             "tool": .string(tool), "idempotencyKey": .string(key), "quantity": .integer(quantity),
         ]
         if let sessionId { params["sessionId"] = .string(sessionId) }
+        if let source { params["source"] = .string(source) }
         if let usage { params["usage"] = usage.json }
         return try Receipt(try await call(.meterVerify, .object(params), retry: retry))
     }
@@ -180,12 +183,13 @@ extension TollgateConnection {
     /// `meter.authorize`: holds the estimate's price until `commit`, `release` or expiry.
     public func authorize(
         tool: String, key: String, sessionId: String? = nil, quantity: Int64 = 1, estimate: Usage? = nil,
-        ttlMs: Int64? = nil, retry: RetryPolicy = .default
+        ttlMs: Int64? = nil, source: String? = nil, retry: RetryPolicy = .default
     ) async throws -> Hold {
         var params: [String: JSONValue] = [
             "tool": .string(tool), "idempotencyKey": .string(key), "quantity": .integer(quantity),
         ]
         if let sessionId { params["sessionId"] = .string(sessionId) }
+        if let source { params["source"] = .string(source) }
         if let estimate { params["estimate"] = estimate.json }
         if let ttlMs { params["ttlMs"] = .integer(ttlMs) }
         return try Hold(try await call(.meterAuthorize, .object(params), retry: retry))

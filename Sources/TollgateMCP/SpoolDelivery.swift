@@ -60,7 +60,7 @@ public enum SpoolDelivery {
             _ = try await connection.call(.meterCommit, .object(params), retry: once)
         case .record:
             var params: [String: JSONValue] = [
-                "tool": .string(entry.tool ?? ""), "idempotencyKey": .string(recordKey(entry.key)),
+                "tool": .string(entry.tool ?? ""), "idempotencyKey": .string(recordKey(entry.key)), "source": "proxy",
             ]
             if let sessionId = entry.sessionId { params["sessionId"] = .string(sessionId) }
             if let usage = entry.usage { params["usage"] = usage }

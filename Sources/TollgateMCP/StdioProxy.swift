@@ -238,12 +238,14 @@ package enum ProxyCalls {
         case unavailable
     }
 
+    /// - Parameter source: who holds the call, kept with it as an event: `proxy`, or `sdk` for the Swift wrapper.
     package static func authorize(
-        link: TollgateLink, tool: String, key: String, sessionId: String, ttlMs: Int64?, retry: RetryPolicy
+        link: TollgateLink, tool: String, key: String, sessionId: String, ttlMs: Int64?, source: String = "proxy",
+        retry: RetryPolicy
     ) async -> HoldAnswer {
         do {
             let hold = try await link.connection().authorize(
-                tool: tool, key: key, sessionId: sessionId, ttlMs: ttlMs, retry: retry)
+                tool: tool, key: key, sessionId: sessionId, ttlMs: ttlMs, source: source, retry: retry)
             return .held(reservationId: hold.reservationId)
         } catch let error as RPCError where !error.retryable {
             return .refused(

@@ -93,7 +93,7 @@ public final class ToolMetering: Sendable {
         let key = "\(sessionId)-\(keys.next())"
         let answer = await ProxyCalls.authorize(
             link: settlement.link, tool: params.name, key: key, sessionId: sessionId, ttlMs: options.holdTTLMs,
-            retry: retry)
+            source: "sdk", retry: retry)
         let reservationId: String?
         switch answer {
         case .held(let id): reservationId = id

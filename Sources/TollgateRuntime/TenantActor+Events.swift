@@ -335,10 +335,11 @@ extension UsageEvent {
 
 /// `events.get`: one event, as recorded, with its provenance.
 extension TenantActor {
-    /// The methods whose keys name events: a batch's events, and the calls `meter.verify` and `meter.commit`
-    /// charged (the MCP proxy's among them).
+    /// The methods whose keys name events: a batch's events, the calls `meter.verify` charged, and the calls held
+    /// by `meter.authorize` (the MCP proxy's) and charged by their commit.
     static let eventMethods: Set<String> = [
         WriteMethod.eventsIngest.rawValue, WriteMethod.meterVerify.rawValue, WriteMethod.meterCommit.rawValue,
+        WriteMethod.meterAuthorize.rawValue,
     ]
 
     /// The event recorded under `id`. An agent sees only the events it sent; an operator, every event of the
@@ -349,7 +350,17 @@ extension TenantActor {
             let fingerprint = try? JSONCodec.parse(Array(stored.params.utf8)),
             agentId == nil || fingerprint["agentId"]?.stringValue == agentId
         else { throw .notFound("no event \(id)") }
-        let result = (try? JSONCodec.parse(Array(stored.result.utf8))) ?? .null
+        var result = (try? JSONCodec.parse(Array(stored.result.utf8))) ?? .null
+        if stored.method == WriteMethod.meterAuthorize.rawValue, let reservationId = result["reservationId"]?.stringValue {
+            // A held call: charged by its commit, if it was committed.
+            let reservation = try await storage("reading an event's hold") { () async throws(StorageError) in
+                try await services.store.reservation(tenantId: tenantId, id: reservationId)
+            }
+            result = [
+                "status": .string(reservation?.state == .committed ? "accepted" : reservation?.state.rawValue ?? "held"),
+                "receiptId": reservation?.receiptId.map(JSONValue.string) ?? .null,
+            ]
+        }
         var charge: ChargeRecord?
         if let receiptId = result["receiptId"]?.stringValue {
             charge = try await storage("reading an event's charge") { () async throws(StorageError) in

@@ -16,16 +16,8 @@ enum EventMethods {
             guard (1...batchMax).contains(events.count) else {
                 throw TollgateError.validation(field: "events", rule: "1 to \(batchMax) events (limits.batchMax)")
             }
-            let source: EventSource
-            switch try params.optionalString("source") {
-            case nil: source = .rpc
-            case let name?:
-                guard let named = EventSource(rawValue: name) else {
-                    throw TollgateError.validation(
-                        field: "source", rule: EventSource.allCases.map(\.rawValue).joined(separator: ", "))
-                }
-                source = named
-            }
+            try MeterMethods.checkSource(params)
+            let source = try params.optionalString("source").flatMap(EventSource.init(rawValue:)) ?? .rpc
             let outcomes = try await agent.tenant.ingest(
                 EventBatch(
                     events: events, source: source,

@@ -14,6 +14,7 @@ enum MeterMethods {
     static func register(in router: inout Router) {
         router.agent(.meterVerify, scope: AgentScope.meterWrite) { params, agent in
             let key = try Keys.key(params, agent.request)
+            try Self.checkSource(params)
             let usage = try params.nested("usage")
             let event = try Self.event(
                 tool: try params.string("tool", lengthMax: toolBytesMax),
@@ -27,6 +28,7 @@ enum MeterMethods {
 
         router.agent(.meterAuthorize, scope: AgentScope.meterWrite) { params, agent in
             let key = try Keys.key(params, agent.request)
+            try Self.checkSource(params)
             let tool = try params.string("tool", lengthMax: toolBytesMax)
             let estimate = try Self.event(
                 tool: tool, quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1,
@@ -38,6 +40,7 @@ enum MeterMethods {
         }
 
         router.agent(.meterCommit, scope: AgentScope.meterWrite) { params, agent in
+            try Self.checkSource(params)
             let usage = try params.nested("usage")
             let event = try Self.event(
                 tool: "", quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1, usage: usage)
@@ -88,6 +91,15 @@ enum MeterMethods {
         case nil, .null?: request.parallel = false
         case .bool(let value)?: request.parallel = value
         default: throw WireError.invalidParams(field: "parallel", expected: "true or false")
+        }
+    }
+
+    /// `source`: who made the call (`rpc`, `sdk`, `proxy`, `upload`), kept with it as an event (`events.get`).
+    static func checkSource(_ params: Params) throws {
+        guard let source = try params.optionalString("source") else { return }
+        guard EventSource(rawValue: source) != nil else {
+            throw TollgateError.validation(
+                field: "source", rule: EventSource.allCases.map(\.rawValue).joined(separator: ", "))
         }
     }
 

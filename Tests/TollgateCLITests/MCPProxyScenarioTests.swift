@@ -78,6 +78,10 @@ struct MCPProxyScenarioTests {
             let sessionId = try #require(rows.first?["session"])
             let session = try await op.call("session.get", ["sessionId": sessionId])
             #expect(session["state"] == "CLOSED" && session["calls"] == 3, "\(session)")
+            // Each call is an event under the proxy's key for it, with the proxy as its source.
+            let event = try await op.call("events.get", ["eventId": .string("\(sessionId.stringValue ?? "")-1")])
+            #expect(event["source"] == "proxy" && event["status"] == "accepted", "\(event)")
+            #expect(event["context"]?["tool"] == "get_current_time" && event["context"]?["sessionId"] == sessionId)
         }
     }
 

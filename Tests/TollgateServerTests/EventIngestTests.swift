@@ -212,10 +212,23 @@ import TollgateTesting
             #expect(
                 context?["subscriptionId"] == JSONValue.string(world.subscriptionId) && context?["planVersion"] == 1)
             #expect(context?["price"] == "0.25" && context?["sessionId"] == "task-7" && context?["retryCount"] == 1)
-            // A verified call is an event too.
+            // A verified call is an event too, and so is a held one, once committed; a caller may say who it is.
             _ = try await agent.call("meter.verify", ["tool": "search", "idempotencyKey": "v1"])
             let verified = try await agent.call("events.get", ["eventId": "v1"])
             #expect(verified["source"] == "rpc" && verified["context"]?["price"] == "0.001", "\(verified)")
+            let hold = try await agent.call(
+                "meter.authorize", ["tool": "transform", "idempotencyKey": "h1", "source": "sdk"])
+            #expect(try await agent.call("events.get", ["eventId": "h1"])["status"] == "held")
+            _ = try await agent.call("meter.commit", ["reservationId": hold["reservationId"]!])
+            let held = try await agent.call("events.get", ["eventId": "h1"])
+            #expect(held["status"] == "accepted" && held["source"] == "sdk", "\(held)")
+            #expect(held["method"] == "meter.authorize" && held["context"]?["price"] == "0.25", "\(held)")
+            do {
+                _ = try await agent.call("meter.verify", ["tool": "search", "idempotencyKey": "v2", "source": "me"])
+                Issue.record("an unknown source was taken")
+            } catch let error as RPCError {
+                #expect(error.reason == "VALIDATION_FAILED" && error.data?["field"] == "source")
+            }
             // The tenant's operator sees it; another tenant sees nothing of it.
             let op = try await server.connect(token: world.operatorToken)
             #expect(try await op.call("events.get", ["eventId": .string(id)])["eventId"] == .string(id))
