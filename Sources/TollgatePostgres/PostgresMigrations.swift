@@ -253,5 +253,11 @@ enum PostgresMigrations {
             WHERE parent_invocation_id <> ''
             """,
         ]),
+        // Issue 13: a held call's place in its task, for the charge its commit records.
+        ("v10-hold-invocation-graph", [
+            "ALTER TABLE reservations ADD COLUMN parent_invocation_id TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE reservations ADD COLUMN retry_count BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE reservations ADD COLUMN parallel BOOLEAN NOT NULL DEFAULT false",
+        ]),
     ]
 }

@@ -860,20 +860,24 @@ public final class PostgresStore: TollgateStore {
 
     private typealias ReservationColumns = (
         String, String, String, String, String, String, String, String, Int64, String,
-        Int64, Int64, String, String?
+        Int64, Int64, String, String?, String, Int64, Bool
     )
 
     private func reservations(_ query: PostgresQuery, tenantId: String) async throws(StorageError)
         -> [ReservationRecord]
     {
         try await rows(query, as: ReservationColumns.self).map { row in
-            ReservationRecord(
+            var record = ReservationRecord(
                 tenantId: tenantId, id: row.0, idempotencyKey: row.1,
                 path: ChargePath(
                     customerId: row.2, teamId: row.3, agentId: row.4, sessionId: row.6, credentialId: row.5),
                 tool: row.7, held: Money(nanos: row.8), currency: row.9, createdAt: Timestamp.date(millis: row.10),
                 expiresAt: Timestamp.date(millis: row.11), state: ReservationRecord.State(rawValue: row.12) ?? .expired,
                 receiptId: row.13)
+            record.parentInvocationId = row.14.isEmpty ? nil : row.14
+            record.retryCount = row.15
+            record.parallel = row.16
+            return record
         }
     }
 
@@ -913,12 +917,13 @@ public final class PostgresStore: TollgateStore {
                         """
                         INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id,
                             credential_id, session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state,
-                            receipt_id)
+                            receipt_id, parent_invocation_id, retry_count, parallel)
                         VALUES (\(r.tenantId), \(r.id), \(r.idempotencyKey), \(r.path.customerId), \(r.path.teamId),
                                 \(r.path.agentId), \(r.path.credentialId), \(r.path.sessionId), \(r.tool),
                                     \(r.held.nanos),
                                 \(r.currency), \(Timestamp.millis(r.createdAt)), \(Timestamp.millis(r.expiresAt)),
-                                \(r.state.rawValue), \(r.receiptId))
+                                \(r.state.rawValue), \(r.receiptId), \(r.parentInvocationId ?? ""), \(r.retryCount),
+                                \(r.parallel))
                         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id
                         """, logger: logger)
                     for try await _ in held.decode(String.self) { return nil }
@@ -937,7 +942,7 @@ public final class PostgresStore: TollgateStore {
         try await reservations(
             """
             SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos,
-                currency, created_at_ms, expires_at_ms, state, receipt_id
+                currency, created_at_ms, expires_at_ms, state, receipt_id, parent_invocation_id, retry_count, parallel
             FROM reservations WHERE tenant_id = \(tenantId) AND id = \(id)
             """, tenantId: tenantId
         ).first
@@ -947,7 +952,7 @@ public final class PostgresStore: TollgateStore {
         try await reservations(
             """
             SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos,
-                currency, created_at_ms, expires_at_ms, state, receipt_id
+                currency, created_at_ms, expires_at_ms, state, receipt_id, parent_invocation_id, retry_count, parallel
             FROM reservations WHERE tenant_id = \(tenantId) AND state = 'held' ORDER BY id
             """, tenantId: tenantId)
     }

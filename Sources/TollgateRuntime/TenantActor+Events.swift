@@ -351,13 +351,16 @@ extension TenantActor {
             agentId == nil || fingerprint["agentId"]?.stringValue == agentId
         else { throw .notFound("no event \(id)") }
         var result = (try? JSONCodec.parse(Array(stored.result.utf8))) ?? .null
-        if stored.method == WriteMethod.meterAuthorize.rawValue, let reservationId = result["reservationId"]?.stringValue {
+        if stored.method == WriteMethod.meterAuthorize.rawValue,
+            let reservationId = result["reservationId"]?.stringValue
+        {
             // A held call: charged by its commit, if it was committed.
             let reservation = try await storage("reading an event's hold") { () async throws(StorageError) in
                 try await services.store.reservation(tenantId: tenantId, id: reservationId)
             }
             result = [
-                "status": .string(reservation?.state == .committed ? "accepted" : reservation?.state.rawValue ?? "held"),
+                "status": .string(
+                    reservation?.state == .committed ? "accepted" : reservation?.state.rawValue ?? "held"),
                 "receiptId": reservation?.receiptId.map(JSONValue.string) ?? .null,
             ]
         }

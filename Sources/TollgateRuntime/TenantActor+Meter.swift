@@ -63,11 +63,11 @@ extension TenantActor {
                 cost: admission.cost, providerCost: event.providerCost, model: event.model,
                 currency: pricing.plan.currency,
                 idempotencyKey: request.idempotencyKey, at: at)
-            // A commit is the invocation its hold was made for, under the hold's key.
+            // A commit is the invocation its hold was made for, under the hold's key, where the hold placed it.
             record.invocationId = reservation?.idempotencyKey ?? request.idempotencyKey
-            record.parentInvocationId = request.parentInvocationId
-            record.retryCount = request.retryCount
-            record.parallel = request.parallel
+            record.parentInvocationId = reservation?.parentInvocationId ?? request.parentInvocationId
+            record.retryCount = reservation?.retryCount ?? request.retryCount
+            record.parallel = reservation?.parallel ?? request.parallel
             let entry = LedgerEntry(
                 charge: record, idempotency: idempotencyRecord(call, answer: answer.json, at: at),
                 pricing: admission.ticket, settles: reservation?.id)

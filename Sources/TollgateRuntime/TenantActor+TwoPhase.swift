@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateIngest
 import TollgateJSON
 import TollgatePricing
 import TollgateStorage
@@ -18,7 +19,7 @@ extension TenantActor {
     /// compared (with the method) when the key comes again: a replay answers exactly what the first call did.
     public func authorize(
         tool: String, idempotencyKey key: String, sessionId: String, estimate: RatedEvent, ttlMs: Int64?,
-        params: JSONValue, credentialId: String
+        graph: UsageEvent.Graph = UsageEvent.Graph(), params: JSONValue, credentialId: String
     ) async throws(TollgateError) -> Answer<Hold> {
         let credential = try meterCredential(credentialId)
         let call = KeyedCall(key: key, method: .meterAuthorize, params: params, principal: credential.agentId)
@@ -27,13 +28,14 @@ extension TenantActor {
         // hold it made.
         return try await keyed(call) { () async throws(TollgateError) in
             try await hold(
-                tool: tool, call: call, sessionId: sessionId, estimate: estimate, ttlMs: ttlMs,
+                tool: tool, call: call, sessionId: sessionId, estimate: estimate, ttlMs: ttlMs, graph: graph,
                 credential: credential)
         }
     }
 
     private func hold(
-        tool: String, call: KeyedCall, sessionId: String, estimate: RatedEvent, ttlMs: Int64?, credential: Credential
+        tool: String, call: KeyedCall, sessionId: String, estimate: RatedEvent, ttlMs: Int64?,
+        graph: UsageEvent.Graph, credential: Credential
     ) async throws(TollgateError) -> Answer<Hold> {
         let caller = try directory.agent(credential.agentId)
         try await ensureSession(sessionId, for: caller, openedAt: now)
@@ -62,10 +64,13 @@ extension TenantActor {
             throw .budgetExceeded(refusal, currency: pricing.plan.currency)
         }
         let ttl = min(ttlMs ?? Int64(configuration.reservationTTLMs), Int64(configuration.reservationTTLMs))
-        let record = ReservationRecord(
+        var record = ReservationRecord(
             tenantId: tenantId, id: Identifiers.make(.reservation, at: at), idempotencyKey: call.key, path: path,
             tool: event.tool, held: amount, currency: pricing.plan.currency, createdAt: at,
             expiresAt: at.addingTimeInterval(Double(ttl) / 1000))
+        record.parentInvocationId = graph.parentInvocationId
+        record.retryCount = graph.retryCount
+        record.parallel = graph.parallel
         let answer = Answer(Hold(reservation: record))
         let taken: IdempotencyRecord?
         do {

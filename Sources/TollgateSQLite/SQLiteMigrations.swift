@@ -291,6 +291,12 @@ enum SQLiteMigrations {
                     WHERE parent_invocation_id <> ''
                     """)
         }
+        // Issue 13: a held call's place in its task, for the charge its commit records.
+        migrator.registerMigration("v10-hold-invocation-graph") { db in
+            try db.execute(sql: "ALTER TABLE reservations ADD COLUMN parent_invocation_id TEXT NOT NULL DEFAULT ''")
+            try db.execute(sql: "ALTER TABLE reservations ADD COLUMN retry_count INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE reservations ADD COLUMN parallel INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

@@ -642,7 +642,7 @@ public final class SQLiteStore: TollgateStore {
     }
 
     private static func reservationRecord(_ row: Row) -> ReservationRecord {
-        ReservationRecord(
+        var record = ReservationRecord(
             tenantId: row["tenant_id"], id: row["id"], idempotencyKey: row["idempotency_key"],
             path: ChargePath(
                 customerId: row["customer_id"], teamId: row["team_id"], agentId: row["agent_id"],
@@ -651,6 +651,11 @@ public final class SQLiteStore: TollgateStore {
             createdAt: Timestamp.date(millis: row["created_at_ms"]),
             expiresAt: Timestamp.date(millis: row["expires_at_ms"]),
             state: ReservationRecord.State(rawValue: row["state"]) ?? .expired, receiptId: row["receipt_id"])
+        let parent: String = row["parent_invocation_id"]
+        record.parentInvocationId = parent.isEmpty ? nil : parent
+        record.retryCount = row["retry_count"]
+        record.parallel = (row["parallel"] as Int64) != 0
+        return record
     }
 
     public func insertReservation(_ reservation: ReservationRecord, idempotency: IdempotencyRecord)
@@ -664,15 +669,16 @@ public final class SQLiteStore: TollgateStore {
                 sql: """
                     INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id,
                         credential_id, session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state,
-                        receipt_id, request_params, result)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(tenant_id, idempotency_key)
-                        DO NOTHING
+                        receipt_id, request_params, result, parent_invocation_id, retry_count, parallel)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(tenant_id, idempotency_key) DO NOTHING
                     """,
                 arguments: [
                     r.tenantId, r.id, r.idempotencyKey, r.path.customerId, r.path.teamId, r.path.agentId,
                     r.path.credentialId, r.path.sessionId, r.tool, r.held.nanos, r.currency,
                     Timestamp.millis(r.createdAt), Timestamp.millis(r.expiresAt), r.state.rawValue,
-                    r.receiptId, idempotency.params, idempotency.result,
+                    r.receiptId, idempotency.params, idempotency.result, r.parentInvocationId ?? "", r.retryCount,
+                    r.parallel ? 1 : 0,
                 ])
             guard db.changesCount == 1 else {
                 // A hold made before its key went to the key index: it has no answer stored to replay.

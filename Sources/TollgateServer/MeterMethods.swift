@@ -1,4 +1,5 @@
 import TollgateCore
+import TollgateIngest
 import TollgatePricing
 import TollgateRuntime
 import TollgateWire
@@ -22,7 +23,10 @@ enum MeterMethods {
             var request = MeterRequest(
                 event: event, idempotencyKey: key, sessionId: try sessionId(params, agent.request),
                 status: try usage?.optionalString("status", lengthMax: 64), params: .object(params.object))
-            try Self.readGraph(params, key: key, into: &request)
+            let graph = try Self.graph(params, key: key)
+            request.parentInvocationId = graph.parentInvocationId
+            request.retryCount = graph.retryCount
+            request.parallel = graph.parallel
             return try await agent.tenant.verify(request, credentialId: agent.credentialId)
         }
 
@@ -35,8 +39,9 @@ enum MeterMethods {
                 usage: try params.nested("estimate"))
             return try await agent.tenant.authorize(
                 tool: tool, idempotencyKey: key, sessionId: try sessionId(params, agent.request), estimate: estimate,
-                ttlMs: try params.optionalInt("ttlMs", range: 1000...86_400_000), params: .object(params.object),
-                credentialId: agent.credentialId)
+                ttlMs: try params.optionalInt("ttlMs", range: 1000...86_400_000),
+                graph: try Self.graph(params, key: key),
+                params: .object(params.object), credentialId: agent.credentialId)
         }
 
         router.agent(.meterCommit, scope: AgentScope.meterWrite) { params, agent in
@@ -81,17 +86,20 @@ enum MeterMethods {
 
     /// The call's place in an agent's task: `parentInvocationId` (another call's key), `retryCount` (0–1000),
     /// `parallel`.
-    static func readGraph(_ params: Params, key: String, into request: inout MeterRequest) throws {
-        request.parentInvocationId = try params.optionalString("parentInvocationId", lengthMax: 128)
-        guard request.parentInvocationId != key else {
+    static func graph(_ params: Params, key: String) throws -> UsageEvent.Graph {
+        let parent = try params.optionalString("parentInvocationId", lengthMax: 128)
+        guard parent != key else {
             throw TollgateError.validation(field: "parentInvocationId", rule: "another call's key, not the call's own")
         }
-        request.retryCount = try params.optionalInt("retryCount", range: 0...1000) ?? 0
+        let parallel: Bool
         switch params.object["parallel"] {
-        case nil, .null?: request.parallel = false
-        case .bool(let value)?: request.parallel = value
+        case nil, .null?: parallel = false
+        case .bool(let value)?: parallel = value
         default: throw WireError.invalidParams(field: "parallel", expected: "true or false")
         }
+        return UsageEvent.Graph(
+            parentInvocationId: parent, retryCount: try params.optionalInt("retryCount", range: 0...1000) ?? 0,
+            parallel: parallel)
     }
 
     /// `source`: who made the call (`rpc`, `sdk`, `proxy`, `upload`), kept with it as an event (`events.get`).

@@ -108,6 +108,11 @@ public struct ReservationRecord: Sendable, Hashable {
     public var state: State
     /// The charge a commit recorded.
     public var receiptId: String?
+    /// The held call's place in its agent's task (`meter.authorize`'s `parentInvocationId`, `retryCount`,
+    /// `parallel`), given to the charge its commit records.
+    public var parentInvocationId: String?
+    public var retryCount: Int64 = 0
+    public var parallel = false
 
     public init(
         tenantId: String, id: String, idempotencyKey: String, path: ChargePath, tool: String, held: Money,

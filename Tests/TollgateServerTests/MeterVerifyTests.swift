@@ -225,6 +225,31 @@ import TollgateTesting
         }
     }
 
+    /// A held call is placed in its task by `meter.authorize`, and its commit's charge keeps that place — across a
+    /// restart between the two, on every durable backend.
+    @Test(arguments: storageBackends("held-task", memory: false))
+    func aHeldCall_keepsItsPlaceInTheTask_throughItsCommit(storageURL: String) async throws {
+        try await TestServer.scope { servers in
+            var server = try await servers.start(storageURL: storageURL)
+            let world = try await Fixture.make(on: server, name: "held-task-\(UUID().uuidString)")
+            var agent = try await server.connect(token: world.agentToken)
+            _ = try await agent.call("meter.verify", verifyParams("root", tool: "search"))
+            let hold = try await agent.call(
+                "meter.authorize",
+                ["tool": "search", "idempotencyKey": "child", "parentInvocationId": "root", "retryCount": 1])
+            try await server.stop()
+            server = try await servers.start(storageURL: storageURL)
+            agent = try await server.connect(token: world.agentToken)
+            _ = try await agent.call("meter.commit", ["reservationId": hold["reservationId"]!])
+            let op = try await server.connect(token: world.operatorToken)
+            let rows = try await op.call("usage.summary", ["groupBy": ["task"]])["rows"]?.arrayValue ?? []
+            #expect(rows.count == 1 && rows.first?["task"] == "root", "\(rows)")
+            #expect(rows.first?["calls"] == 2 && rows.first?["retries"] == 1, "\(rows)")
+            let child = try await op.call("events.get", ["eventId": "child"])
+            #expect(child["context"]?["parentInvocationId"] == "root" && child["context"]?["retryCount"] == 1)
+        }
+    }
+
     @Test func theModelACallReports_isRecorded_andUsageReadsPerModel() async throws {
         try await TestServer.with { server in
             let world = try await Fixture.make(on: server)
