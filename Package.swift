@@ -238,6 +238,8 @@ let package = Package(
                 "TollgateTesting", "TollgateServer", "TollgateRuntime", "TollgateWire", "TollgateClient",
                 "TollgateSQLite", "TollgatePostgres", "TollgateJSON",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]),
         .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer", "TollgateJSON"]),
     ]

@@ -818,7 +818,8 @@ public final class PostgresStore: TollgateStore {
                     AND (\(selection.includesClosed) OR closed_at_ms IS NULL)
                 ORDER BY opened_at_ms DESC, id DESC LIMIT \(Int64(limit))
             ) s LEFT JOIN LATERAL (
-                SELECT COUNT(*)::BIGINT AS calls, SUM(input_tokens)::BIGINT AS input_tokens,
+                SELECT SUM(CASE WHEN quantity > 0 THEN 1 ELSE 0 END)::BIGINT AS calls,
+                    SUM(input_tokens)::BIGINT AS input_tokens,
                     SUM(output_tokens)::BIGINT AS output_tokens, SUM(reasoning_tokens)::BIGINT AS reasoning_tokens,
                     SUM(duration_ms)::BIGINT AS duration_ms, SUM(cost_nanos)::BIGINT AS cost_nanos,
                     SUM(provider_cost_nanos)::BIGINT AS provider_cost_nanos,
@@ -978,13 +979,30 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {
-        let rows = try await rows(
+        try await rows(
             "SELECT row_to_json(c)::text FROM charges c WHERE tenant_id = \(tenantId) AND receipt_id = \(receiptId)",
-            as: String.self)
-        guard let text = rows.first else { return nil }
+            as: String.self
+        ).map(Self.chargeRecord).first
+    }
+
+    public func charges(tenantId: String, customerId: String, from: Date, to: Date) async throws(StorageError)
+        -> [ChargeRecord]
+    {
+        // In time order (within one millisecond, by receipt: only the totals of such calls are certain to match).
+        try await rows(
+            """
+            SELECT row_to_json(c)::text FROM charges c WHERE tenant_id = \(tenantId) AND customer_id = \(customerId)
+                AND at_ms >= \(Timestamp.millis(from)) AND at_ms < \(Timestamp.millis(to))
+            ORDER BY at_ms, receipt_id
+            """, as: String.self
+        ).map(Self.chargeRecord)
+    }
+
+    /// A charge from its whole row as JSON (`row_to_json`), read by `ChargeRecord(storedColumns:)`.
+    private static func chargeRecord(_ text: String) throws(StorageError) -> ChargeRecord {
         guard let object = try? JSONCodec.parse(Array(text.utf8)).objectValue,
             let charge = ChargeRecord(storedColumns: object)
-        else { throw StorageError.backend("charge \(receiptId) cannot be read") }
+        else { throw StorageError.backend("a charge row cannot be read") }
         return charge
     }
 

@@ -29,7 +29,8 @@ public enum PostgresURL {
     }
 
     /// The same URL as one connection's configuration: what the start-up probe opens.
-    static func connectionConfiguration(_ text: String) throws(StorageError) -> PostgresConnection.Configuration {
+    public static func connectionConfiguration(_ text: String) throws(StorageError) -> PostgresConnection.Configuration
+    {
         let parts = try parse(text)
         let tls: PostgresConnection.Configuration.TLS
         do {

@@ -339,7 +339,7 @@ extension TenantActor {
     /// by `meter.authorize` (the MCP proxy's) and charged by their commit.
     static let eventMethods: Set<String> = [
         WriteMethod.eventsIngest.rawValue, WriteMethod.meterVerify.rawValue, WriteMethod.meterCommit.rawValue,
-        WriteMethod.meterAuthorize.rawValue,
+        WriteMethod.meterAuthorize.rawValue, WriteMethod.usageRerate.rawValue,
     ]
 
     /// The event recorded under `id`. An agent sees only the events it sent; an operator, every event of the

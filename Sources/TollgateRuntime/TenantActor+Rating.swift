@@ -56,6 +56,15 @@ extension TenantActor {
 }
 
 extension RatedEvent {
+    /// A recorded charge's usage, as it was rated.
+    init(_ charge: ChargeRecord) {
+        self.init(
+            tool: charge.tool, quantity: charge.quantity, inputTokens: charge.inputTokens,
+            outputTokens: charge.outputTokens, reasoningTokens: charge.reasoningTokens, durationMs: charge.durationMs,
+            providerCost: charge.providerCost, agentId: charge.agentId, sessionId: charge.sessionId,
+            status: charge.status, model: charge.model)
+    }
+
     init(_ row: RatingRow) {
         self.init(
             tool: row.tool, quantity: row.quantity, inputTokens: row.inputTokens, outputTokens: row.outputTokens,

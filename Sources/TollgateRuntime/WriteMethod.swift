@@ -21,6 +21,8 @@ public enum WriteMethod: String, Sendable, CaseIterable {
     case sessionsConfigure = "sessions.configure"
     /// An event of a batch: its `eventId` is its key.
     case eventsIngest = "events.ingest"
+    /// An adjustment `usage.rerate --apply` recorded, under `rerate:<receipt>:<plan>@<version>`.
+    case usageRerate = "usage.rerate"
 }
 
 /// A writing call as the idempotency rule sees it: its key, its method, and what a retry must repeat (its

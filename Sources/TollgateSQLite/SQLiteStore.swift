@@ -584,8 +584,9 @@ public final class SQLiteStore: TollgateStore {
     /// are joined with their charges: a tenant with many open sessions pays for the page, not for all of them.
     private static func sessionQuery(filter: String) -> String {
         """
-        SELECT s.*, COUNT(c.rowid) AS live_calls, SUM(c.input_tokens) AS live_input, SUM(c.output_tokens) AS
-            live_output, SUM(c.reasoning_tokens) AS live_reasoning, SUM(c.duration_ms) AS live_duration,
+        SELECT s.*, SUM(CASE WHEN c.quantity > 0 THEN 1 ELSE 0 END) AS live_calls, SUM(c.input_tokens) AS live_input,
+            SUM(c.output_tokens) AS live_output, SUM(c.reasoning_tokens) AS live_reasoning,
+            SUM(c.duration_ms) AS live_duration,
             SUM(c.cost_nanos) AS live_cost, SUM(c.provider_cost_nanos) AS live_provider_cost, SUM(CASE WHEN c.status IS
             NOT NULL AND c.status <> 'SUCCESS' THEN 1 ELSE 0 END) AS live_errors, MAX(c.at_ms) AS live_last_at,
             MAX(c.currency) AS live_currency
@@ -737,24 +738,41 @@ public final class SQLiteStore: TollgateStore {
 
     public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {
         try await read { db in
-            guard
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT * FROM charges WHERE tenant_id = ? AND receipt_id = ?",
-                    arguments: [tenantId, receiptId])
-            else { return nil }
-            var columns: [String: JSONValue] = [:]
-            for (name, value) in row {
-                switch value.storage {
-                case .int64(let number): columns[name] = .integer(number)
-                case .string(let text): columns[name] = .string(text)
-                default: break
-                }
-            }
-            guard let charge = ChargeRecord(storedColumns: columns) else {
-                throw DatabaseError(resultCode: .SQLITE_MISMATCH, message: "charge \(receiptId) cannot be read")
-            }
-            return charge
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM charges WHERE tenant_id = ? AND receipt_id = ?",
+                arguments: [tenantId, receiptId]
+            ).map(Self.chargeRecord)
         }
+    }
+
+    public func charges(tenantId: String, customerId: String, from: Date, to: Date) async throws(StorageError)
+        -> [ChargeRecord]
+    {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM charges WHERE tenant_id = ? AND customer_id = ? AND at_ms >= ? AND at_ms < ?
+                    ORDER BY at_ms, rowid
+                    """, arguments: [tenantId, customerId, Timestamp.millis(from), Timestamp.millis(to)]
+            ).map(Self.chargeRecord)
+        }
+    }
+
+    /// A charge from its whole row (`SELECT *`), read by `ChargeRecord(storedColumns:)`.
+    private static func chargeRecord(_ row: Row) throws -> ChargeRecord {
+        var columns: [String: JSONValue] = [:]
+        for (name, value) in row {
+            switch value.storage {
+            case .int64(let number): columns[name] = .integer(number)
+            case .string(let text): columns[name] = .string(text)
+            default: break
+            }
+        }
+        guard let charge = ChargeRecord(storedColumns: columns) else {
+            throw DatabaseError(resultCode: .SQLITE_MISMATCH, message: "a charge row cannot be read")
+        }
+        return charge
     }
 
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]

@@ -8,6 +8,28 @@ import TollgateWire
 enum UsageMethods {
     static func register(in router: inout Router) {
         router.tenantOperator(.usageSummary) { params, op in try await summary(params, tenant: op.tenant) }
+        router.tenantOperator(.usageRerate) { params, op in
+            let plan = try params.string("plan", lengthMax: 160)
+            guard let at = plan.lastIndex(of: "@"), let version = Int(plan[plan.index(after: at)...]), version >= 1,
+                at > plan.startIndex
+            else { throw TollgateError.validation(field: "plan", rule: "NAME@VERSION, as plans.list shows it") }
+            guard let from = try params.optionalDate("from") else {
+                throw WireError.invalidParams(field: "from", expected: "an RFC 3339 time")
+            }
+            guard let to = try params.optionalDate("to") else {
+                throw WireError.invalidParams(field: "to", expected: "an RFC 3339 time")
+            }
+            let apply: Bool
+            switch params.object["apply"] {
+            case nil, .null?: apply = false
+            case .bool(let value)?: apply = value
+            default: throw WireError.invalidParams(field: "apply", expected: "true or false")
+            }
+            return try await op.tenant.rerate(
+                RerateRequest(
+                    customerId: try params.string("customerId", lengthMax: op.request.idBytesMax), from: from, to: to,
+                    planName: String(plan[..<at]), planVersion: version, apply: apply))
+        }
     }
 
     static func summary(_ params: Params, tenant: TenantActor) async throws -> JSONValue {

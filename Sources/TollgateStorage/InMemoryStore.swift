@@ -263,6 +263,15 @@ public actor InMemoryStore: TollgateStore {
             .sorted { ($0.at, $0.id) > ($1.at, $1.id) }.prefix(limit).map { $0 }
     }
 
+    public func charges(tenantId: String, customerId: String, from: Date, to: Date) async throws(StorageError)
+        -> [ChargeRecord]
+    {
+        try open()
+        return charges.filter {
+            $0.tenantId == tenantId && $0.customerId == customerId && $0.at >= from && $0.at < to
+        }
+    }
+
     public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {
         try open()
         return charges.first { $0.tenantId == tenantId && $0.receiptId == receiptId }
@@ -314,7 +323,7 @@ public actor InMemoryStore: TollgateStore {
                 ?? UsageRow(
                     keys: keys, currency: charge.currency, calls: 0, quantity: 0,
                     inputTokens: 0, outputTokens: 0, cost: .zero, providerCost: .zero)
-            row.calls += 1
+            if charge.quantity > 0 { row.calls += 1 }
             row.quantity += charge.quantity
             row.inputTokens += charge.inputTokens
             row.outputTokens += charge.outputTokens

@@ -18,9 +18,10 @@ public struct SessionTotals: Sendable, Hashable {
 
     public init() {}
 
-    /// Adds one recorded call.
+    /// Adds one recorded charge: a call, or usage that is not one (tokens reported by a `token_consumption` event,
+    /// quantity 0), which counts in everything but `calls`.
     public mutating func add(_ charge: ChargeRecord) throws(MoneyError) {
-        calls += 1
+        if charge.quantity > 0 { calls += 1 }
         inputTokens += charge.inputTokens
         outputTokens += charge.outputTokens
         reasoningTokens += charge.reasoningTokens

@@ -70,6 +70,10 @@ public protocol TollgateStore: Sendable {
     func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
     /// One charge, by its receipt: what `events.get` shows of the billing context an event was rated in.
     func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord?
+    /// A customer's charges at or after `from` and before `to`, in the order they were recorded: what
+    /// `usage.rerate` rates again.
+    func charges(tenantId: String, customerId: String, from: Date, to: Date) async throws(StorageError)
+        -> [ChargeRecord]
 }
 
 /// What became of one ledger entry in a group commit.

@@ -55,7 +55,8 @@ public struct UsageSQL: Sendable {
         let grouping = groupBy.map(Self.column) + ["currency"]
         sql =
             prefix + """
-                SELECT \((keys + ["currency"]).joined(separator: ", ")), COUNT(*) AS calls, SUM(quantity) AS quantity,
+                SELECT \((keys + ["currency"]).joined(separator: ", ")),
+                    SUM(CASE WHEN quantity > 0 THEN 1 ELSE 0 END) AS calls, SUM(quantity) AS quantity,
                     SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
                     SUM(cost_nanos) AS cost, SUM(provider_cost_nanos) AS provider_cost,
                     SUM(CASE WHEN retry_count > 0 THEN 1 ELSE 0 END) AS retries

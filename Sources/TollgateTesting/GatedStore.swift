@@ -184,6 +184,12 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.alerts(tenantId: tenantId, kinds: kinds, limit: limit)
     }
 
+    public func charges(tenantId: String, customerId: String, from: Date, to: Date) async throws(StorageError)
+        -> [ChargeRecord]
+    {
+        try await inner.charges(tenantId: tenantId, customerId: customerId, from: from, to: to)
+    }
+
     public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {
         try await inner.charge(tenantId: tenantId, receiptId: receiptId)
     }

@@ -28,6 +28,10 @@ public final class TestServer: Sendable {
         var configuration = ServerConfiguration()
         configuration.listen = "127.0.0.1:0"
         configuration.storageURL = storageURL
+        // A test process runs dozens of servers on two cores beside their clients and child processes: a client's
+        // first answer can take seconds there, which the default (10 s without a byte before `auth.hello` is
+        // answered) would take for a socket left open. Tests of that limit set their own.
+        configuration.listener.unauthenticatedIdleMs = 60_000
         configure(&configuration)
         var logger = Logger(label: "tollgate.test")
         logger.logLevel = .critical

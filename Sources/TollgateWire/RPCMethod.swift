@@ -18,6 +18,7 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case capsSet = "caps.set"
     case capsList = "caps.list"
     case usageSummary = "usage.summary"
+    case usageRerate = "usage.rerate"
     case meterVerify = "meter.verify"
     case meterAuthorize = "meter.authorize"
     case meterCommit = "meter.commit"

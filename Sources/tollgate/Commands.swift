@@ -221,7 +221,8 @@ struct Caps: AsyncParsableCommand {
 }
 
 struct Usage: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Usage reports.", subcommands: [Summary.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Usage reports, and re-rating a period.", subcommands: [Summary.self, Rerate.self])
 
     struct Summary: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Usage and cost, filtered and grouped.")
@@ -242,6 +243,33 @@ struct Usage: AsyncParsableCommand {
             params.set("from", from)
             params.set("to", to)
             try await options.call("usage.summary", params)
+        }
+    }
+
+    struct Rerate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rate a customer's period again under a plan version and show what would change.",
+            discussion: """
+                Every event of the period (from inclusive, to exclusive) is rated again, in the order it was
+                recorded, from fresh running totals (use a billing period's bounds: a UTC month). Prints each
+                event whose amount would change — what it was charged, adjustments included, and what it is
+                now — and the totals. Nothing changes unless --apply is given: then each difference is recorded
+                as an adjustment (a charge, or a credit when negative) with its provenance, once: applying the
+                same re-rating again changes nothing. The events' sessions must be closed.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long) var customer: String
+        @Option(name: .long, help: "From this time (RFC 3339, inclusive).") var from: String
+        @Option(name: .long, help: "To this time (RFC 3339, exclusive).") var to: String
+        @Option(name: .long, help: "The plan version to rate with: NAME@VERSION.") var plan: String
+        @Flag(name: .long, help: "Record the differences as adjustments.") var apply = false
+        func run() async throws {
+            try await options.call(
+                "usage.rerate",
+                [
+                    "customerId": .string(customer), "from": .string(from), "to": .string(to), "plan": .string(plan),
+                    "apply": .bool(apply),
+                ])
         }
     }
 }

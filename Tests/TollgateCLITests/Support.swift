@@ -186,8 +186,11 @@ final class ServerProcess: @unchecked Sendable {
 
     var address: String { "127.0.0.1:\(port)" }
 
-    private func waitUntilListening(seconds: Double = 10) throws {
-        for _ in 0..<Int(seconds * 50) {
+    /// Long enough for a start under the whole suite's load (dozens of servers and children on two cores; a
+    /// PostgreSQL-backed start has been seen to take over 10 s there).
+    private func waitUntilListening(seconds: Double = 60) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)

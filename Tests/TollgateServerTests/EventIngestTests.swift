@@ -90,7 +90,9 @@ import TollgateTesting
             #expect(again["results"]?.arrayValue?[1]["receiptId"] == results[1]["receiptId"])
             let op = try await server.connect(token: world.operatorToken)
             let usage = try await op.call("usage.summary", ["groupBy": ["tool"]])
-            #expect(usage["total"]?["calls"] == 5 && usage["total"]?["cost"] == "0.503", "\(usage)")
+            // Four calls (the token event is usage but no call), five records.
+            #expect(usage["total"]?["calls"] == 4 && usage["total"]?["cost"] == "0.503", "\(usage)")
+            #expect(usage["total"]?["quantity"] == 5)
             #expect(usage["total"]?["inputTokens"] == 1200 && usage["total"]?["providerCost"] == "0.0042")
 
             // An event id is an idempotency key: a call may not reuse it, nor an event its key.
@@ -165,6 +167,36 @@ import TollgateTesting
         } catch {
             Issue.record(error)
         }
+        try await server.stop()
+    }
+
+    /// A storage failure in the middle of a batch's transaction — the database itself refusing the 26th of 50
+    /// rows, with the first 25 already written in it (a trigger) — on SQLite and PostgreSQL: the call fails, nothing
+    /// of the batch is recorded, and the batch sent again is accepted whole.
+    @Test(arguments: storageBackends("events-failure", memory: false))
+    func aDatabaseFailureInsideABatchsTransaction_recordsNothingOfIt(storageURL: String) async throws {
+        let server = try await Self.start(storageURL, clock: ManualClock(Self.now))
+        let failing = "f-\(UUID().uuidString)"
+        let trigger = "fail_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased())"
+        do {
+            let world = try await Fixture.make(on: server, name: "failure-\(UUID().uuidString)")
+            let agent = try await server.connect(token: world.agentToken)
+            var batch = (0..<50).map { Self.invocation("f\($0)-\(failing)") }
+            batch[25] = Self.invocation(failing)
+            try await DatabaseFault.failInserts(ofKey: failing, named: trigger, in: storageURL)
+            await #expect(throws: RPCError.self) {
+                _ = try await agent.call("events.ingest", ["events": JSONValue.array(batch)])
+            }
+            let op = try await server.connect(token: world.operatorToken)
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 0, "nothing of the batch was recorded")
+            try await DatabaseFault.remove(named: trigger, in: storageURL)
+            let retried = try await agent.call("events.ingest", ["events": JSONValue.array(batch)])
+            #expect(Self.statuses(retried) == Array(repeating: "accepted", count: 50), "\(retried)")
+            #expect(try await op.call("usage.summary")["total"]?["calls"] == 50)
+        } catch {
+            Issue.record(error)
+        }
+        try? await DatabaseFault.remove(named: trigger, in: storageURL)
         try await server.stop()
     }
 
@@ -247,6 +279,106 @@ import TollgateTesting
         try await server.stop()
     }
 
+    /// A token event is usage but not a call — in an open session's record rebuilt from storage after a restart
+    /// too, and in a closed one's.
+    @Test(arguments: storageBackends("events-calls", memory: false))
+    func aTokenEvent_countsInTokensNotCalls_acrossARestart(storageURL: String) async throws {
+        try await TestServer.scope { servers in
+            var server = try await servers.start(storageURL: storageURL, clock: ManualClock(Self.now))
+            let world = try await Fixture.make(on: server, name: "calls-\(UUID().uuidString)")
+            var agent = try await server.connect(token: world.agentToken)
+            let token: JSONValue = [
+                "eventId": "tok", "type": "token_consumption", "occurredAt": Self.at(hoursAgo: 0), "sessionId": "s",
+                "properties": ["inputTokens": 700, "model": "m"],
+            ]
+            _ = try await agent.call(
+                "events.ingest", ["events": [Self.invocation("call", extra: ["sessionId": "s"]), token]])
+            try await server.stop()
+            server = try await servers.start(storageURL: storageURL, clock: ManualClock(Self.now))
+            agent = try await server.connect(token: world.agentToken)
+            let open = try await agent.call("session.get", ["sessionId": "s"])
+            #expect(open["calls"] == 1 && open["inputTokens"] == 700, "\(open)")
+            let closed = try await agent.call("session.close", ["sessionId": "s"])
+            #expect(closed["calls"] == 1 && closed["inputTokens"] == 700, "\(closed)")
+            let op = try await server.connect(token: world.operatorToken)
+            let listed = try await op.call("sessions.list", ["state": "all"])["sessions"]?.arrayValue?.first {
+                $0["sessionId"] == "s"
+            }
+            #expect(listed?["calls"] == 1, "\(String(describing: listed))")
+        }
+    }
+
+    /// A generated log of 400 events, sent in its order to one tenant and shuffled — in other batches, with a batch
+    /// sent twice — to another: the same totals, per tool and in all, although tiered prices make each event's own
+    /// price depend on what came before it.
+    @Test(arguments: backends)
+    func aShuffledLog_comesToTheSameTotals(storageURL: String) async throws {
+        let plan: JSONValue = [
+            "name": "shuffle", "currency": "USD",
+            "charges": [
+                [
+                    "strategy": "graduated", "metric": "calls",
+                    "tiers": [["upTo": 100, "rate": "0.01"], ["upTo": 300, "rate": "0.005"], ["rate": "0.001"]],
+                ],
+                ["strategy": "token_multiplier", "rates": ["input": "0.000001", "output": "0.000004"]],
+            ],
+        ]
+        let tools = ["search", "transform", "fetch", "rank"]
+        let log: [JSONValue] = (0..<400).map { n in
+            if n % 5 == 0 {
+                return [
+                    "eventId": .string("log-\(n)"), "type": "token_consumption", "occurredAt": Self.at(hoursAgo: 1),
+                    "properties": [
+                        "inputTokens": .integer(Int64(n * 37 % 1000 + 1)), "outputTokens": .integer(Int64(n % 97)),
+                        "model": "m",
+                    ],
+                ]
+            }
+            return Self.invocation(
+                "log-\(n)", tool: tools[n % 4], hoursAgo: 1, extra: ["quantity": .integer(Int64(1 + n % 3))])
+        }
+        // A fixed shuffle (a linear congruential generator), so that a failure can be replayed.
+        var shuffled = log
+        var seed: UInt64 = 42
+        for index in stride(from: shuffled.count - 1, to: 0, by: -1) {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            shuffled.swapAt(index, Int(seed >> 33) % (index + 1))
+        }
+        let server = try await Self.start(storageURL, clock: ManualClock(Self.now))
+        do {
+            var summaries: [JSONValue] = []
+            for (order, batchSize) in [(log, 100), (shuffled, 37)] {
+                let world = try await Fixture.make(on: server, name: "shuffle-\(UUID().uuidString)", plan: plan)
+                let agent = try await server.connect(token: world.agentToken)
+                var batches = stride(from: 0, to: order.count, by: batchSize).map {
+                    JSONValue.array(Array(order[$0..<min($0 + batchSize, order.count)]))
+                }
+                if batchSize == 37 { batches.insert(batches[3], at: 7) }  // a batch sent again
+                for batch in batches {
+                    let statuses = Self.statuses(try await agent.call("events.ingest", ["events": batch]))
+                    #expect(statuses.allSatisfy { $0 == "accepted" || $0 == "duplicate" }, "\(statuses)")
+                }
+                let op = try await server.connect(token: world.operatorToken)
+                summaries.append(try await op.call("usage.summary", ["groupBy": ["tool"]]))
+            }
+            // Per tool, the counts are the same; the cost only in all: a tiered price is the tier an event's turn
+            // fell in, so which tool paid which tier depends on the order — the period's total does not.
+            func counts(_ summary: JSONValue) -> [JSONValue] {
+                (summary["rows"]?.arrayValue ?? []).map { row in
+                    var fields = row.objectValue ?? [:]
+                    fields["cost"] = nil
+                    return .object(fields)
+                }
+            }
+            #expect(counts(summaries[0]) == counts(summaries[1]), "\(summaries)")
+            #expect(summaries[0]["total"] == summaries[1]["total"], "\(summaries)")
+            #expect(summaries[0]["total"]?["calls"] == 320, "the 80 token events are no calls")
+        } catch {
+            Issue.record(error)
+        }
+        try await server.stop()
+    }
+
     @Test func sessionEvents_openAndCloseTheSession_andCustomMetricsArePricedByThePlan() async throws {
         let plan: JSONValue = [
             "name": "gpu", "currency": "USD", "metrics": ["gpu_seconds"],
@@ -268,12 +400,17 @@ import TollgateTesting
                         session("s-close", "close"),  // applied after the batch's charges
                         Self.invocation("g1", extra: ["type": "gpu_seconds", "quantity": 30, "sessionId": "job-1"]),
                         session("s-start", "start"),
+                        [
+                            "eventId": "tk1", "type": "token_consumption", "occurredAt": Self.at(hoursAgo: 0),
+                            "sessionId": "job-1", "properties": ["inputTokens": 10, "model": "m"],
+                        ],
                     ]
                 ])
-            #expect(Self.statuses(answer) == ["accepted", "accepted", "accepted"], "\(answer)")
+            #expect(Self.statuses(answer) == ["accepted", "accepted", "accepted", "accepted"], "\(answer)")
             #expect(answer["results"]?.arrayValue?[1]["cost"] == "0.3")
             let closed = try await agent.call("session.get", ["sessionId": "job-1"])
             #expect(closed["state"] == "CLOSED" && closed["calls"] == 1 && closed["cost"] == "0.3", "\(closed)")
+            #expect(closed["inputTokens"] == 10, "the token event counts in the session's tokens, not its calls")
             let again = try await agent.call("events.ingest", ["events": [session("s-close", "close")]])
             #expect(Self.statuses(again) == ["duplicate"], "\(again)")
         }
