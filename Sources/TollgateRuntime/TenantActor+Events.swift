@@ -202,9 +202,7 @@ extension TenantActor {
             var rated = event.event.rated
             rated.agentId = pricing.agent.id
             rated.sessionId = event.sessionId
-            let path = ChargePath(
-                customerId: pricing.team.customerId, teamId: pricing.team.id, agentId: pricing.agent.id,
-                sessionId: event.sessionId, credentialId: credential.id)
+            let path = pricing.path(sessionId: event.sessionId, credentialId: credential.id)
             let admission: Admission
             do { admission = try self.admit(rated, path: path, rating: rating, at: at, settling: nil) } catch {
                 refused.append((event.index, .refused(eventId: event.eventId, error)))

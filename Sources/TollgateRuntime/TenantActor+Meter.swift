@@ -34,9 +34,7 @@ extension TenantActor {
             var event = request.event
             event.agentId = pricing.agent.id
             event.sessionId = request.sessionId
-            let path = ChargePath(
-                customerId: pricing.team.customerId, teamId: pricing.team.id, agentId: pricing.agent.id,
-                sessionId: request.sessionId, credentialId: credential.id)
+            let path = pricing.path(sessionId: request.sessionId, credentialId: credential.id)
             // From here to the ledger submit there is no suspension point: the session's activity, the quote,
             // the cap check and folding the call into the running totals happen in one actor turn.
             let admission: Admission

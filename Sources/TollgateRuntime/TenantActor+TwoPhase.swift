@@ -51,9 +51,7 @@ extension TenantActor {
         do { amount = max(.zero, try rating.quote(event).price) } catch {
             throw .validation(field: "estimate", rule: "small enough that the price stays within range")
         }
-        let path = ChargePath(
-            customerId: pricing.team.customerId, teamId: pricing.team.id, agentId: pricing.agent.id,
-            sessionId: sessionId, credentialId: credential.id)
+        let path = pricing.path(sessionId: sessionId, credentialId: credential.id)
         // In flight in its session until it is in the book: a close that comes meanwhile waits for it, then
         // releases it with the session's other holds (it would otherwise outlive its session's cap).
         try sessions.callStarted(in: sessionId, at: at)

@@ -17,6 +17,13 @@ struct TenantDirectory {
         var team: Team
         var subscription: SubscriptionRecord
         var plan: Plan
+
+        /// The scopes a call by this agent in `sessionId`, with `credentialId`, is charged and capped on.
+        func path(sessionId: String, credentialId: String) -> ChargePath {
+            ChargePath(
+                customerId: team.customerId, teamId: team.id, agentId: agent.id, sessionId: sessionId,
+                credentialId: credentialId)
+        }
     }
 
     private(set) var tenant: TenantRecord

@@ -91,15 +91,9 @@ enum MeterMethods {
         guard parent != key else {
             throw TollgateError.validation(field: "parentInvocationId", rule: "another call's key, not the call's own")
         }
-        let parallel: Bool
-        switch params.object["parallel"] {
-        case nil, .null?: parallel = false
-        case .bool(let value)?: parallel = value
-        default: throw WireError.invalidParams(field: "parallel", expected: "true or false")
-        }
         return UsageEvent.Graph(
             parentInvocationId: parent, retryCount: try params.optionalInt("retryCount", range: 0...1000) ?? 0,
-            parallel: parallel)
+            parallel: try params.optionalBool("parallel") ?? false)
     }
 
     /// `source`: who made the call (`rpc`, `sdk`, `proxy`, `upload`), kept with it as an event (`events.get`).

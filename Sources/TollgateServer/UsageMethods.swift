@@ -19,12 +19,7 @@ enum UsageMethods {
             guard let to = try params.optionalDate("to") else {
                 throw WireError.invalidParams(field: "to", expected: "an RFC 3339 time")
             }
-            let apply: Bool
-            switch params.object["apply"] {
-            case nil, .null?: apply = false
-            case .bool(let value)?: apply = value
-            default: throw WireError.invalidParams(field: "apply", expected: "true or false")
-            }
+            let apply = try params.optionalBool("apply") ?? false
             return try await op.tenant.rerate(
                 RerateRequest(
                     customerId: try params.string("customerId", lengthMax: op.request.idBytesMax), from: from, to: to,

@@ -33,6 +33,14 @@ public struct Params: Sendable {
         }
     }
 
+    public func optionalBool(_ field: String) throws -> Bool? {
+        switch object[field] {
+        case nil, .null?: return nil
+        case .bool(let value)?: return value
+        default: throw WireError.invalidParams(field: field, expected: "true or false")
+        }
+    }
+
     public func optionalInt(_ field: String, range: ClosedRange<Int64>) throws -> Int64? {
         switch object[field] {
         case nil, .null?: return nil
