@@ -110,7 +110,7 @@ package final class Settlement: Sendable {
             do {
                 _ = try await link.connection().closeSession(sessionId, key: close.key, retry: retry)
                 return
-            } catch where SpoolDelivery.verdict(for: close, after: error) != .later {
+            } catch  where SpoolDelivery.verdict(for: close, after: error) != .later {
                 return  // closed already, or never opened
             } catch {}
         }

@@ -58,7 +58,11 @@ extension TenantActor {
                 }
                 do {
                     // Not in memory (the gates judged those): claimed now, or held by a call of another method.
-                    guard case .claimed = try keys.claim(call) else { continue }
+                    if case .replay(let answer) = try keys.claim(call) {
+                        outcomes[index] = .duplicate(
+                            eventId: event.eventId, receiptId: answer["receiptId"]?.stringValue)
+                        continue
+                    }
                 } catch {
                     outcomes[index] = .refused(eventId: event.eventId, error)
                     continue
@@ -122,9 +126,9 @@ extension TenantActor {
             }
         }
         for _ in 1...Self.pricingAttemptsMax where !todo.isEmpty {
-            // Everything a price needs that may wait on storage, loaded before the turn that prices.
-            for event in todo {
-                let at = sessions.callTime(in: event.sessionId, now: ingestedAt)
+            // Everything a price needs that may wait on storage, loaded before the turn that prices (once for each
+            // moment the events are charged at: one, unless a session opened after the batch arrived).
+            for at in Set(todo.map { sessions.callTime(in: $0.sessionId, now: ingestedAt) }) {
                 guard let pricing = try? directory.pricing(for: credential, at: at) else { continue }
                 try await loadCustomerMargin(pricing.team.customerId, at: at)
                 _ = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
