@@ -53,7 +53,7 @@ extension TenantActor {
                 let call = KeyedCall(key: event.eventId, method: .eventsIngest, fingerprint: fingerprint)
                 if case .session(let action) = event.kind {
                     // Applied through session.open and session.close, which claim the id themselves.
-                    sessionEvents.append((index, action, event.sessionId!, lateness, call))
+                    sessionEvents.append((index, action, event.sessionId!, event.occurredAt, lateness, call))
                     continue
                 }
                 do {
@@ -85,13 +85,15 @@ extension TenantActor {
         // A batch's session starts apply first, then its charges, then its closes: an event is never refused
         // because its session's start came later in the batch.
         for event in sessionEvents where event.action == .start {
-            outcomes[event.index] = await apply(event, credentialId: credentialId)
+            outcomes[event.index] = await apply(
+                event, credentialId: credentialId, batch: batch, ingestedAt: ingestedAt)
         }
         let recorded = try await record(
             pending, in: batch, credential: credential, caller: caller, ingestedAt: ingestedAt)
         for (index, outcome) in recorded { outcomes[index] = outcome }
         for event in sessionEvents where event.action == .close {
-            outcomes[event.index] = await apply(event, credentialId: credentialId)
+            outcomes[event.index] = await apply(
+                event, credentialId: credentialId, batch: batch, ingestedAt: ingestedAt)
         }
         // An event refused by a cap may be the retry of one recorded before this process started: that one is a
         // duplicate, not a refusal. Only refusals pay for this look-up.
@@ -238,17 +240,30 @@ extension TenantActor {
         return (admitted, refused)
     }
 
-    /// A session event: the session opened (or found open) or closed, under the event's id as its key.
-    private func apply(_ event: SessionEvent, credentialId: String) async -> EventOutcome {
+    /// A session event: the session opened (or found open) or closed, under the event's id as its key, with the
+    /// event's provenance stored beside the session's answer.
+    private func apply(_ event: SessionEvent, credentialId: String, batch: EventBatch, ingestedAt: Date) async
+        -> EventOutcome
+    {
         let id = event.call.key
+        let provenance: [String: JSONValue] = [
+            "eventId": .string(id), "status": .string(event.lateness == .onTime ? "accepted" : "late"),
+            "type": "session", "action": .string(event.action.rawValue), "source": .string(batch.source.rawValue),
+            "occurredAt": .string(Timestamp.format(event.occurredAt)),
+            "ingestedAt": .string(Timestamp.format(ingestedAt)),
+            "gates": .array(EventGates.names.map(JSONValue.string)),
+        ]
         do {
             let answer =
                 switch event.action {
                 case .start:
-                    try await openSession(event.sessionId, metadata: nil, call: event.call, credentialId: credentialId)
+                    try await openSession(
+                        event.sessionId, metadata: nil, call: event.call, credentialId: credentialId,
+                        provenance: provenance)
                 case .close:
                     try await closeSession(
-                        event.sessionId, outcome: .completed, as: .agent(credentialId: credentialId), call: event.call)
+                        event.sessionId, outcome: .completed, as: .agent(credentialId: credentialId), call: event.call,
+                        provenance: provenance)
                 }
             if answer.replayed { return .duplicate(eventId: id, receiptId: nil) }
             return .applied(eventId: id, lateness: event.lateness)
@@ -307,7 +322,8 @@ struct PendingEvent {
 
 /// A session's start or close, from a batch.
 typealias SessionEvent = (
-    index: Int, action: UsageEvent.SessionAction, sessionId: String, lateness: LatenessGate.Verdict, call: KeyedCall
+    index: Int, action: UsageEvent.SessionAction, sessionId: String, occurredAt: Date, lateness: LatenessGate.Verdict,
+    call: KeyedCall
 )
 
 /// An event admitted in a round: its price held on the caps, its record ready.

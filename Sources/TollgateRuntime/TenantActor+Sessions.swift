@@ -79,10 +79,11 @@ extension TenantActor {
         return try meterCredential(credentialId).agentId
     }
 
-    /// `session.open`: opens (or returns, if this agent already has it open) the session `id`.
-    public func openSession(_ id: String, metadata: String?, call: KeyedCall?, credentialId: String)
-        async throws(TollgateError) -> Answer<SessionView>
-    {
+    /// `session.open`: opens (or returns, if this agent already has it open) the session `id`. `provenance`:
+    /// fields stored with the answer under the key (a session event's, `events.ingest`).
+    func openSession(
+        _ id: String, metadata: String?, call: KeyedCall?, credentialId: String, provenance: [String: JSONValue]
+    ) async throws(TollgateError) -> Answer<SessionView> {
         let agentId = try meterCredential(credentialId).agentId
         return try await keyed(call) { () async throws(TollgateError) in
             try await ensureSession(id, for: try directory.agent(agentId), openedAt: now, metadata: metadata)
@@ -90,15 +91,37 @@ extension TenantActor {
             try sessions.activity(in: id, at: sessions.callTime(in: id, now: now))
             let answer = Answer(view(ofOpen: id)!)
             guard call != nil else { return answer }
-            return try await write(.answerOnly, answering: answer, for: call, "storing a session's opening answer")
-                .answer(answer)
+            return try await write(
+                .answerOnly, answering: Self.stored(answer.json, with: provenance), for: call,
+                "storing a session's opening answer"
+            ).answer(answer)
         }
+    }
+
+    public func openSession(_ id: String, metadata: String?, call: KeyedCall?, credentialId: String)
+        async throws(TollgateError) -> Answer<SessionView>
+    {
+        try await openSession(id, metadata: metadata, call: call, credentialId: credentialId, provenance: [:])
+    }
+
+    /// An answer with `provenance`'s fields beside its own, as it is stored under its key.
+    static func stored(_ answer: JSONValue, with provenance: [String: JSONValue]) -> JSONValue {
+        guard !provenance.isEmpty, case .object(var fields) = answer else { return answer }
+        for (key, value) in provenance { fields[key] = value }
+        return .object(fields)
     }
 
     /// `session.close`: closes now with the caller's outcome and returns the final billing record.
     public func closeSession(_ id: String, outcome: SessionOutcome, as viewer: Viewer, call: KeyedCall?)
         async throws(TollgateError) -> Answer<SessionView>
     {
+        try await closeSession(id, outcome: outcome, as: viewer, call: call, provenance: [:])
+    }
+
+    /// `session.close`, with `provenance` stored beside the final record under the key (a session event's).
+    func closeSession(
+        _ id: String, outcome: SessionOutcome, as viewer: Viewer, call: KeyedCall?, provenance: [String: JSONValue]
+    ) async throws(TollgateError) -> Answer<SessionView> {
         let agentId = try agentId(of: viewer)
         return try await keyed(call) { () async throws(TollgateError) in
             if sessions[id] == nil {
@@ -112,7 +135,7 @@ extension TenantActor {
                 _ = await finalize(id)
                 throw .conflict("session \(id) is already closed")
             }
-            switch await finalize(id, answering: call) {
+            switch await finalize(id, answering: call, provenance: provenance) {
             case .closed(let answer): return answer
             case .replay(let replay): return Answer(replay: try replay.get())
             case .notNow: throw .unavailable("the final record could not be written; it will be retried")
@@ -145,7 +168,9 @@ extension TenantActor {
 
     /// Writes the final record of a closed session once its calls in flight are recorded and its holds
     /// released (a closed session holds nothing), forgets the session, and raises `session_closed`.
-    func finalize(_ id: String, answering call: KeyedCall? = nil) async -> Finalized {
+    func finalize(_ id: String, answering call: KeyedCall? = nil, provenance: [String: JSONValue] = [:]) async
+        -> Finalized
+    {
         switch sessions.startFinalizing(id) {
         case .nothing: return .notNow
         case .waitForCalls: await withCheckedContinuation { sessions.waitForCalls(id, $0) }
@@ -167,7 +192,7 @@ extension TenantActor {
         do {
             written = try await write(
                 .closeSession(tenantId: tenantId, id: id, closedAt: closedAt, outcome: outcome, totals: final.totals),
-                answering: answer, for: call, "writing a session's final record")
+                answering: Self.stored(answer.json, with: provenance), for: call, "writing a session's final record")
         } catch {
             sessions.finalizeFailed(id)
             return call == nil ? .notNow : .replay(.failure(error))

@@ -413,6 +413,12 @@ import TollgateTesting
             #expect(closed["inputTokens"] == 10, "the token event counts in the session's tokens, not its calls")
             let again = try await agent.call("events.ingest", ["events": [session("s-close", "close")]])
             #expect(Self.statuses(again) == ["duplicate"], "\(again)")
+            // A session event keeps its provenance too.
+            let shown = try await agent.call("events.get", ["eventId": "s-close"])
+            #expect(shown["type"] == "session" && shown["source"] == "rpc" && shown["status"] == "accepted", "\(shown)")
+            #expect(shown["gates"] == ["schema", "idempotency", "timestamp", "lateness"])
+            #expect(shown["occurredAt"] == Self.at(hoursAgo: 0) && shown["context"]?["sessionId"] == "job-1")
+            #expect(shown["payload"] == session("s-close", "close"), "the event as sent")
         }
     }
 }
