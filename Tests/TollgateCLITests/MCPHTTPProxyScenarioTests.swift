@@ -204,9 +204,7 @@ struct MCPHTTPProxyScenarioTests {
     @Test func closingACallsStream_releasesItsHold() async throws {
         try await TestServer.with { server in
             let world = try await Fixture.make(on: server)
-            let op = try await server.connect(token: world.operatorToken)
-            _ = try await op.call(
-                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let op = try await capAgentAtOnePerDay(world, on: server)
             try await Self.withProxy(tollgate: server.address) { url, _, log in
                 let scenario = Task {
                     try await run(
@@ -247,12 +245,7 @@ struct MCPHTTPProxyScenarioTests {
     @Test func aKilledProxyLosesNoCommittedUsage_andItsOpenHoldExpires() async throws {
         try await TestServer.with(configure: { $0.runtime.sessionSweepMs = 50 }) { server in
             let world = try await Fixture.make(on: server)
-            let op = try await server.connect(token: world.operatorToken)
-            _ = try await op.call(
-                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
-            func spent() async throws -> JSONValue? {
-                try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
-            }
+            let op = try await capAgentAtOnePerDay(world, on: server)
             let pair = try await ProxyPair.launch(
                 tollgate: server.address, proxyArguments: ["--hold-ttl-ms", "2000"], upstreamArguments: [])
             defer { pair.upstream.signal(SIGKILL) }
@@ -268,7 +261,7 @@ struct MCPHTTPProxyScenarioTests {
             }
             var held = false
             for _ in 0..<200 where !held {
-                held = try await spent() == "0.006"
+                held = try await spent(op) == "0.006"
                 if !held { try await Task.sleep(for: .milliseconds(50)) }
             }
             #expect(held, "two charged and one held")
@@ -277,7 +270,7 @@ struct MCPHTTPProxyScenarioTests {
             #expect(try await op.call("usage.summary")["total"]?["calls"] == 2, "what was committed stays")
             var expired = false
             for _ in 0..<150 where !expired {
-                expired = try await spent() == "0.004"
+                expired = try await spent(op) == "0.004"
                 if !expired { try await Task.sleep(for: .milliseconds(100)) }
             }
             #expect(expired, "the killed proxy's hold expired")

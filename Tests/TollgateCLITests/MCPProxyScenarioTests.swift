@@ -107,9 +107,7 @@ struct MCPProxyScenarioTests {
     @Test func aCancelledCallLeavesNoHold_andIsNotCharged() async throws {
         try await TestServer.with { server in
             let world = try await Fixture.make(on: server)
-            let op = try await server.connect(token: world.operatorToken)
-            _ = try await op.call(
-                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let op = try await capAgentAtOnePerDay(world, on: server)
             let script = Products.repository.appendingPathComponent("Integration/MCP/cancel_scenario.py").path
             let scenario = Task {
                 try await Self.scenario(
@@ -147,23 +145,18 @@ struct MCPProxyScenarioTests {
     @Test func aKilledProxyLosesNoCommittedUsage_andItsOpenHoldExpires() async throws {
         try await TestServer.with(configure: { $0.runtime.sessionSweepMs = 50 }) { server in
             let world = try await Fixture.make(on: server)
-            let op = try await server.connect(token: world.operatorToken)
-            _ = try await op.call(
-                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let op = try await capAgentAtOnePerDay(world, on: server)
             let script = Products.repository.appendingPathComponent("Integration/MCP/kill_scenario.py").path
             let lines = try await Self.scenario(
                 server, token: world.agentToken, calls: 0, script: script, upstream: Self.slowServer)
             #expect(lines.last?["killed"] == true, "\(lines)")
             #expect(lines.contains { $0["id"] == 2 && $0["result"]?["isError"] == false })
-            func spent() async throws -> JSONValue? {
-                try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
-            }
             // Right after the kill the running call is still held beside the completed one…
-            #expect(try await spent() == "0.004")
+            #expect(try await spent(op) == "0.004")
             // …until its hold expires.
             var released = false
             for _ in 0..<150 where !released {
-                released = try await spent() == "0.002"
+                released = try await spent(op) == "0.002"
                 if !released { try await Task.sleep(for: .milliseconds(100)) }
             }
             #expect(released, "the killed proxy's hold expired")
@@ -177,17 +170,14 @@ struct MCPProxyScenarioTests {
     @Test func aProxyToldToStop_settles_releasesTheRunningCall_andClosesItsSession() async throws {
         try await TestServer.with { server in
             let world = try await Fixture.make(on: server)
-            let op = try await server.connect(token: world.operatorToken)
-            _ = try await op.call(
-                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let op = try await capAgentAtOnePerDay(world, on: server)
             let script = Products.repository.appendingPathComponent("Integration/MCP/kill_scenario.py").path
             let lines = try await Self.scenario(
                 server, token: world.agentToken, calls: 0, script: script, upstream: Self.slowServer,
                 environment: ["SCENARIO_SIGNAL": "TERM"])
             #expect(lines.last?["killed"] == true && lines.last?["status"] == 143, "\(lines)")
             #expect(lines.contains { $0["id"] == 2 && $0["result"]?["isError"] == false })
-            let caps = try await op.call("caps.list")["caps"]?.arrayValue ?? []
-            #expect(caps.first?["spent"] == "0.002", "the running call's hold went back when the proxy stopped")
+            #expect(try await spent(op) == "0.002", "the running call's hold went back when the proxy stopped")
             let usage = try await op.call("usage.summary", ["groupBy": ["session"]])
             let rows = usage["rows"]?.arrayValue ?? []
             #expect(rows.count == 1 && usage["total"]?["calls"] == 1, "\(usage)")
@@ -252,9 +242,7 @@ struct MCPProxyScenarioTests {
     @Test func aCommitThatCannotBeDelivered_isSpooled_andChargedOnceInPlaceOfItsHold() async throws {
         try await TestServer.with { server in
             let world = try await Fixture.make(on: server)
-            let op = try await server.connect(token: world.operatorToken)
-            _ = try await op.call(
-                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let op = try await capAgentAtOnePerDay(world, on: server)
             let relay = try await TCPRelay(to: "127.0.0.1", port: server.port)
             let address = "127.0.0.1:\(relay.port)"
             let spool = Self.temporarySpool()
@@ -263,12 +251,9 @@ struct MCPProxyScenarioTests {
                     address: address, token: world.agentToken, calls: 1, upstream: Self.slowServer, spool: spool,
                     environment: ["SCENARIO_TOOL": "slow", "SCENARIO_ARGUMENTS": #"{"seconds": 3}"#])
             }
-            func spent() async throws -> JSONValue? {
-                try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
-            }
             var held = false
             for _ in 0..<200 where !held {
-                held = try await spent() == "0.002"
+                held = try await spent(op) == "0.002"
                 if !held { try await Task.sleep(for: .milliseconds(50)) }
             }
             #expect(held, "the slow call is held")
@@ -276,12 +261,12 @@ struct MCPProxyScenarioTests {
             let lines = try await slowCall.value
             #expect(lines.last?["isError"] == false && lines.last?["text"] == "waited 3.0 s", "\(lines)")
             #expect(try await op.call("usage.summary")["total"]?["calls"] == 0)
-            #expect(try await spent() == "0.002", "the hold stands meanwhile")
+            #expect(try await spent(op) == "0.002", "the hold stands meanwhile")
             relay.restore()
             _ = try await Self.scenario(address: address, token: world.agentToken, calls: 0, spool: spool)
             let usage = try await op.call("usage.summary", ["groupBy": ["tool"]])
             #expect(usage["rows"]?.arrayValue?.first?["tool"] == "slow" && usage["total"]?["calls"] == 1, "\(usage)")
-            #expect(try await spent() == "0.002", "charged in place of its hold, not beside it")
+            #expect(try await spent(op) == "0.002", "charged in place of its hold, not beside it")
             try await relay.close()
         }
     }
@@ -333,7 +318,7 @@ struct MCPProxyScenarioTests {
             for row in usage["rows"]?.arrayValue ?? [] { calls[row["tool"]?.stringValue ?? ""] = row["calls"] }
             #expect(calls == ["get_current_time": 2, "deploy": 1], "\(usage)")
             // Three calls' prices are spent, and nothing more is held: the input round made no hold of its own.
-            #expect(try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"] == "0.006")
+            #expect(try await spent(op) == "0.006")
             let sessions = try await op.call("sessions.list", ["state": "all"])["sessions"]?.arrayValue ?? []
             #expect(sessions.count == 2 && sessions.allSatisfy { $0["state"] == "CLOSED" }, "\(sessions)")
         }

@@ -15,9 +15,7 @@ struct MCPTasksScenarioTests {
     @Test func aTaskIsChargedOnceWhenItCompletes_andTheHoldsOfCancelledAndExpiredTasksGoBack() async throws {
         try await TestServer.with { server in
             let world = try await Fixture.make(on: server)
-            let op = try await server.connect(token: world.operatorToken)
-            _ = try await op.call(
-                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let op = try await capAgentAtOnePerDay(world, on: server)
             // The client stays connected until this file exists.
             let release = try temporaryDirectory().appendingPathComponent("seen")
             let scenario = Task {
@@ -32,7 +30,7 @@ struct MCPTasksScenarioTests {
             var seen: (calls: JSONValue?, spent: JSONValue?) = (nil, nil)
             for _ in 0..<300 {
                 let calls = try await op.call("usage.summary")["total"]?["calls"]
-                let spent = try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
+                let spent = try await TollgateCLITests.spent(op)
                 seen = (calls, spent)
                 if calls == 1, spent == "0.002" { break }
                 try await Task.sleep(for: .milliseconds(50))

@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+import TollgateClient
+import TollgateJSON
+import TollgateTesting
 
 /// Where the built `tollgated` and `tollgate` are: beside the test bundle.
 enum Products {
@@ -240,4 +243,18 @@ final class ServerProcess: @unchecked Sendable {
 
     /// A last resort, so SIGKILL: a child started from a pool thread may block SIGTERM (see `runBlocking`).
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// The operator's connection to `world`'s tenant, with a cap of 1 a day set on its agent: every call's price and
+/// every hold counts against it, so `spent(_:)` shows what is charged or held at any moment.
+func capAgentAtOnePerDay(_ world: Fixture, on server: TestServer) async throws -> TollgateConnection {
+    let op = try await server.connect(token: world.operatorToken)
+    _ = try await op.call(
+        "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+    return op
+}
+
+/// What the agent's one cap counts now: charged and held.
+func spent(_ op: TollgateConnection) async throws -> JSONValue? {
+    try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
 }

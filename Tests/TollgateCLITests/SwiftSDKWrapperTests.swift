@@ -56,9 +56,7 @@ struct SwiftSDKWrapperTests {
     @Test func aCancelledCallGivesItsHoldBack() async throws {
         try await TestServer.with { server in
             let world = try await Fixture.make(on: server)
-            let op = try await server.connect(token: world.operatorToken)
-            _ = try await op.call(
-                "caps.set", ["scope": "agent", "scopeId": .string(world.agentId), "limit": "1", "period": "day"])
+            let op = try await capAgentAtOnePerDay(world, on: server)
             let spool = MCPProxyScenarioTests.temporarySpool()
             let scenario = Task {
                 try await run(
@@ -74,7 +72,7 @@ struct SwiftSDKWrapperTests {
             var spent: [JSONValue] = []
             for _ in 0..<200 {
                 let calls = try await op.call("usage.summary")["total"]?["calls"]
-                spent.append(try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"] ?? .null)
+                spent.append(try await TollgateCLITests.spent(op) ?? .null)
                 if calls == 1 { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
