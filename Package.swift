@@ -194,7 +194,8 @@ let package = Package(
             path: "Integration/TenantLoadBench", swiftSettings: swiftSettings),
         // Benchmark: batched events.ingest, durable, in events/s.
         .executableTarget(
-            name: "TollgateIngestBench", dependencies: ["TollgateTesting", "TollgateClient", "TollgateJSON"],
+            name: "TollgateIngestBench",
+            dependencies: ["TollgateTesting", "TollgateClient", "TollgateJSON", "TollgateIngest", "TollgateStorage"],
             path: "Integration/IngestBench", swiftSettings: swiftSettings),
         // Benchmark: the latency tollgate-mcp-proxy adds to a tools/call, and calls/s through one proxy.
         .executableTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Object ids are strings with a kind prefix (`cus_…`, `agt_…`) followed by 24 base-32 characters: 10 of
 /// milliseconds since 1970 and 14 random ones (70 bits). They are readable in logs, globally unique (an id
@@ -47,23 +48,22 @@ public enum Identifiers {
     static let sortedAlphabet = Array("23456789abcdefghijkmnpqrstuvwxyz".utf8)
 
     /// `count` characters of the 32-letter alphabet (5 bits each), drawn from the system's secure generator
-    /// 60 bits at a time: one `getrandom` per 12 characters rather than one per character.
+    /// 60 bits at a time (`RandomBits`).
     public static func randomString(count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(count)
-        var bits: UInt64 = 0
-        var available = 0
-        while bytes.count < count {
-            if available < 5 {
-                bits = generator.next()
-                available = 60
+        String(unsafeUninitializedCapacity: count) { buffer in
+            var bits: UInt64 = 0
+            var available = 0
+            for index in 0..<count {
+                if available < 5 {
+                    bits = RandomBits.next()
+                    available = 60
+                }
+                buffer[index] = alphabet[Int(bits & 31)]
+                bits >>= 5
+                available -= 5
             }
-            bytes.append(alphabet[Int(bits & 31)])
-            bits >>= 5
-            available -= 5
+            return count
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// True when `id` has the given kind's prefix: a cheap first check before any lookup.
@@ -79,4 +79,32 @@ public enum IdempotencyKey {
         let bytes = key.utf8
         return !bytes.isEmpty && bytes.count <= lengthMax && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
+}
+
+/// Bits from the operating system's secure generator, fetched 512 bytes at a time and each served once. Every id
+/// and secret draws on them, and a `getrandom` call per draw cost more than the rest of making an id; what is
+/// fetched is the same generator's output either way.
+enum RandomBits {
+    private struct Pool {
+        var words = [UInt64](repeating: 0, count: 64)
+        var next = 64
+
+        mutating func take() -> UInt64 {
+            if next == words.count {
+                refill()
+                next = 0
+            }
+            defer { next += 1 }
+            return words[next]
+        }
+
+        /// One `getrandom` for the whole pool (glibc's and Darwin's `arc4random_buf` read the kernel's generator).
+        private mutating func refill() {
+            words.withUnsafeMutableBytes { buffer in arc4random_buf(buffer.baseAddress!, buffer.count) }
+        }
+    }
+
+    private static let pool = Mutex(Pool())
+
+    static func next() -> UInt64 { pool.withLock { $0.take() } }
 }

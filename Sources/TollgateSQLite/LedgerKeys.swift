@@ -12,11 +12,12 @@ import TollgateStorage
 /// written to the WAL, fsynced, and copied again by the checkpoint. That was most of what a commit wrote.
 ///
 /// So a key is first recorded in `idempotency_pending` (appended, like the charge) and held in memory here;
-/// once `indexAfter` keys are pending, a group commit also moves the oldest `indexChunk` of them, sorted,
-/// into `idempotency_index`. Sorted keys that share index pages then share their writes, and the small
-/// pending table stays a few hot pages. A key is therefore always in exactly one of the two tables, written in
-/// the transaction of its charge or of its move, and in memory while pending; on open the pending table is
-/// read back, so nothing depends on memory surviving a crash.
+/// once `indexAfter` keys are pending, a group commit also moves the oldest `indexChunk` of them, sorted, into
+/// `idempotency_index`. Sorted keys that share index pages then share their writes, and the small pending table
+/// stays a few hot pages. A group of at least `indexChunk` keys (a batch of events) is such a chunk itself, and
+/// goes straight into the index. A key is therefore always in exactly one of the two tables,
+/// written in the transaction of its charge or of its move, and in memory while pending; on open the pending table
+/// is read back, so nothing depends on memory surviving a crash.
 ///
 /// `record` runs on GRDB's writer queue, inside the transaction of a group commit; `lookUp` runs there too
 /// and on readers. Memory follows the database only once a transaction has committed
@@ -131,6 +132,12 @@ final class LedgerKeys: Sendable {
     /// Within a group commit: records the keys of the charges just inserted (in their order) and, if enough
     /// are pending, moves the oldest into the index.
     func record(_ recorded: [(Key, receipt: String)], _ db: Database) throws {
+        // A group as large as a chunk (a batch of events) is a sorted chunk already: its keys go straight into the
+        // index, one write each, rather than through the pending table (three). Memory has nothing to follow.
+        if recorded.count >= indexChunk {
+            try insertIntoIndex(recorded.map { ($0.0, $0.receipt) }, db)
+            return
+        }
         var insertPending = try LedgerStatement(
             db, "INSERT INTO idempotency_pending(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
         var added: [Entry] = []
@@ -143,21 +150,15 @@ final class LedgerKeys: Sendable {
             added.append((db.lastInsertedRowID, key, receipt))
         }
 
-        // Once enough are pending, the oldest move to the index, sorted so that neighbours share pages.
+        // Once enough are pending, the oldest move to the index, sorted so that neighbours share pages. A group
+        // adds fewer keys than a chunk, so the pending keys never grow past `indexAfter` and a group.
         var moved: [Entry] = []
         let oldest = pending.withLock { state -> ArraySlice<Entry>? in
             state.order.count + added.count >= indexAfter ? state.order.prefix(indexChunk) : nil
         }
         if let oldest {
             moved = Array(oldest) + added.prefix(indexChunk - oldest.count)
-            var insertIndex = try LedgerStatement(
-                db, "INSERT INTO idempotency_index(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
-            for entry in moved.sorted(by: { ($0.key.tenantId, $0.key.key) < ($1.key.tenantId, $1.key.key) }) {
-                insertIndex.bind(entry.key.tenantId)
-                insertIndex.bind(entry.key.key)
-                insertIndex.bind(entry.receipt)
-                try insertIndex.run()
-            }
+            try insertIntoIndex(moved.map { ($0.key, $0.receipt) }, db)
             try db.execute(sql: "DELETE FROM idempotency_pending WHERE seq <= ?", arguments: [moved.last!.seq])
         }
 
@@ -168,6 +169,18 @@ final class LedgerKeys: Sendable {
                 for entry in moved { state.receipts[entry.key] = nil }
                 state.order.removeFirst(moved.count)
             }
+        }
+    }
+
+    /// Inserts `keys` into the index in the index's order, so that neighbours share their pages' writes.
+    private func insertIntoIndex(_ keys: [(key: Key, receipt: String)], _ db: Database) throws {
+        var insert = try LedgerStatement(
+            db, "INSERT INTO idempotency_index(tenant_id, key, receipt_id) VALUES (?, ?, ?)")
+        for entry in keys.sorted(by: { ($0.key.tenantId, $0.key.key) < ($1.key.tenantId, $1.key.key) }) {
+            insert.bind(entry.key.tenantId)
+            insert.bind(entry.key.key)
+            insert.bind(entry.receipt)
+            try insert.run()
         }
     }
 }

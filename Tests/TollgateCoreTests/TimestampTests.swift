@@ -63,3 +63,65 @@ import Testing
         #expect(Timestamp.format(millis: Int64.min) == "0000-01-01T00:00:00.000Z")
     }
 }
+
+@Suite struct TimestampParseTests {
+    /// For valid times, the integer reader gives the second Foundation's parser gives, UTC and offsets, over leap
+    /// years, century years and both sides of 1970; and a fraction adds exactly its milliseconds (Foundation's own
+    /// fraction can name the millisecond before: it reads 6331-08-03T08:16:52.045Z as …52.044983).
+    @Test func validTimesReadAsFoundationReadsThem() throws {
+        var generator = SeededGenerator(seed: 11)
+        var mismatches: [String] = []
+        let fractions: [(text: String, millis: Int64)] = [
+            // A time within a microsecond of the next millisecond counts as that one (`Timestamp.millis`).
+            ("", 0), (".5", 500), (".045", 45), (".123456", 123), (".999", 999), (".999999999", 1000),
+        ]
+        let offsets = ["Z", "+00:00", "+05:30", "-08:00", "+14:00", "-12:45"]
+        for _ in 0..<5_000 {
+            // 1900 to 2199: further out, a `Double` of seconds no longer holds a microsecond.
+            let seconds = Int64.random(in: -2_208_988_800...7_258_118_399, using: &generator)
+            let whole = String(Timestamp.format(millis: seconds * 1000).prefix(19))
+            let offset = offsets.randomElement(using: &generator)!
+            let fraction = fractions.randomElement(using: &generator)!
+            let theirs = try? Date(whole + offset, strategy: .iso8601)
+            guard let ours = Timestamp.parse(whole + fraction.text + offset), let theirs,
+                Timestamp.millis(ours) == Timestamp.millis(theirs) + fraction.millis
+            else {
+                mismatches.append(whole + fraction.text + offset)
+                continue
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.count), first: \(mismatches.first ?? "")")
+        #expect(Timestamp.parse("2026-12-01T10:00:00.000+01:00") == Timestamp.parse("2026-12-01T09:00:00Z"))
+    }
+
+    /// A day outside its month, an hour past 23, a leap second, a malformed field or anything after the offset:
+    /// not a time. (Foundation's parser, used before, read the first four as a later time and ignored the last.)
+    @Test func impossibleOrMalformedTimesAreNotTimes() {
+        for text in [
+            "2026-02-29T00:00:00Z", "2025-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
+            "2026-12-01T24:00:00Z", "2026-12-01T10:60:00Z", "2026-12-01T10:00:00", "2026-12-01T10:00:00.Z",
+            "2026-12-01 10:00:00Z", "2026-12-01T10:00:00+01:00x", "2026-12-01T10:00:00+0100", "2026-12-31T23:59:60Z",
+            "２026-12-01T10:00:00Z", "2026-12-01T10:00:00Zjunk", "",
+        ] {
+            #expect(Timestamp.parse(text) == nil, "\(text)")
+        }
+        #expect(Timestamp.parse("2024-02-29T23:59:59.999Z") != nil)
+        #expect(Timestamp.parse("2000-02-29T00:00:00Z") != nil)
+        #expect(
+            Timestamp.parse("2026-12-01t10:00:00.1234567891234z") == Timestamp.parse("2026-12-01T10:00:00.123456789Z"))
+        #expect(Timestamp.parse("1900-02-29T00:00:00Z") == nil)
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so that a failure names inputs that can be run again.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -80,6 +80,26 @@ import TollgateStorage
         try await store.close()
     }
 
+    /// A batch of events is one group larger than a chunk: each such group moves as many keys as it adds, so the
+    /// pending keys (in memory and in their table) stay bounded however long batches keep coming.
+    @Test func groupsLargerThanAChunkDoNotLeaveThePendingKeysGrowing() async throws {
+        let path = StoreKind.temporarySQLitePath()
+        let store = try SQLiteStore(path: path, configuration: .keys(indexAfter: 8, chunk: 4))
+        let world = try await conformance.makeWorld(store)
+        for group in 0..<20 {
+            let outcomes = try await store.commit(
+                try (0..<10).map { try conformance.entry(world, key: "k\(group * 10 + $0)", cost: "0.01") })
+            #expect(outcomes.allSatisfy { $0 == .recorded })
+            #expect(store.keys.pendingCount <= 8 + 10, "after group \(group)")
+        }
+        let tables = try keyTables(path)
+        #expect(tables.pending == store.keys.pendingCount && tables.pending + tables.indexed == 200)
+        #expect(tables.keysInBoth == 0)
+        let again = try await store.commit([try conformance.entry(world, key: "k0", cost: "9")])
+        #expect(again.count == 1 && again.first != .recorded)
+        try await store.close()
+    }
+
     @Test func twoEntriesOfOneGroupUnderOneKeyAreChargedOnce() async throws {
         let store = try SQLiteStore(path: StoreKind.temporarySQLitePath())
         let world = try await conformance.makeWorld(store)
