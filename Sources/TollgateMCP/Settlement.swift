@@ -13,6 +13,8 @@ package final class Settlement: Sendable {
     let spool: UsageSpool
     /// The spool's name for the credential (a hash of its token).
     let credential: String
+    /// Who the calls' records say sent them: `proxy`, or `sdk` for the Swift wrapper.
+    let source: String
     private let retry: RetryPolicy
     private let logger: Logger
     private let state = Mutex(State())
@@ -25,10 +27,14 @@ package final class Settlement: Sendable {
         var spooledSinceDrainStarted = false
     }
 
-    package init(link: TollgateLink, spool: UsageSpool, token: String, retry: RetryPolicy, logger: Logger) {
+    package init(
+        link: TollgateLink, spool: UsageSpool, token: String, source: String = "proxy", retry: RetryPolicy,
+        logger: Logger
+    ) {
         self.link = link
         self.spool = spool
         self.credential = SpoolDelivery.credential(ofToken: token)
+        self.source = source
         self.retry = retry
         self.logger = logger
     }
@@ -194,7 +200,9 @@ package final class Settlement: Sendable {
     private func drainOnce() async -> SpoolDelivery.Report? {
         do {
             let link = self.link
-            let report = try await SpoolDelivery.drain(spool, credential: credential) { try await link.connection() }
+            let report = try await SpoolDelivery.drain(spool, credential: credential, source: source) {
+                try await link.connection()
+            }
             if report.delivered > 0 || report.refused > 0 {
                 logger.notice(
                     "sent spooled usage to Tollgate",

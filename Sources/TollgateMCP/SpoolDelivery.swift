@@ -49,8 +49,9 @@ public enum SpoolDelivery {
     /// have seen under `meter.authorize`.
     public static func recordKey(_ callKey: String) -> String { callKey + ".r" }
 
-    /// Sends one entry.
-    static func send(_ entry: UsageSpool.Entry, on connection: TollgateConnection) async throws {
+    /// Sends one entry; a spooled call's record says who sent it (`source`: `proxy`, or `sdk` for the Swift
+    /// wrapper), as its hold would have.
+    static func send(_ entry: UsageSpool.Entry, source: String, on connection: TollgateConnection) async throws {
         // One attempt here: `drain` decides what a failure means, and the next drain tries again.
         let once = RetryPolicy(attempts: 1)
         switch entry.kind {
@@ -60,7 +61,8 @@ public enum SpoolDelivery {
             _ = try await connection.call(.meterCommit, .object(params), retry: once)
         case .record:
             var params: [String: JSONValue] = [
-                "tool": .string(entry.tool ?? ""), "idempotencyKey": .string(recordKey(entry.key)), "source": "proxy",
+                "tool": .string(entry.tool ?? ""), "idempotencyKey": .string(recordKey(entry.key)),
+                "source": .string(source),
             ]
             if let sessionId = entry.sessionId { params["sessionId"] = .string(sessionId) }
             if let usage = entry.usage { params["usage"] = usage }
@@ -80,7 +82,8 @@ public enum SpoolDelivery {
 
     /// Sends `credential`'s pending entries in order until the spool has none or Tollgate cannot take one.
     public static func drain(
-        _ spool: UsageSpool, credential: String, connection: () async throws -> TollgateConnection
+        _ spool: UsageSpool, credential: String, source: String = "proxy",
+        connection: () async throws -> TollgateConnection
     ) async throws -> Report {
         var report = Report()
         while true {
@@ -90,7 +93,7 @@ public enum SpoolDelivery {
                 while true {
                     let verdict: Verdict
                     do {
-                        try await send(entry, on: try await connection())
+                        try await send(entry, source: source, on: try await connection())
                         verdict = .delivered
                     } catch {
                         verdict = Self.verdict(for: entry, after: error)

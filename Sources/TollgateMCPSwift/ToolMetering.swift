@@ -73,7 +73,7 @@ public final class ToolMetering: Sendable {
         sessionId = "mcp-\(Identifiers.randomString(count: 16))"
         settlement = Settlement(
             link: TollgateLink(address: options.tollgate, token: options.token), spool: spool, token: options.token,
-            retry: retry, logger: logger)
+            source: "sdk", retry: retry, logger: logger)
         // What an earlier run left in the spool goes first.
         settlement.drainSoon()
     }

@@ -104,6 +104,24 @@ import TollgateTesting
             let op = try await server.connect(token: world.operatorToken)
             let usage = try await op.call("usage.summary")
             #expect(usage["total"]?["calls"] == 2 && usage["total"]?["cost"] == "0.251", "\(usage)")
+            // Each record says who sent it: the proxy, by default.
+            let event = try await op.call("events.get", ["eventId": .string(SpoolDelivery.recordKey("run-1"))])
+            #expect(event["source"] == "proxy", "\(event)")
+        }
+    }
+
+    /// The Swift wrapper's spooled calls are its own: their records say `sdk`, as its holds do.
+    @Test func aSpoolSentForTheSwiftWrapper_recordsItsCallsAsSDK() async throws {
+        try await TestServer.with { server in
+            let world = try await Fixture.make(on: server)
+            let agent = try await server.connect(token: world.agentToken)
+            let credential = SpoolDelivery.credential(ofToken: world.agentToken)
+            let spool = try Self.temporarySpool()
+            try spool.add(Self.record("sdk-1", credential: credential, session: "mcp-s"))
+            let report = try await SpoolDelivery.drain(spool, credential: credential, source: "sdk") { agent }
+            #expect(report.delivered == 1)
+            let event = try await agent.call("events.get", ["eventId": .string(SpoolDelivery.recordKey("sdk-1"))])
+            #expect(event["source"] == "sdk", "\(event)")
         }
     }
 
