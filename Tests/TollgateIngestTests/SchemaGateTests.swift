@@ -72,6 +72,8 @@ struct SchemaGateTests {
         (tool(["type": .null]), "type"),
         (tool(["occurredAt": .null]), "occurredAt"),
         (tool(["occurredAt": "yesterday"]), "occurredAt"),
+        // A date that does not exist is not rolled over into the next month.
+        (tool(["occurredAt": "2026-02-30T10:00:00Z"]), "occurredAt"),
         (tool(["tool": .null]), "tool"),
         (tool(["quantity": 0]), "quantity"),
         (tool(["quantity": 1_000_000_000_001]), "quantity"),
