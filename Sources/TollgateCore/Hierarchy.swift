@@ -7,11 +7,14 @@ public struct Customer: Sendable, Hashable {
     public var tenantId: String
     public var name: String
     public var externalId: String?
-    public init(id: String, tenantId: String, name: String, externalId: String?) {
+    /// The IANA time zone the customer's billing periods follow (`BillingCalendar`): they start at its midnight.
+    public var timeZone: String
+    public init(id: String, tenantId: String, name: String, externalId: String?, timeZone: String = "UTC") {
         self.id = id
         self.tenantId = tenantId
         self.name = name
         self.externalId = externalId
+        self.timeZone = timeZone
     }
 }
 

@@ -259,5 +259,11 @@ enum PostgresMigrations {
             "ALTER TABLE reservations ADD COLUMN retry_count BIGINT NOT NULL DEFAULT 0",
             "ALTER TABLE reservations ADD COLUMN parallel BOOLEAN NOT NULL DEFAULT false",
         ]),
+        // Issue 14: billing periods are a subscription's own, in its customer's time zone (UTC months before).
+        ("v11-billing-periods", [
+            "ALTER TABLE customers ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'",
+            "ALTER TABLE subscriptions ADD COLUMN period_cadence TEXT NOT NULL DEFAULT 'month'",
+            "ALTER TABLE subscriptions ADD COLUMN period_anchor BIGINT NOT NULL DEFAULT 1",
+        ]),
     ]
 }

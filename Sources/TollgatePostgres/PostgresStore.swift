@@ -379,10 +379,10 @@ public final class PostgresStore: TollgateStore {
         guard let tenant = try await tenant(id: tenantId) else { return nil }
         var snapshot = TenantSnapshot(tenant: tenant)
         snapshot.customers = try await rows(
-            "SELECT id, name, external_id FROM customers WHERE tenant_id = \(tenantId)",
-            as: (String, String, String?).self
+            "SELECT id, name, external_id, time_zone FROM customers WHERE tenant_id = \(tenantId)",
+            as: (String, String, String?, String).self
         ).map {
-            Customer(id: $0.0, tenantId: tenantId, name: $0.1, externalId: $0.2)
+            Customer(id: $0.0, tenantId: tenantId, name: $0.1, externalId: $0.2, timeZone: $0.3)
         }
         snapshot.teams = try await rows(
             "SELECT id, customer_id, name FROM teams WHERE tenant_id = \(tenantId)",
@@ -426,12 +426,16 @@ public final class PostgresStore: TollgateStore {
         }
         snapshot.subscriptions = try await rows(
             """
-            SELECT id, customer_id, plan_id, version, starts_at_ms FROM subscriptions WHERE tenant_id = \(tenantId)
-            """, as: (String, String, String, Int64, Int64).self
-        ).map {
-            SubscriptionRecord(
-                id: $0.0, tenantId: tenantId, customerId: $0.1, planId: $0.2, version: Int($0.3),
-                startsAt: Timestamp.date(millis: $0.4))
+            SELECT id, customer_id, plan_id, version, starts_at_ms, period_cadence, period_anchor FROM subscriptions
+            WHERE tenant_id = \(tenantId)
+            """, as: (String, String, String, Int64, Int64, String, Int64).self
+        ).map { row throws(StorageError) in
+            guard let period = BillingCalendar.Cadence(stored: row.5, anchor: Int(row.6)) else {
+                throw .backend("subscription \(row.0) has an unknown period cadence")
+            }
+            return SubscriptionRecord(
+                id: row.0, tenantId: tenantId, customerId: row.1, planId: row.2, version: Int(row.3),
+                startsAt: Timestamp.date(millis: row.4), period: period)
         }
         snapshot.planSwaps = try await rows(
             """
@@ -550,8 +554,9 @@ public final class PostgresStore: TollgateStore {
         case .insertCustomer(let customer):
             return (
                 """
-                INSERT INTO customers(tenant_id, id, name, external_id)
-                VALUES (\(customer.tenantId), \(customer.id), \(customer.name), \(customer.externalId))
+                INSERT INTO customers(tenant_id, id, name, external_id, time_zone)
+                VALUES (\(customer.tenantId), \(customer.id), \(customer.name), \(customer.externalId),
+                    \(customer.timeZone))
                 """, false
             )
         case .insertTeam(let team):
@@ -572,9 +577,11 @@ public final class PostgresStore: TollgateStore {
         case .insertSubscription(let subscription):
             return (
                 """
-                INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms)
+                INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms, period_cadence,
+                    period_anchor)
                 VALUES (\(subscription.tenantId), \(subscription.id), \(subscription.customerId),
-                    \(subscription.planId), \(Int64(subscription.version)), \(Timestamp.millis(subscription.startsAt)))
+                    \(subscription.planId), \(Int64(subscription.version)), \(Timestamp.millis(subscription.startsAt)),
+                    \(subscription.period.stored.cadence), \(Int64(subscription.period.stored.anchor)))
                 """, false
             )
         case .insertPlanSwap(let swap):

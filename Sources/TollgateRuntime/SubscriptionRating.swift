@@ -3,7 +3,7 @@ import TollgateCore
 import TollgatePricing
 import TollgateStorage
 
-/// One subscription's pricing state for one month under one plan version, in two views:
+/// One subscription's pricing state for one billing period under one plan version, in two views:
 ///
 /// - the admitted view holds every call admitted so far and not known to be lost, recorded or still on its
 ///   way to storage: the next call is quoted against it, so calls in flight together are priced one after
@@ -13,7 +13,7 @@ import TollgateStorage
 /// A call that is admitted and then not recorded (its group commit failed, its key turned out to be stored
 /// already, or it was stale) is taken out by starting the admitted view again from `recorded` plus the calls
 /// still in flight. Nothing is read from storage for that, so a retry storm after a restart costs no more per
-/// call as the month's charges grow.
+/// call as the period's charges grow.
 ///
 /// The calls admitted after a lost one were priced with its units counted. On a plan whose prices depend on
 /// earlier calls, each admitted call gets a ticket in the subscription's `PricingStream`: the store does not
@@ -32,11 +32,13 @@ final class SubscriptionRating {
     private var dropsKnown = 0
 
     var plan: Plan { recorded.plan }
-    var period: Date { recorded.period }
+    /// The billing period these totals run for.
+    let period: BillingPeriod
 
-    /// Starts from what storage holds.
-    init(recorded: PlanRating) {
+    /// Starts from what storage holds for `period`.
+    init(recorded: PlanRating, period: BillingPeriod) {
         self.recorded = recorded
+        self.period = period
         admitted = recorded.copy()
         stream = recorded.plan.pricesDependOnEarlierEvents ? PricingStream() : nil
     }

@@ -11,12 +11,15 @@ import TollgateStorage
 /// `agents.create` and `credentials.issue` take no key: their answers carry a secret that is shown once and
 /// never stored, so there is nothing a retry could be answered with.
 extension TenantActor {
-    public func createCustomer(name: String, externalId: String?, call: KeyedCall?) async throws(TollgateError)
-        -> Answer<CustomerCreated>
+    /// A customer; its billing periods follow `timeZone` (an IANA name, UTC by default).
+    public func createCustomer(name: String, externalId: String?, timeZone: String = "UTC", call: KeyedCall?)
+        async throws(TollgateError) -> Answer<CustomerCreated>
     {
         try await keyed(call) { () async throws(TollgateError) in
+            _ = try BillingCalendar(cadence: .day, timeZone: timeZone)
             let customer = Customer(
-                id: Identifiers.make(.customer), tenantId: tenantId, name: name, externalId: externalId)
+                id: Identifiers.make(.customer), tenantId: tenantId, name: name, externalId: externalId,
+                timeZone: timeZone)
             let answer = Answer(CustomerCreated(customer: customer))
             let written = try await write(
                 .insertCustomer(customer), answering: answer, for: call, "creating a customer")
@@ -145,16 +148,20 @@ extension TenantActor {
 
     public func allPlans() -> [Plan] { directory.allPlans }
 
+    /// A subscription whose billing periods turn over every `period` (calendar months by default) in its
+    /// customer's time zone.
     public func createSubscription(
-        customerId: String, planId: String, version: Int?, startsAt: Date?, call: KeyedCall?
+        customerId: String, planId: String, version: Int?, startsAt: Date?,
+        period: BillingCalendar.Cadence = .month(anchorDay: 1), call: KeyedCall?
     ) async throws(TollgateError) -> Answer<SubscriptionView> {
         try await keyed(call) { () async throws(TollgateError) in
-            _ = try directory.customer(customerId)
+            let customer = try directory.customer(customerId)
+            let calendar = try BillingCalendar(cadence: period, timeZone: customer.timeZone)
             let plan = try directory.plan(id: planId, version: version)
             let subscription = SubscriptionRecord(
                 id: Identifiers.make(.subscription), tenantId: tenantId, customerId: customerId, planId: planId,
-                version: plan.version, startsAt: startsAt ?? now)
-            let answer = Answer(SubscriptionView(subscription: subscription))
+                version: plan.version, startsAt: startsAt ?? now, period: period)
+            let answer = Answer(SubscriptionView(subscription: subscription, calendar: calendar))
             let written = try await write(
                 .insertSubscription(subscription), answering: answer, for: call, "creating a subscription")
             if written == .written { directory.add(subscription) }

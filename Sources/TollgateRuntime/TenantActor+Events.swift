@@ -30,14 +30,15 @@ extension TenantActor {
         let caller = try directory.agent(credential.agentId)
         let ingestedAt = now
         var gates = configuration.eventGates
-        gates.schema.declaredMetrics = Set(try directory.pricing(for: credential, at: ingestedAt).plan.metrics)
+        let pricing = try directory.pricing(for: credential, at: ingestedAt)
+        gates.schema.declaredMetrics = Set(pricing.plan.metrics)
         var known: [String: String] = [:]
         for id in ids {
             if case .answered(_, let fingerprint, _)? = keys[id] { known[id] = fingerprint }
         }
         let checked = gates.check(
             batch.events, principal: caller.id, now: ingestedAt, stored: known,
-            closedThrough: PeriodCalendar.startOfMonth(ingestedAt))
+            closedThrough: directory.calendar(for: pricing.subscription).period(containing: ingestedAt).start)
         var outcomes = [EventOutcome?](repeating: nil, count: batch.events.count)
         var pending: [PendingEvent] = []
         var sessionEvents: [SessionEvent] = []

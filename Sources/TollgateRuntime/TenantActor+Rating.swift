@@ -18,14 +18,15 @@ extension TenantActor {
         -> SubscriptionRating
     {
         if let rating = cachedRating(for: subscription, plan: plan, at: now) { return rating }
-        let monthStart = PeriodCalendar.startOfMonth(now)
+        // Totals run for the subscription's billing period: they start again where its customer's period does.
+        let period = directory.calendar(for: subscription).period(containing: now)
         let rows = try await storage("rebuilding a pricing state") { () async throws(StorageError) in
-            try await services.store.charges(tenantId: tenantId, subscriptionId: subscription.id, from: monthStart)
+            try await services.store.charges(tenantId: tenantId, subscriptionId: subscription.id, from: period.start)
         }
         // Another call may have built it while this one waited on storage: keep the first, which may
         // already hold calls in flight.
         if let rating = cachedRating(for: subscription, plan: plan, at: now) { return rating }
-        let recorded = PlanRating(plan: plan, period: monthStart)
+        let recorded = PlanRating(plan: plan, period: period.start)
         do {
             // A plan version swapped in mid-month starts its own totals: each version rates its own calls.
             for row in rows where row.planId == plan.id && row.planVersion == plan.version {
@@ -34,19 +35,17 @@ extension TenantActor {
         } catch {
             throw .unavailable("recorded charges of subscription \(subscription.id) cannot be re-rated")
         }
-        let rating = SubscriptionRating(recorded: recorded)
-        // Each version keeps its own state for the month (late events may still be rated under the version in
-        // force when they occurred); a new month starts afresh.
-        ratings = ratings.filter { $0.value.period == monthStart }
+        let rating = SubscriptionRating(recorded: recorded, period: period)
+        // Each version keeps its own state for the period (a swap mid-period starts its own totals); the states
+        // of periods that have ended go.
+        ratings = ratings.filter { $0.value.period.end > now }
         ratings[Self.ratingKey(subscription, plan)] = rating
         return rating
     }
 
     /// The rating state, if it is in memory already: what a turn that must not suspend can use.
     func cachedRating(for subscription: SubscriptionRecord, plan: Plan, at now: Date) -> SubscriptionRating? {
-        guard let rating = ratings[Self.ratingKey(subscription, plan)],
-            rating.period == PeriodCalendar.startOfMonth(now)
-        else { return nil }
+        guard let rating = ratings[Self.ratingKey(subscription, plan)], rating.period.contains(now) else { return nil }
         return rating
     }
 

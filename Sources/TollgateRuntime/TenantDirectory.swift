@@ -38,6 +38,9 @@ struct TenantDirectory {
     private var subscriptions: [String: [SubscriptionRecord]] = [:]
     /// Plan swaps per subscription id, in the order they take effect (by millisecond, then id).
     private var planSwaps: [String: [PlanSwapRecord]] = [:]
+    /// Each subscription's billing calendar (its cadence in its customer's time zone), made once: a calendar
+    /// holds a Foundation `Calendar`, which costs more to make than to ask.
+    private var calendars: [String: BillingCalendar] = [:]
 
     /// Builds the directory from a storage snapshot, compiling every stored plan version.
     init(snapshot: TenantSnapshot, registry: StrategyRegistry) throws {
@@ -116,6 +119,11 @@ struct TenantDirectory {
         subscriptions.values.lazy.flatMap { $0 }.first { $0.id == id }
     }
 
+    /// When `subscription`'s billing periods turn over.
+    func calendar(for subscription: SubscriptionRecord) -> BillingCalendar {
+        calendars[subscription.id] ?? .monthlyUTC
+    }
+
     /// The subscription in force for `customerId` at `date`: the latest one that has started.
     func subscription(for customerId: String, at date: Date) -> SubscriptionRecord? {
         subscriptions[customerId]?.filter { $0.startsAt <= date }.max { ($0.startsAt, $0.id) < ($1.startsAt, $1.id) }
@@ -180,6 +188,8 @@ struct TenantDirectory {
 
     mutating func add(_ subscription: SubscriptionRecord) {
         subscriptions[subscription.customerId, default: []].append(subscription)
+        let zone = customers[subscription.customerId]?.timeZone ?? "UTC"
+        calendars[subscription.id] = BillingCalendar(stored: subscription.period, timeZone: zone)
     }
 
     /// Adds a swap, keeping each subscription's swaps in the order they take effect (by millisecond, then id).

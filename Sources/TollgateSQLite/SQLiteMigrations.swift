@@ -297,6 +297,13 @@ enum SQLiteMigrations {
             try db.execute(sql: "ALTER TABLE reservations ADD COLUMN retry_count INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "ALTER TABLE reservations ADD COLUMN parallel INTEGER NOT NULL DEFAULT 0")
         }
+        // Issue 14: billing periods are a subscription's own — a cadence and its anchor — in its customer's time
+        // zone. What every subscription had before: calendar months in UTC.
+        migrator.registerMigration("v11-billing-periods") { db in
+            try db.execute(sql: "ALTER TABLE customers ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'")
+            try db.execute(sql: "ALTER TABLE subscriptions ADD COLUMN period_cadence TEXT NOT NULL DEFAULT 'month'")
+            try db.execute(sql: "ALTER TABLE subscriptions ADD COLUMN period_anchor INTEGER NOT NULL DEFAULT 1")
+        }
         return migrator
     }
 }

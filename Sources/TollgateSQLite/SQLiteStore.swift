@@ -202,7 +202,9 @@ public final class SQLiteStore: TollgateStore {
             snapshot.customers = try Row.fetchAll(
                 db, sql: "SELECT * FROM customers WHERE tenant_id = ?", arguments: args
             ).map {
-                Customer(id: $0["id"], tenantId: tenantId, name: $0["name"], externalId: $0["external_id"])
+                Customer(
+                    id: $0["id"], tenantId: tenantId, name: $0["name"], externalId: $0["external_id"],
+                    timeZone: $0["time_zone"])
             }
             snapshot.teams = try Row.fetchAll(db, sql: "SELECT * FROM teams WHERE tenant_id = ?", arguments: args).map {
                 Team(id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], name: $0["name"])
@@ -232,10 +234,15 @@ public final class SQLiteStore: TollgateStore {
             snapshot.subscriptions = try Row.fetchAll(
                 db, sql: "SELECT * FROM subscriptions WHERE tenant_id = ?",
                 arguments: args
-            ).map {
-                SubscriptionRecord(
-                    id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], planId: $0["plan_id"],
-                    version: $0["version"], startsAt: Timestamp.date(millis: $0["starts_at_ms"]))
+            ).map { row throws in
+                guard
+                    let period = BillingCalendar.Cadence(stored: row["period_cadence"], anchor: row["period_anchor"])
+                else {
+                    throw StorageError.backend("subscription \(row["id"] as String) has an unknown period cadence")
+                }
+                return SubscriptionRecord(
+                    id: row["id"], tenantId: tenantId, customerId: row["customer_id"], planId: row["plan_id"],
+                    version: row["version"], startsAt: Timestamp.date(millis: row["starts_at_ms"]), period: period)
             }
             snapshot.planSwaps = try Row.fetchAll(
                 db, sql: "SELECT * FROM plan_swaps WHERE tenant_id = ?", arguments: args
@@ -348,8 +355,8 @@ public final class SQLiteStore: TollgateStore {
         switch change {
         case .insertCustomer(let customer):
             try db.execute(
-                sql: "INSERT INTO customers(tenant_id, id, name, external_id) VALUES (?, ?, ?, ?)",
-                arguments: [customer.tenantId, customer.id, customer.name, customer.externalId])
+                sql: "INSERT INTO customers(tenant_id, id, name, external_id, time_zone) VALUES (?, ?, ?, ?, ?)",
+                arguments: [customer.tenantId, customer.id, customer.name, customer.externalId, customer.timeZone])
         case .insertTeam(let team):
             try db.execute(
                 sql: "INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (?, ?, ?, ?)",
@@ -367,12 +374,14 @@ public final class SQLiteStore: TollgateStore {
         case .insertSubscription(let subscription):
             try db.execute(
                 sql: """
-                    INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms,
+                        period_cadence, period_anchor)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     subscription.tenantId, subscription.id, subscription.customerId, subscription.planId,
-                    subscription.version, Timestamp.millis(subscription.startsAt),
+                    subscription.version, Timestamp.millis(subscription.startsAt), subscription.period.stored.cadence,
+                    subscription.period.stored.anchor,
                 ])
         case .insertPlanSwap(let swap):
             try db.execute(

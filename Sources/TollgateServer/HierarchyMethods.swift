@@ -13,6 +13,7 @@ enum HierarchyMethods {
             try await op.tenant.createCustomer(
                 name: try params.string("name", lengthMax: nameBytesMax),
                 externalId: try params.optionalString("externalId"),
+                timeZone: try params.optionalString("timeZone", lengthMax: 64) ?? "UTC",
                 call: try Keys.call(params, .customersCreate, op.request))
         }
 

@@ -30,7 +30,7 @@ enum PlanMethods {
             try await op.tenant.createSubscription(
                 customerId: try params.string("customerId"), planId: try params.string("planId"),
                 version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
-                startsAt: try params.optionalDate("startsAt"),
+                startsAt: try params.optionalDate("startsAt"), period: try period(params),
                 call: try Keys.call(params, .subscriptionsCreate, op.request))
         }
 
@@ -41,6 +41,41 @@ enum PlanMethods {
                 version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
                 effectiveAt: try params.optionalDate("effectiveAt"),
                 call: try Keys.call(params, .subscriptionsSwap, op.request))
+        }
+    }
+
+    /// `period`: `{cadence: "month", anchorDay?}` (1 to 31, 1 by default), `{cadence: "week", anchorWeekday?}`
+    /// (`monday` by default) or `{cadence: "day"}`; calendar months when absent.
+    static func period(_ params: Params) throws -> BillingCalendar.Cadence {
+        guard let period = try params.optionalObject("period") else { return .month(anchorDay: 1) }
+        let allowed: Set<String> = ["cadence", "anchorDay", "anchorWeekday"]
+        if let unknown = period.object.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw TollgateError.validation(field: "period.\(unknown)", rule: "one of cadence, anchorDay, anchorWeekday")
+        }
+        let nested = try params.nested("period")!
+        let cadence = try nested.optionalString("cadence", lengthMax: 16) ?? "month"
+        func only(_ field: String, with cadence: String) throws {
+            if period.has(field) {
+                throw TollgateError.validation(field: "period.\(field)", rule: "only with cadence \(cadence)")
+            }
+        }
+        switch cadence {
+        case "month":
+            try only("anchorWeekday", with: "week")
+            return .month(anchorDay: Int(try nested.optionalInt("anchorDay", range: 1...31) ?? 1))
+        case "week":
+            try only("anchorDay", with: "month")
+            let name = try nested.optionalString("anchorWeekday", lengthMax: 16) ?? "monday"
+            guard let index = BillingCalendar.weekdays.firstIndex(of: name) else {
+                throw TollgateError.validation(field: "period.anchorWeekday", rule: "monday, tuesday, … or sunday")
+            }
+            return .week(anchorWeekday: index + 1)
+        case "day":
+            try only("anchorDay", with: "month")
+            try only("anchorWeekday", with: "week")
+            return .day
+        default:
+            throw TollgateError.validation(field: "period.cadence", rule: "month, week or day")
         }
     }
 }

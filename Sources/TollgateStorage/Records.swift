@@ -43,13 +43,19 @@ public struct SubscriptionRecord: Sendable, Hashable {
     public var planId: String
     public var version: Int
     public var startsAt: Date
-    public init(id: String, tenantId: String, customerId: String, planId: String, version: Int, startsAt: Date) {
+    /// How often its billing periods turn over, in its customer's time zone (`BillingCalendar`).
+    public var period: BillingCalendar.Cadence
+    public init(
+        id: String, tenantId: String, customerId: String, planId: String, version: Int, startsAt: Date,
+        period: BillingCalendar.Cadence = .month(anchorDay: 1)
+    ) {
         self.id = id
         self.tenantId = tenantId
         self.customerId = customerId
         self.planId = planId
         self.version = version
         self.startsAt = startsAt
+        self.period = period
     }
 }
 

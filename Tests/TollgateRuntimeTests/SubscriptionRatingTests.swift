@@ -11,6 +11,9 @@ import TollgateStrategies
 /// The running totals a tenant prices calls against, and how they stay exact when an admitted call is not
 /// recorded: the rules of `SubscriptionRating` and `PricingStream`, without an actor or a store.
 @Suite struct SubscriptionRatingTests {
+    /// One period holding every moment these tests use.
+    static let always = BillingPeriod(start: .distantPast, end: .distantFuture)
+
     /// 3 units at 1.00, then 0.50 each.
     static let graduated =
         #"{"name":"g","currency":"USD","charges":[{"strategy":"graduated","tiers":[{"upTo":3,"rate":"1"},"#
@@ -32,13 +35,13 @@ import TollgateStrategies
     }
 
     @Test func callsInFlightArePricedOneAfterTheOther() throws {
-        let rating = SubscriptionRating(recorded: PlanRating(plan: try Self.plan(Self.graduated)))
+        let rating = SubscriptionRating(recorded: PlanRating(plan: try Self.plan(Self.graduated)), period: Self.always)
         let prices = try (0..<5).map { _ in try Self.admit(rating, Self.call()).price.decimalString }
         #expect(prices == ["1", "1", "1", "0.5", "0.5"])
     }
 
     @Test func aLostCall_makesTheCallsPricedAfterItStale_andLeavesTheTotals() throws {
-        let rating = SubscriptionRating(recorded: PlanRating(plan: try Self.plan(Self.graduated)))
+        let rating = SubscriptionRating(recorded: PlanRating(plan: try Self.plan(Self.graduated)), period: Self.always)
         let a = try Self.admit(rating, Self.call(2))
         let b = try Self.admit(rating, Self.call())
         let c = try Self.admit(rating, Self.call())
@@ -60,7 +63,7 @@ import TollgateStrategies
     }
 
     @Test func aPlanPricingEachCallOnItsOwn_needsNoTickets() throws {
-        let rating = SubscriptionRating(recorded: PlanRating(plan: try Self.plan(Self.perTool)))
+        let rating = SubscriptionRating(recorded: PlanRating(plan: try Self.plan(Self.perTool)), period: Self.always)
         let a = try Self.admit(rating, Self.call())
         #expect(a.ticket == nil)
         rating.notRecorded(a.number)
@@ -79,7 +82,7 @@ import TollgateStrategies
                 + #"{"upTo":40,"rate":"0.5"},{"rate":"0.125"}]},{"strategy":"session_bundle","fee":"5","#
                 + #""includedCalls":3,"overageRate":"0.1"}]}"#
         )
-        let rating = SubscriptionRating(recorded: PlanRating(plan: plan))
+        let rating = SubscriptionRating(recorded: PlanRating(plan: plan), period: Self.always)
         struct Queued {
             var event: RatedEvent
             var price: Money

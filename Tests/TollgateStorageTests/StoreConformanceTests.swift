@@ -25,7 +25,10 @@ import TollgateStorage
             id: Identifiers.make(.tenant), name: name,
             operatorTokenHash: Identifiers.randomString(count: 64), createdAt: now)
         try await store.insertTenant(tenant)
-        let customer = Customer(id: Identifiers.make(.customer), tenantId: tenant.id, name: "c", externalId: "ext-1")
+        // Not the defaults (UTC, calendar months): each backend must keep them.
+        let customer = Customer(
+            id: Identifiers.make(.customer), tenantId: tenant.id, name: "c", externalId: "ext-1",
+            timeZone: "America/Sao_Paulo")
         try await store.write(.insertCustomer(customer))
         let team = Team(id: Identifiers.make(.team), tenantId: tenant.id, customerId: customer.id, name: "team")
         try await store.write(.insertTeam(team))
@@ -44,7 +47,7 @@ import TollgateStorage
         try await store.write(.insertPlan(plan))
         let subscription = SubscriptionRecord(
             id: Identifiers.make(.subscription), tenantId: tenant.id,
-            customerId: customer.id, planId: plan.planId, version: 1, startsAt: now)
+            customerId: customer.id, planId: plan.planId, version: 1, startsAt: now, period: .week(anchorWeekday: 3))
         try await store.write(.insertSubscription(subscription))
         let path = ChargePath(
             customerId: customer.id, teamId: team.id, agentId: agent.id, sessionId: "ses_1",

@@ -8,7 +8,12 @@ import TollgateStorage
 
 public struct CustomerCreated: JSONRepresentable, Equatable {
     public var customer: Customer
-    public var json: JSONValue { ["customerId": .string(customer.id), "tenantId": .string(customer.tenantId)] }
+    public var json: JSONValue {
+        [
+            "customerId": .string(customer.id), "tenantId": .string(customer.tenantId),
+            "timeZone": .string(customer.timeZone),
+        ]
+    }
 }
 
 public struct TeamCreated: JSONRepresentable, Equatable {
@@ -79,12 +84,32 @@ public struct PlanView: JSONRepresentable {
 
 public struct SubscriptionView: JSONRepresentable, Equatable {
     public var subscription: SubscriptionRecord
+    public var calendar: BillingCalendar
     public var json: JSONValue {
         [
             "subscriptionId": .string(subscription.id), "customerId": .string(subscription.customerId),
             "planId": .string(subscription.planId), "version": .integer(Int64(subscription.version)),
-            "startsAt": .string(Timestamp.format(subscription.startsAt)),
+            "startsAt": .string(Timestamp.format(subscription.startsAt)), "period": calendar.json,
         ]
+    }
+}
+
+extension BillingCalendar {
+    /// `{cadence, anchorDay | anchorWeekday, timeZone}`, as `subscriptions.create` takes it (with the customer's
+    /// time zone beside it).
+    public var json: JSONValue {
+        var fields: [String: JSONValue] = ["timeZone": .string(timeZoneName)]
+        switch cadence {
+        case .month(let day):
+            fields["cadence"] = "month"
+            fields["anchorDay"] = .integer(Int64(day))
+        case .week(let weekday):
+            fields["cadence"] = "week"
+            fields["anchorWeekday"] = .string(Self.weekdays[weekday - 1])
+        case .day:
+            fields["cadence"] = "day"
+        }
+        return .object(fields)
     }
 }
 
