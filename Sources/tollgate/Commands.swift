@@ -40,9 +40,14 @@ struct Customers: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The customer's name.") var name: String
         @Option(name: .long, help: "Your own id for this customer.") var externalId: String?
+        @Option(
+            name: .long,
+            help: "The IANA time zone its billing periods start at midnight in (e.g. Europe/Paris; default UTC).")
+        var timeZone: String?
         func run() async throws {
             var params: [String: JSONValue] = ["name": .string(name)]
             params.set("externalId", externalId)
+            params.set("timeZone", timeZone)
             try await options.call("customers.create", params)
         }
     }
@@ -180,10 +185,23 @@ struct Subscriptions: AsyncParsableCommand {
         @Option(name: .long, help: "The plan id.") var plan: String
         @Option(name: .long, help: "The plan version.") var version: Int?
         @Option(name: .long, help: "When it starts (RFC 3339; default now).") var startsAt: String?
+        @Option(name: .long, help: "How often its billing periods turn over: month (default), week or day.")
+        var period: String?
+        @Option(name: .long, help: "Monthly periods: the day of the month they start on (1-31; default 1).")
+        var anchorDay: Int?
+        @Option(name: .long, help: "Weekly periods: the weekday they start on (monday-sunday; default monday).")
+        var anchorWeekday: String?
         func run() async throws {
             var params: [String: JSONValue] = ["customerId": .string(customer), "planId": .string(plan)]
             params.set("version", version)
             params.set("startsAt", startsAt)
+            if period != nil || anchorDay != nil || anchorWeekday != nil {
+                var fields: [String: JSONValue] = [:]
+                fields.set("cadence", period)
+                fields.set("anchorDay", anchorDay)
+                fields.set("anchorWeekday", anchorWeekday)
+                params["period"] = .object(fields)
+            }
             try await options.call("subscriptions.create", params)
         }
     }

@@ -104,6 +104,22 @@ import TollgateJSON
                 .utf8))
         #expect(quote["prices"]?.arrayValue?.map { $0["amount"] } == ["0.0015", "1"], "\(quote)")
         #expect(try await tollgate(["usage", "summary", "--json"], token: op).contains(#""calls":0"#))
+        // A customer in Paris billed weekly from Fridays, and a bad zone refused naming the field.
+        let parisian = try await tollgate(
+            ["customers", "create", "P", "--time-zone", "Europe/Paris", "--get", "customerId"], token: op)
+        let weekly = try JSONCodec.parse(
+            Array(
+                try await tollgate(
+                    [
+                        "subscriptions", "create", "--customer", parisian, "--plan", planId, "--period", "week",
+                        "--anchor-weekday", "friday", "--json",
+                    ], token: op
+                ).utf8))
+        #expect(weekly["period"] == ["cadence": "week", "anchorWeekday": "friday", "timeZone": "Europe/Paris"])
+        let refused = try await run(
+            Products.path("tollgate"),
+            ["customers", "create", "X", "--time-zone", "Paris", "--token", op, "--address", server.address])
+        #expect(refused.status != 0 && refused.error.contains("timeZone"), "\(refused.error)")
         let stopped = await server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
     }
