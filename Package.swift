@@ -82,11 +82,17 @@ let package = Package(
                 "TollgateCore", "TollgateJSON",
                 .product(name: "NIOCore", package: "swift-nio"),
             ], swiftSettings: swiftSettings),
+        // Billing: periods closed into invoices, stage by stage, without storage or a clock.
+        .target(
+            name: "TollgateBilling",
+            dependencies: ["TollgateCore", "TollgateJSON", "TollgatePricing", "TollgateStorage"],
+            swiftSettings: swiftSettings),
         // Supervisor, tenant actors, the ledger writer.
         .target(
             name: "TollgateRuntime",
             dependencies: [
                 "TollgateCore", "TollgateJSON", "TollgatePricing", "TollgateStorage", "TollgateIngest",
+                "TollgateBilling",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -204,6 +210,9 @@ let package = Package(
             path: "Integration/MCPBench", swiftSettings: swiftSettings),
 
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
+        .testTarget(
+            name: "TollgateBillingTests",
+            dependencies: ["TollgateBilling", "TollgateCore", "TollgateJSON", "TollgateStorage", "TollgatePricing"]),
         .testTarget(name: "TollgateJSONTests", dependencies: ["TollgateJSON"]),
         .testTarget(name: "TollgateIngestTests", dependencies: ["TollgateIngest", "TollgateCore", "TollgateJSON"]),
         .testTarget(

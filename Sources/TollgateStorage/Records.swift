@@ -110,6 +110,8 @@ public struct ChargeRecord: Sendable, Hashable {
     public var currency: String
     public var idempotencyKey: String
     public var at: Date
+    /// When its event occurred, if that was before it was charged (a batch's late event); nil: when charged.
+    public var occurredAt: Date?
 
     public init(
         receiptId: String, tenantId: String, path: ChargePath, subscriptionId: String, planId: String,

@@ -38,5 +38,6 @@ extension ChargeRecord {
         parentInvocationId = text("parent_invocation_id").flatMap { $0.isEmpty ? nil : $0 }
         retryCount = int("retry_count") ?? 0
         parallel = int("parallel") == 1
+        occurredAt = int("occurred_at_ms").map(Timestamp.date(millis:))
     }
 }
