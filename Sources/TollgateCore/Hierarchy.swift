@@ -9,12 +9,18 @@ public struct Customer: Sendable, Hashable {
     public var externalId: String?
     /// The IANA time zone the customer's billing periods follow (`BillingCalendar`): they start at its midnight.
     public var timeZone: String
-    public init(id: String, tenantId: String, name: String, externalId: String?, timeZone: String = "UTC") {
+    /// The tax rate its invoices add (0.2 is 20 %), on their rounded subtotal.
+    public var taxRate: Money
+    public init(
+        id: String, tenantId: String, name: String, externalId: String?, timeZone: String = "UTC",
+        taxRate: Money = .zero
+    ) {
         self.id = id
         self.tenantId = tenantId
         self.name = name
         self.externalId = externalId
         self.timeZone = timeZone
+        self.taxRate = taxRate
     }
 }
 

@@ -265,5 +265,35 @@ enum PostgresMigrations {
             "ALTER TABLE subscriptions ADD COLUMN period_cadence TEXT NOT NULL DEFAULT 'month'",
             "ALTER TABLE subscriptions ADD COLUMN period_anchor BIGINT NOT NULL DEFAULT 1",
         ]),
+        // Issue 14: invoices, as SQLite's v12 (its comment says why).
+        ("v12-invoices", [
+            "ALTER TABLE charges ADD COLUMN occurred_at_ms BIGINT",
+            "ALTER TABLE customers ADD COLUMN tax_rate_nanos BIGINT NOT NULL DEFAULT 0",
+            """
+            CREATE TABLE invoices (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                subscription_id TEXT NOT NULL,
+                period_start_ms BIGINT NOT NULL,
+                period_end_ms BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                document TEXT NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, id),
+                UNIQUE (tenant_id, subscription_id, period_start_ms)
+            )
+            """,
+            "CREATE INDEX invoices_by_customer ON invoices(tenant_id, customer_id, period_start_ms)",
+            """
+            CREATE TABLE invoice_line_receipts (
+                tenant_id TEXT NOT NULL,
+                invoice_id TEXT NOT NULL,
+                line BIGINT NOT NULL,
+                receipt_id TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, invoice_id, line, receipt_id)
+            )
+            """,
+        ]),
     ]
 }

@@ -379,10 +379,12 @@ public final class PostgresStore: TollgateStore {
         guard let tenant = try await tenant(id: tenantId) else { return nil }
         var snapshot = TenantSnapshot(tenant: tenant)
         snapshot.customers = try await rows(
-            "SELECT id, name, external_id, time_zone FROM customers WHERE tenant_id = \(tenantId)",
-            as: (String, String, String?, String).self
+            "SELECT id, name, external_id, time_zone, tax_rate_nanos FROM customers WHERE tenant_id = \(tenantId)",
+            as: (String, String, String?, String, Int64).self
         ).map {
-            Customer(id: $0.0, tenantId: tenantId, name: $0.1, externalId: $0.2, timeZone: $0.3)
+            Customer(
+                id: $0.0, tenantId: tenantId, name: $0.1, externalId: $0.2, timeZone: $0.3,
+                taxRate: Money(nanos: $0.4))
         }
         snapshot.teams = try await rows(
             "SELECT id, customer_id, name FROM teams WHERE tenant_id = \(tenantId)",
@@ -554,9 +556,9 @@ public final class PostgresStore: TollgateStore {
         case .insertCustomer(let customer):
             return (
                 """
-                INSERT INTO customers(tenant_id, id, name, external_id, time_zone)
+                INSERT INTO customers(tenant_id, id, name, external_id, time_zone, tax_rate_nanos)
                 VALUES (\(customer.tenantId), \(customer.id), \(customer.name), \(customer.externalId),
-                    \(customer.timeZone))
+                    \(customer.timeZone), \(customer.taxRate.nanos))
                 """, false
             )
         case .insertTeam(let team):
@@ -729,9 +731,9 @@ public final class PostgresStore: TollgateStore {
                             session_id, subscription_id, plan_id, plan_version, tool, quantity, input_tokens,
                             output_tokens, reasoning_tokens, duration_ms, status, cost_nanos, provider_cost_nanos,
                             currency, idempotency_key, at_ms, day, model, invocation_id, parent_invocation_id,
-                            retry_count, parallel)
+                            retry_count, parallel, occurred_at_ms)
                         SELECT t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, NULLIF(st, ''), co, pc, cy,
-                            ik, at, dy, mo, iv, pa, rc, pr
+                            ik, at, dy, mo, iv, pa, rc, pr, NULLIF(oa, at)
                         FROM UNNEST(\(c.map(\.tenantId)), \(c.map(\.receiptId)), \(c.map(\.customerId)),
                             \(c.map(\.teamId)), \(c.map(\.agentId)), \(c.map(\.credentialId)), \(c.map(\.sessionId)),
                             \(c.map(\.subscriptionId)), \(c.map(\.planId)), \(c.map { Int64($0.planVersion) }),
@@ -741,10 +743,10 @@ public final class PostgresStore: TollgateStore {
                             \(c.map(\.idempotencyKey)), \(c.map { Timestamp.millis($0.at) }),
                             \(c.map { PeriodCalendar.dayIndex($0.at) }), \(c.map { $0.model ?? "" }),
                             \(c.map(\.invocationId)), \(c.map { $0.parentInvocationId ?? "" }), \(c.map(\.retryCount)),
-                            \(c.map(\.parallel)))
+                            \(c.map(\.parallel)), \(c.map { Timestamp.millis($0.occurredAt ?? $0.at) }))
                         AS u(
                             t, r, cu, te, ag, cr, se, su, pl, pv, tl, q, it, ot, rt, du, st, co, pc, cy, ik, at, dy, mo,
-                            iv, pa, rc, pr)
+                            iv, pa, rc, pr, oa)
                         """, logger: logger)
                 }
                 // Keys that were already stored answer with their stored record.
@@ -1003,6 +1005,102 @@ public final class PostgresStore: TollgateStore {
             ORDER BY at_ms, receipt_id
             """, as: String.self
         ).map(Self.chargeRecord)
+    }
+
+    public func charges(tenantId: String, receiptIds: [String]) async throws(StorageError) -> [ChargeRecord] {
+        guard !receiptIds.isEmpty else { return [] }
+        let found = try await rows(
+            """
+            SELECT row_to_json(c)::text FROM charges c WHERE tenant_id = \(tenantId)
+                AND receipt_id = ANY(\(receiptIds))
+            """, as: String.self
+        ).map(Self.chargeRecord)
+        let byReceipt = Dictionary(found.map { ($0.receiptId, $0) }, uniquingKeysWith: { first, _ in first })
+        return receiptIds.compactMap { byReceipt[$0] }
+    }
+
+    public func insertInvoice(_ invoice: InvoiceRecord, lineReceipts: [InvoiceLineReceipt])
+        async throws(StorageError) -> InvoiceRecord
+    {
+        let inserted = try await run { connection, logger in
+            try await connection.withTransaction(logger: logger) { connection -> Bool in
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO invoices(tenant_id, id, customer_id, subscription_id, period_start_ms, period_end_ms,
+                        status, document, created_at_ms)
+                    VALUES (\(invoice.tenantId), \(invoice.id), \(invoice.customerId), \(invoice.subscriptionId),
+                        \(Timestamp.millis(invoice.periodStart)), \(Timestamp.millis(invoice.periodEnd)),
+                        \(invoice.status), \(invoice.document), \(Timestamp.millis(invoice.createdAt)))
+                    ON CONFLICT (tenant_id, subscription_id, period_start_ms) DO NOTHING
+                    RETURNING id
+                    """, logger: logger)
+                var written = false
+                for try await _ in rows { written = true }
+                guard written, !lineReceipts.isEmpty else { return written }
+                try await connection.query(
+                    """
+                    INSERT INTO invoice_line_receipts(tenant_id, invoice_id, line, receipt_id)
+                    SELECT \(invoice.tenantId), \(invoice.id), l, r
+                    FROM UNNEST(\(lineReceipts.map { Int64($0.line) }), \(lineReceipts.map(\.receiptId))) AS u(l, r)
+                    """, logger: logger)
+                return true
+            }
+        }
+        if inserted { return invoice }
+        guard
+            let existing = try await invoiceRows(
+                """
+                SELECT \(unescaped: Self.invoiceColumns) FROM invoices WHERE tenant_id = \(invoice.tenantId)
+                    AND subscription_id = \(invoice.subscriptionId)
+                    AND period_start_ms = \(Timestamp.millis(invoice.periodStart))
+                """, tenantId: invoice.tenantId
+            ).first
+        else { throw .backend("the invoice of subscription \(invoice.subscriptionId) vanished") }
+        return existing
+    }
+
+    public func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord? {
+        try await invoiceRows(
+            """
+            SELECT \(unescaped: Self.invoiceColumns) FROM invoices WHERE tenant_id = \(tenantId) AND id = \(id)
+            """, tenantId: tenantId
+        ).first
+    }
+
+    public func invoices(tenantId: String, customerId: String?, subscriptionId: String?, limit: Int)
+        async throws(StorageError) -> [InvoiceRecord]
+    {
+        try await invoiceRows(
+            """
+            SELECT \(unescaped: Self.invoiceColumns) FROM invoices WHERE tenant_id = \(tenantId)
+                AND (\(customerId)::text IS NULL OR customer_id = \(customerId))
+                AND (\(subscriptionId)::text IS NULL OR subscription_id = \(subscriptionId))
+            ORDER BY period_start_ms DESC, id DESC LIMIT \(Int64(limit))
+            """, tenantId: tenantId)
+    }
+
+    public func invoiceLineReceipts(tenantId: String, invoiceId: String, line: Int, after: String?, limit: Int)
+        async throws(StorageError) -> [String]
+    {
+        try await rows(
+            """
+            SELECT receipt_id FROM invoice_line_receipts
+            WHERE tenant_id = \(tenantId) AND invoice_id = \(invoiceId) AND line = \(Int64(line))
+                AND receipt_id > \(after ?? "")
+            ORDER BY receipt_id LIMIT \(Int64(limit))
+            """, as: String.self)
+    }
+
+    private static let invoiceColumns =
+        "id, customer_id, subscription_id, period_start_ms, period_end_ms, status, document, created_at_ms"
+
+    private func invoiceRows(_ query: PostgresQuery, tenantId: String) async throws(StorageError) -> [InvoiceRecord] {
+        try await rows(query, as: (String, String, String, Int64, Int64, String, String, Int64).self).map {
+            InvoiceRecord(
+                tenantId: tenantId, id: $0.0, customerId: $0.1, subscriptionId: $0.2,
+                periodStart: Timestamp.date(millis: $0.3), periodEnd: Timestamp.date(millis: $0.4), status: $0.5,
+                document: $0.6, createdAt: Timestamp.date(millis: $0.7))
+        }
     }
 
     /// A charge from its whole row as JSON (`row_to_json`), read by `ChargeRecord(storedColumns:)`.

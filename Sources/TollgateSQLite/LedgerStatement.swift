@@ -46,6 +46,15 @@ struct LedgerStatement {
 
     mutating func bind(_ value: Int) { bind(Int64(value)) }
 
+    mutating func bind(_ value: Int64?) {
+        guard let value else {
+            index += 1
+            note(sqlite3_bind_null(handle, index))
+            return
+        }
+        bind(value)
+    }
+
     private mutating func note(_ code: Int32) {
         if code != SQLITE_OK, bindFailure == SQLITE_OK { bindFailure = code }
     }

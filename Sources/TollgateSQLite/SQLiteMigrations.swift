@@ -304,6 +304,38 @@ enum SQLiteMigrations {
             try db.execute(sql: "ALTER TABLE subscriptions ADD COLUMN period_cadence TEXT NOT NULL DEFAULT 'month'")
             try db.execute(sql: "ALTER TABLE subscriptions ADD COLUMN period_anchor INTEGER NOT NULL DEFAULT 1")
         }
+        // Issue 14: invoices. A closed period's invoice keeps its lines and totals as one document, and the receipts
+        // of each line's events (what `invoices.trace` pages through); one invoice per subscription and period. A
+        // charge keeps when its event occurred if that was earlier (a late event: an adjustment line), and a
+        // customer its tax rate.
+        migrator.registerMigration("v12-invoices") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE charges ADD COLUMN occurred_at_ms INTEGER;
+                    ALTER TABLE customers ADD COLUMN tax_rate_nanos INTEGER NOT NULL DEFAULT 0;
+                    CREATE TABLE invoices (
+                        tenant_id TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        customer_id TEXT NOT NULL,
+                        subscription_id TEXT NOT NULL,
+                        period_start_ms INTEGER NOT NULL,
+                        period_end_ms INTEGER NOT NULL,
+                        status TEXT NOT NULL,
+                        document TEXT NOT NULL,
+                        created_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (tenant_id, id),
+                        UNIQUE (tenant_id, subscription_id, period_start_ms)
+                    );
+                    CREATE INDEX invoices_by_customer ON invoices(tenant_id, customer_id, period_start_ms);
+                    CREATE TABLE invoice_line_receipts (
+                        tenant_id TEXT NOT NULL,
+                        invoice_id TEXT NOT NULL,
+                        line INTEGER NOT NULL,
+                        receipt_id TEXT NOT NULL,
+                        PRIMARY KEY (tenant_id, invoice_id, line, receipt_id)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

@@ -204,7 +204,7 @@ public final class SQLiteStore: TollgateStore {
             ).map {
                 Customer(
                     id: $0["id"], tenantId: tenantId, name: $0["name"], externalId: $0["external_id"],
-                    timeZone: $0["time_zone"])
+                    timeZone: $0["time_zone"], taxRate: Money(nanos: $0["tax_rate_nanos"]))
             }
             snapshot.teams = try Row.fetchAll(db, sql: "SELECT * FROM teams WHERE tenant_id = ?", arguments: args).map {
                 Team(id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], name: $0["name"])
@@ -355,8 +355,14 @@ public final class SQLiteStore: TollgateStore {
         switch change {
         case .insertCustomer(let customer):
             try db.execute(
-                sql: "INSERT INTO customers(tenant_id, id, name, external_id, time_zone) VALUES (?, ?, ?, ?, ?)",
-                arguments: [customer.tenantId, customer.id, customer.name, customer.externalId, customer.timeZone])
+                sql: """
+                    INSERT INTO customers(tenant_id, id, name, external_id, time_zone, tax_rate_nanos)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    customer.tenantId, customer.id, customer.name, customer.externalId, customer.timeZone,
+                    customer.taxRate.nanos,
+                ])
         case .insertTeam(let team):
             try db.execute(
                 sql: "INSERT INTO teams(tenant_id, id, customer_id, name) VALUES (?, ?, ?, ?)",
@@ -510,8 +516,8 @@ public final class SQLiteStore: TollgateStore {
                 subscription_id, plan_id, plan_version, tool, quantity, input_tokens, output_tokens, reasoning_tokens,
                 duration_ms, status, cost_nanos, provider_cost_nanos, currency, idempotency_key, at_ms, day,
                 request_method, request_params, result, model, invocation_id, parent_invocation_id, retry_count,
-                parallel)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                parallel, occurred_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         var outcomes: [CommitOutcome] = []
         outcomes.reserveCapacity(entries.count)
@@ -568,6 +574,7 @@ public final class SQLiteStore: TollgateStore {
             charge.bind(c.parentInvocationId ?? "")
             charge.bind(c.retryCount)
             charge.bind(c.parallel ? Int64(1) : 0)
+            charge.bind(c.occurredAt.map(Timestamp.millis))
             try charge.run()
             if let settles = entry.settles {
                 try db.execute(
@@ -743,6 +750,101 @@ public final class SQLiteStore: TollgateStore {
                     body: $0["body"])
             }
         }
+    }
+
+    public func charges(tenantId: String, receiptIds: [String]) async throws(StorageError) -> [ChargeRecord] {
+        guard !receiptIds.isEmpty else { return [] }
+        let found = try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM charges WHERE tenant_id = ? AND receipt_id IN (\(receiptIds.map { _ in "?" }
+                        .joined(separator: ", ")))
+                    """, arguments: StatementArguments([tenantId] + receiptIds)
+            ).map(Self.chargeRecord)
+        }
+        let byReceipt = Dictionary(found.map { ($0.receiptId, $0) }, uniquingKeysWith: { first, _ in first })
+        return receiptIds.compactMap { byReceipt[$0] }
+    }
+
+    public func insertInvoice(_ invoice: InvoiceRecord, lineReceipts: [InvoiceLineReceipt])
+        async throws(StorageError) -> InvoiceRecord
+    {
+        try await write { db in
+            if let existing = try Row.fetchOne(
+                db, sql: "SELECT * FROM invoices WHERE tenant_id = ? AND subscription_id = ? AND period_start_ms = ?",
+                arguments: [invoice.tenantId, invoice.subscriptionId, Timestamp.millis(invoice.periodStart)])
+            {
+                return Self.invoice(existing)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO invoices(tenant_id, id, customer_id, subscription_id, period_start_ms, period_end_ms,
+                        status, document, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    invoice.tenantId, invoice.id, invoice.customerId, invoice.subscriptionId,
+                    Timestamp.millis(invoice.periodStart), Timestamp.millis(invoice.periodEnd), invoice.status,
+                    invoice.document, Timestamp.millis(invoice.createdAt),
+                ])
+            var insert = try LedgerStatement(
+                db, "INSERT INTO invoice_line_receipts(tenant_id, invoice_id, line, receipt_id) VALUES (?, ?, ?, ?)")
+            for receipt in lineReceipts {
+                insert.bind(invoice.tenantId)
+                insert.bind(invoice.id)
+                insert.bind(receipt.line)
+                insert.bind(receipt.receiptId)
+                try insert.run()
+            }
+            return invoice
+        }
+    }
+
+    public func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord? {
+        try await read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM invoices WHERE tenant_id = ? AND id = ?", arguments: [tenantId, id]
+            )
+            .map(Self.invoice)
+        }
+    }
+
+    public func invoices(tenantId: String, customerId: String?, subscriptionId: String?, limit: Int)
+        async throws(StorageError) -> [InvoiceRecord]
+    {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM invoices WHERE tenant_id = ?1 AND (?2 IS NULL OR customer_id = ?2)
+                        AND (?3 IS NULL OR subscription_id = ?3)
+                    ORDER BY period_start_ms DESC, id DESC LIMIT ?4
+                    """, arguments: [tenantId, customerId, subscriptionId, limit]
+            ).map(Self.invoice)
+        }
+    }
+
+    public func invoiceLineReceipts(tenantId: String, invoiceId: String, line: Int, after: String?, limit: Int)
+        async throws(StorageError) -> [String]
+    {
+        try await read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT receipt_id FROM invoice_line_receipts
+                    WHERE tenant_id = ? AND invoice_id = ? AND line = ? AND receipt_id > ?
+                    ORDER BY receipt_id LIMIT ?
+                    """, arguments: [tenantId, invoiceId, line, after ?? "", limit])
+        }
+    }
+
+    private static func invoice(_ row: Row) -> InvoiceRecord {
+        InvoiceRecord(
+            tenantId: row["tenant_id"], id: row["id"], customerId: row["customer_id"],
+            subscriptionId: row["subscription_id"], periodStart: Timestamp.date(millis: row["period_start_ms"]),
+            periodEnd: Timestamp.date(millis: row["period_end_ms"]), status: row["status"],
+            document: row["document"], createdAt: Timestamp.date(millis: row["created_at_ms"]))
     }
 
     public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {

@@ -18,6 +18,8 @@ public actor InMemoryStore: TollgateStore {
     private var reservationRows: [String: ReservationRecord] = [:]
     private var caps: [String: Cap] = [:]
     private var charges: [ChargeRecord] = []
+    private var invoiceRows: [String: InvoiceRecord] = [:]
+    private var invoiceReceipts: [String: [InvoiceLineReceipt]] = [:]
     private var idempotency: [String: IdempotencyRecord] = [:]
     private var closed = false
 
@@ -270,6 +272,55 @@ public actor InMemoryStore: TollgateStore {
         return charges.filter {
             $0.tenantId == tenantId && $0.customerId == customerId && $0.at >= from && $0.at < to
         }
+    }
+
+    public func charges(tenantId: String, receiptIds: [String]) async throws(StorageError) -> [ChargeRecord] {
+        try open()
+        let wanted = Set(receiptIds)
+        let found = Dictionary(
+            charges.filter { $0.tenantId == tenantId && wanted.contains($0.receiptId) }.map { ($0.receiptId, $0) },
+            uniquingKeysWith: { first, _ in first })
+        return receiptIds.compactMap { found[$0] }
+    }
+
+    public func insertInvoice(_ invoice: InvoiceRecord, lineReceipts: [InvoiceLineReceipt])
+        async throws(StorageError) -> InvoiceRecord
+    {
+        try open()
+        if let existing = invoiceRows.values.first(where: {
+            $0.tenantId == invoice.tenantId && $0.subscriptionId == invoice.subscriptionId
+                && $0.periodStart == invoice.periodStart
+        }) {
+            return existing
+        }
+        invoiceRows[invoice.tenantId + "/" + invoice.id] = invoice
+        invoiceReceipts[invoice.tenantId + "/" + invoice.id] = lineReceipts
+        return invoice
+    }
+
+    public func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord? {
+        try open()
+        return invoiceRows[tenantId + "/" + id]
+    }
+
+    public func invoices(tenantId: String, customerId: String?, subscriptionId: String?, limit: Int)
+        async throws(StorageError) -> [InvoiceRecord]
+    {
+        try open()
+        return Array(
+            invoiceRows.values.filter {
+                $0.tenantId == tenantId && (customerId == nil || $0.customerId == customerId)
+                    && (subscriptionId == nil || $0.subscriptionId == subscriptionId)
+            }
+            .sorted { ($0.periodStart, $0.id) > ($1.periodStart, $1.id) }.prefix(limit))
+    }
+
+    public func invoiceLineReceipts(tenantId: String, invoiceId: String, line: Int, after: String?, limit: Int)
+        async throws(StorageError) -> [String]
+    {
+        try open()
+        let receipts = (invoiceReceipts[tenantId + "/" + invoiceId] ?? []).filter { $0.line == line }.map(\.receiptId)
+        return Array(receipts.sorted().filter { after == nil || $0 > after! }.prefix(limit))
     }
 
     public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {

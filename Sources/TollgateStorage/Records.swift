@@ -332,3 +332,42 @@ public struct RatingRow: Sendable, Hashable {
         provider_cost_nanos, agent_id, session_id, cost_nanos, at_ms
         """
 }
+
+/// A closed period's invoice as stored: who and what it bills, and its document (`Invoice.json` — lines and
+/// totals), which storage keeps as written.
+public struct InvoiceRecord: Sendable, Hashable {
+    public var tenantId: String
+    public var id: String
+    public var customerId: String
+    public var subscriptionId: String
+    public var periodStart: Date
+    public var periodEnd: Date
+    public var status: String
+    public var document: String
+    public var createdAt: Date
+
+    public init(
+        tenantId: String, id: String, customerId: String, subscriptionId: String, periodStart: Date, periodEnd: Date,
+        status: String, document: String, createdAt: Date
+    ) {
+        self.tenantId = tenantId
+        self.id = id
+        self.customerId = customerId
+        self.subscriptionId = subscriptionId
+        self.periodStart = periodStart
+        self.periodEnd = periodEnd
+        self.status = status
+        self.document = document
+        self.createdAt = createdAt
+    }
+}
+
+/// One event of an invoice line: the line's number and the event's charge receipt.
+public struct InvoiceLineReceipt: Sendable, Hashable {
+    public var line: Int
+    public var receiptId: String
+    public init(line: Int, receiptId: String) {
+        self.line = line
+        self.receiptId = receiptId
+    }
+}

@@ -74,6 +74,20 @@ public protocol TollgateStore: Sendable {
     /// `usage.rerate` rates again.
     func charges(tenantId: String, customerId: String, from: Date, to: Date) async throws(StorageError)
         -> [ChargeRecord]
+    /// Charges by receipt, of one tenant only, in the order asked; receipts it does not have are left out.
+    func charges(tenantId: String, receiptIds: [String]) async throws(StorageError) -> [ChargeRecord]
+
+    /// Stores a closed period's invoice with the receipts of its lines, in one transaction. If the subscription's
+    /// period has an invoice already, that one is returned and nothing is written: closing twice is harmless.
+    func insertInvoice(_ invoice: InvoiceRecord, lineReceipts: [InvoiceLineReceipt]) async throws(StorageError)
+        -> InvoiceRecord
+    func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord?
+    /// The tenant's invoices (of one customer or subscription, if given), the latest period first; at most `limit`.
+    func invoices(tenantId: String, customerId: String?, subscriptionId: String?, limit: Int)
+        async throws(StorageError) -> [InvoiceRecord]
+    /// A page of one invoice line's receipts, in receipt order, after `after`; at most `limit`.
+    func invoiceLineReceipts(tenantId: String, invoiceId: String, line: Int, after: String?, limit: Int)
+        async throws(StorageError) -> [String]
 }
 
 /// What became of one ledger entry in a group commit.

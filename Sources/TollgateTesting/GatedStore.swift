@@ -190,6 +190,34 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.charges(tenantId: tenantId, customerId: customerId, from: from, to: to)
     }
 
+    public func charges(tenantId: String, receiptIds: [String]) async throws(StorageError) -> [ChargeRecord] {
+        try await inner.charges(tenantId: tenantId, receiptIds: receiptIds)
+    }
+
+    public func insertInvoice(_ invoice: InvoiceRecord, lineReceipts: [InvoiceLineReceipt])
+        async throws(StorageError) -> InvoiceRecord
+    {
+        try await inner.insertInvoice(invoice, lineReceipts: lineReceipts)
+    }
+
+    public func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord? {
+        try await inner.invoice(tenantId: tenantId, id: id)
+    }
+
+    public func invoices(tenantId: String, customerId: String?, subscriptionId: String?, limit: Int)
+        async throws(StorageError) -> [InvoiceRecord]
+    {
+        try await inner.invoices(
+            tenantId: tenantId, customerId: customerId, subscriptionId: subscriptionId, limit: limit)
+    }
+
+    public func invoiceLineReceipts(tenantId: String, invoiceId: String, line: Int, after: String?, limit: Int)
+        async throws(StorageError) -> [String]
+    {
+        try await inner.invoiceLineReceipts(
+            tenantId: tenantId, invoiceId: invoiceId, line: line, after: after, limit: limit)
+    }
+
     public func charge(tenantId: String, receiptId: String) async throws(StorageError) -> ChargeRecord? {
         try await inner.charge(tenantId: tenantId, receiptId: receiptId)
     }

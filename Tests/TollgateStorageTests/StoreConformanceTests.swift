@@ -28,7 +28,7 @@ import TollgateStorage
         // Not the defaults (UTC, calendar months): each backend must keep them.
         let customer = Customer(
             id: Identifiers.make(.customer), tenantId: tenant.id, name: "c", externalId: "ext-1",
-            timeZone: "America/Sao_Paulo")
+            timeZone: "America/Sao_Paulo", taxRate: try Money(decimal: "0.075"))
         try await store.write(.insertCustomer(customer))
         let team = Team(id: Identifiers.make(.team), tenantId: tenant.id, customerId: customer.id, name: "team")
         try await store.write(.insertTeam(team))
