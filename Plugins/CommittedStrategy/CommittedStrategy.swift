@@ -53,6 +53,9 @@ public struct CommittedStrategy: PricingStrategy {
 
     public var initialState: State { State() }
 
+    /// Named agents have allocations of their own (not only the shared pool, `*`).
+    public var allocatesPerAgent: Bool { allocations.keys.contains { $0 != "*" } }
+
     private func pool(of event: RatedEvent) -> String { allocations[event.agentId] != nil ? event.agentId : "*" }
 
     /// The calls of `event` that fall within its pool's allocation, and those beyond it.

@@ -22,6 +22,7 @@ public enum IDKind: String, Sendable, CaseIterable {
     case reservation = "rsv"
     /// The stored answer of a keyed call that wrote neither a charge nor a hold.
     case answer = "ans"
+    case invoice = "inv"
 }
 
 public enum Identifiers {

@@ -23,6 +23,9 @@ public struct Plan: Sendable {
     public var pricesDependOnEarlierEvents: Bool {
         !modifiers.isEmpty || charges.contains { $0.pricesDependOnEarlierEvents }
     }
+
+    /// Whether a charge divides what it includes among named agents: invoice lines are then per agent too.
+    public var allocatesPerAgent: Bool { charges.contains { $0.allocatesPerAgent } }
 }
 
 /// A plan as written: `{name, currency, charges:[{strategy, …}], modifiers?:[…]}`.

@@ -43,9 +43,14 @@ public protocol PricingStrategy: Sendable {
     /// rounding of an exact sum). True unless the strategy prices each event on its own; the runtime then
     /// keeps prices exact when a call admitted earlier is not recorded after all (`PricingStream`).
     var pricesDependOnEarlierEvents: Bool { get }
+
+    /// Whether the charge divides what it includes among named agents (a commitment's allocations): an invoice
+    /// then shows each agent's usage on lines of its own.
+    var allocatesPerAgent: Bool { get }
 }
 
 extension PricingStrategy {
+    public var allocatesPerAgent: Bool { false }
     public var mayCredit: Bool { false }
     public var pricesDependOnEarlierEvents: Bool { true }
     public func closingAdjustment(of state: State) throws(MoneyError) -> Money { .zero }

@@ -96,6 +96,12 @@ public final class LedgerWriter: Service, Sendable {
         -> [CommitOutcome]
     {
         guard !entries.isEmpty else { return [] }
+        return try await enqueue(entries)
+    }
+
+    nonisolated(nonsending) private func enqueue(_ entries: [LedgerEntry]) async throws(TollgateError)
+        -> [CommitOutcome]
+    {
         do {
             return try await withCheckedThrowingContinuation {
                 (continuation: CheckedContinuation<[CommitOutcome], any Error>) in
@@ -117,6 +123,13 @@ public final class LedgerWriter: Service, Sendable {
         } catch {
             throw .unavailable("recording failed; nothing was recorded")
         }
+    }
+
+    /// Returns once every entry queued before it has been committed (or has failed): what closing a period waits
+    /// for, so that no charge stamped inside the period is still on its way to storage when the period's charges
+    /// are read. Like `submit`, queued within the caller's turn: an empty unit, answered with its group.
+    nonisolated(nonsending) public func flushed() async {
+        _ = try? await enqueue([])
     }
 
     /// The number of entries waiting to be committed.
@@ -156,6 +169,11 @@ public final class LedgerWriter: Service, Sendable {
     private func writeLoop() {
         while let group = nextGroup() {
             let entries = group.flatMap(\.entries)
+            if entries.isEmpty {
+                // Only `flushed()` barriers: everything before them is committed.
+                for waiting in group { waiting.continuation.resume(returning: []) }
+                continue
+            }
             do {
                 let outcomes = try store.commitBlocking(entries)
                 precondition(

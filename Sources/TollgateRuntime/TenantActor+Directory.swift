@@ -11,15 +11,19 @@ import TollgateStorage
 /// `agents.create` and `credentials.issue` take no key: their answers carry a secret that is shown once and
 /// never stored, so there is nothing a retry could be answered with.
 extension TenantActor {
-    /// A customer; its billing periods follow `timeZone` (an IANA name, UTC by default).
-    public func createCustomer(name: String, externalId: String?, timeZone: String = "UTC", call: KeyedCall?)
-        async throws(TollgateError) -> Answer<CustomerCreated>
-    {
+    /// A customer; its billing periods follow `timeZone` (an IANA name, UTC by default), and its invoices add
+    /// `taxRate` (0 to 1).
+    public func createCustomer(
+        name: String, externalId: String?, timeZone: String = "UTC", taxRate: Money = .zero, call: KeyedCall?
+    ) async throws(TollgateError) -> Answer<CustomerCreated> {
         try await keyed(call) { () async throws(TollgateError) in
             _ = try BillingCalendar(cadence: .day, timeZone: timeZone)
+            guard taxRate <= Money(nanos: 1_000_000_000) else {
+                throw .validation(field: "taxRate", rule: "a rate from 0 to 1 (0.2 is 20 %)")
+            }
             let customer = Customer(
                 id: Identifiers.make(.customer), tenantId: tenantId, name: name, externalId: externalId,
-                timeZone: timeZone)
+                timeZone: timeZone, taxRate: taxRate)
             let answer = Answer(CustomerCreated(customer: customer))
             let written = try await write(
                 .insertCustomer(customer), answering: answer, for: call, "creating a customer")

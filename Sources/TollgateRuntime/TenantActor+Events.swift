@@ -228,6 +228,8 @@ extension TenantActor {
             record.parentInvocationId = event.event.graph.parentInvocationId
             record.retryCount = event.event.graph.retryCount
             record.parallel = event.event.graph.parallel
+            // A late event's line on the invoice names the period it occurred in.
+            if event.event.occurredAt < at { record.occurredAt = event.event.occurredAt }
             let provenance = EventProvenance(
                 receipt: receipt, type: event.event.kind.name, occurredAt: event.event.occurredAt, batch: shared)
             let entry = LedgerEntry(

@@ -14,6 +14,7 @@ enum HierarchyMethods {
                 name: try params.string("name", lengthMax: nameBytesMax),
                 externalId: try params.optionalString("externalId"),
                 timeZone: try params.optionalString("timeZone", lengthMax: 64) ?? "UTC",
+                taxRate: try params.optionalMoney("taxRate") ?? .zero,
                 call: try Keys.call(params, .customersCreate, op.request))
         }
 

@@ -49,6 +49,7 @@ struct Router: Sendable {
         SessionMethods.register(in: &self)
         AlertMethods.register(in: &self)
         EventMethods.register(in: &self)
+        BillingMethods.register(in: &self)
     }
 
     var methods: [String] { routes.keys.map(\.rawValue).sorted() }

@@ -33,4 +33,9 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case alertsList = "alerts.list"
     case eventsIngest = "events.ingest"
     case eventsGet = "events.get"
+    case periodsList = "periods.list"
+    case periodsClose = "periods.close"
+    case invoicesGet = "invoices.get"
+    case invoicesList = "invoices.list"
+    case invoicesTrace = "invoices.trace"
 }

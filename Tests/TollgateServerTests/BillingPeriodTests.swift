@@ -16,12 +16,17 @@ import TollgateTesting
 
     /// An operator connection, and an agent of a customer in `timeZone` subscribed to `plan` with `period`.
     static func world(
-        on server: TestServer, timeZone: String, period: JSONValue, plan: JSONValue = graduated
-    ) async throws -> (op: TollgateConnection, agent: TollgateConnection, agentToken: String, subscription: JSONValue) {
+        on server: TestServer, timeZone: String, period: JSONValue, plan: JSONValue = graduated, taxRate: String = "0"
+    ) async throws -> (
+        op: TollgateConnection, operatorToken: String, agent: TollgateConnection, agentToken: String,
+        subscription: JSONValue
+    ) {
         let root = try await server.connect(token: TestServer.rootToken)
         let tenant = try await root.call("tenants.create", ["name": "periods"])
-        let op = try await server.connect(token: tenant["operatorToken"]!.string!)
-        let customer = try await op.call("customers.create", ["name": "Kiwi", "timeZone": .string(timeZone)])
+        let operatorToken = tenant["operatorToken"]!.string!
+        let op = try await server.connect(token: operatorToken)
+        let customer = try await op.call(
+            "customers.create", ["name": "Kiwi", "timeZone": .string(timeZone), "taxRate": .string(taxRate)])
         #expect(customer["timeZone"]?.string == timeZone)
         let team = try await op.call("teams.create", ["customerId": customer["customerId"]!, "name": "t"])
         let agent = try await op.call("agents.create", ["teamId": team["teamId"]!, "name": "a"])
@@ -31,7 +36,7 @@ import TollgateTesting
         let credential = try await op.call(
             "credentials.issue", ["agentId": agent["agentId"]!, "scopes": ["meter:write"], "ttlSeconds": 31_622_400])
         let token = credential["token"]!.string!
-        return (op, try await server.connect(token: token), token, subscription)
+        return (op, operatorToken, try await server.connect(token: token), token, subscription)
     }
 
     static func call(_ agent: TollgateConnection, _ key: String) async throws -> String {

@@ -11,7 +11,7 @@ public struct CustomerCreated: JSONRepresentable, Equatable {
     public var json: JSONValue {
         [
             "customerId": .string(customer.id), "tenantId": .string(customer.tenantId),
-            "timeZone": .string(customer.timeZone),
+            "timeZone": .string(customer.timeZone), "taxRate": .string(customer.taxRate.decimalString),
         ]
     }
 }

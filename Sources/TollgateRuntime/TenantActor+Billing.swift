@@ -1,0 +1,158 @@
+import Foundation
+import TollgateBilling
+import TollgateCore
+import TollgateJSON
+import TollgatePricing
+import TollgateStorage
+
+/// Billing periods and invoices: `periods.list`, `periods.close`, `invoices.get`, `invoices.list`,
+/// `invoices.trace`. Closing reads a period's charges once the period is over and every charge stamped inside it
+/// is durable, runs the close stages (`InvoiceClose`), and stores the invoice with the receipts of its lines —
+/// one per subscription and period, so closing again answers the same invoice.
+extension TenantActor {
+    /// A subscription's periods from its start to the current one, the latest first; at most `limit`.
+    public func periods(subscriptionId: String, limit: Int) async throws(TollgateError) -> PeriodList {
+        let subscription = try subscription(subscriptionId)
+        let calendar = directory.calendar(for: subscription)
+        let at = now
+        let all = calendar.periods(from: subscription.startsAt, to: at.addingTimeInterval(0.001), limit: 100_000)
+        let shown = Array(all.suffix(limit).reversed())
+        let invoices = try await storage("listing invoices") { () async throws(StorageError) in
+            try await services.store.invoices(
+                tenantId: tenantId, customerId: nil, subscriptionId: subscriptionId, limit: shown.count)
+        }
+        let invoiceByStart = Dictionary(
+            invoices.map { (Timestamp.millis($0.periodStart), $0.id) }, uniquingKeysWith: { first, _ in first })
+        return PeriodList(
+            subscriptionId: subscriptionId, calendar: calendar,
+            periods: shown.map { period in
+                let invoiceId = invoiceByStart[Timestamp.millis(period.start)]
+                let state: PeriodList.State = invoiceId != nil ? .closed : period.contains(at) ? .open : .ended
+                return (period, state, invoiceId)
+            })
+    }
+
+    /// Closes the period of `subscriptionId` that starts at `start` — by default the latest that has ended — into
+    /// its invoice. A period still open is `CONFLICT`; one closed already answers its invoice (the store keeps the
+    /// first invoice of a period, whatever closes it again).
+    public func closePeriod(subscriptionId: String, start: Date?) async throws(TollgateError) -> InvoiceView {
+        let subscription = try subscription(subscriptionId)
+        let calendar = directory.calendar(for: subscription)
+        let at = now
+        let period: BillingPeriod
+        if let start {
+            period = calendar.period(containing: start)
+            guard Timestamp.millis(period.start) == Timestamp.millis(start) else {
+                throw .validation(
+                    field: "periodStart",
+                    rule: "the start of one of the subscription's periods (\(Timestamp.format(period.start)) holds it)")
+            }
+        } else {
+            period = calendar.period(containing: calendar.period(containing: at).start.addingTimeInterval(-0.001))
+        }
+        guard period.end <= at else {
+            throw .conflict(
+                "the period starting \(Timestamp.format(period.start)) is open until \(Timestamp.format(period.end))")
+        }
+        guard period.end > subscription.startsAt else {
+            throw .conflict(
+                "subscription \(subscriptionId) started after the period starting \(Timestamp.format(period.start))")
+        }
+        // Every charge stamped before now — so every charge of the period — is durable once this returns; a charge
+        // made from here on is stamped after the period's end.
+        await services.ledger.flushed()
+        let customer = try directory.customer(subscription.customerId)
+        let charges = try await storage("reading a period's charges") { () async throws(StorageError) in
+            try await services.store.charges(
+                tenantId: tenantId, customerId: subscription.customerId, from: period.start, to: period.end)
+        }.filter { $0.subscriptionId == subscriptionId }
+        // The plan in force as the period ended decides its commitment and whether lines are per agent.
+        let last = period.end.addingTimeInterval(-0.001)
+        let inForce = directory.planInForce(subscription, at: last)
+        let plan = try directory.plan(id: inForce.planId, version: inForce.version)
+        let rating = PlanRating(plan: plan, period: period.start)
+        let invoice: Invoice
+        do {
+            for charge in charges where charge.planId == plan.id && charge.planVersion == plan.version {
+                try rating.rate(RatedEvent(charge))
+            }
+            let facts = PeriodFacts(
+                calendar: calendar, perAgent: plan.allocatesPerAgent, trueUp: try rating.closingAdjustment(),
+                taxRate: customer.taxRate)
+            invoice = try InvoiceClose.close(
+                Invoice(
+                    id: Identifiers.make(.invoice, at: at), tenantId: tenantId, customerId: customer.id,
+                    subscriptionId: subscriptionId, period: period, currency: plan.currency,
+                    taxRate: customer.taxRate, createdAt: at),
+                charges: charges, facts: facts)
+        } catch {
+            throw .unavailable("the period's charges could not be totalled (\(error))")
+        }
+        let record = InvoiceRecord(
+            tenantId: tenantId, id: invoice.id, customerId: customer.id, subscriptionId: subscriptionId,
+            periodStart: period.start, periodEnd: period.end, status: invoice.status.rawValue,
+            document: JSONCodec.string(invoice.json), createdAt: at)
+        let receipts = invoice.lines.flatMap { line in
+            line.receipts.map { InvoiceLineReceipt(line: line.number, receiptId: $0) }
+        }
+        let stored = try await storage("storing an invoice") { () async throws(StorageError) in
+            try await services.store.insertInvoice(record, lineReceipts: receipts)
+        }
+        return try InvoiceView(stored)
+    }
+
+    public func invoice(_ id: String) async throws(TollgateError) -> InvoiceView {
+        guard
+            let record = try await storage(
+                "reading an invoice",
+                { () async throws(StorageError) in
+                    try await services.store.invoice(tenantId: tenantId, id: id)
+                })
+        else { throw .notFound("no invoice \(id)") }
+        return try InvoiceView(record)
+    }
+
+    /// Invoices, the latest period first: of one customer or subscription, if given.
+    public func invoices(customerId: String?, subscriptionId: String?, limit: Int) async throws(TollgateError)
+        -> InvoiceList
+    {
+        if let customerId { _ = try directory.customer(customerId) }
+        if let subscriptionId { _ = try subscription(subscriptionId) }
+        let records = try await storage("listing invoices") { () async throws(StorageError) in
+            try await services.store.invoices(
+                tenantId: tenantId, customerId: customerId, subscriptionId: subscriptionId, limit: limit)
+        }
+        var invoices: [InvoiceView] = []
+        for record in records { invoices.append(try InvoiceView(record)) }
+        return InvoiceList(invoices: invoices)
+    }
+
+    /// A page of the events an invoice line sums, each with its provenance, in receipt order after `after`.
+    public func trace(invoiceId: String, lineId: String, after: String?, limit: Int) async throws(TollgateError)
+        -> TracePage
+    {
+        let invoice = try await invoice(invoiceId).invoice
+        guard let line = invoice.line(lineId) else { throw .notFound("invoice \(invoiceId) has no line \(lineId)") }
+        let receipts = try await storage("reading an invoice line's events") { () async throws(StorageError) in
+            try await services.store.invoiceLineReceipts(
+                tenantId: tenantId, invoiceId: invoiceId, line: line.number, after: after, limit: limit)
+        }
+        let charges = try await storage("reading an invoice line's charges") { () async throws(StorageError) in
+            try await services.store.charges(tenantId: tenantId, receiptIds: receipts)
+        }
+        var events: [JSONValue] = []
+        for charge in charges {
+            events.append(try await event(charge.idempotencyKey, as: .tenantOperator).json)
+        }
+        return TracePage(
+            invoiceId: invoiceId, line: line, events: events,
+            next: receipts.count == limit ? receipts.last : nil)
+    }
+
+    private func subscription(_ id: String) throws(TollgateError) -> SubscriptionRecord {
+        guard let subscription = directory.subscription(id: id) else {
+            throw .notFound("no subscription \(id) in this tenant")
+        }
+        return subscription
+    }
+}

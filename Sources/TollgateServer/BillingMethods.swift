@@ -1,0 +1,42 @@
+import TollgateCore
+import TollgateJSON
+import TollgateRuntime
+import TollgateWire
+
+/// Billing: `periods.list`, `periods.close`, `invoices.get`, `invoices.list`, `invoices.trace` (operators).
+enum BillingMethods {
+    static let pageMax: Int64 = 1_000
+
+    static func register(in router: inout Router) {
+        router.tenantOperator(.periodsList) { params, op in
+            try await op.tenant.periods(
+                subscriptionId: try params.string("subscriptionId", lengthMax: op.request.idBytesMax),
+                limit: Int(try params.optionalInt("limit", range: 1...pageMax) ?? 24))
+        }
+
+        router.tenantOperator(.periodsClose) { params, op in
+            try await op.tenant.closePeriod(
+                subscriptionId: try params.string("subscriptionId", lengthMax: op.request.idBytesMax),
+                start: try params.optionalDate("periodStart"))
+        }
+
+        router.tenantOperator(.invoicesGet) { params, op in
+            try await op.tenant.invoice(try params.string("invoiceId", lengthMax: op.request.idBytesMax))
+        }
+
+        router.tenantOperator(.invoicesList) { params, op in
+            try await op.tenant.invoices(
+                customerId: try params.optionalString("customerId", lengthMax: op.request.idBytesMax),
+                subscriptionId: try params.optionalString("subscriptionId", lengthMax: op.request.idBytesMax),
+                limit: Int(try params.optionalInt("limit", range: 1...pageMax) ?? 100))
+        }
+
+        router.tenantOperator(.invoicesTrace) { params, op in
+            try await op.tenant.trace(
+                invoiceId: try params.string("invoiceId", lengthMax: op.request.idBytesMax),
+                lineId: try params.string("lineId", lengthMax: 16),
+                after: try params.optionalString("after", lengthMax: op.request.idBytesMax),
+                limit: Int(try params.optionalInt("limit", range: 1...pageMax) ?? 100))
+        }
+    }
+}
