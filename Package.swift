@@ -180,7 +180,7 @@ let package = Package(
             name: "tollgate",
             dependencies: [
                 "TollgateClient", "TollgateJSON", "TollgatePricing", "TollgateStrategies", "TollgateIngest",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TollgateBilling", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ], swiftSettings: swiftSettings),
         // Benchmark: the cost of rating one event under each strategy and modifier.
         .executableTarget(

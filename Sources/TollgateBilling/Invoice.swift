@@ -61,6 +61,9 @@ public struct Invoice: Sendable, Hashable {
     public var tenantId: String
     public var customerId: String
     public var subscriptionId: String
+    /// Who bills (the tenant's name) and whom (the customer's), as they were named when the invoice was made.
+    public var seller = ""
+    public var billedTo = ""
     public var period: BillingPeriod
     public var currency: String
     public var status: Status
@@ -113,7 +116,8 @@ extension Invoice {
             "lines": .array(lines.map(\.json)), "subtotal": .string(subtotal.decimalString),
             "tax": .string(tax.decimalString), "total": .string(total.decimalString),
             "taxRate": .string(taxRate.decimalString), "stages": .array(stages.map(JSONValue.string)),
-            "createdAt": .string(Timestamp.format(createdAt)),
+            "createdAt": .string(Timestamp.format(createdAt)), "seller": .string(seller),
+            "billedTo": .string(billedTo),
         ]
         fields["events"] = .integer(Int64(lines.reduce(0) { $0 + $1.eventCount }))
         return .object(fields)
@@ -147,6 +151,8 @@ extension Invoice {
         tax = try money("tax")
         total = try money("total")
         stages = (json["stages"]?.arrayValue ?? []).compactMap(\.stringValue)
+        seller = json["seller"]?.stringValue ?? ""
+        billedTo = json["billedTo"]?.stringValue ?? ""
     }
 }
 

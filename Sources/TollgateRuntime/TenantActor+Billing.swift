@@ -79,12 +79,13 @@ extension TenantActor {
             let facts = PeriodFacts(
                 calendar: calendar, perAgent: plan.allocatesPerAgent, trueUp: try rating.closingAdjustment(),
                 taxRate: customer.taxRate)
-            invoice = try InvoiceClose.close(
-                Invoice(
-                    id: Identifiers.make(.invoice, at: at), tenantId: tenantId, customerId: customer.id,
-                    subscriptionId: subscriptionId, period: period, currency: plan.currency,
-                    taxRate: customer.taxRate, createdAt: at),
-                charges: charges, facts: facts)
+            var draft = Invoice(
+                id: Identifiers.make(.invoice, at: at), tenantId: tenantId, customerId: customer.id,
+                subscriptionId: subscriptionId, period: period, currency: plan.currency, taxRate: customer.taxRate,
+                createdAt: at)
+            draft.seller = directory.tenant.name
+            draft.billedTo = customer.name
+            invoice = try InvoiceClose.close(draft, charges: charges, facts: facts)
         } catch {
             throw .unavailable("the period's charges could not be totalled (\(error))")
         }

@@ -131,12 +131,16 @@ extension TenantActor {
         for _ in 1...Self.pricingAttemptsMax where !todo.isEmpty {
             // Everything a price needs that may wait on storage, loaded before the turn that prices (once for each
             // moment the events are charged at: one, unless a session opened after the batch arrived).
-            for at in Set(todo.map { sessions.callTime(in: $0.sessionId, now: ingestedAt) }) {
+            let loadAt = now
+            for at in Set(todo.map { sessions.callTime(in: $0.sessionId, now: loadAt) }) {
                 guard let pricing = try? directory.pricing(for: credential, at: at) else { continue }
                 try await loadCustomerMargin(pricing.team.customerId, at: at)
                 _ = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
             }
-            let round = admit(todo, credential: credential, source: batch.source, ingestedAt: ingestedAt)
+            // The events are charged at the moment of the turn that prices and queues them — not when the batch
+            // arrived, before the loads above waited — so that closing a period never misses one stamped inside it.
+            let round = admit(
+                todo, credential: credential, source: batch.source, ingestedAt: ingestedAt, chargedAt: now)
             outcomes += round.refused
             guard let admitted = round.admitted else { continue }  // a pricing state went missing: load it again
             todo = []
@@ -181,9 +185,9 @@ extension TenantActor {
     /// One round's turn: prices and admits every event in order, with no suspension point, so that the events are
     /// priced one after the other against everything admitted before them, and queues none of them yet. Nil
     /// `admitted` when a pricing state is not in memory (another call's turn dropped it): the round starts over.
-    private func admit(_ todo: [PendingEvent], credential: Credential, source: EventSource, ingestedAt: Date)
-        -> (admitted: [AdmittedEvent]?, refused: [(Int, EventOutcome)])
-    {
+    private func admit(
+        _ todo: [PendingEvent], credential: Credential, source: EventSource, ingestedAt: Date, chargedAt: Date
+    ) -> (admitted: [AdmittedEvent]?, refused: [(Int, EventOutcome)]) {
         var admitted: [AdmittedEvent] = []
         admitted.reserveCapacity(todo.count)
         var refused: [(Int, EventOutcome)] = []
@@ -192,14 +196,16 @@ extension TenantActor {
         // rating state are looked up once for that moment.
         var looked: (at: Date, pricing: TenantDirectory.Pricing, rating: SubscriptionRating)?
         for event in todo {
-            let at = sessions.callTime(in: event.sessionId, now: ingestedAt)
+            let at = sessions.callTime(in: event.sessionId, now: chargedAt)
             if looked?.at != at {
                 let pricing: TenantDirectory.Pricing
                 do { pricing = try directory.pricing(for: credential, at: at) } catch {
                     refused.append((event.index, .refused(eventId: event.eventId, error)))
                     continue
                 }
-                guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at) else {
+                guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at),
+                    !guards.needsMargin(pricing.team.customerId, at: at)
+                else {
                     for charge in admitted { finish(charge.admission, recorded: nil) }
                     return (nil, [])
                 }

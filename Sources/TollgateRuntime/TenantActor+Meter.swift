@@ -27,10 +27,19 @@ extension TenantActor {
         // attempt after the first means another call of the subscription was lost meanwhile, which only a
         // storage outage or a retry storm does; a few attempts settle it.
         for _ in 1...Self.pricingAttemptsMax {
+            // What a price needs that may wait on storage is loaded first; the call is stamped after it, in the
+            // turn that queues its record, so that closing a period — which waits for what is queued — never
+            // misses a call stamped inside it. If the loaded state no longer fits the stamp (a period turned over
+            // meanwhile), it is loaded again.
+            let loadAt = sessions.callTime(in: request.sessionId, now: now)
+            let loading = try directory.pricing(for: credential, at: loadAt)
+            try await loadCustomerMargin(loading.team.customerId, at: loadAt)
+            _ = try await rating(for: loading.subscription, plan: loading.plan, at: loadAt)
             let at = sessions.callTime(in: request.sessionId, now: now)
             let pricing = try directory.pricing(for: credential, at: at)
-            try await loadCustomerMargin(pricing.team.customerId, at: at)
-            let rating = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
+            guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at),
+                !guards.needsMargin(pricing.team.customerId, at: at)
+            else { continue }
             var event = request.event
             event.agentId = pricing.agent.id
             event.sessionId = request.sessionId

@@ -6,7 +6,7 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "Operate a Tollgate server: tenants, customers, teams, agents, credentials, plans, caps, usage, "
-            + "sessions, alerts and events.",
+            + "sessions, alerts, events, billing periods and invoices.",
         discussion: """
             Connects to TOLLGATE_ADDRESS (default 127.0.0.1:7420) with the token in --token or TOLLGATE_TOKEN.
             Results print as readable tables; --json prints the raw result and --get FIELD prints one field (for
@@ -15,5 +15,6 @@ struct Tollgate: AsyncParsableCommand {
         subcommands: [
             Hello.self, Tenants.self, Customers.self, Teams.self, Agents.self, Credentials.self, Plans.self,
             Subscriptions.self, Caps.self, Usage.self, Meter.self, Sessions.self, Alerts.self, Events.self,
+            Periods.self, Invoices.self,
         ])
 }

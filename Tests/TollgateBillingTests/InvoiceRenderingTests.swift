@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+import TollgateCore
+import TollgateJSON
+import TollgateStorage
+
+@testable import TollgateBilling
+
+@Suite struct InvoiceRenderingTests {
+    static func invoice(currency: String = "USD") throws -> Invoice {
+        var draft = CloseStagesTests.draft(currency: currency)
+        draft.seller = "Acme MCP Tools"
+        draft.billedTo = #"Kiwi <script>alert("x")</script> & Co, "Ltd""#
+        let charges = [
+            CloseStagesTests.charge(#"search, "deep""#, cost: "1.5"), CloseStagesTests.charge("fetch", cost: "0.25"),
+        ]
+        return try InvoiceClose.close(
+            draft, charges: charges,
+            facts: PeriodFacts(calendar: .monthlyUTC, taxRate: try Money(decimal: "0.1")))
+    }
+
+    /// Amounts print with exactly the currency's minor digits.
+    @Test func amountsPrintWithTheCurrencysMinorDigits() {
+        #expect(InvoiceRendering.money(Money(nanos: 2_500_000_000), "USD") == "2.50")
+        #expect(InvoiceRendering.money(Money(nanos: 3_000_000_000), "USD") == "3.00")
+        #expect(InvoiceRendering.money(Money(nanos: 300_000_000_000), "JPY") == "300")
+        #expect(InvoiceRendering.money(Money(nanos: 1_234_000_000), "KWD") == "1.234")
+        #expect(InvoiceRendering.money(Money(nanos: -10_000_000), "EUR") == "-0.01")
+    }
+
+    /// A row per line, RFC 4180: a description with a comma or quotes is quoted, its quotes doubled.
+    @Test func csvHasARowPerLine_quotedWhereItMustBe() throws {
+        let csv = InvoiceRendering.csv(try Self.invoice())
+        let rows = csv.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(rows.count == 1 + 3)
+        #expect(rows[0] == InvoiceRendering.csvColumns.joined(separator: ","))
+        #expect(rows[2].contains(#",usage,"search, ""deep""","search, ""deep""",,,calls,1,"#), "\(rows[2])")
+        #expect(rows[3].hasPrefix("inv_1,L3,tax,tax at 10 %,"))
+        #expect(csv.hasSuffix("\r\n"))
+    }
+
+    /// The page names seller, customer and period, lists every line and the totals, and escapes what callers wrote
+    /// (a customer's name cannot inject markup); it loads nothing from elsewhere.
+    @Test func htmlIsEscapedSelfContainedAndComplete() throws {
+        let invoice = try Self.invoice()
+        let html = InvoiceRendering.html(invoice)
+        #expect(html.contains("Acme MCP Tools") && html.contains("Kiwi &lt;script&gt;alert(&quot;x&quot;)"))
+        #expect(!html.contains("<script>"))
+        #expect(html.contains("search, &quot;deep&quot;") && html.contains("fetch"))
+        #expect(html.contains(">1.50<") && html.contains(">0.25<") && html.contains(">0.18<"))
+        #expect(html.contains("1.93 USD") && html.contains("2026-11-01T00:00:00.000Z"))
+        #expect(!html.contains("http://") && !html.contains("https://") && !html.contains("src="))
+        let text = InvoiceRendering.text(invoice)
+        #expect(text.contains("Total: 1.93 USD") && text.contains("L3"))
+    }
+}
