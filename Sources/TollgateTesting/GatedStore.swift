@@ -21,6 +21,7 @@ public final class GatedStore: TollgateStore, Sendable {
         var holdsAtInsert = 0
         var writes = Gate()
         var writesStarted = 0
+        var ratings = Gate()
     }
 
     public init(wrapping inner: any TollgateStore = InMemoryStore()) { self.inner = inner }
@@ -49,6 +50,12 @@ public final class GatedStore: TollgateStore, Sendable {
 
     /// Lets held and future tenant writes through.
     public func openWriteGate() { open(\.writes) }
+
+    /// Holds every rebuild of a pricing state (a subscription's period of charges read back) from now on until
+    /// `openRatingGate()`: a call waiting on storage between its arrival and its price.
+    public func closeRatingGate() { state.withLock { $0.ratings.closed = true } }
+
+    public func openRatingGate() { open(\.ratings) }
 
     /// Tenant writes that have reached `write(_:answer:)` (held at the gate or written).
     public var writesStarted: Int { state.withLock { $0.writesStarted } }
@@ -225,6 +232,7 @@ public final class GatedStore: TollgateStore, Sendable {
     public func charges(tenantId: String, subscriptionId: String, from: Date) async throws(StorageError) -> [RatingRow]
     {
         state.withLock { $0.ratingRebuilds += 1 }
+        await pass(\.ratings)
         return try await inner.charges(tenantId: tenantId, subscriptionId: subscriptionId, from: from)
     }
 }

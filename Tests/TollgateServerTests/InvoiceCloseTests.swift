@@ -160,6 +160,31 @@ import TollgateTesting
         }
     }
 
+    /// A call that arrived before the period's end but had to wait on storage for its pricing state is stamped
+    /// when it is priced and queued — after the end — so it is charged in the next period, never in one already
+    /// closed without it.
+    @Test func aCallWaitingOnStorageAcrossTheEnd_isChargedInTheNextPeriod() async throws {
+        let clock = ManualClock(Timestamp.parse("2026-12-01T23:59:00Z")!)
+        let store = GatedStore()
+        try await TestServer.with(clock: clock, store: store) { server in
+            let world = try await BillingPeriodTests.world(
+                on: server, timeZone: "UTC", period: ["cadence": "day"], plan: Fixture.searchPlan)
+            let subscriptionId = world.subscription["subscriptionId"]!
+            store.closeRatingGate()
+            let call = Task { try await BillingPeriodTests.call(world.agent, "waiting") }
+            await eventually("the call waits for its pricing state") { store.ratingRebuilds == 1 }
+            clock.set(Timestamp.parse("2026-12-02T00:00:01Z")!)
+            let invoice = try await world.op.call("periods.close", ["subscriptionId": subscriptionId])
+            store.openRatingGate()
+            #expect(try await call.value == "0.001")
+            #expect(invoice["events"] == 0)
+            let closedDay = try await world.op.call(
+                "usage.summary", ["from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"])
+            #expect(closedDay["total"]?["calls"] == 0, "\(closedDay)")
+            #expect(try await world.op.call("usage.summary")["total"]?["calls"] == 1)
+        }
+    }
+
     /// Another tenant's operator cannot read, list, trace or close this tenant's invoices and periods.
     @Test func invoicesAreTheirTenantsOnly() async throws {
         let clock = ManualClock(Timestamp.parse("2026-12-01T09:00:00Z")!)
