@@ -47,7 +47,7 @@ import TollgateTesting
                                             "meter.verify", verifyParams("c\(c)-\(n)", extra: extra))
                                         return true
                                     } catch let error as RPCError {
-                                        #expect(error.reason == "BUDGET_EXCEEDED")
+                                        #expect(error.reason == "BUDGET_EXCEEDED", "\(error.message)")
                                         return false
                                     } catch {
                                         Issue.record("unexpected \(error)")

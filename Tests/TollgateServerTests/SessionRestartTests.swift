@@ -51,10 +51,16 @@ import TollgateTesting
                 #expect(usage["total"]?["calls"] == 5 && usage["total"]?["cost"] == "0.005")
                 let closed = try await agent.call("session.close", ["sessionId": "s1"])
                 #expect(closed["calls"] == 5 && closed["cost"] == "0.005" && closed["currency"] == "EUR")
-                // s1's alert, not the idle `quiet` session's, which the sweep may close at any moment.
-                let alerts = try await op.call("alerts.list", ["kinds": ["session_closed"]])["alerts"]?.arrayValue ?? []
-                let s1 = alerts.first { $0["sessionId"] == "s1" }
-                #expect(s1?["calls"] == 5 && s1?["cost"] == "0.005", "\(alerts)")
+                // s1's alert, not the idle `quiet` session's, which the sweep may close at any moment. Alerts are
+                // stored after the answer, off the tenant's turn: under load that can take a moment.
+                var s1: JSONValue?
+                await eventually("s1's session_closed alert is stored") {
+                    let alerts =
+                        (try? await op.call("alerts.list", ["kinds": ["session_closed"]]))?["alerts"]?.arrayValue ?? []
+                    s1 = alerts.first { $0["sessionId"] == "s1" }
+                    return s1 != nil
+                }
+                #expect(s1?["calls"] == 5 && s1?["cost"] == "0.005", "\(String(describing: s1))")
                 let stored = try await agent.call("session.get", ["sessionId": "s1"])
                 #expect(stored["calls"] == 5 && stored["currency"] == "EUR", "a closed session keeps its currency")
             } catch {
