@@ -157,7 +157,7 @@ import TollgateStorage
     /// the sum of its own events, and the total is the sum of the rounded lines.
     @Test(arguments: 1...5)
     func randomUsage_linesAddUpToTheCharges(seed: Int) throws {
-        var generator = SplitMix(seed: UInt64(seed))
+        var generator = SplitMix64(seed: UInt64(seed))
         let tools = ["search", "fetch", "summarize", "llm"]
         var charges: [ChargeRecord] = []
         for index in 0..<2_000 {
@@ -187,18 +187,5 @@ import TollgateStorage
         let total = try sumOfAmounts.adding(invoice.tax)
         #expect(invoice.subtotal == sumOfAmounts && invoice.total == total)
         #expect(invoice.lines.flatMap(\.receipts).count == charges.count)
-    }
-}
-
-/// A deterministic generator, so that a failing seed can be run again.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

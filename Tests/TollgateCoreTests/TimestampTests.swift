@@ -69,7 +69,7 @@ import Testing
     /// years, century years and both sides of 1970; and a fraction adds exactly its milliseconds (Foundation's own
     /// fraction can name the millisecond before: it reads 6331-08-03T08:16:52.045Z as …52.044983).
     @Test func validTimesReadAsFoundationReadsThem() throws {
-        var generator = SeededGenerator(seed: 11)
+        var generator = SplitMix64(seed: 11)
         var mismatches: [String] = []
         let fractions: [(text: String, millis: Int64)] = [
             // A time within a microsecond of the next millisecond counts as that one (`Timestamp.millis`).
@@ -110,18 +110,5 @@ import Testing
         #expect(
             Timestamp.parse("2026-12-01t10:00:00.1234567891234z") == Timestamp.parse("2026-12-01T10:00:00.123456789Z"))
         #expect(Timestamp.parse("1900-02-29T00:00:00Z") == nil)
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so that a failure names inputs that can be run again.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

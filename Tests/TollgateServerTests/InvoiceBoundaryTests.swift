@@ -146,7 +146,7 @@ import TollgateTesting
                 + FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-year-\(UUID()).sqlite").path
             : storage
         let clock = ManualClock(Timestamp.parse("2026-01-01T09:00:00Z")!)
-        var generator = SplitMixTest(seed: 2026)
+        var generator = SplitMix64(seed: 2026)
         try await TestServer.with(storageURL: url, clock: clock) { server in
             let plan: JSONValue = [
                 "name": "tiers", "currency": "EUR",
@@ -211,18 +211,5 @@ import TollgateTesting
                     "2025-12-30T23:00:00.000Z", "2026-01-30T23:00:00.000Z", "2026-02-27T23:00:00.000Z",
                 ])
         }
-    }
-}
-
-/// A deterministic generator, so that a failing run can be repeated.
-struct SplitMixTest: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
