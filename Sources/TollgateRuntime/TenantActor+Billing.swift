@@ -58,39 +58,9 @@ extension TenantActor {
             throw .conflict(
                 "subscription \(subscriptionId) started after the period starting \(Timestamp.format(period.start))")
         }
-        // Every charge stamped before now — so every charge of the period — is durable once this returns; a charge
-        // made from here on is stamped after the period's end.
-        await services.ledger.flushed()
-        let customer = try directory.customer(subscription.customerId)
-        let charges = try await storage("reading a period's charges") { () async throws(StorageError) in
-            try await services.store.charges(
-                tenantId: tenantId, customerId: subscription.customerId, from: period.start, to: period.end)
-        }.filter { $0.subscriptionId == subscriptionId }
-        // The plan in force as the period ended decides its commitment and whether lines are per agent.
-        let last = period.end.addingTimeInterval(-0.001)
-        let inForce = directory.planInForce(subscription, at: last)
-        let plan = try directory.plan(id: inForce.planId, version: inForce.version)
-        let rating = PlanRating(plan: plan, period: period.start)
-        let invoice: Invoice
-        do {
-            for charge in charges where charge.planId == plan.id && charge.planVersion == plan.version {
-                try rating.rate(RatedEvent(charge))
-            }
-            let facts = PeriodFacts(
-                calendar: calendar, perAgent: plan.allocatesPerAgent, trueUp: try rating.closingAdjustment(),
-                taxRate: customer.taxRate)
-            var draft = Invoice(
-                id: Identifiers.make(.invoice, at: at), tenantId: tenantId, customerId: customer.id,
-                subscriptionId: subscriptionId, period: period, currency: plan.currency, taxRate: customer.taxRate,
-                createdAt: at)
-            draft.seller = directory.tenant.name
-            draft.billedTo = customer.name
-            invoice = try InvoiceClose.close(draft, charges: charges, facts: facts)
-        } catch {
-            throw .unavailable("the period's charges could not be totalled (\(error))")
-        }
+        let invoice = try await compose(subscription, period: period, at: at, finalizing: true)
         let record = InvoiceRecord(
-            tenantId: tenantId, id: invoice.id, customerId: customer.id, subscriptionId: subscriptionId,
+            tenantId: tenantId, id: invoice.id, customerId: invoice.customerId, subscriptionId: subscriptionId,
             periodStart: period.start, periodEnd: period.end, status: invoice.status.rawValue,
             document: JSONCodec.string(invoice.json), createdAt: at)
         let receipts = invoice.lines.flatMap { line in
@@ -100,6 +70,57 @@ extension TenantActor {
             try await services.store.insertInvoice(record, lineReceipts: receipts)
         }
         return try InvoiceView(stored)
+    }
+
+    /// `reports.revenue`: each customer's open period so far — the invoice closing it now would make, a draft —
+    /// for one customer or all with a subscription in force.
+    public func revenue(customerId: String?) async throws(TollgateError) -> RevenueReport {
+        let at = now
+        let customers =
+            try customerId.map { id throws(TollgateError) in [try directory.customer(id)] }
+            ?? directory.allCustomers
+        var drafts: [Invoice] = []
+        for customer in customers {
+            guard let subscription = directory.subscription(for: customer.id, at: at) else { continue }
+            let period = directory.calendar(for: subscription).period(containing: at)
+            drafts.append(try await compose(subscription, period: period, at: at, finalizing: false))
+        }
+        return RevenueReport(asOf: at, drafts: drafts)
+    }
+
+    /// The invoice of `subscription`'s `period` as its charges stand: finalized when closing it, a draft for the
+    /// open period. Every charge stamped before `at` is durable first (`LedgerWriter.flushed`), so a period that
+    /// has ended is read whole — a charge made from here on is stamped after its end.
+    private func compose(_ subscription: SubscriptionRecord, period: BillingPeriod, at: Date, finalizing: Bool)
+        async throws(TollgateError) -> Invoice
+    {
+        await services.ledger.flushed()
+        let customer = try directory.customer(subscription.customerId)
+        let charges = try await storage("reading a period's charges") { () async throws(StorageError) in
+            try await services.store.charges(
+                tenantId: tenantId, customerId: subscription.customerId, from: period.start, to: period.end)
+        }.filter { $0.subscriptionId == subscription.id }
+        // The plan in force as the period ends decides its commitment and whether lines are per agent.
+        let inForce = directory.planInForce(subscription, at: period.end.addingTimeInterval(-0.001))
+        let plan = try directory.plan(id: inForce.planId, version: inForce.version)
+        let rating = PlanRating(plan: plan, period: period.start)
+        do {
+            for charge in charges where charge.planId == plan.id && charge.planVersion == plan.version {
+                try rating.rate(RatedEvent(charge))
+            }
+            let facts = PeriodFacts(
+                calendar: directory.calendar(for: subscription), perAgent: plan.allocatesPerAgent,
+                trueUp: try rating.closingAdjustment(), taxRate: customer.taxRate)
+            var draft = Invoice(
+                id: finalizing ? Identifiers.make(.invoice, at: at) : "draft", tenantId: tenantId,
+                customerId: customer.id, subscriptionId: subscription.id, period: period, currency: plan.currency,
+                taxRate: customer.taxRate, createdAt: at)
+            draft.seller = directory.tenant.name
+            draft.billedTo = customer.name
+            return try InvoiceClose.close(draft, charges: charges, facts: facts, finalizing: finalizing)
+        } catch {
+            throw .unavailable("the period's charges could not be totalled (\(error))")
+        }
     }
 
     public func invoice(_ id: String) async throws(TollgateError) -> InvoiceView {

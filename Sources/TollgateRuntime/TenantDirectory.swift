@@ -119,6 +119,9 @@ struct TenantDirectory {
         subscriptions.values.lazy.flatMap { $0 }.first { $0.id == id }
     }
 
+    /// Every customer of the tenant, by id.
+    var allCustomers: [Customer] { customers.values.sorted { $0.id < $1.id } }
+
     /// When `subscription`'s billing periods turn over.
     func calendar(for subscription: SubscriptionRecord) -> BillingCalendar {
         calendars[subscription.id] ?? .monthlyUTC

@@ -3,7 +3,8 @@ import TollgateJSON
 import TollgateRuntime
 import TollgateWire
 
-/// Billing: `periods.list`, `periods.close`, `invoices.get`, `invoices.list`, `invoices.trace` (operators).
+/// Billing: `periods.list`, `periods.close`, `invoices.get`, `invoices.list`, `invoices.trace`, `reports.revenue`
+/// (operators).
 enum BillingMethods {
     static let pageMax: Int64 = 1_000
 
@@ -29,6 +30,11 @@ enum BillingMethods {
                 customerId: try params.optionalString("customerId", lengthMax: op.request.idBytesMax),
                 subscriptionId: try params.optionalString("subscriptionId", lengthMax: op.request.idBytesMax),
                 limit: Int(try params.optionalInt("limit", range: 1...pageMax) ?? 100))
+        }
+
+        router.tenantOperator(.reportsRevenue) { params, op in
+            try await op.tenant.revenue(
+                customerId: try params.optionalString("customerId", lengthMax: op.request.idBytesMax))
         }
 
         router.tenantOperator(.invoicesTrace) { params, op in

@@ -38,4 +38,5 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case invoicesGet = "invoices.get"
     case invoicesList = "invoices.list"
     case invoicesTrace = "invoices.trace"
+    case reportsRevenue = "reports.revenue"
 }

@@ -38,6 +38,35 @@ struct Periods: AsyncParsableCommand {
     }
 }
 
+/// `tollgate reports revenue`.
+struct Reports: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reports: revenue so far in each customer's open period.", subcommands: [Revenue.self])
+
+    struct Revenue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Each customer's open period so far: what closing it now would invoice (subtotal, tax, total).")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "Only this customer.") var customer: String?
+        func run() async throws {
+            var params: [String: JSONValue] = [:]
+            params.set("customerId", customer)
+            var result = try await options.request("reports.revenue", params)
+            if !options.json, options.get == nil, var fields = result.objectValue {
+                // The table shows the totals; --json has each customer's lines too.
+                fields["customers"] = .array(
+                    (fields["customers"]?.arrayValue ?? []).map { customer in
+                        var row = customer.objectValue ?? [:]
+                        row["lines"] = nil
+                        return .object(row)
+                    })
+                result = .object(fields)
+            }
+            try Output.print(result, json: options.json, field: options.get)
+        }
+    }
+}
+
 /// `tollgate invoices list | show | export | trace`.
 struct Invoices: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -42,7 +42,9 @@ import TollgateTesting
             }
             _ = try await agent.call("meter.verify", ["tool": "search", "idempotencyKey": "s0"])
 
-            // Today is open; tomorrow, yesterday can be closed.
+            // Today is open: its revenue so far is what closing it will invoice; tomorrow, it can be closed.
+            let revenue = try await value(["reports", "revenue"])
+            #expect(revenue.contains("0.75") && revenue.contains("Kiwi & Co <Ltd>"), "\(revenue)")
             _ = try await tollgate(["periods", "close", "--subscription", subscription], expecting: 1)
             clock.set(Timestamp.parse("2026-12-02T00:00:01Z")!)
             let listed = try await value(["periods", "list", "--subscription", subscription, "--json"])

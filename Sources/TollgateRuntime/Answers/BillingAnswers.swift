@@ -73,3 +73,28 @@ public struct TracePage: JSONRepresentable {
         return .object(fields)
     }
 }
+
+/// `reports.revenue`: per customer, the open period's invoice so far (a draft: what closing it now would make).
+public struct RevenueReport: JSONRepresentable {
+    public var asOf: Date
+    public var drafts: [Invoice]
+
+    public var json: JSONValue {
+        [
+            "asOf": .string(Timestamp.format(asOf)),
+            "customers": .array(
+                drafts.map { draft in
+                    [
+                        "customerId": .string(draft.customerId), "name": .string(draft.billedTo),
+                        "subscriptionId": .string(draft.subscriptionId),
+                        "periodStart": .string(Timestamp.format(draft.period.start)),
+                        "periodEnd": .string(Timestamp.format(draft.period.end)), "currency": .string(draft.currency),
+                        "subtotal": .string(draft.subtotal.decimalString), "tax": .string(draft.tax.decimalString),
+                        "revenue": .string(draft.total.decimalString),
+                        "events": .integer(Int64(draft.lines.reduce(0) { $0 + $1.eventCount })),
+                        "lines": .array(draft.lines.map(\.json)),
+                    ]
+                }),
+        ]
+    }
+}
