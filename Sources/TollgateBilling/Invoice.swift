@@ -125,18 +125,10 @@ extension Invoice {
 
     /// Reads back what `json` wrote (with the receipts left out).
     public init(json: JSONValue, tenantId: String) throws(InvoiceDecodingError) {
-        func string(_ field: String) throws(InvoiceDecodingError) -> String {
-            guard let value = json[field]?.stringValue else { throw InvoiceDecodingError(field: field) }
-            return value
-        }
-        func date(_ field: String) throws(InvoiceDecodingError) -> Date {
-            guard let value = Timestamp.parse(try string(field)) else { throw InvoiceDecodingError(field: field) }
-            return value
-        }
-        func money(_ field: String) throws(InvoiceDecodingError) -> Money {
-            guard let value = try? Money(decimal: try string(field)) else { throw InvoiceDecodingError(field: field) }
-            return value
-        }
+        let fields = StoredFields(json: json, path: "")
+        func string(_ field: String) throws(InvoiceDecodingError) -> String { try fields.string(field) }
+        func date(_ field: String) throws(InvoiceDecodingError) -> Date { try fields.date(field) }
+        func money(_ field: String) throws(InvoiceDecodingError) -> Money { try fields.money(field) }
         guard let status = Status(rawValue: try string("status")) else { throw InvoiceDecodingError(field: "status") }
         self.init(
             id: try string("invoiceId"), tenantId: tenantId, customerId: try string("customerId"),
@@ -176,16 +168,9 @@ extension InvoiceLine {
     }
 
     init(json: JSONValue) throws(InvoiceDecodingError) {
-        func string(_ field: String) throws(InvoiceDecodingError) -> String {
-            guard let value = json[field]?.stringValue else { throw InvoiceDecodingError(field: "lines.\(field)") }
-            return value
-        }
-        func money(_ field: String) throws(InvoiceDecodingError) -> Money {
-            guard let value = try? Money(decimal: try string(field)) else {
-                throw InvoiceDecodingError(field: "lines.\(field)")
-            }
-            return value
-        }
+        let fields = StoredFields(json: json, path: "lines.")
+        func string(_ field: String) throws(InvoiceDecodingError) -> String { try fields.string(field) }
+        func money(_ field: String) throws(InvoiceDecodingError) -> Money { try fields.money(field) }
         let id = try string("lineId")
         guard id.hasPrefix("L"), let number = Int(id.dropFirst()), let kind = Kind(rawValue: try string("kind")),
             let quantity = json["quantity"]?.int64Value, let events = json["events"]?.int64Value
@@ -203,6 +188,29 @@ extension InvoiceLine {
             quantity: quantity, unitPrice: json["unitPrice"] == nil ? nil : try money("unitPrice"),
             exact: try money("exact"), amount: try money("amount"), adjusts: adjusts, receipts: [],
             eventCount: Int(events))
+    }
+}
+
+/// The fields of a stored invoice (or of one of its lines, `path` "lines."), each read or refused by name.
+private struct StoredFields {
+    let json: JSONValue
+    let path: String
+
+    func string(_ field: String) throws(InvoiceDecodingError) -> String {
+        guard let value = json[field]?.stringValue else { throw InvoiceDecodingError(field: path + field) }
+        return value
+    }
+
+    func date(_ field: String) throws(InvoiceDecodingError) -> Date {
+        guard let value = Timestamp.parse(try string(field)) else { throw InvoiceDecodingError(field: path + field) }
+        return value
+    }
+
+    func money(_ field: String) throws(InvoiceDecodingError) -> Money {
+        guard let value = try? Money(decimal: try string(field)) else {
+            throw InvoiceDecodingError(field: path + field)
+        }
+        return value
     }
 }
 

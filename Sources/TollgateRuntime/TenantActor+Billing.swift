@@ -164,7 +164,7 @@ extension TenantActor {
         }
         var events: [JSONValue] = []
         for charge in charges {
-            events.append(try await event(charge.idempotencyKey, as: .tenantOperator).json)
+            events.append(try await event(charge.idempotencyKey, as: .tenantOperator, known: charge).json)
         }
         return TracePage(
             invoiceId: invoiceId, line: line, events: events,

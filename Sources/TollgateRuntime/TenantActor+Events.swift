@@ -371,7 +371,11 @@ extension TenantActor {
 
     /// The event recorded under `id`. An agent sees only the events it sent; an operator, every event of the
     /// tenant. An id taken by anything else (a session opened under a key, a cap set) is not an event.
-    public func event(_ id: String, as viewer: Viewer) async throws(TollgateError) -> EventView {
+    /// `known` is the event's charge if the caller has read it already (a trace page reads a line's charges at
+    /// once): it is not read again.
+    public func event(_ id: String, as viewer: Viewer, known: ChargeRecord? = nil) async throws(TollgateError)
+        -> EventView
+    {
         let agentId = try agentId(of: viewer)
         guard let stored = try await storedAnswer(id), Self.eventMethods.contains(stored.method),
             let fingerprint = try? JSONCodec.parse(Array(stored.params.utf8)),
@@ -392,7 +396,9 @@ extension TenantActor {
             ]
         }
         var charge: ChargeRecord?
-        if let receiptId = result["receiptId"]?.stringValue {
+        if let known, known.receiptId == result["receiptId"]?.stringValue {
+            charge = known
+        } else if let receiptId = result["receiptId"]?.stringValue {
             charge = try await storage("reading an event's charge") { () async throws(StorageError) in
                 try await services.store.charge(tenantId: tenantId, receiptId: receiptId)
             }

@@ -26,20 +26,20 @@ extension TenantActor {
         // A call priced with a call counted that was then not recorded is priced again (`PricingStream`). Each
         // attempt after the first means another call of the subscription was lost meanwhile, which only a
         // storage outage or a retry storm does; a few attempts settle it.
-        for _ in 1...Self.pricingAttemptsMax {
-            // What a price needs that may wait on storage is loaded first; the call is stamped after it, in the
-            // turn that queues its record, so that closing a period — which waits for what is queued — never
-            // misses a call stamped inside it. If the loaded state no longer fits the stamp (a period turned over
-            // meanwhile), it is loaded again.
-            let loadAt = sessions.callTime(in: request.sessionId, now: now)
-            let loading = try directory.pricing(for: credential, at: loadAt)
-            try await loadCustomerMargin(loading.team.customerId, at: loadAt)
-            _ = try await rating(for: loading.subscription, plan: loading.plan, at: loadAt)
+        // One attempt more than the pricing attempts: the first may only load what the price needs.
+        for _ in 0...Self.pricingAttemptsMax {
+            // A call is stamped in the turn that queues its record, so that closing a period — which waits for
+            // what is queued — never misses a call stamped inside it. What a price needs that may wait on storage
+            // (a cold pricing state, a customer's month) is loaded when missing, and the call stamped again after.
             let at = sessions.callTime(in: request.sessionId, now: now)
             let pricing = try directory.pricing(for: credential, at: at)
             guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at),
                 !guards.needsMargin(pricing.team.customerId, at: at)
-            else { continue }
+            else {
+                try await loadCustomerMargin(pricing.team.customerId, at: at)
+                _ = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
+                continue
+            }
             var event = request.event
             event.agentId = pricing.agent.id
             event.sessionId = request.sessionId
