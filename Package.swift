@@ -43,6 +43,9 @@ let package = Package(
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
         // Already resolved for postgres-nio; named so the start-up probe can open a TLS connection itself.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // Child processes, for the tests that run the real binaries (Foundation's Process is unsafe there: see
+        // Tests/TollgateCLITests/ChildProcess.swift).
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         // Pure domain: ids, Money, usage, cap ledger, hierarchy. Foundation only.
@@ -251,7 +254,12 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]),
-        .testTarget(name: "TollgateCLITests", dependencies: ["TollgateTesting", "TollgateServer", "TollgateJSON"]),
+        .testTarget(
+            name: "TollgateCLITests",
+            dependencies: [
+                "TollgateTesting", "TollgateServer", "TollgateJSON",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]),
     ]
         + strategyPlugins.map { name in
             // Pricing strategy plug-ins: one target each, depending only on TollgatePricing.

@@ -36,7 +36,7 @@ struct MCPTasksScenarioTests {
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(seen.calls == 1 && seen.spent == "0.002", "\(seen)")
-            FileManager.default.createFile(atPath: release.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: release.path, contents: nil)
 
             let lines = try await scenario.value
             let statuses = lines.compactMap { $0["result"]?["status"]?.stringValue }

@@ -146,17 +146,12 @@ import TollgateJSON
         _ = try await hello.call("auth.hello", ["token": .string(setup.operatorToken)])
 
         // Start tailing, then make the agent cross a warning threshold.
-        let tail = Process()
-        tail.executableURL = URL(fileURLWithPath: Products.path("tollgate"))
-        tail.arguments = [
-            "alerts", "tail", "--kinds", "cap_warning", "session_closed", "--json",
-            "--token", setup.operatorToken, "--address", server.address,
-        ]
-        let output = Pipe()
-        tail.standardOutput = output
-        tail.standardError = Pipe()
-        try tail.run()
-        defer { if tail.isRunning { tail.terminate() } }
+        let tail = try await ChildProcess.start(
+            Products.path("tollgate"),
+            [
+                "alerts", "tail", "--kinds", "cap_warning", "session_closed", "--json",
+                "--token", setup.operatorToken, "--address", server.address,
+            ])
         try await Task.sleep(for: .milliseconds(500))
 
         let agent = try await TollgateConnection.connect(address: server.address)
@@ -173,11 +168,9 @@ import TollgateJSON
 
         // One line per alert, as it happens.
         var line = ""
-        let reader = output.fileHandleForReading
-        for _ in 0..<50 where !line.contains("\n") {
-            let chunk = reader.availableData
-            line += String(decoding: chunk, as: UTF8.self)
-            if chunk.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<100 where !line.contains("\n") {
+            try await Task.sleep(for: .milliseconds(100))
+            line = tail.output
         }
         let alert = try JSONCodec.parse(String(line.prefix { $0 != "\n" }))
         #expect(alert["kind"] == "cap_warning" && alert["spent"] == "2" && alert["scope"] == "agent")
@@ -189,7 +182,7 @@ import TollgateJSON
         #expect(
             try await tollgate(["sessions", "show", "ses_cli", "--get", "state"]).trimmingCharacters(
                 in: .whitespacesAndNewlines) == "CLOSED")
-        tail.terminate()
+        tail.signal(SIGTERM)
         let stopped = await server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
     }
