@@ -75,7 +75,7 @@ public struct BillingCalendar: Sendable, Hashable, CustomStringConvertible {
         let today = localDay(of: date)
         switch cadence {
         case .day:
-            return BillingPeriod(start: midnight(today), end: midnight(today + 1))
+            return day(containing: date)
         case .week(let anchor):
             // ISO weekday, 1 (Monday) to 7: 1970-01-01 was a Thursday.
             let weekday = ((today.daysSince1970 + 3) % 7 + 7) % 7 + 1
@@ -92,6 +92,13 @@ public struct BillingCalendar: Sendable, Hashable, CustomStringConvertible {
             return BillingPeriod(
                 start: midnight(anchorDay(anchor, year: previous.year, month: previous.month)), end: thisMonth)
         }
+    }
+
+    /// The local day that holds `date`, from its first instant to the next day's (23 or 25 hours long on the
+    /// days the clocks change): the window of `day` caps.
+    public func day(containing date: Date) -> BillingPeriod {
+        let today = localDay(of: date)
+        return BillingPeriod(start: midnight(today), end: midnight(today + 1))
     }
 
     /// The period after `period` (which must be one of this calendar's).

@@ -40,26 +40,22 @@ public struct CapLedger: Sendable {
         return path.first { $0.scope == .session }
     }
 
-    /// Spend plus holds that `cap` counts on `path` at `period`.
-    func usedNanos(_ cap: Cap, on path: [ScopeRef], during period: PeriodIndex) -> Int64? {
+    /// Spend plus holds that `cap` counts on `path` within `windows`.
+    func usedNanos(_ cap: Cap, on path: [ScopeRef], during windows: CapWindows) -> Int64? {
         guard let target = counted(cap, on: path) else { return nil }
-        let spent = spend[target]?.spent(in: cap.period == .session ? .lifetime : cap.period, during: period) ?? .zero
+        let spent = spend[target]?.spent(in: cap.period == .session ? .lifetime : cap.period, during: windows) ?? .zero
         return spent.nanos &+ (held[target]?.nanos ?? 0)
     }
 
-    /// What `cap` has counted on `path` in `period`, holds included; nil when the cap does not apply to the path.
-    public func used(_ cap: Cap, on path: [ScopeRef], during period: PeriodIndex) -> Money? {
-        usedNanos(cap, on: path, during: period).map(Money.init(nanos:))
+    /// What `cap` has counted on `path` within `windows`, holds included; nil when the cap does not apply to the
+    /// path.
+    public func used(_ cap: Cap, on path: [ScopeRef], during windows: CapWindows) -> Money? {
+        usedNanos(cap, on: path, during: windows).map(Money.init(nanos:))
     }
 
-    /// What remains under `cap` in `period` for a call on `path`, counting holds; never below zero.
-    public func remaining(_ cap: Cap, on path: [ScopeRef], during period: PeriodIndex) -> Money {
-        Money(nanos: max(0, cap.limit.nanos - (usedNanos(cap, on: path, during: period) ?? 0)))
-    }
-
-    /// What remains under `cap` at `now`, for a cap counted on its own scope.
-    public func remaining(_ cap: Cap, at now: Date) -> Money {
-        remaining(cap, on: [cap.target], during: PeriodIndex(now))
+    /// What remains under `cap` within `windows` for a call on `path`, counting holds; never below zero.
+    public func remaining(_ cap: Cap, on path: [ScopeRef], during windows: CapWindows) -> Money {
+        Money(nanos: max(0, cap.limit.nanos - (usedNanos(cap, on: path, during: windows) ?? 0)))
     }
 
     /// Every cap that applies to a call on `path`, tightest scope first.
@@ -70,17 +66,17 @@ public struct CapLedger: Sendable {
     ///
     /// A credit (a negative amount, from a plan that allows credits) can cross no cap and holds nothing: it
     /// frees room only once it is committed, so no call can spend against a credit that is then not recorded.
-    public mutating func reserve(_ amount: Money, on path: [ScopeRef], at now: Date) -> CapRefusal? {
+    /// `windows` are those of the moment of the call, in the calendar of the path's customer.
+    public mutating func reserve(_ amount: Money, on path: [ScopeRef], during windows: CapWindows) -> CapRefusal? {
         if amount < .zero { return nil }
-        let period = PeriodIndex(now)
         for target in path {
             for cap in caps(on: target) {
-                guard let used = usedNanos(cap, on: path, during: period) else { continue }
+                guard let used = usedNanos(cap, on: path, during: windows) else { continue }
                 let (after, overflow) = used.addingReportingOverflow(amount.nanos)
                 if overflow || after > cap.limit.nanos {
                     return CapRefusal(
                         cap: cap, spent: Money(nanos: used), requested: amount,
-                        resetsAt: cap.period.end(containing: now))
+                        resetsAt: cap.period.window(in: windows)?.end)
                 }
             }
         }
@@ -95,14 +91,13 @@ public struct CapLedger: Sendable {
         for target in path { held[target] = Money(nanos: (held[target]?.nanos ?? 0) + amount.nanos) }
     }
 
-    /// The held amount's record is durable: it becomes spend of the period containing `at`.
-    public mutating func commit(_ amount: Money, on path: [ScopeRef], at: Date) {
-        let period = PeriodIndex(at)
+    /// The held amount's record is durable: it becomes spend of `windows`, those of the moment it was charged.
+    public mutating func commit(_ amount: Money, on path: [ScopeRef], during windows: CapWindows) {
         for target in path {
             if amount > .zero { dropHold(amount, on: target) }
             // Overflow here would need more than 9.2 billion units spent on one scope; the cap check above
             // refuses long before that for any capped scope, so an uncapped scope saturates instead.
-            do { try spend[target, default: ScopeSpend()].add(amount, during: period) } catch {
+            do { try spend[target, default: ScopeSpend()].add(amount, during: windows) } catch {
                 spend[target]?.lifetime = Money(nanos: .max)
             }
         }

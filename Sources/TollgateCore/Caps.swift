@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// A level of the hierarchy a cap can be set on.
 public enum CapScope: String, Sendable, Hashable, CaseIterable {
@@ -22,29 +21,22 @@ public struct ScopeRef: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(scope.rawValue):\(id)" }
 }
 
-/// The window a cap's spend is counted over. Day and month are calendar periods in UTC.
+/// The window a cap's spend is counted over. Day and month are the capped customer's: its local day, and its
+/// billing period (monthly on its anchor day by default), in its time zone (`CapWindows`).
 public enum CapPeriod: String, Sendable, Hashable, CaseIterable {
     case lifetime, month, day, session
 
-    /// The start of the period containing `date`, or nil for periods without calendar bounds.
-    public func start(containing date: Date) -> Date? {
+    /// The window of this period in `windows`, or nil for periods without calendar bounds.
+    public func window(in windows: CapWindows) -> BillingPeriod? {
         switch self {
         case .lifetime, .session: return nil
-        case .day: return PeriodCalendar.startOfDay(date)
-        case .month: return PeriodCalendar.startOfMonth(date)
-        }
-    }
-
-    /// When the period containing `date` ends (and the cap resets), or nil if it never does.
-    public func end(containing date: Date) -> Date? {
-        switch self {
-        case .lifetime, .session: return nil
-        case .day: return PeriodCalendar.startOfDay(date).addingTimeInterval(86_400)
-        case .month: return PeriodCalendar.startOfNextMonth(date)
+        case .day: return windows.day
+        case .month: return windows.month
         }
     }
 }
 
+/// UTC days and months, for what is counted the same for every customer (usage grouped by day).
 public enum PeriodCalendar {
     public static let utc: Calendar = {
         var calendar = Calendar(identifier: .gregorian)
@@ -52,45 +44,30 @@ public enum PeriodCalendar {
         return calendar
     }()
 
-    public static func startOfDay(_ date: Date) -> Date { utc.startOfDay(for: date) }
-
-    public static func startOfMonth(_ date: Date) -> Date { month(containing: date).start }
-
-    public static func startOfNextMonth(_ date: Date) -> Date { month(containing: date).end }
-
-    /// The UTC month containing `date`: its bounds and its index. Every call's path asks for the month
-    /// several times (caps, pricing state, margins) and a calendar computation costs microseconds, so the
-    /// current month is remembered; a date outside it is computed afresh.
-    public static func month(containing date: Date) -> (start: Date, end: Date, index: Int64) {
-        if let cached = monthCache.withLock({ $0 }), date >= cached.start, date < cached.end { return cached }
-        let parts = utc.dateComponents([.year, .month], from: date)
-        let start = utc.date(from: parts)!
-        let month = (
-            start: start, end: utc.date(byAdding: .month, value: 1, to: start)!,
-            index: Int64((parts.year! - 1970) * 12 + (parts.month! - 1))
-        )
-        monthCache.withLock { $0 = month }
-        return month
-    }
-
-    private static let monthCache = Mutex<(start: Date, end: Date, index: Int64)?>(nil)
-
-    /// Days since the Unix epoch (UTC): the bucket in which charges are summed for day caps.
+    /// Days since the Unix epoch (UTC): the bucket `usage.summary` groups a charge's day by.
     public static func dayIndex(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 / 86_400).rounded(.down)) }
-    /// Months since January 1970: the bucket for month caps.
-    public static func monthIndex(_ date: Date) -> Int64 { month(containing: date).index }
 }
 
-/// The UTC month and day a moment falls in, as indices. Computed once per charge or check and handed down,
-/// because a calendar computation per scope and cap would sit on the hot path for nothing.
-public struct PeriodIndex: Sendable, Hashable {
-    public var month: Int64
-    public var day: Int64
+/// The windows a customer's `month` and `day` caps count in at one moment: its billing period and its local day
+/// (`BillingCalendar`). Every scope on a call's path belongs to one customer, so one value serves the whole path;
+/// worked out once per call and handed down, since a calendar computation per scope and cap would sit on the hot
+/// path for nothing.
+public struct CapWindows: Sendable, Hashable {
+    public var month: BillingPeriod
+    public var day: BillingPeriod
 
-    public init(_ date: Date) {
-        month = PeriodCalendar.monthIndex(date)
-        day = PeriodCalendar.dayIndex(date)
+    public init(month: BillingPeriod, day: BillingPeriod) {
+        self.month = month
+        self.day = day
     }
+
+    /// The windows holding `date` in `calendar`.
+    public init(_ date: Date, calendar: BillingCalendar) {
+        self.init(month: calendar.period(containing: date), day: calendar.day(containing: date))
+    }
+
+    /// Whether both windows still hold `date` (then these are its windows too).
+    public func contain(_ date: Date) -> Bool { month.contains(date) && day.contains(date) }
 }
 
 /// A spend cap as configured with `caps.set`.

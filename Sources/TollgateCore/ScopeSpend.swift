@@ -1,48 +1,60 @@
 import Foundation
 
-/// What one scope has spent: over its lifetime, in the current UTC month, and today.
-/// Kept per scope so that a cap set at any moment sees the exact spend of its period without a query.
+/// What one scope has spent: over its lifetime, in its customer's current billing period, and on its current
+/// local day (`CapWindows`). Kept per scope so that a cap set at any moment sees the exact spend of its period
+/// without a query.
 public struct ScopeSpend: Sendable, Hashable {
     public var lifetime = Money.zero
-    public var monthIndex: Int64 = -1
+    /// The window `month` counts in, nil until something is counted in one.
+    public var monthWindow: BillingPeriod?
     public var month = Money.zero
-    public var dayIndex: Int64 = -1
+    public var dayWindow: BillingPeriod?
     public var day = Money.zero
 
     public init() {}
 
-    /// Spend loaded from storage: its lifetime total, and its totals in the month and day of `current`.
-    public init(lifetime: Money, month: Money, day: Money, current: PeriodIndex) {
+    /// A lifetime total alone (a session's: its caps count nothing else).
+    public init(lifetime: Money) { self.lifetime = lifetime }
+
+    /// Spend loaded from storage: its lifetime total, and its totals in `windows`.
+    public init(lifetime: Money, month: Money, day: Money, windows: CapWindows) {
         self.lifetime = lifetime
-        self.monthIndex = current.month
+        self.monthWindow = windows.month
         self.month = month
-        self.dayIndex = current.day
+        self.dayWindow = windows.day
         self.day = day
     }
 
-    /// The spend in `period` as of `now`; a month or day that has rolled over counts as zero.
-    public func spent(in period: CapPeriod, during now: PeriodIndex) -> Money {
+    /// The spend in `period` within `windows` (the windows of the moment asked about); a window that has rolled
+    /// over counts as zero.
+    public func spent(in period: CapPeriod, during windows: CapWindows) -> Money {
         switch period {
         case .lifetime, .session: return lifetime
-        case .month: return monthIndex == now.month ? month : .zero
-        case .day: return dayIndex == now.day ? day : .zero
+        case .month: return monthWindow == windows.month ? month : .zero
+        case .day: return dayWindow == windows.day ? day : .zero
         }
     }
 
-    /// Adds a committed charge made during `at` to every window it falls in.
-    public mutating func add(_ amount: Money, during at: PeriodIndex) throws(MoneyError) {
+    /// Adds a committed charge made during `windows` to every window it falls in.
+    public mutating func add(_ amount: Money, during windows: CapWindows) throws(MoneyError) {
         lifetime = try lifetime.adding(amount)
-        if at.month == monthIndex {
-            month = try month.adding(amount)
-        } else if at.month > monthIndex {
-            monthIndex = at.month
-            month = amount
+        try Self.add(amount, in: windows.month, to: &monthWindow, &month)
+        try Self.add(amount, in: windows.day, to: &dayWindow, &day)
+    }
+
+    /// A charge in the window kept adds to it. One in a window wholly before it (a commit stamped before the turn
+    /// of a period that arrives after a later one) counts in the lifetime total only. Any other window starts
+    /// afresh: a later one (the old window rolled over), or one that overlaps the kept one because the customer's
+    /// calendar changed (a new subscription with another cadence or anchor) — from then on the new calendar's
+    /// window counts, rather than a window no cap asks about any more.
+    private static func add(
+        _ amount: Money, in window: BillingPeriod, to kept: inout BillingPeriod?, _ total: inout Money
+    ) throws(MoneyError) {
+        if let current = kept {
+            if window == current { total = try total.adding(amount) }
+            if window == current || window.end <= current.start { return }
         }
-        if at.day == dayIndex {
-            day = try day.adding(amount)
-        } else if at.day > dayIndex {
-            dayIndex = at.day
-            day = amount
-        }
+        kept = window
+        total = amount
     }
 }

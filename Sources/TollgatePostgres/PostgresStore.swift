@@ -1132,22 +1132,31 @@ public final class PostgresStore: TollgateStore {
         }
     }
 
-    public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
-        let monthStart = Timestamp.millis(PeriodCalendar.startOfMonth(now))
-        let dayStart = Timestamp.millis(PeriodCalendar.startOfDay(now))
+    public func spend(tenantId: String, windows: SpendWindows) async throws(StorageError) -> [SpendRow] {
+        // Each customer's window starts, as three parallel arrays joined to the charges.
+        let customers = Array(windows.byCustomer.keys)
+        let monthStarts = customers.map { Timestamp.millis(windows.of($0).month.start) }
+        let dayStarts = customers.map { Timestamp.millis(windows.of($0).day.start) }
+        let fallbackMonth = Timestamp.millis(windows.fallback.month.start)
+        let fallbackDay = Timestamp.millis(windows.fallback.day.start)
         var result: [SpendRow] = []
         for (scope, column) in SpendColumns.all {
             let rows = try await rows(
                 """
-                SELECT \(unescaped: column), SUM(cost_nanos)::BIGINT,
-                    SUM(CASE WHEN at_ms >= \(monthStart) THEN cost_nanos ELSE 0 END)::BIGINT,
-                    SUM(CASE WHEN at_ms >= \(dayStart) THEN cost_nanos ELSE 0 END)::BIGINT
-                FROM charges WHERE tenant_id = \(tenantId) GROUP BY \(unescaped: column)
-                """, as: (String, Int64, Int64, Int64).self)
+                WITH w AS (
+                    SELECT * FROM unnest(\(customers)::TEXT[], \(monthStarts)::BIGINT[], \(dayStarts)::BIGINT[])
+                        AS w(customer_id, month_start, day_start))
+                SELECT c.\(unescaped: column), c.customer_id, SUM(c.cost_nanos)::BIGINT,
+                    SUM(CASE WHEN c.at_ms >= COALESCE(w.month_start, \(fallbackMonth)) THEN c.cost_nanos ELSE 0 END)
+                        ::BIGINT,
+                    SUM(CASE WHEN c.at_ms >= COALESCE(w.day_start, \(fallbackDay)) THEN c.cost_nanos ELSE 0 END)::BIGINT
+                FROM charges c LEFT JOIN w ON w.customer_id = c.customer_id
+                WHERE c.tenant_id = \(tenantId) GROUP BY c.\(unescaped: column), c.customer_id
+                """, as: (String, String, Int64, Int64, Int64).self)
             result += rows.map {
                 SpendRow(
-                    target: ScopeRef(scope, $0.0), lifetime: Money(nanos: $0.1), month: Money(nanos: $0.2),
-                    day: Money(nanos: $0.3))
+                    target: ScopeRef(scope, $0.0), customerId: $0.1, lifetime: Money(nanos: $0.2),
+                    month: Money(nanos: $0.3), day: Money(nanos: $0.4))
             }
         }
         return result

@@ -117,13 +117,13 @@ struct AlertMarks {
     /// Forgets the crossings of a cap that was set anew (its limit changed, so it may be crossed again).
     mutating func clear(capId: String) { marks = marks.filter { !$0.contains("|\(capId)|") } }
 
-    /// Records that `what` fired for `cap` in its current period (per session for session caps).
-    mutating func first(_ what: String, _ cap: Cap, sessionId: String, at now: Date) -> Bool {
+    /// Records that `what` fired for `cap` in its current window (`windows`; per session for session caps).
+    mutating func first(_ what: String, _ cap: Cap, sessionId: String, during windows: CapWindows) -> Bool {
         let period: String
         switch cap.period {
         case .lifetime: period = "life"
-        case .month: period = "m\(PeriodCalendar.monthIndex(now))"
-        case .day: period = "d\(PeriodCalendar.dayIndex(now))"
+        case .month: period = "m\(Timestamp.millis(windows.month.start))"
+        case .day: period = "d\(Timestamp.millis(windows.day.start))"
         case .session: period = "s\(sessionId)"
         }
         return first("\(what)|\(cap.id)|\(period)")
@@ -133,29 +133,31 @@ struct AlertMarks {
 /// `cap_warning` when spend under a cap crosses its `warnAtPercent`, and `cap_reached` when a cap is hit
 /// (spend reaches the limit, or a call is refused by it). Each fires once per crossing (`AlertMarks`).
 enum CapAlerts {
-    /// A call on `path` was refused by `refusal`'s cap.
-    static func refused(_ refusal: CapRefusal, path: ChargePath, at now: Date, marks: inout AlertMarks) -> Alert? {
+    /// A call on `path` was refused by `refusal`'s cap (`windows`: the call's cap windows).
+    static func refused(
+        _ refusal: CapRefusal, path: ChargePath, during windows: CapWindows, marks: inout AlertMarks
+    ) -> Alert? {
         let cap = refusal.cap
-        guard marks.first("reached", cap, sessionId: path.sessionId, at: now) else { return nil }
+        guard marks.first("reached", cap, sessionId: path.sessionId, during: windows) else { return nil }
         return .capReached(
             CapCrossing(
                 cap: cap, agentId: path.agentId, sessionId: path.sessionId, spent: refusal.spent,
                 requested: refusal.requested))
     }
 
-    /// A call costing `cost` was recorded on `path` (whose `scopes` and `period` the caller has at hand).
+    /// A call costing `cost` was recorded on `path` (whose `scopes` and cap `windows` the caller has at hand).
     static func recorded(
-        _ cost: Money, path: ChargePath, scopes: [ScopeRef], period: PeriodIndex, at now: Date, ledger: CapLedger,
+        _ cost: Money, path: ChargePath, scopes: [ScopeRef], during windows: CapWindows, ledger: CapLedger,
         marks: inout AlertMarks
     ) -> [Alert] {
         guard cost > .zero, !ledger.caps.isEmpty else { return [] }
         var alerts: [Alert] = []
         for cap in ledger.caps(on: scopes) {
-            guard let used = ledger.used(cap, on: scopes, during: period) else { continue }
+            guard let used = ledger.used(cap, on: scopes, during: windows) else { continue }
             let crossing = CapCrossing(cap: cap, agentId: path.agentId, sessionId: path.sessionId, spent: used)
             let before = Int128(used.nanos) - Int128(cost.nanos)
             if Int128(used.nanos) >= Int128(cap.limit.nanos),
-                marks.first("reached", cap, sessionId: path.sessionId, at: now)
+                marks.first("reached", cap, sessionId: path.sessionId, during: windows)
             {
                 alerts.append(.capReached(crossing))
             }
@@ -163,7 +165,7 @@ enum CapAlerts {
             // used ≥ limit × percent / 100, in integers.
             let threshold = Int128(cap.limit.nanos) * Int128(percent)
             if Int128(used.nanos) * 100 >= threshold, before * 100 < threshold,
-                marks.first("warning", cap, sessionId: path.sessionId, at: now)
+                marks.first("warning", cap, sessionId: path.sessionId, during: windows)
             {
                 alerts.append(.capWarning(crossing))
             }

@@ -12,7 +12,7 @@ public struct GuardLimits: Sendable, Hashable {
     /// …and only once the current minute has at least this many calls (a quiet agent's first burst is not news).
     public var velocityMinCallsPerMinute: Int
     /// Margin guard levels: provider cost above this percentage of revenue, for a session or a customer's
-    /// month. L1 raises an alert; L2 also throttles; L3 also blocks. 0 turns a level off.
+    /// billing period. L1 raises an alert; L2 also throttles; L3 also blocks. 0 turns a level off.
     public var marginL1Percent: Int
     public var marginL2Percent: Int
     public var marginL3Percent: Int
@@ -78,9 +78,9 @@ struct CallRate {
     }
 }
 
-/// A customer's revenue and provider cost this month, for the margin guard.
+/// A customer's revenue and provider cost in its current billing period, for the margin guard.
 struct CustomerMargin {
-    var month: Int64
+    var month: BillingPeriod
     var revenue = Money.zero
     var providerCost = Money.zero
 
@@ -96,7 +96,7 @@ struct CustomerMargin {
 /// Velocity: an agent whose calls this minute exceed `velocityFactor` × its average per minute over the
 /// trailing window raises `velocity` (once per crossing: again only after a minute below the threshold).
 ///
-/// Margin guard: when provider cost exceeds revenue for a session, or for a customer's month, by the
+/// Margin guard: when provider cost exceeds revenue for a session, or for a customer's billing period, by the
 /// configured levels — L1 raises `margin_guard`; L2 also throttles that scope's calls to one per
 /// `marginThrottleMs` (the rest get `RATE_LIMITED` with `retryAfterMs`); L3 also blocks them (`CONFLICT`).
 /// Each level's alert fires once, when the scope first reaches it.
@@ -104,32 +104,33 @@ struct SpendGuards {
     let limits: GuardLimits
     /// Calls per minute per agent.
     private var callRates: [String: CallRate] = [:]
-    /// Each customer's revenue and provider cost this month, once loaded (`needsMargin`).
+    /// Each customer's revenue and provider cost in its billing period, once loaded (`needsMargin`).
     private var margins: [String: CustomerMargin] = [:]
     /// When the last call of each throttled scope (`session:<id>`, `customer:<id>`) was let through.
     private var throttle: [String: Date] = [:]
 
     init(limits: GuardLimits) { self.limits = limits }
 
-    /// Whether the month of `customerId` must be loaded (`loadMargin`) before its next call is admitted.
-    func needsMargin(_ customerId: String, at now: Date) -> Bool {
-        margins[customerId]?.month != PeriodCalendar.monthIndex(now)
-    }
+    /// Whether `customerId`'s billing period `month` must be loaded (`loadMargin`) before its next call is
+    /// admitted.
+    func needsMargin(_ customerId: String, in month: BillingPeriod) -> Bool { margins[customerId]?.month != month }
 
-    /// The month of `customerId` as storage sums it (no-op if loaded meanwhile).
-    mutating func loadMargin(_ customerId: String, at now: Date, revenue: Money, providerCost: Money) {
-        guard needsMargin(customerId, at: now) else { return }
-        var margin = CustomerMargin(month: PeriodCalendar.monthIndex(now))
+    /// `customerId`'s billing period `month` as storage sums it (no-op if loaded meanwhile).
+    mutating func loadMargin(_ customerId: String, in month: BillingPeriod, revenue: Money, providerCost: Money) {
+        guard needsMargin(customerId, in: month) else { return }
+        var margin = CustomerMargin(month: month)
         margin.add(revenue: revenue, providerCost: providerCost)
         margins[customerId] = margin
     }
 
-    /// Refuses a call that a margin level throttles or blocks; `session` is the call's session's totals.
-    /// Runs in the admission turn.
-    mutating func admit(_ path: ChargePath, session: SessionTotals?, at now: Date) throws(TollgateError) {
+    /// Refuses a call that a margin level throttles or blocks; `session` is the call's session's totals, `month`
+    /// its customer's current billing period. Runs in the admission turn.
+    mutating func admit(
+        _ path: ChargePath, session: SessionTotals?, month: BillingPeriod, at now: Date
+    ) throws(TollgateError) {
         let sessionLevel = session.map { limits.marginLevel(revenue: $0.cost, providerCost: $0.providerCost) } ?? 0
         try gate("session", path.sessionId, level: sessionLevel, at: now)
-        try gate("customer", path.customerId, level: customerLevel(path.customerId, at: now), at: now)
+        try gate("customer", path.customerId, level: customerLevel(path.customerId, in: month), at: now)
     }
 
     private mutating func gate(_ scope: String, _ id: String, level: Int, at now: Date) throws(TollgateError) {
@@ -148,14 +149,16 @@ struct SpendGuards {
         throttle[key] = now
     }
 
-    private func customerLevel(_ customerId: String, at now: Date) -> Int {
-        guard let margin = margins[customerId], margin.month == PeriodCalendar.monthIndex(now) else { return 0 }
+    private func customerLevel(_ customerId: String, in month: BillingPeriod) -> Int {
+        guard let margin = margins[customerId], margin.month == month else { return 0 }
         return limits.marginLevel(revenue: margin.revenue, providerCost: margin.providerCost)
     }
 
-    /// After `charge` was recorded (`session`: its session's totals with it): counts it for velocity and
-    /// margins, and returns the alerts it raised.
-    mutating func recorded(_ charge: ChargeRecord, session: SessionTotals?, marks: inout AlertMarks) -> [Alert] {
+    /// After `charge` was recorded (`session`: its session's totals with it; `month`: its customer's billing
+    /// period at the charge's time): counts it for velocity and margins, and returns the alerts it raised.
+    mutating func recorded(
+        _ charge: ChargeRecord, session: SessionTotals?, month: BillingPeriod, marks: inout AlertMarks
+    ) -> [Alert] {
         let now = charge.at
         var alerts: [Alert] = []
         // Velocity.
@@ -178,14 +181,13 @@ struct SpendGuards {
         }
         callRates[charge.agentId] = rate
 
-        // Margins: the customer's month, and the session's totals.
-        let month = PeriodCalendar.monthIndex(now)
+        // Margins: the customer's billing period, and the session's totals.
         var margin = margins[charge.customerId].flatMap { $0.month == month ? $0 : nil } ?? CustomerMargin(month: month)
         margin.add(revenue: charge.cost, providerCost: charge.providerCost)
         margins[charge.customerId] = margin
         alerts += marginAlert(
             scope: .customer, id: charge.customerId, revenue: margin.revenue, providerCost: margin.providerCost,
-            period: "m\(month)", charge: charge, marks: &marks)
+            period: "m\(Timestamp.millis(month.start))", charge: charge, marks: &marks)
         if let session {
             alerts += marginAlert(
                 scope: .session, id: charge.sessionId, revenue: session.cost, providerCost: session.providerCost,

@@ -116,7 +116,14 @@ public actor Supervisor {
                 guard let snapshot = try await services.store.loadTenant(tenantId) else {
                     throw TollgateError.notFound("no tenant \(tenantId)")
                 }
-                let spend = try await services.store.spend(tenantId: tenantId, now: services.clock.now())
+                // Spend in each customer's current billing period and local day, as its caps count it.
+                var directory = try TenantDirectory(snapshot: snapshot, registry: services.registry)
+                let now = services.clock.now()
+                var windows = SpendWindows(byCustomer: [:], fallback: CapWindows(now, calendar: .monthlyUTC))
+                for customer in snapshot.customers {
+                    windows.byCustomer[customer.id] = directory.capWindows(customer.id, at: now)
+                }
+                let spend = try await services.store.spend(tenantId: tenantId, windows: windows)
                 let open = try await services.store.sessions(
                     tenantId: tenantId, .open, limit: configuration.openSessionsMax)
                 let recent = try await services.store.sessions(
@@ -140,8 +147,8 @@ public actor Supervisor {
                     }
                 }
                 let loaded = TenantActor.Loaded(
-                    snapshot: snapshot, spend: spend, sessions: open + recent, sessionTimeouts: timeouts,
-                    reservations: held)
+                    snapshot: snapshot, directory: directory, spend: spend, spendWindows: windows,
+                    sessions: open + recent, sessionTimeouts: timeouts, reservations: held)
                 return try TenantActor(loaded, services: services, configuration: configuration)
             }
             tenants[tenantId] = task

@@ -12,8 +12,9 @@ struct Admission {
     let path: ChargePath
     /// `path.scopes`, worked out once.
     let scopes: [ScopeRef]
-    /// The month and day of the call, for the receipt's and the warnings' cap arithmetic.
-    let period: PeriodIndex
+    /// The call's cap windows (its customer's billing period and local day), for the receipt's and the
+    /// warnings' cap arithmetic.
+    let windows: CapWindows
     let at: Date
     let rating: SubscriptionRating
     let number: UInt64
@@ -44,7 +45,8 @@ extension TenantActor {
             throw .validation(field: "quantity", rule: "small enough that the price stays within range")
         }
         let scopes = path.scopes
-        try guards.admit(path, session: sessions[path.sessionId]?.record.totals, at: now)
+        let windows = directory.capWindows(path.customerId, at: now)
+        try guards.admit(path, session: sessions[path.sessionId]?.record.totals, month: windows.month, at: now)
         try sessions.callStarted(in: path.sessionId, at: now)
         var admitted = false
         defer { if !admitted { callEnded(in: path.sessionId, recorded: nil) } }
@@ -55,9 +57,9 @@ extension TenantActor {
             capLedger.release(reservation.held, on: reservation.path.scopes)
         }
         // Check and hold in one synchronous step: no other call can run between the two.
-        if let refusal = capLedger.reserve(quote.price, on: scopes, at: now) {
+        if let refusal = capLedger.reserve(quote.price, on: scopes, during: windows) {
             restore(reservation)
-            raise(CapAlerts.refused(refusal, path: path, at: now, marks: &marks))
+            raise(CapAlerts.refused(refusal, path: path, during: windows, marks: &marks))
             throw .budgetExceeded(refusal, currency: rating.plan.currency)
         }
         let position: (number: UInt64, ticket: PricingTicket?)
@@ -68,7 +70,7 @@ extension TenantActor {
         }
         admitted = true
         return Admission(
-            cost: quote.price, path: path, scopes: scopes, period: PeriodIndex(now), at: now,
+            cost: quote.price, path: path, scopes: scopes, windows: windows, at: now,
             rating: rating, number: position.number, ticket: position.ticket, settling: reservation)
     }
 
@@ -78,7 +80,7 @@ extension TenantActor {
     func finish(_ admission: Admission, recorded record: ChargeRecord?) {
         if let record {
             admission.rating.recorded(admission.number)
-            capLedger.commit(admission.cost, on: admission.scopes, at: admission.at)
+            capLedger.commit(admission.cost, on: admission.scopes, during: admission.windows)
             // Counted in the session now, so the guards that run next see its totals with this call.
             callEnded(in: admission.path.sessionId, recorded: record)
         } else {

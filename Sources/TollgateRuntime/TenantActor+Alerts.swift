@@ -40,7 +40,7 @@ extension TenantActor {
     }
 
     public func listCaps() -> [CapView] {
-        let period = PeriodIndex(now)
+        let now = self.now
         return capLedger.caps.values.flatMap(\.values).filter { $0.target.scope != .credential }
             .sorted {
                 ($0.target.scope.rawValue, $0.target.id, $0.period.rawValue)
@@ -49,7 +49,15 @@ extension TenantActor {
             .map { cap in
                 CapView(
                     cap: cap,
-                    spent: cap.period == .session ? nil : capLedger.used(cap, on: [cap.target], during: period))
+                    spent: cap.period == .session
+                        ? nil : capLedger.used(cap, on: [cap.target], during: capWindows(of: cap.target, at: now)))
             }
+    }
+
+    /// The cap windows at `date` of the customer `target` belongs to; UTC months and days for a scope that is gone.
+    func capWindows(of target: ScopeRef, at date: Date) -> CapWindows {
+        let customerId =
+            target.scope == .session ? sessions[target.id]?.record.customerId : directory.customerId(of: target)
+        return customerId.map { directory.capWindows($0, at: date) } ?? CapWindows(date, calendar: .monthlyUTC)
     }
 }

@@ -156,12 +156,11 @@ extension TenantActor {
                     raise(
                         CapAlerts.recorded(
                             charge.admission.cost, path: charge.admission.path, scopes: charge.admission.scopes,
-                            period: charge.admission.period, at: charge.admission.at, ledger: capLedger,
-                            marks: &marks))
+                            during: charge.admission.windows, ledger: capLedger, marks: &marks))
                     raise(
                         guards.recorded(
                             charge.entry.charge, session: sessions[charge.event.sessionId]?.record.totals,
-                            marks: &marks))
+                            month: charge.admission.windows.month, marks: &marks))
                     // Memory keeps what a duplicate is answered with; the whole record is in storage.
                     keys.answered(charge.event.call, ["receiptId": .string(charge.receipt.receiptId)])
                     outcomes.append((charge.event.index, .accepted(charge.receipt)))
@@ -204,7 +203,8 @@ extension TenantActor {
                     continue
                 }
                 guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at),
-                    !guards.needsMargin(pricing.team.customerId, at: at)
+                    !guards.needsMargin(
+                        pricing.team.customerId, in: directory.capWindows(pricing.team.customerId, at: at).month)
                 else {
                     for charge in admitted { finish(charge.admission, recorded: nil) }
                     return (nil, [])

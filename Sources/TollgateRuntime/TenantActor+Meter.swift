@@ -34,7 +34,8 @@ extension TenantActor {
             let at = sessions.callTime(in: request.sessionId, now: now)
             let pricing = try directory.pricing(for: credential, at: at)
             guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at),
-                !guards.needsMargin(pricing.team.customerId, at: at)
+                !guards.needsMargin(
+                    pricing.team.customerId, in: directory.capWindows(pricing.team.customerId, at: at).month)
             else {
                 try await loadCustomerMargin(pricing.team.customerId, at: at)
                 _ = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
@@ -88,9 +89,12 @@ extension TenantActor {
                 finish(admission, recorded: record)
                 raise(
                     CapAlerts.recorded(
-                        admission.cost, path: path, scopes: admission.scopes, period: admission.period, at: at,
+                        admission.cost, path: path, scopes: admission.scopes, during: admission.windows,
                         ledger: capLedger, marks: &marks))
-                raise(guards.recorded(record, session: sessions[path.sessionId]?.record.totals, marks: &marks))
+                raise(
+                    guards.recorded(
+                        record, session: sessions[path.sessionId]?.record.totals, month: admission.windows.month,
+                        marks: &marks))
                 // A commit's hold was marked committed in the charge's own transaction.
                 return answer
             case .duplicate(let stored):
@@ -116,7 +120,7 @@ extension TenantActor {
             let caps = capLedger.caps(on: target)
             guard !caps.isEmpty else { continue }
             remaining[target.scope] = caps.map {
-                capLedger.remaining($0, on: admission.scopes, during: admission.period)
+                capLedger.remaining($0, on: admission.scopes, during: admission.windows)
             }.min()!
         }
         return Receipt(
@@ -124,14 +128,14 @@ extension TenantActor {
             remaining: remaining, at: admission.at, settled: reservation.map { ($0.id, $0.held) })
     }
 
-    /// Loads the customer's month of revenue and provider cost (for the margin guard) on its first call after a
-    /// start, or in a new month.
+    /// Loads the customer's revenue and provider cost in its billing period (for the margin guard) on its first
+    /// call after a start, or in a new period.
     func loadCustomerMargin(_ customerId: String, at date: Date) async throws(TollgateError) {
-        guard guards.needsMargin(customerId, at: date) else { return }
-        let rows = try await storage("loading a customer's month") { () async throws(StorageError) in
+        let month = directory.capWindows(customerId, at: date).month
+        guard guards.needsMargin(customerId, in: month) else { return }
+        let rows = try await storage("loading a customer's period") { () async throws(StorageError) in
             try await services.store.usage(
-                tenantId: tenantId,
-                filter: UsageFilter(customerId: customerId, from: PeriodCalendar.startOfMonth(date)), groupBy: [])
+                tenantId: tenantId, filter: UsageFilter(customerId: customerId, from: month.start), groupBy: [])
         }
         var revenue = Money.zero
         var providerCost = Money.zero
@@ -139,6 +143,6 @@ extension TenantActor {
             revenue = (try? revenue.adding(row.cost)) ?? revenue
             providerCost = (try? providerCost.adding(row.providerCost)) ?? providerCost
         }
-        guards.loadMargin(customerId, at: date, revenue: revenue, providerCost: providerCost)
+        guards.loadMargin(customerId, in: month, revenue: revenue, providerCost: providerCost)
     }
 }

@@ -40,7 +40,9 @@ extension TenantActor {
                 field: "plan",
                 rule: "in the currency the period was charged in (\(other.currency), not \(plan.currency))")
         }
-        let rating = PlanRating(plan: plan, period: PeriodCalendar.startOfMonth(request.from))
+        // Running totals start where the customer's billing period holding `from` starts.
+        let period = directory.capWindows(request.customerId, at: request.from).month
+        let rating = PlanRating(plan: plan, period: period.start)
         var report = RerateReport(plan: "\(plan.name)@\(plan.version)", currency: plan.currency, applied: request.apply)
         for event in events {
             let rerated: Money
@@ -117,7 +119,9 @@ extension TenantActor {
             // Committed spend moves out of a hold: an amount that was never held is held first (a credit holds
             // nothing and is committed as it is).
             capLedger.hold(entry.charge.cost, on: entry.charge.path.scopes)
-            capLedger.commit(entry.charge.cost, on: entry.charge.path.scopes, at: at)
+            capLedger.commit(
+                entry.charge.cost, on: entry.charge.path.scopes,
+                during: directory.capWindows(entry.charge.customerId, at: at))
         }
     }
 }

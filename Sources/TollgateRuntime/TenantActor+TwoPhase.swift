@@ -57,8 +57,9 @@ extension TenantActor {
         try sessions.callStarted(in: sessionId, at: at)
         defer { callEnded(in: sessionId, recorded: nil) }
         // Check and hold in one turn: no other call can run between the two.
-        if let refusal = capLedger.reserve(amount, on: path.scopes, at: at) {
-            raise(CapAlerts.refused(refusal, path: path, at: at, marks: &marks))
+        let windows = directory.capWindows(path.customerId, at: at)
+        if let refusal = capLedger.reserve(amount, on: path.scopes, during: windows) {
+            raise(CapAlerts.refused(refusal, path: path, during: windows, marks: &marks))
             throw .budgetExceeded(refusal, currency: pricing.plan.currency)
         }
         let ttl = min(ttlMs ?? Int64(configuration.reservationTTLMs), Int64(configuration.reservationTTLMs))

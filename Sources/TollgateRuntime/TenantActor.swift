@@ -45,7 +45,11 @@ public actor TenantActor {
     /// Everything the tenant's storage holds that the actor keeps in memory, as `Supervisor` loads it.
     struct Loaded {
         var snapshot: TenantSnapshot
+        /// Made from `snapshot`.
+        var directory: TenantDirectory
         var spend: [SpendRow]
+        /// The windows `spend` was summed in.
+        var spendWindows: SpendWindows
         /// Open sessions, and the latest closed ones (to learn how long sessions last).
         var sessions: [SessionRecord]
         var sessionTimeouts: SessionTimeouts?
@@ -57,17 +61,19 @@ public actor TenantActor {
         tenantId = loaded.snapshot.tenant.id
         self.services = services
         self.configuration = configuration
-        directory = try TenantDirectory(snapshot: loaded.snapshot, registry: services.registry)
+        directory = loaded.directory
         sessions = SessionTable(
             timeouts: loaded.sessionTimeouts ?? configuration.sessionTimeouts, openMax: configuration.openSessionsMax)
         keys = IdempotencyCache(capacity: configuration.recentKeysMax)
         guards = SpendGuards(limits: configuration.guards)
         for credential in directory.limitedCredentials { capLedger.setCap(Self.credentialCap(credential)!) }
         for cap in loaded.snapshot.caps { capLedger.setCap(cap) }
-        let current = PeriodIndex(services.clock.now())
         for row in loaded.spend {
             capLedger.load(
-                row.target, ScopeSpend(lifetime: row.lifetime, month: row.month, day: row.day, current: current))
+                row.target,
+                ScopeSpend(
+                    lifetime: row.lifetime, month: row.month, day: row.day,
+                    windows: loaded.spendWindows.of(row.customerId)))
         }
         // Open sessions come back as they were; closed ones teach how long sessions last.
         for record in loaded.sessions {
@@ -89,9 +95,7 @@ public actor TenantActor {
     /// An open session's spend so far, into the cap ledger (its session scope).
     static func loadSpend(of session: SessionRecord, into ledger: inout CapLedger) {
         guard session.totals.cost != .zero else { return }
-        ledger.load(
-            ScopeRef(.session, session.id),
-            ScopeSpend(lifetime: session.totals.cost, month: .zero, day: .zero, current: PeriodIndex(session.openedAt)))
+        ledger.load(ScopeRef(.session, session.id), ScopeSpend(lifetime: session.totals.cost))
     }
 
     /// A credential's `spendLimit`, enforced as a lifetime cap on the credential scope; nil without one.

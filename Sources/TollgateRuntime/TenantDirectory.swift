@@ -41,6 +41,8 @@ struct TenantDirectory {
     /// Each subscription's billing calendar (its cadence in its customer's time zone), made once: a calendar
     /// holds a Foundation `Calendar`, which costs more to make than to ask.
     private var calendars: [String: BillingCalendar] = [:]
+    /// Each customer's cap windows as last worked out, and until when they hold (`capWindows`).
+    private var windows: [String: (windows: CapWindows, until: Date)] = [:]
 
     /// Builds the directory from a storage snapshot, compiling every stored plan version.
     init(snapshot: TenantSnapshot, registry: StrategyRegistry) throws {
@@ -127,6 +129,35 @@ struct TenantDirectory {
         calendars[subscription.id] ?? .monthlyUTC
     }
 
+    /// The windows `customerId`'s month and day caps count in at `date`: the billing period of its subscription in
+    /// force then and its local day, in its time zone; without a subscription, calendar months from the 1st.
+    /// Asked on every call's path, so they are kept until the first of their ends or the start of the customer's
+    /// next subscription, whichever comes first.
+    mutating func capWindows(_ customerId: String, at date: Date) -> CapWindows {
+        if let kept = windows[customerId], kept.windows.contain(date), date < kept.until { return kept.windows }
+        let billing =
+            subscription(for: customerId, at: date).map { self.calendar(for: $0) }
+            ?? BillingCalendar(stored: .month(anchorDay: 1), timeZone: customers[customerId]?.timeZone ?? "UTC")
+        let fresh = CapWindows(date, calendar: billing)
+        let nextStart = subscriptions[customerId]?.map(\.startsAt).filter { $0 > date }.min()
+        let until = min(fresh.month.end, fresh.day.end, nextStart ?? .distantFuture)
+        // Only the latest windows are kept: a late commit asking about an earlier moment does not push them out.
+        if windows[customerId].map({ until >= $0.until }) ?? true { windows[customerId] = (fresh, until) }
+        return fresh
+    }
+
+    /// The customer a scope belongs to (nil for a session, which the directory does not hold, or an unknown id).
+    func customerId(of target: ScopeRef) -> String? {
+        switch target.scope {
+        case .customer: return target.id
+        case .team: return teams[target.id]?.customerId
+        case .agent: return agents[target.id].flatMap { teams[$0.teamId]?.customerId }
+        case .credential:
+            return credentials[target.id].flatMap { agents[$0.agentId] }.flatMap { teams[$0.teamId]?.customerId }
+        case .session: return nil
+        }
+    }
+
     /// The subscription in force for `customerId` at `date`: the latest one that has started.
     func subscription(for customerId: String, at date: Date) -> SubscriptionRecord? {
         subscriptions[customerId]?.filter { $0.startsAt <= date }.max { ($0.startsAt, $0.id) < ($1.startsAt, $1.id) }
@@ -166,7 +197,10 @@ struct TenantDirectory {
 
     // MARK: changes
 
-    mutating func add(_ customer: Customer) { customers[customer.id] = customer }
+    mutating func add(_ customer: Customer) {
+        customers[customer.id] = customer
+        windows[customer.id] = nil
+    }
     mutating func add(_ team: Team) { teams[team.id] = team }
     mutating func add(_ agent: Agent) { agents[agent.id] = agent }
     mutating func add(_ credential: Credential) { credentials[credential.id] = credential }
@@ -191,6 +225,7 @@ struct TenantDirectory {
 
     mutating func add(_ subscription: SubscriptionRecord) {
         subscriptions[subscription.customerId, default: []].append(subscription)
+        windows[subscription.customerId] = nil
         let zone = customers[subscription.customerId]?.timeZone ?? "UTC"
         calendars[subscription.id] = BillingCalendar(stored: subscription.period, timeZone: zone)
     }

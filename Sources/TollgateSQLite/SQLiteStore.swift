@@ -907,23 +907,38 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
-    public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
-        let monthStart = Timestamp.millis(PeriodCalendar.startOfMonth(now))
-        let dayStart = Timestamp.millis(PeriodCalendar.startOfDay(now))
+    public func spend(tenantId: String, windows: SpendWindows) async throws(StorageError) -> [SpendRow] {
+        // Each customer's window starts, as one JSON argument: [[customerId, monthStartMs, dayStartMs], …].
+        let starts = JSONCodec.string(
+            .array(
+                windows.byCustomer.map { customerId, windows in
+                    .array([
+                        .string(customerId), .integer(Timestamp.millis(windows.month.start)),
+                        .integer(Timestamp.millis(windows.day.start)),
+                    ])
+                }))
+        let fallbackMonth = Timestamp.millis(windows.fallback.month.start)
+        let fallbackDay = Timestamp.millis(windows.fallback.day.start)
         return try await read { db in
             var rows: [SpendRow] = []
             for (scope, column) in SpendColumns.all {
                 let sql = """
-                    SELECT \(column) AS id, SUM(cost_nanos) AS lifetime,
-                        SUM(CASE WHEN at_ms >= ? THEN cost_nanos ELSE 0 END) AS month,
-                        SUM(CASE WHEN at_ms >= ? THEN cost_nanos ELSE 0 END) AS day
-                    FROM charges WHERE tenant_id = ? GROUP BY \(column)
+                    WITH w(customer_id, month_start, day_start) AS (
+                        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+                        FROM json_each(?1))
+                    SELECT c.\(column) AS id, c.customer_id AS customer, SUM(c.cost_nanos) AS lifetime,
+                        SUM(CASE WHEN c.at_ms >= COALESCE(w.month_start, ?2) THEN c.cost_nanos ELSE 0 END) AS month,
+                        SUM(CASE WHEN c.at_ms >= COALESCE(w.day_start, ?3) THEN c.cost_nanos ELSE 0 END) AS day
+                    FROM charges c LEFT JOIN w ON w.customer_id = c.customer_id
+                    WHERE c.tenant_id = ?4 GROUP BY c.\(column), c.customer_id
                     """
-                for row in try Row.fetchAll(db, sql: sql, arguments: [monthStart, dayStart, tenantId]) {
+                let arguments: StatementArguments = [starts, fallbackMonth, fallbackDay, tenantId]
+                for row in try Row.fetchAll(db, sql: sql, arguments: arguments) {
                     rows.append(
                         SpendRow(
-                            target: ScopeRef(scope, row["id"]), lifetime: Money(nanos: row["lifetime"]),
-                            month: Money(nanos: row["month"]), day: Money(nanos: row["day"])))
+                            target: ScopeRef(scope, row["id"]), customerId: row["customer"],
+                            lifetime: Money(nanos: row["lifetime"]), month: Money(nanos: row["month"]),
+                            day: Money(nanos: row["day"])))
                 }
             }
             return rows

@@ -338,26 +338,37 @@ public actor InMemoryStore: TollgateStore {
             }
     }
 
-    public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
+    public func spend(tenantId: String, windows: SpendWindows) async throws(StorageError) -> [SpendRow] {
         try open()
-        var totals: [ScopeRef: ScopeSpend] = [:]
+        var rows: [ScopeRef: SpendRow] = [:]
         for charge in charges where charge.tenantId == tenantId {
-            for (scope, id) in [
-                (CapScope.credential, charge.credentialId), (.agent, charge.agentId),
-                (.team, charge.teamId), (.customer, charge.customerId),
-            ] {
+            let windows = windows.of(charge.customerId)
+            for (scope, column) in SpendColumns.all {
+                let target = ScopeRef(scope, Self.column(column, of: charge))
+                var row =
+                    rows[target]
+                    ?? SpendRow(
+                        target: target, customerId: charge.customerId, lifetime: .zero, month: .zero, day: .zero)
                 do {
-                    try totals[ScopeRef(scope, id), default: ScopeSpend()].add(
-                        charge.cost, during: PeriodIndex(charge.at))
+                    row.lifetime = try row.lifetime.adding(charge.cost)
+                    if charge.at >= windows.month.start { row.month = try row.month.adding(charge.cost) }
+                    if charge.at >= windows.day.start { row.day = try row.day.adding(charge.cost) }
                 } catch {
                     throw .backend("spend total out of range")
                 }
+                rows[target] = row
             }
         }
-        return totals.map { target, spend in
-            SpendRow(
-                target: target, lifetime: spend.lifetime, month: spend.spent(in: .month, during: PeriodIndex(now)),
-                day: spend.spent(in: .day, during: PeriodIndex(now)))
+        return Array(rows.values)
+    }
+
+    /// The id a charge holds in one of `SpendColumns`.
+    private static func column(_ column: String, of charge: ChargeRecord) -> String {
+        switch column {
+        case "credential_id": charge.credentialId
+        case "agent_id": charge.agentId
+        case "team_id": charge.teamId
+        default: charge.customerId
         }
     }
 

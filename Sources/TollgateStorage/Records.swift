@@ -207,19 +207,36 @@ public struct TenantSnapshot: Sendable {
     public init(tenant: TenantRecord) { self.tenant = tenant }
 }
 
-/// Committed spend of one scope in one window, as loaded at start-up.
+/// Committed spend of one scope, as loaded at start-up.
 public struct SpendRow: Sendable, Hashable {
     public var target: ScopeRef
+    /// The customer the scope belongs to, whose windows `month` and `day` were summed in.
+    public var customerId: String
     public var lifetime: Money
-    /// Spend in the current UTC month and day, relative to the `now` the query was given.
+    /// Spend since the start of the customer's current billing period and local day (`SpendWindows`).
     public var month: Money
     public var day: Money
-    public init(target: ScopeRef, lifetime: Money, month: Money, day: Money) {
+    public init(target: ScopeRef, customerId: String, lifetime: Money, month: Money, day: Money) {
         self.target = target
+        self.customerId = customerId
         self.lifetime = lifetime
         self.month = month
         self.day = day
     }
+}
+
+/// The windows spend is summed in at start-up: each customer's billing period and local day at that moment.
+public struct SpendWindows: Sendable, Hashable {
+    public var byCustomer: [String: CapWindows]
+    /// For a customer missing from `byCustomer`.
+    public var fallback: CapWindows
+
+    public init(byCustomer: [String: CapWindows], fallback: CapWindows) {
+        self.byCustomer = byCustomer
+        self.fallback = fallback
+    }
+
+    public func of(_ customerId: String) -> CapWindows { byCustomer[customerId] ?? fallback }
 }
 
 /// The dimensions `usage.summary` can group by.

@@ -46,9 +46,9 @@ public protocol TollgateStore: Sendable {
     /// `commit(_:)`; never call it from a task.
     func commitBlocking(_ entries: [LedgerEntry]) throws(StorageError) -> [CommitOutcome]
     func idempotencyRecord(tenantId: String, key: String) async throws(StorageError) -> IdempotencyRecord?
-    /// Committed spend per agent, team, customer and credential of the tenant: lifetime, and within the UTC
-    /// month and day containing `now`.
-    func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow]
+    /// Committed spend per agent, team, customer and credential of the tenant: lifetime, and since the start of
+    /// the scope's customer's windows (`SpendWindows`).
+    func spend(tenantId: String, windows: SpendWindows) async throws(StorageError) -> [SpendRow]
     func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError) -> [UsageRow]
     /// One session with its totals (summed from its charges while open), or nil.
     func session(tenantId: String, id: String) async throws(StorageError) -> SessionRecord?

@@ -156,8 +156,8 @@ public final class GatedStore: TollgateStore, Sendable {
     public func credential(tokenHash: String) async throws(StorageError) -> Credential? {
         try await inner.credential(tokenHash: tokenHash)
     }
-    public func spend(tenantId: String, now: Date) async throws(StorageError) -> [SpendRow] {
-        try await inner.spend(tenantId: tenantId, now: now)
+    public func spend(tenantId: String, windows: SpendWindows) async throws(StorageError) -> [SpendRow] {
+        try await inner.spend(tenantId: tenantId, windows: windows)
     }
     public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError)
         -> [UsageRow]

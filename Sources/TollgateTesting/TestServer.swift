@@ -34,7 +34,10 @@ public final class TestServer: Sendable {
         configuration.listener.unauthenticatedIdleMs = 60_000
         configure(&configuration)
         var logger = Logger(label: "tollgate.test")
-        logger.logLevel = .critical
+        // Quiet unless a run asks (`TOLLGATE_TEST_LOG_LEVEL=error`, say): dozens of servers log at once here.
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["TOLLGATE_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? .critical
         let app = try await TollgateApp.make(
             configuration: configuration,
             environment: ["TOLLGATE_ADMIN_TOKEN": rootToken], clock: clock,

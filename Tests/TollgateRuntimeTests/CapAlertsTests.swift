@@ -20,14 +20,15 @@ import TollgateStorage
         return ledger
     }
 
+    static func windows(_ date: Date) -> CapWindows { CapWindows(date, calendar: .monthlyUTC) }
+
     /// Reserves and commits `cost` at `date`, returning the alerts it raised.
     static func spend(_ cost: Int64, at date: Date, _ ledger: inout CapLedger, _ marks: inout AlertMarks) -> [Alert] {
         let scopes = path.scopes
-        #expect(ledger.reserve(Money(nanos: cost), on: scopes, at: date) == nil)
-        ledger.commit(Money(nanos: cost), on: scopes, at: date)
+        #expect(ledger.reserve(Money(nanos: cost), on: scopes, during: windows(date)) == nil)
+        ledger.commit(Money(nanos: cost), on: scopes, during: windows(date))
         return CapAlerts.recorded(
-            Money(nanos: cost), path: path, scopes: scopes, period: PeriodIndex(date), at: date, ledger: ledger,
-            marks: &marks)
+            Money(nanos: cost), path: path, scopes: scopes, during: windows(date), ledger: ledger, marks: &marks)
     }
 
     @Test func aWarningFiresOnceWhenSpendCrossesItsPercent_andReachedWhenItHitsTheLimit() {
@@ -47,10 +48,10 @@ import TollgateStorage
         #expect(tomorrow == [.capWarning])
         marks.clear(capId: "cap_1")
         let day2 = Self.t0.addingTimeInterval(86_400)
-        let refused = ledger.reserve(Money(nanos: 50), on: Self.path.scopes, at: day2)
+        let refused = ledger.reserve(Money(nanos: 50), on: Self.path.scopes, during: Self.windows(day2))
         let refusal = try #require(refused)
-        let first = CapAlerts.refused(refusal, path: Self.path, at: day2, marks: &marks)
-        let second = CapAlerts.refused(refusal, path: Self.path, at: day2, marks: &marks)
+        let first = CapAlerts.refused(refusal, path: Self.path, during: Self.windows(day2), marks: &marks)
+        let second = CapAlerts.refused(refusal, path: Self.path, during: Self.windows(day2), marks: &marks)
         #expect(first?.kind == .capReached)
         #expect(second == nil)
     }

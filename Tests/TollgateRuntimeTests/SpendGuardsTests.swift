@@ -18,6 +18,9 @@ import TollgateStorage
             currency: "USD", idempotencyKey: "k", at: date)
     }
 
+    /// The UTC month holding `date`: a customer billed monthly from the 1st, in UTC.
+    static func month(_ date: Date) -> BillingPeriod { BillingCalendar.monthlyUTC.period(containing: date) }
+
     static func totals(cost: Int64, providerCost: Int64) -> SessionTotals {
         var totals = SessionTotals()
         totals.cost = Money(nanos: cost)
@@ -29,35 +32,38 @@ import TollgateStorage
         var guards = SpendGuards(limits: GuardLimits(marginThrottleMs: 1000))
         // Provider cost 130 % of revenue: L2 (above 125 %). One call per second passes.
         let l2 = Self.totals(cost: 100, providerCost: 130)
-        try guards.admit(Self.path, session: l2, at: Self.t0)
+        try guards.admit(Self.path, session: l2, month: Self.month(Self.t0), at: Self.t0)
         #expect(throws: TollgateError.rateLimited(retryAfterMs: 500)) {
-            try guards.admit(Self.path, session: l2, at: Self.t0.addingTimeInterval(0.5))
+            try guards.admit(Self.path, session: l2, month: Self.month(Self.t0), at: Self.t0.addingTimeInterval(0.5))
         }
-        try guards.admit(Self.path, session: l2, at: Self.t0.addingTimeInterval(1))
+        try guards.admit(Self.path, session: l2, month: Self.month(Self.t0), at: Self.t0.addingTimeInterval(1))
         // 160 %: L3, blocked.
         #expect(throws: TollgateError.self) {
             try guards.admit(
-                Self.path, session: Self.totals(cost: 100, providerCost: 160), at: Self.t0.addingTimeInterval(5))
+                Self.path, session: Self.totals(cost: 100, providerCost: 160), month: Self.month(Self.t0),
+                at: Self.t0.addingTimeInterval(5))
         }
     }
 
     @Test func aCustomersMonthIsLoadedOnce_andItsMarginGatesItsCalls() throws {
         var guards = SpendGuards(limits: GuardLimits())
-        #expect(guards.needsMargin("cus_1", at: Self.t0))
-        guards.loadMargin("cus_1", at: Self.t0, revenue: Money(nanos: 100), providerCost: Money(nanos: 200))
-        #expect(!guards.needsMargin("cus_1", at: Self.t0))
-        #expect(throws: TollgateError.self) { try guards.admit(Self.path, session: nil, at: Self.t0) }
+        let month = Self.month(Self.t0)
+        #expect(guards.needsMargin("cus_1", in: month))
+        guards.loadMargin("cus_1", in: month, revenue: Money(nanos: 100), providerCost: Money(nanos: 200))
+        #expect(!guards.needsMargin("cus_1", in: month))
+        #expect(throws: TollgateError.self) { try guards.admit(Self.path, session: nil, month: month, at: Self.t0) }
         // A new month starts from nothing.
-        #expect(guards.needsMargin("cus_1", at: Self.t0.addingTimeInterval(40 * 86_400)))
+        #expect(guards.needsMargin("cus_1", in: Self.month(Self.t0.addingTimeInterval(40 * 86_400))))
     }
 
     @Test func marginAlertsFireOncePerLevel() {
         var guards = SpendGuards(limits: GuardLimits())
         var marks = AlertMarks()
         let high = Self.totals(cost: 100, providerCost: 110)
-        let first = guards.recorded(Self.charge(at: Self.t0, providerCost: 110), session: high, marks: &marks)
+        let first = guards.recorded(
+            Self.charge(at: Self.t0, providerCost: 110), session: high, month: Self.month(Self.t0), marks: &marks)
         #expect(first.filter { $0.kind == .marginGuard }.count == 2, "customer and session, L1")
-        let second = guards.recorded(Self.charge(at: Self.t0), session: high, marks: &marks)
+        let second = guards.recorded(Self.charge(at: Self.t0), session: high, month: Self.month(Self.t0), marks: &marks)
         #expect(second.filter { $0.kind == .marginGuard }.isEmpty)
     }
 
@@ -69,11 +75,13 @@ import TollgateStorage
         // One call a minute for ten minutes, then a burst of 20 in one minute.
         for minute in 0..<10 {
             velocity += guards.recorded(
-                Self.charge(at: Self.t0.addingTimeInterval(Double(minute * 60))), session: nil, marks: &marks)
+                Self.charge(at: Self.t0.addingTimeInterval(Double(minute * 60))), session: nil,
+                month: Self.month(Self.t0), marks: &marks)
         }
         for call in 0..<20 {
             velocity += guards.recorded(
-                Self.charge(at: Self.t0.addingTimeInterval(600 + Double(call))), session: nil, marks: &marks)
+                Self.charge(at: Self.t0.addingTimeInterval(600 + Double(call))), session: nil,
+                month: Self.month(Self.t0), marks: &marks)
         }
         let fired = velocity.filter { $0.kind == .velocity }
         #expect(fired.count == 1)

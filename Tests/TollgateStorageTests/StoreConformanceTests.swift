@@ -240,23 +240,43 @@ import TollgateStorage
     func spend_sumsEachScopeByWindow(kind: StoreKind) async throws {
         let store = try await kind.open()
         let world = try await makeWorld(store)
-        let lastMonth = PeriodCalendar.startOfMonth(now).addingTimeInterval(-10)
-        let earlierToday = PeriodCalendar.startOfDay(now).addingTimeInterval(1)
-        let yesterday = PeriodCalendar.startOfDay(now).addingTimeInterval(-1)
+        let windows = CapWindows(now, calendar: .monthlyUTC)
+        let lastMonth = windows.month.start.addingTimeInterval(-10)
+        let earlierToday = windows.day.start.addingTimeInterval(1)
+        let yesterday = windows.day.start.addingTimeInterval(-1)
         _ = try await store.commit([
             try entry(world, key: "a", cost: "1", at: lastMonth),
             try entry(world, key: "b", cost: "0.5", at: yesterday),
             try entry(world, key: "c", cost: "0.25", at: earlierToday),
         ])
-        let rows = try await store.spend(tenantId: world.tenant.id, now: now)
-        let agent = try #require(rows.first { $0.target == ScopeRef(.agent, world.agent.id) })
-        #expect(agent.lifetime == (try Money(decimal: "1.75")))
-        if PeriodCalendar.startOfMonth(now) <= yesterday {
-            #expect(agent.month == (try Money(decimal: "0.75")))
+        // The customer's own windows, or the fallback for a customer not named.
+        for spendWindows in [
+            SpendWindows(byCustomer: [world.customer.id: windows], fallback: CapWindows(now, calendar: .monthlyUTC)),
+            SpendWindows(byCustomer: ["cus_other": windows], fallback: windows),
+        ] {
+            let rows = try await store.spend(tenantId: world.tenant.id, windows: spendWindows)
+            let agent = try #require(rows.first { $0.target == ScopeRef(.agent, world.agent.id) })
+            #expect(agent.customerId == world.customer.id)
+            #expect(agent.lifetime == (try Money(decimal: "1.75")))
+            if windows.month.start <= yesterday {
+                #expect(agent.month == (try Money(decimal: "0.75")))
+            }
+            #expect(agent.day == (try Money(decimal: "0.25")))
+            #expect(
+                rows.contains { $0.target == ScopeRef(.customer, world.customer.id) && $0.lifetime == agent.lifetime })
+            #expect(rows.contains { $0.target == ScopeRef(.credential, world.credential.id) })
         }
-        #expect(agent.day == (try Money(decimal: "0.25")))
-        #expect(rows.contains { $0.target == ScopeRef(.customer, world.customer.id) && $0.lifetime == agent.lifetime })
-        #expect(rows.contains { $0.target == ScopeRef(.credential, world.credential.id) })
+        // A customer whose day and billing period started before all three charges (its windows reach back to
+        // before last month's): everything counts in them.
+        let wide = CapWindows(
+            month: BillingPeriod(start: lastMonth.addingTimeInterval(-1), end: now.addingTimeInterval(1)),
+            day: BillingPeriod(start: yesterday.addingTimeInterval(-1), end: now.addingTimeInterval(1)))
+        let rows = try await store.spend(
+            tenantId: world.tenant.id,
+            windows: SpendWindows(byCustomer: [world.customer.id: wide], fallback: windows))
+        let team = try #require(rows.first { $0.target == ScopeRef(.team, world.team.id) })
+        #expect(team.month == (try Money(decimal: "1.75")))
+        #expect(team.day == (try Money(decimal: "0.75")))
         try await store.close()
     }
 
