@@ -78,6 +78,9 @@ public struct Invoice: Sendable, Hashable {
     /// The stages that made it, in order (`CloseStage`).
     public var stages: [String]
     public var createdAt: Date
+    /// When it was voided, and why (`void` only).
+    public var voidedAt: Date?
+    public var voidReason: String?
 
     public init(
         id: String, tenantId: String, customerId: String, subscriptionId: String, period: BillingPeriod,
@@ -101,6 +104,17 @@ public struct Invoice: Sendable, Hashable {
 
     /// The line with id `L<n>`.
     public func line(_ id: String) -> InvoiceLine? { lines.first { $0.id == id } }
+
+    /// This invoice voided at `at` for `reason`: its lines and totals stay as they were, for the record. Only a
+    /// finalized invoice can be voided (a draft was never issued; a void one stays as it was voided).
+    public func voided(at: Date, reason: String) -> Invoice? {
+        guard status == .finalized else { return nil }
+        var voided = self
+        voided.status = .void
+        voided.voidedAt = at
+        voided.voidReason = reason
+        return voided
+    }
 }
 
 // MARK: the stored and wire form
@@ -120,6 +134,8 @@ extension Invoice {
             "billedTo": .string(billedTo),
         ]
         fields["events"] = .integer(Int64(lines.reduce(0) { $0 + $1.eventCount }))
+        if let voidedAt { fields["voidedAt"] = .string(Timestamp.format(voidedAt)) }
+        if let voidReason { fields["voidReason"] = .string(voidReason) }
         return .object(fields)
     }
 
@@ -145,6 +161,8 @@ extension Invoice {
         stages = (json["stages"]?.arrayValue ?? []).compactMap(\.stringValue)
         seller = json["seller"]?.stringValue ?? ""
         billedTo = json["billedTo"]?.stringValue ?? ""
+        if json["voidedAt"] != nil { voidedAt = try date("voidedAt") }
+        voidReason = json["voidReason"]?.stringValue
     }
 }
 

@@ -11,7 +11,9 @@ public enum InvoiceRendering {
     public static func text(_ invoice: Invoice) -> String {
         var text = "Invoice \(invoice.id) (\(invoice.status.rawValue))\n"
         text += "Customer \(invoice.customerId), subscription \(invoice.subscriptionId)\n"
-        text += "Period \(Timestamp.format(invoice.period.start)) to \(Timestamp.format(invoice.period.end))\n\n"
+        text += "Period \(Timestamp.format(invoice.period.start)) to \(Timestamp.format(invoice.period.end))\n"
+        if let voided = voidNotice(invoice) { text += voided + "\n" }
+        text += "\n"
         let rows = invoice.lines.map { line in
             [
                 line.id, line.description, quantity(line), unitPrice(line, rate: invoice.taxRate),
@@ -70,6 +72,7 @@ public enum InvoiceRendering {
     public static let csvColumns = [
         "invoice_id", "line_id", "kind", "description", "tool", "agent_id", "model", "unit", "quantity", "unit_price",
         "exact", "amount", "currency", "events", "adjusts_period_start", "period_start", "period_end",
+        "invoice_status",
     ]
 
     public static func csv(_ invoice: Invoice) -> String {
@@ -80,10 +83,19 @@ public enum InvoiceRendering {
                 line.model ?? "", line.unit, String(line.quantity), line.unitPrice?.decimalString ?? "",
                 line.exact.decimalString, line.amount.decimalString, invoice.currency, String(line.eventCount),
                 line.adjusts.map { Timestamp.format($0.start) } ?? "", Timestamp.format(invoice.period.start),
-                Timestamp.format(invoice.period.end),
+                Timestamp.format(invoice.period.end), invoice.status.rawValue,
             ])
         }
         return text
+    }
+
+    /// "VOID …" with when and why, for a voided invoice; nil otherwise.
+    static func voidNotice(_ invoice: Invoice) -> String? {
+        guard invoice.status == .void else { return nil }
+        var notice = "VOID"
+        if let at = invoice.voidedAt { notice += " since \(Timestamp.format(at))" }
+        if let reason = invoice.voidReason, !reason.isEmpty { notice += ": \(reason)" }
+        return notice + " (nothing is owed on this invoice)"
     }
 
     /// One CSV record: a field with a comma, quote or line break is quoted, its quotes doubled; CRLF ends it.
@@ -135,6 +147,7 @@ public enum InvoiceRendering {
             tr.adjustment td, tr.true_up td { background: #fbf7ea; }
             tr.tax td { color: #3a4250; }
             .empty { text-align: center; color: #6b7380; padding: 24px; }
+            .void { border: 2px solid #b3261e; color: #b3261e; font-weight: bold; padding: 8px 12px; }
             .totals { margin-left: auto; margin-top: 16px; width: 40%; font-size: 14px; }
             .totals td { border: none; padding: 4px; }
             .totals tr.total td { border-top: 2px solid #1d2430; font-weight: bold; font-size: 16px; }
@@ -151,6 +164,7 @@ public enum InvoiceRendering {
             <div><span class="label">Issued</span> \(escape(Timestamp.format(invoice.createdAt)))</div>
             </div>
             </header>
+            \(voidNotice(invoice).map { "<p class=\"void\">\(escape($0))</p>" } ?? "")
             <div class="parties">
             <div><div class="label">Billed to</div><div>\(escape(invoice.billedTo))</div>\
             <div class="events">\(escape(invoice.customerId))</div></div>

@@ -1019,6 +1019,16 @@ public final class PostgresStore: TollgateStore {
         return receiptIds.compactMap { byReceipt[$0] }
     }
 
+    public func updateInvoice(_ invoice: InvoiceRecord, expecting expected: String) async throws(StorageError) -> Bool {
+        let rows = try await rows(
+            """
+            UPDATE invoices SET status = \(invoice.status), document = \(invoice.document)
+            WHERE tenant_id = \(invoice.tenantId) AND id = \(invoice.id) AND status = \(expected)
+            RETURNING id
+            """, as: String.self)
+        return rows.count == 1
+    }
+
     public func insertInvoice(_ invoice: InvoiceRecord, lineReceipts: [InvoiceLineReceipt])
         async throws(StorageError) -> InvoiceRecord
     {

@@ -134,6 +134,27 @@ extension TenantActor {
         return try InvoiceView(record)
     }
 
+    /// `invoices.void`: a finalized invoice is voided — nothing is owed on it any more — with its lines and trace
+    /// kept as they were. Voiding a void invoice answers it as it is; a period whose invoice is void stays closed
+    /// (a closed period never changes). The change is a compare-and-set on the stored status, so two voids racing
+    /// (here or in another process sharing the store) write once.
+    public func voidInvoice(_ id: String, reason: String) async throws(TollgateError) -> InvoiceView {
+        let current = try await invoice(id).invoice
+        if current.status == .void { return InvoiceView(current) }
+        guard let voided = current.voided(at: now, reason: reason) else {
+            throw .conflict("invoice \(id) is \(current.status.rawValue); only a finalized invoice can be voided")
+        }
+        let record = InvoiceRecord(
+            tenantId: tenantId, id: id, customerId: voided.customerId, subscriptionId: voided.subscriptionId,
+            periodStart: voided.period.start, periodEnd: voided.period.end, status: voided.status.rawValue,
+            document: JSONCodec.string(voided.json), createdAt: voided.createdAt)
+        let written = try await storage("voiding an invoice") { () async throws(StorageError) in
+            try await services.store.updateInvoice(record, expecting: Invoice.Status.finalized.rawValue)
+        }
+        // Not written: voided meanwhile by another call, whose answer stands.
+        return written ? InvoiceView(voided) : try await invoice(id)
+    }
+
     /// Invoices, the latest period first: of one customer or subscription, if given.
     public func invoices(customerId: String?, subscriptionId: String?, limit: Int) async throws(TollgateError)
         -> InvoiceList

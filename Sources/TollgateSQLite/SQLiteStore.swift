@@ -801,6 +801,15 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
+    public func updateInvoice(_ invoice: InvoiceRecord, expecting expected: String) async throws(StorageError) -> Bool {
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE invoices SET status = ?, document = ? WHERE tenant_id = ? AND id = ? AND status = ?",
+                arguments: [invoice.status, invoice.document, invoice.tenantId, invoice.id, expected])
+            return db.changesCount == 1
+        }
+    }
+
     public func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord? {
         try await read { db in
             try Row.fetchOne(

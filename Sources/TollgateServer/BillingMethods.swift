@@ -3,8 +3,8 @@ import TollgateJSON
 import TollgateRuntime
 import TollgateWire
 
-/// Billing: `periods.list`, `periods.close`, `invoices.get`, `invoices.list`, `invoices.trace`, `reports.revenue`
-/// (operators).
+/// Billing: `periods.list`, `periods.close`, `invoices.get`, `invoices.list`, `invoices.trace`, `invoices.void`,
+/// `reports.revenue` (operators).
 enum BillingMethods {
     static let pageMax: Int64 = 1_000
 
@@ -30,6 +30,12 @@ enum BillingMethods {
                 customerId: try params.optionalString("customerId", lengthMax: op.request.idBytesMax),
                 subscriptionId: try params.optionalString("subscriptionId", lengthMax: op.request.idBytesMax),
                 limit: Int(try params.optionalInt("limit", range: 1...pageMax) ?? 100))
+        }
+
+        router.tenantOperator(.invoicesVoid) { params, op in
+            try await op.tenant.voidInvoice(
+                try params.string("invoiceId", lengthMax: op.request.idBytesMax),
+                reason: try params.optionalString("reason", lengthMax: 500) ?? "")
         }
 
         router.tenantOperator(.reportsRevenue) { params, op in

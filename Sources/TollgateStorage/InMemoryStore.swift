@@ -298,6 +298,16 @@ public actor InMemoryStore: TollgateStore {
         return invoice
     }
 
+    public func updateInvoice(_ invoice: InvoiceRecord, expecting expected: String) async throws(StorageError) -> Bool {
+        try open()
+        let key = invoice.tenantId + "/" + invoice.id
+        guard var stored = invoiceRows[key], stored.status == expected else { return false }
+        stored.status = invoice.status
+        stored.document = invoice.document
+        invoiceRows[key] = stored
+        return true
+    }
+
     public func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord? {
         try open()
         return invoiceRows[tenantId + "/" + id]

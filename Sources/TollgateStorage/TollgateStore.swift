@@ -82,6 +82,9 @@ public protocol TollgateStore: Sendable {
     func insertInvoice(_ invoice: InvoiceRecord, lineReceipts: [InvoiceLineReceipt]) async throws(StorageError)
         -> InvoiceRecord
     func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord?
+    /// Changes a stored invoice's status and document to `invoice`'s if its status is still `expected`; false (and
+    /// nothing written) otherwise, or if there is no such invoice. Its lines' receipts never change.
+    func updateInvoice(_ invoice: InvoiceRecord, expecting expected: String) async throws(StorageError) -> Bool
     /// The tenant's invoices (of one customer or subscription, if given), the latest period first; at most `limit`.
     func invoices(tenantId: String, customerId: String?, subscriptionId: String?, limit: Int)
         async throws(StorageError) -> [InvoiceRecord]

@@ -207,6 +207,10 @@ public final class GatedStore: TollgateStore, Sendable {
         try await inner.insertInvoice(invoice, lineReceipts: lineReceipts)
     }
 
+    public func updateInvoice(_ invoice: InvoiceRecord, expecting expected: String) async throws(StorageError) -> Bool {
+        try await inner.updateInvoice(invoice, expecting: expected)
+    }
+
     public func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord? {
         try await inner.invoice(tenantId: tenantId, id: id)
     }

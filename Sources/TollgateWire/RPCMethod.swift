@@ -38,5 +38,6 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case invoicesGet = "invoices.get"
     case invoicesList = "invoices.list"
     case invoicesTrace = "invoices.trace"
+    case invoicesVoid = "invoices.void"
     case reportsRevenue = "reports.revenue"
 }

@@ -70,8 +70,9 @@ struct Reports: AsyncParsableCommand {
 /// `tollgate invoices list | show | export | trace`.
 struct Invoices: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Invoices: list them, show one, export it as JSON, CSV or HTML, trace a line to its events.",
-        subcommands: [List.self, Show.self, Export.self, Trace.self])
+        abstract:
+            "Invoices: list them, show one, export it as JSON, CSV or HTML, trace a line to its events, void one.",
+        subcommands: [List.self, Show.self, Export.self, Trace.self, VoidInvoice.self])
 
     /// An invoice as text (or as the options ask: --json, --get).
     static func show(_ result: JSONValue, options: GlobalOptions) throws {
@@ -110,6 +111,20 @@ struct Invoices: AsyncParsableCommand {
         func run() async throws {
             try Invoices.show(
                 try await options.request("invoices.get", ["invoiceId": .string(invoiceId)]), options: options)
+        }
+    }
+
+    struct VoidInvoice: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "void",
+            abstract: "Void a finalized invoice: nothing is owed on it; its lines stay, for the record.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The invoice id.") var invoiceId: String
+        @Option(name: .long, help: "Why (kept on the invoice and shown on it).") var reason: String?
+        func run() async throws {
+            var params: [String: JSONValue] = ["invoiceId": .string(invoiceId)]
+            if let reason { params["reason"] = .string(reason) }
+            try Invoices.show(try await options.request("invoices.void", params), options: options)
         }
     }
 

@@ -39,6 +39,30 @@ import TollgateStorage
         #expect(csv.hasSuffix("\r\n"))
     }
 
+    /// A voided invoice says so in every form — when and why, the reason escaped in HTML — and reads back as void;
+    /// only a finalized invoice can be voided.
+    @Test func aVoidedInvoice_saysSoEverywhere_andReadsBack() throws {
+        let issued = try Self.invoice()
+        var draft = issued
+        draft.status = .draft
+        #expect(draft.voided(at: Date(), reason: "x") == nil, "a draft was never issued")
+        var finalized = issued
+        finalized.status = .finalized
+        let at = Timestamp.parse("2026-12-02T10:00:00Z")!
+        let voided = try #require(finalized.voided(at: at, reason: "wrong <b>customer</b>"))
+        #expect(voided.voided(at: at, reason: "again") == nil, "a void invoice is not voided again")
+        #expect(voided.lines == finalized.lines && voided.total == finalized.total)
+        #expect(InvoiceRendering.text(voided).contains("VOID since 2026-12-02T10:00:00.000Z: wrong <b>customer</b>"))
+        let html = InvoiceRendering.html(voided)
+        #expect(html.contains("class=\"void\">VOID since") && html.contains("wrong &lt;b&gt;customer&lt;/b&gt;"))
+        #expect(!InvoiceRendering.html(finalized).contains("class=\"void\""))
+        let rows = InvoiceRendering.csv(voided).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(rows.dropFirst().allSatisfy { $0.hasSuffix(",void") })
+        let back = try Invoice(json: voided.json, tenantId: voided.tenantId)
+        #expect(back.status == .void && back.voidedAt == at && back.voidReason == "wrong <b>customer</b>")
+        #expect(back.json == voided.json)
+    }
+
     /// The page names seller, customer and period, lists every line and the totals, and escapes what callers wrote
     /// (a customer's name cannot inject markup); it loads nothing from elsewhere.
     @Test func htmlIsEscapedSelfContainedAndComplete() throws {

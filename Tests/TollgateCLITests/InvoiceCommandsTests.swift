@@ -84,6 +84,16 @@ import TollgateTesting
             let page = try String(contentsOf: html, encoding: .utf8)
             #expect(page.contains("Kiwi &amp; Co &lt;Ltd&gt;") && page.contains("Acme MCP Tools"))
             try await Self.renderInChromium(html, in: directory)
+
+            // Voided, it says so in every form, with why.
+            let voided = try await tollgate(["invoices", "void", invoiceId, "--reason", "issued twice"])
+            #expect(voided.output.contains("(void)") && voided.output.contains("VOID since"), "\(voided.output)")
+            #expect(voided.output.contains("issued twice"))
+            _ = try await tollgate(["invoices", "export", invoiceId, "--format", "html", "--output", html.path])
+            #expect(try String(contentsOf: html, encoding: .utf8).contains("class=\"void\">VOID since"))
+            let again = try await tollgate(["invoices", "void", invoiceId, "--get", "status"])
+            #expect(again.output.trimmingCharacters(in: .whitespacesAndNewlines) == "void")
+            _ = try await tollgate(["invoices", "void", "inv_nope"], expecting: 1)
         }
     }
 

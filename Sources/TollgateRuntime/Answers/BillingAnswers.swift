@@ -34,6 +34,8 @@ public struct InvoiceView: JSONRepresentable {
     public var invoice: Invoice
     public var json: JSONValue { invoice.json }
 
+    init(_ invoice: Invoice) { self.invoice = invoice }
+
     init(_ record: InvoiceRecord) throws(TollgateError) {
         do {
             invoice = try Invoice(json: JSONCodec.parse(Array(record.document.utf8)), tenantId: record.tenantId)
