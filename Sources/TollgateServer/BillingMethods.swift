@@ -4,7 +4,7 @@ import TollgateRuntime
 import TollgateWire
 
 /// Billing: `periods.list`, `periods.close`, `invoices.get`, `invoices.list`, `invoices.trace`, `invoices.void`,
-/// `reports.revenue` (operators).
+/// `reports.revenue`, `reports.margin` (operators).
 enum BillingMethods {
     static let pageMax: Int64 = 1_000
 
@@ -36,6 +36,13 @@ enum BillingMethods {
             try await op.tenant.voidInvoice(
                 try params.string("invoiceId", lengthMax: op.request.idBytesMax),
                 reason: try params.optionalString("reason", lengthMax: 500) ?? "")
+        }
+
+        router.tenantOperator(.reportsMargin) { params, op in
+            var groups = try UsageMethods.groups(params)
+            if groups.isEmpty { groups = [.customer] }
+            let rows = try await op.tenant.usage(filter: try UsageMethods.filter(params), groupBy: groups)
+            return try MarginReport(groups: groups, rows: rows)
         }
 
         router.tenantOperator(.reportsRevenue) { params, op in

@@ -27,7 +27,8 @@ enum UsageMethods {
         }
     }
 
-    static func summary(_ params: Params, tenant: TenantActor) async throws -> JSONValue {
+    /// `groupBy`: usage groups, each once.
+    static func groups(_ params: Params) throws -> [UsageGroup] {
         var groups: [UsageGroup] = []
         for (index, name) in (try params.optionalStrings("groupBy", countMax: UsageGroup.allCases.count) ?? [])
             .enumerated()
@@ -42,11 +43,21 @@ enum UsageMethods {
             }
             groups.append(group)
         }
-        let filter = UsageFilter(
+        return groups
+    }
+
+    /// The filter `usage.summary` and `reports.margin` share: ids, and the charge times `from` (inclusive) and
+    /// `to` (exclusive).
+    static func filter(_ params: Params) throws -> UsageFilter {
+        UsageFilter(
             customerId: try params.optionalString("customerId"), teamId: try params.optionalString("teamId"),
             agentId: try params.optionalString("agentId"), sessionId: try params.optionalString("sessionId"),
             from: try params.optionalDate("from"), to: try params.optionalDate("to"))
-        let rows = try await tenant.usage(filter: filter, groupBy: groups)
+    }
+
+    static func summary(_ params: Params, tenant: TenantActor) async throws -> JSONValue {
+        let groups = try groups(params)
+        let rows = try await tenant.usage(filter: try filter(params), groupBy: groups)
         let currencies = Set(rows.map(\.currency))
         guard currencies.count <= 1 else {
             throw TollgateError.validation(

@@ -245,6 +245,8 @@ public enum UsageGroup: String, Sendable, Hashable, CaseIterable {
     /// `task` is the root of the call's invocation graph: the cost of one agent task, its fan-out and its
     /// retries, is one row.
     case tool, agent, session, team, day, model, task
+    /// The customer charged (for `reports.margin` per customer, and `usage.summary` across customers).
+    case customer
 }
 
 public struct UsageFilter: Sendable, Hashable {

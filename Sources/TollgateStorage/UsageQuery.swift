@@ -43,6 +43,7 @@ public enum UsageQuery {
         case .agent: charge.agentId
         case .session: charge.sessionId
         case .team: charge.teamId
+        case .customer: charge.customerId
         case .day: dayString(PeriodCalendar.dayIndex(charge.at))
         case .model: charge.model ?? ""
         }

@@ -73,6 +73,7 @@ public struct UsageSQL: Sendable {
         case .agent: "agent_id"
         case .session: "session_id"
         case .team: "team_id"
+        case .customer: "customer_id"
         case .day: "day"
         case .model: "model"
         // A chain cut at the depth limit (or a cycle) has no root row: the call is a task of its own.

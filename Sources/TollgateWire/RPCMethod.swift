@@ -40,4 +40,5 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case invoicesTrace = "invoices.trace"
     case invoicesVoid = "invoices.void"
     case reportsRevenue = "reports.revenue"
+    case reportsMargin = "reports.margin"
 }

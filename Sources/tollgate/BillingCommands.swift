@@ -41,7 +41,40 @@ struct Periods: AsyncParsableCommand {
 /// `tollgate reports revenue`.
 struct Reports: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Reports: revenue so far in each customer's open period.", subcommands: [Revenue.self])
+        abstract: "Reports: revenue so far in each customer's open period; margin over any window.",
+        subcommands: [Revenue.self, Margin.self])
+
+    struct Margin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revenue, provider cost and margin per customer (or agent, tool, team…) over a window.",
+            discussion: "A row whose providers cost more than it was charged is marked NEGATIVE.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "Group by customer (the default), agent, tool, team, session, day or model.")
+        var groupBy: [String] = []
+        @Option(name: .long, help: "Only this customer.") var customer: String?
+        @Option(name: .long, help: "From this time (RFC 3339, inclusive).") var from: String?
+        @Option(name: .long, help: "To this time (RFC 3339, exclusive).") var to: String?
+        func run() async throws {
+            var params: [String: JSONValue] = ["groupBy": .array(groupBy.map(JSONValue.string))]
+            params.set("customerId", customer)
+            params.set("from", from)
+            params.set("to", to)
+            var result = try await options.request("reports.margin", params)
+            if !options.json, options.get == nil, var fields = result.objectValue {
+                // In the table, a negative margin says so in words.
+                for key in ["rows", "totals"] {
+                    fields[key] = .array(
+                        (fields[key]?.arrayValue ?? []).map { row in
+                            var row = row.objectValue ?? [:]
+                            row["negative"] = row["negative"] == .bool(true) ? "NEGATIVE" : ""
+                            return .object(row)
+                        })
+                }
+                result = .object(fields)
+            }
+            try Output.print(result, json: options.json, field: options.get)
+        }
+    }
 
     struct Revenue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -245,9 +245,9 @@ struct Usage: AsyncParsableCommand {
     struct Summary: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Usage and cost, filtered and grouped.")
         @OptionGroup var options: GlobalOptions
-        @Option(name: .long, help: "Group by tool, agent, session, team, day or model (repeatable).") var groupBy:
-            [String] =
-                []
+        @Option(name: .long, help: "Group by tool, agent, session, team, customer, day or model (repeatable).")
+        var groupBy: [String] =
+            []
         @Option(name: .long) var customer: String?
         @Option(name: .long) var team: String?
         @Option(name: .long) var agent: String?

@@ -94,6 +94,15 @@ import TollgateTesting
             let again = try await tollgate(["invoices", "void", invoiceId, "--get", "status"])
             #expect(again.output.trimmingCharacters(in: .whitespacesAndNewlines) == "void")
             _ = try await tollgate(["invoices", "void", "inv_nope"], expecting: 1)
+
+            // Margin per tool over everything charged: the table and its JSON.
+            let margin = try await tollgate(["reports", "margin", "--group-by", "tool", "--json"])
+            let report = try JSONCodec.parse(margin.output.trimmingCharacters(in: .whitespacesAndNewlines))
+            #expect(report["groupBy"] == ["tool"] && report["rows"]?.arrayValue?.isEmpty == false, "\(report)")
+            #expect(report["totals"]?.arrayValue?.first?["negative"] == .bool(false))
+            let table = try await tollgate(["reports", "margin"])
+            #expect(table.output.contains("revenue") && table.output.contains("providerCost"), "\(table.output)")
+            _ = try await tollgate(["reports", "margin", "--group-by", "planet"], expecting: 1)
         }
     }
 

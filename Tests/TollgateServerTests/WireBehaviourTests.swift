@@ -56,18 +56,19 @@ import TollgateTesting
             _ = try await authenticated.call("tenants.list")
         }
 
-        // A request every 100 ms against a limit of 3 s (and no hurry to authenticate).
+        // A request every 100 ms against a limit of 5 s (and no hurry to authenticate). The limit leaves room for a
+        // loaded machine: in a full run a gap between two of the busy connection's requests once exceeded 3 s.
         try await TestServer.with(configure: {
             $0.listener.unauthenticatedIdleMs = 60_000
-            $0.listener.idleMs = 3000
+            $0.listener.idleMs = 5000
         }) { strict in
             let quiet = try await strict.connect(token: TestServer.rootToken)
             let busy = try await strict.connect(token: TestServer.rootToken)
-            for _ in 0..<50 {
+            for _ in 0..<70 {
                 try await Task.sleep(for: .milliseconds(100))
                 _ = try await busy.call("tenants.list")
             }
-            #expect(await nextNotification(quiet) == nil, "closed after 3 s without a request")
+            #expect(await nextNotification(quiet) == nil, "closed after 5 s without a request")
             _ = try await busy.call("tenants.list")
         }
     }

@@ -100,3 +100,80 @@ public struct RevenueReport: JSONRepresentable {
         ]
     }
 }
+
+/// `reports.margin`: revenue (what was charged), provider cost (what the calls reported their providers cost) and
+/// margin per group over a window of charges — each row flagged `negative` when the providers cost more than was
+/// charged — with a total per currency.
+public struct MarginReport: JSONRepresentable {
+    public var groups: [UsageGroup]
+    public var rows: [UsageRow]
+    /// Per currency, in currency order.
+    public var totals: [(currency: String, revenue: Money, providerCost: Money, calls: Int64)]
+
+    public init(groups: [UsageGroup], rows: [UsageRow]) throws(TollgateError) {
+        self.groups = groups
+        self.rows = rows
+        var sums: [String: (revenue: Money, providerCost: Money, calls: Int64)] = [:]
+        for row in rows {
+            var sum = sums[row.currency] ?? (.zero, .zero, 0)
+            do {
+                sum.revenue = try sum.revenue.adding(row.cost)
+                sum.providerCost = try sum.providerCost.adding(row.providerCost)
+            } catch {
+                throw .validation(field: "from", rule: "a window whose totals stay within range")
+            }
+            sum.calls += row.calls
+            sums[row.currency] = sum
+        }
+        totals = sums.keys.sorted().map { ($0, sums[$0]!.revenue, sums[$0]!.providerCost, sums[$0]!.calls) }
+    }
+
+    /// Revenue, provider cost, margin (revenue − provider cost), margin as a percentage of revenue (two decimals,
+    /// half-even; absent without revenue) and whether the margin is negative.
+    static func figures(revenue: Money, providerCost: Money, calls: Int64) -> [String: JSONValue] {
+        let margin = Int128(revenue.nanos) - Int128(providerCost.nanos)
+        var fields: [String: JSONValue] = [
+            "calls": .integer(calls), "revenue": .string(revenue.decimalString),
+            "providerCost": .string(providerCost.decimalString), "negative": .bool(margin < 0),
+        ]
+        if let exact = Int64(exactly: margin) { fields["margin"] = .string(Money(nanos: exact).decimalString) }
+        if revenue.nanos != 0 { fields["marginPercent"] = .string(percent(margin, of: Int128(revenue.nanos))) }
+        return fields
+    }
+
+    /// `part / whole × 100`, rounded half-even to two decimals, as text.
+    static func percent(_ part: Int128, of whole: Int128) -> String {
+        let scaled = part * 10_000
+        var quotient = scaled / whole
+        let remainder = scaled % whole
+        let twice = 2 * (remainder < 0 ? -remainder : remainder)
+        let magnitude = whole < 0 ? -whole : whole
+        if twice > magnitude || (twice == magnitude && quotient % 2 != 0) {
+            quotient += (scaled < 0) != (whole < 0) ? -1 : 1
+        }
+        let negative = quotient < 0
+        let digits = String(negative ? -quotient : quotient)
+        let padded = String(repeating: "0", count: max(0, 3 - digits.count)) + digits
+        return (negative ? "-" : "") + padded.dropLast(2) + "." + padded.suffix(2)
+    }
+
+    public var json: JSONValue {
+        [
+            "groupBy": .array(groups.map { .string($0.rawValue) }),
+            "rows": .array(
+                rows.map { row in
+                    var fields = Self.figures(revenue: row.cost, providerCost: row.providerCost, calls: row.calls)
+                    fields["currency"] = .string(row.currency)
+                    for (group, key) in zip(groups, row.keys) { fields[group.rawValue] = .string(key) }
+                    return .object(fields)
+                }),
+            "totals": .array(
+                totals.map { total in
+                    var fields = Self.figures(
+                        revenue: total.revenue, providerCost: total.providerCost, calls: total.calls)
+                    fields["currency"] = .string(total.currency)
+                    return .object(fields)
+                }),
+        ]
+    }
+}
