@@ -76,7 +76,8 @@ public struct ExactAmount: Sendable, Hashable, Comparable {
         return Money(nanos: exact)
     }
 
-    static func divideHalfEven(_ numerator: Int128, by denominator: Int128) -> Int128 {
+    /// `numerator / denominator`, rounded half-even (to the nearest; a tie to the even quotient).
+    public static func divideHalfEven(_ numerator: Int128, by denominator: Int128) -> Int128 {
         var quotient = numerator / denominator
         let remainder = numerator % denominator
         let twice = remainder.magnitude * 2

@@ -353,8 +353,11 @@ public actor InMemoryStore: TollgateStore {
         var rows: [ScopeRef: SpendRow] = [:]
         for charge in charges where charge.tenantId == tenantId {
             let windows = windows.of(charge.customerId)
-            for (scope, column) in SpendColumns.all {
-                let target = ScopeRef(scope, Self.column(column, of: charge))
+            for (scope, id) in [
+                (CapScope.credential, charge.credentialId), (.agent, charge.agentId), (.team, charge.teamId),
+                (.customer, charge.customerId),
+            ] {
+                let target = ScopeRef(scope, id)
                 var row =
                     rows[target]
                     ?? SpendRow(
@@ -370,16 +373,6 @@ public actor InMemoryStore: TollgateStore {
             }
         }
         return Array(rows.values)
-    }
-
-    /// The id a charge holds in one of `SpendColumns`.
-    private static func column(_ column: String, of charge: ChargeRecord) -> String {
-        switch column {
-        case "credential_id": charge.credentialId
-        case "agent_id": charge.agentId
-        case "team_id": charge.teamId
-        default: charge.customerId
-        }
     }
 
     public func usage(tenantId: String, filter: UsageFilter, groupBy: [UsageGroup]) async throws(StorageError)

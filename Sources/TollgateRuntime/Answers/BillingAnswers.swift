@@ -2,6 +2,7 @@ import Foundation
 import TollgateBilling
 import TollgateCore
 import TollgateJSON
+import TollgatePricing
 import TollgateStorage
 
 /// `periods.list`: a subscription's periods, the latest first, each open, ended (not closed yet) or closed (with
@@ -143,14 +144,7 @@ public struct MarginReport: JSONRepresentable {
 
     /// `part / whole × 100`, rounded half-even to two decimals, as text.
     static func percent(_ part: Int128, of whole: Int128) -> String {
-        let scaled = part * 10_000
-        var quotient = scaled / whole
-        let remainder = scaled % whole
-        let twice = 2 * (remainder < 0 ? -remainder : remainder)
-        let magnitude = whole < 0 ? -whole : whole
-        if twice > magnitude || (twice == magnitude && quotient % 2 != 0) {
-            quotient += (scaled < 0) != (whole < 0) ? -1 : 1
-        }
+        let quotient = ExactAmount.divideHalfEven(part * 10_000, by: whole)
         let negative = quotient < 0
         let digits = String(negative ? -quotient : quotient)
         let padded = String(repeating: "0", count: max(0, 3 - digits.count)) + digits
