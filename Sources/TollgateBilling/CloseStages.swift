@@ -20,6 +20,8 @@ public enum CloseStage: String, CaseIterable, Sendable {
     case rate
     /// A committed minimum's true-up, when the period's usage did not reach it.
     case commitments
+    /// What the customer's credit grants paid: the period's charges draw them as they did live.
+    case credits
     /// The customer's tax rate on the rounded subtotal.
     case tax
     /// Lines numbered, every amount rounded once, half-even, to the currency's minor unit; totals summed.
@@ -36,12 +38,19 @@ public struct PeriodFacts: Sendable {
     public var trueUp: Money
     /// The customer's tax rate (0.2 is 20 %).
     public var taxRate: Money
+    /// The customer's credit as the period starts: its grants, what invoices applied, and what usage charged
+    /// before the period drew that no invoice holds yet.
+    public var credit: CreditWallet
 
-    public init(calendar: BillingCalendar, perAgent: Bool = false, trueUp: Money = .zero, taxRate: Money = .zero) {
+    public init(
+        calendar: BillingCalendar, perAgent: Bool = false, trueUp: Money = .zero, taxRate: Money = .zero,
+        credit: CreditWallet = CreditWallet()
+    ) {
         self.calendar = calendar
         self.perAgent = perAgent
         self.trueUp = trueUp
         self.taxRate = taxRate
+        self.credit = credit
     }
 }
 
@@ -57,6 +66,7 @@ public enum InvoiceClose {
         markAllowances(&groups)
         invoice.lines = try rate(groups)
         try addTrueUp(facts.trueUp, to: &invoice)
+        try addCredits(facts.credit, charges: charges, trueUp: facts.trueUp, to: &invoice)
         try addTax(facts.taxRate, to: &invoice)
         try finalize(&invoice, finalizing: finalizing)
         invoice.stages = CloseStage.allCases.map(\.rawValue)
@@ -197,7 +207,7 @@ public enum InvoiceClose {
         guard rate > .zero else { return }
         let digits = Currency.minorUnitDigits(invoice.currency)
         var subtotal = Money.zero
-        for line in invoice.lines { subtotal = try subtotal.adding(try line.exact.rounded(toFractionDigits: digits)) }
+        for line in invoice.lines { subtotal = try subtotal.adding(try rounded(line, digits: digits)) }
         let tax = try ExactAmount(subtotal, times: Factor(billionths: rate.nanos)).rounded()
         invoice.lines.append(
             InvoiceLine(
@@ -209,13 +219,19 @@ public enum InvoiceClose {
 
     // MARK: finalize
 
+    /// A line's amount as the invoice prints it: its exact amount rounded once, half-even — except a credit's,
+    /// which the credit stage decided in minor units already.
+    static func rounded(_ line: InvoiceLine, digits: Int) throws(MoneyError) -> Money {
+        line.kind == .credit ? line.amount : try line.exact.rounded(toFractionDigits: digits)
+    }
+
     static func finalize(_ invoice: inout Invoice, finalizing: Bool) throws(MoneyError) {
         let digits = Currency.minorUnitDigits(invoice.currency)
         var subtotal = Money.zero
         var tax = Money.zero
         for index in invoice.lines.indices {
             invoice.lines[index].number = index + 1
-            let amount = try invoice.lines[index].exact.rounded(toFractionDigits: digits)
+            let amount = try rounded(invoice.lines[index], digits: digits)
             invoice.lines[index].amount = amount
             if invoice.lines[index].kind == .tax {
                 tax = try tax.adding(amount)

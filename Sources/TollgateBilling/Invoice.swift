@@ -15,6 +15,8 @@ public struct InvoiceLine: Sendable, Hashable {
         case adjustment
         /// What a committed minimum adds when the period's usage did not reach it.
         case trueUp = "true_up"
+        /// What a credit grant paid towards the period (negative): `creditGrantId` names the grant.
+        case credit
         case tax
     }
 
@@ -31,12 +33,16 @@ public struct InvoiceLine: Sendable, Hashable {
     /// The price of one unit, when every event of the line had the same (always, for calls and units: lines are
     /// split by price); nil for tokens, whose price mixes input, output and reasoning rates.
     public var unitPrice: Money?
-    /// The sum of the line's events' prices (or the true-up, or the tax), exact, before rounding.
+    /// The sum of the line's events' prices (or the true-up, or the tax), exact, before rounding. For a credit:
+    /// what its grant's draws came to, negative.
     public var exact: Money
-    /// `exact` rounded half-even to the currency's minor unit, once, when the invoice is finalized.
+    /// `exact` rounded half-even to the currency's minor unit, once, when the invoice is finalized. A credit's is
+    /// what the invoice applies (`InvoiceClose.addCredits` says how it can differ from its rounded draws).
     public var amount: Money
     /// For an adjustment: the period its usage belongs to.
     public var adjusts: BillingPeriod?
+    /// For a credit: the grant that paid.
+    public var creditGrantId: String?
     /// The receipts of the line's events, in the order they were recorded (at close; an invoice read back from
     /// storage leaves them there, for `invoices.trace`).
     public var receipts: [String]
@@ -105,6 +111,13 @@ public struct Invoice: Sendable, Hashable {
     /// The line with id `L<n>`.
     public func line(_ id: String) -> InvoiceLine? { lines.first { $0.id == id } }
 
+    /// What each credit grant paid on this invoice (its credit lines' amounts, positive).
+    public var creditApplications: [CreditDraw] {
+        lines.compactMap { line in
+            line.creditGrantId.map { CreditDraw(grantId: $0, amount: Money(nanos: -line.amount.nanos)) }
+        }
+    }
+
     /// This invoice voided at `at` for `reason`: its lines and totals stay as they were, for the record. Only a
     /// finalized invoice can be voided (a draft was never issued; a void one stays as it was voided).
     public func voided(at: Date, reason: String) -> Invoice? {
@@ -133,7 +146,8 @@ extension Invoice {
             "createdAt": .string(Timestamp.format(createdAt)), "seller": .string(seller),
             "billedTo": .string(billedTo),
         ]
-        fields["events"] = .integer(Int64(lines.reduce(0) { $0 + $1.eventCount }))
+        // A credit line's events are counted on the lines they were charged on.
+        fields["events"] = .integer(Int64(lines.filter { $0.kind != .credit }.reduce(0) { $0 + $1.eventCount }))
         if let voidedAt { fields["voidedAt"] = .string(Timestamp.format(voidedAt)) }
         if let voidReason { fields["voidReason"] = .string(voidReason) }
         return .object(fields)
@@ -177,6 +191,7 @@ extension InvoiceLine {
         if let agentId { fields["agentId"] = .string(agentId) }
         if let model { fields["model"] = .string(model) }
         if let unitPrice { fields["unitPrice"] = .string(unitPrice.decimalString) }
+        if let creditGrantId { fields["creditGrantId"] = .string(creditGrantId) }
         if let adjusts {
             fields["adjustsPeriod"] = [
                 "start": .string(Timestamp.format(adjusts.start)), "end": .string(Timestamp.format(adjusts.end)),
@@ -204,8 +219,8 @@ extension InvoiceLine {
             number: number, kind: kind, description: try string("description"), tool: json["tool"]?.stringValue,
             agentId: json["agentId"]?.stringValue, model: json["model"]?.stringValue, unit: try string("unit"),
             quantity: quantity, unitPrice: json["unitPrice"] == nil ? nil : try money("unitPrice"),
-            exact: try money("exact"), amount: try money("amount"), adjusts: adjusts, receipts: [],
-            eventCount: Int(events))
+            exact: try money("exact"), amount: try money("amount"), adjusts: adjusts,
+            creditGrantId: json["creditGrantId"]?.stringValue, receipts: [], eventCount: Int(events))
     }
 }
 

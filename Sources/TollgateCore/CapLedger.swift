@@ -124,4 +124,27 @@ public struct CapRefusal: Sendable, Hashable {
     public var requested: Money
     /// When the cap's period ends and spend starts again from zero; nil for lifetime caps.
     public var resetsAt: Date?
+    /// The refusal of a customer that blocks at zero credit: `cap` is its credit (its limit what the customer's
+    /// credit has left, on the customer scope), `spent` what calls in flight and holds of the customer take of it.
+    public var credit = false
+
+    public init(cap: Cap, spent: Money, requested: Money, resetsAt: Date?, credit: Bool = false) {
+        self.cap = cap
+        self.spent = spent
+        self.requested = requested
+        self.resetsAt = resetsAt
+        self.credit = credit
+    }
+
+    /// The refusal of a call costing `requested` by customer `customerId`, whose credit has `available` left
+    /// and whose calls in flight and holds take `held` of it.
+    public static func credit(
+        customerId: String, tenantId: String, available: Money, held: Money, requested: Money
+    ) -> CapRefusal {
+        CapRefusal(
+            cap: Cap(
+                id: "credit_\(customerId)", tenantId: tenantId, target: ScopeRef(.customer, customerId),
+                limit: available, period: .lifetime, warnAtPercent: nil),
+            spent: held, requested: requested, resetsAt: nil, credit: true)
+    }
 }

@@ -11,9 +11,11 @@ public struct Customer: Sendable, Hashable {
     public var timeZone: String
     /// The tax rate its invoices add (0.2 is 20 %), on their rounded subtotal.
     public var taxRate: Money
+    /// Whether its calls are refused once its credit cannot pay for them (`CreditWallet`): a prepaid customer.
+    public var blockAtZeroCredit: Bool
     public init(
         id: String, tenantId: String, name: String, externalId: String?, timeZone: String = "UTC",
-        taxRate: Money = .zero
+        taxRate: Money = .zero, blockAtZeroCredit: Bool = false
     ) {
         self.id = id
         self.tenantId = tenantId
@@ -21,6 +23,7 @@ public struct Customer: Sendable, Hashable {
         self.externalId = externalId
         self.timeZone = timeZone
         self.taxRate = taxRate
+        self.blockAtZeroCredit = blockAtZeroCredit
     }
 }
 

@@ -23,6 +23,7 @@ public enum IDKind: String, Sendable, CaseIterable {
     /// The stored answer of a keyed call that wrote neither a charge nor a hold.
     case answer = "ans"
     case invoice = "inv"
+    case creditGrant = "crg"
 }
 
 public enum Identifiers {

@@ -295,5 +295,34 @@ enum PostgresMigrations {
             )
             """,
         ]),
+        // Issue 14: credit, as SQLite's v13 (its comment says why).
+        ("v13-credits", [
+            "ALTER TABLE customers ADD COLUMN block_at_zero_credit BOOLEAN NOT NULL DEFAULT false",
+            """
+            CREATE TABLE credit_grants (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                currency TEXT NOT NULL,
+                amount_nanos BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                priority BIGINT NOT NULL,
+                granted_at_ms BIGINT NOT NULL,
+                expires_at_ms BIGINT,
+                description TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, customer_id) REFERENCES customers(tenant_id, id)
+            )
+            """,
+            """
+            CREATE TABLE credit_applications (
+                tenant_id TEXT NOT NULL,
+                invoice_id TEXT NOT NULL,
+                grant_id TEXT NOT NULL,
+                amount_nanos BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, invoice_id, grant_id)
+            )
+            """,
+        ]),
     ]
 }

@@ -379,12 +379,28 @@ public final class PostgresStore: TollgateStore {
         guard let tenant = try await tenant(id: tenantId) else { return nil }
         var snapshot = TenantSnapshot(tenant: tenant)
         snapshot.customers = try await rows(
-            "SELECT id, name, external_id, time_zone, tax_rate_nanos FROM customers WHERE tenant_id = \(tenantId)",
-            as: (String, String, String?, String, Int64).self
+            """
+            SELECT id, name, external_id, time_zone, tax_rate_nanos, block_at_zero_credit FROM customers
+            WHERE tenant_id = \(tenantId)
+            """, as: (String, String, String?, String, Int64, Bool).self
         ).map {
             Customer(
                 id: $0.0, tenantId: tenantId, name: $0.1, externalId: $0.2, timeZone: $0.3,
-                taxRate: Money(nanos: $0.4))
+                taxRate: Money(nanos: $0.4), blockAtZeroCredit: $0.5)
+        }
+        snapshot.creditGrants = try await rows(
+            """
+            SELECT id, customer_id, currency, amount_nanos, kind, priority, granted_at_ms, expires_at_ms, description
+            FROM credit_grants WHERE tenant_id = \(tenantId)
+            """, as: (String, String, String, Int64, String, Int64, Int64, Int64?, String).self
+        ).map { row throws(StorageError) in
+            guard let kind = CreditGrant.Kind(rawValue: row.4) else {
+                throw .backend("credit grant \(row.0) has an unknown kind")
+            }
+            return CreditGrant(
+                id: row.0, tenantId: tenantId, customerId: row.1, currency: row.2, amount: Money(nanos: row.3),
+                kind: kind, priority: Int(row.5), grantedAt: Timestamp.date(millis: row.6),
+                expiresAt: row.7.map(Timestamp.date(millis:)), description: row.8)
         }
         snapshot.teams = try await rows(
             "SELECT id, customer_id, name FROM teams WHERE tenant_id = \(tenantId)",
@@ -556,9 +572,27 @@ public final class PostgresStore: TollgateStore {
         case .insertCustomer(let customer):
             return (
                 """
-                INSERT INTO customers(tenant_id, id, name, external_id, time_zone, tax_rate_nanos)
+                INSERT INTO customers(tenant_id, id, name, external_id, time_zone, tax_rate_nanos, block_at_zero_credit)
                 VALUES (\(customer.tenantId), \(customer.id), \(customer.name), \(customer.externalId),
-                    \(customer.timeZone), \(customer.taxRate.nanos))
+                    \(customer.timeZone), \(customer.taxRate.nanos), \(customer.blockAtZeroCredit))
+                """, false
+            )
+        case .updateCustomer(let customer):
+            return (
+                """
+                UPDATE customers SET name = \(customer.name), tax_rate_nanos = \(customer.taxRate.nanos),
+                    block_at_zero_credit = \(customer.blockAtZeroCredit)
+                WHERE tenant_id = \(customer.tenantId) AND id = \(customer.id) RETURNING id
+                """, true
+            )
+        case .insertCreditGrant(let grant):
+            return (
+                """
+                INSERT INTO credit_grants(tenant_id, id, customer_id, currency, amount_nanos, kind, priority,
+                    granted_at_ms, expires_at_ms, description)
+                VALUES (\(grant.tenantId), \(grant.id), \(grant.customerId), \(grant.currency), \(grant.amount.nanos),
+                    \(grant.kind.rawValue), \(Int64(grant.priority)), \(Timestamp.millis(grant.grantedAt)),
+                    \(grant.expiresAt.map(Timestamp.millis)), \(grant.description))
                 """, false
             )
         case .insertTeam(let team):
@@ -1046,13 +1080,25 @@ public final class PostgresStore: TollgateStore {
                     """, logger: logger)
                 var written = false
                 for try await _ in rows { written = true }
-                guard written, !lineReceipts.isEmpty else { return written }
-                try await connection.query(
-                    """
-                    INSERT INTO invoice_line_receipts(tenant_id, invoice_id, line, receipt_id)
-                    SELECT \(invoice.tenantId), \(invoice.id), l, r
-                    FROM UNNEST(\(lineReceipts.map { Int64($0.line) }), \(lineReceipts.map(\.receiptId))) AS u(l, r)
-                    """, logger: logger)
+                guard written else { return false }
+                if !lineReceipts.isEmpty {
+                    try await connection.query(
+                        """
+                        INSERT INTO invoice_line_receipts(tenant_id, invoice_id, line, receipt_id)
+                        SELECT \(invoice.tenantId), \(invoice.id), l, r
+                        FROM UNNEST(\(lineReceipts.map { Int64($0.line) }), \(lineReceipts.map(\.receiptId)))
+                            AS u(l, r)
+                        """, logger: logger)
+                }
+                let draws = invoice.creditApplications
+                if !draws.isEmpty {
+                    try await connection.query(
+                        """
+                        INSERT INTO credit_applications(tenant_id, invoice_id, grant_id, amount_nanos)
+                        SELECT \(invoice.tenantId), \(invoice.id), g, a
+                        FROM UNNEST(\(draws.map(\.grantId)), \(draws.map(\.amount.nanos))) AS u(g, a)
+                        """, logger: logger)
+                }
                 return true
             }
         }
@@ -1087,6 +1133,18 @@ public final class PostgresStore: TollgateStore {
                 AND (\(subscriptionId)::text IS NULL OR subscription_id = \(subscriptionId))
             ORDER BY period_start_ms DESC, id DESC LIMIT \(Int64(limit))
             """, tenantId: tenantId)
+    }
+
+    public func creditApplied(tenantId: String, customerId: String?) async throws(StorageError) -> [String: Money] {
+        let rows = try await rows(
+            """
+            SELECT a.grant_id, SUM(a.amount_nanos)::bigint FROM credit_applications a
+            JOIN invoices i ON i.tenant_id = a.tenant_id AND i.id = a.invoice_id
+            WHERE a.tenant_id = \(tenantId) AND i.status <> 'void'
+                AND (\(customerId)::text IS NULL OR i.customer_id = \(customerId))
+            GROUP BY a.grant_id
+            """, as: (String, Int64).self)
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0.0, Money(nanos: $0.1)) })
     }
 
     public func invoiceLineReceipts(tenantId: String, invoiceId: String, line: Int, after: String?, limit: Int)

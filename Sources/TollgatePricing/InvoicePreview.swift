@@ -63,6 +63,14 @@ extension Currency {
 }
 
 extension Money {
+    /// Rounded toward zero to `digits` fractional digits: what an amount holds of whole minor units.
+    public func roundedDown(toFractionDigits digits: Int) -> Money {
+        precondition((0...Money.fractionDigitsMax).contains(digits))
+        var unit: Int64 = 1
+        for _ in 0..<(Money.fractionDigitsMax - digits) { unit *= 10 }
+        return Money(nanos: nanos / unit * unit)
+    }
+
     /// Rounded half-even to `digits` fractional digits (0…9).
     public func rounded(toFractionDigits digits: Int) throws(MoneyError) -> Money {
         precondition((0...Money.fractionDigitsMax).contains(digits))

@@ -146,9 +146,15 @@ public actor Supervisor {
                         held.append(reservation)
                     }
                 }
-                let loaded = TenantActor.Loaded(
+                var loaded = TenantActor.Loaded(
                     snapshot: snapshot, directory: directory, spend: spend, spendWindows: windows,
                     sessions: open + recent, sessionTimeouts: timeouts, reservations: held)
+                for customerId in Set(snapshot.creditGrants.map(\.customerId)) {
+                    loaded.credits[customerId] = try await CreditLoading.wallet(
+                        customerId, grants: snapshot.creditGrants, tenantId: tenantId, store: services.store,
+                        calendars: directory.subscriptionCalendars, before: nil
+                    ).wallet
+                }
                 return try TenantActor(loaded, services: services, configuration: configuration)
             }
             tenants[tenantId] = task

@@ -56,6 +56,11 @@ extension TenantActor {
             }
             capLedger.release(reservation.held, on: reservation.path.scopes)
         }
+        // A customer paying from credit: what its calls in flight and holds take counts as spent already.
+        if let refusal = creditRefusal(quote.price, path: path, currency: rating.plan.currency, at: now) {
+            restore(reservation)
+            throw .budgetExceeded(refusal, currency: rating.plan.currency)
+        }
         // Check and hold in one synchronous step: no other call can run between the two.
         if let refusal = capLedger.reserve(quote.price, on: scopes, during: windows) {
             restore(reservation)
@@ -81,6 +86,7 @@ extension TenantActor {
         if let record {
             admission.rating.recorded(admission.number)
             capLedger.commit(admission.cost, on: admission.scopes, during: admission.windows)
+            credits.recorded(record)
             // Counted in the session now, so the guards that run next see its totals with this call.
             callEnded(in: admission.path.sessionId, recorded: record)
         } else {
@@ -97,6 +103,15 @@ extension TenantActor {
         let (wake, outOfRange) = sessions.callEnded(in: id, recorded: charge)
         if outOfRange { services.logger.error("session total out of range", metadata: ["session": "\(id)"]) }
         for waiter in wake { waiter.resume() }
+    }
+
+    /// The refusal of a call costing `price` whose customer blocks at zero credit and cannot pay it from credit,
+    /// counting what the customer's calls in flight and holds take; nil otherwise.
+    func creditRefusal(_ price: Money, path: ChargePath, currency: String, at date: Date) -> CapRefusal? {
+        guard let customer = try? directory.customer(path.customerId), customer.blockAtZeroCredit else { return nil }
+        return credits.refusal(
+            customer, price: price, currency: currency,
+            held: capLedger.held[ScopeRef(.customer, path.customerId)] ?? .zero, at: date)
     }
 
     /// Holds `reservation` again: a commit that took its hold did not go through.

@@ -58,18 +58,24 @@ extension TenantActor {
             throw .conflict(
                 "subscription \(subscriptionId) started after the period starting \(Timestamp.format(period.start))")
         }
-        let invoice = try await compose(subscription, period: period, at: at, finalizing: true)
-        let record = InvoiceRecord(
-            tenantId: tenantId, id: invoice.id, customerId: invoice.customerId, subscriptionId: subscriptionId,
-            periodStart: period.start, periodEnd: period.end, status: invoice.status.rawValue,
-            document: JSONCodec.string(invoice.json), createdAt: at)
-        let receipts = invoice.lines.flatMap { line in
-            line.receipts.map { InvoiceLineReceipt(line: line.number, receiptId: $0) }
+        // One close or void at a time: each reads what invoices applied of the customer's credit.
+        return try await billingTurn { () async throws(TollgateError) in
+            let invoice = try await compose(subscription, period: period, at: at, finalizing: true)
+            var record = InvoiceRecord(
+                tenantId: tenantId, id: invoice.id, customerId: invoice.customerId, subscriptionId: subscriptionId,
+                periodStart: period.start, periodEnd: period.end, status: invoice.status.rawValue,
+                document: JSONCodec.string(invoice.json), createdAt: at)
+            record.creditApplications = invoice.creditApplications
+            let receipts = invoice.lines.flatMap { line in
+                line.receipts.map { InvoiceLineReceipt(line: line.number, receiptId: $0) }
+            }
+            let stored = try await storage("storing an invoice") { () async throws(StorageError) in
+                try await services.store.insertInvoice(record, lineReceipts: receipts)
+            }
+            // The period's usage is on an invoice now: the credit it drew is what the invoice applied.
+            if stored.id == record.id { await reloadCredit(subscription.customerId) }
+            return try InvoiceView(stored)
         }
-        let stored = try await storage("storing an invoice") { () async throws(StorageError) in
-            try await services.store.insertInvoice(record, lineReceipts: receipts)
-        }
-        return try InvoiceView(stored)
     }
 
     /// `reports.revenue`: each customer's open period so far — the invoice closing it now would make, a draft —
@@ -104,13 +110,14 @@ extension TenantActor {
         let inForce = directory.planInForce(subscription, at: period.end.addingTimeInterval(-0.001))
         let plan = try directory.plan(id: inForce.planId, version: inForce.version)
         let rating = PlanRating(plan: plan, period: period.start)
+        let credit = try await credit(of: customer.id, before: period.start)
         do {
             for charge in charges where charge.planId == plan.id && charge.planVersion == plan.version {
                 try rating.rate(RatedEvent(charge))
             }
             let facts = PeriodFacts(
                 calendar: directory.calendar(for: subscription), perAgent: plan.allocatesPerAgent,
-                trueUp: try rating.closingAdjustment(), taxRate: customer.taxRate)
+                trueUp: try rating.closingAdjustment(), taxRate: customer.taxRate, credit: credit)
             var draft = Invoice(
                 id: finalizing ? Identifiers.make(.invoice, at: at) : "draft", tenantId: tenantId,
                 customerId: customer.id, subscriptionId: subscription.id, period: period, currency: plan.currency,
@@ -139,6 +146,10 @@ extension TenantActor {
     /// (a closed period never changes). The change is a compare-and-set on the stored status, so two voids racing
     /// (here or in another process sharing the store) write once.
     public func voidInvoice(_ id: String, reason: String) async throws(TollgateError) -> InvoiceView {
+        try await billingTurn { () async throws(TollgateError) in try await voidTurn(id, reason: reason) }
+    }
+
+    private func voidTurn(_ id: String, reason: String) async throws(TollgateError) -> InvoiceView {
         let current = try await invoice(id).invoice
         if current.status == .void { return InvoiceView(current) }
         guard let voided = current.voided(at: now, reason: reason) else {
@@ -152,7 +163,10 @@ extension TenantActor {
             try await services.store.updateInvoice(record, expecting: Invoice.Status.finalized.rawValue)
         }
         // Not written: voided meanwhile by another call, whose answer stands.
-        return written ? InvoiceView(voided) : try await invoice(id)
+        guard written else { return try await invoice(id) }
+        // What the invoice applied of the customer's credit is the customer's again.
+        await reloadCredit(voided.customerId)
+        return InvoiceView(voided)
     }
 
     /// Invoices, the latest period first: of one customer or subscription, if given.

@@ -14,7 +14,8 @@ extension TenantActor {
     /// A customer; its billing periods follow `timeZone` (an IANA name, UTC by default), and its invoices add
     /// `taxRate` (0 to 1).
     public func createCustomer(
-        name: String, externalId: String?, timeZone: String = "UTC", taxRate: Money = .zero, call: KeyedCall?
+        name: String, externalId: String?, timeZone: String = "UTC", taxRate: Money = .zero,
+        blockAtZeroCredit: Bool = false, call: KeyedCall?
     ) async throws(TollgateError) -> Answer<CustomerCreated> {
         try await keyed(call) { () async throws(TollgateError) in
             _ = try BillingCalendar(cadence: .day, timeZone: timeZone)
@@ -23,7 +24,7 @@ extension TenantActor {
             }
             let customer = Customer(
                 id: Identifiers.make(.customer), tenantId: tenantId, name: name, externalId: externalId,
-                timeZone: timeZone, taxRate: taxRate)
+                timeZone: timeZone, taxRate: taxRate, blockAtZeroCredit: blockAtZeroCredit)
             let answer = Answer(CustomerCreated(customer: customer))
             let written = try await write(
                 .insertCustomer(customer), answering: answer, for: call, "creating a customer")

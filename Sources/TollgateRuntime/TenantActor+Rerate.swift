@@ -122,6 +122,7 @@ extension TenantActor {
             capLedger.commit(
                 entry.charge.cost, on: entry.charge.path.scopes,
                 during: directory.capWindows(entry.charge.customerId, at: at))
+            credits.recorded(entry.charge)
         }
     }
 }

@@ -58,6 +58,9 @@ extension TenantActor {
         defer { callEnded(in: sessionId, recorded: nil) }
         // Check and hold in one turn: no other call can run between the two.
         let windows = directory.capWindows(path.customerId, at: at)
+        if let refusal = creditRefusal(amount, path: path, currency: pricing.plan.currency, at: at) {
+            throw .budgetExceeded(refusal, currency: pricing.plan.currency)
+        }
         if let refusal = capLedger.reserve(amount, on: path.scopes, during: windows) {
             raise(CapAlerts.refused(refusal, path: path, during: windows, marks: &marks))
             throw .budgetExceeded(refusal, currency: pricing.plan.currency)

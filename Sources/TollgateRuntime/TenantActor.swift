@@ -13,7 +13,8 @@ import TollgateStorage
 /// - `sessions` (`SessionTable`): the open sessions, their lifecycles and calls in flight;
 /// - `holds` (`ReservationBook`): the `meter.authorize` holds still held;
 /// - `keys` (`IdempotencyCache`): the idempotency rule and the keys seen recently;
-/// - `guards` (`SpendGuards`) and `marks` (`AlertMarks`): velocity, margins and the alerts raised once.
+/// - `guards` (`SpendGuards`) and `marks` (`AlertMarks`): velocity, margins and the alerts raised once;
+/// - `credits` (`CreditBook`): each customer's credit, drawn as charges are recorded.
 ///
 /// The actor carries out what those values decide: it awaits storage, the ledger writer and the clock.
 ///
@@ -38,6 +39,11 @@ public actor TenantActor {
     var keys: IdempotencyCache
     var guards: SpendGuards
     var marks = AlertMarks()
+    var credits: CreditBook
+    /// Closing a period and voiding an invoice take turns (`billingTurn`): each reads what invoices applied of a
+    /// customer's credit and writes what it applies, so two at once could apply the same credit twice.
+    var billingBusy = false
+    var billingWaiters: [CheckedContinuation<Void, Never>] = []
     /// Event ids claimed by `events.ingest` batches not answered yet, and the batches waiting for them to be.
     var eventsInFlight: Set<String> = []
     var eventWaiters: [CheckedContinuation<Void, Never>] = []
@@ -55,6 +61,8 @@ public actor TenantActor {
         var sessionTimeouts: SessionTimeouts?
         /// Holds still held.
         var reservations: [ReservationRecord]
+        /// The credit of each customer with grants.
+        var credits: [String: CreditWallet] = [:]
     }
 
     init(_ loaded: Loaded, services: RuntimeServices, configuration: RuntimeConfiguration) throws {
@@ -66,6 +74,7 @@ public actor TenantActor {
             timeouts: loaded.sessionTimeouts ?? configuration.sessionTimeouts, openMax: configuration.openSessionsMax)
         keys = IdempotencyCache(capacity: configuration.recentKeysMax)
         guards = SpendGuards(limits: configuration.guards)
+        credits = CreditBook(wallets: loaded.credits)
         for credential in directory.limitedCredentials { capLedger.setCap(Self.credentialCap(credential)!) }
         for cap in loaded.snapshot.caps { capLedger.setCap(cap) }
         for row in loaded.spend {
@@ -107,6 +116,17 @@ public actor TenantActor {
     }
 
     var now: Date { services.clock.now() }
+
+    /// Runs `body` when no other close or void of the tenant is running, and before the next one.
+    func billingTurn<T>(_ body: () async throws(TollgateError) -> T) async throws(TollgateError) -> T {
+        while billingBusy { await withCheckedContinuation { billingWaiters.append($0) } }
+        billingBusy = true
+        defer {
+            billingBusy = false
+            if !billingWaiters.isEmpty { billingWaiters.removeFirst().resume() }
+        }
+        return try await body()
+    }
 
     /// The credential if it is still usable now (see `TenantDirectory.usableCredential`).
     public func usableCredential(_ id: String) throws(TollgateError) -> Credential {

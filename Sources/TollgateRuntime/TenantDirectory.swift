@@ -124,6 +124,9 @@ struct TenantDirectory {
     /// Every customer of the tenant, by id.
     var allCustomers: [Customer] { customers.values.sorted { $0.id < $1.id } }
 
+    /// Every subscription's calendar, by subscription id.
+    var subscriptionCalendars: [String: BillingCalendar] { calendars }
+
     /// When `subscription`'s billing periods turn over.
     func calendar(for subscription: SubscriptionRecord) -> BillingCalendar {
         calendars[subscription.id] ?? .monthlyUTC
@@ -222,6 +225,9 @@ struct TenantDirectory {
             planIdsByName[plan.name] = nil
         }
     }
+
+    /// A customer's name, tax rate and credit blocking changed (its time zone never changes).
+    mutating func update(_ customer: Customer) { customers[customer.id] = customer }
 
     mutating func add(_ subscription: SubscriptionRecord) {
         subscriptions[subscription.customerId, default: []].append(subscription)

@@ -12,6 +12,8 @@ public enum WriteMethod: String, Sendable, CaseIterable {
     case sessionOpen = "session.open"
     case sessionClose = "session.close"
     case customersCreate = "customers.create"
+    case customersUpdate = "customers.update"
+    case creditsGrant = "credits.grant"
     case teamsCreate = "teams.create"
     case credentialsRevoke = "credentials.revoke"
     case plansPut = "plans.put"

@@ -336,6 +336,35 @@ enum SQLiteMigrations {
                     ) WITHOUT ROWID;
                     """)
         }
+        // Issue 14: credit. Grants per customer; what each grant paid on an invoice, written with the invoice (its
+        // credit lines) and counted while the invoice is not void; a customer that is refused at zero credit.
+        migrator.registerMigration("v13-credits") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE customers ADD COLUMN block_at_zero_credit INTEGER NOT NULL DEFAULT 0;
+                    CREATE TABLE credit_grants (
+                        tenant_id TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        customer_id TEXT NOT NULL,
+                        currency TEXT NOT NULL,
+                        amount_nanos INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        priority INTEGER NOT NULL,
+                        granted_at_ms INTEGER NOT NULL,
+                        expires_at_ms INTEGER,
+                        description TEXT NOT NULL,
+                        PRIMARY KEY (tenant_id, id),
+                        FOREIGN KEY (tenant_id, customer_id) REFERENCES customers(tenant_id, id)
+                    );
+                    CREATE TABLE credit_applications (
+                        tenant_id TEXT NOT NULL,
+                        invoice_id TEXT NOT NULL,
+                        grant_id TEXT NOT NULL,
+                        amount_nanos INTEGER NOT NULL,
+                        PRIMARY KEY (tenant_id, invoice_id, grant_id)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

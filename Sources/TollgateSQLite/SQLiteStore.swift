@@ -204,7 +204,21 @@ public final class SQLiteStore: TollgateStore {
             ).map {
                 Customer(
                     id: $0["id"], tenantId: tenantId, name: $0["name"], externalId: $0["external_id"],
-                    timeZone: $0["time_zone"], taxRate: Money(nanos: $0["tax_rate_nanos"]))
+                    timeZone: $0["time_zone"], taxRate: Money(nanos: $0["tax_rate_nanos"]),
+                    blockAtZeroCredit: $0["block_at_zero_credit"])
+            }
+            snapshot.creditGrants = try Row.fetchAll(
+                db, sql: "SELECT * FROM credit_grants WHERE tenant_id = ?", arguments: args
+            ).map { row throws in
+                guard let kind = CreditGrant.Kind(rawValue: row["kind"]) else {
+                    throw StorageError.backend("credit grant \(row["id"] as String) has an unknown kind")
+                }
+                let expires: Int64? = row["expires_at_ms"]
+                return CreditGrant(
+                    id: row["id"], tenantId: tenantId, customerId: row["customer_id"], currency: row["currency"],
+                    amount: Money(nanos: row["amount_nanos"]), kind: kind, priority: row["priority"],
+                    grantedAt: Timestamp.date(millis: row["granted_at_ms"]),
+                    expiresAt: expires.map(Timestamp.date(millis:)), description: row["description"])
             }
             snapshot.teams = try Row.fetchAll(db, sql: "SELECT * FROM teams WHERE tenant_id = ?", arguments: args).map {
                 Team(id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], name: $0["name"])
@@ -356,12 +370,35 @@ public final class SQLiteStore: TollgateStore {
         case .insertCustomer(let customer):
             try db.execute(
                 sql: """
-                    INSERT INTO customers(tenant_id, id, name, external_id, time_zone, tax_rate_nanos)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO customers(tenant_id, id, name, external_id, time_zone, tax_rate_nanos,
+                        block_at_zero_credit)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     customer.tenantId, customer.id, customer.name, customer.externalId, customer.timeZone,
-                    customer.taxRate.nanos,
+                    customer.taxRate.nanos, customer.blockAtZeroCredit,
+                ])
+        case .updateCustomer(let customer):
+            try db.execute(
+                sql: """
+                    UPDATE customers SET name = ?, tax_rate_nanos = ?, block_at_zero_credit = ?
+                    WHERE tenant_id = ? AND id = ?
+                    """,
+                arguments: [
+                    customer.name, customer.taxRate.nanos, customer.blockAtZeroCredit, customer.tenantId, customer.id,
+                ])
+            return db.changesCount == 1
+        case .insertCreditGrant(let grant):
+            try db.execute(
+                sql: """
+                    INSERT INTO credit_grants(tenant_id, id, customer_id, currency, amount_nanos, kind, priority,
+                        granted_at_ms, expires_at_ms, description)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    grant.tenantId, grant.id, grant.customerId, grant.currency, grant.amount.nanos,
+                    grant.kind.rawValue, grant.priority, Timestamp.millis(grant.grantedAt),
+                    grant.expiresAt.map(Timestamp.millis), grant.description,
                 ])
         case .insertTeam(let team):
             try db.execute(
@@ -797,7 +834,29 @@ public final class SQLiteStore: TollgateStore {
                 insert.bind(receipt.receiptId)
                 try insert.run()
             }
+            for draw in invoice.creditApplications {
+                try db.execute(
+                    sql: """
+                        INSERT INTO credit_applications(tenant_id, invoice_id, grant_id, amount_nanos)
+                        VALUES (?, ?, ?, ?)
+                        """, arguments: [invoice.tenantId, invoice.id, draw.grantId, draw.amount.nanos])
+            }
             return invoice
+        }
+    }
+
+    public func creditApplied(tenantId: String, customerId: String?) async throws(StorageError) -> [String: Money] {
+        try await read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.grant_id, SUM(a.amount_nanos) AS applied FROM credit_applications a
+                    JOIN invoices i ON i.tenant_id = a.tenant_id AND i.id = a.invoice_id
+                    WHERE a.tenant_id = ?1 AND i.status <> 'void' AND (?2 IS NULL OR i.customer_id = ?2)
+                    GROUP BY a.grant_id
+                    """, arguments: [tenantId, customerId])
+            return Dictionary(
+                uniqueKeysWithValues: rows.map { ($0["grant_id"] as String, Money(nanos: $0["applied"])) })
         }
     }
 

@@ -15,6 +15,7 @@ enum HierarchyMethods {
                 externalId: try params.optionalString("externalId"),
                 timeZone: try params.optionalString("timeZone", lengthMax: 64) ?? "UTC",
                 taxRate: try params.optionalMoney("taxRate") ?? .zero,
+                blockAtZeroCredit: try params.optionalBool("blockAtZeroCredit") ?? false,
                 call: try Keys.call(params, .customersCreate, op.request))
         }
 

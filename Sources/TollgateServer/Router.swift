@@ -50,6 +50,7 @@ struct Router: Sendable {
         AlertMethods.register(in: &self)
         EventMethods.register(in: &self)
         BillingMethods.register(in: &self)
+        CreditMethods.register(in: &self)
     }
 
     var methods: [String] { routes.keys.map(\.rawValue).sorted() }

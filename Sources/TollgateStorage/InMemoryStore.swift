@@ -20,6 +20,7 @@ public actor InMemoryStore: TollgateStore {
     private var charges: [ChargeRecord] = []
     private var invoiceRows: [String: InvoiceRecord] = [:]
     private var invoiceReceipts: [String: [InvoiceLineReceipt]] = [:]
+    private var creditGrants: [String: CreditGrant] = [:]
     private var idempotency: [String: IdempotencyRecord] = [:]
     private var closed = false
 
@@ -73,6 +74,7 @@ public actor InMemoryStore: TollgateStore {
         snapshot.plans = plans.filter { $0.tenantId == tenantId }
         snapshot.subscriptions = subscriptions.values.filter { $0.tenantId == tenantId }
         snapshot.planSwaps = planSwaps.filter { $0.tenantId == tenantId }
+        snapshot.creditGrants = creditGrants.values.filter { $0.tenantId == tenantId }
         return snapshot
     }
 
@@ -116,6 +118,17 @@ public actor InMemoryStore: TollgateStore {
         case .insertCustomer(let customer):
             guard customers[customer.id] == nil else { throw .duplicate("customer") }
             customers[customer.id] = customer
+        case .updateCustomer(let customer):
+            guard customers[customer.id]?.tenantId == customer.tenantId else { return false }
+            customers[customer.id]?.name = customer.name
+            customers[customer.id]?.taxRate = customer.taxRate
+            customers[customer.id]?.blockAtZeroCredit = customer.blockAtZeroCredit
+        case .insertCreditGrant(let grant):
+            guard customers[grant.customerId]?.tenantId == grant.tenantId else {
+                throw .backend("credit grant for a customer the tenant does not have")
+            }
+            guard creditGrants[grant.id] == nil else { throw .duplicate("credit grant") }
+            creditGrants[grant.id] = grant
         case .insertTeam(let team):
             guard teams[team.id] == nil else { throw .duplicate("team") }
             teams[team.id] = team
@@ -323,6 +336,20 @@ public actor InMemoryStore: TollgateStore {
                     && (subscriptionId == nil || $0.subscriptionId == subscriptionId)
             }
             .sorted { ($0.periodStart, $0.id) > ($1.periodStart, $1.id) }.prefix(limit))
+    }
+
+    public func creditApplied(tenantId: String, customerId: String?) async throws(StorageError) -> [String: Money] {
+        try open()
+        var applied: [String: Money] = [:]
+        for invoice in invoiceRows.values
+        where invoice.tenantId == tenantId && invoice.status != "void"
+            && (customerId == nil || invoice.customerId == customerId)
+        {
+            for draw in invoice.creditApplications {
+                applied[draw.grantId] = Money(nanos: (applied[draw.grantId]?.nanos ?? 0) + draw.amount.nanos)
+            }
+        }
+        return applied
     }
 
     public func invoiceLineReceipts(tenantId: String, invoiceId: String, line: Int, after: String?, limit: Int)

@@ -204,6 +204,7 @@ public struct TenantSnapshot: Sendable {
     public var plans: [PlanRecord] = []
     public var subscriptions: [SubscriptionRecord] = []
     public var planSwaps: [PlanSwapRecord] = []
+    public var creditGrants: [CreditGrant] = []
     public init(tenant: TenantRecord) { self.tenant = tenant }
 }
 
@@ -364,6 +365,9 @@ public struct InvoiceRecord: Sendable, Hashable {
     public var status: String
     public var document: String
     public var createdAt: Date
+    /// What each credit grant paid on the invoice (its credit lines): written with it, counted while it is not
+    /// void. Not read back with the invoice (`TollgateStore.creditApplied` sums them).
+    public var creditApplications: [CreditDraw] = []
 
     public init(
         tenantId: String, id: String, customerId: String, subscriptionId: String, periodStart: Date, periodEnd: Date,

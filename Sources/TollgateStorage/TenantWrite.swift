@@ -9,6 +9,9 @@ import TollgateJSON
 /// its answer.
 public enum TenantWrite: Sendable, Hashable {
     case insertCustomer(Customer)
+    /// A customer's name, tax rate and credit blocking, as given; unchanged when the tenant has no such customer.
+    case updateCustomer(Customer)
+    case insertCreditGrant(CreditGrant)
     case insertTeam(Team)
     case insertPlan(PlanRecord)
     case insertSubscription(SubscriptionRecord)

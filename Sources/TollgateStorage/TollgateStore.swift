@@ -88,6 +88,8 @@ public protocol TollgateStore: Sendable {
     /// The tenant's invoices (of one customer or subscription, if given), the latest period first; at most `limit`.
     func invoices(tenantId: String, customerId: String?, subscriptionId: String?, limit: Int)
         async throws(StorageError) -> [InvoiceRecord]
+    /// What each credit grant of the tenant (of one customer, if given) has paid on invoices that are not void.
+    func creditApplied(tenantId: String, customerId: String?) async throws(StorageError) -> [String: Money]
     /// A page of one invoice line's receipts, in receipt order, after `after`; at most `limit`.
     func invoiceLineReceipts(tenantId: String, invoiceId: String, line: Int, after: String?, limit: Int)
         async throws(StorageError) -> [String]

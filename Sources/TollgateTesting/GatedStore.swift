@@ -222,6 +222,10 @@ public final class GatedStore: TollgateStore, Sendable {
             tenantId: tenantId, customerId: customerId, subscriptionId: subscriptionId, limit: limit)
     }
 
+    public func creditApplied(tenantId: String, customerId: String?) async throws(StorageError) -> [String: Money] {
+        try await inner.creditApplied(tenantId: tenantId, customerId: customerId)
+    }
+
     public func invoiceLineReceipts(tenantId: String, invoiceId: String, line: Int, after: String?, limit: Int)
         async throws(StorageError) -> [String]
     {

@@ -135,6 +135,7 @@ public struct WireError: Error, Sendable, Equatable {
     }
 
     static func budgetData(_ refusal: CapRefusal, _ currency: String) -> [String: JSONValue] {
+        if refusal.credit { return creditData(refusal, currency) }
         let cap = refusal.cap
         let left = Money(nanos: max(0, cap.limit.nanos - refusal.spent.nanos))
         var hint =
@@ -154,5 +155,21 @@ public struct WireError: Error, Sendable, Equatable {
         }
         data["hint"] = .string(hint)
         return data
+    }
+
+    /// A customer that blocks at zero credit: `limit` is what its credit has left, `spent` what its calls in flight
+    /// and holds take of that.
+    static func creditData(_ refusal: CapRefusal, _ currency: String) -> [String: JSONValue] {
+        let balance = refusal.cap.limit
+        let left = Money(nanos: max(0, balance.nanos - refusal.spent.nanos))
+        let hint =
+            "customer \(refusal.cap.target.id) pays from credit and has \(left) \(currency) of it left"
+            + (refusal.spent > .zero ? " (\(refusal.spent) \(currency) more is held by calls in flight)" : "")
+            + "; this call costs \(refusal.requested) \(currency). Calls go through again once credit is granted."
+        return [
+            "scope": "credit", "scopeId": .string(refusal.cap.target.id), "limit": .string(balance.decimalString),
+            "spent": .string(refusal.spent.decimalString), "requested": .string(refusal.requested.decimalString),
+            "remaining": .string(left.decimalString), "currency": .string(currency), "hint": .string(hint),
+        ]
     }
 }

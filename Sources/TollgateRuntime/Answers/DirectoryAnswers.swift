@@ -12,6 +12,7 @@ public struct CustomerCreated: JSONRepresentable, Equatable {
         [
             "customerId": .string(customer.id), "tenantId": .string(customer.tenantId),
             "timeZone": .string(customer.timeZone), "taxRate": .string(customer.taxRate.decimalString),
+            "name": .string(customer.name), "blockAtZeroCredit": .bool(customer.blockAtZeroCredit),
         ]
     }
 }
