@@ -33,7 +33,7 @@ struct Tenants: AsyncParsableCommand {
 }
 
 struct Customers: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Customers.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(abstract: "Customers.", subcommands: [Create.self, Update.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a customer.")
@@ -44,11 +44,38 @@ struct Customers: AsyncParsableCommand {
             name: .long,
             help: "The IANA time zone its billing periods start at midnight in (e.g. Europe/Paris; default UTC).")
         var timeZone: String?
+        @Option(name: .long, help: "The tax rate its invoices add (0.2 is 20 %; default 0).") var taxRate: String?
+        @Flag(name: .long, help: "Refuse its calls once its credit cannot pay for them (a prepaid customer).")
+        var blockAtZeroCredit = false
         func run() async throws {
             var params: [String: JSONValue] = ["name": .string(name)]
             params.set("externalId", externalId)
             params.set("timeZone", timeZone)
+            params.set("taxRate", taxRate)
+            if blockAtZeroCredit { params["blockAtZeroCredit"] = true }
             try await options.call("customers.create", params)
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a customer's name, tax rate (for periods closed from now on) or credit blocking.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The customer id.") var customerId: String
+        @Option(name: .long, help: "Its new name.") var name: String?
+        @Option(name: .long, help: "Its new tax rate (0.2 is 20 %).") var taxRate: String?
+        @Option(
+            name: .long,
+            help: "true: refuse its calls once its credit cannot pay for them; false: charge them past zero.")
+        var blockAtZeroCredit: Bool?
+        @Option(name: .long, help: "Makes a retry of this update harmless.") var idempotencyKey: String?
+        func run() async throws {
+            var params: [String: JSONValue] = ["customerId": .string(customerId)]
+            params.set("name", name)
+            params.set("taxRate", taxRate)
+            params.set("idempotencyKey", idempotencyKey)
+            if let blockAtZeroCredit { params["blockAtZeroCredit"] = .bool(blockAtZeroCredit) }
+            try await options.call("customers.update", params)
         }
     }
 }
