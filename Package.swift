@@ -90,6 +90,16 @@ let package = Package(
             name: "TollgateBilling",
             dependencies: ["TollgateCore", "TollgateJSON", "TollgatePricing", "TollgateStorage"],
             swiftSettings: swiftSettings),
+        // The hand-off of finalized invoices to Stripe: the requests (a state machine), the outbox worker, HTTP.
+        .target(
+            name: "TollgateStripe",
+            dependencies: [
+                "TollgateCore", "TollgateJSON", "TollgatePricing", "TollgateStorage", "TollgateBilling",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: swiftSettings),
         // Supervisor, tenant actors, the ledger writer.
         .target(
             name: "TollgateRuntime",
@@ -105,7 +115,7 @@ let package = Package(
             name: "TollgateServer",
             dependencies: [
                 "TollgateWire", "TollgateRuntime", "TollgateSQLite", "TollgatePostgres", "TollgateStrategies",
-                "TollgateIngest",
+                "TollgateIngest", "TollgateStripe",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -165,11 +175,12 @@ let package = Package(
             name: "TollgateTesting",
             dependencies: [
                 "TollgateServer", "TollgateClient", "TollgateRuntime", "TollgatePricing", "TollgateStrategies",
-                "TollgateStorage", "TollgateCore", "TollgateJSON",
+                "TollgateStorage", "TollgateCore", "TollgateJSON", "TollgateStripe",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ], swiftSettings: swiftSettings),
         .executableTarget(
             name: "tollgated",
@@ -217,6 +228,13 @@ let package = Package(
             name: "TollgateBillingTests",
             dependencies: ["TollgateBilling", "TollgateCore", "TollgateJSON", "TollgateStorage", "TollgatePricing"]),
         .testTarget(name: "TollgateJSONTests", dependencies: ["TollgateJSON"]),
+        .testTarget(
+            name: "TollgateStripeTests",
+            dependencies: [
+                "TollgateStripe", "TollgateBilling", "TollgateCore", "TollgateJSON", "TollgateStorage",
+                "TollgateTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "TollgateIngestTests", dependencies: ["TollgateIngest", "TollgateCore", "TollgateJSON"]),
         .testTarget(
             name: "TollgateMCPTests",

@@ -22,6 +22,8 @@ public enum CloseStage: String, CaseIterable, Sendable {
     case commitments
     /// What the customer's credit grants paid: the period's charges draw them as they did live.
     case credits
+    /// What the customer's discounts in force as the period ends take off what credit left to pay.
+    case discounts
     /// The customer's tax rate on the rounded subtotal.
     case tax
     /// Lines numbered, every amount rounded once, half-even, to the currency's minor unit; totals summed.
@@ -41,11 +43,14 @@ public struct PeriodFacts: Sendable {
     /// The customer's credit as the period starts: its grants, what invoices applied, and what usage charged
     /// before the period drew that no invoice holds yet.
     public var credit: CreditWallet
+    /// The customer's discounts (the stage keeps those in force as the period ends).
+    public var discounts: [Discount]
 
     public init(
         calendar: BillingCalendar, perAgent: Bool = false, trueUp: Money = .zero, taxRate: Money = .zero,
-        credit: CreditWallet = CreditWallet()
+        credit: CreditWallet = CreditWallet(), discounts: [Discount] = []
     ) {
+        self.discounts = discounts
         self.calendar = calendar
         self.perAgent = perAgent
         self.trueUp = trueUp
@@ -67,6 +72,7 @@ public enum InvoiceClose {
         invoice.lines = try rate(groups)
         try addTrueUp(facts.trueUp, to: &invoice)
         try addCredits(facts.credit, charges: charges, trueUp: facts.trueUp, to: &invoice)
+        try addDiscounts(facts.discounts, to: &invoice)
         try addTax(facts.taxRate, to: &invoice)
         try finalize(&invoice, finalizing: finalizing)
         invoice.stages = CloseStage.allCases.map(\.rawValue)

@@ -17,6 +17,8 @@ public struct InvoiceLine: Sendable, Hashable {
         case trueUp = "true_up"
         /// What a credit grant paid towards the period (negative): `creditGrantId` names the grant.
         case credit
+        /// What a discount took off (negative): `discountId` names it.
+        case discount
         case tax
     }
 
@@ -43,6 +45,8 @@ public struct InvoiceLine: Sendable, Hashable {
     public var adjusts: BillingPeriod?
     /// For a credit: the grant that paid.
     public var creditGrantId: String?
+    /// For a discount: which.
+    public var discountId: String?
     /// The receipts of the line's events, in the order they were recorded (at close; an invoice read back from
     /// storage leaves them there, for `invoices.trace`).
     public var receipts: [String]
@@ -87,6 +91,9 @@ public struct Invoice: Sendable, Hashable {
     /// When it was voided, and why (`void` only).
     public var voidedAt: Date?
     public var voidReason: String?
+    /// Whether it was closed with a Stripe key configured (then it is handed to Stripe); nil for a draft, and for
+    /// invoices closed before the hand-off existed.
+    public var stripeConfigured: Bool?
 
     public init(
         id: String, tenantId: String, customerId: String, subscriptionId: String, period: BillingPeriod,
@@ -150,6 +157,7 @@ extension Invoice {
         fields["events"] = .integer(Int64(lines.filter { $0.kind != .credit }.reduce(0) { $0 + $1.eventCount }))
         if let voidedAt { fields["voidedAt"] = .string(Timestamp.format(voidedAt)) }
         if let voidReason { fields["voidReason"] = .string(voidReason) }
+        if let stripeConfigured { fields["stripeConfigured"] = .bool(stripeConfigured) }
         return .object(fields)
     }
 
@@ -177,6 +185,7 @@ extension Invoice {
         billedTo = json["billedTo"]?.stringValue ?? ""
         if json["voidedAt"] != nil { voidedAt = try date("voidedAt") }
         voidReason = json["voidReason"]?.stringValue
+        if case .bool(let configured)? = json["stripeConfigured"] { stripeConfigured = configured }
     }
 }
 
@@ -192,6 +201,7 @@ extension InvoiceLine {
         if let model { fields["model"] = .string(model) }
         if let unitPrice { fields["unitPrice"] = .string(unitPrice.decimalString) }
         if let creditGrantId { fields["creditGrantId"] = .string(creditGrantId) }
+        if let discountId { fields["discountId"] = .string(discountId) }
         if let adjusts {
             fields["adjustsPeriod"] = [
                 "start": .string(Timestamp.format(adjusts.start)), "end": .string(Timestamp.format(adjusts.end)),
@@ -220,7 +230,8 @@ extension InvoiceLine {
             agentId: json["agentId"]?.stringValue, model: json["model"]?.stringValue, unit: try string("unit"),
             quantity: quantity, unitPrice: json["unitPrice"] == nil ? nil : try money("unitPrice"),
             exact: try money("exact"), amount: try money("amount"), adjusts: adjusts,
-            creditGrantId: json["creditGrantId"]?.stringValue, receipts: [], eventCount: Int(events))
+            creditGrantId: json["creditGrantId"]?.stringValue, discountId: json["discountId"]?.stringValue,
+            receipts: [], eventCount: Int(events))
     }
 }
 

@@ -53,9 +53,9 @@ public enum InvoiceRendering {
     }
 
     /// What a line's quantity column says: `1 call`, `3 calls`, `1,500 tokens` — nothing for tax, whose rate is
-    /// in its unit price column, nor for a credit, which its description names.
+    /// in its unit price column, nor for a credit or a discount, which its description names.
     static func quantity(_ line: InvoiceLine) -> String {
-        guard line.kind != .tax, line.kind != .credit else { return "" }
+        guard line.kind != .tax, line.kind != .credit, line.kind != .discount else { return "" }
         let singular = line.unit.hasSuffix("s") ? String(line.unit.dropLast()) : line.unit
         return "\(line.quantity) \(line.quantity == 1 ? singular : line.unit)"
     }

@@ -24,6 +24,7 @@ public enum IDKind: String, Sendable, CaseIterable {
     case answer = "ans"
     case invoice = "inv"
     case creditGrant = "crg"
+    case discount = "dsc"
 }
 
 public enum Identifiers {

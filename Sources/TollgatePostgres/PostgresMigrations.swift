@@ -324,5 +324,52 @@ enum PostgresMigrations {
             )
             """,
         ]),
+        // Issue 14: discounts, as SQLite's v14.
+        ("v14-discounts", [
+            """
+            CREATE TABLE discounts (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                percent_off_nanos BIGINT,
+                amount_off_nanos BIGINT,
+                currency TEXT,
+                starts_at_ms BIGINT NOT NULL,
+                ends_at_ms BIGINT,
+                description TEXT NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, customer_id) REFERENCES customers(tenant_id, id),
+                CHECK ((percent_off_nanos IS NULL) <> (amount_off_nanos IS NULL))
+            )
+            """,
+        ]),
+        // Issue 14: the Stripe outbox, as SQLite's v15.
+        ("v15-stripe-outbox", [
+            """
+            CREATE TABLE stripe_outbox (
+                tenant_id TEXT NOT NULL,
+                invoice_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                state TEXT NOT NULL,
+                progress TEXT NOT NULL,
+                attempts BIGINT NOT NULL,
+                next_attempt_at_ms BIGINT NOT NULL,
+                last_error TEXT,
+                created_at_ms BIGINT NOT NULL,
+                updated_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, invoice_id, kind)
+            )
+            """,
+            "CREATE INDEX stripe_outbox_due ON stripe_outbox(next_attempt_at_ms) WHERE state = 'pending'",
+            """
+            CREATE TABLE stripe_customers (
+                tenant_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                stripe_customer_id TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, customer_id)
+            )
+            """,
+        ]),
     ]
 }

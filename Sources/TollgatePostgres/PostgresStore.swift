@@ -402,6 +402,26 @@ public final class PostgresStore: TollgateStore {
                 kind: kind, priority: Int(row.5), grantedAt: Timestamp.date(millis: row.6),
                 expiresAt: row.7.map(Timestamp.date(millis:)), description: row.8)
         }
+        snapshot.discounts = try await rows(
+            """
+            SELECT id, customer_id, percent_off_nanos, amount_off_nanos, currency, starts_at_ms, ends_at_ms,
+                description, created_at_ms
+            FROM discounts WHERE tenant_id = \(tenantId)
+            """, as: (String, String, Int64?, Int64?, String?, Int64, Int64?, String, Int64).self
+        ).map { row throws(StorageError) in
+            let off: Discount.Off
+            if let percent = row.2 {
+                off = .percent(Money(nanos: percent))
+            } else if let amount = row.3, let currency = row.4 {
+                off = .amount(Money(nanos: amount), currency: currency)
+            } else {
+                throw .backend("discount \(row.0) has no percent or amount off")
+            }
+            return Discount(
+                id: row.0, tenantId: tenantId, customerId: row.1, off: off, startsAt: Timestamp.date(millis: row.5),
+                endsAt: row.6.map(Timestamp.date(millis:)), description: row.7,
+                createdAt: Timestamp.date(millis: row.8))
+        }
         snapshot.teams = try await rows(
             "SELECT id, customer_id, name FROM teams WHERE tenant_id = \(tenantId)",
             as: (String, String, String).self
@@ -583,6 +603,26 @@ public final class PostgresStore: TollgateStore {
                 UPDATE customers SET name = \(customer.name), tax_rate_nanos = \(customer.taxRate.nanos),
                     block_at_zero_credit = \(customer.blockAtZeroCredit)
                 WHERE tenant_id = \(customer.tenantId) AND id = \(customer.id) RETURNING id
+                """, true
+            )
+        case .insertDiscount(let discount):
+            let (percent, amount, currency) = discount.off.stored
+            return (
+                """
+                INSERT INTO discounts(tenant_id, id, customer_id, percent_off_nanos, amount_off_nanos, currency,
+                    starts_at_ms, ends_at_ms, description, created_at_ms)
+                VALUES (\(discount.tenantId), \(discount.id), \(discount.customerId), \(percent), \(amount),
+                    \(currency), \(Timestamp.millis(discount.startsAt)), \(discount.endsAt.map(Timestamp.millis)),
+                    \(discount.description), \(Timestamp.millis(discount.createdAt)))
+                """, false
+            )
+        case .endDiscount(let tenantId, let id, let endsAt):
+            let millis = Timestamp.millis(endsAt)
+            return (
+                """
+                UPDATE discounts SET ends_at_ms = \(millis)
+                WHERE tenant_id = \(tenantId) AND id = \(id) AND (ends_at_ms IS NULL OR ends_at_ms > \(millis))
+                RETURNING id
                 """, true
             )
         case .insertCreditGrant(let grant):
@@ -1054,13 +1094,23 @@ public final class PostgresStore: TollgateStore {
     }
 
     public func updateInvoice(_ invoice: InvoiceRecord, expecting expected: String) async throws(StorageError) -> Bool {
-        let rows = try await rows(
-            """
-            UPDATE invoices SET status = \(invoice.status), document = \(invoice.document)
-            WHERE tenant_id = \(invoice.tenantId) AND id = \(invoice.id) AND status = \(expected)
-            RETURNING id
-            """, as: String.self)
-        return rows.count == 1
+        try await run { connection, logger in
+            try await connection.withTransaction(logger: logger) { connection -> Bool in
+                let rows = try await connection.query(
+                    """
+                    UPDATE invoices SET status = \(invoice.status), document = \(invoice.document)
+                    WHERE tenant_id = \(invoice.tenantId) AND id = \(invoice.id) AND status = \(expected)
+                    RETURNING id
+                    """, logger: logger)
+                var updated = false
+                for try await _ in rows { updated = true }
+                guard updated else { return false }
+                if let kind = invoice.stripeOutbox {
+                    try await connection.query(Self.enqueue(kind, of: invoice), logger: logger)
+                }
+                return true
+            }
+        }
     }
 
     public func insertInvoice(_ invoice: InvoiceRecord, lineReceipts: [InvoiceLineReceipt])
@@ -1089,6 +1139,9 @@ public final class PostgresStore: TollgateStore {
                         FROM UNNEST(\(lineReceipts.map { Int64($0.line) }), \(lineReceipts.map(\.receiptId)))
                             AS u(l, r)
                         """, logger: logger)
+                }
+                if let kind = invoice.stripeOutbox {
+                    try await connection.query(Self.enqueue(kind, of: invoice), logger: logger)
                 }
                 let draws = invoice.creditApplications
                 if !draws.isEmpty {
@@ -1133,6 +1186,81 @@ public final class PostgresStore: TollgateStore {
                 AND (\(subscriptionId)::text IS NULL OR subscription_id = \(subscriptionId))
             ORDER BY period_start_ms DESC, id DESC LIMIT \(Int64(limit))
             """, tenantId: tenantId)
+    }
+
+    private static func enqueue(_ kind: OutboxRecord.Kind, of invoice: InvoiceRecord) -> PostgresQuery {
+        let at = Timestamp.millis(invoice.createdAt)
+        return """
+            INSERT INTO stripe_outbox(tenant_id, invoice_id, kind, state, progress, attempts, next_attempt_at_ms,
+                created_at_ms, updated_at_ms)
+            VALUES (\(invoice.tenantId), \(invoice.id), \(kind.rawValue), 'pending', '{}', 0, \(at), \(at), \(at))
+            ON CONFLICT DO NOTHING
+            """
+    }
+
+    private typealias OutboxColumns = (String, String, String, String, String, Int64, Int64, String?, Int64, Int64)
+    private static let outboxColumns =
+        "tenant_id, invoice_id, kind, state, progress, attempts, next_attempt_at_ms, last_error, created_at_ms, "
+        + "updated_at_ms"
+
+    private static func outboxRecord(_ row: OutboxColumns) throws(StorageError) -> OutboxRecord {
+        guard let kind = OutboxRecord.Kind(rawValue: row.2), let state = OutboxRecord.State(rawValue: row.3) else {
+            throw .backend("an outbox row with an unknown kind or state")
+        }
+        return OutboxRecord(
+            tenantId: row.0, invoiceId: row.1, kind: kind, state: state, progress: row.4, attempts: Int(row.5),
+            nextAttemptAt: Timestamp.date(millis: row.6), lastError: row.7, createdAt: Timestamp.date(millis: row.8),
+            updatedAt: Timestamp.date(millis: row.9))
+    }
+
+    public func outbox(tenantId: String, invoiceId: String) async throws(StorageError) -> [OutboxRecord] {
+        try await rows(
+            """
+            SELECT \(unescaped: Self.outboxColumns) FROM stripe_outbox
+            WHERE tenant_id = \(tenantId) AND invoice_id = \(invoiceId) ORDER BY kind DESC
+            """, as: OutboxColumns.self
+        ).map { row throws(StorageError) in try Self.outboxRecord(row) }
+    }
+
+    public func dueOutbox(at date: Date, limit: Int) async throws(StorageError) -> [OutboxRecord] {
+        try await rows(
+            """
+            SELECT \(unescaped: Self.outboxColumns) FROM stripe_outbox
+            WHERE state = 'pending' AND next_attempt_at_ms <= \(Timestamp.millis(date))
+            ORDER BY next_attempt_at_ms, created_at_ms, invoice_id LIMIT \(Int64(limit))
+            """, as: OutboxColumns.self
+        ).map { row throws(StorageError) in try Self.outboxRecord(row) }
+    }
+
+    public func updateOutbox(_ record: OutboxRecord) async throws(StorageError) {
+        _ = try await rows(
+            """
+            UPDATE stripe_outbox SET state = \(record.state.rawValue), progress = \(record.progress),
+                attempts = \(Int64(record.attempts)), next_attempt_at_ms = \(Timestamp.millis(record.nextAttemptAt)),
+                last_error = \(record.lastError), updated_at_ms = \(Timestamp.millis(record.updatedAt))
+            WHERE tenant_id = \(record.tenantId) AND invoice_id = \(record.invoiceId) AND kind = \(record.kind.rawValue)
+            RETURNING invoice_id
+            """, as: String.self)
+    }
+
+    public func stripeCustomer(tenantId: String, customerId: String) async throws(StorageError) -> String? {
+        try await rows(
+            """
+            SELECT stripe_customer_id FROM stripe_customers
+            WHERE tenant_id = \(tenantId) AND customer_id = \(customerId)
+            """, as: String.self
+        ).first
+    }
+
+    public func putStripeCustomer(tenantId: String, customerId: String, stripeCustomerId: String)
+        async throws(StorageError)
+    {
+        _ = try await rows(
+            """
+            INSERT INTO stripe_customers(tenant_id, customer_id, stripe_customer_id)
+            VALUES (\(tenantId), \(customerId), \(stripeCustomerId))
+            ON CONFLICT DO NOTHING RETURNING customer_id
+            """, as: String.self)
     }
 
     public func creditApplied(tenantId: String, customerId: String?) async throws(StorageError) -> [String: Money] {

@@ -12,12 +12,15 @@ public struct RuntimeServices: Sendable {
     public let clock: any WallClock
     public let logger: Logger
     public let alerts: AlertHub
+    /// Whether a Stripe key is configured: finalized invoices are then handed to Stripe through the outbox.
+    public let stripeConfigured: Bool
 
     public init(
         store: any TollgateStore, ledger: LedgerWriter, registry: StrategyRegistry,
         clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "tollgate.runtime"),
-        alerts: AlertHub = AlertHub()
+        alerts: AlertHub = AlertHub(), stripeConfigured: Bool = false
     ) {
+        self.stripeConfigured = stripeConfigured
         self.store = store
         self.ledger = ledger
         self.registry = registry

@@ -60,12 +60,15 @@ extension TenantActor {
         }
         // One close or void at a time: each reads what invoices applied of the customer's credit.
         return try await billingTurn { () async throws(TollgateError) in
-            let invoice = try await compose(subscription, period: period, at: at, finalizing: true)
+            var invoice = try await compose(subscription, period: period, at: at, finalizing: true)
+            invoice.stripeConfigured = services.stripeConfigured
             var record = InvoiceRecord(
                 tenantId: tenantId, id: invoice.id, customerId: invoice.customerId, subscriptionId: subscriptionId,
                 periodStart: period.start, periodEnd: period.end, status: invoice.status.rawValue,
                 document: JSONCodec.string(invoice.json), createdAt: at)
             record.creditApplications = invoice.creditApplications
+            // Handed to Stripe by the outbox, enqueued in the invoice's own transaction: never lost, never twice.
+            if services.stripeConfigured { record.stripeOutbox = .send }
             let receipts = invoice.lines.flatMap { line in
                 line.receipts.map { InvoiceLineReceipt(line: line.number, receiptId: $0) }
             }
@@ -74,7 +77,7 @@ extension TenantActor {
             }
             // The period's usage is on an invoice now: the credit it drew is what the invoice applied.
             if stored.id == record.id { await reloadCredit(subscription.customerId) }
-            return try InvoiceView(stored)
+            return try await view(stored)
         }
     }
 
@@ -117,7 +120,8 @@ extension TenantActor {
             }
             let facts = PeriodFacts(
                 calendar: directory.calendar(for: subscription), perAgent: plan.allocatesPerAgent,
-                trueUp: try rating.closingAdjustment(), taxRate: customer.taxRate, credit: credit)
+                trueUp: try rating.closingAdjustment(), taxRate: customer.taxRate, credit: credit,
+                discounts: directory.discounts(of: customer.id))
             var draft = Invoice(
                 id: finalizing ? Identifiers.make(.invoice, at: at) : "draft", tenantId: tenantId,
                 customerId: customer.id, subscriptionId: subscription.id, period: period, currency: plan.currency,
@@ -138,7 +142,17 @@ extension TenantActor {
                     try await services.store.invoice(tenantId: tenantId, id: id)
                 })
         else { throw .notFound("no invoice \(id)") }
-        return try InvoiceView(record)
+        return try await view(record)
+    }
+
+    /// A stored invoice as answered: with how its hand-off to Stripe stands, when it has one.
+    private func view(_ record: InvoiceRecord) async throws(TollgateError) -> InvoiceView {
+        var view = try InvoiceView(record)
+        guard view.invoice.stripeConfigured == true else { return view }
+        view.handoff = try await storage("reading an invoice's hand-off to Stripe") { () async throws(StorageError) in
+            try await services.store.outbox(tenantId: tenantId, invoiceId: record.id)
+        }
+        return view
     }
 
     /// `invoices.void`: a finalized invoice is voided — nothing is owed on it any more — with its lines and trace
@@ -151,14 +165,16 @@ extension TenantActor {
 
     private func voidTurn(_ id: String, reason: String) async throws(TollgateError) -> InvoiceView {
         let current = try await invoice(id).invoice
-        if current.status == .void { return InvoiceView(current) }
+        if current.status == .void { return try await invoice(id) }
         guard let voided = current.voided(at: now, reason: reason) else {
             throw .conflict("invoice \(id) is \(current.status.rawValue); only a finalized invoice can be voided")
         }
-        let record = InvoiceRecord(
+        var record = InvoiceRecord(
             tenantId: tenantId, id: id, customerId: voided.customerId, subscriptionId: voided.subscriptionId,
             periodStart: voided.period.start, periodEnd: voided.period.end, status: voided.status.rawValue,
-            document: JSONCodec.string(voided.json), createdAt: voided.createdAt)
+            document: JSONCodec.string(voided.json), createdAt: now)
+        // Sent (or being sent) to Stripe: it is voided there too, once its send has ended.
+        if voided.stripeConfigured == true { record.stripeOutbox = .void }
         let written = try await storage("voiding an invoice") { () async throws(StorageError) in
             try await services.store.updateInvoice(record, expecting: Invoice.Status.finalized.rawValue)
         }
@@ -166,7 +182,7 @@ extension TenantActor {
         guard written else { return try await invoice(id) }
         // What the invoice applied of the customer's credit is the customer's again.
         await reloadCredit(voided.customerId)
-        return InvoiceView(voided)
+        return try await invoice(id)
     }
 
     /// Invoices, the latest period first: of one customer or subscription, if given.

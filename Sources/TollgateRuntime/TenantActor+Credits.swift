@@ -43,16 +43,7 @@ extension TenantActor {
             if let expiresAt = request.expiresAt, expiresAt <= at {
                 throw .validation(field: "expiresAt", rule: "a time after now (\(Timestamp.format(at)))")
             }
-            let currency: String
-            if let given = request.currency {
-                currency = given
-            } else if let subscription = directory.subscription(for: request.customerId, at: at) {
-                let inForce = directory.planInForce(subscription, at: at)
-                currency = try directory.plan(id: inForce.planId, version: inForce.version).currency
-            } else {
-                throw .validation(
-                    field: "currency", rule: "given when the customer has no subscription to take it from")
-            }
+            let currency = try currency(request.currency, of: request.customerId, at: at)
             let grant = CreditGrant(
                 id: Identifiers.make(.creditGrant, at: at), tenantId: tenantId, customerId: request.customerId,
                 currency: currency, amount: request.amount, kind: request.kind, priority: request.priority,

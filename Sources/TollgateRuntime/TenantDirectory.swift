@@ -41,6 +41,8 @@ struct TenantDirectory {
     /// Each subscription's billing calendar (its cadence in its customer's time zone), made once: a calendar
     /// holds a Foundation `Calendar`, which costs more to make than to ask.
     private var calendars: [String: BillingCalendar] = [:]
+    /// Discounts by customer, the oldest first.
+    private var discounts: [String: [Discount]] = [:]
     /// Each customer's cap windows as last worked out, and until when they hold (`capWindows`).
     private var windows: [String: (windows: CapWindows, until: Date)] = [:]
 
@@ -57,6 +59,7 @@ struct TenantDirectory {
         }
         for subscription in snapshot.subscriptions { add(subscription) }
         for swap in snapshot.planSwaps { add(swap) }
+        for discount in snapshot.discounts { add(discount) }
     }
 
     // MARK: look-ups
@@ -224,6 +227,21 @@ struct TenantDirectory {
             plans[plan.id] = nil
             planIdsByName[plan.name] = nil
         }
+    }
+
+    /// A customer's discounts, the oldest first.
+    func discounts(of customerId: String) -> [Discount] { discounts[customerId] ?? [] }
+
+    func discount(id: String) -> Discount? { discounts.values.lazy.flatMap { $0 }.first { $0.id == id } }
+
+    mutating func add(_ discount: Discount) {
+        discounts[discount.customerId, default: []].append(discount)
+        discounts[discount.customerId]!.sort(by: Discount.appliesBefore)
+    }
+
+    mutating func end(_ discount: Discount, at endsAt: Date) {
+        guard let index = discounts[discount.customerId]?.firstIndex(where: { $0.id == discount.id }) else { return }
+        discounts[discount.customerId]![index].endsAt = endsAt
     }
 
     /// A customer's name, tax rate and credit blocking changed (its time zone never changes).

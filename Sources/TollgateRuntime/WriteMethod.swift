@@ -14,6 +14,8 @@ public enum WriteMethod: String, Sendable, CaseIterable {
     case customersCreate = "customers.create"
     case customersUpdate = "customers.update"
     case creditsGrant = "credits.grant"
+    case discountsCreate = "discounts.create"
+    case discountsEnd = "discounts.end"
     case teamsCreate = "teams.create"
     case credentialsRevoke = "credentials.revoke"
     case plansPut = "plans.put"

@@ -365,6 +365,54 @@ enum SQLiteMigrations {
                     ) WITHOUT ROWID;
                     """)
         }
+        // Issue 14: discounts, a percentage or a fixed amount off a customer's invoices while in force.
+        migrator.registerMigration("v14-discounts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE discounts (
+                        tenant_id TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        customer_id TEXT NOT NULL,
+                        percent_off_nanos INTEGER,
+                        amount_off_nanos INTEGER,
+                        currency TEXT,
+                        starts_at_ms INTEGER NOT NULL,
+                        ends_at_ms INTEGER,
+                        description TEXT NOT NULL,
+                        created_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (tenant_id, id),
+                        FOREIGN KEY (tenant_id, customer_id) REFERENCES customers(tenant_id, id),
+                        CHECK ((percent_off_nanos IS NULL) <> (amount_off_nanos IS NULL))
+                    );
+                    """)
+        }
+        // Issue 14: the Stripe outbox — each invoice's hand-off (send, void) and how far it came — written with the
+        // invoice or its void, and the Stripe customer each customer is billed to.
+        migrator.registerMigration("v15-stripe-outbox") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE stripe_outbox (
+                        tenant_id TEXT NOT NULL,
+                        invoice_id TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        progress TEXT NOT NULL,
+                        attempts INTEGER NOT NULL,
+                        next_attempt_at_ms INTEGER NOT NULL,
+                        last_error TEXT,
+                        created_at_ms INTEGER NOT NULL,
+                        updated_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (tenant_id, invoice_id, kind)
+                    );
+                    CREATE INDEX stripe_outbox_due ON stripe_outbox(next_attempt_at_ms) WHERE state = 'pending';
+                    CREATE TABLE stripe_customers (
+                        tenant_id TEXT NOT NULL,
+                        customer_id TEXT NOT NULL,
+                        stripe_customer_id TEXT NOT NULL,
+                        PRIMARY KEY (tenant_id, customer_id)
+                    );
+                    """)
+        }
         return migrator
     }
 }

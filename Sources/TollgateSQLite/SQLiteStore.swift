@@ -220,6 +220,26 @@ public final class SQLiteStore: TollgateStore {
                     grantedAt: Timestamp.date(millis: row["granted_at_ms"]),
                     expiresAt: expires.map(Timestamp.date(millis:)), description: row["description"])
             }
+            snapshot.discounts = try Row.fetchAll(
+                db, sql: "SELECT * FROM discounts WHERE tenant_id = ?", arguments: args
+            ).map { row throws in
+                let percent: Int64? = row["percent_off_nanos"]
+                let amount: Int64? = row["amount_off_nanos"]
+                let currency: String? = row["currency"]
+                let ends: Int64? = row["ends_at_ms"]
+                let off: Discount.Off
+                if let percent {
+                    off = .percent(Money(nanos: percent))
+                } else if let amount, let currency {
+                    off = .amount(Money(nanos: amount), currency: currency)
+                } else {
+                    throw StorageError.backend("discount \(row["id"] as String) has no percent or amount off")
+                }
+                return Discount(
+                    id: row["id"], tenantId: tenantId, customerId: row["customer_id"], off: off,
+                    startsAt: Timestamp.date(millis: row["starts_at_ms"]), endsAt: ends.map(Timestamp.date(millis:)),
+                    description: row["description"], createdAt: Timestamp.date(millis: row["created_at_ms"]))
+            }
             snapshot.teams = try Row.fetchAll(db, sql: "SELECT * FROM teams WHERE tenant_id = ?", arguments: args).map {
                 Team(id: $0["id"], tenantId: tenantId, customerId: $0["customer_id"], name: $0["name"])
             }
@@ -387,6 +407,26 @@ public final class SQLiteStore: TollgateStore {
                 arguments: [
                     customer.name, customer.taxRate.nanos, customer.blockAtZeroCredit, customer.tenantId, customer.id,
                 ])
+            return db.changesCount == 1
+        case .insertDiscount(let discount):
+            let (percent, amount, currency) = discount.off.stored
+            try db.execute(
+                sql: """
+                    INSERT INTO discounts(tenant_id, id, customer_id, percent_off_nanos, amount_off_nanos, currency,
+                        starts_at_ms, ends_at_ms, description, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    discount.tenantId, discount.id, discount.customerId, percent, amount, currency,
+                    Timestamp.millis(discount.startsAt), discount.endsAt.map(Timestamp.millis), discount.description,
+                    Timestamp.millis(discount.createdAt),
+                ])
+        case .endDiscount(let tenantId, let id, let endsAt):
+            try db.execute(
+                sql: """
+                    UPDATE discounts SET ends_at_ms = ?1
+                    WHERE tenant_id = ?2 AND id = ?3 AND (ends_at_ms IS NULL OR ends_at_ms > ?1)
+                    """, arguments: [Timestamp.millis(endsAt), tenantId, id])
             return db.changesCount == 1
         case .insertCreditGrant(let grant):
             try db.execute(
@@ -834,6 +874,7 @@ public final class SQLiteStore: TollgateStore {
                 insert.bind(receipt.receiptId)
                 try insert.run()
             }
+            if let kind = invoice.stripeOutbox { try Self.enqueue(kind, of: invoice, db) }
             for draw in invoice.creditApplications {
                 try db.execute(
                     sql: """
@@ -842,6 +883,86 @@ public final class SQLiteStore: TollgateStore {
                         """, arguments: [invoice.tenantId, invoice.id, draw.grantId, draw.amount.nanos])
             }
             return invoice
+        }
+    }
+
+    private static func enqueue(_ kind: OutboxRecord.Kind, of invoice: InvoiceRecord, _ db: Database) throws {
+        let at = Timestamp.millis(invoice.createdAt)
+        try db.execute(
+            sql: """
+                INSERT INTO stripe_outbox(tenant_id, invoice_id, kind, state, progress, attempts, next_attempt_at_ms,
+                    created_at_ms, updated_at_ms)
+                VALUES (?, ?, ?, 'pending', '{}', 0, ?, ?, ?)
+                ON CONFLICT DO NOTHING
+                """, arguments: [invoice.tenantId, invoice.id, kind.rawValue, at, at, at])
+    }
+
+    public func outbox(tenantId: String, invoiceId: String) async throws(StorageError) -> [OutboxRecord] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM stripe_outbox WHERE tenant_id = ? AND invoice_id = ? ORDER BY kind DESC",
+                arguments: [tenantId, invoiceId]
+            ).map(Self.outboxRecord)
+        }
+    }
+
+    public func dueOutbox(at date: Date, limit: Int) async throws(StorageError) -> [OutboxRecord] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM stripe_outbox WHERE state = 'pending' AND next_attempt_at_ms <= ?
+                    ORDER BY next_attempt_at_ms, created_at_ms, invoice_id LIMIT ?
+                    """, arguments: [Timestamp.millis(date), limit]
+            ).map(Self.outboxRecord)
+        }
+    }
+
+    public func updateOutbox(_ record: OutboxRecord) async throws(StorageError) {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE stripe_outbox SET state = ?, progress = ?, attempts = ?, next_attempt_at_ms = ?,
+                        last_error = ?, updated_at_ms = ?
+                    WHERE tenant_id = ? AND invoice_id = ? AND kind = ?
+                    """,
+                arguments: [
+                    record.state.rawValue, record.progress, record.attempts, Timestamp.millis(record.nextAttemptAt),
+                    record.lastError, Timestamp.millis(record.updatedAt), record.tenantId, record.invoiceId,
+                    record.kind.rawValue,
+                ])
+        }
+    }
+
+    private static func outboxRecord(_ row: Row) throws -> OutboxRecord {
+        guard let kind = OutboxRecord.Kind(rawValue: row["kind"]),
+            let state = OutboxRecord.State(rawValue: row["state"])
+        else { throw StorageError.backend("an outbox row with an unknown kind or state") }
+        return OutboxRecord(
+            tenantId: row["tenant_id"], invoiceId: row["invoice_id"], kind: kind, state: state,
+            progress: row["progress"], attempts: row["attempts"],
+            nextAttemptAt: Timestamp.date(millis: row["next_attempt_at_ms"]), lastError: row["last_error"],
+            createdAt: Timestamp.date(millis: row["created_at_ms"]),
+            updatedAt: Timestamp.date(millis: row["updated_at_ms"]))
+    }
+
+    public func stripeCustomer(tenantId: String, customerId: String) async throws(StorageError) -> String? {
+        try await read { db in
+            try String.fetchOne(
+                db, sql: "SELECT stripe_customer_id FROM stripe_customers WHERE tenant_id = ? AND customer_id = ?",
+                arguments: [tenantId, customerId])
+        }
+    }
+
+    public func putStripeCustomer(tenantId: String, customerId: String, stripeCustomerId: String)
+        async throws(StorageError)
+    {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO stripe_customers(tenant_id, customer_id, stripe_customer_id) VALUES (?, ?, ?)
+                    ON CONFLICT DO NOTHING
+                    """, arguments: [tenantId, customerId, stripeCustomerId])
         }
     }
 
@@ -865,7 +986,9 @@ public final class SQLiteStore: TollgateStore {
             try db.execute(
                 sql: "UPDATE invoices SET status = ?, document = ? WHERE tenant_id = ? AND id = ? AND status = ?",
                 arguments: [invoice.status, invoice.document, invoice.tenantId, invoice.id, expected])
-            return db.changesCount == 1
+            guard db.changesCount == 1 else { return false }
+            if let kind = invoice.stripeOutbox { try Self.enqueue(kind, of: invoice, db) }
+            return true
         }
     }
 

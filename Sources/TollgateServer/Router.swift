@@ -51,6 +51,7 @@ struct Router: Sendable {
         EventMethods.register(in: &self)
         BillingMethods.register(in: &self)
         CreditMethods.register(in: &self)
+        DiscountMethods.register(in: &self)
     }
 
     var methods: [String] { routes.keys.map(\.rawValue).sorted() }

@@ -21,6 +21,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var runtime = RuntimeConfiguration()
     public var sqlite = SQLiteStore.Configuration()
     public var postgres = PostgresStore.Configuration()
+    public var stripe = StripeConfiguration()
 
     public init() {}
 
@@ -29,7 +30,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         func rows<C: ComponentConfiguration>(_ component: C) -> [(name: String, note: String, value: Int)] {
             C.settings.map { ($0.name, $0.note, component[keyPath: $0.path]) }
         }
-        return rows(listener) + rows(ledger) + rows(runtime) + rows(sqlite) + rows(postgres)
+        return rows(listener) + rows(ledger) + rows(runtime) + rows(sqlite) + rows(postgres) + rows(stripe)
     }
 
     /// What `listen` and `storage.url` mean; every other key's note is its component's.
@@ -41,6 +42,11 @@ public struct ServerConfiguration: Sendable, Equatable {
                 + "postgres://user:password@host:port/database?sslmode=disable|prefer|require (env "
                 + "TOLLGATE_STORAGE_URL). The password is never logged."
         ),
+        (
+            "stripe.apiBase",
+            "where Stripe's API is (env TOLLGATE_STRIPE_API_BASE). The hand-off to Stripe runs when a secret key is "
+                + "set: env TOLLGATE_STRIPE_SECRET_KEY or stripe.secretKey (never printed or logged)."
+        ),
     ]
 
     /// This configuration as a configuration file, every key with its value and its note: what
@@ -50,7 +56,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         let settings = self.settings
         var lines = [
             "{", "  \"listen\": \(quoted(listen)),", "  \"storage\": {", "    \"url\": \(quoted(storageURL))",
-            "  },", "  \"limits\": {",
+            "  },", "  \"stripe\": {", "    \"apiBase\": \(quoted(stripe.apiBase))", "  },", "  \"limits\": {",
         ]
         for (index, setting) in settings.enumerated() {
             lines.append("    \(quoted(setting.name)): \(setting.value)\(index < settings.count - 1 ? "," : "")")
@@ -101,6 +107,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         var config = ServerConfiguration()
         config.listen = reader.string(forKey: "listen", default: config.listen)
         config.storageURL = reader.string(forKey: "storage.url", default: config.storageURL)
+        config.stripe.secretKey = reader.string(forKey: "stripe.secretKey")
+        config.stripe.apiBase = reader.string(forKey: "stripe.apiBase", default: config.stripe.apiBase)
         let limits = reader.scoped(to: "limits")
         func read<C: ComponentConfiguration>(_ component: inout C) {
             for setting in C.settings {
@@ -113,6 +121,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         read(&config.runtime)
         read(&config.sqlite)
         read(&config.postgres)
+        read(&config.stripe)
         try config.validate()
         return config
     }
@@ -125,6 +134,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         try runtime.validate()
         try sqlite.validate()
         try postgres.validate()
+        try stripe.validate()
         // A key appears in one component only: two reading one key would be two defaults for it.
         let names = settings.map(\.name)
         precondition(Set(names).count == names.count, "a configuration key is read by two components")

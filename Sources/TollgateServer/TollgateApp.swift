@@ -39,18 +39,23 @@ public struct TollgateApp: Sendable {
             throw error
         }
         let ledger = LedgerWriter(store: store, configuration: configuration.ledger, logger: logger)
-        let services = RuntimeServices(store: store, ledger: ledger, registry: registry, clock: clock, logger: logger)
+        let services = RuntimeServices(
+            store: store, ledger: ledger, registry: registry, clock: clock, logger: logger,
+            stripeConfigured: configuration.stripe.secretKey != nil)
+        let stripe = StripeOutboxService.make(configuration.stripe, store: store, clock: clock, logger: logger)
         let supervisor = Supervisor(services: services, rootTokenHash: root.hash, configuration: configuration.runtime)
         let listener = Listener(
             configuration: configuration, router: Router(logger: logger), supervisor: supervisor,
             version: version, logger: logger)
+        var running: [any Service] = [
+            StoreService(store: store), ledger, listener,
+            SessionSweeper(supervisor: supervisor, intervalMs: configuration.runtime.sessionSweepMs),
+        ]
+        // Last: a graceful shutdown stops services in reverse order, so the outbox stops before the store closes.
+        if let stripe { running.append(stripe) }
         return TollgateApp(
             configuration: configuration, store: store, listener: listener, ledger: ledger,
-            supervisor: supervisor, generatedRootToken: root.generated,
-            services: [
-                StoreService(store: store), ledger, listener,
-                SessionSweeper(supervisor: supervisor, intervalMs: configuration.runtime.sessionSweepMs),
-            ])
+            supervisor: supervisor, generatedRootToken: root.generated, services: running)
     }
 
     /// Runs until SIGTERM/SIGINT (when `signals` is true) or until the calling task is cancelled.

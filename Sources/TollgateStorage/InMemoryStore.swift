@@ -21,6 +21,9 @@ public actor InMemoryStore: TollgateStore {
     private var invoiceRows: [String: InvoiceRecord] = [:]
     private var invoiceReceipts: [String: [InvoiceLineReceipt]] = [:]
     private var creditGrants: [String: CreditGrant] = [:]
+    private var discounts: [String: Discount] = [:]
+    private var outboxRows: [String: OutboxRecord] = [:]
+    private var stripeCustomers: [String: String] = [:]
     private var idempotency: [String: IdempotencyRecord] = [:]
     private var closed = false
 
@@ -75,6 +78,7 @@ public actor InMemoryStore: TollgateStore {
         snapshot.subscriptions = subscriptions.values.filter { $0.tenantId == tenantId }
         snapshot.planSwaps = planSwaps.filter { $0.tenantId == tenantId }
         snapshot.creditGrants = creditGrants.values.filter { $0.tenantId == tenantId }
+        snapshot.discounts = discounts.values.filter { $0.tenantId == tenantId }
         return snapshot
     }
 
@@ -129,6 +133,17 @@ public actor InMemoryStore: TollgateStore {
             }
             guard creditGrants[grant.id] == nil else { throw .duplicate("credit grant") }
             creditGrants[grant.id] = grant
+        case .insertDiscount(let discount):
+            guard customers[discount.customerId]?.tenantId == discount.tenantId else {
+                throw .backend("discount for a customer the tenant does not have")
+            }
+            guard discounts[discount.id] == nil else { throw .duplicate("discount") }
+            discounts[discount.id] = discount
+        case .endDiscount(let tenantId, let id, let endsAt):
+            guard let discount = discounts[id], discount.tenantId == tenantId,
+                discount.endsAt.map({ $0 > endsAt }) ?? true
+            else { return false }
+            discounts[id]?.endsAt = endsAt
         case .insertTeam(let team):
             guard teams[team.id] == nil else { throw .duplicate("team") }
             teams[team.id] = team
@@ -308,6 +323,7 @@ public actor InMemoryStore: TollgateStore {
         }
         invoiceRows[invoice.tenantId + "/" + invoice.id] = invoice
         invoiceReceipts[invoice.tenantId + "/" + invoice.id] = lineReceipts
+        if let kind = invoice.stripeOutbox { enqueue(kind, of: invoice) }
         return invoice
     }
 
@@ -318,6 +334,7 @@ public actor InMemoryStore: TollgateStore {
         stored.status = invoice.status
         stored.document = invoice.document
         invoiceRows[key] = stored
+        if let kind = invoice.stripeOutbox { enqueue(kind, of: invoice) }
         return true
     }
 
@@ -336,6 +353,56 @@ public actor InMemoryStore: TollgateStore {
                     && (subscriptionId == nil || $0.subscriptionId == subscriptionId)
             }
             .sorted { ($0.periodStart, $0.id) > ($1.periodStart, $1.id) }.prefix(limit))
+    }
+
+    private func enqueue(_ kind: OutboxRecord.Kind, of invoice: InvoiceRecord) {
+        let key = "\(invoice.tenantId)/\(invoice.id)/\(kind.rawValue)"
+        guard outboxRows[key] == nil else { return }
+        outboxRows[key] = OutboxRecord(
+            tenantId: invoice.tenantId, invoiceId: invoice.id, kind: kind, nextAttemptAt: invoice.createdAt,
+            createdAt: invoice.createdAt, updatedAt: invoice.createdAt)
+    }
+
+    public func outbox(tenantId: String, invoiceId: String) async throws(StorageError) -> [OutboxRecord] {
+        try open()
+        return OutboxRecord.Kind.allCases.compactMap { outboxRows["\(tenantId)/\(invoiceId)/\($0.rawValue)"] }
+    }
+
+    public func dueOutbox(at date: Date, limit: Int) async throws(StorageError) -> [OutboxRecord] {
+        try open()
+        return Array(
+            outboxRows.values.filter { $0.state == .pending && $0.nextAttemptAt <= date }
+                .sorted {
+                    ($0.nextAttemptAt, $0.createdAt, $0.invoiceId) < ($1.nextAttemptAt, $1.createdAt, $1.invoiceId)
+                }
+                .prefix(limit))
+    }
+
+    public func updateOutbox(_ record: OutboxRecord) async throws(StorageError) {
+        try open()
+        let key = "\(record.tenantId)/\(record.invoiceId)/\(record.kind.rawValue)"
+        guard var row = outboxRows[key] else { return }
+        row.state = record.state
+        row.progress = record.progress
+        row.attempts = record.attempts
+        row.nextAttemptAt = record.nextAttemptAt
+        row.lastError = record.lastError
+        row.updatedAt = record.updatedAt
+        outboxRows[key] = row
+    }
+
+    public func stripeCustomer(tenantId: String, customerId: String) async throws(StorageError) -> String? {
+        try open()
+        return stripeCustomers[tenantId + "/" + customerId]
+    }
+
+    public func putStripeCustomer(tenantId: String, customerId: String, stripeCustomerId: String)
+        async throws(StorageError)
+    {
+        try open()
+        if stripeCustomers[tenantId + "/" + customerId] == nil {
+            stripeCustomers[tenantId + "/" + customerId] = stripeCustomerId
+        }
     }
 
     public func creditApplied(tenantId: String, customerId: String?) async throws(StorageError) -> [String: Money] {

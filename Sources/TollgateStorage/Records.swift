@@ -205,6 +205,7 @@ public struct TenantSnapshot: Sendable {
     public var subscriptions: [SubscriptionRecord] = []
     public var planSwaps: [PlanSwapRecord] = []
     public var creditGrants: [CreditGrant] = []
+    public var discounts: [Discount] = []
     public init(tenant: TenantRecord) { self.tenant = tenant }
 }
 
@@ -368,6 +369,9 @@ public struct InvoiceRecord: Sendable, Hashable {
     /// What each credit grant paid on the invoice (its credit lines): written with it, counted while it is not
     /// void. Not read back with the invoice (`TollgateStore.creditApplied` sums them).
     public var creditApplications: [CreditDraw] = []
+    /// The hand-off to Stripe this write enqueues, in its transaction: `send` with a new invoice, `void` with its
+    /// void (only if it was enqueued to be sent). Not read back with the invoice (`TollgateStore.outbox`).
+    public var stripeOutbox: OutboxRecord.Kind?
 
     public init(
         tenantId: String, id: String, customerId: String, subscriptionId: String, periodStart: Date, periodEnd: Date,
@@ -392,5 +396,59 @@ public struct InvoiceLineReceipt: Sendable, Hashable {
     public init(line: Int, receiptId: String) {
         self.line = line
         self.receiptId = receiptId
+    }
+}
+
+extension Discount.Off {
+    /// As the SQL backends store it: percent off, or an amount off and its currency (nanos).
+    public var stored: (percentNanos: Int64?, amountNanos: Int64?, currency: String?) {
+        switch self {
+        case .percent(let percent): (percent.nanos, nil, nil)
+        case .amount(let amount, let currency): (nil, amount.nanos, currency)
+        }
+    }
+}
+
+/// One invoice's hand-off to Stripe, kept in the outbox until it is done: what to do (`send` the invoice, or
+/// `void` it there), how far it has come (`progress`, the Stripe ids of the steps done), and when to try next.
+public struct OutboxRecord: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable, CaseIterable { case send, void }
+    public enum State: String, Sendable, Hashable, CaseIterable {
+        /// To do, at `nextAttemptAt`.
+        case pending
+        case done
+        /// Refused by Stripe (or answered unexpectedly): stopped for an operator; `lastError` says why.
+        case failed
+        /// Not needed any more: an invoice voided before anything of it reached Stripe.
+        case cancelled
+    }
+
+    public var tenantId: String
+    public var invoiceId: String
+    public var kind: Kind
+    public var state: State
+    /// A JSON document (`StripeProgress`).
+    public var progress: String
+    /// Failed attempts since the last step that went through.
+    public var attempts: Int
+    public var nextAttemptAt: Date
+    public var lastError: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(
+        tenantId: String, invoiceId: String, kind: Kind, state: State = .pending, progress: String = "{}",
+        attempts: Int = 0, nextAttemptAt: Date, lastError: String? = nil, createdAt: Date, updatedAt: Date
+    ) {
+        self.tenantId = tenantId
+        self.invoiceId = invoiceId
+        self.kind = kind
+        self.state = state
+        self.progress = progress
+        self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt
+        self.lastError = lastError
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
     }
 }

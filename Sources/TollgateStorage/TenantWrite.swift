@@ -12,6 +12,9 @@ public enum TenantWrite: Sendable, Hashable {
     /// A customer's name, tax rate and credit blocking, as given; unchanged when the tenant has no such customer.
     case updateCustomer(Customer)
     case insertCreditGrant(CreditGrant)
+    case insertDiscount(Discount)
+    /// Ends a discount at `endsAt`; unchanged when the tenant has no such discount or it ends by then already.
+    case endDiscount(tenantId: String, id: String, endsAt: Date)
     case insertTeam(Team)
     case insertPlan(PlanRecord)
     case insertSubscription(SubscriptionRecord)

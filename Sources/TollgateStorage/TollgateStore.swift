@@ -77,17 +77,30 @@ public protocol TollgateStore: Sendable {
     /// Charges by receipt, of one tenant only, in the order asked; receipts it does not have are left out.
     func charges(tenantId: String, receiptIds: [String]) async throws(StorageError) -> [ChargeRecord]
 
-    /// Stores a closed period's invoice with the receipts of its lines, in one transaction. If the subscription's
-    /// period has an invoice already, that one is returned and nothing is written: closing twice is harmless.
+    /// Stores a closed period's invoice with the receipts of its lines, what its credit lines applied and, when
+    /// asked (`stripeOutbox`), its hand-off to Stripe, in one transaction. If the subscription's period has an
+    /// invoice already, that one is returned and nothing is written: closing twice is harmless.
     func insertInvoice(_ invoice: InvoiceRecord, lineReceipts: [InvoiceLineReceipt]) async throws(StorageError)
         -> InvoiceRecord
     func invoice(tenantId: String, id: String) async throws(StorageError) -> InvoiceRecord?
     /// Changes a stored invoice's status and document to `invoice`'s if its status is still `expected`; false (and
-    /// nothing written) otherwise, or if there is no such invoice. Its lines' receipts never change.
+    /// nothing written) otherwise, or if there is no such invoice. Its lines' receipts never change. With
+    /// `stripeOutbox` (a void), the hand-off is enqueued in the same transaction.
     func updateInvoice(_ invoice: InvoiceRecord, expecting expected: String) async throws(StorageError) -> Bool
     /// The tenant's invoices (of one customer or subscription, if given), the latest period first; at most `limit`.
     func invoices(tenantId: String, customerId: String?, subscriptionId: String?, limit: Int)
         async throws(StorageError) -> [InvoiceRecord]
+    /// The Stripe hand-offs of one invoice (its `send`, and its `void` if it was voided).
+    func outbox(tenantId: String, invoiceId: String) async throws(StorageError) -> [OutboxRecord]
+    /// Hand-offs of every tenant that are pending and due at `date`, the earliest due first; at most `limit`.
+    func dueOutbox(at date: Date, limit: Int) async throws(StorageError) -> [OutboxRecord]
+    /// Stores a hand-off's state, progress, attempts and next attempt (the one of its tenant, invoice and kind).
+    func updateOutbox(_ record: OutboxRecord) async throws(StorageError)
+    /// The Stripe customer a customer of the tenant is billed to, once made.
+    func stripeCustomer(tenantId: String, customerId: String) async throws(StorageError) -> String?
+    /// Keeps the Stripe customer made for a customer; the first one kept stays.
+    func putStripeCustomer(tenantId: String, customerId: String, stripeCustomerId: String) async throws(StorageError)
+
     /// What each credit grant of the tenant (of one customer, if given) has paid on invoices that are not void.
     func creditApplied(tenantId: String, customerId: String?) async throws(StorageError) -> [String: Money]
     /// A page of one invoice line's receipts, in receipt order, after `after`; at most `limit`.

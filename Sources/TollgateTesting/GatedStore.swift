@@ -222,6 +222,29 @@ public final class GatedStore: TollgateStore, Sendable {
             tenantId: tenantId, customerId: customerId, subscriptionId: subscriptionId, limit: limit)
     }
 
+    public func outbox(tenantId: String, invoiceId: String) async throws(StorageError) -> [OutboxRecord] {
+        try await inner.outbox(tenantId: tenantId, invoiceId: invoiceId)
+    }
+
+    public func dueOutbox(at date: Date, limit: Int) async throws(StorageError) -> [OutboxRecord] {
+        try await inner.dueOutbox(at: date, limit: limit)
+    }
+
+    public func updateOutbox(_ record: OutboxRecord) async throws(StorageError) {
+        try await inner.updateOutbox(record)
+    }
+
+    public func stripeCustomer(tenantId: String, customerId: String) async throws(StorageError) -> String? {
+        try await inner.stripeCustomer(tenantId: tenantId, customerId: customerId)
+    }
+
+    public func putStripeCustomer(tenantId: String, customerId: String, stripeCustomerId: String)
+        async throws(StorageError)
+    {
+        try await inner.putStripeCustomer(
+            tenantId: tenantId, customerId: customerId, stripeCustomerId: stripeCustomerId)
+    }
+
     public func creditApplied(tenantId: String, customerId: String?) async throws(StorageError) -> [String: Money] {
         try await inner.creditApplied(tenantId: tenantId, customerId: customerId)
     }

@@ -20,7 +20,8 @@ import TollgateServer
         let document = try JSONCodec.parse(Array(shipped.utf8))
         let notes = try #require(document["notes"]?.objectValue)
         let limits = try #require(document["limits"]?.objectValue)
-        #expect(Set(notes.keys) == Set(["listen", "storage.url"] + limits.keys.map { "limits.\($0)" }))
+        #expect(
+            Set(notes.keys) == Set(["listen", "storage.url", "stripe.apiBase"] + limits.keys.map { "limits.\($0)" }))
         #expect(limits.count == ServerConfiguration().settings.count)
     }
 
@@ -65,6 +66,25 @@ import TollgateServer
     func inconsistentLimits_areRefusedAtLoad(variable: String, value: String) async {
         await #expect(throws: ConfigurationError.self) {
             _ = try await ServerConfiguration.load(filePath: file, environment: [variable: value])
+        }
+    }
+
+    /// The Stripe key comes from the environment (never from a printed file), and so may the API's address; a key
+    /// with a space or an address that is not http(s) is refused at load. Without a key there is no hand-off.
+    @Test func theStripeKeyAndAddress_comeFromTheEnvironment() async throws {
+        let loaded = try await ServerConfiguration.load(
+            filePath: file,
+            environment: [
+                "TOLLGATE_STRIPE_SECRET_KEY": "sk_test_123", "TOLLGATE_STRIPE_API_BASE": "http://127.0.0.1:9",
+            ])
+        #expect(loaded.stripe.secretKey == "sk_test_123")
+        #expect(loaded.stripe.apiBase == "http://127.0.0.1:9")
+        #expect(!loaded.file.contains("sk_test_123"), "the key is never printed")
+        #expect(try await ServerConfiguration.load(filePath: file, environment: [:]).stripe.secretKey == nil)
+        for environment in [["TOLLGATE_STRIPE_SECRET_KEY": "sk test"], ["TOLLGATE_STRIPE_API_BASE": "ftp://x"]] {
+            await #expect(throws: ConfigurationError.self) {
+                _ = try await ServerConfiguration.load(filePath: file, environment: environment)
+            }
         }
     }
 

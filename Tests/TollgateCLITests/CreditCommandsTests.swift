@@ -75,12 +75,23 @@ import TollgateTesting
             _ = try await agent.call("meter.verify", ["tool": "transform", "idempotencyKey": "t3"])
             _ = try await tollgate(["customers", "update", "cus_nope", "--name", "x"], expecting: 1)
 
+            let discount = try await value([
+                "discounts", "create", customer, "--amount-off", "0.05", "--description", "loyalty", "--get",
+                "discountId",
+            ])
+            _ = try await tollgate(["discounts", "create", customer], expecting: 64)
+            let discounts = try await value(["discounts", "list", customer])
+            #expect(discounts.contains(discount) && discounts.contains("loyalty"), "\(discounts)")
+
             clock.set(Timestamp.parse("2026-12-02T00:00:01Z")!)
             let shown = try await value(["periods", "close", "--subscription", subscription])
             #expect(shown.contains("prepaid credit \(grantId) (starter pack)"), "\(shown)")
             #expect(shown.contains("-0.50"), "\(shown)")
-            // 0.75 less 0.50 of credit; 10 % tax on the 0.25 left is 0.025, half-even 0.02.
-            #expect(shown.contains("Subtotal: 0.25 USD") && shown.contains("Total: 0.27 USD"), "\(shown)")
+            // 0.75 less 0.50 of credit and 0.05 off; 10 % tax on the 0.20 left.
+            #expect(shown.contains("discount \(discount): 0.05 USD off (loyalty)"), "\(shown)")
+            #expect(shown.contains("Subtotal: 0.20 USD") && shown.contains("Total: 0.22 USD"), "\(shown)")
+            let ended = try await value(["discounts", "end", discount, "--get", "endsAt"])
+            #expect(ended == "2026-12-02T00:00:01.000Z")
         }
     }
 }

@@ -33,7 +33,27 @@ public struct PeriodList: JSONRepresentable {
 /// An invoice as stored (`Invoice.json`).
 public struct InvoiceView: JSONRepresentable {
     public var invoice: Invoice
-    public var json: JSONValue { invoice.json }
+    /// Its hand-off to Stripe (`send`, then `void` if voided), as the outbox has it now.
+    public var handoff: [OutboxRecord] = []
+    public var json: JSONValue {
+        guard !handoff.isEmpty, var fields = invoice.json.objectValue else { return invoice.json }
+        fields["stripe"] = .object(
+            Dictionary(
+                uniqueKeysWithValues: handoff.map { record in
+                    var status: [String: JSONValue] = [
+                        "state": .string(record.state.rawValue), "attempts": .integer(Int64(record.attempts)),
+                    ]
+                    let progress = (try? JSONCodec.parse(Array(record.progress.utf8))) ?? [:]
+                    if let stripeInvoice = progress["invoice"] { status["invoiceId"] = stripeInvoice }
+                    if let customer = progress["customer"] { status["customerId"] = customer }
+                    if let error = record.lastError { status["lastError"] = .string(error) }
+                    if record.state == .pending {
+                        status["nextAttemptAt"] = .string(Timestamp.format(record.nextAttemptAt))
+                    }
+                    return (record.kind.rawValue, .object(status))
+                }))
+        return .object(fields)
+    }
 
     init(_ invoice: Invoice) { self.invoice = invoice }
 
