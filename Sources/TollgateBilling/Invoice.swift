@@ -94,6 +94,9 @@ public struct Invoice: Sendable, Hashable {
     /// Whether it was closed with a Stripe key configured (then it is handed to Stripe); nil for a draft, and for
     /// invoices closed before the hand-off existed.
     public var stripeConfigured: Bool?
+    /// The product the subscription is to, when it is to one: its id and name, as they were when it was made.
+    public var productId: String?
+    public var productName: String?
 
     public init(
         id: String, tenantId: String, customerId: String, subscriptionId: String, period: BillingPeriod,
@@ -158,6 +161,8 @@ extension Invoice {
         if let voidedAt { fields["voidedAt"] = .string(Timestamp.format(voidedAt)) }
         if let voidReason { fields["voidReason"] = .string(voidReason) }
         if let stripeConfigured { fields["stripeConfigured"] = .bool(stripeConfigured) }
+        if let productId { fields["productId"] = .string(productId) }
+        if let productName { fields["product"] = .string(productName) }
         return .object(fields)
     }
 
@@ -186,6 +191,8 @@ extension Invoice {
         if json["voidedAt"] != nil { voidedAt = try date("voidedAt") }
         voidReason = json["voidReason"]?.stringValue
         if case .bool(let configured)? = json["stripeConfigured"] { stripeConfigured = configured }
+        productId = json["productId"]?.stringValue
+        productName = json["product"]?.stringValue
     }
 }
 

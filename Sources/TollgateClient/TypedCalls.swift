@@ -169,11 +169,12 @@ extension TollgateConnection {
     /// `source` says who is calling (`sdk`, `proxy`; the server assumes `rpc`), kept with the call as an event.
     public func verify(
         tool: String, key: String, sessionId: String? = nil, quantity: Int64 = 1, usage: Usage? = nil,
-        source: String? = nil, retry: RetryPolicy = .default
+        source: String? = nil, product: String? = nil, retry: RetryPolicy = .default
     ) async throws -> Receipt {
         var params: [String: JSONValue] = [
             "tool": .string(tool), "idempotencyKey": .string(key), "quantity": .integer(quantity),
         ]
+        if let product { params["product"] = .string(product) }
         if let sessionId { params["sessionId"] = .string(sessionId) }
         if let source { params["source"] = .string(source) }
         if let usage { params["usage"] = usage.json }
@@ -181,13 +182,14 @@ extension TollgateConnection {
     }
 
     /// `meter.authorize`: holds the estimate's price until `commit`, `release` or expiry.
+    /// Without an estimate (and a quantity of 1), the server holds the product catalog's estimate for the tool.
     public func authorize(
         tool: String, key: String, sessionId: String? = nil, quantity: Int64 = 1, estimate: Usage? = nil,
-        ttlMs: Int64? = nil, source: String? = nil, retry: RetryPolicy = .default
+        ttlMs: Int64? = nil, source: String? = nil, product: String? = nil, retry: RetryPolicy = .default
     ) async throws -> Hold {
-        var params: [String: JSONValue] = [
-            "tool": .string(tool), "idempotencyKey": .string(key), "quantity": .integer(quantity),
-        ]
+        var params: [String: JSONValue] = ["tool": .string(tool), "idempotencyKey": .string(key)]
+        if quantity != 1 || estimate != nil { params["quantity"] = .integer(quantity) }
+        if let product { params["product"] = .string(product) }
         if let sessionId { params["sessionId"] = .string(sessionId) }
         if let source { params["source"] = .string(source) }
         if let estimate { params["estimate"] = estimate.json }
@@ -217,10 +219,11 @@ extension TollgateConnection {
     /// `meter.quote`: what each tool would cost this agent now, for one call of `quantity` with `usage`
     /// (recording and holding nothing).
     public func quote(
-        tools: [String], sessionId: String? = nil, quantity: Int64 = 1, usage: Usage? = nil,
+        tools: [String], sessionId: String? = nil, quantity: Int64 = 1, usage: Usage? = nil, product: String? = nil,
         retry: RetryPolicy = .default
     ) async throws -> PriceList {
         var params: [String: JSONValue] = ["tools": .array(tools.map { .string($0) }), "quantity": .integer(quantity)]
+        if let product { params["product"] = .string(product) }
         if let sessionId { params["sessionId"] = .string(sessionId) }
         if let usage { params["usage"] = usage.json }
         return try PriceList(try await call(.meterQuote, .object(params), retry: retry))

@@ -25,6 +25,7 @@ public enum IDKind: String, Sendable, CaseIterable {
     case invoice = "inv"
     case creditGrant = "crg"
     case discount = "dsc"
+    case product = "prd"
 }
 
 public enum Identifiers {

@@ -34,6 +34,8 @@ actor HTTPAgents {
         var whenUnavailable: ToolCallMeter.UnavailablePolicy
         var annotatePrices: Bool
         var sessionIdleMs: Int64
+        /// The product the upstream server is (`--product`).
+        var product: String?
         /// How long a checked credential is trusted before it is checked again.
         var recheckAfterMs: Int64 = 30_000
     }
@@ -82,7 +84,8 @@ actor HTTPAgents {
         let settlement =
             agents[credential]?.settlement
             ?? Settlement(
-                link: TollgateLink(address: options.tollgate, token: token), spool: spool, token: token,
+                link: TollgateLink(address: options.tollgate, token: token, product: options.product), spool: spool,
+                token: token,
                 retry: options.retry, logger: logger)
         do {
             try await settlement.link.verify()

@@ -32,6 +32,8 @@ public struct HTTPProxy: Sendable {
         public var sessionIdleMs: Int64
         /// The largest request body the proxy reads.
         public var requestBytesMax = 4 << 20
+        /// The product the upstream server is (`--product`); nil: each customer's only subscription.
+        public var product: String?
 
         public init(
             listen: String, upstream: String, upstreamHeaders: [String] = [], tollgate: String, spoolPath: String,
@@ -87,7 +89,7 @@ public struct HTTPProxy: Sendable {
             options: HTTPAgents.Options(
                 tollgate: options.tollgate, holdTTLMs: options.holdTTLMs, retry: RetryPolicy(attempts: 4),
                 whenUnavailable: options.whenUnavailable, annotatePrices: options.annotatePrices,
-                sessionIdleMs: options.sessionIdleMs),
+                sessionIdleMs: options.sessionIdleMs, product: options.product),
             spool: spool, run: Identifiers.randomString(count: 16), logger: logger)
         let exchange = HTTPExchange(
             upstream: options.upstream, extraHeaders: extraHeaders, agents: agents,

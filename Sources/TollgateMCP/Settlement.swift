@@ -200,7 +200,9 @@ package final class Settlement: Sendable {
     private func drainOnce() async -> SpoolDelivery.Report? {
         do {
             let link = self.link
-            let report = try await SpoolDelivery.drain(spool, credential: credential, source: source) {
+            let report = try await SpoolDelivery.drain(
+                spool, credential: credential, source: source, product: link.product
+            ) {
                 try await link.connection()
             }
             if report.delivered > 0 || report.refused > 0 {

@@ -51,7 +51,9 @@ public enum SpoolDelivery {
 
     /// Sends one entry; a spooled call's record says who sent it (`source`: `proxy`, or `sdk` for the Swift
     /// wrapper), as its hold would have.
-    static func send(_ entry: UsageSpool.Entry, source: String, on connection: TollgateConnection) async throws {
+    static func send(
+        _ entry: UsageSpool.Entry, source: String, product: String? = nil, on connection: TollgateConnection
+    ) async throws {
         // One attempt here: `drain` decides what a failure means, and the next drain tries again.
         let once = RetryPolicy(attempts: 1)
         switch entry.kind {
@@ -66,6 +68,7 @@ public enum SpoolDelivery {
             ]
             if let sessionId = entry.sessionId { params["sessionId"] = .string(sessionId) }
             if let usage = entry.usage { params["usage"] = usage }
+            if let product { params["product"] = .string(product) }
             _ = try await connection.call(.meterVerify, .object(params), retry: once)
         case .close:
             _ = try await connection.closeSession(entry.sessionId ?? "", key: entry.key, retry: once)
@@ -82,7 +85,7 @@ public enum SpoolDelivery {
 
     /// Sends `credential`'s pending entries in order until the spool has none or Tollgate cannot take one.
     public static func drain(
-        _ spool: UsageSpool, credential: String, source: String = "proxy",
+        _ spool: UsageSpool, credential: String, source: String = "proxy", product: String? = nil,
         connection: () async throws -> TollgateConnection
     ) async throws -> Report {
         var report = Report()
@@ -93,7 +96,7 @@ public enum SpoolDelivery {
                 while true {
                     let verdict: Verdict
                     do {
-                        try await send(entry, source: source, on: try await connection())
+                        try await send(entry, source: source, product: product, on: try await connection())
                         verdict = .delivered
                     } catch {
                         verdict = Self.verdict(for: entry, after: error)

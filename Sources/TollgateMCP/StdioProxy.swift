@@ -28,6 +28,8 @@ public struct StdioProxy: Sendable {
         public var spoolPath: String
         /// Put each tool's price for this agent in `tools/list` answers (`meter.quote`).
         public var annotatePrices = false
+        /// The product the server is (`--product`); nil: the customer's only subscription.
+        public var product: String?
 
         public init(
             tollgate: String, token: String, command: [String], spoolPath: String, attempts: Int = 4,
@@ -67,7 +69,7 @@ public struct StdioProxy: Sendable {
         do { spool = try UsageSpool(path: options.spoolPath) } catch {
             throw ProxyError("cannot open the spool at \(options.spoolPath) (\(error)); name another with --spool")
         }
-        let link = TollgateLink(address: options.tollgate, token: options.token)
+        let link = TollgateLink(address: options.tollgate, token: options.token, product: options.product)
         let retry = RetryPolicy(attempts: options.attempts)
         let run = Identifiers.randomString(count: 16)
         let sessionId = "mcp-\(run)"
@@ -245,7 +247,8 @@ package enum ProxyCalls {
     ) async -> HoldAnswer {
         do {
             let hold = try await link.connection().authorize(
-                tool: tool, key: key, sessionId: sessionId, ttlMs: ttlMs, source: source, retry: retry)
+                tool: tool, key: key, sessionId: sessionId, ttlMs: ttlMs, source: source, product: link.product,
+                retry: retry)
             return .held(reservationId: hold.reservationId)
         } catch let error as RPCError where !error.retryable {
             return .refused(
@@ -261,7 +264,7 @@ package enum ProxyCalls {
     static func quote(link: TollgateLink, tools: [String], sessionId: String, logger: Logger) async -> PriceList? {
         do {
             return try await link.connection().quote(
-                tools: tools, sessionId: sessionId, retry: RetryPolicy(attempts: 1))
+                tools: tools, sessionId: sessionId, product: link.product, retry: RetryPolicy(attempts: 1))
         } catch {
             logger.warning("cannot quote the listed tools; listed without prices", metadata: ["error": "\(error)"])
             return nil

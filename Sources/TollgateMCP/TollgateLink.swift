@@ -9,10 +9,14 @@ package actor TollgateLink {
     private let address: String
     private let token: String
     private var current: TollgateConnection?
+    /// The product the proxied server is (`--product`): its calls are priced by the agent's customer's
+    /// subscription to it. Nil: the customer's only subscription.
+    package nonisolated let product: String?
 
-    package init(address: String, token: String) {
+    package init(address: String, token: String, product: String? = nil) {
         self.address = address
         self.token = token
+        self.product = product
     }
 
     /// An authenticated connection: the current one, or a new one if there is none yet or it was closed.

@@ -39,6 +39,8 @@ public final class ToolMetering: Sendable {
         /// While Tollgate cannot be reached: refuse each call with a tool error (`block`), or run it and spool
         /// its usage (`allow`; caps cannot hold meanwhile).
         public var whenUnavailable: ToolCallMeter.UnavailablePolicy
+        /// The product this server is; nil: the customer's only subscription.
+        public var product: String?
 
         public init(
             tollgate: String, token: String, spoolPath: String? = nil, holdTTLMs: Int64? = nil,
@@ -72,7 +74,8 @@ public final class ToolMetering: Sendable {
         }
         sessionId = "mcp-\(Identifiers.randomString(count: 16))"
         settlement = Settlement(
-            link: TollgateLink(address: options.tollgate, token: options.token), spool: spool, token: options.token,
+            link: TollgateLink(address: options.tollgate, token: options.token, product: options.product), spool: spool,
+            token: options.token,
             source: "sdk", retry: retry, logger: logger)
         // What an earlier run left in the spool goes first.
         settlement.drainSoon()

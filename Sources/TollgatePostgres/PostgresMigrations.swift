@@ -371,5 +371,23 @@ enum PostgresMigrations {
             )
             """,
         ]),
+        // Issue 14: products, as SQLite's v16.
+        ("v16-products", [
+            """
+            CREATE TABLE products (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                catalog TEXT NOT NULL,
+                closed BOOLEAN NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, id),
+                UNIQUE (tenant_id, name)
+            )
+            """,
+            "ALTER TABLE subscriptions ADD COLUMN product_id TEXT",
+            "ALTER TABLE reservations ADD COLUMN product_id TEXT",
+        ]),
     ]
 }

@@ -464,16 +464,27 @@ public final class PostgresStore: TollgateStore {
         }
         snapshot.subscriptions = try await rows(
             """
-            SELECT id, customer_id, plan_id, version, starts_at_ms, period_cadence, period_anchor FROM subscriptions
-            WHERE tenant_id = \(tenantId)
-            """, as: (String, String, String, Int64, Int64, String, Int64).self
+            SELECT id, customer_id, plan_id, version, starts_at_ms, period_cadence, period_anchor, product_id
+            FROM subscriptions WHERE tenant_id = \(tenantId)
+            """, as: (String, String, String, Int64, Int64, String, Int64, String?).self
         ).map { row throws(StorageError) in
             guard let period = BillingCalendar.Cadence(stored: row.5, anchor: Int(row.6)) else {
                 throw .backend("subscription \(row.0) has an unknown period cadence")
             }
             return SubscriptionRecord(
                 id: row.0, tenantId: tenantId, customerId: row.1, planId: row.2, version: Int(row.3),
-                startsAt: Timestamp.date(millis: row.4), period: period)
+                startsAt: Timestamp.date(millis: row.4), period: period, productId: row.7)
+        }
+        snapshot.products = try await rows(
+            "SELECT id, name, kind, catalog, closed, created_at_ms FROM products WHERE tenant_id = \(tenantId)",
+            as: (String, String, String, String, Bool, Int64).self
+        ).map { row throws(StorageError) in
+            guard let kind = Product.Kind(rawValue: row.2) else {
+                throw .backend("product \(row.0) has an unknown kind")
+            }
+            return Product(
+                id: row.0, tenantId: tenantId, name: row.1, kind: kind, tools: try ProductCatalog.tools(row.3),
+                closed: row.4, createdAt: Timestamp.date(millis: row.5))
         }
         snapshot.planSwaps = try await rows(
             """
@@ -605,6 +616,21 @@ public final class PostgresStore: TollgateStore {
                 WHERE tenant_id = \(customer.tenantId) AND id = \(customer.id) RETURNING id
                 """, true
             )
+        case .insertProduct(let product):
+            return (
+                """
+                INSERT INTO products(tenant_id, id, name, kind, catalog, closed, created_at_ms)
+                VALUES (\(product.tenantId), \(product.id), \(product.name), \(product.kind.rawValue),
+                    \(ProductCatalog.text(product.tools)), \(product.closed), \(Timestamp.millis(product.createdAt)))
+                """, false
+            )
+        case .updateProduct(let product):
+            return (
+                """
+                UPDATE products SET catalog = \(ProductCatalog.text(product.tools)), closed = \(product.closed)
+                WHERE tenant_id = \(product.tenantId) AND id = \(product.id) RETURNING id
+                """, true
+            )
         case .insertDiscount(let discount):
             let (percent, amount, currency) = discount.off.stored
             return (
@@ -654,10 +680,11 @@ public final class PostgresStore: TollgateStore {
             return (
                 """
                 INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms, period_cadence,
-                    period_anchor)
+                    period_anchor, product_id)
                 VALUES (\(subscription.tenantId), \(subscription.id), \(subscription.customerId),
                     \(subscription.planId), \(Int64(subscription.version)), \(Timestamp.millis(subscription.startsAt)),
-                    \(subscription.period.stored.cadence), \(Int64(subscription.period.stored.anchor)))
+                    \(subscription.period.stored.cadence), \(Int64(subscription.period.stored.anchor)),
+                    \(subscription.productId))
                 """, false
             )
         case .insertPlanSwap(let swap):
@@ -944,7 +971,7 @@ public final class PostgresStore: TollgateStore {
 
     private typealias ReservationColumns = (
         String, String, String, String, String, String, String, String, Int64, String,
-        Int64, Int64, String, String?, String, Int64, Bool
+        Int64, Int64, String, String?, String, Int64, Bool, String?
     )
 
     private func reservations(_ query: PostgresQuery, tenantId: String) async throws(StorageError)
@@ -961,6 +988,7 @@ public final class PostgresStore: TollgateStore {
             record.parentInvocationId = row.14.isEmpty ? nil : row.14
             record.retryCount = row.15
             record.parallel = row.16
+            record.productId = row.17
             return record
         }
     }
@@ -1001,13 +1029,13 @@ public final class PostgresStore: TollgateStore {
                         """
                         INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id,
                             credential_id, session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state,
-                            receipt_id, parent_invocation_id, retry_count, parallel)
+                            receipt_id, parent_invocation_id, retry_count, parallel, product_id)
                         VALUES (\(r.tenantId), \(r.id), \(r.idempotencyKey), \(r.path.customerId), \(r.path.teamId),
                                 \(r.path.agentId), \(r.path.credentialId), \(r.path.sessionId), \(r.tool),
                                     \(r.held.nanos),
                                 \(r.currency), \(Timestamp.millis(r.createdAt)), \(Timestamp.millis(r.expiresAt)),
                                 \(r.state.rawValue), \(r.receiptId), \(r.parentInvocationId ?? ""), \(r.retryCount),
-                                \(r.parallel))
+                                \(r.parallel), \(r.productId))
                         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id
                         """, logger: logger)
                     for try await _ in held.decode(String.self) { return nil }
@@ -1026,7 +1054,8 @@ public final class PostgresStore: TollgateStore {
         try await reservations(
             """
             SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos,
-                currency, created_at_ms, expires_at_ms, state, receipt_id, parent_invocation_id, retry_count, parallel
+                currency, created_at_ms, expires_at_ms, state, receipt_id, parent_invocation_id, retry_count, parallel,
+                product_id
             FROM reservations WHERE tenant_id = \(tenantId) AND id = \(id)
             """, tenantId: tenantId
         ).first
@@ -1036,7 +1065,8 @@ public final class PostgresStore: TollgateStore {
         try await reservations(
             """
             SELECT id, idempotency_key, customer_id, team_id, agent_id, credential_id, session_id, tool, held_nanos,
-                currency, created_at_ms, expires_at_ms, state, receipt_id, parent_invocation_id, retry_count, parallel
+                currency, created_at_ms, expires_at_ms, state, receipt_id, parent_invocation_id, retry_count, parallel,
+                product_id
             FROM reservations WHERE tenant_id = \(tenantId) AND state = 'held' ORDER BY id
             """, tenantId: tenantId)
     }

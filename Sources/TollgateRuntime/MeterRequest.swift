@@ -22,6 +22,8 @@ public struct MeterRequest: Sendable {
     public var parentInvocationId: String?
     public var retryCount: Int64 = 0
     public var parallel = false
+    /// The product whose subscription prices the call (an id or a name); nil: the customer's only subscription.
+    public var product: String?
 
     public init(
         event: RatedEvent, idempotencyKey: String, sessionId: String, status: String? = nil, params: JSONValue,

@@ -90,9 +90,11 @@ extension TenantActor {
             ?? directory.allCustomers
         var drafts: [Invoice] = []
         for customer in customers {
-            guard let subscription = directory.subscription(for: customer.id, at: at) else { continue }
-            let period = directory.calendar(for: subscription).period(containing: at)
-            drafts.append(try await compose(subscription, period: period, at: at, finalizing: false))
+            // One draft per subscription in force: per product, when the customer subscribes to several.
+            for subscription in directory.subscriptionsInForce(for: customer.id, at: at) {
+                let period = directory.calendar(for: subscription).period(containing: at)
+                drafts.append(try await compose(subscription, period: period, at: at, finalizing: false))
+            }
         }
         return RevenueReport(asOf: at, drafts: drafts)
     }
@@ -128,6 +130,10 @@ extension TenantActor {
                 taxRate: customer.taxRate, createdAt: at)
             draft.seller = directory.tenant.name
             draft.billedTo = customer.name
+            if let product = directory.product(id: subscription.productId) {
+                draft.productId = product.id
+                draft.productName = product.name
+            }
             return try InvoiceClose.close(draft, charges: charges, facts: facts, finalizing: finalizing)
         } catch {
             throw .unavailable("the period's charges could not be totalled (\(error))")

@@ -157,15 +157,16 @@ extension TenantActor {
     /// customer's time zone.
     public func createSubscription(
         customerId: String, planId: String, version: Int?, startsAt: Date?,
-        period: BillingCalendar.Cadence = .month(anchorDay: 1), call: KeyedCall?
+        period: BillingCalendar.Cadence = .month(anchorDay: 1), product: String? = nil, call: KeyedCall?
     ) async throws(TollgateError) -> Answer<SubscriptionView> {
         try await keyed(call) { () async throws(TollgateError) in
             let customer = try directory.customer(customerId)
             let calendar = try BillingCalendar(cadence: period, timeZone: customer.timeZone)
             let plan = try directory.plan(id: planId, version: version)
+            let productId = try product.map { name throws(TollgateError) in try directory.product(name).id }
             let subscription = SubscriptionRecord(
                 id: Identifiers.make(.subscription), tenantId: tenantId, customerId: customerId, planId: planId,
-                version: plan.version, startsAt: startsAt ?? now, period: period)
+                version: plan.version, startsAt: startsAt ?? now, period: period, productId: productId)
             let answer = Answer(SubscriptionView(subscription: subscription, calendar: calendar))
             let written = try await write(
                 .insertSubscription(subscription), answering: answer, for: call, "creating a subscription")

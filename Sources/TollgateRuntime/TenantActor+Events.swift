@@ -30,7 +30,7 @@ extension TenantActor {
         let caller = try directory.agent(credential.agentId)
         let ingestedAt = now
         var gates = configuration.eventGates
-        let pricing = try directory.pricing(for: credential, at: ingestedAt)
+        let pricing = try directory.pricing(for: credential, product: batch.product, at: ingestedAt)
         gates.schema.declaredMetrics = Set(pricing.plan.metrics)
         var known: [String: String] = [:]
         for id in ids {
@@ -133,14 +133,17 @@ extension TenantActor {
             // moment the events are charged at: one, unless a session opened after the batch arrived).
             let loadAt = now
             for at in Set(todo.map { sessions.callTime(in: $0.sessionId, now: loadAt) }) {
-                guard let pricing = try? directory.pricing(for: credential, at: at) else { continue }
+                guard let pricing = try? directory.pricing(for: credential, product: batch.product, at: at) else {
+                    continue
+                }
                 try await loadCustomerMargin(pricing.team.customerId, at: at)
                 _ = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
             }
             // The events are charged at the moment of the turn that prices and queues them — not when the batch
             // arrived, before the loads above waited — so that closing a period never misses one stamped inside it.
             let round = admit(
-                todo, credential: credential, source: batch.source, ingestedAt: ingestedAt, chargedAt: now)
+                todo, credential: credential, product: batch.product, source: batch.source, ingestedAt: ingestedAt,
+                chargedAt: now)
             outcomes += round.refused
             guard let admitted = round.admitted else { continue }  // a pricing state went missing: load it again
             todo = []
@@ -185,7 +188,8 @@ extension TenantActor {
     /// priced one after the other against everything admitted before them, and queues none of them yet. Nil
     /// `admitted` when a pricing state is not in memory (another call's turn dropped it): the round starts over.
     private func admit(
-        _ todo: [PendingEvent], credential: Credential, source: EventSource, ingestedAt: Date, chargedAt: Date
+        _ todo: [PendingEvent], credential: Credential, product: String?, source: EventSource, ingestedAt: Date,
+        chargedAt: Date
     ) -> (admitted: [AdmittedEvent]?, refused: [(Int, EventOutcome)]) {
         var admitted: [AdmittedEvent] = []
         admitted.reserveCapacity(todo.count)
@@ -198,7 +202,7 @@ extension TenantActor {
             let at = sessions.callTime(in: event.sessionId, now: chargedAt)
             if looked?.at != at {
                 let pricing: TenantDirectory.Pricing
-                do { pricing = try directory.pricing(for: credential, at: at) } catch {
+                do { pricing = try directory.pricing(for: credential, product: product, at: at) } catch {
                     refused.append((event.index, .refused(eventId: event.eventId, error)))
                     continue
                 }
@@ -213,6 +217,10 @@ extension TenantActor {
             }
             let (pricing, rating) = (looked!.pricing, looked!.rating)
             var rated = event.event.rated
+            do { try pricing.check(tool: rated.tool) } catch {
+                refused.append((event.index, .refused(eventId: event.eventId, error)))
+                continue
+            }
             rated.agentId = pricing.agent.id
             rated.sessionId = event.sessionId
             let path = pricing.path(sessionId: event.sessionId, credentialId: credential.id)

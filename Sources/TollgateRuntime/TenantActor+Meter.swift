@@ -32,7 +32,8 @@ extension TenantActor {
             // what is queued — never misses a call stamped inside it. What a price needs that may wait on storage
             // (a cold pricing state, a customer's month) is loaded when missing, and the call stamped again after.
             let at = sessions.callTime(in: request.sessionId, now: now)
-            let pricing = try directory.pricing(for: credential, at: at)
+            let pricing = try directory.pricing(for: credential, product: request.product, at: at)
+            try pricing.check(tool: request.event.tool)
             guard let rating = cachedRating(for: pricing.subscription, plan: pricing.plan, at: at),
                 !guards.needsMargin(
                     pricing.team.customerId, in: directory.capWindows(pricing.team.customerId, at: at).month)

@@ -7,16 +7,17 @@ import TollgatePricing
 /// records nothing, holds nothing and opens no session; the price a later call pays is its own (other calls may
 /// come between, and a tier may be crossed meanwhile).
 extension TenantActor {
-    public func quote(tools: [String], sessionId: String, usage: RatedEvent, credentialId: String)
-        async throws(TollgateError) -> PriceQuote
-    {
+    public func quote(
+        tools: [String], sessionId: String, usage: RatedEvent, product: String? = nil, credentialId: String
+    ) async throws(TollgateError) -> PriceQuote {
         let credential = try meterCredential(credentialId)
         let caller = try directory.agent(credential.agentId)
         if let session = sessions[sessionId], session.record.agentId != caller.id {
             throw .forbidden("session \(sessionId) belongs to another agent")
         }
         let at = now
-        let pricing = try directory.pricing(for: credential, at: at)
+        let pricing = try directory.pricing(for: credential, product: product, at: at)
+        for tool in tools { try pricing.check(tool: tool) }
         let rating = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
         var prices: [PriceQuote.Price] = []
         for tool in tools {

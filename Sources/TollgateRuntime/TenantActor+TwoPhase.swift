@@ -15,11 +15,22 @@ import TollgateStorage
 extension TenantActor {
     static func commitKey(_ reservationId: String) -> String { "commit:\(reservationId)" }
 
+    /// What a hold of `tool` is when no estimate is given: the product catalog's estimate for it, else one call.
+    static func catalogEstimate(_ tool: String, of product: Product?) -> RatedEvent {
+        let estimate = product?.tool(tool)?.estimate ?? Product.Estimate()
+        return RatedEvent(
+            tool: tool, quantity: estimate.quantity, inputTokens: estimate.inputTokens,
+            outputTokens: estimate.outputTokens, reasoningTokens: estimate.reasoningTokens,
+            durationMs: estimate.durationMs)
+    }
+
     /// `meter.authorize`: holds the estimate's price against every cap on the path. `params` are the request's,
     /// compared (with the method) when the key comes again: a replay answers exactly what the first call did.
+    /// Without an `estimate`, the product's catalog estimate for the tool is held (one call of no usage when it has
+    /// none).
     public func authorize(
-        tool: String, idempotencyKey key: String, sessionId: String, estimate: RatedEvent, ttlMs: Int64?,
-        graph: UsageEvent.Graph = UsageEvent.Graph(), params: JSONValue, credentialId: String
+        tool: String, idempotencyKey key: String, sessionId: String, estimate: RatedEvent?, ttlMs: Int64?,
+        graph: UsageEvent.Graph = UsageEvent.Graph(), product: String? = nil, params: JSONValue, credentialId: String
     ) async throws(TollgateError) -> Answer<Hold> {
         let credential = try meterCredential(credentialId)
         let call = KeyedCall(key: key, method: .meterAuthorize, params: params, principal: credential.agentId)
@@ -29,19 +40,20 @@ extension TenantActor {
         return try await keyed(call) { () async throws(TollgateError) in
             try await hold(
                 tool: tool, call: call, sessionId: sessionId, estimate: estimate, ttlMs: ttlMs, graph: graph,
-                credential: credential)
+                product: product, credential: credential)
         }
     }
 
     private func hold(
-        tool: String, call: KeyedCall, sessionId: String, estimate: RatedEvent, ttlMs: Int64?,
-        graph: UsageEvent.Graph, credential: Credential
+        tool: String, call: KeyedCall, sessionId: String, estimate: RatedEvent?, ttlMs: Int64?,
+        graph: UsageEvent.Graph, product: String?, credential: Credential
     ) async throws(TollgateError) -> Answer<Hold> {
         let caller = try directory.agent(credential.agentId)
         try await ensureSession(sessionId, for: caller, openedAt: now)
         let at = sessions.callTime(in: sessionId, now: now)
-        let pricing = try directory.pricing(for: credential, at: at)
-        var event = estimate
+        let pricing = try directory.pricing(for: credential, product: product, at: at)
+        try pricing.check(tool: tool)
+        var event = estimate ?? Self.catalogEstimate(tool, of: pricing.product)
         event.agentId = pricing.agent.id
         event.sessionId = sessionId
         let rating = try await rating(for: pricing.subscription, plan: pricing.plan, at: at)
@@ -73,6 +85,7 @@ extension TenantActor {
         record.parentInvocationId = graph.parentInvocationId
         record.retryCount = graph.retryCount
         record.parallel = graph.parallel
+        record.productId = pricing.product?.id
         let answer = Answer(Hold(reservation: record))
         let taken: IdempotencyRecord?
         do {
@@ -104,9 +117,11 @@ extension TenantActor {
             let reservation = try await committable(id, agentId: credential.agentId)
             var event = usage
             event.tool = reservation.tool
-            let request = MeterRequest(
+            var request = MeterRequest(
                 event: event, idempotencyKey: call.key, sessionId: reservation.path.sessionId, status: status,
                 params: params, method: .meterCommit)
+            // Priced by the subscription the hold was made under.
+            request.product = reservation.productId
             return try await charge(request, call: call, credential: credential, settling: reservation)
         }
     }

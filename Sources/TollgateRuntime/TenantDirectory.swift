@@ -17,6 +17,15 @@ struct TenantDirectory {
         var team: Team
         var subscription: SubscriptionRecord
         var plan: Plan
+        /// The product subscribed to, if the subscription is to one.
+        var product: Product?
+
+        /// Refuses a tool a closed catalog does not list.
+        func check(tool: String) throws(TollgateError) {
+            guard let product, !product.admits(tool) else { return }
+            let names = product.tools.map(\.name).sorted().joined(separator: ", ")
+            throw .validation(field: "tool", rule: "one of the tools of product \(product.name) (\(names))")
+        }
 
         /// The scopes a call by this agent in `sessionId`, with `credentialId`, is charged and capped on.
         func path(sessionId: String, credentialId: String) -> ChargePath {
@@ -41,6 +50,8 @@ struct TenantDirectory {
     /// Each subscription's billing calendar (its cadence in its customer's time zone), made once: a calendar
     /// holds a Foundation `Calendar`, which costs more to make than to ask.
     private var calendars: [String: BillingCalendar] = [:]
+    /// Products by id.
+    private var products: [String: Product] = [:]
     /// Discounts by customer, the oldest first.
     private var discounts: [String: [Discount]] = [:]
     /// Each customer's cap windows as last worked out, and until when they hold (`capWindows`).
@@ -60,6 +71,7 @@ struct TenantDirectory {
         for subscription in snapshot.subscriptions { add(subscription) }
         for swap in snapshot.planSwaps { add(swap) }
         for discount in snapshot.discounts { add(discount) }
+        for product in snapshot.products { add(product) }
     }
 
     // MARK: look-ups
@@ -164,9 +176,23 @@ struct TenantDirectory {
         }
     }
 
-    /// The subscription in force for `customerId` at `date`: the latest one that has started.
+    /// The subscriptions in force for `customerId` at `date`: per product (no product counting as one), the latest
+    /// that has started; the earliest started first.
+    func subscriptionsInForce(for customerId: String, at date: Date) -> [SubscriptionRecord] {
+        var latest: [String: SubscriptionRecord] = [:]
+        for subscription in subscriptions[customerId] ?? [] where subscription.startsAt <= date {
+            let key = subscription.productId ?? ""
+            if let kept = latest[key], (kept.startsAt, kept.id) > (subscription.startsAt, subscription.id) { continue }
+            latest[key] = subscription
+        }
+        return latest.values.sorted { ($0.startsAt, $0.id) < ($1.startsAt, $1.id) }
+    }
+
+    /// The customer's first subscription in force at `date` (the earliest started): its only one, unless it
+    /// subscribes to several products. Its calendar is the customer's — the windows its caps count in — and its
+    /// plan's currency the one its credit and discounts are in by default.
     func subscription(for customerId: String, at date: Date) -> SubscriptionRecord? {
-        subscriptions[customerId]?.filter { $0.startsAt <= date }.max { ($0.startsAt, $0.id) < ($1.startsAt, $1.id) }
+        subscriptionsInForce(for: customerId, at: date).first
     }
 
     /// The plan version rating `subscription`'s calls at `date`: the latest swap effective at or before that
@@ -180,18 +206,39 @@ struct TenantDirectory {
         return (subscription.planId, subscription.version)
     }
 
-    /// Who a credential's call is charged to and the plan version that prices it at `date`.
-    func pricing(for credential: Credential, at date: Date) throws(TollgateError) -> Pricing {
+    /// Who a credential's call is charged to and the plan version that prices it at `date`: the subscription to
+    /// `product` (an id or a name), or, without one, the customer's only subscription in force.
+    func pricing(for credential: Credential, product: String? = nil, at date: Date) throws(TollgateError) -> Pricing {
         let agent = try agent(credential.agentId)
         let team = try team(agent.teamId)
-        guard let subscription = subscription(for: team.customerId, at: date) else {
-            throw .conflict("customer \(team.customerId) has no active subscription to a plan")
+        let subscriptions = subscriptionsInForce(for: team.customerId, at: date)
+        let subscription: SubscriptionRecord
+        if let product {
+            let named = try self.product(product)
+            guard let found = subscriptions.first(where: { $0.productId == named.id }) else {
+                throw .conflict("customer \(team.customerId) has no active subscription to product \(named.name)")
+            }
+            subscription = found
+        } else {
+            guard let only = subscriptions.first else {
+                throw .conflict("customer \(team.customerId) has no active subscription to a plan")
+            }
+            guard subscriptions.count == 1 else {
+                let names = subscriptions.map { self.product(id: $0.productId)?.name ?? "(none)" }.joined(
+                    separator: ", ")
+                throw .validation(
+                    field: "product",
+                    rule: "named: customer \(team.customerId) subscribes to several products (\(names))")
+            }
+            subscription = only
         }
         let inForce = planInForce(subscription, at: date)
         guard let plan = plans[inForce.planId]?[inForce.version] else {
             throw .conflict("subscription \(subscription.id) names a plan this tenant does not have")
         }
-        return Pricing(agent: agent, team: team, subscription: subscription, plan: plan)
+        return Pricing(
+            agent: agent, team: team, subscription: subscription, plan: plan,
+            product: self.product(id: subscription.productId))
     }
 
     /// The currency of the plan `customerId` is subscribed to at `date`, if any.
@@ -228,6 +275,21 @@ struct TenantDirectory {
             planIdsByName[plan.name] = nil
         }
     }
+
+    /// A product by its id or its name.
+    func product(_ idOrName: String) throws(TollgateError) -> Product {
+        if let product = products[idOrName] ?? products.values.first(where: { $0.name == idOrName }) {
+            return product
+        }
+        throw .notFound("no product \(idOrName) in this tenant")
+    }
+
+    func product(id: String?) -> Product? { id.flatMap { products[$0] } }
+
+    var allProducts: [Product] { products.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) } }
+
+    /// Adds a product, or replaces it with its changed catalog.
+    mutating func add(_ product: Product) { products[product.id] = product }
 
     /// A customer's discounts, the oldest first.
     func discounts(of customerId: String) -> [Discount] { discounts[customerId] ?? [] }

@@ -16,6 +16,8 @@ public enum WriteMethod: String, Sendable, CaseIterable {
     case creditsGrant = "credits.grant"
     case discountsCreate = "discounts.create"
     case discountsEnd = "discounts.end"
+    case productsCreate = "products.create"
+    case productsUpdate = "products.update"
     case teamsCreate = "teams.create"
     case credentialsRevoke = "credentials.revoke"
     case plansPut = "plans.put"

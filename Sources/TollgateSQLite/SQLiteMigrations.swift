@@ -413,6 +413,25 @@ enum SQLiteMigrations {
                     );
                     """)
         }
+        // Issue 14: products — what a tenant sells, with its tool catalog — and a subscription to one product.
+        migrator.registerMigration("v16-products") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE products (
+                        tenant_id TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        catalog TEXT NOT NULL,
+                        closed INTEGER NOT NULL,
+                        created_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (tenant_id, id),
+                        UNIQUE (tenant_id, name)
+                    );
+                    ALTER TABLE subscriptions ADD COLUMN product_id TEXT;
+                    ALTER TABLE reservations ADD COLUMN product_id TEXT;
+                    """)
+        }
         return migrator
     }
 }

@@ -220,6 +220,17 @@ public final class SQLiteStore: TollgateStore {
                     grantedAt: Timestamp.date(millis: row["granted_at_ms"]),
                     expiresAt: expires.map(Timestamp.date(millis:)), description: row["description"])
             }
+            snapshot.products = try Row.fetchAll(
+                db, sql: "SELECT * FROM products WHERE tenant_id = ?", arguments: args
+            ).map { row throws in
+                guard let kind = Product.Kind(rawValue: row["kind"]) else {
+                    throw StorageError.backend("product \(row["id"] as String) has an unknown kind")
+                }
+                return Product(
+                    id: row["id"], tenantId: tenantId, name: row["name"], kind: kind,
+                    tools: try ProductCatalog.tools(row["catalog"]), closed: row["closed"],
+                    createdAt: Timestamp.date(millis: row["created_at_ms"]))
+            }
             snapshot.discounts = try Row.fetchAll(
                 db, sql: "SELECT * FROM discounts WHERE tenant_id = ?", arguments: args
             ).map { row throws in
@@ -276,7 +287,8 @@ public final class SQLiteStore: TollgateStore {
                 }
                 return SubscriptionRecord(
                     id: row["id"], tenantId: tenantId, customerId: row["customer_id"], planId: row["plan_id"],
-                    version: row["version"], startsAt: Timestamp.date(millis: row["starts_at_ms"]), period: period)
+                    version: row["version"], startsAt: Timestamp.date(millis: row["starts_at_ms"]), period: period,
+                    productId: row["product_id"])
             }
             snapshot.planSwaps = try Row.fetchAll(
                 db, sql: "SELECT * FROM plan_swaps WHERE tenant_id = ?", arguments: args
@@ -408,6 +420,21 @@ public final class SQLiteStore: TollgateStore {
                     customer.name, customer.taxRate.nanos, customer.blockAtZeroCredit, customer.tenantId, customer.id,
                 ])
             return db.changesCount == 1
+        case .insertProduct(let product):
+            try db.execute(
+                sql: """
+                    INSERT INTO products(tenant_id, id, name, kind, catalog, closed, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    product.tenantId, product.id, product.name, product.kind.rawValue,
+                    ProductCatalog.text(product.tools), product.closed, Timestamp.millis(product.createdAt),
+                ])
+        case .updateProduct(let product):
+            try db.execute(
+                sql: "UPDATE products SET catalog = ?, closed = ? WHERE tenant_id = ? AND id = ?",
+                arguments: [ProductCatalog.text(product.tools), product.closed, product.tenantId, product.id])
+            return db.changesCount == 1
         case .insertDiscount(let discount):
             let (percent, amount, currency) = discount.off.stored
             try db.execute(
@@ -458,13 +485,13 @@ public final class SQLiteStore: TollgateStore {
             try db.execute(
                 sql: """
                     INSERT INTO subscriptions(tenant_id, id, customer_id, plan_id, version, starts_at_ms,
-                        period_cadence, period_anchor)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        period_cadence, period_anchor, product_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     subscription.tenantId, subscription.id, subscription.customerId, subscription.planId,
                     subscription.version, Timestamp.millis(subscription.startsAt), subscription.period.stored.cadence,
-                    subscription.period.stored.anchor,
+                    subscription.period.stored.anchor, subscription.productId,
                 ])
         case .insertPlanSwap(let swap):
             try db.execute(
@@ -749,6 +776,7 @@ public final class SQLiteStore: TollgateStore {
         record.parentInvocationId = parent.isEmpty ? nil : parent
         record.retryCount = row["retry_count"]
         record.parallel = (row["parallel"] as Int64) != 0
+        record.productId = row["product_id"]
         return record
     }
 
@@ -763,8 +791,8 @@ public final class SQLiteStore: TollgateStore {
                 sql: """
                     INSERT INTO reservations(tenant_id, id, idempotency_key, customer_id, team_id, agent_id,
                         credential_id, session_id, tool, held_nanos, currency, created_at_ms, expires_at_ms, state,
-                        receipt_id, request_params, result, parent_invocation_id, retry_count, parallel)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        receipt_id, request_params, result, parent_invocation_id, retry_count, parallel, product_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(tenant_id, idempotency_key) DO NOTHING
                     """,
                 arguments: [
@@ -772,7 +800,7 @@ public final class SQLiteStore: TollgateStore {
                     r.path.credentialId, r.path.sessionId, r.tool, r.held.nanos, r.currency,
                     Timestamp.millis(r.createdAt), Timestamp.millis(r.expiresAt), r.state.rawValue,
                     r.receiptId, idempotency.params, idempotency.result, r.parentInvocationId ?? "", r.retryCount,
-                    r.parallel ? 1 : 0,
+                    r.parallel ? 1 : 0, r.productId,
                 ])
             guard db.changesCount == 1 else {
                 // A hold made before its key went to the key index: it has no answer stored to replay.

@@ -21,7 +21,8 @@ enum EventMethods {
             let outcomes = try await agent.tenant.ingest(
                 EventBatch(
                     events: events, source: source,
-                    defaultSessionId: agent.request.connection.defaultSessionId),
+                    defaultSessionId: agent.request.connection.defaultSessionId,
+                    product: try MeterMethods.product(params, agent.request)),
                 credentialId: agent.credentialId)
             return JSONValue.object(["results": .array(outcomes.map(Self.result))])
         }

@@ -23,6 +23,7 @@ enum MeterMethods {
             var request = MeterRequest(
                 event: event, idempotencyKey: key, sessionId: try sessionId(params, agent.request),
                 status: try usage?.optionalString("status", lengthMax: 64), params: .object(params.object))
+            request.product = try product(params, agent.request)
             let graph = try Self.graph(params, key: key)
             request.parentInvocationId = graph.parentInvocationId
             request.retryCount = graph.retryCount
@@ -34,13 +35,17 @@ enum MeterMethods {
             let key = try Keys.key(params, agent.request)
             try Self.checkSource(params)
             let tool = try params.string("tool", lengthMax: toolBytesMax)
-            let estimate = try Self.event(
-                tool: tool, quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1,
-                usage: try params.nested("estimate"))
+            // Without an estimate (nor a quantity), the product catalog's estimate for the tool is held.
+            let given = params.has("estimate") || params.has("quantity")
+            let estimate =
+                given
+                ? try Self.event(
+                    tool: tool, quantity: try params.optionalInt("quantity", range: 1...countMax) ?? 1,
+                    usage: try params.nested("estimate")) : nil
             return try await agent.tenant.authorize(
                 tool: tool, idempotencyKey: key, sessionId: try sessionId(params, agent.request), estimate: estimate,
                 ttlMs: try params.optionalInt("ttlMs", range: 1000...86_400_000),
-                graph: try Self.graph(params, key: key),
+                graph: try Self.graph(params, key: key), product: try product(params, agent.request),
                 params: .object(params.object), credentialId: agent.credentialId)
         }
 
@@ -80,7 +85,7 @@ enum MeterMethods {
                 usage: try params.nested("usage"))
             return try await agent.tenant.quote(
                 tools: tools, sessionId: try sessionId(params, agent.request), usage: usage,
-                credentialId: agent.credentialId)
+                product: try product(params, agent.request), credentialId: agent.credentialId)
         }
     }
 
@@ -103,6 +108,11 @@ enum MeterMethods {
             throw TollgateError.validation(
                 field: "source", rule: EventSource.allCases.map(\.rawValue).joined(separator: ", "))
         }
+    }
+
+    /// `product`: the product whose subscription prices the call, by id or name.
+    static func product(_ params: Params, _ context: RequestContext) throws -> String? {
+        try params.optionalString("product", lengthMax: max(context.idBytesMax, HierarchyMethods.nameBytesMax))
     }
 
     /// The call's session: the one it names, or the one the server named for this connection.

@@ -31,6 +31,7 @@ enum PlanMethods {
                 customerId: try params.string("customerId"), planId: try params.string("planId"),
                 version: try params.optionalInt("version", range: 1...Int64(Int32.max)).map(Int.init),
                 startsAt: try params.optionalDate("startsAt"), period: try period(params),
+                product: try params.optionalString("productId", lengthMax: op.request.idBytesMax),
                 call: try Keys.call(params, .subscriptionsCreate, op.request))
         }
 

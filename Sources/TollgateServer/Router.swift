@@ -52,6 +52,7 @@ struct Router: Sendable {
         BillingMethods.register(in: &self)
         CreditMethods.register(in: &self)
         DiscountMethods.register(in: &self)
+        ProductMethods.register(in: &self)
     }
 
     var methods: [String] { routes.keys.map(\.rawValue).sorted() }

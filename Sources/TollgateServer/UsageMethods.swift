@@ -52,7 +52,8 @@ enum UsageMethods {
         UsageFilter(
             customerId: try params.optionalString("customerId"), teamId: try params.optionalString("teamId"),
             agentId: try params.optionalString("agentId"), sessionId: try params.optionalString("sessionId"),
-            from: try params.optionalDate("from"), to: try params.optionalDate("to"))
+            from: try params.optionalDate("from"), to: try params.optionalDate("to"),
+            productId: try params.optionalString("productId"))
     }
 
     static func summary(_ params: Params, tenant: TenantActor) async throws -> JSONValue {

@@ -22,6 +22,7 @@ public actor InMemoryStore: TollgateStore {
     private var invoiceReceipts: [String: [InvoiceLineReceipt]] = [:]
     private var creditGrants: [String: CreditGrant] = [:]
     private var discounts: [String: Discount] = [:]
+    private var products: [String: Product] = [:]
     private var outboxRows: [String: OutboxRecord] = [:]
     private var stripeCustomers: [String: String] = [:]
     private var idempotency: [String: IdempotencyRecord] = [:]
@@ -79,6 +80,7 @@ public actor InMemoryStore: TollgateStore {
         snapshot.planSwaps = planSwaps.filter { $0.tenantId == tenantId }
         snapshot.creditGrants = creditGrants.values.filter { $0.tenantId == tenantId }
         snapshot.discounts = discounts.values.filter { $0.tenantId == tenantId }
+        snapshot.products = products.values.filter { $0.tenantId == tenantId }
         return snapshot
     }
 
@@ -133,6 +135,15 @@ public actor InMemoryStore: TollgateStore {
             }
             guard creditGrants[grant.id] == nil else { throw .duplicate("credit grant") }
             creditGrants[grant.id] = grant
+        case .insertProduct(let product):
+            guard products[product.id] == nil,
+                !products.values.contains(where: { $0.tenantId == product.tenantId && $0.name == product.name })
+            else { throw .duplicate("product") }
+            products[product.id] = product
+        case .updateProduct(let product):
+            guard products[product.id]?.tenantId == product.tenantId else { return false }
+            products[product.id]?.tools = product.tools
+            products[product.id]?.closed = product.closed
         case .insertDiscount(let discount):
             guard customers[discount.customerId]?.tenantId == discount.tenantId else {
                 throw .backend("discount for a customer the tenant does not have")
@@ -475,8 +486,13 @@ public actor InMemoryStore: TollgateStore {
         try open()
         var rows: [[String]: UsageRow] = [:]
         let roots = groupBy.contains(.task) ? UsageQuery.taskRoots(charges.filter { $0.tenantId == tenantId }) : [:]
-        for charge in charges where charge.tenantId == tenantId && UsageQuery.matches(charge, filter) {
-            let keys = groupBy.map { UsageQuery.key(of: charge, $0, roots: roots) }
+        var products: [String: String] = [:]
+        for subscription in subscriptions.values where subscription.tenantId == tenantId {
+            products[subscription.id] = subscription.productId
+        }
+        for charge in charges
+        where charge.tenantId == tenantId && UsageQuery.matches(charge, filter, products: products) {
+            let keys = groupBy.map { UsageQuery.key(of: charge, $0, roots: roots, products: products) }
             var row =
                 rows[keys]
                 ?? UsageRow(

@@ -1,5 +1,6 @@
 import Foundation
 import TollgateCore
+import TollgateJSON
 
 /// A tenant and the hash of its operator token.
 public struct TenantRecord: Sendable, Hashable {
@@ -45,10 +46,13 @@ public struct SubscriptionRecord: Sendable, Hashable {
     public var startsAt: Date
     /// How often its billing periods turn over, in its customer's time zone (`BillingCalendar`).
     public var period: BillingCalendar.Cadence
+    /// The product it is a subscription to; nil for a subscription to the tenant's plan without a product.
+    public var productId: String?
     public init(
         id: String, tenantId: String, customerId: String, planId: String, version: Int, startsAt: Date,
-        period: BillingCalendar.Cadence = .month(anchorDay: 1)
+        period: BillingCalendar.Cadence = .month(anchorDay: 1), productId: String? = nil
     ) {
+        self.productId = productId
         self.id = id
         self.tenantId = tenantId
         self.customerId = customerId
@@ -206,6 +210,7 @@ public struct TenantSnapshot: Sendable {
     public var planSwaps: [PlanSwapRecord] = []
     public var creditGrants: [CreditGrant] = []
     public var discounts: [Discount] = []
+    public var products: [Product] = []
     public init(tenant: TenantRecord) { self.tenant = tenant }
 }
 
@@ -249,6 +254,8 @@ public enum UsageGroup: String, Sendable, Hashable, CaseIterable {
     case tool, agent, session, team, day, model, task
     /// The customer charged (for `reports.margin` per customer, and `usage.summary` across customers).
     case customer
+    /// The product of the subscription that priced the call ("" for a subscription to no product).
+    case product
 }
 
 public struct UsageFilter: Sendable, Hashable {
@@ -259,10 +266,13 @@ public struct UsageFilter: Sendable, Hashable {
     /// Inclusive lower and exclusive upper bound on the charge time.
     public var from: Date?
     public var to: Date?
+    /// Charges priced by a subscription to this product.
+    public var productId: String?
     public init(
         customerId: String? = nil, teamId: String? = nil, agentId: String? = nil, sessionId: String? = nil,
-        from: Date? = nil, to: Date? = nil
+        from: Date? = nil, to: Date? = nil, productId: String? = nil
     ) {
+        self.productId = productId
         self.customerId = customerId
         self.teamId = teamId
         self.agentId = agentId
@@ -450,5 +460,48 @@ public struct OutboxRecord: Sendable, Hashable {
         self.lastError = lastError
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+    }
+}
+
+/// A product's catalog as it is stored: a JSON array of `{name, description, estimate?}`.
+public enum ProductCatalog {
+    public static func json(_ tools: [Product.Tool]) -> JSONValue {
+        .array(
+            tools.map { tool in
+                var fields: [String: JSONValue] = [
+                    "name": .string(tool.name), "description": .string(tool.description),
+                ]
+                if let estimate = tool.estimate {
+                    fields["estimate"] = [
+                        "quantity": .integer(estimate.quantity), "inputTokens": .integer(estimate.inputTokens),
+                        "outputTokens": .integer(estimate.outputTokens),
+                        "reasoningTokens": .integer(estimate.reasoningTokens),
+                        "durationMs": .integer(estimate.durationMs),
+                    ]
+                }
+                return .object(fields)
+            })
+    }
+
+    public static func text(_ tools: [Product.Tool]) -> String { JSONCodec.string(json(tools)) }
+
+    public static func tools(_ text: String) throws(StorageError) -> [Product.Tool] {
+        guard let items = (try? JSONCodec.parse(Array(text.utf8)))?.arrayValue else {
+            throw .backend("a product catalog that is not a JSON array")
+        }
+        var tools: [Product.Tool] = []
+        for item in items {
+            guard let name = item["name"]?.stringValue else { throw .backend("a catalog tool without a name") }
+            var tool = Product.Tool(name: name, description: item["description"]?.stringValue ?? "")
+            if let estimate = item["estimate"] {
+                func int(_ field: String, _ fallback: Int64) -> Int64 { estimate[field]?.int64Value ?? fallback }
+                tool.estimate = Product.Estimate(
+                    quantity: int("quantity", 1), inputTokens: int("inputTokens", 0),
+                    outputTokens: int("outputTokens", 0), reasoningTokens: int("reasoningTokens", 0),
+                    durationMs: int("durationMs", 0))
+            }
+            tools.append(tool)
+        }
+        return tools
     }
 }

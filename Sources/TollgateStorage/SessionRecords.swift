@@ -114,6 +114,8 @@ public struct ReservationRecord: Sendable, Hashable {
     public var parentInvocationId: String?
     public var retryCount: Int64 = 0
     public var parallel = false
+    /// The product whose subscription prices its commit (nil: the customer's only subscription, or none).
+    public var productId: String?
 
     public init(
         tenantId: String, id: String, idempotencyKey: String, path: ChargePath, tool: String, held: Money,

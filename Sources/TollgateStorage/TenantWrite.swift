@@ -13,6 +13,9 @@ public enum TenantWrite: Sendable, Hashable {
     case updateCustomer(Customer)
     case insertCreditGrant(CreditGrant)
     case insertDiscount(Discount)
+    case insertProduct(Product)
+    /// A product's catalog and whether it is closed; unchanged when the tenant has no such product.
+    case updateProduct(Product)
     /// Ends a discount at `endsAt`; unchanged when the tenant has no such discount or it ends by then already.
     case endDiscount(tenantId: String, id: String, endsAt: Date)
     case insertTeam(Team)

@@ -3,7 +3,10 @@ import TollgateCore
 
 /// Usage filtering and grouping shared by the in-memory store and the tests.
 public enum UsageQuery {
-    public static func matches(_ charge: ChargeRecord, _ filter: UsageFilter) -> Bool {
+    /// `products`: the product of each subscription, by subscription id (for `productId` and the `product` group).
+    public static func matches(_ charge: ChargeRecord, _ filter: UsageFilter, products: [String: String] = [:]) -> Bool
+    {
+        if let id = filter.productId, products[charge.subscriptionId] != id { return false }
         if let id = filter.customerId, charge.customerId != id { return false }
         if let id = filter.teamId, charge.teamId != id { return false }
         if let id = filter.agentId, charge.agentId != id { return false }
@@ -36,8 +39,11 @@ public enum UsageQuery {
         return roots
     }
 
-    public static func key(of charge: ChargeRecord, _ group: UsageGroup, roots: [String: String] = [:]) -> String {
+    public static func key(
+        of charge: ChargeRecord, _ group: UsageGroup, roots: [String: String] = [:], products: [String: String] = [:]
+    ) -> String {
         switch group {
+        case .product: products[charge.subscriptionId] ?? ""
         case .task: roots[charge.receiptId] ?? charge.invocationId
         case .tool: charge.tool
         case .agent: charge.agentId

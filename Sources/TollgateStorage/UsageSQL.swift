@@ -17,14 +17,22 @@ public struct UsageSQL: Sendable {
             arguments.append(value)
             return placeholder(arguments.count)
         }
+        // Columns are named with their table: a product is the charge's subscription's (joined when asked for).
         func conditions() -> String {
-            var conditions = ["tenant_id = \(bind(.text(tenantId)))"]
-            if let id = filter.customerId { conditions.append("customer_id = \(bind(.text(id)))") }
-            if let id = filter.teamId { conditions.append("team_id = \(bind(.text(id)))") }
-            if let id = filter.agentId { conditions.append("agent_id = \(bind(.text(id)))") }
-            if let id = filter.sessionId { conditions.append("session_id = \(bind(.text(id)))") }
-            if let from = filter.from { conditions.append("at_ms >= \(bind(.integer(Timestamp.millis(from))))") }
-            if let to = filter.to { conditions.append("at_ms < \(bind(.integer(Timestamp.millis(to))))") }
+            var conditions = ["charges.tenant_id = \(bind(.text(tenantId)))"]
+            if let id = filter.customerId { conditions.append("charges.customer_id = \(bind(.text(id)))") }
+            if let id = filter.teamId { conditions.append("charges.team_id = \(bind(.text(id)))") }
+            if let id = filter.agentId { conditions.append("charges.agent_id = \(bind(.text(id)))") }
+            if let id = filter.sessionId { conditions.append("charges.session_id = \(bind(.text(id)))") }
+            if let from = filter.from {
+                conditions.append("charges.at_ms >= \(bind(.integer(Timestamp.millis(from))))")
+            }
+            if let to = filter.to { conditions.append("charges.at_ms < \(bind(.integer(Timestamp.millis(to))))") }
+            if let id = filter.productId {
+                conditions.append(
+                    "charges.subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = "
+                        + "\(bind(.text(tenantId))) AND product_id = \(bind(.text(id))))")
+            }
             return conditions.joined(separator: " AND ")
         }
         var prefix = ""
@@ -51,6 +59,10 @@ public struct UsageSQL: Sendable {
                 """
             from = "charges LEFT JOIN roots ON root_receipt = receipt_id"
         }
+        if groupBy.contains(.product) {
+            from +=
+                " LEFT JOIN subscriptions sp ON sp.tenant_id = charges.tenant_id AND sp.id = charges.subscription_id"
+        }
         let keys = groupBy.enumerated().map { index, group in "\(Self.column(group)) AS k\(index)" }
         let grouping = groupBy.map(Self.column) + ["currency"]
         sql =
@@ -69,15 +81,16 @@ public struct UsageSQL: Sendable {
 
     static func column(_ group: UsageGroup) -> String {
         switch group {
-        case .tool: "tool"
-        case .agent: "agent_id"
-        case .session: "session_id"
-        case .team: "team_id"
-        case .customer: "customer_id"
-        case .day: "day"
-        case .model: "model"
+        case .tool: "charges.tool"
+        case .agent: "charges.agent_id"
+        case .session: "charges.session_id"
+        case .team: "charges.team_id"
+        case .customer: "charges.customer_id"
+        case .day: "charges.day"
+        case .model: "charges.model"
         // A chain cut at the depth limit (or a cycle) has no root row: the call is a task of its own.
-        case .task: "COALESCE(root, invocation_id)"
+        case .task: "COALESCE(root, charges.invocation_id)"
+        case .product: "COALESCE(sp.product_id, '')"
         }
     }
 

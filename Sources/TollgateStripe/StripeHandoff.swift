@@ -120,8 +120,9 @@ public enum StripeHandoff {
                     StripeField("auto_advance", "false"), StripeField("pending_invoice_items_behavior", "exclude"),
                     StripeField(
                         "description",
-                        "Usage from \(Timestamp.format(invoice.period.start)) to \(Timestamp.format(invoice.period.end))"
-                    ),
+                        (invoice.productName.map { "\($0): " } ?? "")
+                            + "usage from \(Timestamp.format(invoice.period.start)) to "
+                            + Timestamp.format(invoice.period.end)),
                     StripeField("metadata[tollgate_invoice_id]", invoice.id),
                     StripeField("metadata[tollgate_subscription_id]", invoice.subscriptionId),
                 ],

@@ -130,6 +130,16 @@ public struct NestedParams: Sendable {
     let prefix: String
     let params: Params
 
+    /// `params`, whose fields errors name as `<prefix>.<field>`.
+    public init(prefix: String, params: Params) {
+        self.prefix = prefix
+        self.params = params
+    }
+
+    public func nested(_ field: String) throws -> NestedParams? {
+        try renamed { try params.nested(field) }.map { NestedParams(prefix: "\(prefix).\(field)", params: $0.params) }
+    }
+
     func renamed<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as WireError {
             var renamed = error

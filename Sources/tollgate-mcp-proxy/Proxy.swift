@@ -50,6 +50,11 @@ struct TollgateMCPProxy: AsyncParsableCommand {
         name: .long, help: "Put each tool's price for this agent in tools/list answers (_meta \"dev.tollgate/price\").")
     var annotatePrices = false
 
+    @Option(
+        name: .long,
+        help: "The product this MCP server is (its id or name): calls are priced by the customer's subscription to it.")
+    var product: String?
+
     @Option(name: .long, help: "The upstream MCP server's Streamable HTTP endpoint: serve HTTP in front of it.")
     var upstream: String?
 
@@ -87,10 +92,11 @@ struct TollgateMCPProxy: AsyncParsableCommand {
             guard command.isEmpty else { throw ValidationError("--upstream serves HTTP: name no command after --") }
             guard let listen else { throw ValidationError("--upstream needs --listen host:port") }
             guard sessionIdleMs >= 1000 else { throw ValidationError("--session-idle-ms is at least 1000") }
-            let options = HTTPProxy.Options(
+            var options = HTTPProxy.Options(
                 listen: listen, upstream: upstream, upstreamHeaders: upstreamHeader, tollgate: tollgate,
                 spoolPath: spoolPath, holdTTLMs: holdTtlMs, whenUnavailable: onUnavailable,
                 annotatePrices: annotatePrices, sessionIdleMs: sessionIdleMs)
+            options.product = product
             do { try await HTTPProxy(options: options).run() } catch let error as ProxyError {
                 throw ValidationError(error.description)
             }
@@ -114,6 +120,7 @@ struct TollgateMCPProxy: AsyncParsableCommand {
             tollgate: tollgate, token: token, command: command, spoolPath: spoolPath,
             holdTTLMs: holdTtlMs, whenUnavailable: onUnavailable)
         options.annotatePrices = annotatePrices
+        options.product = product
         let status: Int32
         do { status = try await StdioProxy(options: options).run() } catch let error as ProxyError {
             throw ValidationError(error.description)

@@ -218,8 +218,10 @@ struct Subscriptions: AsyncParsableCommand {
         var anchorDay: Int?
         @Option(name: .long, help: "Weekly periods: the weekday they start on (monday-sunday; default monday).")
         var anchorWeekday: String?
+        @Option(name: .long, help: "The product subscribed to (its id or name).") var product: String?
         func run() async throws {
             var params: [String: JSONValue] = ["customerId": .string(customer), "planId": .string(plan)]
+            params.set("productId", product)
             params.set("version", version)
             params.set("startsAt", startsAt)
             if period != nil || anchorDay != nil || anchorWeekday != nil {

@@ -107,16 +107,18 @@ public struct RevenueReport: JSONRepresentable {
             "asOf": .string(Timestamp.format(asOf)),
             "customers": .array(
                 drafts.map { draft in
-                    [
+                    var fields: [String: JSONValue] = [
                         "customerId": .string(draft.customerId), "name": .string(draft.billedTo),
                         "subscriptionId": .string(draft.subscriptionId),
                         "periodStart": .string(Timestamp.format(draft.period.start)),
                         "periodEnd": .string(Timestamp.format(draft.period.end)), "currency": .string(draft.currency),
                         "subtotal": .string(draft.subtotal.decimalString), "tax": .string(draft.tax.decimalString),
                         "revenue": .string(draft.total.decimalString),
-                        "events": .integer(Int64(draft.lines.reduce(0) { $0 + $1.eventCount })),
-                        "lines": .array(draft.lines.map(\.json)),
+                        "events": draft.json["events"] ?? 0, "lines": .array(draft.lines.map(\.json)),
                     ]
+                    if let productId = draft.productId { fields["productId"] = .string(productId) }
+                    if let product = draft.productName { fields["product"] = .string(product) }
+                    return .object(fields)
                 }),
         ]
     }

@@ -87,11 +87,13 @@ public struct SubscriptionView: JSONRepresentable, Equatable {
     public var subscription: SubscriptionRecord
     public var calendar: BillingCalendar
     public var json: JSONValue {
-        [
+        var fields: [String: JSONValue] = [
             "subscriptionId": .string(subscription.id), "customerId": .string(subscription.customerId),
             "planId": .string(subscription.planId), "version": .integer(Int64(subscription.version)),
             "startsAt": .string(Timestamp.format(subscription.startsAt)), "period": calendar.json,
         ]
+        if let productId = subscription.productId { fields["productId"] = .string(productId) }
+        return .object(fields)
     }
 }
 

@@ -16,8 +16,11 @@ public struct EventBatch: Sendable {
     public var events: [JSONValue]
     public var source: EventSource
     public var defaultSessionId: String
+    /// The product whose subscription prices the batch (an id or a name); nil: the customer's only subscription.
+    public var product: String?
 
-    public init(events: [JSONValue], source: EventSource, defaultSessionId: String) {
+    public init(events: [JSONValue], source: EventSource, defaultSessionId: String, product: String? = nil) {
+        self.product = product
         self.events = events
         self.source = source
         self.defaultSessionId = defaultSessionId
