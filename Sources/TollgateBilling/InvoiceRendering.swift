@@ -11,6 +11,7 @@ public enum InvoiceRendering {
     public static func text(_ invoice: Invoice) -> String {
         var text = "Invoice \(invoice.id) (\(invoice.status.rawValue))\n"
         text += "Customer \(invoice.customerId), subscription \(invoice.subscriptionId)\n"
+        if let product = invoice.productName { text += "Product \(product)\n" }
         text += "Period \(Timestamp.format(invoice.period.start)) to \(Timestamp.format(invoice.period.end))\n"
         if let voided = voidNotice(invoice) { text += voided + "\n" }
         text += "\n"
@@ -114,7 +115,10 @@ public enum InvoiceRendering {
         var rows = ""
         for line in invoice.lines {
             var description = escape(line.description)
-            if line.eventCount > 0 { description += "<div class=\"events\">\(events(line.eventCount))</div>" }
+            if line.eventCount > 0 {
+                let counted = line.kind == .credit ? "paid for \(events(line.eventCount))" : events(line.eventCount)
+                description += "<div class=\"events\">\(counted)</div>"
+            }
             rows += """
                 <tr class="\(line.kind.rawValue)"><td>\(line.id)</td><td>\(description)</td>\
                 <td class="figure">\(escape(quantity(line)))</td>\
@@ -146,6 +150,7 @@ public enum InvoiceRendering {
             .events { color: #6b7380; font-size: 11px; }
             tr.adjustment td, tr.true_up td { background: #fbf7ea; }
             tr.tax td { color: #3a4250; }
+            tr.credit td, tr.discount td { color: #1e6b3a; }
             .empty { text-align: center; color: #6b7380; padding: 24px; }
             .void { border: 2px solid #b3261e; color: #b3261e; font-weight: bold; padding: 8px 12px; }
             .totals { margin-left: auto; margin-top: 16px; width: 40%; font-size: 14px; }
@@ -162,6 +167,7 @@ public enum InvoiceRendering {
             <div><span class="label">Invoice</span> \(escape(invoice.id))</div>
             <div><span class="label">Status</span> \(escape(invoice.status.rawValue))</div>
             <div><span class="label">Issued</span> \(escape(Timestamp.format(invoice.createdAt)))</div>
+            \(invoice.productName.map { "<div><span class=\"label\">Product</span> \(escape($0))</div>" } ?? "")
             </div>
             </header>
             \(voidNotice(invoice).map { "<p class=\"void\">\(escape($0))</p>" } ?? "")
@@ -183,7 +189,8 @@ public enum InvoiceRendering {
             <tr class="total"><td>Total</td><td class="figure">\(money(invoice.total, invoice.currency)) \(currency)\
             </td></tr>
             </table>
-            <footer>Every line is the sum of its events' prices, rounded once to the cent; \
+            <footer>Every usage line is the sum of its events' prices and every credit line what its grant paid, \
+            rounded once to the cent; \
             each can be traced to its events (tollgate invoices trace).</footer>
             </body>
             </html>

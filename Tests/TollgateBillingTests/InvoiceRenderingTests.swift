@@ -19,6 +19,40 @@ import TollgateStorage
             facts: PeriodFacts(calendar: .monthlyUTC, taxRate: try Money(decimal: "0.1")))
     }
 
+    /// A product's invoice names it; credit and discount lines show their amounts, no quantity, and what a credit
+    /// paid for; the events counted are the usage lines'.
+    @Test func productsCreditsAndDiscounts_readAsTheyShould() throws {
+        var draft = CloseStagesTests.draft()
+        draft.productId = "prd_1"
+        draft.productName = "search-mcp"
+        let grant = CreditGrant(
+            id: "crg_1", tenantId: "ten_1", customerId: "cus_1", currency: "USD", amount: try Money(decimal: "1"),
+            kind: .prepaid, priority: 0, grantedAt: CloseStagesTests.periodStart, expiresAt: nil,
+            description: "starter")
+        let discount = Discount(
+            id: "dsc_1", tenantId: "ten_1", customerId: "cus_1", off: .percent(try Money(decimal: "10")),
+            startsAt: CloseStagesTests.periodStart, endsAt: nil, createdAt: CloseStagesTests.periodStart)
+        let invoice = try InvoiceClose.close(
+            draft,
+            charges: [
+                CloseStagesTests.charge("search", cost: "0.75"), CloseStagesTests.charge("search", cost: "0.75"),
+            ],
+            facts: PeriodFacts(
+                calendar: .monthlyUTC, credit: CreditWallet(grants: [grant]), discounts: [discount]))
+        let text = InvoiceRendering.text(invoice)
+        #expect(text.contains("Product search-mcp"), "\(text)")
+        #expect(text.contains("prepaid credit crg_1 (starter)") && text.contains("-1.00"), "\(text)")
+        #expect(text.contains("discount dsc_1: 10 % off") && text.contains("-0.05"), "\(text)")
+        #expect(text.contains("Total: 0.45 USD"))
+        let html = InvoiceRendering.html(invoice)
+        #expect(html.contains("<span class=\"label\">Product</span> search-mcp"))
+        #expect(html.contains("<tr class=\"credit\">") && html.contains("paid for 2 events"))
+        #expect(invoice.json["events"] == 2 && invoice.json["product"] == "search-mcp")
+        let back = try Invoice(json: invoice.json, tenantId: "ten_1")
+        #expect(back.productName == "search-mcp" && back.lines.map(\.discountId).contains("dsc_1"))
+        #expect(back.creditApplications == invoice.creditApplications)
+    }
+
     /// Amounts print with exactly the currency's minor digits.
     @Test func amountsPrintWithTheCurrencysMinorDigits() {
         #expect(InvoiceRendering.money(Money(nanos: 2_500_000_000), "USD") == "2.50")

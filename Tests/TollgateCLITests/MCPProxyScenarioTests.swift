@@ -249,7 +249,9 @@ struct MCPProxyScenarioTests {
             let slowCall = Task {
                 try await Self.scenario(
                     address: address, token: world.agentToken, calls: 1, upstream: Self.slowServer, spool: spool,
-                    environment: ["SCENARIO_TOOL": "slow", "SCENARIO_ARGUMENTS": #"{"seconds": 3}"#])
+                    // Long enough that the cut below comes while it runs, even when a loaded machine is slow to see
+                    // the hold (a full local run once saw it after the 3 s a shorter call lasted).
+                    environment: ["SCENARIO_TOOL": "slow", "SCENARIO_ARGUMENTS": #"{"seconds": 8}"#])
             }
             var held = false
             for _ in 0..<200 where !held {
@@ -259,7 +261,7 @@ struct MCPProxyScenarioTests {
             #expect(held, "the slow call is held")
             relay.cut()  // Tollgate goes away while the call runs
             let lines = try await slowCall.value
-            #expect(lines.last?["isError"] == false && lines.last?["text"] == "waited 3.0 s", "\(lines)")
+            #expect(lines.last?["isError"] == false && lines.last?["text"] == "waited 8.0 s", "\(lines)")
             #expect(try await op.call("usage.summary")["total"]?["calls"] == 0)
             #expect(try await spent(op) == "0.002", "the hold stands meanwhile")
             relay.restore()

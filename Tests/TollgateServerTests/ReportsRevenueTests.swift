@@ -28,7 +28,7 @@ import TollgateTesting
         ],
     ]
 
-    @Test(arguments: 1...6)
+    @Test(arguments: 1...8)
     func theOpenPeriodsRevenue_isWhatClosingItInvoices(seed: Int) async throws {
         var random = SplitMix64(seed: UInt64(seed))
         let clock = ManualClock(Timestamp.parse("2026-12-01T08:00:00Z")!)
@@ -37,6 +37,21 @@ import TollgateTesting
                 on: server, timeZone: "UTC", period: ["cadence": "day"], plan: Self.plans[seed % 3],
                 taxRate: ["0", "0.19", "0.075"][seed % 3])
             let customerId = world.subscription["customerId"]!
+            // Credit on even seeds (a promotional grant that expires mid-day, drawn first, then a prepaid one) and a
+            // discount on every third: the draft goes through the same credits and discounts stages as the close.
+            if seed % 2 == 0 {
+                _ = try await world.op.call(
+                    "credits.grant",
+                    [
+                        "customerId": customerId, "amount": "2.5", "kind": "promotional",
+                        "expiresAt": "2026-12-01T12:00:00Z",
+                    ])
+                _ = try await world.op.call(
+                    "credits.grant", ["customerId": customerId, "amount": "1.5", "kind": "prepaid", "priority": 1])
+            }
+            if seed % 3 == 1 {
+                _ = try await world.op.call("discounts.create", ["customerId": customerId, "percentOff": "12.5"])
+            }
             let calls = Int(random.next() % 40)
             for call in 0..<calls {
                 clock.advance(seconds: Double(1 + random.next() % 600))
@@ -54,6 +69,9 @@ import TollgateTesting
             #expect(running["subtotal"] == invoice["subtotal"] && running["tax"] == invoice["tax"])
             #expect(running["events"]?.int64Value == Int64(calls) && invoice["events"]?.int64Value == Int64(calls))
             #expect(running["lines"] == invoice["lines"], "seed \(seed)")
+            let kinds = Set((invoice["lines"]?.arrayValue ?? []).compactMap { $0["kind"]?.string })
+            if seed % 2 == 0, calls > 0 { #expect(kinds.contains("credit"), "seed \(seed): \(invoice)") }
+            if seed % 3 == 1, invoice["subtotal"] != "0" { #expect(kinds.contains("discount"), "seed \(seed)") }
         }
     }
 
