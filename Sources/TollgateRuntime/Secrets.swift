@@ -18,6 +18,16 @@ public enum Secrets {
 
     public static func make(prefix: String) -> String { prefix + Identifiers.randomString(count: 32) }
 
+    /// Whether two hashes (or any two strings) are equal, in a time that depends on their lengths only — never on
+    /// where they first differ, which a caller timing many guesses could otherwise learn.
+    public static func equal(_ lhs: String, _ rhs: String) -> Bool {
+        let (left, right) = (Array(lhs.utf8), Array(rhs.utf8))
+        guard left.count == right.count else { return false }
+        var difference: UInt8 = 0
+        for index in left.indices { difference |= left[index] ^ right[index] }
+        return difference == 0
+    }
+
     /// Lower-case hex SHA-256 of the secret's UTF-8 bytes.
     public static func hash(_ secret: String) -> String {
         SHA256.hash(data: Data(secret.utf8)).map { byte in

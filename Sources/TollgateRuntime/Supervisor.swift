@@ -34,7 +34,7 @@ public actor Supervisor {
     public func authenticate(_ token: String) async throws(TollgateError) -> Principal {
         let denied = TollgateError.unauthenticated("invalid, expired or revoked token")
         let hash = Secrets.hash(token)
-        if hash == rootTokenHash { return .root }
+        if Secrets.equal(hash, rootTokenHash) { return .root }
         if token.hasPrefix(Secrets.operatorTokenPrefix) {
             if let tenantId = operatorTokens[hash] { return .tenantOperator(tenantId: tenantId) }
             guard
@@ -75,7 +75,7 @@ public actor Supervisor {
                 { () async throws(StorageError) in
                     try await services.store.agent(clientId: clientId)
                 }),
-            found.clientSecretHash == Secrets.hash(clientSecret)
+            Secrets.equal(found.clientSecretHash, Secrets.hash(clientSecret))
         else {
             throw .unauthenticated("invalid client id or secret")
         }

@@ -11,7 +11,7 @@ enum AuthMethods {
     static func register(in router: inout Router) {
         router.anyone(.authHello, runsAlone: true) { params, context in
             let token = try params.string("token", lengthMax: 512)
-            let principal = try await context.supervisor.authenticate(token)
+            let principal = try await throttled(context) { try await context.supervisor.authenticate(token) }
             context.connection.principal.withLock { $0 = principal }
             let limits = context.configuration.listener
             let answer: JSONValue = [
@@ -34,15 +34,36 @@ enum AuthMethods {
             let secret = try params.string("clientSecret", lengthMax: 512)
             let ttl = try params.optionalInt(
                 "ttlSeconds", range: 1...Int64(context.configuration.runtime.credentialTTLSecondsMax))
-            let issued = try await context.supervisor.exchange(
-                clientId: clientId, clientSecret: secret, scopes: try params.optionalStrings("scopes"),
-                ttlSeconds: ttl ?? exchangedTokenTTLSecondsDefault)
+            let scopes = try params.optionalStrings("scopes")
+            let issued = try await throttled(context) {
+                try await context.supervisor.exchange(
+                    clientId: clientId, clientSecret: secret, scopes: scopes,
+                    ttlSeconds: ttl ?? exchangedTokenTTLSecondsDefault)
+            }
             let answer: JSONValue = [
                 "token": .string(issued.token), "credentialId": .string(issued.credential.id),
                 "expiresAt": .string(Timestamp.format(issued.credential.expiresAt)),
                 "scopes": .array(issued.credential.scopes.map(JSONValue.string)),
             ]
             return answer
+        }
+    }
+
+    /// Runs one authentication unless this connection, or its source address, failed too often lately
+    /// (`AuthThrottle`); a failure (`UNAUTHENTICATED`) counts against both.
+    static func throttled<T>(_ context: RequestContext, _ attempt: () async throws -> T) async throws -> T {
+        let connection = context.connection
+        let now = Timestamp.millis(context.supervisor.services.clock.now())
+        if let wait = context.authThrottle.retryAfterMs(
+            connection: connection.defaultSessionId, address: connection.remoteAddress, now: now)
+        {
+            throw TollgateError.rateLimited(retryAfterMs: wait)
+        }
+        do { return try await attempt() } catch TollgateError.unauthenticated(let detail) {
+            context.authThrottle.failed(
+                connection: connection.defaultSessionId, address: connection.remoteAddress,
+                now: Timestamp.millis(context.supervisor.services.clock.now()))
+            throw TollgateError.unauthenticated(detail)
         }
     }
 

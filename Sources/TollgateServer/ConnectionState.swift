@@ -15,7 +15,13 @@ final class ConnectionState: Sendable {
     /// Alert subscriptions to end when the connection closes.
     let alertSubscriptions = Mutex<[UInt64]>([])
 
-    init(defaultSessionId: String) { self.defaultSessionId = defaultSessionId }
+    /// The peer's address without its port (what authentication failures are counted per), "" when unknown.
+    let remoteAddress: String
+
+    init(defaultSessionId: String, remoteAddress: String = "") {
+        self.defaultSessionId = defaultSessionId
+        self.remoteAddress = remoteAddress
+    }
 
     var currentPrincipal: Principal? { principal.withLock { $0 } }
 }

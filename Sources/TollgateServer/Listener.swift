@@ -28,6 +28,7 @@ public final class Listener: Service, Sendable {
     /// traps ("Deinited NIOAsyncWriter without calling finish()", swift-nio#2637).
     private let unclaimed = Mutex<[ObjectIdentifier: (connection: Connection, state: ConnectionState)]>([:])
     private let connectionCount = Atomic<Int>(0)
+    private let authThrottle: AuthThrottle
 
     struct BoundState {
         var address: SocketAddress?
@@ -41,6 +42,7 @@ public final class Listener: Service, Sendable {
         self.supervisor = supervisor
         self.version = version
         self.logger = logger
+        self.authThrottle = AuthThrottle(configuration.listener)
     }
 
     /// The address the listener is bound to, once it is (with the real port when configured with port 0).
@@ -80,7 +82,9 @@ public final class Listener: Service, Sendable {
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        let state = ConnectionState(defaultSessionId: Identifiers.make(.session))
+                        let state = ConnectionState(
+                            defaultSessionId: Identifiers.make(.session),
+                            remoteAddress: channel.remoteAddress?.ipAddress ?? "")
                         try channel.pipeline.syncOperations.addHandler(
                             IdleCloser(
                                 unauthenticatedIdle: .milliseconds(Int64(limits.unauthenticatedIdleMs)),
@@ -165,7 +169,7 @@ public final class Listener: Service, Sendable {
         let context = RequestContext(
             connection: state,
             supervisor: supervisor, configuration: configuration,
-            serverInfo: ServerInfo(version: version, node: node))
+            serverInfo: ServerInfo(version: version, node: node), authThrottle: authThrottle)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await ConnectionLoop(router: router, context: context, logger: logger)

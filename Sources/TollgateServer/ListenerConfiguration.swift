@@ -21,6 +21,11 @@ public struct ListenerConfiguration: ComponentConfiguration {
     public var drainTimeoutMs = 10_000
     /// Longest id or idempotency key a request may carry, in bytes; at least the 128 the protocol promises.
     public var idBytesMax = 128
+    /// Failed `auth.hello` / `auth.token` attempts allowed per connection, and per source address, within
+    /// `authFailureWindowMs`; further attempts are `RATE_LIMITED` until enough of them leave the window.
+    public var authFailuresPerConnection = 5
+    public var authFailuresPerAddress = 20
+    public var authFailureWindowMs = 60_000
 
     public init() {}
 
@@ -51,6 +56,16 @@ public struct ListenerConfiguration: ComponentConfiguration {
         Setting(
             "idBytesMax", \.idBytesMax,
             "longest id or idempotency key a request may carry, in bytes; at least 128, which the protocol promises"),
+        Setting(
+            "authFailuresPerConnection", \.authFailuresPerConnection,
+            "failed auth.hello or auth.token attempts on one connection within authFailureWindowMs before further "
+                + "attempts on it are answered RATE_LIMITED"),
+        Setting(
+            "authFailuresPerAddress", \.authFailuresPerAddress,
+            "the same for all connections from one source address"),
+        Setting(
+            "authFailureWindowMs", \.authFailureWindowMs,
+            "the window failed authentications are counted in, in milliseconds"),
     ]
 
     public func validate() throws(ConfigurationError) {
@@ -67,5 +82,10 @@ public struct ListenerConfiguration: ComponentConfiguration {
         try E.check(idleMs >= 0, "idleMs", "0 (never) or a number of milliseconds")
         try E.check(drainTimeoutMs >= 0, "drainTimeoutMs", "not negative")
         try E.check((128...1024).contains(idBytesMax), "idBytesMax", "from 128 (the protocol's promise) to 1024")
+        try E.check(authFailuresPerConnection >= 1, "authFailuresPerConnection", "at least 1")
+        try E.check(
+            authFailuresPerAddress >= authFailuresPerConnection, "authFailuresPerAddress",
+            "at least authFailuresPerConnection")
+        try E.check(authFailureWindowMs >= 1, "authFailureWindowMs", "at least 1")
     }
 }

@@ -8,6 +8,8 @@ struct RequestContext: Sendable {
     let supervisor: Supervisor
     let configuration: ServerConfiguration
     let serverInfo: ServerInfo
+    /// Failed authentications of every connection of the listener (`AuthThrottle`).
+    let authThrottle: AuthThrottle
 
     /// Longest id or idempotency key a request may carry (`limits.idBytesMax`).
     var idBytesMax: Int { configuration.listener.idBytesMax }

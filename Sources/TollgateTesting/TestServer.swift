@@ -20,9 +20,10 @@ public final class TestServer: Sendable {
     private let runner: Task<Void, any Error>
 
     /// Starts a node. `storageURL` is `memory:` (default), `sqlite:PATH` or a `postgres://` URL.
+    /// With `log`, everything the node logs, at every level, goes there.
     public static func start(
         storageURL: String = "memory:", clock: any WallClock = SystemWallClock(),
-        store: (any TollgateStore)? = nil,
+        store: (any TollgateStore)? = nil, log: CapturedLog? = nil,
         configure: @Sendable (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         var configuration = ServerConfiguration()
@@ -38,6 +39,7 @@ public final class TestServer: Sendable {
         logger.logLevel =
             ProcessInfo.processInfo.environment["TOLLGATE_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
             ?? .critical
+        if let log { logger = log.logger(label: "tollgate.test") }
         let app = try await TollgateApp.make(
             configuration: configuration,
             environment: ["TOLLGATE_ADMIN_TOKEN": rootToken], clock: clock,
@@ -69,10 +71,11 @@ public final class TestServer: Sendable {
     /// a `#require` fails — so that no test leaves a node running behind it.
     public static func with<T>(
         storageURL: String = "memory:", clock: any WallClock = SystemWallClock(), store: (any TollgateStore)? = nil,
-        configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        log: CapturedLog? = nil, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
         _ body: (TestServer) async throws -> T
     ) async throws -> T {
-        let server = try await start(storageURL: storageURL, clock: clock, store: store, configure: configure)
+        let server = try await start(
+            storageURL: storageURL, clock: clock, store: store, log: log, configure: configure)
         do {
             let result = try await body(server)
             try await server.stop()

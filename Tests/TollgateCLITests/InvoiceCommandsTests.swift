@@ -13,15 +13,8 @@ import TollgateTesting
             let root = try await server.connect(token: TestServer.rootToken)
             let tenant = try await root.call("tenants.create", ["name": "Acme MCP Tools"])
             let op = tenant["operatorToken"]!.stringValue!
-            func tollgate(_ arguments: [String], expecting status: Int32 = 0) async throws -> ProcessResult {
-                let result = try await run(
-                    Products.path("tollgate"), arguments + ["--token", op, "--address", server.address])
-                #expect(result.status == status, "\(arguments): \(result.error)")
-                return result
-            }
-            func value(_ arguments: [String]) async throws -> String {
-                try await tollgate(arguments).output.trimmingCharacters(in: .whitespacesAndNewlines)
-            }
+            let tollgate = TollgateCommand(address: server.address, token: op)
+            func value(_ arguments: [String]) async throws -> String { try await tollgate.value(arguments) }
             let customer = try await value([
                 "customers", "create", "Kiwi & Co <Ltd>", "--time-zone", "UTC", "--get", "customerId",
             ])

@@ -11,15 +11,8 @@ import TollgateTesting
         try await TestServer.with { server in
             let root = try await server.connect(token: TestServer.rootToken)
             let op = try await root.call("tenants.create", ["name": "Acme"])["operatorToken"]!.stringValue!
-            func tollgate(_ arguments: [String], expecting status: Int32 = 0) async throws -> ProcessResult {
-                let result = try await run(
-                    Products.path("tollgate"), arguments + ["--token", op, "--address", server.address])
-                #expect(result.status == status, "\(arguments): \(result.error)")
-                return result
-            }
-            func value(_ arguments: [String]) async throws -> String {
-                try await tollgate(arguments).output.trimmingCharacters(in: .whitespacesAndNewlines)
-            }
+            let tollgate = TollgateCommand(address: server.address, token: op)
+            func value(_ arguments: [String]) async throws -> String { try await tollgate.value(arguments) }
             let productId = try await value([
                 "products", "create", "search-mcp", "--type", "mcp_server", "--tool", "search=Web search",
                 "--tool", "fetch", "--closed", "--get", "productId",

@@ -177,3 +177,21 @@ func capAgentAtOnePerDay(_ world: Fixture, on server: TestServer) async throws -
 func spent(_ op: TollgateConnection) async throws -> JSONValue? {
     try await op.call("caps.list")["caps"]?.arrayValue?.first?["spent"]
 }
+
+/// The real `tollgate` binary run against `address` as the operator with `token`: each run checks its exit status
+/// (and says why when it is not the one expected).
+struct TollgateCommand: Sendable {
+    let address: String
+    let token: String
+
+    func callAsFunction(_ arguments: [String], expecting status: Int32 = 0) async throws -> ProcessResult {
+        let result = try await run(Products.path("tollgate"), arguments + ["--token", token, "--address", address])
+        #expect(result.status == status, "\(arguments): \(result.error)")
+        return result
+    }
+
+    /// What a successful run printed, trimmed (a `--get` field, say).
+    func value(_ arguments: [String]) async throws -> String {
+        try await self(arguments).output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

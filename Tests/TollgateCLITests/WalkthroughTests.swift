@@ -18,21 +18,42 @@ import Testing
         return String(block[open.upperBound..<close.lowerBound])
     }
 
-    @Test func readmeWalkthrough_paysUntilTheCapRefuses() async throws {
-        let directory = try temporaryDirectory()
-        // The walkthrough runs from the repository root; give it the same Config/ in a scratch directory.
-        try FileManager.default.createSymbolicLink(
-            at: directory.appendingPathComponent("Config"),
-            withDestinationURL: Products.repository.appendingPathComponent("Config"))
-        let port = try freePort()
-        let result = try await run(
-            "/bin/bash", ["-euo", "pipefail", "-c", try Self.walkthroughScript()],
-            environment: [
+    /// Runs the README's `name` section in a scratch directory holding the repository's `shared` folders (it runs
+    /// from the repository root), its server on a free port. The port is free when chosen, not when `tollgated`
+    /// binds it: another test's server can take it in between, so a run whose server could not bind is run again
+    /// on another port, in a fresh directory.
+    static func runSection(
+        _ name: String, shared: [String], environment extra: [String: String] = [:], timeoutSeconds: Double
+    ) async throws -> (result: ProcessResult, directory: URL) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let directory = try temporaryDirectory()
+            for folder in shared {
+                try FileManager.default.createSymbolicLink(
+                    at: directory.appendingPathComponent(folder),
+                    withDestinationURL: Products.repository.appendingPathComponent(folder))
+            }
+            let port = try freePort()
+            var environment = [
                 "PATH": Products.directory.path + ":"
                     + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
                 "TOLLGATE_LISTEN": "127.0.0.1:\(port)", "TOLLGATE_ADDRESS": "127.0.0.1:\(port)",
                 "TOLLGATE_TOKEN": "", "TOLLGATE_CONFIG": "",
-            ], directory: directory, timeoutSeconds: 120)
+            ]
+            environment.merge(extra) { _, given in given }
+            let result = try await run(
+                "/bin/bash", ["-euo", "pipefail", "-c", try Self.walkthroughScript(name)],
+                environment: environment, directory: directory, timeoutSeconds: timeoutSeconds)
+            let log =
+                (try? String(contentsOf: directory.appendingPathComponent("tollgated.log"), encoding: .utf8)) ?? ""
+            if result.status != 0, log.contains("Address already in use"), attempt < 3 { continue }
+            return (result, directory)
+        }
+    }
+
+    @Test func readmeWalkthrough_paysUntilTheCapRefuses() async throws {
+        let (result, directory) = try await Self.runSection("walkthrough", shared: ["Config"], timeoutSeconds: 120)
         #expect(result.status == 0, "walkthrough failed:\n\(result.output)\n\(result.error)")
         #expect(result.error.contains("BUDGET_EXCEEDED"))
         #expect(result.error.contains("resets at"))
@@ -51,21 +72,9 @@ import Testing
     /// and PyPI, so it runs where the MCP scenarios do (`TOLLGATE_TEST_MCP_PYTHON`, which `.ci/run` sets).
     @Test(.enabled(if: mcpPython != nil, "set TOLLGATE_TEST_MCP_PYTHON to run the MCP scenarios"))
     func readmeMCPSection_metersTwoCallsOfAnUnmodifiedServer() async throws {
-        let directory = try temporaryDirectory()
-        for shared in ["Config", "Integration"] {
-            try FileManager.default.createSymbolicLink(
-                at: directory.appendingPathComponent(shared),
-                withDestinationURL: Products.repository.appendingPathComponent(shared))
-        }
-        let port = try freePort()
-        let result = try await run(
-            "/bin/bash", ["-euo", "pipefail", "-c", try Self.walkthroughScript("mcp")],
-            environment: [
-                "PATH": Products.directory.path + ":"
-                    + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
-                "TOLLGATE_LISTEN": "127.0.0.1:\(port)", "TOLLGATE_ADDRESS": "127.0.0.1:\(port)",
-                "TOLLGATE_TOKEN": "", "TOLLGATE_CONFIG": "", "XDG_STATE_HOME": directory.path + "/state",
-            ], directory: directory, timeoutSeconds: 600)
+        let state = try temporaryDirectory().path
+        let (result, _) = try await Self.runSection(
+            "mcp", shared: ["Config", "Integration"], environment: ["XDG_STATE_HOME": state], timeoutSeconds: 600)
         #expect(result.status == 0, "the MCP section failed:\n\(result.output)\n\(result.error)")
         // Two results from the time server, neither a tool error, then the usage table: get_current_time, 2 calls.
         #expect(result.output.components(separatedBy: "\"timezone\": \"UTC\"").count - 1 == 2, "\(result.output)")
