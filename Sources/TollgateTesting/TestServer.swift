@@ -33,6 +33,9 @@ public final class TestServer: Sendable {
         // first answer can take seconds there, which the default (10 s without a byte before `auth.hello` is
         // answered) would take for a socket left open. Tests of that limit set their own.
         configuration.listener.unauthenticatedIdleMs = 60_000
+        // The same for PostgreSQL: the suite's dozens of servers share one database server on those two cores, and a
+        // request that waits 10 s (the default) there is slow, not lost. Tests of the timeout set their own.
+        configuration.postgres.requestTimeoutMs = 60_000
         configure(&configuration)
         var logger = Logger(label: "tollgate.test")
         // Quiet unless a run asks (`TOLLGATE_TEST_LOG_LEVEL=error`, say): dozens of servers log at once here.

@@ -64,9 +64,11 @@ import TollgateTesting
         let directory = try temporaryDirectory()
         let file = directory.appendingPathComponent("e.jsonl")
         try #"{"eventId":"x"}"#.write(to: file, atomically: true, encoding: .utf8)
+        let nothingListens = try ClosedPort()
         let result = try await run(
             Products.path("tollgate"), ["events", "upload", file.path],
-            environment: ["TOLLGATE_TOKEN": "AGT-x", "TOLLGATE_ADDRESS": "127.0.0.1:\(try freePort())"])
+            environment: ["TOLLGATE_TOKEN": "AGT-x", "TOLLGATE_ADDRESS": nothingListens.address])
         #expect(result.status == 1 && result.error.contains("cannot connect"), "\(result.error)")
+        withExtendedLifetime(nothingListens) {}
     }
 }

@@ -280,8 +280,8 @@ struct MCPHTTPProxyScenarioTests {
     }
 
     @Test func whileTollgateIsAway_anUnknownCredentialIsTurnedAway() async throws {
-        let nothingListens = "127.0.0.1:\(try freePort())"
-        try await Self.withProxy(tollgate: nothingListens) { url, _, _ in
+        let nothingListens = try ClosedPort()
+        try await Self.withProxy(tollgate: nothingListens.address) { url, _, _ in
             let post = """
                 import sys, urllib.error, urllib.request
                 request = urllib.request.Request(sys.argv[1], data=b"{}", method="POST", headers={
@@ -294,5 +294,6 @@ struct MCPHTTPProxyScenarioTests {
             let result = try await run(Self.python, ["-c", post, url], timeoutSeconds: 30)
             #expect(result.output == "503", "\(result)")
         }
+        withExtendedLifetime(nothingListens) {}
     }
 }

@@ -133,11 +133,12 @@ struct MCPProxyScenarioTests {
     /// `--on-unavailable block`, the default: a proxy whose Tollgate cannot be reached still starts, and answers
     /// each call with a tool error saying so, without running it.
     @Test func whenTollgateIsUnreachable_callsAreRefusedWithAToolError_notAnswered() async throws {
-        let nothingListens = "127.0.0.1:\(try freePort())"
-        let lines = try await Self.scenario(address: nothingListens, token: "AGT-unused", calls: 1)
+        let nothingListens = try ClosedPort()
+        let lines = try await Self.scenario(address: nothingListens.address, token: "AGT-unused", calls: 1)
         #expect(lines.first?["tools"]?.arrayValue?.contains("get_current_time") == true, "\(lines)")
         #expect(lines.last?["isError"] == true)
         #expect(lines.last?["text"]?.stringValue?.contains("UNAVAILABLE") == true, "\(lines)")
+        withExtendedLifetime(nothingListens) {}
     }
 
     /// The proxy killed (SIGKILL) mid-call: the call it had completed stays charged, and the hold of the call it

@@ -30,7 +30,8 @@ import TollgateJSON
     /// A database that cannot be reached does not leave `tollgated` waiting in silence: each attempt is
     /// logged with its reason (never the password), and after the start-up timeout it exits non-zero.
     @Test func unreachablePostgres_isLoggedAttemptByAttempt_thenTheServerExitsWithTheReason() async throws {
-        var urls = ["postgres://tollgate:s3cret-pw@127.0.0.1:\(try freePort())/tollgate"]
+        let nothingListens = try ClosedPort()
+        var urls = ["postgres://tollgate:s3cret-pw@\(nothingListens.address)/tollgate"]
         if let live = ProcessInfo.processInfo.environment["TOLLGATE_TEST_POSTGRES_URL"],
             let slash = live.lastIndex(of: "/")
         {
@@ -55,6 +56,7 @@ import TollgateJSON
             #expect(!log.contains("s3cret") && !log.contains(":tollgate@"), "no password in the log: \(log)")
             #expect(!log.contains("listening"))
         }
+        withExtendedLifetime(nothingListens) {}
     }
 
     @Test func answeredCalls_surviveKillDashNine() async throws {
