@@ -211,9 +211,7 @@ public enum InvoiceClose {
     /// reader can check it from the page; it is then rounded once like every line.
     static func addTax(_ rate: Money, to invoice: inout Invoice) throws(MoneyError) {
         guard rate > .zero else { return }
-        let digits = Currency.minorUnitDigits(invoice.currency)
-        var subtotal = Money.zero
-        for line in invoice.lines { subtotal = try subtotal.adding(try rounded(line, digits: digits)) }
+        let subtotal = try printedSubtotal(invoice)
         let tax = try ExactAmount(subtotal, times: Factor(billionths: rate.nanos)).rounded()
         invoice.lines.append(
             InvoiceLine(
@@ -224,6 +222,17 @@ public enum InvoiceClose {
     static func percent(_ rate: Money) -> String { Money(nanos: rate.nanos * 100).decimalString }
 
     // MARK: finalize
+
+    /// The sum of the invoice's lines but tax as it prints them (each rounded once): what credit, discounts and tax
+    /// are worked out from, so that a reader can check them from the page.
+    static func printedSubtotal(_ invoice: Invoice) throws(MoneyError) -> Money {
+        let digits = Currency.minorUnitDigits(invoice.currency)
+        var subtotal = Money.zero
+        for line in invoice.lines where line.kind != .tax {
+            subtotal = try subtotal.adding(try rounded(line, digits: digits))
+        }
+        return subtotal
+    }
 
     /// A line's amount as the invoice prints it: its exact amount rounded once, half-even — except a credit's,
     /// which the credit stage decided in minor units already.

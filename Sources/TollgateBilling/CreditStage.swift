@@ -32,8 +32,7 @@ extension InvoiceClose {
         let draws = wallet.draws
         guard !draws.isEmpty else { return }
         let digits = Currency.minorUnitDigits(invoice.currency)
-        var left = Money.zero
-        for line in invoice.lines { left = try left.adding(try rounded(line, digits: digits)) }
+        var left = try printedSubtotal(invoice)
         var paid = Money.zero
         for draw in draws { paid = try paid.adding(draw.amount) }
         let grants = Dictionary(uniqueKeysWithValues: credit.grants.map { ($0.id, $0) })

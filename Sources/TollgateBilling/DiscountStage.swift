@@ -11,18 +11,14 @@ extension InvoiceClose {
         let applicable = discounts.filter { $0.applies(to: invoice.period) }.sorted(by: Discount.appliesBefore)
         guard !applicable.isEmpty else { return }
         let digits = Currency.minorUnitDigits(invoice.currency)
-        var left = Money.zero
-        for line in invoice.lines where line.kind != .tax {
-            left = try left.adding(try rounded(line, digits: digits))
-        }
+        var left = try printedSubtotal(invoice)
         for discount in applicable {
             let off: Money
             let text: String
             switch discount.off {
             case .percent(let percent):
                 // left × percent / 100, rounded once to the minor unit.
-                var unit: Int128 = 1
-                for _ in 0..<(Money.fractionDigitsMax - digits) { unit *= 10 }
+                let unit = Int128(Money.nanosPerUnit(ofFractionDigits: digits))
                 let scaled = ExactAmount.divideHalfEven(
                     Int128(max(left.nanos, 0)) * Int128(percent.nanos), by: 100 * Int128(Money.nanosPerUnit) * unit)
                 guard let nanos = Int64(exactly: scaled * unit) else { throw .overflow }

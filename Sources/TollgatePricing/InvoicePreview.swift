@@ -63,19 +63,23 @@ extension Currency {
 }
 
 extension Money {
-    /// Rounded toward zero to `digits` fractional digits: what an amount holds of whole minor units.
-    public func roundedDown(toFractionDigits digits: Int) -> Money {
+    /// The nano-units in one unit of the `digits`-th fractional digit (0…9): 10 000 000 for cents.
+    public static func nanosPerUnit(ofFractionDigits digits: Int) -> Int64 {
         precondition((0...Money.fractionDigitsMax).contains(digits))
         var unit: Int64 = 1
         for _ in 0..<(Money.fractionDigitsMax - digits) { unit *= 10 }
+        return unit
+    }
+
+    /// Rounded toward zero to `digits` fractional digits: what an amount holds of whole minor units.
+    public func roundedDown(toFractionDigits digits: Int) -> Money {
+        let unit = Money.nanosPerUnit(ofFractionDigits: digits)
         return Money(nanos: nanos / unit * unit)
     }
 
     /// Rounded half-even to `digits` fractional digits (0…9).
     public func rounded(toFractionDigits digits: Int) throws(MoneyError) -> Money {
-        precondition((0...Money.fractionDigitsMax).contains(digits))
-        var unit: Int64 = 1
-        for _ in 0..<(Money.fractionDigitsMax - digits) { unit *= 10 }
+        let unit = Money.nanosPerUnit(ofFractionDigits: digits)
         let rounded = ExactAmount.divideHalfEven(Int128(nanos), by: Int128(unit)) * Int128(unit)
         guard let exact = Int64(exactly: rounded) else { throw .overflow }
         return Money(nanos: exact)

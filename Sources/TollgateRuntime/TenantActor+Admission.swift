@@ -108,7 +108,7 @@ extension TenantActor {
     /// The refusal of a call costing `price` whose customer blocks at zero credit and cannot pay it from credit,
     /// counting what the customer's calls in flight and holds take; nil otherwise.
     func creditRefusal(_ price: Money, path: ChargePath, currency: String, at date: Date) -> CapRefusal? {
-        guard let customer = try? directory.customer(path.customerId), customer.blockAtZeroCredit else { return nil }
+        guard let customer = try? directory.customer(path.customerId) else { return nil }
         return credits.refusal(
             customer, price: price, currency: currency,
             held: capLedger.held[ScopeRef(.customer, path.customerId)] ?? .zero, at: date)

@@ -102,12 +102,8 @@ extension TenantActor {
 
     /// `given`, or the plan currency of `customerId`'s subscription in force at `date`.
     func currency(_ given: String?, of customerId: String, at date: Date) throws(TollgateError) -> String {
-        if let given { return given }
-        guard let subscription = directory.subscription(for: customerId, at: date) else {
-            throw .validation(field: "currency", rule: "given when the customer has no subscription to take it from")
-        }
-        let inForce = directory.planInForce(subscription, at: date)
-        return try directory.plan(id: inForce.planId, version: inForce.version).currency
+        if let currency = given ?? directory.currency(ofCustomer: customerId, at: date) { return currency }
+        throw .validation(field: "currency", rule: "given when the customer has no subscription to take it from")
     }
 }
 

@@ -32,6 +32,11 @@ public struct StripeProgress: Sendable, Hashable {
         return .object(fields)
     }
 
+    /// As the outbox stores it (an empty progress when the text does not read).
+    public init(stored text: String) {
+        self.init(json: (try? JSONCodec.parse(Array(text.utf8))) ?? [:])
+    }
+
     public init(json: JSONValue) {
         customer = json["customer"]?.stringValue
         invoice = json["invoice"]?.stringValue
@@ -92,9 +97,7 @@ public enum StripeHandoff {
 
     /// The invoice's amounts in the currency's minor units (what Stripe counts in).
     public static func minorUnits(_ amount: Money, currency: String) -> Int64 {
-        var unit: Int64 = 1
-        for _ in 0..<(Money.fractionDigitsMax - Currency.minorUnitDigits(currency)) { unit *= 10 }
-        return amount.nanos / unit
+        amount.nanos / Money.nanosPerUnit(ofFractionDigits: Currency.minorUnitDigits(currency))
     }
 
     /// The next request of sending `invoice`, or nil when it is sent.

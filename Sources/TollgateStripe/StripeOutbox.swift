@@ -89,7 +89,7 @@ public actor StripeOutbox {
     }
 
     private func send(_ invoice: Invoice, _ record: inout OutboxRecord) async throws {
-        var progress = StripeProgress(json: (try? JSONCodec.parse(Array(record.progress.utf8))) ?? [:])
+        var progress = StripeProgress(stored: record.progress)
         if progress.customer == nil {
             progress.customer = try await store.stripeCustomer(
                 tenantId: invoice.tenantId, customerId: invoice.customerId)
@@ -127,8 +127,8 @@ public actor StripeOutbox {
             return try await stop(&record, .failed, "the invoice's hand-off to Stripe failed; nothing was voided there")
         default: break
         }
-        let sent = StripeProgress(json: (try? JSONCodec.parse(Array((send?.progress ?? "{}").utf8))) ?? [:])
-        var progress = StripeProgress(json: (try? JSONCodec.parse(Array(record.progress.utf8))) ?? [:])
+        let sent = StripeProgress(stored: send?.progress ?? "{}")
+        var progress = StripeProgress(stored: record.progress)
         progress.customer = sent.customer
         progress.invoice = sent.invoice
         progress.finalized = sent.finalized

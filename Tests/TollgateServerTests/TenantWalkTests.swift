@@ -176,10 +176,10 @@ import TollgateWire
                     let guess = await Self.outcome(
                         caller, method, Self.params(method, ids: guessedIds, key: "guess-\(who)"))
                     // Keys differ between the two calls only by what they name, so their answers must match.
+                    let both = "\(real.prefix(300))\n\(guess.prefix(300))"
                     #expect(
                         Self.normalized(real, ids: objects.ids) == Self.normalized(guess, ids: guessedIds),
-                        "\(method.rawValue) by A's \(who): B's object vs a guess:\n\(real.prefix(300))\n\(guess.prefix(300))"
-                    )
+                        "\(method.rawValue) by A's \(who): B's object vs a guess:\n\(both)")
                     // Naming tenant B outright is refused.
                     if access == .tenantOperator {
                         var named = Self.params(method, ids: objects.ids, key: "named").objectValue ?? [:]
