@@ -65,12 +65,18 @@ public struct Credential: Sendable, Hashable {
     public var agentId: String
     public var scopes: [String]
     public var expiresAt: Date
+    /// When it stops working: at once when revoked, and when a parent credential is revoked.
     public var revokedAt: Date?
     /// An optional lifetime spend limit on this credential, in the plan's currency.
     public var spendLimit: Money?
+    /// The token's first characters (`Secrets.shownPrefix`), to tell credentials apart in a list; nil for
+    /// credentials issued before it was kept.
+    public var tokenPrefix: String?
+    /// When it last authenticated a connection (`auth.hello`), to the minute.
+    public var lastUsedAt: Date?
     public init(
         id: String, tenantId: String, agentId: String, scopes: [String], expiresAt: Date,
-        revokedAt: Date?, spendLimit: Money?
+        revokedAt: Date?, spendLimit: Money?, tokenPrefix: String? = nil, lastUsedAt: Date? = nil
     ) {
         self.id = id
         self.tenantId = tenantId
@@ -79,16 +85,51 @@ public struct Credential: Sendable, Hashable {
         self.expiresAt = expiresAt
         self.revokedAt = revokedAt
         self.spendLimit = spendLimit
+        self.tokenPrefix = tokenPrefix
+        self.lastUsedAt = lastUsedAt
     }
 
     /// A credential is usable until it expires or is revoked, whichever comes first.
-    public func isUsable(at now: Date) -> Bool { revokedAt == nil && now < expiresAt }
+    public func isUsable(at now: Date) -> Bool { (revokedAt.map { now < $0 } ?? true) && now < expiresAt }
 }
 
-/// The scopes an agent credential may hold. `meter:write` is what `meter.*` needs.
-public enum AgentScope {
-    public static let meterWrite = "meter:write"
-    public static let all: Set<String> = [meterWrite, "usage:read"]
+/// A tenant operator's credential (`TGO-…` token): a name to tell it by, its scopes (`OperatorScope`), and an
+/// optional expiry. `tenants.create` returns the first; `operators.issue` makes more. Only the hash is stored.
+public struct OperatorCredential: Sendable, Hashable {
+    public var id: String
+    public var tenantId: String
+    public var name: String
+    public var scopes: [String]
+    public var createdAt: Date
+    public var expiresAt: Date?
+    /// When it stops working: now when revoked, a moment ahead when rotated with an overlap.
+    public var revokedAt: Date?
+    public var tokenPrefix: String?
+    /// When it last authenticated a connection (`auth.hello`), to the minute.
+    public var lastUsedAt: Date?
+    public init(
+        id: String, tenantId: String, name: String, scopes: [String], createdAt: Date, expiresAt: Date?,
+        revokedAt: Date?, tokenPrefix: String?, lastUsedAt: Date? = nil
+    ) {
+        self.id = id
+        self.tenantId = tenantId
+        self.name = name
+        self.scopes = scopes
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.tokenPrefix = tokenPrefix
+        self.lastUsedAt = lastUsedAt
+    }
+
+    public func isUsable(at now: Date) -> Bool {
+        (revokedAt.map { now < $0 } ?? true) && (expiresAt.map { now < $0 } ?? true)
+    }
+
+    /// Whether it may call a method that `needs` any of these scopes (`operator` may call every method).
+    public func allows(anyOf needs: [String]) -> Bool {
+        scopes.contains(OperatorScope.all) || needs.contains(where: scopes.contains)
+    }
 }
 
 /// The path of a charge up the hierarchy: what every cap check walks.

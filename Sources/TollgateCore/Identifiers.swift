@@ -11,6 +11,7 @@ public enum IDKind: String, Sendable, CaseIterable {
     case team = "team"
     case agent = "agt"
     case credential = "cred"
+    case operatorCredential = "opc"
     case client = "cli"
     case plan = "plan"
     case subscription = "sub"

@@ -389,5 +389,32 @@ enum PostgresMigrations {
             "ALTER TABLE subscriptions ADD COLUMN product_id TEXT",
             "ALTER TABLE reservations ADD COLUMN product_id TEXT",
         ]),
+        // Issue 15: operator credentials, token prefixes, last use and client secret rotation, as SQLite's v17.
+        ("v17-credentials", [
+            """
+            CREATE TABLE operator_credentials (
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                scopes TEXT NOT NULL,
+                token_hash TEXT NOT NULL UNIQUE,
+                token_prefix TEXT,
+                created_at_ms BIGINT NOT NULL,
+                expires_at_ms BIGINT,
+                revoked_at_ms BIGINT,
+                last_used_at_ms BIGINT,
+                PRIMARY KEY (tenant_id, id)
+            )
+            """,
+            """
+            INSERT INTO operator_credentials(tenant_id, id, name, scopes, token_hash, created_at_ms)
+                SELECT id, 'opc_' || substr(id, 5), 'initial', 'operator', operator_token_hash, created_at_ms
+                FROM tenants
+            """,
+            "ALTER TABLE credentials ADD COLUMN token_prefix TEXT",
+            "ALTER TABLE credentials ADD COLUMN last_used_at_ms BIGINT",
+            "ALTER TABLE agents ADD COLUMN previous_secret_hash TEXT",
+            "ALTER TABLE agents ADD COLUMN previous_secret_until_ms BIGINT",
+        ]),
     ]
 }

@@ -338,40 +338,59 @@ public final class PostgresStore: TollgateStore {
             """)
     }
 
-    public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) {
+    public func insertTenant(_ tenant: TenantRecord, firstOperator: OperatorCredential, tokenHash: String)
+        async throws(StorageError)
+    {
+        // One statement, so both rows or neither; operator_token_hash is the first credential's, for the schema's
+        // sake: nothing reads it.
+        let c = firstOperator
         try await execute(
             """
-            INSERT INTO tenants(id, name, operator_token_hash, created_at_ms)
-            VALUES (\(tenant.id), \(tenant.name), \(tenant.operatorTokenHash), \(Timestamp.millis(tenant.createdAt)))
+            WITH tenant AS (
+                INSERT INTO tenants(id, name, operator_token_hash, created_at_ms)
+                VALUES (\(tenant.id), \(tenant.name), \(tokenHash), \(Timestamp.millis(tenant.createdAt))) RETURNING id
+            )
+            INSERT INTO operator_credentials(tenant_id, id, name, scopes, token_hash, token_prefix, created_at_ms,
+                expires_at_ms, revoked_at_ms, last_used_at_ms)
+            SELECT tenant.id, \(c.id), \(c.name), \(c.scopes.joined(separator: " ")), \(tokenHash), \(c.tokenPrefix),
+                \(Timestamp.millis(c.createdAt)), \(c.expiresAt.map(Timestamp.millis)),
+                \(c.revokedAt.map(Timestamp.millis)), \(c.lastUsedAt.map(Timestamp.millis))
+            FROM tenant
             """)
     }
 
-    private typealias TenantColumns = (String, String, String, Int64)
-    private static let tenantColumns = "id, name, operator_token_hash, created_at_ms"
-    private static func tenant(_ row: TenantColumns) -> TenantRecord {
-        TenantRecord(id: row.0, name: row.1, operatorTokenHash: row.2, createdAt: Timestamp.date(millis: row.3))
+    private static func tenant(_ row: (String, String, Int64)) -> TenantRecord {
+        TenantRecord(id: row.0, name: row.1, createdAt: Timestamp.date(millis: row.2))
     }
 
     public func tenant(id: String) async throws(StorageError) -> TenantRecord? {
         try await rows(
-            "SELECT id, name, operator_token_hash, created_at_ms FROM tenants WHERE id = \(id)",
-            as: (String, String, String, Int64).self
+            "SELECT id, name, created_at_ms FROM tenants WHERE id = \(id)", as: (String, String, Int64).self
         ).first.map(Self.tenant)
     }
 
-    public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
+    private typealias OperatorColumns = (String, String, String, String, String?, Int64, Int64?, Int64?, Int64?)
+    private static let operatorColumns = """
+        tenant_id, id, name, scopes, token_prefix, created_at_ms, expires_at_ms, revoked_at_ms, last_used_at_ms
+        """
+    private static func operatorCredential(_ row: OperatorColumns) -> OperatorCredential {
+        OperatorCredential(
+            id: row.1, tenantId: row.0, name: row.2, scopes: row.3.split(separator: " ").map(String.init),
+            createdAt: Timestamp.date(millis: row.5), expiresAt: row.6.map(Timestamp.date(millis:)),
+            revokedAt: row.7.map(Timestamp.date(millis:)), tokenPrefix: row.4,
+            lastUsedAt: row.8.map(Timestamp.date(millis:)))
+    }
+
+    public func operatorCredential(tokenHash: String) async throws(StorageError) -> OperatorCredential? {
         try await rows(
-            """
-            SELECT id, name, operator_token_hash, created_at_ms FROM tenants WHERE operator_token_hash =
-                \(operatorTokenHash)
-            """, as: (String, String, String, Int64).self
-        ).first.map(Self.tenant)
+            "SELECT \(unescaped: Self.operatorColumns) FROM operator_credentials WHERE token_hash = \(tokenHash)",
+            as: OperatorColumns.self
+        ).first.map(Self.operatorCredential)
     }
 
     public func tenants() async throws(StorageError) -> [TenantRecord] {
         try await rows(
-            "SELECT id, name, operator_token_hash, created_at_ms FROM tenants ORDER BY created_at_ms, id",
-            as: (String, String, String, Int64).self
+            "SELECT id, name, created_at_ms FROM tenants ORDER BY created_at_ms, id", as: (String, String, Int64).self
         ).map(Self.tenant)
     }
 
@@ -440,6 +459,11 @@ public final class PostgresStore: TollgateStore {
             SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE tenant_id = \(tenantId)
             """, as: CredentialColumns.self
         ).map(Self.credential)
+        snapshot.operatorCredentials = try await rows(
+            """
+            SELECT \(unescaped: Self.operatorColumns) FROM operator_credentials WHERE tenant_id = \(tenantId)
+            """, as: OperatorColumns.self
+        ).map(Self.operatorCredential)
         snapshot.caps = try await rows(
             """
             SELECT id, scope, scope_id, period, limit_nanos, warn_at_percent FROM caps WHERE tenant_id = \(tenantId)
@@ -498,14 +522,17 @@ public final class PostgresStore: TollgateStore {
         return snapshot
     }
 
-    private typealias CredentialColumns = (String, String, String, String, Int64, Int64?, Int64?)
-    private static let credentialColumns =
-        "tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos"
+    private typealias CredentialColumns = (String, String, String, String, Int64, Int64?, Int64?, String?, Int64?)
+    private static let credentialColumns = """
+        tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos, token_prefix,
+            last_used_at_ms
+        """
     private static func credential(_ row: CredentialColumns) -> Credential {
         Credential(
             id: row.1, tenantId: row.0, agentId: row.2, scopes: row.3.split(separator: " ").map(String.init),
             expiresAt: Timestamp.date(millis: row.4), revokedAt: row.5.map(Timestamp.date(millis:)),
-            spendLimit: row.6.map(Money.init(nanos:)))
+            spendLimit: row.6.map(Money.init(nanos:)), tokenPrefix: row.7,
+            lastUsedAt: row.8.map(Timestamp.date(millis:)))
     }
 
     // MARK: hierarchy
@@ -520,14 +547,18 @@ public final class PostgresStore: TollgateStore {
             """)
     }
 
-    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
+    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, secrets: ClientSecrets)? {
         try await rows(
             """
-            SELECT tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash FROM agents WHERE client_id =
-                \(clientId)
-            """, as: (String, String, String, String, String?, String, String).self
+            SELECT tenant_id, id, team_id, name, agent_type, client_id, client_secret_hash, previous_secret_hash,
+                previous_secret_until_ms
+            FROM agents WHERE client_id = \(clientId)
+            """, as: (String, String, String, String, String?, String, String, String?, Int64?).self
         ).first.map {
-            (Agent(id: $0.1, tenantId: $0.0, teamId: $0.2, name: $0.3, agentType: $0.4, clientId: $0.5), $0.6)
+            (
+                Agent(id: $0.1, tenantId: $0.0, teamId: $0.2, name: $0.3, agentType: $0.4, clientId: $0.5),
+                ClientSecrets(hash: $0.6, previousHash: $0.7, previousUntil: $0.8.map(Timestamp.date(millis:)))
+            )
         }
     }
 
@@ -535,11 +566,11 @@ public final class PostgresStore: TollgateStore {
         try await execute(
             """
             INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos,
-                token_hash)
+                token_hash, token_prefix)
             VALUES (\(credential.tenantId), \(credential.id), \(credential.agentId),
                 \(credential.scopes.joined(separator: " ")),
                     \(Timestamp.millis(credential.expiresAt)), \(credential.revokedAt.map(Timestamp.millis)),
-                    \(credential.spendLimit?.nanos), \(tokenHash))
+                    \(credential.spendLimit?.nanos), \(tokenHash), \(credential.tokenPrefix))
             """)
     }
 
@@ -711,6 +742,51 @@ public final class PostgresStore: TollgateStore {
                 """
                 UPDATE credentials SET revoked_at_ms = \(Timestamp.millis(at))
                 WHERE tenant_id = \(tenantId) AND id = \(credentialId) AND revoked_at_ms IS NULL RETURNING id
+                """, true
+            )
+        case .insertOperatorCredential(let c, let tokenHash):
+            return (
+                """
+                INSERT INTO operator_credentials(tenant_id, id, name, scopes, token_hash, token_prefix, created_at_ms,
+                    expires_at_ms, revoked_at_ms, last_used_at_ms)
+                VALUES (\(c.tenantId), \(c.id), \(c.name), \(c.scopes.joined(separator: " ")), \(tokenHash),
+                    \(c.tokenPrefix), \(Timestamp.millis(c.createdAt)), \(c.expiresAt.map(Timestamp.millis)),
+                    \(c.revokedAt.map(Timestamp.millis)), \(c.lastUsedAt.map(Timestamp.millis)))
+                """, false
+            )
+        case .revokeOperatorCredential(let tenantId, let credentialId, let at):
+            let millis = Timestamp.millis(at)
+            return (
+                """
+                UPDATE operator_credentials SET revoked_at_ms = \(millis)
+                WHERE tenant_id = \(tenantId) AND id = \(credentialId)
+                    AND (revoked_at_ms IS NULL OR revoked_at_ms > \(millis))
+                RETURNING id
+                """, true
+            )
+        case .noteCredentialUse(let tenantId, let credentialId, let at):
+            let millis = Timestamp.millis(at)
+            return (
+                """
+                WITH agent AS (
+                    UPDATE credentials SET last_used_at_ms = \(millis)
+                    WHERE tenant_id = \(tenantId) AND id = \(credentialId) RETURNING id
+                ), operator AS (
+                    UPDATE operator_credentials SET last_used_at_ms = \(millis)
+                    WHERE tenant_id = \(tenantId) AND id = \(credentialId) RETURNING id
+                )
+                SELECT id FROM agent UNION ALL SELECT id FROM operator
+                """, true
+            )
+        case .rotateClientSecret(let tenantId, let agentId, let secretHash, let previousUntil):
+            // The previous secret is the current one until this moment; with no overlap it is forgotten at once.
+            let until = previousUntil.map(Timestamp.millis)
+            return (
+                """
+                UPDATE agents SET
+                    previous_secret_hash = CASE WHEN \(until)::BIGINT IS NULL THEN NULL ELSE client_secret_hash END,
+                    previous_secret_until_ms = \(until), client_secret_hash = \(secretHash)
+                WHERE tenant_id = \(tenantId) AND id = \(agentId) RETURNING id
                 """, true
             )
         case .setSessionTimeouts(let tenantId, let idleAfterMs, let sessionTimeoutMs):

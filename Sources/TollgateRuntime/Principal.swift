@@ -2,15 +2,16 @@
 public enum Principal: Sendable, Equatable {
     /// The root operator: creates tenants and may act in any tenant by naming it.
     case root
-    /// An operator of one tenant: sees and changes only that tenant.
-    case tenantOperator(tenantId: String)
+    /// An operator of one tenant, by one of its operator credentials: sees and changes only that tenant, and only
+    /// what its scopes (`OperatorScope`) allow.
+    case tenantOperator(tenantId: String, credentialId: String, scopes: [String])
     /// An agent holding a credential; its scopes come from the credential.
     case agent(tenantId: String, agentId: String, credentialId: String, scopes: [String])
 
     public var tenantId: String? {
         switch self {
         case .root: nil
-        case .tenantOperator(let tenantId), .agent(let tenantId, _, _, _): tenantId
+        case .tenantOperator(let tenantId, _, _), .agent(let tenantId, _, _, _): tenantId
         }
     }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import TollgateCore
+import TollgateStorage
 
 /// Bearer secrets: how they look, how they are made, and the only form in which they are stored (a hash).
 ///
@@ -17,6 +18,19 @@ public enum Secrets {
     public static let clientSecretPrefix = "TGS-"
 
     public static func make(prefix: String) -> String { prefix + Identifiers.randomString(count: 32) }
+
+    /// The first characters of a secret, kept to tell credentials apart in a list: its kind's prefix and 4 of its
+    /// 32 random characters (20 of its 160 bits: the 140 left are still far beyond guessing).
+    public static func shownPrefix(_ secret: String) -> String { String(secret.prefix(8)) }
+
+    /// Whether `secret` is the agent's client secret, or the one before it still in its overlap at `now`.
+    public static func accepts(_ secrets: ClientSecrets, _ secret: String, at now: Date) -> Bool {
+        let hash = hash(secret)
+        // Both compared always, so the time taken says nothing about which matched.
+        let current = equal(secrets.hash, hash)
+        let previous = secrets.previousHash.map { equal($0, hash) } ?? false
+        return current || (previous && secrets.previousUntil.map { now < $0 } ?? false)
+    }
 
     /// Whether two hashes (or any two strings) are equal, in a time that depends on their lengths only — never on
     /// where they first differ, which a caller timing many guesses could otherwise learn.

@@ -20,8 +20,6 @@ public actor Supervisor {
     /// The tenants whose actor has started, readable without a hop onto this actor: every request looks its
     /// tenant up, and an actor, once started, runs for the life of the process.
     private nonisolated let started = Mutex<[String: TenantActor]>([:])
-    /// Operator token hash → tenant id: tenant operator tokens cannot be revoked, so this never goes stale.
-    private var operatorTokens: [String: String] = [:]
 
     public init(services: RuntimeServices, rootTokenHash: String, configuration: RuntimeConfiguration = .init()) {
         self.services = services
@@ -36,16 +34,20 @@ public actor Supervisor {
         let hash = Secrets.hash(token)
         if Secrets.equal(hash, rootTokenHash) { return .root }
         if token.hasPrefix(Secrets.operatorTokenPrefix) {
-            if let tenantId = operatorTokens[hash] { return .tenantOperator(tenantId: tenantId) }
             guard
-                let tenant = try await services.storage(
+                let stored = try await services.storage(
                     "authenticating",
                     { () async throws(StorageError) in
-                        try await services.store.tenant(operatorTokenHash: hash)
+                        try await services.store.operatorCredential(tokenHash: hash)
                     })
             else { throw denied }
-            operatorTokens[hash] = tenant.id
-            return .tenantOperator(tenantId: tenant.id)
+            // As for agents, the tenant actor's copy is authoritative.
+            let tenant = try await tenant(stored.tenantId)
+            let credential: OperatorCredential
+            do { credential = try await tenant.usableOperator(stored.id) } catch { throw denied }
+            await tenant.noteUse(credential.id)
+            return .tenantOperator(
+                tenantId: credential.tenantId, credentialId: credential.id, scopes: credential.scopes)
         }
         if token.hasPrefix(Secrets.agentTokenPrefix) {
             guard
@@ -56,8 +58,10 @@ public actor Supervisor {
                     })
             else { throw denied }
             // The tenant actor's copy is authoritative: it sees revocations made since the row was read.
+            let tenant = try await tenant(stored.tenantId)
             let credential: Credential
-            do { credential = try await tenant(stored.tenantId).usableCredential(stored.id) } catch { throw denied }
+            do { credential = try await tenant.usableCredential(stored.id) } catch { throw denied }
+            await tenant.noteUse(credential.id)
             return .agent(
                 tenantId: credential.tenantId, agentId: credential.agentId, credentialId: credential.id,
                 scopes: credential.scopes)
@@ -75,7 +79,7 @@ public actor Supervisor {
                 { () async throws(StorageError) in
                     try await services.store.agent(clientId: clientId)
                 }),
-            Secrets.equal(found.clientSecretHash, Secrets.hash(clientSecret))
+            Secrets.accepts(found.secrets, clientSecret, at: services.clock.now())
         else {
             throw .unauthenticated("invalid client id or secret")
         }
@@ -83,16 +87,15 @@ public actor Supervisor {
             agentId: found.agent.id, scopes: scopes ?? [AgentScope.meterWrite], ttlSeconds: ttlSeconds, spendLimit: nil)
     }
 
-    /// Creates a tenant and its operator token (returned once, stored as a hash).
+    /// Creates a tenant and its first operator credential, whose token is returned once and stored as a hash.
     public func createTenant(name: String) async throws(TollgateError) -> TenantCreated {
-        let token = Secrets.make(prefix: Secrets.operatorTokenPrefix)
-        let tenant = TenantRecord(
-            id: Identifiers.make(.tenant), name: name, operatorTokenHash: Secrets.hash(token),
-            createdAt: services.clock.now())
+        let at = services.clock.now()
+        let tenant = TenantRecord(id: Identifiers.make(.tenant, at: at), name: name, createdAt: at)
+        let (first, token) = TenantActor.firstOperator(tenantId: tenant.id, at: at)
         try await services.storage("creating a tenant") { () async throws(StorageError) in
-            try await services.store.insertTenant(tenant)
+            try await services.store.insertTenant(tenant, firstOperator: first, tokenHash: Secrets.hash(token))
         }
-        return TenantCreated(tenant: tenant, operatorToken: token)
+        return TenantCreated(tenant: tenant, operatorToken: token, operatorCredentialId: first.id)
     }
 
     public func allTenants() async throws(TollgateError) -> [TenantRecord] {

@@ -80,7 +80,7 @@ extension TenantActor {
         let credential = Credential(
             id: Identifiers.make(.credential), tenantId: tenantId, agentId: agentId,
             scopes: Array(Set(scopes)).sorted(), expiresAt: now.addingTimeInterval(TimeInterval(ttlSeconds)),
-            revokedAt: nil, spendLimit: spendLimit)
+            revokedAt: nil, spendLimit: spendLimit, tokenPrefix: Secrets.shownPrefix(token))
         try await storage("issuing a credential") { () async throws(StorageError) in
             try await services.store.insertCredential(credential, tokenHash: Secrets.hash(token))
         }

@@ -73,10 +73,10 @@ extension TenantActor {
     }
 
     /// The agent a viewer may see the sessions of; nil for an operator, who may see all. An agent's credential
-    /// must still be usable and may meter.
+    /// must still be usable (its scopes were checked by the router).
     func agentId(of viewer: Viewer) throws(TollgateError) -> String? {
         guard case .agent(let credentialId) = viewer else { return nil }
-        return try meterCredential(credentialId).agentId
+        return try usableCredential(credentialId).agentId
     }
 
     /// `session.open`: opens (or returns, if this agent already has it open) the session `id`. `provenance`:
@@ -84,7 +84,7 @@ extension TenantActor {
     func openSession(
         _ id: String, metadata: String?, call: KeyedCall?, credentialId: String, provenance: [String: JSONValue]
     ) async throws(TollgateError) -> Answer<SessionView> {
-        let agentId = try meterCredential(credentialId).agentId
+        let agentId = try usableCredential(credentialId).agentId
         return try await keyed(call) { () async throws(TollgateError) in
             try await ensureSession(id, for: try directory.agent(agentId), openedAt: now, metadata: metadata)
             // Opening is the session's first activity: it is ACTIVE at once, as the protocol answers.

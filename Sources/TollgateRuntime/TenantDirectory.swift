@@ -40,6 +40,7 @@ struct TenantDirectory {
     private var teams: [String: Team] = [:]
     private var agents: [String: Agent] = [:]
     private var credentials: [String: Credential] = [:]
+    private var operators: [String: OperatorCredential] = [:]
     /// Plans by id, then version.
     private var plans: [String: [Int: Plan]] = [:]
     private var planIdsByName: [String: String] = [:]
@@ -64,6 +65,7 @@ struct TenantDirectory {
         for team in snapshot.teams { teams[team.id] = team }
         for agent in snapshot.agents { agents[agent.id] = agent }
         for credential in snapshot.credentials { credentials[credential.id] = credential }
+        for credential in snapshot.operatorCredentials { operators[credential.id] = credential }
         for record in snapshot.plans {
             let document = try PlanDocument(json: JSONCodec.parse(record.document))
             add(try document.compile(id: record.planId, version: record.version, registry: registry))
@@ -92,6 +94,30 @@ struct TenantDirectory {
     }
 
     func credential(_ id: String) -> Credential? { credentials[id] }
+
+    /// The agents of the tenant, or of one team, oldest first.
+    func agents(ofTeam teamId: String?) -> [Agent] {
+        agents.values.filter { teamId == nil || $0.teamId == teamId }.sorted { $0.id < $1.id }
+    }
+
+    /// The agent credentials of the tenant, or of one agent, oldest first.
+    func credentials(ofAgent agentId: String?) -> [Credential] {
+        credentials.values.filter { agentId == nil || $0.agentId == agentId }.sorted { $0.id < $1.id }
+    }
+
+    func operatorCredential(_ id: String) -> OperatorCredential? { operators[id] }
+
+    /// The operator credentials of the tenant, oldest first.
+    var operatorCredentials: [OperatorCredential] { operators.values.sorted { $0.id < $1.id } }
+
+    /// The operator credential if it is still usable at `now`: checked on every operator request, as an agent's
+    /// is, so a revocation takes effect at the next request of a connection already open.
+    func usableOperator(_ id: String, at now: Date) throws(TollgateError) -> OperatorCredential {
+        guard let credential = operators[id], credential.isUsable(at: now) else {
+            throw .unauthenticated("credential expired or revoked")
+        }
+        return credential
+    }
 
     /// The credentials with a spend limit, which is enforced as a cap (`credentialCap`).
     var limitedCredentials: [Credential] { credentials.values.filter { $0.spendLimit != nil } }
@@ -257,6 +283,19 @@ struct TenantDirectory {
     mutating func add(_ team: Team) { teams[team.id] = team }
     mutating func add(_ agent: Agent) { agents[agent.id] = agent }
     mutating func add(_ credential: Credential) { credentials[credential.id] = credential }
+
+    mutating func add(_ credential: OperatorCredential) { operators[credential.id] = credential }
+
+    /// Ends an operator credential at `date`, unless it ends sooner already.
+    mutating func revokeOperator(_ id: String, at date: Date) {
+        if operators[id]?.revokedAt.map({ $0 > date }) ?? true { operators[id]?.revokedAt = date }
+    }
+
+    /// Notes when a credential, of either kind, last authenticated.
+    mutating func noteUse(_ id: String, at date: Date) {
+        credentials[id]?.lastUsedAt = date
+        operators[id]?.lastUsedAt = date
+    }
 
     mutating func revoke(_ credentialId: String, at date: Date) {
         if credentials[credentialId]?.revokedAt == nil { credentials[credentialId]?.revokedAt = date }

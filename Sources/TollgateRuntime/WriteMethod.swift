@@ -20,6 +20,7 @@ public enum WriteMethod: String, Sendable, CaseIterable {
     case productsUpdate = "products.update"
     case teamsCreate = "teams.create"
     case credentialsRevoke = "credentials.revoke"
+    case operatorsRevoke = "operators.revoke"
     case plansPut = "plans.put"
     case subscriptionsCreate = "subscriptions.create"
     case subscriptionsSwap = "subscriptions.swap"

@@ -432,6 +432,34 @@ enum SQLiteMigrations {
                     ALTER TABLE reservations ADD COLUMN product_id TEXT;
                     """)
         }
+        // Issue 15: a tenant has any number of operator credentials; the token of each tenant so far becomes its
+        // first, named "initial", with every operator scope (tenants.operator_token_hash stays as the first's hash,
+        // unread). Credentials keep their token's first characters and last use; a client secret can rotate.
+        migrator.registerMigration("v17-credentials") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE operator_credentials (
+                        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                        id TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        scopes TEXT NOT NULL,
+                        token_hash TEXT NOT NULL UNIQUE,
+                        token_prefix TEXT,
+                        created_at_ms INTEGER NOT NULL,
+                        expires_at_ms INTEGER,
+                        revoked_at_ms INTEGER,
+                        last_used_at_ms INTEGER,
+                        PRIMARY KEY (tenant_id, id)
+                    );
+                    INSERT INTO operator_credentials(tenant_id, id, name, scopes, token_hash, created_at_ms)
+                        SELECT id, 'opc_' || substr(id, 5), 'initial', 'operator', operator_token_hash, created_at_ms
+                        FROM tenants;
+                    ALTER TABLE credentials ADD COLUMN token_prefix TEXT;
+                    ALTER TABLE credentials ADD COLUMN last_used_at_ms INTEGER;
+                    ALTER TABLE agents ADD COLUMN previous_secret_hash TEXT;
+                    ALTER TABLE agents ADD COLUMN previous_secret_until_ms INTEGER;
+                    """)
+        }
         return migrator
     }
 }

@@ -156,18 +156,48 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
-    public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) {
+    public func insertTenant(_ tenant: TenantRecord, firstOperator: OperatorCredential, tokenHash: String)
+        async throws(StorageError)
+    {
         try await write { db in
+            // operator_token_hash is the first credential's, for the schema's sake: nothing reads it.
             try db.execute(
                 sql: "INSERT INTO tenants(id, name, operator_token_hash, created_at_ms) VALUES (?, ?, ?, ?)",
-                arguments: [tenant.id, tenant.name, tenant.operatorTokenHash, Timestamp.millis(tenant.createdAt)])
+                arguments: [tenant.id, tenant.name, tokenHash, Timestamp.millis(tenant.createdAt)])
+            try Self.insertOperator(firstOperator, tokenHash: tokenHash, db)
         }
     }
 
+    private static func insertOperator(_ credential: OperatorCredential, tokenHash: String, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO operator_credentials(tenant_id, id, name, scopes, token_hash, token_prefix, created_at_ms,
+                    expires_at_ms, revoked_at_ms, last_used_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                credential.tenantId, credential.id, credential.name, credential.scopes.joined(separator: " "),
+                tokenHash, credential.tokenPrefix, Timestamp.millis(credential.createdAt),
+                credential.expiresAt.map(Timestamp.millis), credential.revokedAt.map(Timestamp.millis),
+                credential.lastUsedAt.map(Timestamp.millis),
+            ])
+    }
+
+    private static func operatorCredential(_ row: Row) -> OperatorCredential {
+        let scopes: String = row["scopes"]
+        let expires: Int64? = row["expires_at_ms"]
+        let revoked: Int64? = row["revoked_at_ms"]
+        let used: Int64? = row["last_used_at_ms"]
+        return OperatorCredential(
+            id: row["id"], tenantId: row["tenant_id"], name: row["name"],
+            scopes: scopes.split(separator: " ").map(String.init),
+            createdAt: Timestamp.date(millis: row["created_at_ms"]),
+            expiresAt: expires.map(Timestamp.date(millis:)), revokedAt: revoked.map(Timestamp.date(millis:)),
+            tokenPrefix: row["token_prefix"], lastUsedAt: used.map(Timestamp.date(millis:)))
+    }
+
     private static func tenant(_ row: Row) -> TenantRecord {
-        TenantRecord(
-            id: row["id"], name: row["name"], operatorTokenHash: row["operator_token_hash"],
-            createdAt: Timestamp.date(millis: row["created_at_ms"]))
+        TenantRecord(id: row["id"], name: row["name"], createdAt: Timestamp.date(millis: row["created_at_ms"]))
     }
 
     public func tenant(id: String) async throws(StorageError) -> TenantRecord? {
@@ -176,12 +206,10 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
-    public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
+    public func operatorCredential(tokenHash: String) async throws(StorageError) -> OperatorCredential? {
         try await read { db in
-            try Row.fetchOne(
-                db, sql: "SELECT * FROM tenants WHERE operator_token_hash = ?", arguments: [operatorTokenHash]
-            )
-            .map(Self.tenant)
+            try Row.fetchOne(db, sql: "SELECT * FROM operator_credentials WHERE token_hash = ?", arguments: [tokenHash])
+                .map(Self.operatorCredential)
         }
     }
 
@@ -264,6 +292,10 @@ public final class SQLiteStore: TollgateStore {
                 db, sql: "SELECT * FROM credentials WHERE tenant_id = ?", arguments: args
             )
             .map(Self.credential)
+            snapshot.operatorCredentials = try Row.fetchAll(
+                db, sql: "SELECT * FROM operator_credentials WHERE tenant_id = ?", arguments: args
+            )
+            .map(Self.operatorCredential)
             snapshot.caps = try Row.fetchAll(db, sql: "SELECT * FROM caps WHERE tenant_id = ?", arguments: args).map {
                 row in
                 try Self.cap(row, tenantId: tenantId)
@@ -305,11 +337,13 @@ public final class SQLiteStore: TollgateStore {
         let scopes: String = row["scopes"]
         let revoked: Int64? = row["revoked_at_ms"]
         let limit: Int64? = row["spend_limit_nanos"]
+        let used: Int64? = row["last_used_at_ms"]
         return Credential(
             id: row["id"], tenantId: row["tenant_id"], agentId: row["agent_id"],
             scopes: scopes.split(separator: " ").map(String.init),
             expiresAt: Timestamp.date(millis: row["expires_at_ms"]),
-            revokedAt: revoked.map(Timestamp.date(millis:)), spendLimit: limit.map(Money.init(nanos:)))
+            revokedAt: revoked.map(Timestamp.date(millis:)), spendLimit: limit.map(Money.init(nanos:)),
+            tokenPrefix: row["token_prefix"], lastUsedAt: used.map(Timestamp.date(millis:)))
     }
 
     private static func cap(_ row: Row, tenantId: String) throws -> Cap {
@@ -337,13 +371,17 @@ public final class SQLiteStore: TollgateStore {
         }
     }
 
-    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
+    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, secrets: ClientSecrets)? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE client_id = ?", arguments: [clientId]).map {
-                (
+            try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE client_id = ?", arguments: [clientId]).map { row in
+                let until: Int64? = row["previous_secret_until_ms"]
+                return (
                     Agent(
-                        id: $0["id"], tenantId: $0["tenant_id"], teamId: $0["team_id"], name: $0["name"],
-                        agentType: $0["agent_type"], clientId: $0["client_id"]), $0["client_secret_hash"]
+                        id: row["id"], tenantId: row["tenant_id"], teamId: row["team_id"], name: row["name"],
+                        agentType: row["agent_type"], clientId: row["client_id"]),
+                    ClientSecrets(
+                        hash: row["client_secret_hash"], previousHash: row["previous_secret_hash"],
+                        previousUntil: until.map(Timestamp.date(millis:)))
                 )
             }
         }
@@ -354,13 +392,14 @@ public final class SQLiteStore: TollgateStore {
             try db.execute(
                 sql: """
                     INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms,
-                        spend_limit_nanos, token_hash)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        spend_limit_nanos, token_hash, token_prefix)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     credential.tenantId, credential.id, credential.agentId,
                     credential.scopes.joined(separator: " "), Timestamp.millis(credential.expiresAt),
                     credential.revokedAt.map(Timestamp.millis), credential.spendLimit?.nanos, tokenHash,
+                    credential.tokenPrefix,
                 ])
         }
     }
@@ -522,6 +561,35 @@ public final class SQLiteStore: TollgateStore {
                     UPDATE credentials SET revoked_at_ms = ?
                     WHERE tenant_id = ? AND id = ? AND revoked_at_ms IS NULL
                     """, arguments: [Timestamp.millis(at), tenantId, credentialId])
+            return db.changesCount == 1
+        case .insertOperatorCredential(let credential, let tokenHash):
+            try Self.insertOperator(credential, tokenHash: tokenHash, db)
+        case .revokeOperatorCredential(let tenantId, let credentialId, let at):
+            try db.execute(
+                sql: """
+                    UPDATE operator_credentials SET revoked_at_ms = ?1
+                    WHERE tenant_id = ?2 AND id = ?3 AND (revoked_at_ms IS NULL OR revoked_at_ms > ?1)
+                    """, arguments: [Timestamp.millis(at), tenantId, credentialId])
+            return db.changesCount == 1
+        case .noteCredentialUse(let tenantId, let credentialId, let at):
+            let arguments: StatementArguments = [Timestamp.millis(at), tenantId, credentialId]
+            try db.execute(
+                sql: "UPDATE credentials SET last_used_at_ms = ? WHERE tenant_id = ? AND id = ?", arguments: arguments)
+            var changed = db.changesCount
+            try db.execute(
+                sql: "UPDATE operator_credentials SET last_used_at_ms = ? WHERE tenant_id = ? AND id = ?",
+                arguments: arguments)
+            changed += db.changesCount
+            return changed == 1
+        case .rotateClientSecret(let tenantId, let agentId, let secretHash, let previousUntil):
+            // The previous secret is the current one until this moment; with no overlap it is forgotten at once.
+            try db.execute(
+                sql: """
+                    UPDATE agents SET
+                        previous_secret_hash = CASE WHEN ?2 IS NULL THEN NULL ELSE client_secret_hash END,
+                        previous_secret_until_ms = ?2, client_secret_hash = ?1
+                    WHERE tenant_id = ?3 AND id = ?4
+                    """, arguments: [secretHash, previousUntil.map(Timestamp.millis), tenantId, agentId])
             return db.changesCount == 1
         case .setSessionTimeouts(let tenantId, let idleAfterMs, let sessionTimeoutMs):
             try db.execute(

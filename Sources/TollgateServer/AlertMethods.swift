@@ -6,7 +6,7 @@ import TollgateWire
 /// Alerts: `alerts.subscribe` (push `alert` notifications of some kinds on this connection) and `alerts.list`.
 enum AlertMethods {
     static func register(in router: inout Router) {
-        router.tenantOperator(.alertsSubscribe) { params, op in
+        router.tenantOperator(.alertsSubscribe, scopes: OperatorScope.alertsRead) { params, op in
             let kinds = try params.optionalStrings("kinds") ?? AlertHub.kinds
             try validate(kinds)
             guard let send = op.request.connection.notify.withLock({ $0 }) else {
@@ -18,7 +18,7 @@ enum AlertMethods {
             return JSONValue.object(["subscribed": .array(kinds.sorted().map(JSONValue.string))])
         }
 
-        router.tenantOperator(.alertsList) { params, op in
+        router.tenantOperator(.alertsList, scopes: OperatorScope.alertsRead) { params, op in
             let kinds = try params.optionalStrings("kinds")
             try validate(kinds ?? [])
             let limit = Int(try params.optionalInt("limit", range: 1...1000) ?? 100)

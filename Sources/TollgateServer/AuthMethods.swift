@@ -71,8 +71,11 @@ enum AuthMethods {
         switch principal {
         case .root:
             return ["kind": "operator", "scopes": ["root"]]
-        case .tenantOperator(let tenantId):
-            return ["kind": "operator", "tenantId": .string(tenantId), "scopes": ["operator"]]
+        case .tenantOperator(let tenantId, let credentialId, let scopes):
+            return [
+                "kind": "operator", "tenantId": .string(tenantId), "credentialId": .string(credentialId),
+                "scopes": .array(scopes.map(JSONValue.string)),
+            ]
         case .agent(let tenantId, let agentId, let credentialId, let scopes):
             return [
                 "kind": "agent", "tenantId": .string(tenantId), "agentId": .string(agentId),

@@ -6,7 +6,7 @@ import TollgateWire
 /// Spend caps: `caps.set` and `caps.list`.
 enum CapMethods {
     static func register(in router: inout Router) {
-        router.tenantOperator(.capsSet) { params, op in
+        router.tenantOperator(.capsSet, scopes: OperatorScope.capsWrite) { params, op in
             let scopeName = try params.string("scope")
             guard let scope = CapScope(rawValue: scopeName), CapScope.settable.contains(scope) else {
                 throw TollgateError.validation(field: "scope", rule: "one of customer, team, agent, session")
@@ -22,7 +22,9 @@ enum CapMethods {
                 call: try Keys.call(params, .capsSet, op.request))
         }
 
-        router.tenantOperator(.capsList) { _, op in
+        router.tenantOperator(
+            .capsList, scopes: OperatorScope.capsWrite, OperatorScope.billingRead, OperatorScope.alertsRead
+        ) { _, op in
             JSONValue.object(["caps": .array(await op.tenant.listCaps().map(\.json))])
         }
     }

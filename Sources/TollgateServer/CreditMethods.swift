@@ -11,7 +11,7 @@ enum CreditMethods {
     static let priorityMax: Int64 = 1_000_000
 
     static func register(in router: inout Router) {
-        router.tenantOperator(.creditsGrant) { params, op in
+        router.tenantOperator(.creditsGrant, scopes: OperatorScope.billingWrite) { params, op in
             let kindName = try params.string("kind", lengthMax: 32)
             guard let kind = CreditGrant.Kind(rawValue: kindName) else {
                 throw TollgateError.validation(field: "kind", rule: "prepaid or promotional")
@@ -29,12 +29,12 @@ enum CreditMethods {
             return try await op.tenant.grantCredit(request, call: try Keys.call(params, .creditsGrant, op.request))
         }
 
-        router.tenantOperator(.creditsBalance) { params, op in
+        router.tenantOperator(.creditsBalance, scopes: OperatorScope.billingRead) { params, op in
             try await op.tenant.creditBalance(
                 customerId: try params.string("customerId", lengthMax: op.request.idBytesMax))
         }
 
-        router.tenantOperator(.customersUpdate) { params, op in
+        router.tenantOperator(.customersUpdate, scopes: OperatorScope.billingWrite) { params, op in
             try await op.tenant.updateCustomer(
                 try params.string("customerId", lengthMax: op.request.idBytesMax),
                 name: try params.optionalString("name", lengthMax: HierarchyMethods.nameBytesMax),

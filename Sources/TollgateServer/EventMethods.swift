@@ -8,7 +8,7 @@ import TollgateWire
 /// provenance).
 enum EventMethods {
     static func register(in router: inout Router) {
-        router.agent(.eventsIngest, scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.eventsIngest, scopes: AgentScope.meterWrite) { params, agent in
             let batchMax = agent.request.configuration.listener.batchMax
             guard case .array(let events)? = params.object["events"] else {
                 throw WireError.invalidParams(field: "events", expected: "an array of events")
@@ -27,7 +27,10 @@ enum EventMethods {
             return JSONValue.object(["results": .array(outcomes.map(Self.result))])
         }
 
-        router.agentOrOperator(.eventsGet, scope: AgentScope.meterWrite) { params, caller in
+        router.agentOrOperator(
+            .eventsGet, agent: [AgentScope.meterWrite, AgentScope.usageRead],
+            operator: [OperatorScope.billingRead, OperatorScope.eventsWrite]
+        ) { params, caller in
             try await caller.tenant.event(
                 try params.string("eventId", lengthMax: SchemaGate.idBytesMax), as: caller.viewer)
         }

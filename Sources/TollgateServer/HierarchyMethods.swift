@@ -9,7 +9,7 @@ enum HierarchyMethods {
     static let nameBytesMax = 256
 
     static func register(in router: inout Router) {
-        router.tenantOperator(.customersCreate) { params, op in
+        router.tenantOperator(.customersCreate, scopes: OperatorScope.billingWrite) { params, op in
             try await op.tenant.createCustomer(
                 name: try params.string("name", lengthMax: nameBytesMax),
                 externalId: try params.optionalString("externalId"),
@@ -19,21 +19,21 @@ enum HierarchyMethods {
                 call: try Keys.call(params, .customersCreate, op.request))
         }
 
-        router.tenantOperator(.teamsCreate) { params, op in
+        router.tenantOperator(.teamsCreate, scopes: OperatorScope.agentsWrite) { params, op in
             try await op.tenant.createTeam(
                 customerId: try params.string("customerId"),
                 name: try params.string("name", lengthMax: nameBytesMax),
                 call: try Keys.call(params, .teamsCreate, op.request))
         }
 
-        router.tenantOperator(.agentsCreate) { params, op in
+        router.tenantOperator(.agentsCreate, scopes: OperatorScope.agentsWrite) { params, op in
             try await op.tenant.createAgent(
                 teamId: try params.string("teamId"),
                 name: try params.string("name", lengthMax: nameBytesMax),
                 agentType: try params.optionalString("agentType"))
         }
 
-        router.tenantOperator(.credentialsIssue) { params, op in
+        router.tenantOperator(.credentialsIssue, scopes: OperatorScope.agentsWrite) { params, op in
             let limit = Int64(op.request.configuration.runtime.credentialTTLSecondsMax)
             return try await op.tenant.issueCredential(
                 agentId: try params.string("agentId"),
@@ -42,7 +42,7 @@ enum HierarchyMethods {
                 spendLimit: try params.optionalMoney("spendLimit"))
         }
 
-        router.tenantOperator(.credentialsRevoke) { params, op in
+        router.tenantOperator(.credentialsRevoke, scopes: OperatorScope.agentsWrite) { params, op in
             try await op.tenant.revokeCredential(
                 try params.string("credentialId"), call: try Keys.call(params, .credentialsRevoke, op.request))
         }

@@ -13,7 +13,7 @@ enum MeterMethods {
     static let countMax: Int64 = 1_000_000_000_000
 
     static func register(in router: inout Router) {
-        router.agent(.meterVerify, scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.meterVerify, scopes: AgentScope.meterWrite) { params, agent in
             let key = try Keys.key(params, agent.request)
             try Self.checkSource(params)
             let usage = try params.nested("usage")
@@ -31,7 +31,7 @@ enum MeterMethods {
             return try await agent.tenant.verify(request, credentialId: agent.credentialId)
         }
 
-        router.agent(.meterAuthorize, scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.meterAuthorize, scopes: AgentScope.meterWrite) { params, agent in
             let key = try Keys.key(params, agent.request)
             try Self.checkSource(params)
             let tool = try params.string("tool", lengthMax: toolBytesMax)
@@ -49,7 +49,7 @@ enum MeterMethods {
                 params: .object(params.object), credentialId: agent.credentialId)
         }
 
-        router.agent(.meterCommit, scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.meterCommit, scopes: AgentScope.meterWrite) { params, agent in
             try Self.checkSource(params)
             let usage = try params.nested("usage")
             let event = try Self.event(
@@ -60,7 +60,7 @@ enum MeterMethods {
                 credentialId: agent.credentialId)
         }
 
-        router.agent(.meterRelease, scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.meterRelease, scopes: AgentScope.meterWrite) { params, agent in
             try await agent.tenant.releaseReservation(
                 try params.string("reservationId", lengthMax: agent.request.idBytesMax),
                 call: try Keys.call(params, .meterRelease, agent.request), credentialId: agent.credentialId)
@@ -73,7 +73,7 @@ enum MeterMethods {
     static let quoteToolsMax = 100
 
     static func registerQuote(in router: inout Router) {
-        router.agent(.meterQuote, scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.meterQuote, scopes: AgentScope.meterWrite) { params, agent in
             guard let tools = try params.optionalStrings("tools", countMax: quoteToolsMax), !tools.isEmpty else {
                 throw TollgateError.validation(field: "tools", rule: "1 to \(quoteToolsMax) tool names")
             }

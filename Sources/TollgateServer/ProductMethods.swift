@@ -6,7 +6,7 @@ import TollgateWire
 /// Products: `products.create`, `products.update`, `products.get`, `products.list` (operators).
 enum ProductMethods {
     static func register(in router: inout Router) {
-        router.tenantOperator(.productsCreate) { params, op in
+        router.tenantOperator(.productsCreate, scopes: OperatorScope.plansWrite) { params, op in
             let typeName = try params.string("type", lengthMax: 32)
             guard let kind = Product.Kind(rawValue: typeName) else {
                 throw TollgateError.validation(
@@ -18,17 +18,19 @@ enum ProductMethods {
                 call: try Keys.call(params, .productsCreate, op.request))
         }
 
-        router.tenantOperator(.productsUpdate) { params, op in
+        router.tenantOperator(.productsUpdate, scopes: OperatorScope.plansWrite) { params, op in
             try await op.tenant.updateProduct(
                 try params.string("productId", lengthMax: op.request.idBytesMax), tools: try tools(params),
                 closed: try params.optionalBool("closed"), call: try Keys.call(params, .productsUpdate, op.request))
         }
 
-        router.tenantOperator(.productsGet) { params, op in
+        router.tenantOperator(.productsGet, scopes: OperatorScope.plansWrite, OperatorScope.billingRead) { params, op in
             try await op.tenant.product(try params.string("productId", lengthMax: op.request.idBytesMax))
         }
 
-        router.tenantOperator(.productsList) { _, op in await op.tenant.products() }
+        router.tenantOperator(.productsList, scopes: OperatorScope.plansWrite, OperatorScope.billingRead) { _, op in
+            await op.tenant.products()
+        }
     }
 
     /// `tools: [{name, description?, estimate?: {quantity?, inputTokens?, outputTokens?, reasoningTokens?,

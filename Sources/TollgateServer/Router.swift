@@ -5,20 +5,22 @@ import TollgateRuntime
 import TollgateWire
 
 /// Who may call a method: declared with its route, checked by the router before the handler runs, which then
-/// receives its caller typed. No handler looks its caller up.
+/// receives its caller typed. No handler looks its caller up. A list of scopes is a choice: a credential with
+/// any one of them may call; an operator credential with `operator` may call every operator method, and root
+/// every method but the agents' own. `docs/PROTOCOL.md` has the table (a test holds it to these routes).
 enum Access: Sendable, Equatable {
     /// Anyone, before `auth.hello` too.
     case anyone
     /// The root operator only.
     case root
-    /// Root or a tenant operator, without a tenant resolved (`tenants.list`).
+    /// Root or a tenant operator with any scope, without a tenant resolved (`tenants.list`).
     case anyOperator
-    /// An operator acting in one tenant (root names it with `tenantId`).
-    case tenantOperator
-    /// An agent whose credential carries `scope`.
-    case agent(scope: String)
-    /// An agent whose credential carries `scope`, or an operator acting in one tenant.
-    case agentOrOperator(scope: String)
+    /// An operator acting in one tenant (root names it with `tenantId`), with one of `scopes`.
+    case tenantOperator(scopes: [String])
+    /// An agent whose credential carries one of `scopes`.
+    case agent(scopes: [String])
+    /// An agent whose credential carries one of `agent`, or an operator with one of `operator`.
+    case agentOrOperator(agent: [String], operator: [String])
 }
 
 /// Maps method names to routes and turns every outcome into exactly one response. Handlers return typed
@@ -53,6 +55,7 @@ struct Router: Sendable {
         CreditMethods.register(in: &self)
         DiscountMethods.register(in: &self)
         ProductMethods.register(in: &self)
+        OperatorMethods.register(in: &self)
     }
 
     var methods: [String] { routes.keys.map(\.rawValue).sorted() }
@@ -88,7 +91,7 @@ struct Router: Sendable {
         }
     }
 
-    /// A method root and tenant operators may call, each seeing what is theirs.
+    /// A method root and tenant operators (with any scope) may call, each seeing what is theirs.
     mutating func anyOperator(
         _ method: RPCMethod,
         _ handler: @escaping @Sendable (Params, RequestContext, Principal) async throws -> any JSONRepresentable
@@ -96,49 +99,59 @@ struct Router: Sendable {
         add(method, .anyOperator) { params, context in
             let principal = context.connection.currentPrincipal
             switch principal {
-            case .root?, .tenantOperator?: return try await handler(params, context, principal!)
+            case .root?: return try await handler(params, context, .root)
+            case .tenantOperator(let tenantId, let credentialId, _)?:
+                _ = try await context.supervisor.tenant(tenantId).usableOperator(credentialId)
+                return try await handler(params, context, principal!)
             default: throw TollgateError.forbidden("operators only")
             }
         }
     }
 
-    /// A method of an operator acting in one tenant.
+    /// A method of an operator acting in one tenant, with one of `scopes`.
     mutating func tenantOperator(
-        _ method: RPCMethod,
-        _ handler: @escaping @Sendable (Params, OperatorCaller) async throws -> any JSONRepresentable
+        _ method: RPCMethod, scopes: String...,
+        handler: @escaping @Sendable (Params, OperatorCaller) async throws -> any JSONRepresentable
     ) {
-        add(method, .tenantOperator) { params, context in
-            try await handler(params, try await Self.operatorCaller(params, context))
+        add(method, .tenantOperator(scopes: scopes)) { params, context in
+            try await handler(params, try await Self.operatorCaller(params, scopes: scopes, method: method, context))
         }
     }
 
-    /// A method of an agent whose credential carries `scope`.
+    /// A method of an agent whose credential carries one of `scopes`.
     mutating func agent(
-        _ method: RPCMethod, scope: String,
-        _ handler: @escaping @Sendable (Params, AgentCaller) async throws -> any JSONRepresentable
+        _ method: RPCMethod, scopes: String...,
+        handler: @escaping @Sendable (Params, AgentCaller) async throws -> any JSONRepresentable
     ) {
-        add(method, .agent(scope: scope)) { params, context in
-            try await handler(params, try await Self.agentCaller(scope: scope, method: method, context))
+        add(method, .agent(scopes: scopes)) { params, context in
+            try await handler(params, try await Self.agentCaller(scopes: scopes, method: method, context))
         }
     }
 
-    /// A method agents (with `scope`, on their own objects) and operators may call.
+    /// A method agents (with one of `agent`, on their own objects) and operators (with one of `operator`) may
+    /// call.
     mutating func agentOrOperator(
-        _ method: RPCMethod, scope: String,
+        _ method: RPCMethod, agent: [String], operator: [String],
         _ handler: @escaping @Sendable (Params, Caller) async throws -> any JSONRepresentable
     ) {
-        add(method, .agentOrOperator(scope: scope)) { params, context in
+        add(method, .agentOrOperator(agent: agent, operator: `operator`)) { params, context in
             if case .agent? = context.connection.currentPrincipal {
                 return try await handler(
-                    params, .agent(try await Self.agentCaller(scope: scope, method: method, context)))
+                    params, .agent(try await Self.agentCaller(scopes: agent, method: method, context)))
             }
-            return try await handler(params, .tenantOperator(try await Self.operatorCaller(params, context)))
+            return try await handler(
+                params,
+                .tenantOperator(try await Self.operatorCaller(params, scopes: `operator`, method: method, context)))
         }
     }
 
     /// The tenant an operator request acts in. A tenant operator acts in its own tenant (naming another is
-    /// `FORBIDDEN`); the root operator must name one with `tenantId`; agents may not call operator methods.
-    private static func operatorCaller(_ params: Params, _ context: RequestContext) async throws -> OperatorCaller {
+    /// `FORBIDDEN`), by a credential that still works (checked in its tenant's actor, so a revocation stops the
+    /// next request of a connection already open) and carries one of `scopes`; the root operator must name a
+    /// tenant with `tenantId`; agents may not call operator methods.
+    private static func operatorCaller(
+        _ params: Params, scopes: [String], method: RPCMethod, _ context: RequestContext
+    ) async throws -> OperatorCaller {
         let named = try params.optionalString("tenantId")
         switch context.connection.currentPrincipal {
         case .root?:
@@ -146,26 +159,39 @@ struct Router: Sendable {
                 throw WireError.invalidParams(field: "tenantId", expected: "a string (root must name the tenant)")
             }
             return OperatorCaller(tenant: try await context.supervisor.tenant(named), request: context)
-        case .tenantOperator(let tenantId)?:
+        case .tenantOperator(let tenantId, let credentialId, _)?:
             if let named, named != tenantId { throw TollgateError.forbidden("operators act only in their own tenant") }
-            return OperatorCaller(tenant: try await context.supervisor.tenant(tenantId), request: context)
+            let tenant = try await context.supervisor.tenant(tenantId)
+            guard try await tenant.usableOperator(credentialId).allows(anyOf: scopes) else {
+                throw TollgateError.forbidden(
+                    "\(method.rawValue) needs scope \(Self.spell(scopes + [OperatorScope.all]))")
+            }
+            return OperatorCaller(tenant: tenant, request: context)
         default:
             throw TollgateError.forbidden("operator methods need an operator token")
         }
     }
 
-    private static func agentCaller(scope: String, method: RPCMethod, _ context: RequestContext) async throws
+    private static func agentCaller(scopes: [String], method: RPCMethod, _ context: RequestContext) async throws
         -> AgentCaller
     {
         guard
-            case .agent(let tenantId, let agentId, let credentialId, let scopes)? = context.connection.currentPrincipal
+            case .agent(let tenantId, let agentId, let credentialId, let held)? = context.connection.currentPrincipal
         else {
             throw TollgateError.forbidden("\(method.rawValue) needs an agent credential")
         }
-        guard scopes.contains(scope) else { throw TollgateError.forbidden("credential lacks scope \(scope)") }
+        guard scopes.contains(where: held.contains) else {
+            throw TollgateError.forbidden("\(method.rawValue) needs scope \(Self.spell(scopes))")
+        }
         return AgentCaller(
             tenant: try await context.supervisor.tenant(tenantId), agentId: agentId, credentialId: credentialId,
             request: context)
+    }
+
+    /// "a", "a or b", "a, b or c".
+    private static func spell(_ scopes: [String]) -> String {
+        guard let last = scopes.last else { return "" }
+        return scopes.count == 1 ? last : scopes.dropLast().joined(separator: ", ") + " or " + last
     }
 
     /// Runs one request. Never throws: failures become error responses, and internal detail goes to the log only.

@@ -11,7 +11,7 @@ enum SessionMethods {
     static let listMax: Int64 = 1000
 
     static func register(in router: inout Router) {
-        router.agent(.sessionOpen, scope: AgentScope.meterWrite) { params, agent in
+        router.agent(.sessionOpen, scopes: AgentScope.sessionWrite, AgentScope.meterWrite) { params, agent in
             let id =
                 try params.optionalString("sessionId", lengthMax: agent.request.idBytesMax)
                 ?? Identifiers.make(.session)
@@ -29,12 +29,18 @@ enum SessionMethods {
                 credentialId: agent.credentialId)
         }
 
-        router.agentOrOperator(.sessionGet, scope: AgentScope.meterWrite) { params, caller in
+        router.agentOrOperator(
+            .sessionGet, agent: [AgentScope.sessionWrite, AgentScope.meterWrite, AgentScope.usageRead],
+            operator: [OperatorScope.billingRead]
+        ) { params, caller in
             try await caller.tenant.sessionInfo(
                 try params.string("sessionId", lengthMax: caller.request.idBytesMax), as: caller.viewer)
         }
 
-        router.agentOrOperator(.sessionClose, scope: AgentScope.meterWrite) { params, caller in
+        router.agentOrOperator(
+            .sessionClose, agent: [AgentScope.sessionWrite, AgentScope.meterWrite],
+            operator: [OperatorScope.agentsWrite]
+        ) { params, caller in
             let outcome: SessionOutcome
             switch try params.optionalString("outcome") {
             case nil, "COMPLETED"?: outcome = .completed
@@ -47,7 +53,7 @@ enum SessionMethods {
                 call: try Keys.call(params, .sessionClose, caller.request))
         }
 
-        router.tenantOperator(.sessionsList) { params, op in
+        router.tenantOperator(.sessionsList, scopes: OperatorScope.billingRead) { params, op in
             let state = try params.optionalString("state") ?? "open"
             guard state == "open" || state == "all" else {
                 throw TollgateError.validation(field: "state", rule: "open or all")
@@ -57,7 +63,7 @@ enum SessionMethods {
             return JSONValue.object(["sessions": .array(sessions.map(\.json))])
         }
 
-        router.tenantOperator(.sessionsConfigure) { params, op in
+        router.tenantOperator(.sessionsConfigure, scopes: OperatorScope.agentsWrite) { params, op in
             let day: Int64 = 86_400_000
             return try await op.tenant.configureSessions(
                 idleAfterMs: try params.optionalInt("idleAfterMs", range: 1000...(30 * day)),

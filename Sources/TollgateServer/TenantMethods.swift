@@ -12,7 +12,7 @@ enum TenantMethods {
         }
 
         router.anyOperator(.tenantsList) { _, context, principal in
-            guard case .tenantOperator(let tenantId) = principal else {
+            guard case .tenantOperator(let tenantId, _, _) = principal else {
                 let tenants = try await context.supervisor.allTenants()
                 return JSONValue.object([
                     "tenants": .array(tenants.map { ["tenantId": .string($0.id), "name": .string($0.name)] })

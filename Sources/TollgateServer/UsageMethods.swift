@@ -7,8 +7,10 @@ import TollgateWire
 /// `usage.summary`: usage and cost of a tenant, filtered and grouped.
 enum UsageMethods {
     static func register(in router: inout Router) {
-        router.tenantOperator(.usageSummary) { params, op in try await summary(params, tenant: op.tenant) }
-        router.tenantOperator(.usageRerate) { params, op in
+        router.tenantOperator(.usageSummary, scopes: OperatorScope.billingRead) { params, op in
+            try await summary(params, tenant: op.tenant)
+        }
+        router.tenantOperator(.usageRerate, scopes: OperatorScope.billingWrite) { params, op in
             let plan = try params.string("plan", lengthMax: 160)
             guard let at = plan.lastIndex(of: "@"), let version = Int(plan[plan.index(after: at)...]), version >= 1,
                 at > plan.startIndex

@@ -8,8 +8,9 @@ public actor InMemoryStore: TollgateStore {
     private var tenantsById: [String: TenantRecord] = [:]
     private var customers: [String: Customer] = [:]
     private var teams: [String: Team] = [:]
-    private var agents: [String: (agent: Agent, secretHash: String)] = [:]
+    private var agents: [String: (agent: Agent, secrets: ClientSecrets)] = [:]
     private var credentials: [String: (credential: Credential, tokenHash: String)] = [:]
+    private var operatorCredentials: [String: (credential: OperatorCredential, tokenHash: String)] = [:]
     private var plans: [PlanRecord] = []
     private var subscriptions: [String: SubscriptionRecord] = [:]
     private var planSwaps: [PlanSwapRecord] = []
@@ -45,10 +46,20 @@ public actor InMemoryStore: TollgateStore {
         settings[key] = value
     }
 
-    public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) {
+    public func insertTenant(_ tenant: TenantRecord, firstOperator: OperatorCredential, tokenHash: String)
+        async throws(StorageError)
+    {
         try open()
         guard tenantsById[tenant.id] == nil else { throw .duplicate("tenant") }
+        try checkNewOperator(firstOperator, tokenHash: tokenHash)
         tenantsById[tenant.id] = tenant
+        operatorCredentials[firstOperator.id] = (firstOperator, tokenHash)
+    }
+
+    private func checkNewOperator(_ credential: OperatorCredential, tokenHash: String) throws(StorageError) {
+        guard operatorCredentials[credential.id] == nil,
+            !operatorCredentials.values.contains(where: { $0.tokenHash == tokenHash })
+        else { throw .duplicate("operator credential") }
     }
 
     public func tenant(id: String) async throws(StorageError) -> TenantRecord? {
@@ -56,9 +67,9 @@ public actor InMemoryStore: TollgateStore {
         return tenantsById[id]
     }
 
-    public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
+    public func operatorCredential(tokenHash: String) async throws(StorageError) -> OperatorCredential? {
         try open()
-        return tenantsById.values.first { $0.operatorTokenHash == operatorTokenHash }
+        return operatorCredentials.values.first { $0.tokenHash == tokenHash }?.credential
     }
 
     public func tenants() async throws(StorageError) -> [TenantRecord] {
@@ -74,6 +85,7 @@ public actor InMemoryStore: TollgateStore {
         snapshot.teams = teams.values.filter { $0.tenantId == tenantId }
         snapshot.agents = agents.values.map(\.agent).filter { $0.tenantId == tenantId }
         snapshot.credentials = credentials.values.map(\.credential).filter { $0.tenantId == tenantId }
+        snapshot.operatorCredentials = operatorCredentials.values.map(\.credential).filter { $0.tenantId == tenantId }
         snapshot.caps = caps.values.filter { $0.tenantId == tenantId }
         snapshot.plans = plans.filter { $0.tenantId == tenantId }
         snapshot.subscriptions = subscriptions.values.filter { $0.tenantId == tenantId }
@@ -89,12 +101,12 @@ public actor InMemoryStore: TollgateStore {
         guard agents[agent.id] == nil, !agents.values.contains(where: { $0.agent.clientId == agent.clientId }) else {
             throw .duplicate("agent")
         }
-        agents[agent.id] = (agent, clientSecretHash)
+        agents[agent.id] = (agent, ClientSecrets(hash: clientSecretHash))
     }
 
-    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
+    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, secrets: ClientSecrets)? {
         try open()
-        return agents.values.first { $0.agent.clientId == clientId }.map { ($0.agent, $0.secretHash) }
+        return agents.values.first { $0.agent.clientId == clientId }.map { ($0.agent, $0.secrets) }
     }
 
     public func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError) {
@@ -186,6 +198,28 @@ public actor InMemoryStore: TollgateStore {
                 entry.credential.revokedAt == nil
             else { return false }
             credentials[credentialId]!.credential.revokedAt = at
+        case .insertOperatorCredential(let credential, let tokenHash):
+            guard tenantsById[credential.tenantId] != nil else { throw .backend("no tenant \(credential.tenantId)") }
+            try checkNewOperator(credential, tokenHash: tokenHash)
+            operatorCredentials[credential.id] = (credential, tokenHash)
+        case .revokeOperatorCredential(let tenantId, let credentialId, let at):
+            guard let entry = operatorCredentials[credentialId], entry.credential.tenantId == tenantId,
+                entry.credential.revokedAt.map({ $0 > at }) ?? true
+            else { return false }
+            operatorCredentials[credentialId]!.credential.revokedAt = at
+        case .noteCredentialUse(let tenantId, let credentialId, let at):
+            if let entry = credentials[credentialId], entry.credential.tenantId == tenantId {
+                credentials[credentialId]!.credential.lastUsedAt = at
+            } else if let entry = operatorCredentials[credentialId], entry.credential.tenantId == tenantId {
+                operatorCredentials[credentialId]!.credential.lastUsedAt = at
+            } else {
+                return false
+            }
+        case .rotateClientSecret(let tenantId, let agentId, let secretHash, let previousUntil):
+            guard let entry = agents[agentId], entry.agent.tenantId == tenantId else { return false }
+            agents[agentId]!.secrets = ClientSecrets(
+                hash: secretHash, previousHash: previousUntil == nil ? nil : entry.secrets.hash,
+                previousUntil: previousUntil)
         case .setSessionTimeouts(let tenantId, let idleAfterMs, let sessionTimeoutMs):
             settings[SessionTimeoutsSetting.key(tenantId)] = SessionTimeoutsSetting.text(
                 idleAfterMs: idleAfterMs, sessionTimeoutMs: sessionTimeoutMs)

@@ -6,14 +6,25 @@ import TollgateJSON
 public struct TenantRecord: Sendable, Hashable {
     public var id: String
     public var name: String
-    /// SHA-256 of the tenant operator token, hex. The token itself is never stored.
-    public var operatorTokenHash: String
     public var createdAt: Date
-    public init(id: String, name: String, operatorTokenHash: String, createdAt: Date) {
+    public init(id: String, name: String, createdAt: Date) {
         self.id = id
         self.name = name
-        self.operatorTokenHash = operatorTokenHash
         self.createdAt = createdAt
+    }
+}
+
+/// An agent's client secrets, as hashes: the current one and, for a while after `credentials.rotate` with an
+/// overlap, the one before it.
+public struct ClientSecrets: Sendable, Hashable {
+    public var hash: String
+    public var previousHash: String?
+    /// Until when `previousHash` still works.
+    public var previousUntil: Date?
+    public init(hash: String, previousHash: String? = nil, previousUntil: Date? = nil) {
+        self.hash = hash
+        self.previousHash = previousHash
+        self.previousUntil = previousUntil
     }
 }
 
@@ -204,6 +215,7 @@ public struct TenantSnapshot: Sendable {
     public var teams: [Team] = []
     public var agents: [Agent] = []
     public var credentials: [Credential] = []
+    public var operatorCredentials: [OperatorCredential] = []
     public var caps: [Cap] = []
     public var plans: [PlanRecord] = []
     public var subscriptions: [SubscriptionRecord] = []

@@ -26,6 +26,15 @@ public enum TenantWrite: Sendable, Hashable {
     case upsertCap(Cap)
     /// Unchanged when the credential is unknown to the tenant or revoked already.
     case revokeCredential(tenantId: String, credentialId: String, at: Date)
+    case insertOperatorCredential(OperatorCredential, tokenHash: String)
+    /// Ends an operator credential at `at` (now, or ahead for a rotation's overlap); unchanged when it is unknown
+    /// to the tenant or ends by then already.
+    case revokeOperatorCredential(tenantId: String, credentialId: String, at: Date)
+    /// When an agent or operator credential last authenticated; unchanged when the tenant has no such credential.
+    case noteCredentialUse(tenantId: String, credentialId: String, at: Date)
+    /// Replaces an agent's client secret; the one before keeps working until `previousUntil` (never, when nil).
+    /// Unchanged when the tenant has no such agent.
+    case rotateClientSecret(tenantId: String, agentId: String, secretHash: String, previousUntil: Date?)
     /// The tenant's session idleness and timeout, in milliseconds.
     case setSessionTimeouts(tenantId: String, idleAfterMs: Int64, sessionTimeoutMs: Int64)
     /// Stores a newly opened session; unchanged when the tenant has one with its id already.

@@ -7,7 +7,8 @@ import TollgateCore
 ///
 /// Rules every backend keeps:
 /// - every query names its tenant; nothing reads across tenants except the two global look-ups by secret hash
-///   (`tenant(operatorTokenHash:)`, `credential(tokenHash:)`), which is how a token finds its tenant;
+///   (`operatorCredential(tokenHash:)`, `credential(tokenHash:)`, `agent(clientId:)`), which is how a secret
+///   finds its tenant;
 /// - a method returns only after its writes are committed durably;
 /// - `commit(_:)` writes all its entries in one transaction, or none; an entry whose idempotency key is
 ///   already stored is not written again, and its outcome carries the stored record instead;
@@ -20,15 +21,17 @@ public protocol TollgateStore: Sendable {
     func setting(_ key: String) async throws(StorageError) -> String?
     func putSetting(_ key: String, _ value: String) async throws(StorageError)
 
-    func insertTenant(_ tenant: TenantRecord) async throws(StorageError)
+    /// A tenant with its first operator credential, in one transaction.
+    func insertTenant(_ tenant: TenantRecord, firstOperator: OperatorCredential, tokenHash: String)
+        async throws(StorageError)
     func tenant(id: String) async throws(StorageError) -> TenantRecord?
-    func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord?
+    func operatorCredential(tokenHash: String) async throws(StorageError) -> OperatorCredential?
     func tenants() async throws(StorageError) -> [TenantRecord]
     /// Everything the tenant actor caches. Nil when there is no such tenant.
     func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot?
 
     func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError)
-    func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)?
+    func agent(clientId: String) async throws(StorageError) -> (agent: Agent, secrets: ClientSecrets)?
     func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError)
     func credential(tokenHash: String) async throws(StorageError) -> Credential?
 

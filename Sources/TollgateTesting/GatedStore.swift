@@ -135,10 +135,14 @@ public final class GatedStore: TollgateStore, Sendable {
     public func putSetting(_ key: String, _ value: String) async throws(StorageError) {
         try await inner.putSetting(key, value)
     }
-    public func insertTenant(_ tenant: TenantRecord) async throws(StorageError) { try await inner.insertTenant(tenant) }
+    public func insertTenant(_ tenant: TenantRecord, firstOperator: OperatorCredential, tokenHash: String)
+        async throws(StorageError)
+    {
+        try await inner.insertTenant(tenant, firstOperator: firstOperator, tokenHash: tokenHash)
+    }
     public func tenant(id: String) async throws(StorageError) -> TenantRecord? { try await inner.tenant(id: id) }
-    public func tenant(operatorTokenHash: String) async throws(StorageError) -> TenantRecord? {
-        try await inner.tenant(operatorTokenHash: operatorTokenHash)
+    public func operatorCredential(tokenHash: String) async throws(StorageError) -> OperatorCredential? {
+        try await inner.operatorCredential(tokenHash: tokenHash)
     }
     public func tenants() async throws(StorageError) -> [TenantRecord] { try await inner.tenants() }
     public func loadTenant(_ tenantId: String) async throws(StorageError) -> TenantSnapshot? {
@@ -147,7 +151,7 @@ public final class GatedStore: TollgateStore, Sendable {
     public func insertAgent(_ agent: Agent, clientSecretHash: String) async throws(StorageError) {
         try await inner.insertAgent(agent, clientSecretHash: clientSecretHash)
     }
-    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, clientSecretHash: String)? {
+    public func agent(clientId: String) async throws(StorageError) -> (agent: Agent, secrets: ClientSecrets)? {
         try await inner.agent(clientId: clientId)
     }
     public func insertCredential(_ credential: Credential, tokenHash: String) async throws(StorageError) {

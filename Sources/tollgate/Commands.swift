@@ -21,7 +21,8 @@ struct Tenants: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The tenant's name.") var name: String
         func run() async throws {
-            try await options.call("tenants.create", ["name": .string(name)], tenantScoped: false)
+            try await options.call(
+                "tenants.create", ["name": .string(name)], tenantScoped: false, secret: "operatorToken")
         }
     }
 
@@ -90,55 +91,6 @@ struct Teams: AsyncParsableCommand {
         @Argument(help: "The team's name.") var name: String
         func run() async throws {
             try await options.call("teams.create", ["customerId": .string(customer), "name": .string(name)])
-        }
-    }
-}
-
-struct Agents: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Agents.", subcommands: [Create.self])
-
-    struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an agent; prints its client secret once.")
-        @OptionGroup var options: GlobalOptions
-        @Option(name: .long, help: "The team id.") var team: String
-        @Option(name: .long, help: "A free-form agent type.") var type: String?
-        @Argument(help: "The agent's name.") var name: String
-        func run() async throws {
-            var params: [String: JSONValue] = ["teamId": .string(team), "name": .string(name)]
-            params.set("agentType", type)
-            try await options.call("agents.create", params)
-        }
-    }
-}
-
-struct Credentials: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Agent credentials.", subcommands: [Issue.self, Revoke.self])
-
-    struct Issue: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Issue an AGT- token for an agent; printed once.")
-        @OptionGroup var options: GlobalOptions
-        @Option(name: .long, help: "The agent id.") var agent: String
-        @Option(name: .long, help: "A scope to grant (repeatable; default meter:write).") var scope: [String] = []
-        @Option(name: .long, help: "Lifetime in seconds.") var ttl: Int = 86_400
-        @Option(name: .long, help: "Lifetime spend limit of this credential, a decimal amount.") var spendLimit: String?
-        func run() async throws {
-            var params: [String: JSONValue] = [
-                "agentId": .string(agent), "ttlSeconds": .integer(Int64(ttl)),
-                "scopes": .array((scope.isEmpty ? ["meter:write"] : scope).map(JSONValue.string)),
-            ]
-            params.set("spendLimit", spendLimit)
-            try await options.call("credentials.issue", params)
-        }
-    }
-
-    struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Revoke a credential; open connections fail at their next request.")
-        @OptionGroup var options: GlobalOptions
-        @Argument(help: "The credential id.") var credentialId: String
-        func run() async throws {
-            try await options.call("credentials.revoke", ["credentialId": .string(credentialId)])
         }
     }
 }

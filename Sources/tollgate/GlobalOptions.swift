@@ -25,10 +25,18 @@ struct GlobalOptions: ParsableArguments {
         token ?? ProcessInfo.processInfo.environment["TOLLGATE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// Connects, authenticates, calls `method`, prints the result, and closes.
-    func call(_ method: String, _ params: [String: JSONValue], tenantScoped: Bool = true) async throws {
+    /// Connects, authenticates, calls `method`, prints the result, and closes. When the result carries a secret
+    /// in the field `secret`, a warning on standard error says it is shown this once.
+    func call(_ method: String, _ params: [String: JSONValue], tenantScoped: Bool = true, secret: String? = nil)
+        async throws
+    {
         let result = try await request(method, params, tenantScoped: tenantScoped)
         try Output.print(result, json: json, field: get)
+        if let secret, result[secret] != nil {
+            let warning =
+                "warning: store the \(secret) above now: it is shown this once, and the server keeps only its hash"
+            FileHandle.standardError.write(Data((warning + "\n").utf8))
+        }
     }
 
     func request(_ method: String, _ params: [String: JSONValue], tenantScoped: Bool = true) async throws -> JSONValue {

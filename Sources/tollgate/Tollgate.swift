@@ -13,7 +13,8 @@ struct Tollgate: AsyncParsableCommand {
             scripts).
             """,
         subcommands: [
-            Hello.self, Tenants.self, Customers.self, Teams.self, Agents.self, Credentials.self, Plans.self,
+            Hello.self, Tenants.self, Operators.self, Customers.self, Teams.self, Agents.self, Credentials.self,
+            Plans.self,
             Subscriptions.self, Caps.self, Usage.self, Meter.self, Sessions.self, Alerts.self, Events.self,
             Periods.self, Invoices.self, Reports.self, Credits.self, Discounts.self, Products.self,
         ])

@@ -13,7 +13,7 @@ import TollgateStrategies
 
     static func directory() throws -> TenantDirectory {
         var snapshot = TenantSnapshot(
-            tenant: TenantRecord(id: "ten_1", name: "t", operatorTokenHash: "h", createdAt: t0))
+            tenant: TenantRecord(id: "ten_1", name: "t", createdAt: t0))
         snapshot.customers = [Customer(id: "cus_1", tenantId: "ten_1", name: "c", externalId: nil)]
         snapshot.teams = [Team(id: "team_1", tenantId: "ten_1", customerId: "cus_1", name: "team")]
         snapshot.agents = [

@@ -3,6 +3,7 @@ import Logging
 import Testing
 import TollgateClient
 import TollgateCore
+import TollgateJSON
 import TollgateTesting
 import TollgateWire
 
@@ -50,26 +51,95 @@ import TollgateWire
         }
     }
 
-    @Test func anAgentWithoutTheRoutesScope_isRefused() async throws {
-        try await TestServer.with { server in
-            do {
-                let world = try await Fixture.make(on: server)
-                let op = try await server.connect(token: world.operatorToken)
-                let token = try await op.call(
-                    "credentials.issue",
-                    ["agentId": .string(world.agentId), "scopes": ["usage:read"], "ttlSeconds": 60])["token"]!
-                let reader = try await server.connect(token: token.stringValue!)
-                for (rpc, route) in Self.routes {
-                    let method = rpc.rawValue
-                    guard case .agent(let scope) = route.access else { continue }
-                    #expect(scope == AgentScope.meterWrite)
-                    let error = await rpcError { try await reader.call(method, [:]) }
-                    #expect(error?.reason == "FORBIDDEN", "\(method)")
-                    #expect(error?.message.contains("meter:write") == true, "\(method): \(String(describing: error))")
+    /// Every method, called on the tenant's own objects by a credential holding every scope but the ones the
+    /// method takes, is `FORBIDDEN` naming the scope it needs, and the tenant reads the same afterwards; called by a
+    /// credential holding just one of them, it is not refused for its scope.
+    @Test func everyRouteRefusesAPrincipalWithoutItsScope_andChangesNothing() async throws {
+        let clock = ManualClock(Timestamp.parse("2026-12-01T09:00:00Z")!)
+        try await TestServer.with(clock: clock) { server in
+            let (world, objects) = try await TenantWalkTests.tenantB(on: server, clock: clock)
+            let before = try await TenantWalkTests.state(of: world, objects, on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            var connections: [[String]: TollgateConnection] = [:]
+            func holding(_ scopes: [String], agent: Bool) async throws -> TollgateConnection {
+                let key = [agent ? "agent" : "operator"] + scopes.sorted()
+                if let open = connections[key] { return open }
+                let issued =
+                    agent
+                    ? try await op.call(
+                        "credentials.issue",
+                        [
+                            "agentId": .string(world.agentId), "scopes": .array(scopes.map(JSONValue.string)),
+                            "ttlSeconds": 600,
+                        ])
+                    : try await op.call(
+                        "operators.issue", ["name": "walk", "scopes": .array(scopes.map(JSONValue.string))])
+                let connection = try await server.connect(token: issued["token"]!.stringValue!)
+                connections[key] = connection
+                return connection
+            }
+            var checks: [(rpc: RPCMethod, who: String, needs: [String], agent: Bool)] = []
+            for (rpc, route) in Self.routes.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                switch route.access {
+                case .tenantOperator(let scopes): checks.append((rpc, "operator", scopes, false))
+                case .agent(let scopes): checks.append((rpc, "agent", scopes, true))
+                case .agentOrOperator(let agentScopes, let operatorScopes):
+                    checks += [(rpc, "agent", agentScopes, true), (rpc, "operator", operatorScopes, false)]
+                case .anyone, .root, .anyOperator: continue
                 }
-            } catch {
-                Issue.record(error)
+            }
+            #expect(checks.count >= 50, "\(checks.count) method and principal pairs walked")
+            for (rpc, who, needs, agent) in checks {
+                let every = agent ? AgentScope.all : OperatorScope.every.subtracting([OperatorScope.all])
+                let others = every.subtracting(needs).sorted()
+                let params = TenantWalkTests.params(rpc, ids: objects.ids, key: "scope-\(who)")
+                let refused = await rpcError { try await holding(others, agent: agent).call(rpc.rawValue, params) }
+                #expect(refused?.reason == "FORBIDDEN", "\(rpc.rawValue) by an \(who) holding \(others)")
+                #expect(
+                    needs.allSatisfy { refused?.message.contains($0) == true },
+                    "\(rpc.rawValue): \(String(describing: refused?.message))")
+            }
+            #expect(try await TenantWalkTests.state(of: world, objects, on: server) == before, "nothing changed")
+            for (rpc, who, needs, agent) in checks {
+                let params = TenantWalkTests.params(rpc, ids: objects.ids, key: "allowed-\(who)")
+                for scope in needs {
+                    let allowed = await rpcError { try await holding([scope], agent: agent).call(rpc.rawValue, params) }
+                    #expect(
+                        allowed?.message.contains("needs scope") != true,
+                        "\(rpc.rawValue) by an \(who) holding \(scope): \(String(describing: allowed?.message))")
+                }
             }
         }
+    }
+
+    /// `docs/PROTOCOL.md`'s table of scopes is the routes' own: one row per method, the same scopes.
+    @Test func theDocumentedScopeTable_isTheRoutes() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../docs/PROTOCOL.md")
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        let start = try #require(text.range(of: "<!-- scopes"))
+        let end = try #require(text.range(of: "<!-- /scopes -->"))
+        var documented: [String: (agent: String, operator: String)] = [:]
+        for line in text[start.upperBound..<end.lowerBound].split(separator: "\n") where line.hasPrefix("| `") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            documented[cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`"))] = (cells[1], cells[2])
+        }
+        func spelled(_ scopes: [String]) -> String { scopes.map { "`\($0)`" }.joined(separator: ", ") }
+        for (rpc, route) in Self.routes {
+            let expected: (agent: String, operator: String)
+            switch route.access {
+            case .anyone: expected = ("anyone", "anyone")
+            case .root: expected = ("—", "root only")
+            case .anyOperator: expected = ("—", "any")
+            case .tenantOperator(let scopes): expected = ("—", spelled(scopes))
+            case .agent(let scopes): expected = (spelled(scopes), "—")
+            case .agentOrOperator(let agent, let op): expected = (spelled(agent), spelled(op))
+            }
+            let row = documented[rpc.rawValue]
+            #expect(
+                row?.agent == expected.agent && row?.operator == expected.operator,
+                "\(rpc.rawValue): \(String(describing: row))")
+        }
+        #expect(Set(documented.keys) == Set(Self.routes.keys.map(\.rawValue)), "a row per method, no more")
     }
 }

@@ -181,7 +181,7 @@ import TollgateWire
                         Self.normalized(real, ids: objects.ids) == Self.normalized(guess, ids: guessedIds),
                         "\(method.rawValue) by A's \(who): B's object vs a guess:\n\(both)")
                     // Naming tenant B outright is refused.
-                    if access == .tenantOperator {
+                    if case .tenantOperator = access {
                         var named = Self.params(method, ids: objects.ids, key: "named").objectValue ?? [:]
                         named["tenantId"] = .string(b.tenantId)
                         named["idempotencyKey"] = .string("walk-named-\(method.rawValue)")

@@ -15,16 +15,18 @@ import TollgateStorage
         var team: Team
         var agent: Agent
         var credential: Credential
+        var firstOperator: OperatorCredential
         var plan: PlanRecord
         var subscription: SubscriptionRecord
         var path: ChargePath
     }
 
     func makeWorld(_ store: any TollgateStore, name: String = "t") async throws -> World {
-        let tenant = TenantRecord(
-            id: Identifiers.make(.tenant), name: name,
-            operatorTokenHash: Identifiers.randomString(count: 64), createdAt: now)
-        try await store.insertTenant(tenant)
+        let tenant = TenantRecord(id: Identifiers.make(.tenant), name: name, createdAt: now)
+        let firstOperator = OperatorCredential(
+            id: Identifiers.make(.operatorCredential), tenantId: tenant.id, name: "initial", scopes: ["operator"],
+            createdAt: now, expiresAt: nil, revokedAt: nil, tokenPrefix: "TGO-abcd")
+        try await store.insertTenant(tenant, firstOperator: firstOperator, tokenHash: "op-hash-\(tenant.id)")
         // Not the defaults (UTC, calendar months): each backend must keep them.
         let customer = Customer(
             id: Identifiers.make(.customer), tenantId: tenant.id, name: "c", externalId: "ext-1",
@@ -53,8 +55,8 @@ import TollgateStorage
             customerId: customer.id, teamId: team.id, agentId: agent.id, sessionId: "ses_1",
             credentialId: credential.id)
         return World(
-            tenant: tenant, customer: customer, team: team, agent: agent, credential: credential, plan: plan,
-            subscription: subscription, path: path)
+            tenant: tenant, customer: customer, team: team, agent: agent, credential: credential,
+            firstOperator: firstOperator, plan: plan, subscription: subscription, path: path)
     }
 
     func entry(
@@ -98,11 +100,11 @@ import TollgateStorage
     func tokens_areFoundByHashOnly(kind: StoreKind) async throws {
         let store = try await kind.open()
         let world = try await makeWorld(store)
-        #expect(try await store.tenant(operatorTokenHash: world.tenant.operatorTokenHash) == world.tenant)
-        #expect(try await store.tenant(operatorTokenHash: "nope") == nil)
+        #expect(try await store.operatorCredential(tokenHash: "op-hash-\(world.tenant.id)") == world.firstOperator)
+        #expect(try await store.operatorCredential(tokenHash: "nope") == nil)
         #expect(try await store.credential(tokenHash: "token-hash-\(world.credential.id)") == world.credential)
         let found = try #require(try await store.agent(clientId: world.agent.clientId))
-        #expect(found.agent == world.agent && found.clientSecretHash == "secret-hash-\(world.agent.id)")
+        #expect(found.agent == world.agent && found.secrets == ClientSecrets(hash: "secret-hash-\(world.agent.id)"))
         #expect(try await store.tenants().contains(world.tenant))
         try await store.close()
     }
@@ -163,7 +165,10 @@ import TollgateStorage
         let store = try await kind.open()
         let world = try await makeWorld(store)
         await #expect(throws: StorageError.self) { try await store.write(.insertPlan(world.plan)) }
-        await #expect(throws: StorageError.self) { try await store.insertTenant(world.tenant) }
+        await #expect(throws: StorageError.self) {
+            try await store.insertTenant(
+                world.tenant, firstOperator: world.firstOperator, tokenHash: "op-hash-\(world.tenant.id)")
+        }
         await #expect(throws: StorageError.self) { try await store.write(.insertCustomer(world.customer)) }
         try await store.close()
     }

@@ -130,7 +130,12 @@ public struct PlanSwapView: JSONRepresentable, Equatable {
 public struct TenantCreated: JSONRepresentable, Equatable {
     public var tenant: TenantRecord
     public var operatorToken: String
+    /// The operator credential `operatorToken` is, the tenant's first.
+    public var operatorCredentialId: String
     public var json: JSONValue {
-        ["tenantId": .string(tenant.id), "name": .string(tenant.name), "operatorToken": .string(operatorToken)]
+        [
+            "tenantId": .string(tenant.id), "name": .string(tenant.name), "operatorToken": .string(operatorToken),
+            "operatorCredentialId": .string(operatorCredentialId),
+        ]
     }
 }
