@@ -11,6 +11,42 @@ public struct CapLedger: Sendable {
     public private(set) var held: [ScopeRef: Money] = [:]
     /// Caps by the scope they limit; a scope may carry one cap per period.
     public private(set) var caps: [ScopeRef: [CapPeriod: Cap]] = [:]
+    /// Delegated credentials, child → parent (`credentials.delegate`). Whatever a path does on a child credential
+    /// it does on each credential above it too (`expanded`): a parent's spend limit bounds what it and all its
+    /// children spend together, and every check, hold and commit sees them in the same turn.
+    public private(set) var parents: [String: String] = [:]
+
+    public mutating func delegate(_ child: String, from parent: String) { parents[child] = parent }
+
+    /// `path` with, after each credential, the credentials it was delegated from, nearest first.
+    public func expanded(_ path: [ScopeRef]) -> [ScopeRef] {
+        guard !parents.isEmpty, path.contains(where: { $0.scope == .credential && parents[$0.id] != nil }) else {
+            return path
+        }
+        var result: [ScopeRef] = []
+        for target in path {
+            result.append(target)
+            guard target.scope == .credential else { continue }
+            var id = target.id
+            while let parent = parents[id] {
+                result.append(ScopeRef(.credential, parent))
+                id = parent
+            }
+        }
+        return result
+    }
+
+    /// Adds a delegated credential's lifetime spend, loaded from storage, to the credentials above it (their own
+    /// rows count only their own charges). Credential scopes carry lifetime caps only.
+    public mutating func loadDelegated(_ lifetime: Money, of child: String) {
+        var id = child
+        while let parent = parents[id] {
+            let target = ScopeRef(.credential, parent)
+            spend[target, default: ScopeSpend()].lifetime = Money(
+                nanos: (spend[target]?.lifetime.nanos ?? 0) &+ lifetime.nanos)
+            id = parent
+        }
+    }
 
     public init() {}
 
@@ -59,7 +95,7 @@ public struct CapLedger: Sendable {
     }
 
     /// Every cap that applies to a call on `path`, tightest scope first.
-    public func caps(on path: [ScopeRef]) -> [Cap] { path.flatMap { caps(on: $0) } }
+    public func caps(on path: [ScopeRef]) -> [Cap] { expanded(path).flatMap { caps(on: $0) } }
 
     /// Checks every cap on `path` and, if none would be crossed, holds `amount` on each scope.
     /// The first cap that would be crossed, walking tightest scope first, is returned as the refusal.
@@ -69,6 +105,7 @@ public struct CapLedger: Sendable {
     /// `windows` are those of the moment of the call, in the calendar of the path's customer.
     public mutating func reserve(_ amount: Money, on path: [ScopeRef], during windows: CapWindows) -> CapRefusal? {
         if amount < .zero { return nil }
+        let path = expanded(path)
         for target in path {
             for cap in caps(on: target) {
                 guard let used = usedNanos(cap, on: path, during: windows) else { continue }
@@ -88,12 +125,12 @@ public struct CapLedger: Sendable {
     /// back after a failed commit or loaded again after a restart.
     public mutating func hold(_ amount: Money, on path: [ScopeRef]) {
         guard amount > .zero else { return }
-        for target in path { held[target] = Money(nanos: (held[target]?.nanos ?? 0) + amount.nanos) }
+        for target in expanded(path) { held[target] = Money(nanos: (held[target]?.nanos ?? 0) + amount.nanos) }
     }
 
     /// The held amount's record is durable: it becomes spend of `windows`, those of the moment it was charged.
     public mutating func commit(_ amount: Money, on path: [ScopeRef], during windows: CapWindows) {
-        for target in path {
+        for target in expanded(path) {
             if amount > .zero { dropHold(amount, on: target) }
             // Overflow here would need more than 9.2 billion units spent on one scope; the cap check above
             // refuses long before that for any capped scope, so an uncapped scope saturates instead.
@@ -106,7 +143,7 @@ public struct CapLedger: Sendable {
     /// The held amount's record was not written: give the hold back.
     public mutating func release(_ amount: Money, on path: [ScopeRef]) {
         guard amount > .zero else { return }
-        for target in path { dropHold(amount, on: target) }
+        for target in expanded(path) { dropHold(amount, on: target) }
     }
 
     private mutating func dropHold(_ amount: Money, on target: ScopeRef) {

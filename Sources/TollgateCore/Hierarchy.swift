@@ -74,10 +74,18 @@ public struct Credential: Sendable, Hashable {
     public var tokenPrefix: String?
     /// When it last authenticated a connection (`auth.hello`), to the minute.
     public var lastUsedAt: Date?
+    /// The credential it was delegated from (`credentials.delegate`): its spend counts against that one's limit
+    /// too, and it ends when that one is revoked.
+    public var parentId: String?
+    /// What the delegating agent called the sub-agent it was made for.
+    public var label: String?
     public init(
         id: String, tenantId: String, agentId: String, scopes: [String], expiresAt: Date,
-        revokedAt: Date?, spendLimit: Money?, tokenPrefix: String? = nil, lastUsedAt: Date? = nil
+        revokedAt: Date?, spendLimit: Money?, tokenPrefix: String? = nil, lastUsedAt: Date? = nil,
+        parentId: String? = nil, label: String? = nil
     ) {
+        self.parentId = parentId
+        self.label = label
         self.id = id
         self.tenantId = tenantId
         self.agentId = agentId

@@ -416,5 +416,11 @@ enum PostgresMigrations {
             "ALTER TABLE agents ADD COLUMN previous_secret_hash TEXT",
             "ALTER TABLE agents ADD COLUMN previous_secret_until_ms BIGINT",
         ]),
+        // Issue 15: delegated credentials, as SQLite's v18.
+        ("v18-delegation", [
+            "ALTER TABLE credentials ADD COLUMN parent_id TEXT",
+            "ALTER TABLE credentials ADD COLUMN label TEXT",
+            "CREATE INDEX credentials_parent ON credentials(tenant_id, parent_id) WHERE parent_id IS NOT NULL",
+        ]),
     ]
 }

@@ -522,17 +522,19 @@ public final class PostgresStore: TollgateStore {
         return snapshot
     }
 
-    private typealias CredentialColumns = (String, String, String, String, Int64, Int64?, Int64?, String?, Int64?)
+    private typealias CredentialColumns = (
+        String, String, String, String, Int64, Int64?, Int64?, String?, Int64?, String?, String?
+    )
     private static let credentialColumns = """
         tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos, token_prefix,
-            last_used_at_ms
+            last_used_at_ms, parent_id, label
         """
     private static func credential(_ row: CredentialColumns) -> Credential {
         Credential(
             id: row.1, tenantId: row.0, agentId: row.2, scopes: row.3.split(separator: " ").map(String.init),
             expiresAt: Timestamp.date(millis: row.4), revokedAt: row.5.map(Timestamp.date(millis:)),
             spendLimit: row.6.map(Money.init(nanos:)), tokenPrefix: row.7,
-            lastUsedAt: row.8.map(Timestamp.date(millis:)))
+            lastUsedAt: row.8.map(Timestamp.date(millis:)), parentId: row.9, label: row.10)
     }
 
     // MARK: hierarchy
@@ -566,11 +568,12 @@ public final class PostgresStore: TollgateStore {
         try await execute(
             """
             INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms, spend_limit_nanos,
-                token_hash, token_prefix)
+                token_hash, token_prefix, parent_id, label)
             VALUES (\(credential.tenantId), \(credential.id), \(credential.agentId),
                 \(credential.scopes.joined(separator: " ")),
                     \(Timestamp.millis(credential.expiresAt)), \(credential.revokedAt.map(Timestamp.millis)),
-                    \(credential.spendLimit?.nanos), \(tokenHash), \(credential.tokenPrefix))
+                    \(credential.spendLimit?.nanos), \(tokenHash), \(credential.tokenPrefix), \(credential.parentId),
+                    \(credential.label))
             """)
     }
 
@@ -740,8 +743,13 @@ public final class PostgresStore: TollgateStore {
         case .revokeCredential(let tenantId, let credentialId, let at):
             return (
                 """
+                WITH RECURSIVE line(id) AS (
+                    SELECT \(credentialId)::TEXT
+                    UNION SELECT c.id FROM credentials c
+                    JOIN line ON c.tenant_id = \(tenantId) AND c.parent_id = line.id
+                )
                 UPDATE credentials SET revoked_at_ms = \(Timestamp.millis(at))
-                WHERE tenant_id = \(tenantId) AND id = \(credentialId) AND revoked_at_ms IS NULL RETURNING id
+                WHERE tenant_id = \(tenantId) AND revoked_at_ms IS NULL AND id IN (SELECT id FROM line) RETURNING id
                 """, true
             )
         case .insertOperatorCredential(let c, let tokenHash):

@@ -76,16 +76,25 @@ extension TenantActor {
         guard (1...ttlMax).contains(ttlSeconds) else {
             throw .validation(field: "ttlSeconds", rule: "from 1 to \(ttlMax)")
         }
+        return try await store(
+            Credential(
+                id: Identifiers.make(.credential), tenantId: tenantId, agentId: agentId,
+                scopes: Array(Set(scopes)).sorted(), expiresAt: now.addingTimeInterval(TimeInterval(ttlSeconds)),
+                revokedAt: nil, spendLimit: spendLimit))
+    }
+
+    /// Stores `credential` with a fresh token, and enforces its spend limit (with the limits above it, for a
+    /// delegated one) from now on.
+    func store(_ credential: Credential) async throws(TollgateError) -> CredentialIssued {
         let token = Secrets.make(prefix: Secrets.agentTokenPrefix)
-        let credential = Credential(
-            id: Identifiers.make(.credential), tenantId: tenantId, agentId: agentId,
-            scopes: Array(Set(scopes)).sorted(), expiresAt: now.addingTimeInterval(TimeInterval(ttlSeconds)),
-            revokedAt: nil, spendLimit: spendLimit, tokenPrefix: Secrets.shownPrefix(token))
-        try await storage("issuing a credential") { () async throws(StorageError) in
+        var credential = credential
+        credential.tokenPrefix = Secrets.shownPrefix(token)
+        try await storage("issuing a credential") { [credential] () async throws(StorageError) in
             try await services.store.insertCredential(credential, tokenHash: Secrets.hash(token))
         }
         directory.add(credential)
         if let cap = Self.credentialCap(credential) { capLedger.setCap(cap) }
+        if let parentId = credential.parentId { capLedger.delegate(credential.id, from: parentId) }
         return CredentialIssued(credential: credential, token: token)
     }
 

@@ -117,12 +117,12 @@ extension TenantActor {
         receiptId: String, admission: Admission, currency: String, settling reservation: ReservationRecord?
     ) -> Receipt {
         var remaining: [CapScope: Money] = [:]
-        for target in admission.scopes {
+        // A delegated credential's scope says the least that it and the credentials above it have left.
+        for target in capLedger.expanded(admission.scopes) {
             let caps = capLedger.caps(on: target)
             guard !caps.isEmpty else { continue }
-            remaining[target.scope] = caps.map {
-                capLedger.remaining($0, on: admission.scopes, during: admission.windows)
-            }.min()!
+            let left = caps.map { capLedger.remaining($0, on: admission.scopes, during: admission.windows) }.min()!
+            remaining[target.scope] = min(remaining[target.scope] ?? left, left)
         }
         return Receipt(
             receiptId: receiptId, cost: admission.cost, currency: currency, sessionId: admission.path.sessionId,

@@ -76,6 +76,9 @@ public actor TenantActor {
         guards = SpendGuards(limits: configuration.guards)
         credits = CreditBook(wallets: loaded.credits)
         for credential in directory.limitedCredentials { capLedger.setCap(Self.credentialCap(credential)!) }
+        for credential in directory.credentials(ofAgent: nil) {
+            if let parentId = credential.parentId { capLedger.delegate(credential.id, from: parentId) }
+        }
         for cap in loaded.snapshot.caps { capLedger.setCap(cap) }
         for row in loaded.spend {
             capLedger.load(
@@ -83,6 +86,9 @@ public actor TenantActor {
                 ScopeSpend(
                     lifetime: row.lifetime, month: row.month, day: row.day,
                     windows: loaded.spendWindows.of(row.customerId)))
+        }
+        for row in loaded.spend where row.target.scope == .credential {
+            capLedger.loadDelegated(row.lifetime, of: row.target.id)
         }
         // Open sessions come back as they were; closed ones teach how long sessions last.
         for record in loaded.sessions {

@@ -128,8 +128,19 @@ struct TenantDirectory {
         guard let credential = credentials[id], credential.isUsable(at: now) else {
             throw .unauthenticated("credential expired or revoked")
         }
+        // A delegated credential works only while every credential above it does.
+        var parentId = credential.parentId
+        while let id = parentId {
+            guard let parent = credentials[id], parent.isUsable(at: now) else {
+                throw .unauthenticated("credential expired or revoked")
+            }
+            parentId = parent.parentId
+        }
         return credential
     }
+
+    /// The credentials delegated from `id`, directly.
+    func children(of id: String) -> [Credential] { credentials.values.filter { $0.parentId == id } }
 
     /// A usable credential that may meter (`meter:write`): what every agent method of metering and sessions
     /// needs.
@@ -297,8 +308,13 @@ struct TenantDirectory {
         operators[id]?.lastUsedAt = date
     }
 
+    /// Revokes a credential and every credential delegated from it, at any depth (as storage does).
     mutating func revoke(_ credentialId: String, at date: Date) {
-        if credentials[credentialId]?.revokedAt == nil { credentials[credentialId]?.revokedAt = date }
+        var line = [credentialId]
+        while let id = line.popLast() {
+            if credentials[id]?.revokedAt == nil { credentials[id]?.revokedAt = date }
+            line += credentials.values.filter { $0.parentId == id }.map(\.id)
+        }
     }
 
     mutating func add(_ plan: Plan) {

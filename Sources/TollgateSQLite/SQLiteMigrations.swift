@@ -460,6 +460,15 @@ enum SQLiteMigrations {
                     ALTER TABLE agents ADD COLUMN previous_secret_until_ms INTEGER;
                     """)
         }
+        // Issue 15: a credential delegated from another (credentials.delegate), with the sub-agent's label.
+        migrator.registerMigration("v18-delegation") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE credentials ADD COLUMN parent_id TEXT;
+                    ALTER TABLE credentials ADD COLUMN label TEXT;
+                    CREATE INDEX credentials_parent ON credentials(tenant_id, parent_id) WHERE parent_id IS NOT NULL;
+                    """)
+        }
         return migrator
     }
 }

@@ -343,7 +343,8 @@ public final class SQLiteStore: TollgateStore {
             scopes: scopes.split(separator: " ").map(String.init),
             expiresAt: Timestamp.date(millis: row["expires_at_ms"]),
             revokedAt: revoked.map(Timestamp.date(millis:)), spendLimit: limit.map(Money.init(nanos:)),
-            tokenPrefix: row["token_prefix"], lastUsedAt: used.map(Timestamp.date(millis:)))
+            tokenPrefix: row["token_prefix"], lastUsedAt: used.map(Timestamp.date(millis:)), parentId: row["parent_id"],
+            label: row["label"])
     }
 
     private static func cap(_ row: Row, tenantId: String) throws -> Cap {
@@ -392,14 +393,14 @@ public final class SQLiteStore: TollgateStore {
             try db.execute(
                 sql: """
                     INSERT INTO credentials(tenant_id, id, agent_id, scopes, expires_at_ms, revoked_at_ms,
-                        spend_limit_nanos, token_hash, token_prefix)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        spend_limit_nanos, token_hash, token_prefix, parent_id, label)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     credential.tenantId, credential.id, credential.agentId,
                     credential.scopes.joined(separator: " "), Timestamp.millis(credential.expiresAt),
                     credential.revokedAt.map(Timestamp.millis), credential.spendLimit?.nanos, tokenHash,
-                    credential.tokenPrefix,
+                    credential.tokenPrefix, credential.parentId, credential.label,
                 ])
         }
     }
@@ -558,10 +559,15 @@ public final class SQLiteStore: TollgateStore {
         case .revokeCredential(let tenantId, let credentialId, let at):
             try db.execute(
                 sql: """
-                    UPDATE credentials SET revoked_at_ms = ?
-                    WHERE tenant_id = ? AND id = ? AND revoked_at_ms IS NULL
+                    UPDATE credentials SET revoked_at_ms = ?1
+                    WHERE tenant_id = ?2 AND revoked_at_ms IS NULL AND id IN (
+                        WITH RECURSIVE line(id) AS (
+                            SELECT ?3
+                            UNION SELECT c.id FROM credentials c JOIN line ON c.tenant_id = ?2 AND c.parent_id = line.id
+                        )
+                        SELECT id FROM line)
                     """, arguments: [Timestamp.millis(at), tenantId, credentialId])
-            return db.changesCount == 1
+            return db.changesCount >= 1
         case .insertOperatorCredential(let credential, let tokenHash):
             try Self.insertOperator(credential, tokenHash: tokenHash, db)
         case .revokeOperatorCredential(let tenantId, let credentialId, let at):

@@ -42,6 +42,20 @@ enum OperatorMethods {
             try await op.tenant.agentCredentials(agentId: try params.optionalString("agentId"))
         }
 
+        router.agent(.credentialsDelegate, scopes: AgentScope.credentialsDelegate) { params, agent in
+            guard let spendLimit = try params.optionalMoney("spendLimit") else {
+                throw WireError.invalidParams(field: "spendLimit", expected: "a decimal amount")
+            }
+            guard let scopes = try params.optionalStrings("scopes") else {
+                throw WireError.invalidParams(field: "scopes", expected: "an array of scopes")
+            }
+            return try await agent.tenant.delegateCredential(
+                from: agent.credentialId, scopes: scopes,
+                ttlSeconds: try params.int(
+                    "ttlSeconds", range: 1...Int64(agent.request.configuration.runtime.credentialTTLSecondsMax)),
+                spendLimit: spendLimit, label: try params.optionalString("label", lengthMax: 200))
+        }
+
         router.tenantOperator(.credentialsRotate, scopes: OperatorScope.agentsWrite) { params, op in
             try await op.tenant.rotateClientSecret(
                 agentId: try params.string("agentId"),

@@ -194,10 +194,21 @@ public actor InMemoryStore: TollgateStore {
             }
             caps[cap.id] = cap
         case .revokeCredential(let tenantId, let credentialId, let at):
-            guard let entry = credentials[credentialId], entry.credential.tenantId == tenantId,
-                entry.credential.revokedAt == nil
-            else { return false }
-            credentials[credentialId]!.credential.revokedAt = at
+            // The credential and every one delegated from it, at any depth.
+            var line: Set<String> = [credentialId]
+            var grew = true
+            while grew {
+                let children = credentials.values.filter {
+                    $0.credential.tenantId == tenantId && $0.credential.parentId.map(line.contains) == true
+                }.map(\.credential.id)
+                grew = !line.isSuperset(of: children)
+                line.formUnion(children)
+            }
+            let ending = line.filter {
+                credentials[$0]?.credential.tenantId == tenantId && credentials[$0]?.credential.revokedAt == nil
+            }
+            guard !ending.isEmpty else { return false }
+            for id in ending { credentials[id]!.credential.revokedAt = at }
         case .insertOperatorCredential(let credential, let tokenHash):
             guard tenantsById[credential.tenantId] != nil else { throw .backend("no tenant \(credential.tenantId)") }
             try checkNewOperator(credential, tokenHash: tokenHash)

@@ -268,6 +268,8 @@ public enum UsageGroup: String, Sendable, Hashable, CaseIterable {
     case customer
     /// The product of the subscription that priced the call ("" for a subscription to no product).
     case product
+    /// The credential that made the call: a delegated sub-agent's own (`credentials.delegate`).
+    case credential
 }
 
 public struct UsageFilter: Sendable, Hashable {

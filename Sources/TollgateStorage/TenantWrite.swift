@@ -24,7 +24,8 @@ public enum TenantWrite: Sendable, Hashable {
     case insertPlanSwap(PlanSwapRecord)
     /// Creates or replaces the cap of `cap.target` for `cap.period`.
     case upsertCap(Cap)
-    /// Unchanged when the credential is unknown to the tenant or revoked already.
+    /// Revokes an agent credential and every credential delegated from it, at any depth. Unchanged when none of
+    /// them is the tenant's or still unrevoked.
     case revokeCredential(tenantId: String, credentialId: String, at: Date)
     case insertOperatorCredential(OperatorCredential, tokenHash: String)
     /// Ends an operator credential at `at` (now, or ahead for a rotation's overlap); unchanged when it is unknown

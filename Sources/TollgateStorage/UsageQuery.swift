@@ -47,6 +47,7 @@ public enum UsageQuery {
         case .task: roots[charge.receiptId] ?? charge.invocationId
         case .tool: charge.tool
         case .agent: charge.agentId
+        case .credential: charge.credentialId
         case .session: charge.sessionId
         case .team: charge.teamId
         case .customer: charge.customerId

@@ -83,6 +83,7 @@ public struct UsageSQL: Sendable {
         switch group {
         case .tool: "charges.tool"
         case .agent: "charges.agent_id"
+        case .credential: "charges.credential_id"
         case .session: "charges.session_id"
         case .team: "charges.team_id"
         case .customer: "charges.customer_id"

@@ -23,6 +23,7 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case credentialsRevoke = "credentials.revoke"
     case credentialsList = "credentials.list"
     case credentialsRotate = "credentials.rotate"
+    case credentialsDelegate = "credentials.delegate"
     case operatorsIssue = "operators.issue"
     case operatorsList = "operators.list"
     case operatorsRevoke = "operators.revoke"

@@ -63,6 +63,8 @@ public struct CredentialView: JSONRepresentable {
         if let revokedAt = credential.revokedAt { fields["revokedAt"] = .string(Timestamp.format(revokedAt)) }
         if let used = credential.lastUsedAt { fields["lastUsedAt"] = .string(Timestamp.format(used)) }
         if let spendLimit = credential.spendLimit { fields["spendLimit"] = .string(spendLimit.decimalString) }
+        if let parentId = credential.parentId { fields["delegatedFrom"] = .string(parentId) }
+        if let label = credential.label { fields["label"] = .string(label) }
         return .object(fields)
     }
 }

@@ -45,6 +45,8 @@ public struct CredentialIssued: JSONRepresentable, Equatable {
             "scopes": .array(credential.scopes.map(JSONValue.string)),
         ]
         if let spendLimit = credential.spendLimit { fields["spendLimit"] = .string(spendLimit.decimalString) }
+        if let parentId = credential.parentId { fields["delegatedFrom"] = .string(parentId) }
+        if let label = credential.label { fields["label"] = .string(label) }
         return .object(fields)
     }
 }
