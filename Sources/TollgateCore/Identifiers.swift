@@ -27,6 +27,7 @@ public enum IDKind: String, Sendable, CaseIterable {
     case creditGrant = "crg"
     case discount = "dsc"
     case product = "prd"
+    case signingKey = "key"
 }
 
 public enum Identifiers {

@@ -20,6 +20,8 @@ public actor Supervisor {
     /// The tenants whose actor has started, readable without a hop onto this actor: every request looks its
     /// tenant up, and an actor, once started, runs for the life of the process.
     private nonisolated let started = Mutex<[String: TenantActor]>([:])
+    /// The credit-token signing keys, read from storage at first use (made there if there are none).
+    private var keyRing: SigningKeyRing?
 
     public init(services: RuntimeServices, rootTokenHash: String, configuration: RuntimeConfiguration = .init()) {
         self.services = services
@@ -48,6 +50,28 @@ public actor Supervisor {
             await tenant.noteUse(credential.id)
             return .tenantOperator(
                 tenantId: credential.tenantId, credentialId: credential.id, scopes: credential.scopes)
+        }
+        if CreditToken.looksSigned(token) {
+            let now = services.clock.now()
+            var ring = try await signingKeys()
+            var claims = CreditToken.verified(token, keys: ring.verifying(at: now), at: now)
+            if claims == nil {
+                // Signed by a key another node made since this one read the ring?
+                ring = try await signingKeys(reload: true)
+                claims = CreditToken.verified(token, keys: ring.verifying(at: now), at: now)
+            }
+            guard let claims else { throw denied }
+            let tenant: TenantActor
+            let credential: Credential
+            do {
+                tenant = try await self.tenant(claims.tenantId)
+                credential = try await tenant.usableCredential(claims.credentialId)
+            } catch { throw denied }
+            guard credential.agentId == claims.agentId else { throw denied }
+            await tenant.noteUse(credential.id)
+            return .agent(
+                tenantId: credential.tenantId, agentId: credential.agentId, credentialId: credential.id,
+                scopes: credential.scopes)
         }
         if token.hasPrefix(Secrets.agentTokenPrefix) {
             guard
@@ -96,6 +120,40 @@ public actor Supervisor {
             try await services.store.insertTenant(tenant, firstOperator: first, tokenHash: Secrets.hash(token))
         }
         return TenantCreated(tenant: tenant, operatorToken: token, operatorCredentialId: first.id)
+    }
+
+    /// The signing keys: the ring read once from storage, or (`reload`) again; a fresh one stored when there is none.
+    public func signingKeys(reload: Bool = false) async throws(TollgateError) -> SigningKeyRing {
+        if let keyRing, !reload { return keyRing }
+        let stored = try await services.storage("reading the signing keys") { () async throws(StorageError) in
+            try await services.store.setting(SigningKeyRing.settingKey)
+        }
+        if let stored {
+            guard let ring = SigningKeyRing(stored: stored) else {
+                services.logger.error("the stored signing keys cannot be read")
+                throw .unavailable("the signing keys cannot be read")
+            }
+            keyRing = ring
+            return ring
+        }
+        let ring = SigningKeyRing.fresh(at: services.clock.now())
+        try await save(ring)
+        return ring
+    }
+
+    /// A new signing key from now on; the one before verifies for `overlapSeconds` more.
+    public func rotateSigningKeys(overlapSeconds: Int64) async throws(TollgateError) -> SigningKeyRing {
+        var ring = try await signingKeys(reload: true)
+        ring.rotate(at: services.clock.now(), overlapSeconds: overlapSeconds)
+        try await save(ring)
+        return ring
+    }
+
+    private func save(_ ring: SigningKeyRing) async throws(TollgateError) {
+        try await services.storage("storing the signing keys") { () async throws(StorageError) in
+            try await services.store.putSetting(SigningKeyRing.settingKey, ring.stored)
+        }
+        keyRing = ring
     }
 
     public func allTenants() async throws(TollgateError) -> [TenantRecord] {

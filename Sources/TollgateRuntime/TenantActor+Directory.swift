@@ -66,6 +66,17 @@ extension TenantActor {
     public func issueCredential(agentId: String, scopes: [String], ttlSeconds: Int64, spendLimit: Money?)
         async throws(TollgateError) -> CredentialIssued
     {
+        try checkNewCredential(agentId: agentId, scopes: scopes, ttlSeconds: ttlSeconds)
+        return try await store(
+            Credential(
+                id: Identifiers.make(.credential), tenantId: tenantId, agentId: agentId,
+                scopes: Array(Set(scopes)).sorted(), expiresAt: now.addingTimeInterval(TimeInterval(ttlSeconds)),
+                revokedAt: nil, spendLimit: spendLimit))
+    }
+
+    /// What every new agent credential must be: for an agent of the tenant, with known scopes, for a lifetime
+    /// within `credentialTTLSecondsMax`.
+    func checkNewCredential(agentId: String, scopes: [String], ttlSeconds: Int64) throws(TollgateError) {
         _ = try directory.agent(agentId)
         for (index, scope) in scopes.enumerated() where !AgentScope.all.contains(scope) {
             throw .validation(
@@ -76,19 +87,14 @@ extension TenantActor {
         guard (1...ttlMax).contains(ttlSeconds) else {
             throw .validation(field: "ttlSeconds", rule: "from 1 to \(ttlMax)")
         }
-        return try await store(
-            Credential(
-                id: Identifiers.make(.credential), tenantId: tenantId, agentId: agentId,
-                scopes: Array(Set(scopes)).sorted(), expiresAt: now.addingTimeInterval(TimeInterval(ttlSeconds)),
-                revokedAt: nil, spendLimit: spendLimit))
     }
 
-    /// Stores `credential` with a fresh token, and enforces its spend limit (with the limits above it, for a
-    /// delegated one) from now on.
-    func store(_ credential: Credential) async throws(TollgateError) -> CredentialIssued {
-        let token = Secrets.make(prefix: Secrets.agentTokenPrefix)
+    /// Stores `credential` with a fresh token (or `given`, a credit token signed for it), and enforces its spend
+    /// limit (with the limits above it, for a delegated one) from now on.
+    func store(_ credential: Credential, token given: String? = nil) async throws(TollgateError) -> CredentialIssued {
+        let token = given ?? Secrets.make(prefix: Secrets.agentTokenPrefix)
         var credential = credential
-        credential.tokenPrefix = Secrets.shownPrefix(token)
+        if given == nil { credential.tokenPrefix = Secrets.shownPrefix(token) }
         try await storage("issuing a credential") { [credential] () async throws(StorageError) in
             try await services.store.insertCredential(credential, tokenHash: Secrets.hash(token))
         }

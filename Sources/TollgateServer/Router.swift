@@ -56,6 +56,7 @@ struct Router: Sendable {
         DiscountMethods.register(in: &self)
         ProductMethods.register(in: &self)
         OperatorMethods.register(in: &self)
+        CreditTokenMethods.register(in: &self)
     }
 
     var methods: [String] { routes.keys.map(\.rawValue).sorted() }

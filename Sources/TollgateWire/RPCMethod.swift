@@ -3,6 +3,9 @@
 public enum RPCMethod: String, Sendable, CaseIterable {
     case authHello = "auth.hello"
     case authToken = "auth.token"
+    case authKeys = "auth.keys"
+    case authRevocations = "auth.revocations"
+    case keysRotate = "keys.rotate"
     case tenantsCreate = "tenants.create"
     case tenantsList = "tenants.list"
     case customersCreate = "customers.create"
@@ -24,6 +27,7 @@ public enum RPCMethod: String, Sendable, CaseIterable {
     case credentialsList = "credentials.list"
     case credentialsRotate = "credentials.rotate"
     case credentialsDelegate = "credentials.delegate"
+    case credentialsIssueCredit = "credentials.issueCredit"
     case operatorsIssue = "operators.issue"
     case operatorsList = "operators.list"
     case operatorsRevoke = "operators.revoke"

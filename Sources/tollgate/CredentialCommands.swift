@@ -34,7 +34,8 @@ struct Agents: AsyncParsableCommand {
 
 struct Credentials: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Agent credentials.", subcommands: [Issue.self, List.self, Revoke.self, Rotate.self])
+        abstract: "Agent credentials.",
+        subcommands: [Issue.self, IssueCredit.self, List.self, Revoke.self, Rotate.self])
 
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue an AGT- token for an agent; printed once.")
@@ -50,6 +51,29 @@ struct Credentials: AsyncParsableCommand {
             ]
             params.set("spendLimit", spendLimit)
             try await options.call("credentials.issue", params, secret: "token")
+        }
+    }
+
+    struct IssueCredit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "issue-credit",
+            abstract: "Issue a credit token for an agent: a signed JWT (printed once) an MCP server can check offline.",
+            discussion: """
+                The token carries the tenant, agent, scopes, spend limit and expiry, signed with the server's
+                Ed25519 key; auth.keys publishes the public keys and auth.revocations the revoked tokens. The
+                server enforces the spend limit on its own ledger.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "The agent id.") var agent: String
+        @Option(name: .long, help: "The most it may spend, a decimal amount.") var spendLimit: String
+        @Option(name: .long, help: "A scope to grant (repeatable; default meter:write).") var scope: [String] = []
+        @Option(name: .long, help: "Lifetime in seconds.") var ttl: Int = 3600
+        func run() async throws {
+            let params: [String: JSONValue] = [
+                "agentId": .string(agent), "ttlSeconds": .integer(Int64(ttl)), "spendLimit": .string(spendLimit),
+                "scopes": .array((scope.isEmpty ? ["meter:write"] : scope).map(JSONValue.string)),
+            ]
+            try await options.call("credentials.issueCredit", params, secret: "token")
         }
     }
 

@@ -4,8 +4,9 @@ import TollgateCore
 import TollgateJSON
 import TollgateTesting
 
-/// `tollgate operators …`, `tollgate agents create | list` and `tollgate credentials issue | list | revoke | rotate`,
-/// with the real binary: each secret printed once, with a warning on standard error to store it, and never again.
+/// `tollgate operators …`, `tollgate agents create | list` and `tollgate credentials issue | issue-credit | list |
+/// revoke | rotate`, with the real binary: each secret printed once, with a warning on standard error to store it,
+/// and never again.
 @Suite struct CredentialCommandsTests {
     @Test func credentialsFromTheCommandLine() async throws {
         try await TestServer.with { server in
@@ -57,6 +58,13 @@ import TollgateTesting
             #expect(secret.output.contains("TGS-") && secret.output.contains("previousValidUntil"))
             #expect(secret.error.contains(warning))
             _ = try await tollgate(["credentials", "rotate", "--agent", "agt_nope"], expecting: 1)
+            let credit = try await tollgate([
+                "credentials", "issue-credit", "--agent", agentId, "--spend-limit", "1.5", "--ttl", "600", "--get",
+                "token",
+            ])
+            #expect(credit.output.hasPrefix("eyJ") && credit.error.contains(warning), "\(credit.error)")
+            _ = try await tollgate(
+                ["credentials", "issue-credit", "--agent", agentId, "--spend-limit", "0"], expecting: 1)
         }
     }
 }

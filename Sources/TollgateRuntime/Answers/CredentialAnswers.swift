@@ -108,3 +108,33 @@ public struct ClientSecretRotated: JSONRepresentable, Equatable {
         return .object(fields)
     }
 }
+
+/// A credit token as `credentials.issueCredit` answers it: the credential, its signed token (shown once) and the
+/// key that signed it.
+public struct CreditTokenIssued: JSONRepresentable {
+    public var issued: CredentialIssued
+    public var keyId: String
+    public var json: JSONValue {
+        guard case .object(var fields) = issued.json else { return .null }
+        fields["keyId"] = .string(keyId)
+        return .object(fields)
+    }
+}
+
+/// `auth.revocations`: revoked credentials that have not expired, oldest revocation first.
+public struct Revocations: JSONRepresentable {
+    /// How often an offline checker should ask, in seconds: the longest a revoked credit token may still be taken
+    /// by a checker that does.
+    public static let pollSeconds: Int64 = 30
+    public var revoked: [Credential]
+    public var asOf: Date
+    public var json: JSONValue {
+        [
+            "revocations": .array(
+                revoked.map {
+                    ["credentialId": .string($0.id), "revokedAt": .string(Timestamp.format($0.revokedAt!))]
+                }),
+            "asOf": .string(Timestamp.format(asOf)), "pollSeconds": .integer(Self.pollSeconds),
+        ]
+    }
+}
