@@ -118,9 +118,40 @@ import TollgateTesting
             #expect(revoked["revoked"] == true)
             let late = try await server.connect()
             _ = await reason { try await late.call("auth.hello", ["token": exchanged["token"]!]) }
+            // Operator credentials, a rotated client secret, a credit token and a delegated one.
+            let issued = try await world.op.call("operators.issue", ["name": "ci", "scopes": ["billing:read"]])
+            let rotatedOperator = try await world.op.call(
+                "operators.rotate", ["credentialId": issued["credentialId"]!, "overlapSeconds": 0])
+            secrets += [issued["token"]!.string!, rotatedOperator["token"]!.string!]
+            _ = await reason { try await server.connect(token: issued["token"]!.string!).call("usage.summary") }
+            let secret = try await world.op.call("credentials.rotate", ["agentId": agent["agentId"]!])
+            secrets.append(secret["clientSecret"]!.string!)
+            let credit = try await world.op.call(
+                "credentials.issueCredit", ["agentId": agent["agentId"]!, "spendLimit": "1", "ttlSeconds": 600])
+            secrets.append(credit["token"]!.string!)
+            let delegating = try await world.op.call(
+                "credentials.issue",
+                [
+                    "agentId": agent["agentId"]!, "scopes": ["meter:write", "credentials:delegate"], "ttlSeconds": 600,
+                    "spendLimit": "1",
+                ])
+            secrets.append(delegating["token"]!.string!)
+            let child = try await server.connect(token: delegating["token"]!.string!).call(
+                "credentials.delegate", ["spendLimit": "0.5", "ttlSeconds": 60, "scopes": ["meter:write"]])
+            secrets.append(child["token"]!.string!)
+            _ = try await server.connect(token: child["token"]!.string!)
+            _ = try await server.connect(token: credit["token"]!.string!)
+            let forged = String(credit["token"]!.string!.dropLast(4)) + "AAAA"
+            secrets.append(forged)
+            _ = await reason { try await server.connect().call("auth.hello", ["token": .string(forged)]) }
+            let root = try await server.connect(token: TestServer.rootToken)
+            _ = try await root.call("keys.rotate", ["overlapSeconds": 60])
             clock.set(Timestamp.parse("2026-12-02T00:00:01Z")!)
             let invoice = try await world.op.call("periods.close", ["subscriptionId": world.subscriptionId])
             _ = await StripeHandoffTests.handoff(world.op, invoice["invoiceId"]!, "send", is: "done")
+            // The signing keys' private halves, as storage keeps them.
+            let ring = try await server.app.supervisor.signingKeys()
+            secrets += ring.keys.map { Base64URL.encode($0.privateKey.rawRepresentation) }
         }
         await standIn.stop()
         let lines = log.all

@@ -10,8 +10,8 @@ import TollgateTesting
 
 /// The one idempotency rule, walked through every writing method on every store: the same key with the same
 /// method and params replays the first answer (`replayed: true`); other params or another method is
-/// `IDEMPOTENCY_MISMATCH` naming what differs; a key whose first call is still being written is `IN_PROGRESS`;
-/// and all of it holds after a restart.
+/// `IDEMPOTENCY_MISMATCH` naming what differs; the same key in another tenant is that tenant's own first call; a
+/// key whose first call is still being written is `IN_PROGRESS`; and all of it holds after a restart.
 @Suite struct IdempotencyRuleTests {
     /// The gate of `GatedStore` that holds a method's write in flight.
     enum Gate: Sendable { case commits, holds, writes }
@@ -94,6 +94,11 @@ import TollgateTesting
             return call(
                 ["credentialId": issued["credentialId"]!], key: key, changing: "credentialId", to: "cred_other")
         },
+        Method(name: "operators.revoke", byAgent: false, gate: .writes) { world, key in
+            let issued = try await world.op.call("operators.issue", ["name": "ci", "scopes": ["caps:write"]])
+            return call(
+                ["credentialId": issued["credentialId"]!], key: key, changing: "credentialId", to: "opc_other")
+        },
         Method(name: "plans.put", byAgent: false, gate: .writes) { _, key in
             let plan: JSONValue = [
                 "name": .string("plan-\(key)"), "currency": "USD",
@@ -165,6 +170,15 @@ import TollgateTesting
                 #expect(Self.without("replayed", again) == first, "\(method.name) on \(url)")
                 firstCall = call
                 firstAnswer = first
+
+                // 1b. Another tenant with the very same key: a first call of its own, never this one's answer.
+                let made2 = try await Fixture.make(on: server, name: "other")
+                let world2 = World(
+                    fixture: made2, op: try await server.connect(token: made2.operatorToken),
+                    agent: try await server.connect(token: made2.agentToken))
+                let theirs = try await method.prepare(world2, call.key)
+                let theirAnswer = try await (method.byAgent ? world2.agent : world2.op).call(method.name, theirs.params)
+                #expect(theirAnswer["replayed"] == nil, "\(method.name) on \(url): \(theirAnswer)")
 
                 // 2. Other params: a mismatch naming the field.
                 let differing = try #require(await rpcError { try await caller.call(method.name, call.differing) })

@@ -18,8 +18,8 @@ import TollgateWire
         var ids: [String: String]
     }
 
-    /// Tenant B with one of each object: customer, team, agent, credential, plan, subscription, session, hold,
-    /// invoice, event, cap, credit grant, discount, product.
+    /// Tenant B with one of each object: customer, team, agent, credential (and a revoked one), operator
+    /// credential, plan, subscription, session, hold, invoice, event, cap, credit grant, discount, product.
     static func tenantB(on server: TestServer, clock: ManualClock) async throws -> (Fixture, Objects) {
         let b = try await Fixture.make(on: server, name: "b")
         let op = try await server.connect(token: b.operatorToken)
@@ -54,6 +54,12 @@ import TollgateWire
             "discounts.create", ["customerId": .string(b.customerId), "percentOff": "5"])["discountId"]!.string!
         ids["productId"] = try await op.call("products.create", ["name": "b-product", "type": "ai_agent"])[
             "productId"]!.string!
+        ids["operatorCredentialId"] = try await op.call("operators.issue", ["name": "b-ci", "scopes": ["caps:write"]])[
+            "credentialId"]!.string!
+        let revoked = try await op.call(
+            "credentials.issue", ["agentId": .string(b.agentId), "ttlSeconds": 5_184_000])["credentialId"]!
+        _ = try await op.call("credentials.revoke", ["credentialId": revoked])
+        ids["revokedCredentialId"] = revoked.string!
         clock.advance(seconds: 40 * 86_400)
         ids["invoiceId"] = try await op.call("periods.close", ["subscriptionId": .string(b.subscriptionId)])[
             "invoiceId"]!.string!
@@ -106,6 +112,9 @@ import TollgateWire
         fields["token"] = "TGO-walk"
         fields["tools"] = ["search"]
         if method == .capsSet { fields["period"] = "month" }
+        if method.rawValue.hasPrefix("operators.") {
+            fields["credentialId"] = ids["operatorCredentialId"].map(JSONValue.string)
+        }
         return .object(fields)
     }
 
