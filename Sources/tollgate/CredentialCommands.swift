@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TollgateClient
 import TollgateJSON
 
 /// `tollgate agents …`, `tollgate credentials …` and `tollgate operators …`: who may call the server, and with
@@ -35,7 +36,9 @@ struct Agents: AsyncParsableCommand {
 struct Credentials: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Agent credentials.",
-        subcommands: [Issue.self, IssueCredit.self, List.self, Revoke.self, Rotate.self])
+        subcommands: [
+            Issue.self, IssueCredit.self, Delegate.self, List.self, Revoke.self, Rotate.self, Revocations.self,
+        ])
 
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue an AGT- token for an agent; printed once.")
@@ -74,6 +77,41 @@ struct Credentials: AsyncParsableCommand {
                 "scopes": .array((scope.isEmpty ? ["meter:write"] : scope).map(JSONValue.string)),
             ]
             try await options.call("credentials.issueCredit", params, secret: "token")
+        }
+    }
+
+    struct Delegate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As an agent: mint a child credential for a sub-agent (token printed once).",
+            discussion: """
+                Needs an agent token with scope credentials:delegate (--token or TOLLGATE_TOKEN). The child has
+                at most the parent's scopes, remaining life and what its spend limit has left; its spend counts
+                against the parent's limit too, and revoking the parent revokes it.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "The most the sub-agent may spend, a decimal amount.") var spendLimit: String
+        @Option(name: .long, help: "A scope to give (repeatable; default meter:write).") var scope: [String] = []
+        @Option(name: .long, help: "Lifetime in seconds.") var ttl: Int = 600
+        @Option(name: .long, help: "What the sub-agent is (e.g. researcher).") var label: String?
+        func run() async throws {
+            var params: [String: JSONValue] = [
+                "spendLimit": .string(spendLimit), "ttlSeconds": .integer(Int64(ttl)),
+                "scopes": .array((scope.isEmpty ? ["meter:write"] : scope).map(JSONValue.string)),
+            ]
+            params.set("label", label)
+            try await options.call("credentials.delegate", params, tenantScoped: false, secret: "token")
+        }
+    }
+
+    struct Revocations: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List revoked credentials that have not expired (what an offline checker must refuse).")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "Only those revoked at or after this time (RFC 3339).") var since: String?
+        func run() async throws {
+            var params: [String: JSONValue] = [:]
+            params.set("since", since)
+            try await options.call("auth.revocations", params)
         }
     }
 
@@ -167,6 +205,43 @@ struct Operators: AsyncParsableCommand {
             var params: [String: JSONValue] = ["credentialId": .string(credentialId)]
             params.set("overlapSeconds", overlap)
             try await options.call("operators.rotate", params, secret: "token")
+        }
+    }
+}
+
+struct SigningKeys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "The keys that sign credit tokens.", subcommands: [Show.self, Rotate.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the public keys that verify credit tokens now, as a JWKS (needs no token).")
+        @Option(name: .long, help: "Server address host:port (env TOLLGATE_ADDRESS; default 127.0.0.1:7420).")
+        var address: String = ProcessInfo.processInfo.environment["TOLLGATE_ADDRESS"] ?? "127.0.0.1:7420"
+        func run() async throws {
+            let connection: TollgateConnection
+            do { connection = try await TollgateConnection.connect(address: address) } catch {
+                throw CLIError("cannot connect to \(address): \(error)")
+            }
+            let keys: JSONValue
+            do { keys = try await connection.call("auth.keys", [:]) } catch {
+                await connection.close()
+                throw error
+            }
+            await connection.close()
+            print(JSONCodec.string(keys))
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Root: start a new signing key; the old one verifies for --overlap seconds more.")
+        @OptionGroup var options: GlobalOptions
+        @Option(name: .long, help: "Seconds the old key keeps verifying (default 86400).") var overlap: Int?
+        func run() async throws {
+            var params: [String: JSONValue] = [:]
+            params.set("overlapSeconds", overlap)
+            try await options.call("keys.rotate", params, tenantScoped: false)
         }
     }
 }

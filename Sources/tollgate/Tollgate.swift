@@ -16,6 +16,6 @@ struct Tollgate: AsyncParsableCommand {
             Hello.self, Tenants.self, Operators.self, Customers.self, Teams.self, Agents.self, Credentials.self,
             Plans.self,
             Subscriptions.self, Caps.self, Usage.self, Meter.self, Sessions.self, Alerts.self, Events.self,
-            Periods.self, Invoices.self, Reports.self, Credits.self, Discounts.self, Products.self,
+            Periods.self, Invoices.self, Reports.self, Credits.self, Discounts.self, Products.self, SigningKeys.self,
         ])
 }

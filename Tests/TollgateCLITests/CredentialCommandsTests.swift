@@ -65,6 +65,28 @@ import TollgateTesting
             #expect(credit.output.hasPrefix("eyJ") && credit.error.contains(warning), "\(credit.error)")
             _ = try await tollgate(
                 ["credentials", "issue-credit", "--agent", agentId, "--spend-limit", "0"], expecting: 1)
+
+            // An agent delegating to a sub-agent, the revocations, and the keys.
+            let delegating = try await tollgate.value([
+                "credentials", "issue", "--agent", agentId, "--scope", "meter:write", "--scope", "credentials:delegate",
+                "--spend-limit", "2", "--get", "token",
+            ])
+            let asAgent = TollgateCommand(address: server.address, token: delegating)
+            let child = try await asAgent([
+                "credentials", "delegate", "--spend-limit", "0.5", "--ttl", "60", "--label", "researcher", "--json",
+            ])
+            #expect(child.error.contains(warning))
+            let childJSON = try JSONCodec.parse(Array(child.output.utf8))
+            #expect(childJSON["label"] == "researcher" && childJSON["token"]?.stringValue?.hasPrefix("AGT-") == true)
+            _ = try await asAgent(["credentials", "delegate", "--spend-limit", "5"], expecting: 1)
+            _ = try await tollgate(["credentials", "revoke", childJSON["credentialId"]!.stringValue!])
+            let revocations = try await tollgate.value(["credentials", "revocations", "--json"])
+            #expect(revocations.contains(childJSON["credentialId"]!.stringValue!), "\(revocations)")
+            let keys = try await run(Products.path("tollgate"), ["keys", "show", "--address", server.address])
+            #expect(keys.status == 0 && keys.output.contains("Ed25519"), "\(keys.error)")
+            let root = TollgateCommand(address: server.address, token: TestServer.rootToken)
+            #expect(try await root.value(["keys", "rotate", "--overlap", "60", "--get", "previousRetiresAt"]) != "")
+            _ = try await tollgate(["keys", "rotate"], expecting: 1)
         }
     }
 }
