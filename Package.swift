@@ -275,7 +275,7 @@ let package = Package(
         .testTarget(
             name: "TollgateCLITests",
             dependencies: [
-                "TollgateTesting", "TollgateServer", "TollgateJSON",
+                "TollgateTesting", "TollgateServer", "TollgateRuntime", "TollgateJSON",
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]),
     ]

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TollgateJSON
+import TollgateRuntime
 import TollgateTesting
 
 /// A credit token checked offline by somebody else's code: PyJWT (from PyPI), with the keys `auth.keys` published
@@ -25,9 +26,9 @@ struct CreditTokenPythonTests {
             _ = try await op.call("credentials.revoke", ["credentialId": revoked["credentialId"]!])
             let token = good["token"]!.stringValue!
             let parts = token.split(separator: ".").map(String.init)
-            let richer = String(decoding: CreditTokenFiles.decode(parts[1]), as: UTF8.self)
+            let richer = String(decoding: Base64URL.decode(parts[1]) ?? Data(), as: UTF8.self)
                 .replacingOccurrences(of: "\"2.5\"", with: "\"2500\"")
-            let forged = [parts[0], CreditTokenFiles.encode(Data(richer.utf8)), parts[2]].joined(separator: ".")
+            let forged = [parts[0], Base64URL.encode(Data(richer.utf8)), parts[2]].joined(separator: ".")
             // Another server's key signs nothing this one published.
             let stranger = try await TestServer.with { other in
                 let otherWorld = try await Fixture.make(on: other)
@@ -63,19 +64,5 @@ struct CreditTokenPythonTests {
             #expect(lines.count == 4 && lines[1]["error"] == "InvalidSignatureError" && lines[2]["error"] == "revoked")
             #expect(lines.count == 4 && lines[3]["error"] == "unknown key")
         }
-    }
-}
-
-/// Base64url as JWTs spell bytes, for forging one in a test.
-enum CreditTokenFiles {
-    static func decode(_ text: String) -> Data {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64) ?? Data()
-    }
-
-    static func encode(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }

@@ -3,6 +3,7 @@ import Testing
 import TollgateClient
 import TollgateCore
 import TollgateJSON
+import TollgateRuntime
 import TollgateTesting
 
 /// Credit tokens: a JWT signed with the server's Ed25519 key, accepted by `auth.hello`, its spend limit enforced on
@@ -60,9 +61,9 @@ import TollgateTesting
             let op = try await server.connect(token: world.operatorToken)
             let token = try #require(try await Self.issue(op, world)["token"]?.stringValue)
             let parts = token.split(separator: ".").map(String.init)
-            let richer = String(decoding: Self.base64URLDecode(parts[1]), as: UTF8.self)
+            let richer = String(decoding: Base64URL.decode(parts[1]) ?? Data(), as: UTF8.self)
                 .replacingOccurrences(of: "\"0.5\"", with: "\"500\"")
-            let forged = [parts[0], Self.base64URLEncode(Data(richer.utf8)), parts[2]].joined(separator: ".")
+            let forged = [parts[0], Base64URL.encode(Data(richer.utf8)), parts[2]].joined(separator: ".")
             #expect(await OperatorCredentialTests.refusesHello(server, .string(forged)))
             #expect(await OperatorCredentialTests.refusesHello(server, .string(parts[0] + "." + parts[1] + ".AAAA")))
 
@@ -129,16 +130,5 @@ import TollgateTesting
             let later = try await server.connect().call("auth.keys", [:])
             #expect(later["keys"]?.arrayValue?.map { $0["kid"] } == [new["keyId"]])
         }
-    }
-
-    static func base64URLDecode(_ text: String) -> Data {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64) ?? Data()
-    }
-
-    static func base64URLEncode(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }
