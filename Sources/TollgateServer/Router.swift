@@ -55,7 +55,7 @@ struct Router: Sendable {
         CreditMethods.register(in: &self)
         DiscountMethods.register(in: &self)
         ProductMethods.register(in: &self)
-        OperatorMethods.register(in: &self)
+        CredentialMethods.register(in: &self)
         CreditTokenMethods.register(in: &self)
     }
 

@@ -5,8 +5,9 @@ import TollgateWire
 
 /// A tenant's operator credentials (`operators.issue | list | revoke | rotate`, scope `operator`: only a
 /// credential that may do everything can make another); its agents and their credentials as lists, and their
-/// client secrets' rotation (`agents.list`, `credentials.list | rotate`).
-enum OperatorMethods {
+/// client secrets' rotation (`agents.list`, `credentials.list | rotate`); and an agent's delegation to a sub-agent
+/// (`credentials.delegate`, scope `credentials:delegate`).
+enum CredentialMethods {
     static func register(in router: inout Router) {
         router.tenantOperator(.operatorsIssue, scopes: OperatorScope.all) { params, op in
             // No default: what a new operator credential may do is always said.
