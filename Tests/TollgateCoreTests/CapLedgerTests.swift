@@ -132,6 +132,46 @@ import Testing
         let refusal = try #require(refused)
         #expect(refusal.cap.target == team)
     }
+
+    /// A delegated credential's path reaches every credential above it: a child's hold, commit and release count on
+    /// its parent and grandparent, so two children together are refused at the parent's limit; loaded spend rolls up.
+    @Test func delegatedCredentials_countOnEveryCredentialAboveThem() throws {
+        let (parent, child, sibling, grandchild) = (
+            ScopeRef(.credential, "cred_p"), ScopeRef(.credential, "cred_c"), ScopeRef(.credential, "cred_s"),
+            ScopeRef(.credential, "cred_g")
+        )
+        var ledger = try ledger(limit: "1", on: parent)
+        ledger.delegate("cred_c", from: "cred_p")
+        ledger.delegate("cred_s", from: "cred_p")
+        ledger.delegate("cred_g", from: "cred_c")
+        #expect(ledger.expanded([child, agent]) == [child, parent, agent])
+        #expect(ledger.expanded([grandchild]) == [grandchild, child, parent])
+        #expect(ledger.expanded([agent]) == [agent])
+        #expect(ledger.caps(on: [grandchild]).map(\.id) == ["cap_1"], "the parent's cap applies to the grandchild")
+
+        #expect(ledger.reserve(try Money(decimal: "0.6"), on: [child, agent], during: windows(now)) == nil)
+        #expect(ledger.held[parent] == (try Money(decimal: "0.6")))
+        let refused = ledger.reserve(try Money(decimal: "0.5"), on: [sibling, agent], during: windows(now))
+        #expect(refused?.cap.target == parent)
+        #expect(refused?.spent == (try Money(decimal: "0.6")))
+        #expect(ledger.held[sibling] == nil, "a refusal holds nothing")
+        ledger.commit(try Money(decimal: "0.6"), on: [child, agent], during: windows(now))
+        #expect(ledger.held[parent] == nil)
+        #expect(ledger.spend[parent]?.lifetime == (try Money(decimal: "0.6")))
+        #expect(ledger.reserve(try Money(decimal: "0.4"), on: [grandchild], during: windows(now)) == nil)
+        ledger.release(try Money(decimal: "0.4"), on: [grandchild])
+        #expect(ledger.held[parent] == nil && ledger.held[child] == nil)
+
+        // Spend loaded at start-up: each credential's own row, then the children's rolled up.
+        var loaded = CapLedger()
+        loaded.delegate("cred_c", from: "cred_p")
+        loaded.delegate("cred_g", from: "cred_c")
+        loaded.load(parent, ScopeSpend(lifetime: try Money(decimal: "0.1")))
+        loaded.load(grandchild, ScopeSpend(lifetime: try Money(decimal: "0.2")))
+        loaded.loadDelegated(try Money(decimal: "0.2"), of: "cred_g")
+        #expect(loaded.spend[parent]?.lifetime == (try Money(decimal: "0.3")))
+        #expect(loaded.spend[child]?.lifetime == (try Money(decimal: "0.2")))
+    }
 }
 
 @Suite struct ScopeSpendTests {
