@@ -26,7 +26,7 @@ public enum OperatorScope {
     /// Customers, closing periods, voiding invoices, credits, discounts, re-rating.
     public static let billingWrite = "billing:write"
     public static let alertsRead = "alerts:read"
-    /// Events: today `events.get` (ingestion is an agent's; an operator's on an agent's behalf is not served yet).
+    /// Sending an agent's usage (`events.ingest` with `agentId`) and reading events.
     public static let eventsWrite = "events:write"
     public static let every: Set<String> = [
         all, plansWrite, agentsWrite, capsWrite, billingRead, billingWrite, alertsRead, eventsWrite,

@@ -19,14 +19,41 @@ import TollgateStorage
 /// context it was rated in), written in one row — so a failed write leaves the id free and its retry is counted
 /// once, never zero times.
 extension TenantActor {
+    /// Who sends a batch of events.
+    public enum EventSender: Sendable, Equatable {
+        /// An agent, by its own credential (`meter:write`).
+        case agent(credentialId: String)
+        /// An operator (`events:write`), for one of the tenant's agents: the events are that agent's usage, charged
+        /// on its path as its own calls are, and recorded as by `credentialId` — the operator credential's id, or
+        /// `root` — which is what `usage.summary` shows them under when grouped by credential.
+        case operatorFor(agentId: String, credentialId: String)
+    }
+
+    /// The credential the events are charged with: the agent's own, or — for an operator's events — one standing
+    /// for the operator, on the agent's path, with no limit of its own (the agent's caps all apply).
+    private func sendingCredential(_ sender: EventSender) throws(TollgateError) -> Credential {
+        switch sender {
+        case .agent(let credentialId): return try meterCredential(credentialId)
+        case .operatorFor(let agentId, let credentialId):
+            _ = try directory.agent(agentId)
+            return Credential(
+                id: credentialId, tenantId: tenantId, agentId: agentId, scopes: [AgentScope.meterWrite],
+                expiresAt: .distantFuture, revokedAt: nil, spendLimit: nil)
+        }
+    }
+
     public func ingest(_ batch: EventBatch, credentialId: String) async throws(TollgateError) -> [EventOutcome] {
+        try await ingest(batch, from: .agent(credentialId: credentialId))
+    }
+
+    public func ingest(_ batch: EventBatch, from sender: EventSender) async throws(TollgateError) -> [EventOutcome] {
         let ids = Set(batch.events.compactMap { $0["eventId"]?.stringValue })
         // Another batch holding some of these ids is waited for: then they are duplicates, or free again.
         while !eventsInFlight.isDisjoint(with: ids) {
             await withCheckedContinuation { eventWaiters.append($0) }
         }
         // From here to the claims below, one turn: no other call can take one of these ids meanwhile.
-        let credential = try meterCredential(credentialId)
+        let credential = try sendingCredential(sender)
         let caller = try directory.agent(credential.agentId)
         let ingestedAt = now
         var gates = configuration.eventGates
@@ -86,15 +113,13 @@ extension TenantActor {
         // A batch's session starts apply first, then its charges, then its closes: an event is never refused
         // because its session's start came later in the batch.
         for event in sessionEvents where event.action == .start {
-            outcomes[event.index] = await apply(
-                event, credentialId: credentialId, batch: batch, ingestedAt: ingestedAt)
+            outcomes[event.index] = await apply(event, agentId: caller.id, batch: batch, ingestedAt: ingestedAt)
         }
         let recorded = try await record(
             pending, in: batch, credential: credential, caller: caller, ingestedAt: ingestedAt)
         for (index, outcome) in recorded { outcomes[index] = outcome }
         for event in sessionEvents where event.action == .close {
-            outcomes[event.index] = await apply(
-                event, credentialId: credentialId, batch: batch, ingestedAt: ingestedAt)
+            outcomes[event.index] = await apply(event, agentId: caller.id, batch: batch, ingestedAt: ingestedAt)
         }
         // An event refused by a cap may be the retry of one recorded before this process started: that one is a
         // duplicate, not a refusal. Only refusals pay for this look-up.
@@ -259,7 +284,7 @@ extension TenantActor {
 
     /// A session event: the session opened (or found open) or closed, under the event's id as its key, with the
     /// event's provenance stored beside the session's answer.
-    private func apply(_ event: SessionEvent, credentialId: String, batch: EventBatch, ingestedAt: Date) async
+    private func apply(_ event: SessionEvent, agentId: String, batch: EventBatch, ingestedAt: Date) async
         -> EventOutcome
     {
         let id = event.call.key
@@ -275,11 +300,10 @@ extension TenantActor {
                 switch event.action {
                 case .start:
                     try await openSession(
-                        event.sessionId, metadata: nil, call: event.call, credentialId: credentialId,
-                        provenance: provenance)
+                        event.sessionId, metadata: nil, call: event.call, agentId: agentId, provenance: provenance)
                 case .close:
                     try await closeSession(
-                        event.sessionId, outcome: .completed, as: .agent(credentialId: credentialId), call: event.call,
+                        event.sessionId, outcome: .completed, ofAgent: agentId, call: event.call,
                         provenance: provenance)
                 }
             if answer.replayed { return .duplicate(eventId: id, receiptId: nil) }

@@ -84,8 +84,16 @@ extension TenantActor {
     func openSession(
         _ id: String, metadata: String?, call: KeyedCall?, credentialId: String, provenance: [String: JSONValue]
     ) async throws(TollgateError) -> Answer<SessionView> {
-        let agentId = try usableCredential(credentialId).agentId
-        return try await keyed(call) { () async throws(TollgateError) in
+        try await openSession(
+            id, metadata: metadata, call: call, agentId: try usableCredential(credentialId).agentId,
+            provenance: provenance)
+    }
+
+    /// `session.open` for `agentId`, whoever asks (its own credential, or an operator's events for it).
+    func openSession(
+        _ id: String, metadata: String?, call: KeyedCall?, agentId: String, provenance: [String: JSONValue]
+    ) async throws(TollgateError) -> Answer<SessionView> {
+        try await keyed(call) { () async throws(TollgateError) in
             try await ensureSession(id, for: try directory.agent(agentId), openedAt: now, metadata: metadata)
             // Opening is the session's first activity: it is ACTIVE at once, as the protocol answers.
             try sessions.activity(in: id, at: sessions.callTime(in: id, now: now))
@@ -122,8 +130,16 @@ extension TenantActor {
     func closeSession(
         _ id: String, outcome: SessionOutcome, as viewer: Viewer, call: KeyedCall?, provenance: [String: JSONValue]
     ) async throws(TollgateError) -> Answer<SessionView> {
-        let agentId = try agentId(of: viewer)
-        return try await keyed(call) { () async throws(TollgateError) in
+        try await closeSession(
+            id, outcome: outcome, ofAgent: try agentId(of: viewer), call: call, provenance: provenance)
+    }
+
+    /// `session.close` of a session of `agentId` (any of the tenant's when nil); another agent's is NOT_FOUND.
+    func closeSession(
+        _ id: String, outcome: SessionOutcome, ofAgent agentId: String?, call: KeyedCall?,
+        provenance: [String: JSONValue]
+    ) async throws(TollgateError) -> Answer<SessionView> {
+        try await keyed(call) { () async throws(TollgateError) in
             if sessions[id] == nil {
                 let stored = try await visibleStoredSession(id, agentId: agentId)
                 if stored.closedAt != nil { throw .conflict("session \(id) is already closed") }

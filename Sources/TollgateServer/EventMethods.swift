@@ -8,8 +8,10 @@ import TollgateWire
 /// provenance).
 enum EventMethods {
     static func register(in router: inout Router) {
-        router.agent(.eventsIngest, scopes: AgentScope.meterWrite) { params, agent in
-            let batchMax = agent.request.configuration.listener.batchMax
+        router.agentOrOperator(.eventsIngest, agent: [AgentScope.meterWrite], operator: [OperatorScope.eventsWrite]) {
+            params, caller in
+            let request = caller.request
+            let batchMax = request.configuration.listener.batchMax
             guard case .array(let events)? = params.object["events"] else {
                 throw WireError.invalidParams(field: "events", expected: "an array of events")
             }
@@ -18,12 +20,28 @@ enum EventMethods {
             }
             try MeterMethods.checkSource(params)
             let source = try params.optionalString("source").flatMap(EventSource.init(rawValue:)) ?? .rpc
-            let outcomes = try await agent.tenant.ingest(
+            let sender: TenantActor.EventSender
+            var defaultSessionId = request.connection.defaultSessionId
+            switch caller {
+            case .agent(let agent): sender = .agent(credentialId: agent.credentialId)
+            case .tenantOperator:
+                // An operator sends an agent's usage: whose it is, the batch says.
+                guard let agentId = try params.optionalString("agentId") else {
+                    throw WireError.invalidParams(field: "agentId", expected: "the agent whose usage these events are")
+                }
+                var recordedBy = "root"
+                if case .tenantOperator(_, let credentialId, _)? = request.connection.currentPrincipal {
+                    recordedBy = credentialId
+                }
+                sender = .operatorFor(agentId: agentId, credentialId: recordedBy)
+                // A session is one agent's: each agent an operator sends for gets its own default session.
+                defaultSessionId += "-" + agentId
+            }
+            let outcomes = try await caller.tenant.ingest(
                 EventBatch(
-                    events: events, source: source,
-                    defaultSessionId: agent.request.connection.defaultSessionId,
-                    product: try MeterMethods.product(params, agent.request)),
-                credentialId: agent.credentialId)
+                    events: events, source: source, defaultSessionId: defaultSessionId,
+                    product: try MeterMethods.product(params, request)),
+                from: sender)
             return JSONValue.object(["results": .array(outcomes.map(Self.result))])
         }
 

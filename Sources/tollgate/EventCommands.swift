@@ -12,7 +12,9 @@ struct Events: AsyncParsableCommand {
 
     struct Upload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Send a JSON Lines or CSV file of events with events.ingest, in batches (agent token).",
+            abstract:
+                "Send a JSON Lines or CSV file of events with events.ingest, in batches (an agent's token, or an "
+                + "operator's with events:write and --agent).",
             discussion: """
                 Safe to run again after an interruption, or on a file that grew: events are recorded once by
                 their eventId, and those sent before come back as duplicates. Prints how many events were
@@ -33,6 +35,8 @@ struct Events: AsyncParsableCommand {
         @Option(name: .long, help: "Events per batch (default the server's batchMax, at most 1000).") var batch: Int?
         @Option(name: .long, help: "Where to write the rejected rows (default FILE.rejected.jsonl).") var rejects:
             String?
+        @Option(name: .long, help: "As an operator (scope events:write): the agent whose usage the file holds.")
+        var agent: String?
 
         func run() async throws {
             guard let token = options.resolvedToken else {
@@ -47,7 +51,8 @@ struct Events: AsyncParsableCommand {
             do { rows = try EventFile.rows(contents, format: format) } catch {
                 throw CLIError("\(file): \(error.message)")
             }
-            var uploader = try await Uploader(address: options.address, token: token, requestedBatch: batch)
+            var uploader = try await Uploader(
+                address: options.address, token: token, requestedBatch: batch, agentId: agent)
             var tally = UploadTally()
             var pending: [(line: Int, event: JSONValue)] = []
             let progress = Progress(name: (file as NSString).lastPathComponent, total: rows.count)
@@ -107,12 +112,15 @@ struct Events: AsyncParsableCommand {
 struct Uploader {
     let address: String
     let token: String
+    /// For an operator's upload: the agent the events are of.
+    let agentId: String?
     private(set) var batchMax: Int
     private var connection: TollgateConnection?
 
-    init(address: String, token: String, requestedBatch: Int?) async throws {
+    init(address: String, token: String, requestedBatch: Int?, agentId: String? = nil) async throws {
         self.address = address
         self.token = token
+        self.agentId = agentId
         batchMax = 1000
         let hello = try await connect()
         let serverMax = Int(hello["limits"]?["batchMax"]?.int64Value ?? 1000)
@@ -145,8 +153,9 @@ struct Uploader {
         for attempt in 1...6 {
             do {
                 if connection == nil || connection!.isClosed { try await connect() }
-                let answer = try await connection!.call(
-                    "events.ingest", ["events": .array(events), "source": "upload"])
+                var params: [String: JSONValue] = ["events": .array(events), "source": "upload"]
+                params.set("agentId", agentId)
+                let answer = try await connection!.call("events.ingest", .object(params))
                 return answer["results"]?.arrayValue ?? []
             } catch let error as RPCError where !(error.data?["retryable"] == true) {
                 throw error

@@ -57,6 +57,24 @@ import TollgateTesting
             let event = try JSONCodec.parse(Array(shown.output.utf8))
             #expect(event["source"] == "upload" && event["type"] == "token_consumption", "\(shown.output)")
             #expect(event["context"]?["inputTokens"] == 900 && event["context"]?["model"] == "m1")
+
+            // An operator's pipeline uploads an agent's usage with --agent (scope events:write).
+            let pipeline = try await op.call("operators.issue", ["name": "pipeline", "scopes": ["events:write"]])
+            let operatorFile = directory.appendingPathComponent("operator.jsonl")
+            try (0..<3).map {
+                #"{"eventId":"op\#($0)","type":"tool_invocation","tool":"search","occurredAt":"\#(now)"}"#
+            }
+            .joined(separator: "\n").write(to: operatorFile, atomically: true, encoding: .utf8)
+            let asOperator = ["TOLLGATE_TOKEN": pipeline["token"]!.stringValue!, "TOLLGATE_ADDRESS": server.address]
+            let withoutAgent = try await run(
+                Products.path("tollgate"), ["events", "upload", operatorFile.path], environment: asOperator)
+            #expect(withoutAgent.status == 1 && withoutAgent.error.contains("agentId"), "\(withoutAgent.error)")
+            let sent = try await run(
+                Products.path("tollgate"), ["events", "upload", operatorFile.path, "--agent", world.agentId, "--json"],
+                environment: asOperator)
+            #expect(try JSONCodec.parse(Array(sent.output.utf8))["accepted"] == 3, "\(sent.output) \(sent.error)")
+            #expect(
+                try await op.call("usage.summary")["total"]?["calls"] == 1201, "1198 and 3: a token event is no call")
         }
     }
 
