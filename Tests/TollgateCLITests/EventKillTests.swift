@@ -35,7 +35,12 @@ import TollgateTesting
     @Test(arguments: backends)
     func aServerKilledMidBatch_hasEachEventOnce_whenTheBatchesAreSentAgain(storageURL: String) async throws {
         let directory = try temporaryDirectory()
-        let environment = ["TOLLGATE_STORAGE_URL": storageURL, "TOLLGATE_ADMIN_TOKEN": "process-test-root-token"]
+        // PostgreSQL gets a minute per request, as test servers do: 6,000 events land on a database the whole suite
+        // shares on two cores, and a slow commit there is not a lost one.
+        let environment = [
+            "TOLLGATE_STORAGE_URL": storageURL, "TOLLGATE_ADMIN_TOKEN": "process-test-root-token",
+            "TOLLGATE_LIMITS_STORAGE_TIMEOUT_MS": "60000",
+        ]
         var server = try await ServerProcess.start(directory: directory, environment: environment)
         let setup = try await ServerProcessTests().setUpAgent(address: server.address, tenant: "kill-\(UUID())")
         let agent = try await TollgateConnection.connect(address: server.address)
