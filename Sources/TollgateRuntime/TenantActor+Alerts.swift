@@ -29,7 +29,7 @@ extension TenantActor {
                     "storing an alert failed",
                     metadata: ["tenant": "\(tenantId)", "kind": "\(alert.kind.rawValue)", "error": "\(error)"])
             }
-            hub.push(tenantId: tenantId, kind: alert.kind.rawValue, params: body)
+            hub.push(tenantId: tenantId, kind: alert.kind.rawValue, params: body, at: at)
         }
     }
 

@@ -46,7 +46,9 @@ extension TenantActor {
                 "revoking an operator credential")
             switch written {
             case .replay(let replay): return Answer(replay: replay)
-            case .written: directory.revokeOperator(id, at: at)
+            case .written:
+                directory.revokeOperator(id, at: at)
+                services.alerts.credentialEnds(tenantId: tenantId, credentialId: id, at: at)
             case .unchanged:
                 // Revoked already: the same answer, stored for the key all the same.
                 guard call != nil else { break }
@@ -71,6 +73,7 @@ extension TenantActor {
             .revokeOperatorCredential(tenantId: tenantId, credentialId: id, at: endsAt),
             "ending a rotated operator credential")
         directory.revokeOperator(id, at: endsAt)
+        services.alerts.credentialEnds(tenantId: tenantId, credentialId: id, at: endsAt)
         issued.replaced = (id, directory.operatorCredential(id)?.revokedAt ?? endsAt)
         return issued
     }

@@ -12,8 +12,19 @@ enum AlertMethods {
             guard let send = op.request.connection.notify.withLock({ $0 }) else {
                 throw TollgateError.unavailable("this connection is closing")
             }
+            // A tenant operator's subscription ends with its credential (`AlertHub.credentialEnds`); root's does not.
+            var credential: OperatorCredential?
+            if case .tenantOperator(_, let credentialId, _)? = op.request.connection.currentPrincipal {
+                credential = try await op.tenant.usableOperator(credentialId)
+            }
             let id = op.request.supervisor.services.alerts.subscribe(
-                tenantId: op.tenant.tenantId, kinds: Set(kinds), send: send)
+                tenantId: op.tenant.tenantId, kinds: Set(kinds), credentialId: credential?.id,
+                endsAt: [credential?.expiresAt, credential?.revokedAt].compactMap { $0 }.min(), send: send)
+            // Revoked between the look-up and the subscription? Then `credentialEnds` found nothing to end.
+            if let credential, (try? await op.tenant.usableOperator(credential.id)) == nil {
+                op.request.supervisor.services.alerts.unsubscribe(id)
+                throw TollgateError.unauthenticated("credential expired or revoked")
+            }
             op.request.connection.alertSubscriptions.withLock { $0.append(id) }
             return JSONValue.object(["subscribed": .array(kinds.sorted().map(JSONValue.string))])
         }

@@ -185,4 +185,38 @@ import TollgateTesting
             #expect(after.first { $0["credentialId"]?.stringValue == world.credentialId }?["lastUsedAt"] != nil)
         }
     }
+
+    /// An alert push is not a request: a revoked operator's open subscription stops receiving at once, and a
+    /// rotated one's when its overlap ends, while other subscribers go on.
+    @Test func aRevokedOrRotatedOperatorsSubscription_receivesNothingMore() async throws {
+        let clock = ManualClock(Timestamp.parse("2026-12-02T09:00:00Z")!)
+        try await TestServer.with(clock: clock) { server in
+            let world = try await Fixture.make(on: server)
+            let op = try await server.connect(token: world.operatorToken)
+            var watchers: [(id: JSONValue, inbox: AlertInbox)] = []
+            for name in ["revoked", "rotated", "kept"] {
+                let issued = try await op.call("operators.issue", ["name": .string(name), "scopes": ["alerts:read"]])
+                let connection = try await server.connect(token: issued["token"]!.stringValue!)
+                let inbox = AlertInbox(connection)
+                _ = try await connection.call("alerts.subscribe", ["kinds": ["session_closed"]])
+                watchers.append((issued["credentialId"]!, inbox))
+            }
+            let agent = try await server.connect(token: world.agentToken)
+            func closeASession(_ id: String) async throws {
+                _ = try await agent.call("session.open", ["sessionId": .string(id)])
+                _ = try await agent.call("session.close", ["sessionId": .string(id)])
+            }
+            _ = try await op.call("operators.revoke", ["credentialId": watchers[0].id])
+            _ = try await op.call("operators.rotate", ["credentialId": watchers[1].id, "overlapSeconds": 60])
+            try await closeASession("s-1")
+            _ = try await watchers[2].inbox.next("session_closed")
+            _ = try await watchers[1].inbox.next("session_closed")
+            clock.advance(seconds: 60)
+            try await closeASession("s-2")
+            _ = try await watchers[2].inbox.next("session_closed")
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(watchers[0].inbox.all.isEmpty, "revoked: nothing after the revocation")
+            #expect(watchers[1].inbox.all.isEmpty, "rotated: nothing once its overlap ended")
+        }
+    }
 }
