@@ -23,15 +23,18 @@ public struct CapLedger: Sendable {
         guard !parents.isEmpty, path.contains(where: { $0.scope == .credential && parents[$0.id] != nil }) else {
             return path
         }
+        return path.flatMap { target in
+            target.scope == .credential ? [target] + ancestors(of: target.id) : [target]
+        }
+    }
+
+    /// The credential scopes `child` was delegated from, nearest first.
+    func ancestors(of child: String) -> [ScopeRef] {
         var result: [ScopeRef] = []
-        for target in path {
-            result.append(target)
-            guard target.scope == .credential else { continue }
-            var id = target.id
-            while let parent = parents[id] {
-                result.append(ScopeRef(.credential, parent))
-                id = parent
-            }
+        var id = child
+        while let parent = parents[id] {
+            result.append(ScopeRef(.credential, parent))
+            id = parent
         }
         return result
     }
@@ -39,12 +42,9 @@ public struct CapLedger: Sendable {
     /// Adds a delegated credential's lifetime spend, loaded from storage, to the credentials above it (their own
     /// rows count only their own charges). Credential scopes carry lifetime caps only.
     public mutating func loadDelegated(_ lifetime: Money, of child: String) {
-        var id = child
-        while let parent = parents[id] {
-            let target = ScopeRef(.credential, parent)
+        for target in ancestors(of: child) {
             spend[target, default: ScopeSpend()].lifetime = Money(
                 nanos: (spend[target]?.lifetime.nanos ?? 0) &+ lifetime.nanos)
-            id = parent
         }
     }
 

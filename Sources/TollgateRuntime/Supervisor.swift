@@ -29,10 +29,12 @@ public actor Supervisor {
         self.configuration = configuration
     }
 
-    /// Resolves a bearer token to a principal. Every failure says the same thing, so a caller learns nothing
-    /// about which tokens exist.
+    /// What every failure to authenticate says, so a caller learns nothing about which tokens exist.
+    static let denied = TollgateError.unauthenticated("invalid, expired or revoked token")
+
+    /// Resolves a bearer token to a principal.
     public func authenticate(_ token: String) async throws(TollgateError) -> Principal {
-        let denied = TollgateError.unauthenticated("invalid, expired or revoked token")
+        let denied = Self.denied
         let hash = Secrets.hash(token)
         if Secrets.equal(hash, rootTokenHash) { return .root }
         if token.hasPrefix(Secrets.operatorTokenPrefix) {
@@ -61,17 +63,7 @@ public actor Supervisor {
                 claims = CreditToken.verified(token, keys: ring.verifying(at: now), at: now)
             }
             guard let claims else { throw denied }
-            let tenant: TenantActor
-            let credential: Credential
-            do {
-                tenant = try await self.tenant(claims.tenantId)
-                credential = try await tenant.usableCredential(claims.credentialId)
-            } catch { throw denied }
-            guard credential.agentId == claims.agentId else { throw denied }
-            await tenant.noteUse(credential.id)
-            return .agent(
-                tenantId: credential.tenantId, agentId: credential.agentId, credentialId: credential.id,
-                scopes: credential.scopes)
+            return try await agent(claims.credentialId, of: claims.tenantId, for: claims.agentId)
         }
         if token.hasPrefix(Secrets.agentTokenPrefix) {
             guard
@@ -81,16 +73,27 @@ public actor Supervisor {
                         try await services.store.credential(tokenHash: hash)
                     })
             else { throw denied }
-            // The tenant actor's copy is authoritative: it sees revocations made since the row was read.
-            let tenant = try await tenant(stored.tenantId)
-            let credential: Credential
-            do { credential = try await tenant.usableCredential(stored.id) } catch { throw denied }
-            await tenant.noteUse(credential.id)
-            return .agent(
-                tenantId: credential.tenantId, agentId: credential.agentId, credentialId: credential.id,
-                scopes: credential.scopes)
+            return try await agent(stored.id, of: stored.tenantId)
         }
         throw denied
+    }
+
+    /// The agent principal of a credential found by its token (of `agentId`, when the token says so). The tenant
+    /// actor's copy is authoritative: it sees revocations made since storage was read.
+    private func agent(_ credentialId: String, of tenantId: String, for agentId: String? = nil)
+        async throws(TollgateError) -> Principal
+    {
+        let credential: Credential
+        let tenant: TenantActor
+        do {
+            tenant = try await self.tenant(tenantId)
+            credential = try await tenant.usableCredential(credentialId)
+        } catch { throw Self.denied }
+        guard agentId == nil || credential.agentId == agentId else { throw Self.denied }
+        await tenant.noteUse(credential.id)
+        return .agent(
+            tenantId: credential.tenantId, agentId: credential.agentId, credentialId: credential.id,
+            scopes: credential.scopes)
     }
 
     /// The client-credentials exchange: an agent's client id and secret for a short-lived `AGT-` token.

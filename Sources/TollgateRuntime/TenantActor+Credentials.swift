@@ -40,22 +40,10 @@ extension TenantActor {
         try await keyed(call) { () async throws(TollgateError) in
             guard directory.operatorCredential(id) != nil else { throw .notFound("no operator credential \(id)") }
             let at = now
-            let answer = Answer(CredentialRevoked())
-            let written = try await write(
-                .revokeOperatorCredential(tenantId: tenantId, credentialId: id, at: at), answering: answer, for: call,
-                "revoking an operator credential")
-            switch written {
-            case .replay(let replay): return Answer(replay: replay)
-            case .written:
-                directory.revokeOperator(id, at: at)
-                services.alerts.credentialEnds(tenantId: tenantId, credentialId: id, at: at)
-            case .unchanged:
-                // Revoked already: the same answer, stored for the key all the same.
-                guard call != nil else { break }
-                return try await write(.answerOnly, answering: answer, for: call, "revoking an operator credential")
-                    .answer(answer)
-            }
-            return answer
+            return try await revoke(
+                .revokeOperatorCredential(tenantId: tenantId, credentialId: id, at: at), for: call,
+                "revoking an operator credential"
+            ) { $0.ended(id, at: at) }
         }
     }
 
@@ -72,10 +60,15 @@ extension TenantActor {
         try await write(
             .revokeOperatorCredential(tenantId: tenantId, credentialId: id, at: endsAt),
             "ending a rotated operator credential")
-        directory.revokeOperator(id, at: endsAt)
-        services.alerts.credentialEnds(tenantId: tenantId, credentialId: id, at: endsAt)
+        ended(id, at: endsAt)
         issued.replaced = (id, directory.operatorCredential(id)?.revokedAt ?? endsAt)
         return issued
+    }
+
+    /// An operator credential ends at `at`, in memory and for its alert subscriptions.
+    private func ended(_ id: String, at: Date) {
+        directory.revokeOperator(id, at: at)
+        services.alerts.credentialEnds(tenantId: tenantId, credentialId: id, at: at)
     }
 
     /// The operator credential if it still works; `UNAUTHENTICATED` otherwise.
@@ -133,7 +126,8 @@ extension TenantActor {
     private func newOperator(name: String, scopes: [String], ttlSeconds: Int64?) throws(TollgateError)
         -> OperatorCredential
     {
-        guard !name.isEmpty, name.utf8.count <= 200 else { throw .validation(field: "name", rule: "1 to 200 bytes") }
+        // Its longest length is the wire's to check (`HierarchyMethods.nameBytesMax`), as for every name.
+        guard !name.isEmpty else { throw .validation(field: "name", rule: "not empty") }
         guard !scopes.isEmpty else { throw .validation(field: "scopes", rule: "at least one scope") }
         for (index, scope) in scopes.enumerated() where !OperatorScope.every.contains(scope) {
             throw .validation(

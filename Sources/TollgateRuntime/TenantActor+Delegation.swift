@@ -34,9 +34,7 @@ extension TenantActor {
                 )
             }
         }
-        if let label, label.isEmpty || label.utf8.count > 200 {
-            throw .validation(field: "label", rule: "1 to 200 bytes")
-        }
+        if label?.isEmpty == true { throw .validation(field: "label", rule: "not empty") }
         return try await store(
             Credential(
                 id: Identifiers.make(.credential), tenantId: tenantId, agentId: parent.agentId,

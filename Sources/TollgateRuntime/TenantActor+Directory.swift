@@ -112,21 +112,27 @@ extension TenantActor {
                 throw .notFound("no credential \(credentialId) in this tenant")
             }
             let at = now
-            let answer = Answer(CredentialRevoked())
-            let written = try await write(
-                .revokeCredential(tenantId: tenantId, credentialId: credentialId, at: at), answering: answer,
-                for: call, "revoking a credential")
-            switch written {
-            case .replay(let replay): return Answer(replay: replay)
-            case .written: directory.revoke(credentialId, at: at)
-            case .unchanged:
-                // Revoked already: the same answer, stored for the key all the same.
-                guard call != nil else { break }
-                return try await write(.answerOnly, answering: answer, for: call, "revoking a credential")
-                    .answer(answer)
-            }
-            return answer
+            return try await revoke(
+                .revokeCredential(tenantId: tenantId, credentialId: credentialId, at: at), for: call,
+                "revoking a credential"
+            ) { $0.directory.revoke(credentialId, at: at) }
         }
+    }
+
+    /// Writes a revocation with its answer under `call`'s key, and on success `revoked` updates memory. One
+    /// revoked already answers the same (stored for the key all the same), and a taken key replays.
+    func revoke(
+        _ change: TenantWrite, for call: KeyedCall?, _ what: String, revoked: (isolated TenantActor) -> Void
+    ) async throws(TollgateError) -> Answer<CredentialRevoked> {
+        let answer = Answer(CredentialRevoked())
+        switch try await write(change, answering: answer, for: call, what) {
+        case .replay(let replay): return Answer(replay: replay)
+        case .written: revoked(self)
+        case .unchanged:
+            guard call != nil else { break }
+            return try await write(.answerOnly, answering: answer, for: call, what).answer(answer)
+        }
+        return answer
     }
 
     /// Validates a plan document completely and stores it as the next version of its name.

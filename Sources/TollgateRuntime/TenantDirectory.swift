@@ -119,9 +119,6 @@ struct TenantDirectory {
         return credential
     }
 
-    /// The credentials with a spend limit, which is enforced as a cap (`credentialCap`).
-    var limitedCredentials: [Credential] { credentials.values.filter { $0.spendLimit != nil } }
-
     /// The credential if it is still usable at `now`. Checked on every agent request, so a revocation or an
     /// expiry takes effect at the very next request of an open connection.
     func usableCredential(_ id: String, at now: Date) throws(TollgateError) -> Credential {
@@ -138,6 +135,9 @@ struct TenantDirectory {
         }
         return credential
     }
+
+    /// The credentials with a spend limit, which is enforced as a cap (`credentialCap`).
+    var limitedCredentials: [Credential] { credentials.values.filter { $0.spendLimit != nil } }
 
     /// The credentials delegated from `id`, directly.
     func children(of id: String) -> [Credential] { credentials.values.filter { $0.parentId == id } }
@@ -313,7 +313,7 @@ struct TenantDirectory {
         var line = [credentialId]
         while let id = line.popLast() {
             if credentials[id]?.revokedAt == nil { credentials[id]?.revokedAt = date }
-            line += credentials.values.filter { $0.parentId == id }.map(\.id)
+            line += children(of: id).map(\.id)
         }
     }
 

@@ -13,10 +13,7 @@ enum AlertMethods {
                 throw TollgateError.unavailable("this connection is closing")
             }
             // A tenant operator's subscription ends with its credential (`AlertHub.credentialEnds`); root's does not.
-            var credential: OperatorCredential?
-            if case .tenantOperator(_, let credentialId, _)? = op.request.connection.currentPrincipal {
-                credential = try await op.tenant.usableOperator(credentialId)
-            }
+            let credential = op.credential
             let id = op.request.supervisor.services.alerts.subscribe(
                 tenantId: op.tenant.tenantId, kinds: Set(kinds), credentialId: credential?.id,
                 endsAt: [credential?.expiresAt, credential?.revokedAt].compactMap { $0 }.min(), send: send)

@@ -24,16 +24,12 @@ enum EventMethods {
             var defaultSessionId = request.connection.defaultSessionId
             switch caller {
             case .agent(let agent): sender = .agent(credentialId: agent.credentialId)
-            case .tenantOperator:
+            case .tenantOperator(let op):
                 // An operator sends an agent's usage: whose it is, the batch says.
                 guard let agentId = try params.optionalString("agentId") else {
                     throw WireError.invalidParams(field: "agentId", expected: "the agent whose usage these events are")
                 }
-                var recordedBy = "root"
-                if case .tenantOperator(_, let credentialId, _)? = request.connection.currentPrincipal {
-                    recordedBy = credentialId
-                }
-                sender = .operatorFor(agentId: agentId, credentialId: recordedBy)
+                sender = .operatorFor(agentId: agentId, credentialId: op.credential?.id ?? "root")
                 // A session is one agent's: each agent an operator sends for gets its own default session.
                 defaultSessionId += "-" + agentId
             }

@@ -24,6 +24,8 @@ public struct ServerInfo: Sendable {
 /// An operator acting in one tenant: a tenant operator in its own, or root in the one it named (`tenantId`).
 struct OperatorCaller: Sendable {
     let tenant: TenantActor
+    /// The tenant operator's credential, as its tenant's actor has it this request; nil for root.
+    let credential: OperatorCredential?
     let request: RequestContext
 }
 

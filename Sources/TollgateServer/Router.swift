@@ -159,15 +159,17 @@ struct Router: Sendable {
             guard let named else {
                 throw WireError.invalidParams(field: "tenantId", expected: "a string (root must name the tenant)")
             }
-            return OperatorCaller(tenant: try await context.supervisor.tenant(named), request: context)
+            return OperatorCaller(
+                tenant: try await context.supervisor.tenant(named), credential: nil, request: context)
         case .tenantOperator(let tenantId, let credentialId, _)?:
             if let named, named != tenantId { throw TollgateError.forbidden("operators act only in their own tenant") }
             let tenant = try await context.supervisor.tenant(tenantId)
-            guard try await tenant.usableOperator(credentialId).allows(anyOf: scopes) else {
+            let credential = try await tenant.usableOperator(credentialId)
+            guard credential.allows(anyOf: scopes) else {
                 throw TollgateError.forbidden(
                     "\(method.rawValue) needs scope \(Self.spell(scopes + [OperatorScope.all]))")
             }
-            return OperatorCaller(tenant: tenant, request: context)
+            return OperatorCaller(tenant: tenant, credential: credential, request: context)
         default:
             throw TollgateError.forbidden("operator methods need an operator token")
         }

@@ -195,17 +195,12 @@ public actor InMemoryStore: TollgateStore {
             caps[cap.id] = cap
         case .revokeCredential(let tenantId, let credentialId, let at):
             // The credential and every one delegated from it, at any depth.
-            var line: Set<String> = [credentialId]
-            var grew = true
-            while grew {
-                let children = credentials.values.filter {
-                    $0.credential.tenantId == tenantId && $0.credential.parentId.map(line.contains) == true
-                }.map(\.credential.id)
-                grew = !line.isSuperset(of: children)
-                line.formUnion(children)
-            }
-            let ending = line.filter {
-                credentials[$0]?.credential.tenantId == tenantId && credentials[$0]?.credential.revokedAt == nil
+            var line = [credentialId]
+            var ending: [String] = []
+            while let id = line.popLast() {
+                guard let entry = credentials[id], entry.credential.tenantId == tenantId else { continue }
+                if entry.credential.revokedAt == nil { ending.append(id) }
+                line += credentials.values.filter { $0.credential.parentId == id }.map(\.credential.id)
             }
             guard !ending.isEmpty else { return false }
             for id in ending { credentials[id]!.credential.revokedAt = at }

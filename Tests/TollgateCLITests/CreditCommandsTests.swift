@@ -15,22 +15,8 @@ import TollgateTesting
             let op = try await root.call("tenants.create", ["name": "Acme"])["operatorToken"]!.stringValue!
             let tollgate = TollgateCommand(address: server.address, token: op)
             func value(_ arguments: [String]) async throws -> String { try await tollgate.value(arguments) }
-            let customer = try await value([
-                "customers", "create", "Prepaid Ltd", "--block-at-zero-credit", "--tax-rate", "0.1", "--get",
-                "customerId",
-            ])
-            let operatorConnection = try await server.connect(token: op)
-            let planId = try await operatorConnection.call("plans.put", Fixture.searchPlan)["planId"]!.stringValue!
-            let subscription = try await value([
-                "subscriptions", "create", "--customer", customer, "--plan", planId, "--period", "day",
-                "--get", "subscriptionId",
-            ])
-            let team = try await operatorConnection.call(
-                "teams.create", ["customerId": .string(customer), "name": "t"])["teamId"]!
-            let agentId = try await operatorConnection.call("agents.create", ["teamId": team, "name": "a"])["agentId"]!
-            let token = try await operatorConnection.call(
-                "credentials.issue", ["agentId": agentId, "scopes": ["meter:write"], "ttlSeconds": 864_000])["token"]!
-            let agent = try await server.connect(token: token.stringValue!)
+            let (customer, subscription, agent) = try await dailyCustomer(
+                on: server, tollgate, ["Prepaid Ltd", "--block-at-zero-credit", "--tax-rate", "0.1"])
 
             let grantId = try await value([
                 "credits", "grant", customer, "0.5", "--kind", "prepaid", "--description", "starter pack",

@@ -15,21 +15,8 @@ import TollgateTesting
             let op = tenant["operatorToken"]!.stringValue!
             let tollgate = TollgateCommand(address: server.address, token: op)
             func value(_ arguments: [String]) async throws -> String { try await tollgate.value(arguments) }
-            let customer = try await value([
-                "customers", "create", "Kiwi & Co <Ltd>", "--time-zone", "UTC", "--get", "customerId",
-            ])
-            let operatorConnection = try await server.connect(token: op)
-            let planId = try await operatorConnection.call("plans.put", Fixture.searchPlan)["planId"]!.stringValue!
-            let subscription = try await value([
-                "subscriptions", "create", "--customer", customer, "--plan", planId, "--period", "day",
-                "--get", "subscriptionId",
-            ])
-            let team = try await operatorConnection.call(
-                "teams.create", ["customerId": .string(customer), "name": "t"])["teamId"]!
-            let agentId = try await operatorConnection.call("agents.create", ["teamId": team, "name": "a"])["agentId"]!
-            let token = try await operatorConnection.call(
-                "credentials.issue", ["agentId": agentId, "scopes": ["meter:write"], "ttlSeconds": 864_000])["token"]!
-            let agent = try await server.connect(token: token.stringValue!)
+            let (customer, subscription, agent) = try await dailyCustomer(
+                on: server, tollgate, ["Kiwi & Co <Ltd>", "--time-zone", "UTC"])
             for call in 0..<3 {
                 _ = try await agent.call("meter.verify", ["tool": "transform", "idempotencyKey": .string("t\(call)")])
             }

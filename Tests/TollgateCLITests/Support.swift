@@ -228,3 +228,22 @@ struct TollgateCommand: Sendable {
         try await self(arguments).output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
+
+/// A customer made with `tollgate customers create ARGUMENTS`, subscribed to `Fixture.searchPlan` by day with
+/// `tollgate subscriptions create`, and one agent of it, connected: where the billing commands' tests start.
+func dailyCustomer(on server: TestServer, _ tollgate: TollgateCommand, _ arguments: [String]) async throws
+    -> (customer: String, subscription: String, agent: TollgateConnection)
+{
+    let customer = try await tollgate.value(["customers", "create"] + arguments + ["--get", "customerId"])
+    let op = try await server.connect(token: tollgate.token)
+    let planId = try await op.call("plans.put", Fixture.searchPlan)["planId"]!.stringValue!
+    let subscription = try await tollgate.value([
+        "subscriptions", "create", "--customer", customer, "--plan", planId, "--period", "day", "--get",
+        "subscriptionId",
+    ])
+    let team = try await op.call("teams.create", ["customerId": .string(customer), "name": "t"])["teamId"]!
+    let agentId = try await op.call("agents.create", ["teamId": team, "name": "a"])["agentId"]!
+    let token = try await op.call(
+        "credentials.issue", ["agentId": agentId, "scopes": ["meter:write"], "ttlSeconds": 864_000])["token"]!
+    return (customer, subscription, try await server.connect(token: token.stringValue!))
+}

@@ -4,7 +4,7 @@ import TollgateJSON
 
 /// An operator credential and its token (`operators.issue`, `operators.rotate`, `tenants.create`'s first): the
 /// token is shown this once and never stored.
-public struct OperatorIssued: JSONRepresentable, Equatable {
+public struct OperatorIssued: JSONRepresentable {
     public var credential: OperatorCredential
     public var token: String
     /// For a rotation: the credential it replaces, and when that one stops working.
@@ -18,11 +18,6 @@ public struct OperatorIssued: JSONRepresentable, Equatable {
             fields["replacedEndsAt"] = .string(Timestamp.format(replaced.endsAt))
         }
         return .object(fields)
-    }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.credential == rhs.credential && lhs.token == rhs.token && lhs.replaced?.id == rhs.replaced?.id
-            && lhs.replaced?.endsAt == rhs.replaced?.endsAt
     }
 }
 
@@ -95,7 +90,7 @@ public struct AgentList: JSONRepresentable {
 }
 
 /// A new client secret for an agent (`credentials.rotate`), shown this once.
-public struct ClientSecretRotated: JSONRepresentable, Equatable {
+public struct ClientSecretRotated: JSONRepresentable {
     public var agent: Agent
     public var clientSecret: String
     /// Until when the secret before it still works; nil when it stopped at once.
